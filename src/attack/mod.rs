@@ -1,0 +1,58 @@
+//! L∞ attacks: FGSM and PGD with a choice of loss, start and result selection.
+//!
+//! Every attack returns points inside the ε-ball around the input, intersected with [0, 1].
+//! Attacks work on anything that maps images to logits ([`Classifier`]); the caller decides
+//! the model's batch-norm mode by passing an [`eval_view`] or a [`train_view`] of the model.
+
+mod gradient;
+mod pgd;
+mod project;
+
+pub use gradient::{AttackLoss, Target, input_gradient};
+pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd};
+pub use project::{max_linf_distance, project};
+
+use crate::zoo::Model;
+use burn::prelude::*;
+
+/// Anything that maps a batch of images to logits.
+pub trait Classifier {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+impl Classifier for Model {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}
+
+/// The model as evaluation attacks (and RSLAD's and TRADES's training attacks) see it: batch
+/// norm on running statistics, no parameter gradients, input gradients still flow.
+///
+/// `valid()` also folds the latest running-statistics update into the shared state, so the
+/// view uses the statistics as they are after the last training batch.
+pub fn eval_view(model: &Model) -> Model {
+    model.valid()
+}
+
+/// The model as ARD's and IAD's training attacks see it: batch norm in training mode (batch
+/// statistics, running statistics updated, as PyTorch's `model.train()`), but no parameter
+/// gradients.
+pub fn train_view(model: &Model) -> Model {
+    model.clone().no_grad()
+}
+
+/// Which batch-norm mode an attack runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BnMode {
+    Eval,
+    Train,
+}
+
+/// The model in the given batch-norm mode, for an attack.
+pub fn view(model: &Model, mode: BnMode) -> Model {
+    match mode {
+        BnMode::Eval => eval_view(model),
+        BnMode::Train => train_view(model),
+    }
+}

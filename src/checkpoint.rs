@@ -1,0 +1,341 @@
+//! Checkpoints: weights in safetensors plus a RON card beside them that says what they are.
+//!
+//! `runs/x.safetensors` holds the tensors, named by their module path (`conv1.weight`,
+//! `bn1.running_mean`, ...); `runs/x.ron` holds the card: architecture and shapes, dataset,
+//! training configuration, metrics, seed, and the SHA-256 of the weights file. Loading checks
+//! the card against the weights and against what the caller asked for, and says exactly what
+//! differs.
+
+use crate::error::CheckpointError;
+use crate::train::{EpochMetrics, TrainConfig};
+use crate::zoo::{Arch, Model, ModelSpec};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Version of the card format; bumped when a field changes meaning.
+pub const CARD_FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointCard {
+    pub format: u32,
+    pub spec: ModelSpec,
+    pub parameters: usize,
+    /// File name of the weights, relative to the card.
+    pub weights: String,
+    pub weights_sha256: String,
+    pub dataset: String,
+    pub training: Option<TrainConfig>,
+    pub metrics: Vec<EpochMetrics>,
+    pub seed: u64,
+    pub backend: String,
+    pub created_by: String,
+}
+
+/// The two files of a checkpoint, from either of their paths or their common stem.
+pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
+    let stem = match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") | Some("ron") => path.with_extension(""),
+        _ => path.to_path_buf(),
+    };
+    (
+        stem.with_extension("safetensors"),
+        stem.with_extension("ron"),
+    )
+}
+
+/// What a caller knows about the model when saving it.
+pub struct SaveInfo<'a> {
+    pub dataset: &'a str,
+    pub training: Option<&'a TrainConfig>,
+    pub metrics: &'a [EpochMetrics],
+    pub seed: u64,
+}
+
+/// Writes `<stem>.safetensors` and `<stem>.ron`. Each file is written to a temporary name
+/// and renamed, so a failed save (a full disk) never leaves a half-written checkpoint.
+pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, CheckpointError> {
+    let (weights_path, card_path) = paths(path);
+    if let Some(parent) = weights_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| CheckpointError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let bytes = weights_to_safetensors(model).map_err(|reason| CheckpointError::Corrupt {
+        path: weights_path.clone(),
+        reason,
+    })?;
+    let card = CheckpointCard {
+        format: CARD_FORMAT,
+        spec: model.spec(),
+        parameters: model.parameter_count(),
+        weights: file_name(&weights_path),
+        weights_sha256: sha256_hex(&bytes),
+        dataset: info.dataset.to_string(),
+        training: info.training.cloned(),
+        metrics: info.metrics.to_vec(),
+        seed: info.seed,
+        backend: crate::device::backend_name().to_string(),
+        created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
+    };
+    let card_text = ron::ser::to_string_pretty(&card, ron::ser::PrettyConfig::default())
+        .map_err(|e| CheckpointError::Corrupt {
+            path: card_path.clone(),
+            reason: e.to_string(),
+        })?;
+    write_atomically(&weights_path, &bytes)?;
+    write_atomically(&card_path, card_text.as_bytes())?;
+    Ok(weights_path)
+}
+
+/// Loads a checkpoint onto `device`. With `expected`, the card must describe that architecture.
+pub fn load(
+    path: &Path,
+    expected: Option<Arch>,
+    device: &Device,
+) -> Result<(Model, CheckpointCard), CheckpointError> {
+    let (weights_path, card_path) = paths(path);
+    let card_text = read(&card_path)?;
+    let card_text = String::from_utf8(card_text).map_err(|_| CheckpointError::Corrupt {
+        path: card_path.clone(),
+        reason: "the card is not UTF-8 text".into(),
+    })?;
+    let card: CheckpointCard = ron::from_str(&card_text).map_err(|e| CheckpointError::Corrupt {
+        path: card_path.clone(),
+        reason: format!("the card is not a valid RON checkpoint card: {e}"),
+    })?;
+    let mismatch = |differences: String| CheckpointError::Mismatch {
+        path: card_path.clone(),
+        differences,
+    };
+    if card.format != CARD_FORMAT {
+        return Err(mismatch(format!(
+            "card format {} (this program reads format {CARD_FORMAT})",
+            card.format
+        )));
+    }
+    if let Some(arch) = expected.filter(|&arch| arch != card.spec.arch) {
+        return Err(mismatch(format!(
+            "the card describes a {} but a {} was requested",
+            card.spec.arch, arch
+        )));
+    }
+
+    let bytes = read(&weights_path)?;
+    let digest = sha256_hex(&bytes);
+    if digest != card.weights_sha256 {
+        return Err(mismatch(format!(
+            "the weights file {} has SHA-256 {digest}, the card records {}: \
+             the weights were changed or belong to another card",
+            weights_path.display(),
+            card.weights_sha256
+        )));
+    }
+    let tensors = read_safetensors(&bytes).map_err(|reason| CheckpointError::Corrupt {
+        path: weights_path.clone(),
+        reason,
+    })?;
+    let model = Model::build_uninitialized(card.spec, device).map_err(|e| {
+        mismatch(format!("the card's model cannot be built: {e}"))
+    })?;
+    let model = apply_tensors(model, tensors).map_err(mismatch)?;
+    if model.parameter_count() != card.parameters {
+        return Err(mismatch(format!(
+            "the card records {} parameters, the model has {}",
+            card.parameters,
+            model.parameter_count()
+        )));
+    }
+    Ok((model, card))
+}
+
+/// Tensors by name: shape and values.
+type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every float tensor of the model (parameters and running statistics) by module path.
+pub fn named_tensors(model: &Model) -> NamedTensors {
+    let mut collector = Collector {
+        path: Vec::new(),
+        tensors: BTreeMap::new(),
+    };
+    model.valid().visit(&mut collector);
+    collector.tensors
+}
+
+fn weights_to_safetensors(model: &Model) -> Result<Vec<u8>, String> {
+    let tensors = named_tensors(model);
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, (shape, values))| {
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = raw
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    safetensors::serialize(views, &None).map_err(|e| e.to_string())
+}
+
+fn read_safetensors(bytes: &[u8]) -> Result<NamedTensors, String> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(format!("tensor {name} is {:?}, expected F32", view.dtype()));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(format!("tensor {name} contains NaN or infinite values"));
+        }
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(tensors)
+}
+
+/// Replaces every tensor of `model` by the one of the same name, or lists what does not fit.
+fn apply_tensors(model: Model, tensors: NamedTensors) -> Result<Model, String> {
+    let mut loader = Loader {
+        path: Vec::new(),
+        tensors,
+        used: Vec::new(),
+        problems: Vec::new(),
+    };
+    let model = model.map(&mut loader);
+    for name in loader.tensors.keys() {
+        if !loader.used.contains(name) {
+            loader.problems.push(format!("unexpected tensor {name}"));
+        }
+    }
+    if loader.problems.is_empty() {
+        Ok(model)
+    } else {
+        Err(loader.problems.join("; "))
+    }
+}
+
+fn path_name(path: &[String]) -> String {
+    path.join(".")
+}
+
+/// Module paths skip enum variant names: `conv1.weight`, not `SmallCnn.conv1.weight`.
+fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
+    if !container_type.starts_with("Enum:") {
+        path.push(name.to_string());
+    }
+}
+
+fn exit(path: &mut Vec<String>, container_type: &str) {
+    if !container_type.starts_with("Enum:") {
+        path.pop();
+    }
+}
+
+struct Collector {
+    path: Vec<String>,
+    tensors: NamedTensors,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        self.tensors.insert(
+            path_name(&self.path),
+            (shape, crate::tensor_util::to_vec(tensor)),
+        );
+    }
+}
+
+struct Loader {
+    path: Vec<String>,
+    tensors: NamedTensors,
+    used: Vec<String>,
+    problems: Vec<String>,
+}
+
+impl ModuleMapper for Loader {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = path_name(&self.path);
+        let expected = param.lazy_shape().dims::<D>().to_vec();
+        let Some((shape, values)) = self.tensors.get(&name) else {
+            self.problems.push(format!("missing tensor {name}"));
+            return param;
+        };
+        if *shape != expected {
+            self.problems.push(format!(
+                "tensor {name} has shape {shape:?}, the model needs {expected:?}"
+            ));
+            return param;
+        }
+        self.used.push(name);
+        let device = param.lazy_device();
+        let tensor = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
+        Param::initialized(param.id, tensor).set_require_grad(true)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let temporary = PathBuf::from(format!("{}.partial", path.display()));
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            io(e)
+        })
+}

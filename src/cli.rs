@@ -1,0 +1,495 @@
+//! The headless command line: `train`, `eval`, `zoo`, and the default demo.
+
+use crate::attack::BnMode;
+use crate::attack::{AttackLoss, PgdConfig, Selection, Start};
+use crate::checkpoint::{self, SaveInfo};
+use crate::data::{self, DataSource, Dataset, DatasetKind};
+use crate::device::{autodiff_device, compute_device};
+use crate::eval::{self, EvalAttack, RobustnessReport};
+use crate::progress::{Bars, Progress, Silent};
+use crate::train::{EpochMetrics, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use crate::zoo::{self, Arch, Model, ModelSpec};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rslad-tui",
+    version,
+    about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).",
+    long_about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).\n\n\
+        With no command, runs a short demo on the embedded MNIST subset: trains the tiny \
+        micro-cnn for one epoch and attacks it."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model from the zoo (Natural or SAT) and save a checkpoint.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint: clean, FGSM, PGD and CW∞ accuracy.
+    Eval(EvalArgs),
+    /// List the model zoo with parameter counts.
+    Zoo(ZooArgs),
+    /// The quick demo that runs when no command is given.
+    Demo(DataArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset: mnist, fashion, cifar10 or cifar100.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Where the data comes from: "embedded" (the MNIST subset inside the program) or a folder
+    /// laid out as scripts/fetch-data.sh writes it.
+    #[arg(long, default_value = "embedded")]
+    pub data: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodName {
+    Natural,
+    Sat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerName {
+    Sgd,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BnModeName {
+    Eval,
+    Train,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Architecture from the zoo (see `rslad-tui zoo`).
+    #[arg(long, default_value = "small-cnn")]
+    pub model: String,
+    /// Training method.
+    #[arg(long, value_enum, default_value = "natural")]
+    pub method: MethodName,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerName,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// SGD momentum (0 for plain SGD).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Comma-separated epochs at which the learning rate is multiplied by --gamma, e.g. 5,8.
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Vec<usize>,
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    /// Attack radius ε in L∞ (default: 0.3 MNIST, 0.1 Fashion-MNIST, 8/255 CIFAR).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// Step size of the training attack (default: 0.01 for MNIST-scale data, 2/255 for CIFAR).
+    #[arg(long)]
+    pub step_size: Option<f32>,
+    /// Steps of the training attack (default: 40 for MNIST-scale data, 10 for CIFAR).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Batch-norm mode of the model during the training attack.
+    #[arg(long, value_enum, default_value = "eval")]
+    pub attack_bn: BnModeName,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    pub train_n: Option<usize>,
+    /// Test images evaluated after each epoch.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_n: usize,
+    /// Steps of the PGD attack evaluated after each epoch (0: clean accuracy only).
+    #[arg(long, default_value_t = 20)]
+    pub eval_steps: usize,
+    /// Checkpoint path (without extension); default runs/<model>-<method>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttackName {
+    Fgsm,
+    Pgd,
+    Cw,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkpoint (its .safetensors or .ron file, or their common stem).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Require the checkpoint to be this architecture.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Attacks to run, comma separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fgsm,pgd,cw")]
+    pub attacks: Vec<AttackName>,
+    /// Attack radius ε in L∞ (default: the dataset's conventional ε).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// PGD and CW∞ steps (default 40 for MNIST-scale data, 20 for CIFAR).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// PGD and CW∞ step size (default 0.01 for MNIST-scale data, 2/255 for CIFAR).
+    #[arg(long)]
+    pub step_size: Option<f32>,
+    /// Evaluate the first N test images (default: all).
+    #[arg(long)]
+    pub n: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ZooArgs {
+    /// Number of classes the parameter counts are given for.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => demo(&DataArgs {
+            dataset: "mnist".into(),
+            data: "embedded".into(),
+        }),
+        Some(Command::Demo(args)) => demo(&args),
+        Some(Command::Train(args)) => train(&args).map(|_| ()),
+        Some(Command::Eval(args)) => evaluate(&args),
+        Some(Command::Zoo(args)) => list_zoo(&args),
+    }
+}
+
+fn load_data(args: &DataArgs) -> Result<Dataset> {
+    let kind = DatasetKind::from_name(&args.dataset)?;
+    let source = DataSource::parse(&args.data);
+    Ok(data::load(kind, &source)?)
+}
+
+/// Attack defaults that depend on the data scale (methods spec §1–2).
+struct AttackDefaults {
+    epsilon: f32,
+    step_size: f32,
+    train_steps: usize,
+    eval_steps: usize,
+}
+
+fn attack_defaults(kind: DatasetKind) -> AttackDefaults {
+    match kind {
+        DatasetKind::Mnist | DatasetKind::FashionMnist => AttackDefaults {
+            epsilon: kind.default_epsilon(),
+            step_size: 0.01,
+            train_steps: 40,
+            eval_steps: 40,
+        },
+        DatasetKind::Cifar10 | DatasetKind::Cifar100 => AttackDefaults {
+            epsilon: kind.default_epsilon(),
+            step_size: 2.0 / 255.0,
+            train_steps: 10,
+            eval_steps: 20,
+        },
+    }
+}
+
+fn check_epsilon(eps: f32) -> Result<f32> {
+    if !(0.0..=1.0).contains(&eps) || !eps.is_finite() {
+        bail!("--eps must be in [0, 1] (images are in [0, 1]); got {eps}");
+    }
+    Ok(eps)
+}
+
+fn check_step_size(step: f32) -> Result<f32> {
+    if !(step > 0.0 && step.is_finite()) {
+        bail!("--step-size must be positive; got {step}");
+    }
+    Ok(step)
+}
+
+/// Checks that the data fits the model, with a message that says how to fix it.
+fn check_fit(spec: &ModelSpec, data: &Dataset) -> Result<()> {
+    let set = &data.train;
+    if set.channels != spec.in_channels || set.height != spec.image_size {
+        bail!(
+            "{} takes {}x{}x{} images but {} has {}x{}x{}; pick a model made for this data \
+             (see `rslad-tui zoo`)",
+            spec.arch,
+            spec.in_channels,
+            spec.image_size,
+            spec.image_size,
+            data.kind.name(),
+            set.channels,
+            set.height,
+            set.width
+        );
+    }
+    if set.num_classes != spec.num_classes {
+        bail!(
+            "{} was built for {} classes but {} has {}",
+            spec.arch,
+            spec.num_classes,
+            data.kind.name(),
+            set.num_classes
+        );
+    }
+    Ok(())
+}
+
+pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
+    let arch = Arch::from_name(&args.model)?;
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if !(args.lr > 0.0 && args.lr.is_finite()) {
+        bail!("--lr must be positive; got {}", args.lr);
+    }
+    let data = load_data(&args.data)?;
+    let defaults = attack_defaults(data.kind);
+    let epsilon = check_epsilon(args.eps.unwrap_or(defaults.epsilon))?;
+    let step_size = check_step_size(args.step_size.unwrap_or(defaults.step_size))?;
+    let steps = args.steps.unwrap_or(defaults.train_steps);
+    let spec = ModelSpec::native(arch, data.kind.num_classes());
+    check_fit(&spec, &data)?;
+
+    let method = match args.method {
+        MethodName::Natural => Method::Natural,
+        MethodName::Sat => Method::Sat {
+            attack: PgdConfig {
+                epsilon,
+                step_size,
+                steps,
+                loss: AttackLoss::CrossEntropy,
+                start: Start::Uniform,
+                selection: Selection::Last,
+            },
+            bn_mode: match args.attack_bn {
+                BnModeName::Eval => BnMode::Eval,
+                BnModeName::Train => BnMode::Train,
+            },
+        },
+    };
+    let config = TrainConfig {
+        method,
+        optimizer: OptimizerConfig {
+            kind: match args.optimizer {
+                OptimizerName::Sgd => OptimizerKind::Sgd {
+                    momentum: args.momentum,
+                },
+                OptimizerName::Adam => OptimizerKind::Adam,
+            },
+            learning_rate: args.lr,
+            weight_decay: args.weight_decay,
+            milestones: args.milestones.clone(),
+            gamma: args.gamma,
+        },
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        train_n: args.train_n,
+        eval_n: args.eval_n,
+        eval_attack: (args.eval_steps > 0)
+            .then(|| EvalAttack::pgd(epsilon, args.eval_steps, step_size)),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", arch, config.method.name())));
+
+    let model = Model::build(spec, args.seed, &autodiff_device())?;
+    println!(
+        "training {} ({} parameters) with {} on {} ({} training images), ε = {epsilon}, seed {}",
+        arch,
+        model.parameter_count(),
+        config.method.name(),
+        data.origin,
+        args.train_n.unwrap_or(data.train.len()).min(data.train.len()),
+        args.seed
+    );
+    let started = Instant::now();
+    let mut trainer = Trainer::new(model, config);
+    let cancel = AtomicBool::new(false);
+    let bars = Bars::default();
+    for _ in 0..args.epochs {
+        let Some(metrics) = trainer.run_epoch(&data, &bars, &cancel) else {
+            break;
+        };
+        println!("{}", epoch_line(&metrics, args.epochs, trainer.config.eval_attack.as_ref()));
+    }
+    let path = checkpoint::save(
+        &trainer.model,
+        &out,
+        &SaveInfo {
+            dataset: data.kind.name(),
+            training: Some(&trainer.config),
+            metrics: &trainer.history,
+            seed: args.seed,
+        },
+    )?;
+    println!(
+        "done in {:.1} s; checkpoint {}",
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+    Ok((trainer.model, trainer.history))
+}
+
+fn epoch_line(m: &EpochMetrics, epochs: usize, attack: Option<&EvalAttack>) -> String {
+    let robust = match (m.test_robust_accuracy, attack) {
+        (Some(acc), Some(attack)) => format!("  {} {:6.2}%", attack.name, 100.0 * acc),
+        _ => String::new(),
+    };
+    format!(
+        "epoch {:>3}/{epochs}  lr {:<8.4}  loss {:.4}  train {:6.2}%  clean {:6.2}%{robust}  ({:.1} s)",
+        m.epoch,
+        m.learning_rate,
+        m.loss,
+        100.0 * m.train_accuracy,
+        100.0 * m.test_clean_accuracy,
+        m.seconds
+    )
+}
+
+fn evaluate(args: &EvalArgs) -> Result<()> {
+    let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
+    let (model, card) = checkpoint::load(&args.checkpoint, expected, &compute_device())
+        .with_context(|| "cannot load the checkpoint".to_string())?;
+    let data = load_data(&args.data)?;
+    check_fit(&card.spec, &data)?;
+    let defaults = attack_defaults(data.kind);
+    let epsilon = check_epsilon(args.eps.unwrap_or(defaults.epsilon))?;
+    let step_size = check_step_size(args.step_size.unwrap_or(defaults.step_size))?;
+    let steps = args.steps.unwrap_or(defaults.eval_steps);
+    let attacks: Vec<EvalAttack> = args
+        .attacks
+        .iter()
+        .map(|attack| match attack {
+            AttackName::Fgsm => EvalAttack::fgsm(epsilon),
+            AttackName::Pgd => EvalAttack::pgd(epsilon, steps, step_size),
+            AttackName::Cw => EvalAttack::cw(epsilon, steps, step_size),
+        })
+        .collect();
+    let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
+    let test = data.test.take(n);
+    let progress: Box<dyn Progress> = if args.json {
+        Box::new(Silent)
+    } else {
+        Box::new(Bars::default())
+    };
+    let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} on {} ({} test images), ε = {epsilon}",
+            card.spec.arch, data.origin, report.images
+        );
+        print!("{}", report_table(&report));
+    }
+    Ok(())
+}
+
+/// The report as a plain-text table.
+pub fn report_table(report: &RobustnessReport) -> String {
+    let mut out = format!("{:<12} {:>9} {:>10} {:>9}\n", "attack", "accuracy", "max |δ|", "time");
+    out += &format!("{:<12} {:>8.2}% {:>10} {:>9}\n", "clean", 100.0 * report.clean_accuracy, "-", "-");
+    for attack in &report.attacks {
+        out += &format!(
+            "{:<12} {:>8.2}% {:>10.4} {:>8.1}s\n",
+            attack.name,
+            100.0 * attack.robust_accuracy,
+            attack.max_perturbation,
+            attack.seconds
+        );
+    }
+    out
+}
+
+fn list_zoo(args: &ZooArgs) -> Result<()> {
+    if args.classes < 2 {
+        bail!("--classes must be at least 2");
+    }
+    println!("{:<14} {:<9} {:>12}  description", "model", "input", "parameters");
+    for entry in zoo::list(args.classes, &compute_device()) {
+        println!(
+            "{:<14} {:<9} {:>12}  {}",
+            entry.arch.name(),
+            entry.input,
+            group_thousands(entry.parameters),
+            entry.arch.description()
+        );
+    }
+    Ok(())
+}
+
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One epoch of natural training of micro-cnn on the embedded subset, then its robustness.
+fn demo(args: &DataArgs) -> Result<()> {
+    println!("rslad-tui demo: the workbench UI is not built yet; this runs the engine headless.");
+    let train_args = TrainArgs {
+        data: args.clone(),
+        model: "micro-cnn".into(),
+        method: MethodName::Natural,
+        epochs: 1,
+        batch_size: 64,
+        optimizer: OptimizerName::Sgd,
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        milestones: Vec::new(),
+        gamma: 0.1,
+        eps: None,
+        step_size: None,
+        steps: None,
+        attack_bn: BnModeName::Eval,
+        seed: 0,
+        train_n: None,
+        eval_n: 1000,
+        eval_steps: 10,
+        out: Some(PathBuf::from("runs/demo-micro-cnn")),
+    };
+    train(&train_args)?;
+    println!("\nnext: `rslad-tui train --help`, `rslad-tui eval --checkpoint runs/demo-micro-cnn`");
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! rslad-tui: a workbench for adversarial robustness distillation.
+//!
+//! The engine (zoo, data, attacks, training, evaluation) knows nothing about terminals; front
+//! ends (the CLI today) talk to it with plain data.
+
+pub mod attack;
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod loss;
+pub mod progress;
+pub mod rng;
+pub mod tensor_util;
+pub mod train;
+pub mod zoo;

@@ -1,0 +1,45 @@
+//! Small conversions between tensors and plain vectors, in one place.
+
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+
+/// A float tensor's values, in row-major order.
+pub fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("a float tensor converts to f32 values")
+}
+
+/// Images `[n, c, h, w]` from NCHW values in [0, 1].
+pub fn images(values: Vec<f32>, n: usize, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(values, [n, c, h, w]), device)
+}
+
+/// Class labels as an integer tensor `[n]`.
+pub fn labels(values: &[i64], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+}
+
+/// The arg-max class of each row of `[n, classes]` logits.
+pub fn predictions(logits: Tensor<2>) -> Vec<i64> {
+    int_to_vec(logits.argmax(1))
+}
+
+/// An integer tensor's values.
+pub fn int_to_vec<const D: usize>(tensor: Tensor<D, Int>) -> Vec<i64> {
+    tensor
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("an int tensor converts to i64 values")
+}
+
+/// A per-sample boolean mask `[n]` broadcast to the shape of an image batch `[n, c, h, w]`.
+pub fn sample_mask(mask: &[bool], dims: [usize; 4], device: &Device) -> Tensor<4, Bool> {
+    let n = mask.len();
+    let per_sample: Tensor<1, Bool> =
+        Tensor::from_data(TensorData::new(mask.to_vec(), [n]), device);
+    per_sample.reshape([n, 1, 1, 1]).expand(dims)
+}

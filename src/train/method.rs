@@ -1,0 +1,59 @@
+//! Training objectives. Each method says what its inner attack maximises and what the outer
+//! loss is (methods spec §1).
+
+use crate::attack::{self, BnMode, PgdConfig, Target};
+use crate::loss;
+use crate::zoo::Model;
+use burn::prelude::*;
+use burn::tensor::Int;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Method {
+    /// CE(S(x), y).
+    Natural,
+    /// Madry PGD adversarial training: x′ maximises CE(S(x′), y); loss CE(S(x′), y).
+    Sat { attack: PgdConfig, bn_mode: BnMode },
+}
+
+impl Method {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Natural => "natural",
+            Method::Sat { .. } => "sat",
+        }
+    }
+
+    /// The training attack, if the method has one.
+    pub fn attack(&self) -> Option<&PgdConfig> {
+        match self {
+            Method::Natural => None,
+            Method::Sat { attack, .. } => Some(attack),
+        }
+    }
+
+    /// The batch's mean loss on the autodiff graph of `model`, and the logits whose accuracy
+    /// the trainer reports (on the points the loss is computed on).
+    pub fn loss(
+        &self,
+        model: &Model,
+        images: &Tensor<4>,
+        labels: &Tensor<1, Int>,
+        rng: &mut StdRng,
+    ) -> (Tensor<1>, Tensor<2>) {
+        match self {
+            Method::Natural => {
+                let logits = model.forward(images.clone().autodiff());
+                (loss::cross_entropy(logits.clone(), labels.clone()).mean(), logits)
+            }
+            Method::Sat { attack, bn_mode } => {
+                let view = attack::view(model, *bn_mode);
+                let target = Target::labels(labels.clone());
+                let adversarial = attack::pgd(&view, images, &target, attack, rng).adversarial;
+                let logits = model.forward(adversarial.autodiff());
+                (loss::cross_entropy(logits.clone(), labels.clone()).mean(), logits)
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Optimisers (SGD with momentum and weight decay, Adam) and step learning-rate schedules.
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// SGD with (heavy-ball, undampened, as PyTorch's) momentum.
+    Sgd { momentum: f64 },
+    Adam,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub learning_rate: f64,
+    /// L2 penalty added to the gradient (PyTorch's `weight_decay`).
+    pub weight_decay: f32,
+    /// Epochs (counted from 0) at whose start the learning rate is multiplied by `gamma`.
+    pub milestones: Vec<usize>,
+    pub gamma: f64,
+}
+
+impl OptimizerConfig {
+    pub fn build(&self) -> ModuleOptimizer {
+        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay));
+        match self.kind {
+            OptimizerKind::Sgd { momentum } => {
+                let momentum = (momentum > 0.0).then(|| MomentumConfig {
+                    momentum,
+                    dampening: 0.0,
+                    nesterov: false,
+                });
+                SgdConfig::new()
+                    .with_momentum(momentum)
+                    .with_weight_decay(decay)
+                    .init()
+            }
+            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        }
+    }
+
+    /// The learning rate during `epoch` (0-based) under the step schedule.
+    pub fn learning_rate_at(&self, epoch: usize) -> f64 {
+        let drops = self.milestones.iter().filter(|&&m| epoch >= m).count();
+        self.learning_rate * self.gamma.powi(drops as i32)
+    }
+}

@@ -1,0 +1,162 @@
+//! The epoch loop: seeded shuffling, one optimiser step per batch, metrics per epoch.
+
+use super::{Method, OptimizerConfig};
+use crate::data::{Dataset, ImageSet, batch};
+use crate::eval::{self, EvalAttack};
+use crate::progress::Progress;
+use crate::rng::{seeded, stream};
+use crate::tensor_util::{images, labels, predictions, to_vec};
+use crate::zoo::Model;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub method: Method,
+    pub optimizer: OptimizerConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Train on the first `train_n` training images only (None: all).
+    pub train_n: Option<usize>,
+    /// Evaluate on the first `eval_n` test images after each epoch.
+    pub eval_n: usize,
+    /// The attack for the robust accuracy reported after each epoch (None: clean only).
+    pub eval_attack: Option<EvalAttack>,
+}
+
+/// Metrics of one finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub learning_rate: f64,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    /// Accuracy on the points the loss was computed on (adversarial ones for SAT).
+    pub train_accuracy: f64,
+    pub test_clean_accuracy: f64,
+    pub test_robust_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+/// What the trainer reports after each batch, for progress displays.
+pub struct BatchReport {
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f64,
+}
+
+pub struct Trainer {
+    pub model: Model,
+    pub config: TrainConfig,
+    pub history: Vec<EpochMetrics>,
+    optimizer: ModuleOptimizer,
+}
+
+impl Trainer {
+    /// `model` must live on the autodiff device.
+    pub fn new(model: Model, config: TrainConfig) -> Trainer {
+        let optimizer = config.optimizer.build();
+        Trainer {
+            model,
+            config,
+            history: Vec::new(),
+            optimizer,
+        }
+    }
+
+    /// Epochs finished so far.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Trains one epoch, then evaluates. Returns `None` if `cancel` was raised: the model is
+    /// then as it was after the last completed batch and the epoch is not counted.
+    pub fn run_epoch(
+        &mut self,
+        data: &Dataset,
+        progress: &dyn Progress,
+        cancel: &AtomicBool,
+    ) -> Option<EpochMetrics> {
+        let started = Instant::now();
+        let epoch = self.epochs_done();
+        let train = match self.config.train_n {
+            Some(n) => data.train.take(n),
+            None => data.train.clone(),
+        };
+        let order = batch::epoch_order(train.len(), self.config.seed, epoch);
+        let batches: Vec<&[usize]> = batch::batches(&order, self.config.batch_size).collect();
+        let learning_rate = self.config.optimizer.learning_rate_at(epoch);
+        let device = crate::device::compute_device();
+        let mut rng = seeded(
+            self.config.seed.wrapping_add(epoch as u64),
+            stream::ATTACK,
+        );
+
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        progress.start(&format!("epoch {}", epoch + 1), batches.len() as u64);
+        for (index, indices) in batches.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                progress.finish();
+                return None;
+            }
+            let (x, y) = batch_tensors(&train, indices, &device);
+            let (loss, logits) = self.config.method.loss(&self.model, &x, &y, &mut rng);
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            self.model = self
+                .optimizer
+                .step(learning_rate, self.model.clone(), grads);
+
+            let batch_loss = f64::from(to_vec(loss.detach().without_autodiff())[0]);
+            let preds = predictions(logits.detach().without_autodiff());
+            correct += preds
+                .iter()
+                .zip(indices.iter())
+                .filter(|(p, i)| **p == i64::from(train.labels[**i]))
+                .count();
+            seen += indices.len();
+            loss_sum += batch_loss * indices.len() as f64;
+            progress.batch(&BatchReport {
+                batch: index + 1,
+                batches: batches.len(),
+                loss: batch_loss,
+            });
+        }
+        progress.finish();
+
+        let test = data.test.take(self.config.eval_n.min(data.test.len()));
+        let report = eval::evaluate(
+            &self.model,
+            &test,
+            self.config.eval_attack.as_slice(),
+            self.config.seed,
+            progress,
+        );
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            learning_rate,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            test_clean_accuracy: report.clean_accuracy,
+            test_robust_accuracy: report.attacks.first().map(|a| a.robust_accuracy),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.history.push(metrics.clone());
+        Some(metrics)
+    }
+}
+
+/// The images and labels of a batch as plain tensors.
+pub fn batch_tensors(
+    set: &ImageSet,
+    indices: &[usize],
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, burn::tensor::Int>) {
+    let (pixels, targets) = set.batch(indices);
+    let x = images(pixels, indices.len(), set.channels, set.height, set.width, device);
+    (x, labels(&targets, device))
+}

@@ -1,0 +1,51 @@
+//! A deliberately tiny student for quick demos: two 3×3 conv + batch-norm + ReLU + pool blocks
+//! (8 and 16 channels), then one linear layer. Trains on MNIST in seconds; its batch norm
+//! makes the train/eval-mode distinctions of RSLAD, TRADES and ARD observable.
+
+use super::ModelSpec;
+use crate::error::ZooError;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+#[derive(Module, Debug)]
+pub struct MicroCnn {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    pool: MaxPool2d,
+    fc: Linear,
+    #[module(skip)]
+    pub spec: ModelSpec,
+}
+
+impl MicroCnn {
+    pub fn new(spec: ModelSpec, device: &Device) -> Result<Self, ZooError> {
+        spec.check(&[28, 32])?;
+        let side = spec.image_size / 4;
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device)
+        };
+        Ok(Self {
+            conv1: conv(spec.in_channels, 8),
+            bn1: BatchNormConfig::new(8).init(device),
+            conv2: conv(8, 16),
+            bn2: BatchNormConfig::new(16).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            fc: LinearConfig::new(16 * side * side, spec.num_classes).init(device),
+            spec,
+        })
+    }
+
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.bn1.forward(self.conv1.forward(images))));
+        let x = self.pool.forward(relu(self.bn2.forward(self.conv2.forward(x))));
+        self.fc.forward(x.flatten::<2>(1, 3))
+    }
+}

@@ -1,0 +1,202 @@
+//! Attacks keep to their threat model, PGD's best-so-far loss never falls with more steps, and
+//! on a linear classifier FGSM and PGD find the closed-form worst case.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rslad_tui::attack::{
+    self, AttackLoss, BnMode, Classifier, PgdConfig, Selection, Start, Target, max_linf_distance,
+};
+use rslad_tui::device::{autodiff_device, compute_device};
+use rslad_tui::tensor_util::{labels, to_vec};
+use rslad_tui::zoo::{Arch, Model, ModelSpec};
+
+fn random_images(n: usize, seed: u64) -> Tensor<4> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Include exact 0s and 1s: the [0, 1] clipping must hold at the edges too.
+    let values: Vec<f32> = (0..n * 28 * 28)
+        .map(|_| match rng.gen_range(0..4) {
+            0 => 0.0,
+            1 => 1.0,
+            _ => rng.gen_range(0.0..1.0),
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [n, 1, 28, 28]), &compute_device())
+}
+
+fn random_labels(n: usize, seed: u64) -> Vec<i64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.gen_range(0..10)).collect()
+}
+
+fn assert_in_threat_model(adversarial: &Tensor<4>, natural: &Tensor<4>, epsilon: f32) {
+    let distance = max_linf_distance(adversarial, natural);
+    assert!(distance <= epsilon + 1e-6, "left the ε-ball: {distance} > {epsilon}");
+    let values = to_vec(adversarial.clone());
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "left [0, 1]");
+}
+
+#[test]
+fn every_attack_stays_in_the_epsilon_ball_and_the_unit_box() {
+    let device = autodiff_device();
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 3, &device).unwrap();
+    let x = random_images(6, 11);
+    let y = labels(&random_labels(6, 12), &compute_device());
+    let soft = rslad_tui::loss::soft_label(attack::eval_view(&model).forward(x.clone()), 1.0);
+    let target = Target { labels: Some(y), soft: Some(soft) };
+    let mut rng = StdRng::seed_from_u64(5);
+    for mode in [BnMode::Eval, BnMode::Train] {
+        let view = attack::view(&model, mode);
+        for epsilon in [0.0, 0.05, 0.3] {
+            let adversarial = attack::fgsm(&view, &x, &target, epsilon, &mut rng).adversarial;
+            assert_in_threat_model(&adversarial, &x, epsilon);
+            for loss in [AttackLoss::CrossEntropy, AttackLoss::KlToTarget, AttackLoss::CwMargin] {
+                for start in [Start::None, Start::Uniform, Start::SmallGaussian] {
+                    for selection in [Selection::Last, Selection::BestLoss, Selection::WorstCase] {
+                        // A step larger than ε must still be projected back.
+                        let config = PgdConfig {
+                            epsilon,
+                            step_size: 0.2,
+                            steps: 3,
+                            loss,
+                            start,
+                            selection,
+                        };
+                        let out = attack::pgd(&view, &x, &target, &config, &mut rng);
+                        assert_in_threat_model(&out.adversarial, &x, epsilon);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pgd_best_loss_never_falls_with_more_steps() {
+    let model = Model::build(ModelSpec::native(Arch::SmallCnn, 10), 4, &autodiff_device()).unwrap();
+    let view = attack::eval_view(&model);
+    let x = random_images(8, 21);
+    let target = Target::labels(labels(&random_labels(8, 22), &compute_device()));
+    let mut previous: Option<Vec<f32>> = None;
+    for steps in [0, 1, 3, 8] {
+        let config = PgdConfig {
+            epsilon: 0.3,
+            step_size: 0.05,
+            steps,
+            loss: AttackLoss::CrossEntropy,
+            start: Start::Uniform,
+            selection: Selection::BestLoss,
+        };
+        // The same seed gives the same start, so more steps see a superset of iterates.
+        let mut rng = StdRng::seed_from_u64(99);
+        let loss = attack::pgd(&view, &x, &target, &config, &mut rng).loss.unwrap();
+        if let Some(previous) = &previous {
+            for (now, before) in loss.iter().zip(previous) {
+                assert!(now >= before, "{steps} steps: loss fell from {before} to {now}");
+            }
+        }
+        previous = Some(loss);
+    }
+    let first_and_last: Vec<f32> = previous.unwrap();
+    assert!(first_and_last.iter().all(|l| l.is_finite()));
+}
+
+/// logits = x·W + b with two classes: the worst case in the ε-ball ∩ [0, 1] is known exactly.
+struct Linear {
+    weight: Tensor<2>,
+    bias: Tensor<2>,
+    weights: Vec<f32>,
+}
+
+impl Linear {
+    fn new(seed: u64) -> Linear {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let weights: Vec<f32> = (0..784 * 2).map(|_| rng.gen_range(-0.1..0.1)).collect();
+        let device = compute_device();
+        Linear {
+            weight: Tensor::from_data(TensorData::new(weights.clone(), [784, 2]), &device),
+            bias: Tensor::from_data(TensorData::new(vec![0.1f32, -0.1], [1, 2]), &device),
+            weights,
+        }
+    }
+
+    /// x + ε·sign(w_other − w_true), clipped to [0, 1]: the maximiser of the (linear) margin,
+    /// and so of the cross-entropy, which increases with it.
+    fn worst_case(&self, x: &[f32], label: usize, epsilon: f32) -> Vec<f32> {
+        x.iter()
+            .enumerate()
+            .map(|(i, &xi)| {
+                let direction = self.weights[i * 2 + (1 - label)] - self.weights[i * 2 + label];
+                (xi + epsilon * direction.signum()).clamp(0.0, 1.0)
+            })
+            .collect()
+    }
+}
+
+impl Classifier for Linear {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        images.flatten::<2>(1, 3).matmul(self.weight.clone()) + self.bias.clone()
+    }
+}
+
+#[test]
+fn on_a_linear_classifier_fgsm_and_pgd_find_the_closed_form_worst_case() {
+    let model = Linear::new(31);
+    let x = random_images(4, 32);
+    let y = [0i64, 1, 1, 0];
+    let target = Target::labels(labels(&y, &compute_device()));
+    let pixels = to_vec(x.clone());
+    let epsilon = 0.3;
+    let mut rng = StdRng::seed_from_u64(1);
+
+    let fgsm = to_vec(attack::fgsm(&model, &x, &target, epsilon, &mut rng).adversarial);
+    let pgd_config = PgdConfig {
+        epsilon,
+        step_size: 0.01,
+        steps: 40,
+        loss: AttackLoss::CrossEntropy,
+        start: Start::None,
+        selection: Selection::Last,
+    };
+    let pgd = to_vec(attack::pgd(&model, &x, &target, &pgd_config, &mut rng).adversarial);
+    // From a uniform start up to ε away on the wrong side, 40 steps of 0.02 still reach the corner.
+    let cw_config = PgdConfig {
+        loss: AttackLoss::CwMargin,
+        start: Start::Uniform,
+        step_size: 0.02,
+        ..pgd_config
+    };
+    let cw = to_vec(attack::pgd(&model, &x, &target, &cw_config, &mut rng).adversarial);
+
+    for (i, &label) in y.iter().enumerate() {
+        let range = i * 784..(i + 1) * 784;
+        let expected = model.worst_case(&pixels[range.clone()], label as usize, epsilon);
+        for (name, result) in [("FGSM", &fgsm), ("PGD", &pgd), ("CW", &cw)] {
+            for (got, want) in result[range.clone()].iter().zip(&expected) {
+                assert!((got - want).abs() < 1e-5, "{name}, sample {i}: {got} vs {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn attacks_are_reproducible_from_their_seed() {
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 8, &autodiff_device()).unwrap();
+    let view = attack::eval_view(&model);
+    let x = random_images(4, 41);
+    let target = Target::labels(labels(&random_labels(4, 42), &compute_device()));
+    let config = PgdConfig {
+        epsilon: 0.3,
+        step_size: 0.01,
+        steps: 5,
+        loss: AttackLoss::CrossEntropy,
+        start: Start::Uniform,
+        selection: Selection::Last,
+    };
+    let run = |seed| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        to_vec(attack::pgd(&view, &x, &target, &config, &mut rng).adversarial)
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4));
+}
