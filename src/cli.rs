@@ -32,8 +32,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model from the zoo (Natural or SAT) and save a checkpoint.
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Evaluate a checkpoint: clean, FGSM, PGD and CW∞ accuracy.
+    #[command(allow_negative_numbers = true)]
     Eval(EvalArgs),
     /// List the model zoo with parameter counts.
     Zoo(ZooArgs),

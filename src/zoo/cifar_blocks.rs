@@ -52,8 +52,11 @@ impl ConvBn {
     }
 }
 
-/// Mean over the spatial dimensions: `[batch, channels, h, w]` → `[batch, channels]`.
-/// The references call `avg_pool2d(out, k)` on a map of exactly k×k, which is this.
-pub(super) fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
+/// The final `avg_pool2d(out, side)` of the references, which always sees a `side`×`side` map:
+/// the spatial mean, `[batch, channels, side, side]` → `[batch, channels]`. The assertion
+/// catches a wrong stride somewhere in the network (it would otherwise just pool a larger map).
+pub(super) fn final_avg_pool(x: Tensor<4>, side: usize) -> Tensor<2> {
+    let [_, _, height, width] = x.dims();
+    debug_assert_eq!([height, width], [side, side], "final feature map size");
     x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3)
 }

@@ -8,7 +8,7 @@
 //! `conv2`, `bn2`, `linear`) so that reference checkpoints map onto this type by name.
 
 use super::ModelSpec;
-use super::cifar_blocks::{ConvBn, conv1x1, conv3x3, global_avg_pool};
+use super::cifar_blocks::{ConvBn, conv1x1, conv3x3, final_avg_pool};
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -122,6 +122,6 @@ impl MobileNetV2 {
             x = block.forward(x);
         }
         let x = relu(self.bn2.forward(self.conv2.forward(x)));
-        self.linear.forward(global_avg_pool(x))
+        self.linear.forward(final_avg_pool(x, 4))
     }
 }

@@ -7,7 +7,7 @@
 //! `linear`) so that reference checkpoints map onto this type by name.
 
 use super::ModelSpec;
-use super::cifar_blocks::{ConvBn, conv3x3, global_avg_pool};
+use super::cifar_blocks::{ConvBn, conv3x3, final_avg_pool};
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -96,6 +96,6 @@ impl ResNet18 {
         {
             x = block.forward(x);
         }
-        self.linear.forward(global_avg_pool(x))
+        self.linear.forward(final_avg_pool(x, 4))
     }
 }

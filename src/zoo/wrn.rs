@@ -12,7 +12,7 @@
 //! type by name.
 
 use super::ModelSpec;
-use super::cifar_blocks::{conv1x1, conv3x3, global_avg_pool};
+use super::cifar_blocks::{conv1x1, conv3x3, final_avg_pool};
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -123,6 +123,6 @@ impl WideResNet {
         let x = self.block2.forward(x);
         let x = self.block3.forward(x);
         let x = relu(self.bn1.forward(x));
-        self.fc.forward(global_avg_pool(x))
+        self.fc.forward(final_avg_pool(x, 8))
     }
 }

@@ -1,0 +1,148 @@
+//! Training is deterministic from its seed, actually learns, and uses batch norm the way each
+//! attack mode promises.
+
+use rslad_tui::attack::{self, AttackLoss, BnMode, PgdConfig, Selection, Start, Target};
+use rslad_tui::checkpoint::named_tensors;
+use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
+use rslad_tui::device::{autodiff_device, compute_device};
+use rslad_tui::eval::EvalAttack;
+use rslad_tui::progress::Silent;
+use rslad_tui::tensor_util::{images, labels};
+use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use rand::{SeedableRng, rngs::StdRng};
+use std::sync::atomic::AtomicBool;
+
+fn embedded() -> Dataset {
+    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
+}
+
+fn config(method: Method, seed: u64) -> TrainConfig {
+    TrainConfig {
+        method,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Sgd { momentum: 0.9 },
+            learning_rate: 0.05,
+            weight_decay: 5e-4,
+            milestones: vec![1],
+            gamma: 0.1,
+        },
+        epochs: 1,
+        batch_size: 50,
+        seed,
+        train_n: Some(2000),
+        eval_n: 300,
+        eval_attack: Some(EvalAttack::fgsm(0.1)),
+    }
+}
+
+fn sat(steps: usize) -> Method {
+    Method::Sat {
+        attack: PgdConfig {
+            epsilon: 0.3,
+            step_size: 0.1,
+            steps,
+            loss: AttackLoss::CrossEntropy,
+            start: Start::Uniform,
+            selection: Selection::Last,
+        },
+        bn_mode: BnMode::Eval,
+    }
+}
+
+fn train_once(method: Method, seed: u64, data: &Dataset) -> (Model, rslad_tui::train::EpochMetrics) {
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), seed, &autodiff_device()).unwrap();
+    let mut trainer = Trainer::new(model, config(method, seed));
+    let metrics = trainer
+        .run_epoch(data, &Silent, &AtomicBool::new(false))
+        .expect("not cancelled");
+    (trainer.model, metrics)
+}
+
+#[test]
+fn natural_training_learns_and_is_deterministic() {
+    let data = embedded();
+    let (model_a, a) = train_once(Method::Natural, 1, &data);
+    let (model_b, b) = train_once(Method::Natural, 1, &data);
+    // One epoch on 2,000 images already beats chance (10%) by far.
+    assert!(a.test_clean_accuracy > 0.6, "clean accuracy {}", a.test_clean_accuracy);
+    assert_eq!(a.loss, b.loss);
+    assert_eq!(a.test_clean_accuracy, b.test_clean_accuracy);
+    assert_eq!(a.test_robust_accuracy, b.test_robust_accuracy);
+    assert_eq!(named_tensors(&model_a), named_tensors(&model_b));
+    let (_, other_seed) = train_once(Method::Natural, 2, &data);
+    assert_ne!(a.loss, other_seed.loss);
+}
+
+#[test]
+fn sat_training_is_deterministic_and_differs_from_natural() {
+    let data = embedded();
+    let (_, a) = train_once(sat(2), 3, &data);
+    let (_, b) = train_once(sat(2), 3, &data);
+    assert_eq!(a.loss, b.loss);
+    assert_eq!(a.test_robust_accuracy, b.test_robust_accuracy);
+    let (_, natural) = train_once(Method::Natural, 3, &data);
+    // The adversarial loss of SAT is higher than the natural loss on the same budget.
+    assert!(a.loss > natural.loss, "SAT loss {} vs natural {}", a.loss, natural.loss);
+}
+
+#[test]
+fn cancelling_keeps_the_model_of_the_last_completed_batch() {
+    let data = embedded();
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 5, &autodiff_device()).unwrap();
+    let before = named_tensors(&model);
+    let mut trainer = Trainer::new(model, config(Method::Natural, 5));
+    let cancelled = trainer.run_epoch(&data, &Silent, &AtomicBool::new(true));
+    assert!(cancelled.is_none());
+    assert_eq!(trainer.epochs_done(), 0);
+    assert_eq!(named_tensors(&trainer.model), before);
+}
+
+fn running_mean(model: &Model) -> Vec<f32> {
+    named_tensors(model)["bn1.running_mean"].1.clone()
+}
+
+#[test]
+fn eval_mode_attacks_leave_running_statistics_alone_and_train_mode_attacks_update_them() {
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 6, &autodiff_device()).unwrap();
+    let data = embedded();
+    let indices: Vec<usize> = (0..32).collect();
+    let (pixels, targets) = data.train.batch(&indices);
+    let device = compute_device();
+    let x = images(pixels, 32, 1, 28, 28, &device);
+    let target = Target::labels(labels(&targets, &device));
+    let config = PgdConfig {
+        epsilon: 0.3,
+        step_size: 0.1,
+        steps: 2,
+        loss: AttackLoss::CrossEntropy,
+        start: Start::Uniform,
+        selection: Selection::Last,
+    };
+    let initial = running_mean(&model);
+    let mut rng = StdRng::seed_from_u64(0);
+
+    let eval = attack::view(&model, BnMode::Eval);
+    attack::pgd(&eval, &x, &target, &config, &mut rng);
+    assert_eq!(running_mean(&model), initial, "an eval-mode attack changed the statistics");
+
+    let train = attack::view(&model, BnMode::Train);
+    attack::pgd(&train, &x, &target, &config, &mut rng);
+    assert_ne!(running_mean(&model), initial, "a train-mode attack left the statistics");
+}
+
+#[test]
+fn the_eval_view_uses_the_statistics_of_the_last_training_batch() {
+    let data = embedded();
+    let (model, _) = train_once(Method::Natural, 7, &data);
+    let device = compute_device();
+    let indices: Vec<usize> = (0..16).collect();
+    let (pixels, _) = data.test.batch(&indices);
+    let x = images(pixels, 16, 1, 28, 28, &device);
+    // Two views taken one after the other agree: the view does not lag an update behind.
+    let a = rslad_tui::tensor_util::to_vec(attack::eval_view(&model).forward(x.clone()));
+    let b = rslad_tui::tensor_util::to_vec(attack::eval_view(&model).forward(x));
+    assert_eq!(a, b);
+    let stats = running_mean(&model);
+    assert!(stats.iter().any(|&m| m != 0.0), "training never updated the running mean");
+}
