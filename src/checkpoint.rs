@@ -84,10 +84,12 @@ pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, Chec
         backend: crate::device::backend_name().to_string(),
         created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
     };
-    let card_text = ron::ser::to_string_pretty(&card, ron::ser::PrettyConfig::default())
-        .map_err(|e| CheckpointError::Corrupt {
-            path: card_path.clone(),
-            reason: e.to_string(),
+    let card_text =
+        ron::ser::to_string_pretty(&card, ron::ser::PrettyConfig::default()).map_err(|e| {
+            CheckpointError::Corrupt {
+                path: card_path.clone(),
+                reason: e.to_string(),
+            }
         })?;
     write_atomically(&weights_path, &bytes)?;
     write_atomically(&card_path, card_text.as_bytes())?;
@@ -141,9 +143,8 @@ pub fn load(
         path: weights_path.clone(),
         reason,
     })?;
-    let model = Model::build_uninitialized(card.spec, device).map_err(|e| {
-        mismatch(format!("the card's model cannot be built: {e}"))
-    })?;
+    let model = Model::build_uninitialized(card.spec, device)
+        .map_err(|e| mismatch(format!("the card's model cannot be built: {e}")))?;
     let model = apply_tensors(model, tensors).map_err(mismatch)?;
     if model.parameter_count() != card.parameters {
         return Err(mismatch(format!(
@@ -189,7 +190,8 @@ fn weights_to_safetensors(model: &Model) -> Result<Vec<u8>, String> {
 }
 
 fn read_safetensors(bytes: &[u8]) -> Result<NamedTensors, String> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -301,7 +303,8 @@ impl ModuleMapper for Loader {
         }
         self.used.push(name);
         let device = param.lazy_device();
-        let tensor = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
+        let tensor =
+            Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
         Param::initialized(param.id, tensor).set_require_grad(true)
     }
 }

@@ -111,6 +111,9 @@ pub struct TrainArgs {
     /// Steps of the training attack (default: 40 for MNIST-scale data, 10 for CIFAR).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Grow the training attack's ε linearly from 0 over this many epochs (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub eps_warmup: usize,
     /// Batch-norm mode of the model during the training attack.
     #[arg(long, value_enum, default_value = "eval")]
     pub attack_bn: BnModeName,
@@ -322,6 +325,7 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         eval_n: args.eval_n,
         eval_attack: (args.eval_steps > 0)
             .then(|| EvalAttack::pgd(epsilon, args.eval_steps, step_size)),
+        epsilon_warmup_epochs: args.eps_warmup,
     };
     let out = args
         .out
@@ -335,7 +339,9 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         model.parameter_count(),
         config.method.name(),
         data.origin,
-        args.train_n.unwrap_or(data.train.len()).min(data.train.len()),
+        args.train_n
+            .unwrap_or(data.train.len())
+            .min(data.train.len()),
         args.seed
     );
     let started = Instant::now();
@@ -346,7 +352,10 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         let Some(metrics) = trainer.run_epoch(&data, &bars, &cancel) else {
             break;
         };
-        println!("{}", epoch_line(&metrics, args.epochs, trainer.config.eval_attack.as_ref()));
+        println!(
+            "{}",
+            epoch_line(&metrics, args.epochs, trainer.config.eval_attack.as_ref())
+        );
     }
     let path = checkpoint::save(
         &trainer.model,
@@ -423,8 +432,17 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
 
 /// The report as a plain-text table.
 pub fn report_table(report: &RobustnessReport) -> String {
-    let mut out = format!("{:<12} {:>9} {:>10} {:>9}\n", "attack", "accuracy", "max |δ|", "time");
-    out += &format!("{:<12} {:>8.2}% {:>10} {:>9}\n", "clean", 100.0 * report.clean_accuracy, "-", "-");
+    let mut out = format!(
+        "{:<12} {:>9} {:>10} {:>9}\n",
+        "attack", "accuracy", "max |δ|", "time"
+    );
+    out += &format!(
+        "{:<12} {:>8.2}% {:>10} {:>9}\n",
+        "clean",
+        100.0 * report.clean_accuracy,
+        "-",
+        "-"
+    );
     for attack in &report.attacks {
         out += &format!(
             "{:<12} {:>8.2}% {:>10.4} {:>8.1}s\n",
@@ -441,7 +459,10 @@ fn list_zoo(args: &ZooArgs) -> Result<()> {
     if args.classes < 2 {
         bail!("--classes must be at least 2");
     }
-    println!("{:<14} {:<9} {:>12}  description", "model", "input", "parameters");
+    println!(
+        "{:<14} {:<9} {:>12}  description",
+        "model", "input", "parameters"
+    );
     for entry in zoo::list(args.classes, &compute_device()) {
         println!(
             "{:<14} {:<9} {:>12}  {}",
@@ -458,7 +479,7 @@ fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -484,6 +505,7 @@ fn demo(args: &DataArgs) -> Result<()> {
         eps: None,
         step_size: None,
         steps: None,
+        eps_warmup: 0,
         attack_bn: BnModeName::Eval,
         seed: 0,
         train_n: None,

@@ -21,7 +21,9 @@ pub fn kl_to_target(target_probs: Tensor<2>, logits: Tensor<2>) -> Tensor<1> {
     let log_q = log_softmax(logits, 1);
     // log(max(P, tiny)) only matters where P > 0; where P = 0 the product is 0 either way.
     let log_p = target_probs.clone().clamp_min(1e-30).log();
-    (target_probs * (log_p - log_q)).sum_dim(1).squeeze_dim::<1>(1)
+    (target_probs * (log_p - log_q))
+        .sum_dim(1)
+        .squeeze_dim::<1>(1)
 }
 
 /// The temperature-scaled soft label p(z/τ), detached from any graph.

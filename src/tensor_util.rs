@@ -13,7 +13,14 @@ pub fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 }
 
 /// Images `[n, c, h, w]` from NCHW values in [0, 1].
-pub fn images(values: Vec<f32>, n: usize, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+pub fn images(
+    values: Vec<f32>,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [n, c, h, w]), device)
 }
 

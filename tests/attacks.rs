@@ -31,9 +31,15 @@ fn random_labels(n: usize, seed: u64) -> Vec<i64> {
 
 fn assert_in_threat_model(adversarial: &Tensor<4>, natural: &Tensor<4>, epsilon: f32) {
     let distance = max_linf_distance(adversarial, natural);
-    assert!(distance <= epsilon + 1e-6, "left the ε-ball: {distance} > {epsilon}");
+    assert!(
+        distance <= epsilon + 1e-6,
+        "left the ε-ball: {distance} > {epsilon}"
+    );
     let values = to_vec(adversarial.clone());
-    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "left [0, 1]");
+    assert!(
+        values.iter().all(|v| (0.0..=1.0).contains(v)),
+        "left [0, 1]"
+    );
 }
 
 #[test]
@@ -43,14 +49,21 @@ fn every_attack_stays_in_the_epsilon_ball_and_the_unit_box() {
     let x = random_images(6, 11);
     let y = labels(&random_labels(6, 12), &compute_device());
     let soft = rslad_tui::loss::soft_label(attack::eval_view(&model).forward(x.clone()), 1.0);
-    let target = Target { labels: Some(y), soft: Some(soft) };
+    let target = Target {
+        labels: Some(y),
+        soft: Some(soft),
+    };
     let mut rng = StdRng::seed_from_u64(5);
     for mode in [BnMode::Eval, BnMode::Train] {
         let view = attack::view(&model, mode);
         for epsilon in [0.0, 0.05, 0.3] {
             let adversarial = attack::fgsm(&view, &x, &target, epsilon, &mut rng).adversarial;
             assert_in_threat_model(&adversarial, &x, epsilon);
-            for loss in [AttackLoss::CrossEntropy, AttackLoss::KlToTarget, AttackLoss::CwMargin] {
+            for loss in [
+                AttackLoss::CrossEntropy,
+                AttackLoss::KlToTarget,
+                AttackLoss::CwMargin,
+            ] {
                 for start in [Start::None, Start::Uniform, Start::SmallGaussian] {
                     for selection in [Selection::Last, Selection::BestLoss, Selection::WorstCase] {
                         // A step larger than ε must still be projected back.
@@ -89,10 +102,15 @@ fn pgd_best_loss_never_falls_with_more_steps() {
         };
         // The same seed gives the same start, so more steps see a superset of iterates.
         let mut rng = StdRng::seed_from_u64(99);
-        let loss = attack::pgd(&view, &x, &target, &config, &mut rng).loss.unwrap();
+        let loss = attack::pgd(&view, &x, &target, &config, &mut rng)
+            .loss
+            .unwrap();
         if let Some(previous) = &previous {
             for (now, before) in loss.iter().zip(previous) {
-                assert!(now >= before, "{steps} steps: loss fell from {before} to {now}");
+                assert!(
+                    now >= before,
+                    "{steps} steps: loss fell from {before} to {now}"
+                );
             }
         }
         previous = Some(loss);
@@ -173,7 +191,10 @@ fn on_a_linear_classifier_fgsm_and_pgd_find_the_closed_form_worst_case() {
         let expected = model.worst_case(&pixels[range.clone()], label as usize, epsilon);
         for (name, result) in [("FGSM", &fgsm), ("PGD", &pgd), ("CW", &cw)] {
             for (got, want) in result[range.clone()].iter().zip(&expected) {
-                assert!((got - want).abs() < 1e-5, "{name}, sample {i}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{name}, sample {i}: {got} vs {want}"
+                );
             }
         }
     }

@@ -35,14 +35,18 @@ fn save_then_load_gives_identical_logits_and_card() {
     for arch in [Arch::MicroCnn, Arch::SmallCnn, Arch::Mlp] {
         let model = Model::build(ModelSpec::native(arch, 10), 4, &autodiff_device()).unwrap();
         save(&model, &path);
-        let (loaded, card) = checkpoint::load(&path.with_extension("ron"), Some(arch), &compute_device())
-            .expect("loading works");
+        let (loaded, card) =
+            checkpoint::load(&path.with_extension("ron"), Some(arch), &compute_device())
+                .expect("loading works");
         assert_eq!(card.spec.arch, arch);
         assert_eq!(card.parameters, model.parameter_count());
         let before = to_vec(model.valid().forward(probe()));
         let after = to_vec(loaded.forward(probe()));
         assert_eq!(before, after, "{arch}: logits changed in the round trip");
-        assert_eq!(checkpoint::named_tensors(&model), checkpoint::named_tensors(&loaded));
+        assert_eq!(
+            checkpoint::named_tensors(&model),
+            checkpoint::named_tensors(&loaded)
+        );
     }
 }
 
@@ -57,16 +61,29 @@ fn expect_error(result: Result<(Model, checkpoint::CheckpointCard), CheckpointEr
 fn a_different_architecture_than_requested_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m");
-    save(&Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(), &path);
-    let message = expect_error(checkpoint::load(&path, Some(Arch::SmallCnn), &compute_device()));
-    assert!(message.contains("micro-cnn") && message.contains("small-cnn"), "{message}");
+    save(
+        &Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(),
+        &path,
+    );
+    let message = expect_error(checkpoint::load(
+        &path,
+        Some(Arch::SmallCnn),
+        &compute_device(),
+    ));
+    assert!(
+        message.contains("micro-cnn") && message.contains("small-cnn"),
+        "{message}"
+    );
 }
 
 #[test]
 fn changed_weights_are_refused_by_their_hash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m");
-    save(&Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(), &path);
+    save(
+        &Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(),
+        &path,
+    );
     let weights = path.with_extension("safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
     let last = bytes.len() - 1;
@@ -81,8 +98,14 @@ fn weights_of_another_model_are_refused_listing_the_tensors() {
     let dir = tempfile::tempdir().unwrap();
     let micro = dir.path().join("micro");
     let mlp = dir.path().join("mlp");
-    save(&Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(), &micro);
-    save(&Model::build(ModelSpec::native(Arch::Mlp, 10), 0, &autodiff_device()).unwrap(), &mlp);
+    save(
+        &Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(),
+        &micro,
+    );
+    save(
+        &Model::build(ModelSpec::native(Arch::Mlp, 10), 0, &autodiff_device()).unwrap(),
+        &mlp,
+    );
     // Put the MLP's weights under the micro-cnn card, with a matching hash: the tensor check
     // must still catch it.
     let mlp_bytes = std::fs::read(mlp.with_extension("safetensors")).unwrap();
@@ -93,10 +116,17 @@ fn weights_of_another_model_are_refused_listing_the_tensors() {
         let start = text.find("weights_sha256: \"").unwrap() + 17;
         text[start..start + 64].to_string()
     };
-    std::fs::write(micro.with_extension("ron"), card.replace(&hash(&card), &hash(&mlp_card))).unwrap();
+    std::fs::write(
+        micro.with_extension("ron"),
+        card.replace(&hash(&card), &hash(&mlp_card)),
+    )
+    .unwrap();
     let message = expect_error(checkpoint::load(&micro, None, &compute_device()));
     assert!(message.contains("missing tensor conv1.weight"), "{message}");
-    assert!(message.contains("unexpected tensor fc1.weight"), "{message}");
+    assert!(
+        message.contains("unexpected tensor fc1.weight"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -106,12 +136,21 @@ fn corrupt_and_missing_files_are_clear_errors() {
     let message = expect_error(checkpoint::load(&path, None, &compute_device()));
     assert!(message.contains("m.ron"), "{message}");
 
-    save(&Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(), &path);
+    save(
+        &Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(),
+        &path,
+    );
     std::fs::write(path.with_extension("ron"), "(format: 1, spec: oops").unwrap();
     let message = expect_error(checkpoint::load(&path, None, &compute_device()));
-    assert!(message.contains("not a valid RON checkpoint card"), "{message}");
+    assert!(
+        message.contains("not a valid RON checkpoint card"),
+        "{message}"
+    );
 
-    save(&Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(), &path);
+    save(
+        &Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap(),
+        &path,
+    );
     std::fs::write(path.with_extension("safetensors"), b"not safetensors").unwrap();
     let message = expect_error(checkpoint::load(&path, None, &compute_device()));
     // The hash check fires first: the card no longer describes these bytes.

@@ -18,19 +18,31 @@ fn assert_clean_failure(args: &[&str], expected: &str) {
     let (code, _, stderr) = run(args);
     assert_ne!(code, 0, "{args:?} succeeded");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert!(stderr.contains(expected), "{args:?}: expected '{expected}' in: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected '{expected}' in: {stderr}"
+    );
 }
 
 #[test]
 fn unknown_model_is_refused_with_the_list_of_models() {
-    assert_clean_failure(&["train", "--model", "resnet-9000"], "unknown model 'resnet-9000'");
+    assert_clean_failure(
+        &["train", "--model", "resnet-9000"],
+        "unknown model 'resnet-9000'",
+    );
     assert_clean_failure(&["train", "--model", "resnet-9000"], "small-cnn");
 }
 
 #[test]
 fn missing_data_folder_is_refused() {
     assert_clean_failure(
-        &["train", "--data", "/nonexistent/rslad-data", "--epochs", "1"],
+        &[
+            "train",
+            "--data",
+            "/nonexistent/rslad-data",
+            "--epochs",
+            "1",
+        ],
         "not found",
     );
 }
@@ -44,7 +56,10 @@ fn epsilon_outside_the_unit_interval_is_refused() {
 #[test]
 fn negative_steps_are_refused() {
     assert_clean_failure(&["train", "--steps", "-3"], "invalid value '-3'");
-    assert_clean_failure(&["eval", "--checkpoint", "x", "--steps", "-1"], "invalid value '-1'");
+    assert_clean_failure(
+        &["eval", "--checkpoint", "x", "--steps", "-1"],
+        "invalid value '-1'",
+    );
 }
 
 #[test]
@@ -72,7 +87,10 @@ fn zoo_lists_every_architecture_with_its_parameter_count() {
         ("mobilenet-v2", "2,296,922"),
         ("wrn-34-10", "46,160,474"),
     ] {
-        let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
         assert!(line.contains(count), "{line}");
     }
 }
@@ -81,7 +99,9 @@ fn zoo_lists_every_architecture_with_its_parameter_count() {
 fn help_explains_the_options() {
     let (code, stdout, _) = run(&["train", "--help"]);
     assert_eq!(code, 0);
-    for option in ["--model", "--method", "--eps", "--steps", "--seed", "--data", "--out"] {
+    for option in [
+        "--model", "--method", "--eps", "--steps", "--seed", "--data", "--out",
+    ] {
         assert!(stdout.contains(option), "{option} missing from help");
     }
 }

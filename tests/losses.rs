@@ -15,13 +15,19 @@ fn logits(rows: &[[f32; 3]]) -> Tensor<2> {
 }
 
 fn labels(values: &[i64]) -> Tensor<1, Int> {
-    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), &compute_device())
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [values.len()]),
+        &compute_device(),
+    )
 }
 
 fn close(actual: &[f32], expected: &[f32], tolerance: f32) {
     assert_eq!(actual.len(), expected.len());
     for (a, e) in actual.iter().zip(expected) {
-        assert!((a - e).abs() <= tolerance, "got {actual:?}, expected {expected:?}");
+        assert!(
+            (a - e).abs() <= tolerance,
+            "got {actual:?}, expected {expected:?}"
+        );
     }
 }
 
@@ -72,7 +78,9 @@ impl SmoothNet {
     fn new(inputs: usize, hidden: usize, classes: usize, rng: &mut StdRng) -> SmoothNet {
         let device = compute_device();
         let mut matrix = |rows: usize, cols: usize, scale: f32| {
-            let values: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(-scale..scale)).collect();
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-scale..scale))
+                .collect();
             Tensor::<2>::from_data(TensorData::new(values, [rows, cols]), &device)
         };
         SmoothNet {
@@ -86,7 +94,9 @@ impl SmoothNet {
 impl Classifier for SmoothNet {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         let x = images.flatten::<2>(1, 3);
-        (x.matmul(self.w1.clone()) + self.b1.clone()).tanh().matmul(self.w2.clone())
+        (x.matmul(self.w1.clone()) + self.b1.clone())
+            .tanh()
+            .matmul(self.w2.clone())
     }
 }
 
@@ -95,22 +105,35 @@ fn finite_difference_check(loss: AttackLoss) {
     let (n, c, h, w, classes) = (3, 1, 4, 4, 5);
     let net = SmoothNet::new(c * h * w, 8, classes, &mut rng);
     let device = compute_device();
-    let pixels: Vec<f32> = (0..n * c * h * w).map(|_| rng.gen_range(0.2..0.8)).collect();
+    let pixels: Vec<f32> = (0..n * c * h * w)
+        .map(|_| rng.gen_range(0.2..0.8))
+        .collect();
     let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [n, c, h, w]), &device);
     let y = labels(&[0, 3, 4]);
     let soft = loss::soft_label(
         Tensor::<2>::from_data(
-            TensorData::new((0..n * classes).map(|_| rng.gen_range(-2.0..2.0)).collect::<Vec<f32>>(), [n, classes]),
+            TensorData::new(
+                (0..n * classes)
+                    .map(|_| rng.gen_range(-2.0..2.0))
+                    .collect::<Vec<f32>>(),
+                [n, classes],
+            ),
             &device,
         ),
         1.0,
     );
-    let target = Target { labels: Some(y), soft: Some(soft) };
+    let target = Target {
+        labels: Some(y),
+        soft: Some(soft),
+    };
 
     let analytic = to_vec(input_gradient(&net, &x, &target, loss).gradient);
     let total_loss = |values: &[f32]| -> f64 {
         let x = Tensor::<4>::from_data(TensorData::new(values.to_vec(), [n, c, h, w]), &device);
-        to_vec(target.loss(loss, net.logits(x))).iter().map(|&v| f64::from(v)).sum()
+        to_vec(target.loss(loss, net.logits(x)))
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum()
     };
     let step = 1e-2f32;
     for index in (0..pixels.len()).step_by(5) {

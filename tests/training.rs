@@ -1,6 +1,7 @@
 //! Training is deterministic from its seed, actually learns, and uses batch norm the way each
 //! attack mode promises.
 
+use rand::{SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{self, AttackLoss, BnMode, PgdConfig, Selection, Start, Target};
 use rslad_tui::checkpoint::named_tensors;
 use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
@@ -10,7 +11,6 @@ use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{images, labels};
 use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
-use rand::{SeedableRng, rngs::StdRng};
 use std::sync::atomic::AtomicBool;
 
 fn embedded() -> Dataset {
@@ -33,6 +33,7 @@ fn config(method: Method, seed: u64) -> TrainConfig {
         train_n: Some(2000),
         eval_n: 300,
         eval_attack: Some(EvalAttack::fgsm(0.1)),
+        epsilon_warmup_epochs: 0,
     }
 }
 
@@ -50,8 +51,17 @@ fn sat(steps: usize) -> Method {
     }
 }
 
-fn train_once(method: Method, seed: u64, data: &Dataset) -> (Model, rslad_tui::train::EpochMetrics) {
-    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), seed, &autodiff_device()).unwrap();
+fn train_once(
+    method: Method,
+    seed: u64,
+    data: &Dataset,
+) -> (Model, rslad_tui::train::EpochMetrics) {
+    let model = Model::build(
+        ModelSpec::native(Arch::MicroCnn, 10),
+        seed,
+        &autodiff_device(),
+    )
+    .unwrap();
     let mut trainer = Trainer::new(model, config(method, seed));
     let metrics = trainer
         .run_epoch(data, &Silent, &AtomicBool::new(false))
@@ -65,7 +75,11 @@ fn natural_training_learns_and_is_deterministic() {
     let (model_a, a) = train_once(Method::Natural, 1, &data);
     let (model_b, b) = train_once(Method::Natural, 1, &data);
     // One epoch on 2,000 images already beats chance (10%) by far.
-    assert!(a.test_clean_accuracy > 0.6, "clean accuracy {}", a.test_clean_accuracy);
+    assert!(
+        a.test_clean_accuracy > 0.6,
+        "clean accuracy {}",
+        a.test_clean_accuracy
+    );
     assert_eq!(a.loss, b.loss);
     assert_eq!(a.test_clean_accuracy, b.test_clean_accuracy);
     assert_eq!(a.test_robust_accuracy, b.test_robust_accuracy);
@@ -83,7 +97,12 @@ fn sat_training_is_deterministic_and_differs_from_natural() {
     assert_eq!(a.test_robust_accuracy, b.test_robust_accuracy);
     let (_, natural) = train_once(Method::Natural, 3, &data);
     // The adversarial loss of SAT is higher than the natural loss on the same budget.
-    assert!(a.loss > natural.loss, "SAT loss {} vs natural {}", a.loss, natural.loss);
+    assert!(
+        a.loss > natural.loss,
+        "SAT loss {} vs natural {}",
+        a.loss,
+        natural.loss
+    );
 }
 
 #[test]
@@ -124,11 +143,19 @@ fn eval_mode_attacks_leave_running_statistics_alone_and_train_mode_attacks_updat
 
     let eval = attack::view(&model, BnMode::Eval);
     attack::pgd(&eval, &x, &target, &config, &mut rng);
-    assert_eq!(running_mean(&model), initial, "an eval-mode attack changed the statistics");
+    assert_eq!(
+        running_mean(&model),
+        initial,
+        "an eval-mode attack changed the statistics"
+    );
 
     let train = attack::view(&model, BnMode::Train);
     attack::pgd(&train, &x, &target, &config, &mut rng);
-    assert_ne!(running_mean(&model), initial, "a train-mode attack left the statistics");
+    assert_ne!(
+        running_mean(&model),
+        initial,
+        "a train-mode attack left the statistics"
+    );
 }
 
 #[test]
@@ -144,5 +171,18 @@ fn the_eval_view_uses_the_statistics_of_the_last_training_batch() {
     let b = rslad_tui::tensor_util::to_vec(attack::eval_view(&model).forward(x));
     assert_eq!(a, b);
     let stats = running_mean(&model);
-    assert!(stats.iter().any(|&m| m != 0.0), "training never updated the running mean");
+    assert!(
+        stats.iter().any(|&m| m != 0.0),
+        "training never updated the running mean"
+    );
+}
+
+#[test]
+fn epsilon_warmup_grows_linearly_to_the_full_budget() {
+    let mut config = config(Method::Natural, 0);
+    assert_eq!(config.epsilon_scale(0, 0, 10), 1.0);
+    config.epsilon_warmup_epochs = 2;
+    assert_eq!(config.epsilon_scale(0, 4, 10), 0.25);
+    assert_eq!(config.epsilon_scale(1, 9, 10), 1.0);
+    assert_eq!(config.epsilon_scale(5, 0, 10), 1.0);
 }

@@ -7,10 +7,7 @@ use burn::prelude::*;
 pub fn project(candidate: Tensor<4>, natural: &Tensor<4>, epsilon: f32) -> Tensor<4> {
     let lower = natural.clone().sub_scalar(epsilon);
     let upper = natural.clone().add_scalar(epsilon);
-    candidate
-        .max_pair(lower)
-        .min_pair(upper)
-        .clamp(0.0, 1.0)
+    candidate.max_pair(lower).min_pair(upper).clamp(0.0, 1.0)
 }
 
 /// max |a − b| over all elements, for checking that an attack kept to its budget.

@@ -34,25 +34,38 @@ impl Method {
     }
 
     /// The batch's mean loss on the autodiff graph of `model`, and the logits whose accuracy
-    /// the trainer reports (on the points the loss is computed on).
+    /// the trainer reports (on the points the loss is computed on). `epsilon_scale` in [0, 1]
+    /// shrinks the training attack's ε and step size together (ε warm-up).
     pub fn loss(
         &self,
         model: &Model,
         images: &Tensor<4>,
         labels: &Tensor<1, Int>,
+        epsilon_scale: f32,
         rng: &mut StdRng,
     ) -> (Tensor<1>, Tensor<2>) {
         match self {
             Method::Natural => {
                 let logits = model.forward(images.clone().autodiff());
-                (loss::cross_entropy(logits.clone(), labels.clone()).mean(), logits)
+                (
+                    loss::cross_entropy(logits.clone(), labels.clone()).mean(),
+                    logits,
+                )
             }
             Method::Sat { attack, bn_mode } => {
                 let view = attack::view(model, *bn_mode);
                 let target = Target::labels(labels.clone());
-                let adversarial = attack::pgd(&view, images, &target, attack, rng).adversarial;
+                let attack = PgdConfig {
+                    epsilon: attack.epsilon * epsilon_scale,
+                    step_size: attack.step_size * epsilon_scale,
+                    ..*attack
+                };
+                let adversarial = attack::pgd(&view, images, &target, &attack, rng).adversarial;
                 let logits = model.forward(adversarial.autodiff());
-                (loss::cross_entropy(logits.clone(), labels.clone()).mean(), logits)
+                (
+                    loss::cross_entropy(logits.clone(), labels.clone()).mean(),
+                    logits,
+                )
             }
         }
     }

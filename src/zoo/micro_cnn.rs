@@ -44,8 +44,12 @@ impl MicroCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.bn1.forward(self.conv1.forward(images))));
-        let x = self.pool.forward(relu(self.bn2.forward(self.conv2.forward(x))));
+        let x = self
+            .pool
+            .forward(relu(self.bn1.forward(self.conv1.forward(images))));
+        let x = self
+            .pool
+            .forward(relu(self.bn2.forward(self.conv2.forward(x))));
         self.fc.forward(x.flatten::<2>(1, 3))
     }
 }

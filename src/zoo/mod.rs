@@ -14,7 +14,7 @@ mod resnet18;
 mod small_cnn;
 mod wrn;
 
-pub use init::{count_parameters, seeded_init};
+pub use init::{InitRule, count_parameters, seeded_init};
 pub use madry_cnn::MadryCnn;
 pub use micro_cnn::MicroCnn;
 pub use mlp::Mlp;
@@ -86,6 +86,18 @@ impl Arch {
         }
     }
 
+    /// How the architecture's reference code initialises its weights.
+    pub fn init_rule(self) -> InitRule {
+        match self {
+            Arch::SmallCnn => InitRule::TradesSmallCnn,
+            Arch::Wrn34_10 => InitRule::TradesWideResNet,
+            Arch::MadryCnn => InitRule::MadryTensorFlow,
+            Arch::Mlp | Arch::MicroCnn | Arch::ResNet18 | Arch::MobileNetV2 => {
+                InitRule::PyTorchDefault
+            }
+        }
+    }
+
     /// The data scale the architecture was designed for: (channels, image size).
     pub fn native_input(self) -> (usize, usize) {
         match self {
@@ -153,6 +165,8 @@ impl ModelSpec {
 }
 
 /// Any model of the zoo. Training, attacks and checkpoints work on this one type.
+// Variants hold only handles to tensors; their size difference costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Model {
     Mlp(Mlp),
@@ -168,7 +182,7 @@ impl Model {
     /// Builds the architecture of `spec` with weights drawn from the project's seeded generator.
     pub fn build(spec: ModelSpec, seed: u64, device: &Device) -> Result<Model, ZooError> {
         let model = Model::build_uninitialized(spec, device)?;
-        Ok(seeded_init(model, seed))
+        Ok(seeded_init(model, seed, spec.arch.init_rule()))
     }
 
     /// Logits `[batch, classes]` for images `[batch, channels, size, size]` in [0, 1].
@@ -182,6 +196,11 @@ impl Model {
             Model::MobileNetV2(m) => m.forward(images),
             Model::WideResNet(m) => m.forward(images),
         }
+    }
+
+    /// Logits in evaluation mode (batch norm on running statistics, no autodiff graph).
+    pub fn valid_forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.valid().forward(images)
     }
 
     pub fn spec(&self) -> ModelSpec {
@@ -229,7 +248,10 @@ pub fn list(num_classes: usize, device: &Device) -> Vec<ZooEntry> {
             let model = Model::build_uninitialized(spec, device).ok()?;
             Some(ZooEntry {
                 arch,
-                input: format!("{}x{}x{}", spec.in_channels, spec.image_size, spec.image_size),
+                input: format!(
+                    "{}x{}x{}",
+                    spec.in_channels, spec.image_size, spec.image_size
+                ),
                 parameters: model.parameter_count(),
             })
         })
