@@ -43,3 +43,16 @@ pub enum CheckpointError {
     #[error("checkpoint {path} does not match: {differences}")]
     Mismatch { path: PathBuf, differences: String },
 }
+
+/// Errors of the AutoAttack components that depend on the model, not on a bug.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttackError {
+    #[error("{attack} needs a model with at least {needed} classes; this one has {classes}")]
+    TooFewClasses {
+        attack: &'static str,
+        needed: usize,
+        classes: usize,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}

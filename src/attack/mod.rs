@@ -42,6 +42,14 @@ pub fn train_view(model: &Model) -> Model {
     model.clone().no_grad()
 }
 
+/// What an AutoAttack component returns for a batch: a point per input, inside the ε-ball
+/// and [0, 1], and which inputs it misclassified (checked by the attack's own last forward
+/// pass; the composer re-checks with a fresh one).
+pub struct AttackOutcome {
+    pub adversarial: Tensor<4>,
+    pub fooled: Vec<bool>,
+}
+
 /// Which batch-norm mode an attack runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BnMode {
