@@ -43,8 +43,3 @@ pub fn cw_margin(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let others = logits - one_hot.mul_scalar(1e9);
     others.max_dim(1).reshape([n]) - true_logit
 }
-
-/// Mean of a per-sample loss, the reduction of every training objective.
-pub fn mean(per_sample: Tensor<1>) -> Tensor<1> {
-    per_sample.mean()
-}

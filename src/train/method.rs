@@ -25,14 +25,6 @@ impl Method {
         }
     }
 
-    /// The training attack, if the method has one.
-    pub fn attack(&self) -> Option<&PgdConfig> {
-        match self {
-            Method::Natural => None,
-            Method::Sat { attack, .. } => Some(attack),
-        }
-    }
-
     /// The batch's mean loss on the autodiff graph of `model`, and the logits whose accuracy
     /// the trainer reports (on the points the loss is computed on). `epsilon_scale` in [0, 1]
     /// shrinks the training attack's ε and step size together (ε warm-up).
