@@ -211,7 +211,7 @@ fn read_safetensors(bytes: &[u8]) -> Result<NamedTensors, String> {
 }
 
 /// Replaces every tensor of `model` by the one of the same name, or lists what does not fit.
-fn apply_tensors(model: Model, tensors: NamedTensors) -> Result<Model, String> {
+pub(crate) fn apply_tensors(model: Model, tensors: NamedTensors) -> Result<Model, String> {
     let mut loader = Loader {
         path: Vec::new(),
         tensors,
@@ -231,18 +231,18 @@ fn apply_tensors(model: Model, tensors: NamedTensors) -> Result<Model, String> {
     }
 }
 
-fn path_name(path: &[String]) -> String {
+pub(crate) fn path_name(path: &[String]) -> String {
     path.join(".")
 }
 
 /// Module paths skip enum variant names: `conv1.weight`, not `SmallCnn.conv1.weight`.
-fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
+pub(crate) fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.push(name.to_string());
     }
 }
 
-fn exit(path: &mut Vec<String>, container_type: &str) {
+pub(crate) fn exit(path: &mut Vec<String>, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.pop();
     }
@@ -309,7 +309,7 @@ impl ModuleMapper for Loader {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -322,14 +322,14 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let temporary = PathBuf::from(format!("{}.partial", path.display()));
     let io = |source| CheckpointError::Io {
         path: path.to_path_buf(),

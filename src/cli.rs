@@ -41,6 +41,10 @@ pub enum Command {
     Zoo(ZooArgs),
     /// The quick demo that runs when no command is given.
     Demo(DataArgs),
+    /// Write a checkpoint's weights as safetensors in PyTorch's names and layout.
+    Export(crate::interop::ExportArgs),
+    /// Read safetensors weights in PyTorch's names and layout into a checkpoint.
+    Import(crate::interop::ImportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -191,6 +195,8 @@ pub fn run() -> Result<()> {
         Some(Command::Train(args)) => train(&args).map(|_| ()),
         Some(Command::Eval(args)) => evaluate(&args),
         Some(Command::Zoo(args)) => list_zoo(&args),
+        Some(Command::Export(args)) => crate::interop::run_export(&args),
+        Some(Command::Import(args)) => crate::interop::run_import(&args),
     }
 }
 
