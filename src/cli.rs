@@ -1,6 +1,7 @@
 //! The headless command line: `train`, `eval`, `zoo`, and the default demo.
 
 use crate::attack::BnMode;
+use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
 use crate::attack::{AttackLoss, PgdConfig, Selection, Start};
 use crate::checkpoint::{self, SaveInfo};
 use crate::data::{self, DataSource, Dataset, DatasetKind};
@@ -142,6 +143,18 @@ pub enum AttackName {
     Fgsm,
     Pgd,
     Cw,
+    /// AutoAttack (standard version unless --version says otherwise).
+    Autoattack,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AutoAttackVersion {
+    /// APGD-CE, APGD-T, FAB-T, Square: deterministic models.
+    Standard,
+    /// APGD-CE and APGD-DLR with 20 gradient samples per step: models with randomness.
+    Rand,
+    /// The components listed with --components, in that order.
+    Custom,
 }
 
 #[derive(Args, Debug)]
@@ -154,9 +167,16 @@ pub struct EvalArgs {
     /// Require the checkpoint to be this architecture.
     #[arg(long)]
     pub model: Option<String>,
-    /// Attacks to run, comma separated.
+    /// Attacks to run, comma separated (autoattack: the full standard AutoAttack).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fgsm,pgd,cw")]
     pub attacks: Vec<AttackName>,
+    /// AutoAttack version.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub version: AutoAttackVersion,
+    /// AutoAttack components for --version custom, comma separated, run in this order:
+    /// apgd-ce, apgd-dlr, apgd-t, fab-t, square.
+    #[arg(long, value_delimiter = ',')]
+    pub components: Vec<String>,
     /// Attack radius ε in L∞ (default: the dataset's conventional ε).
     #[arg(long)]
     pub eps: Option<f32>,
@@ -410,12 +430,24 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
     let attacks: Vec<EvalAttack> = args
         .attacks
         .iter()
-        .map(|attack| match attack {
-            AttackName::Fgsm => EvalAttack::fgsm(epsilon),
-            AttackName::Pgd => EvalAttack::pgd(epsilon, steps, step_size),
-            AttackName::Cw => EvalAttack::cw(epsilon, steps, step_size),
+        .filter_map(|attack| match attack {
+            AttackName::Fgsm => Some(EvalAttack::fgsm(epsilon)),
+            AttackName::Pgd => Some(EvalAttack::pgd(epsilon, steps, step_size)),
+            AttackName::Cw => Some(EvalAttack::cw(epsilon, steps, step_size)),
+            AttackName::Autoattack => None,
         })
         .collect();
+    // Checked before any work, so a typo does not cost a PGD run.
+    let autoattack_config = args
+        .attacks
+        .contains(&AttackName::Autoattack)
+        .then(|| autoattack_config(args, epsilon))
+        .transpose()?;
+    if autoattack_config.is_none()
+        && (!args.components.is_empty() || args.version != AutoAttackVersion::Standard)
+    {
+        bail!("--version and --components apply to AutoAttack: add autoattack to --attacks");
+    }
     let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
     let test = data.test.take(n);
     let progress: Box<dyn Progress> = if args.json {
@@ -424,16 +456,97 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
         Box::new(Bars::default())
     };
     let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
+    let autoattack = autoattack_config
+        .map(|config| eval::autoattack(&model, &test, &config, progress.as_ref()))
+        .transpose()?;
+    // Warnings go to standard error, so they show even when the JSON is piped elsewhere.
+    for flag in autoattack.iter().flat_map(|r| &r.flags) {
+        eprintln!("WARNING (AutoAttack): {}", flag.message());
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let output = EvalOutput { report, autoattack };
+        println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         println!(
             "{} on {} ({} test images), ε = {epsilon}",
             card.spec.arch, data.origin, report.images
         );
-        print!("{}", report_table(&report));
+        if !report.attacks.is_empty() || autoattack.is_none() {
+            print!("{}", report_table(&report));
+        }
+        if let Some(autoattack) = &autoattack {
+            print!("{}", autoattack_table(autoattack));
+        }
     }
     Ok(())
+}
+
+/// What `eval --json` prints: the PGD-family report, and AutoAttack's when it ran.
+#[derive(serde::Serialize)]
+struct EvalOutput {
+    #[serde(flatten)]
+    report: RobustnessReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    autoattack: Option<AutoAttackReport>,
+}
+
+fn autoattack_config(args: &EvalArgs, epsilon: f32) -> Result<AutoAttackConfig> {
+    let version = match args.version {
+        AutoAttackVersion::Standard | AutoAttackVersion::Rand if !args.components.is_empty() => {
+            bail!("--components needs --version custom")
+        }
+        AutoAttackVersion::Standard => Version::Standard,
+        AutoAttackVersion::Rand => Version::Rand,
+        AutoAttackVersion::Custom => {
+            if args.components.is_empty() {
+                bail!("--version custom needs --components, e.g. --components apgd-ce,square");
+            }
+            let components = args
+                .components
+                .iter()
+                .map(|name| Component::parse(name))
+                .collect::<Result<Vec<_>, _>>()?;
+            Version::Custom(components)
+        }
+    };
+    Ok(AutoAttackConfig {
+        epsilon,
+        version,
+        seed: args.seed,
+        batch_size: eval::EVAL_BATCH,
+    })
+}
+
+/// AutoAttack's report as a plain-text table: robust accuracy after each component.
+pub fn autoattack_table(report: &AutoAttackReport) -> String {
+    let mut out = format!(
+        "AutoAttack ({} version), ε = {}\n{:<12} {:>9} {:>9} {:>7} {:>9}\n",
+        report.version, report.epsilon, "attack", "attacked", "broken", "robust", "time"
+    );
+    out += &format!(
+        "{:<12} {:>9} {:>9} {:>6.2}% {:>9}\n",
+        "clean",
+        report.images,
+        "-",
+        100.0 * report.clean_accuracy,
+        "-"
+    );
+    for c in &report.components {
+        out += &format!(
+            "{:<12} {:>9} {:>9} {:>6.2}% {:>8.1}s\n",
+            c.component.name(),
+            c.attacked,
+            c.broken,
+            100.0 * c.robust_accuracy,
+            c.seconds
+        );
+    }
+    out += &format!(
+        "robust accuracy {:.2}%, max |δ| {:.4}\n",
+        100.0 * report.robust_accuracy,
+        report.max_perturbation
+    );
+    out
 }
 
 /// The report as a plain-text table.

@@ -4,13 +4,22 @@
 //! Attacks work on anything that maps images to logits ([`Classifier`]); the caller decides
 //! the model's batch-norm mode by passing an [`eval_view`] or a [`train_view`] of the model.
 
+mod apgd;
+pub mod autoattack;
+mod dlr;
+mod fab;
 mod gradient;
 mod pgd;
 mod project;
+mod square;
 
+pub use apgd::{ApgdConfig, ApgdLoss, ApgdReport, apgd, apgd_targeted, checkpoints};
+pub use dlr::{dlr_loss, targeted_dlr_loss};
+pub use fab::{FabConfig, fab_targeted, project_linf_box};
 pub use gradient::{AttackLoss, Target, input_gradient};
 pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd};
 pub use project::{max_linf_distance, project};
+pub use square::{SquareConfig, p_selection, square};
 
 use crate::zoo::Model;
 use burn::prelude::*;

@@ -3,8 +3,10 @@
 //! A point counts as robust only if the model classifies it correctly both clean and under
 //! the attack (the convention of AutoAttack and the RSLAD tables).
 
+use crate::attack::autoattack::{self, AutoAttackConfig, AutoAttackReport};
 use crate::attack::{self, AttackLoss, PgdConfig, Selection, Start, Target};
 use crate::data::ImageSet;
+use crate::error::AttackError;
 use crate::progress::Progress;
 use crate::rng::{seeded, stream};
 use crate::tensor_util::predictions;
@@ -131,4 +133,19 @@ pub fn evaluate(
         clean_accuracy: clean as f64 / test.len().max(1) as f64,
         attacks: results,
     }
+}
+
+/// AutoAttack on all of `test` with the model in evaluation mode.
+pub fn autoattack(
+    model: &Model,
+    test: &ImageSet,
+    config: &AutoAttackConfig,
+    progress: &dyn Progress,
+) -> Result<AutoAttackReport, AttackError> {
+    let view = attack::eval_view(model);
+    let device = crate::device::compute_device();
+    let all: Vec<usize> = (0..test.len()).collect();
+    let (x, _) = batch_tensors(test, &all, &device);
+    let labels: Vec<i64> = test.labels.iter().map(|&l| i64::from(l)).collect();
+    autoattack::run(&view, &x, &labels, config, progress)
 }
