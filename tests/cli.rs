@@ -105,3 +105,71 @@ fn help_explains_the_options() {
         assert!(stdout.contains(option), "{option} missing from help");
     }
 }
+
+#[test]
+fn eval_runs_autoattack_and_reports_it_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("micro");
+    let stem = stem.to_str().unwrap();
+    let (code, _, stderr) = run(&[
+        "train",
+        "--model",
+        "micro-cnn",
+        "--epochs",
+        "1",
+        "--train-n",
+        "256",
+        "--eval-n",
+        "20",
+        "--eval-steps",
+        "0",
+        "--out",
+        stem,
+    ]);
+    assert_eq!(code, 0, "training failed: {stderr}");
+
+    let (code, stdout, stderr) = run(&[
+        "eval",
+        "--checkpoint",
+        stem,
+        "--attacks",
+        "autoattack",
+        "--version",
+        "custom",
+        "--components",
+        "apgd-ce,apgd-t",
+        "--eps",
+        "0.1",
+        "--n",
+        "16",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "eval failed: {stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    let report = &json["autoattack"];
+    assert_eq!(report["images"], 16);
+    assert_eq!(report["version"], "custom");
+    let components = report["components"].as_array().unwrap();
+    assert_eq!(components.len(), 2);
+    assert_eq!(components[0]["component"], "ApgdCe");
+    let clean = report["clean_accuracy"].as_f64().unwrap();
+    let robust = report["robust_accuracy"].as_f64().unwrap();
+    assert!(robust <= clean, "robust {robust} > clean {clean}");
+    assert!(report["max_perturbation"].as_f64().unwrap() <= 0.1 + 1e-6);
+
+    assert_clean_failure(
+        &[
+            "eval", "--checkpoint", stem, "--attacks", "autoattack", "--version", "custom",
+            "--components", "deepfool",
+        ],
+        "unknown AutoAttack component 'deepfool'",
+    );
+    assert_clean_failure(
+        &["eval", "--checkpoint", stem, "--attacks", "autoattack", "--version", "custom"],
+        "--version custom needs --components",
+    );
+    assert_clean_failure(
+        &["eval", "--checkpoint", stem, "--attacks", "pgd", "--components", "square"],
+        "add autoattack to --attacks",
+    );
+}
