@@ -159,17 +159,40 @@ fn eval_runs_autoattack_and_reports_it_as_json() {
 
     assert_clean_failure(
         &[
-            "eval", "--checkpoint", stem, "--attacks", "autoattack", "--version", "custom",
-            "--components", "deepfool",
+            "eval",
+            "--checkpoint",
+            stem,
+            "--attacks",
+            "autoattack",
+            "--version",
+            "custom",
+            "--components",
+            "deepfool",
         ],
         "unknown AutoAttack component 'deepfool'",
     );
     assert_clean_failure(
-        &["eval", "--checkpoint", stem, "--attacks", "autoattack", "--version", "custom"],
+        &[
+            "eval",
+            "--checkpoint",
+            stem,
+            "--attacks",
+            "autoattack",
+            "--version",
+            "custom",
+        ],
         "--version custom needs --components",
     );
     assert_clean_failure(
-        &["eval", "--checkpoint", stem, "--attacks", "pgd", "--components", "square"],
+        &[
+            "eval",
+            "--checkpoint",
+            stem,
+            "--attacks",
+            "pgd",
+            "--components",
+            "square",
+        ],
         "add autoattack to --attacks",
     );
 }
