@@ -2,7 +2,6 @@
 
 use crate::attack::BnMode;
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
-use crate::attack::{AttackLoss, PgdConfig, Selection, Start};
 use crate::checkpoint::{self, SaveInfo};
 use crate::data::{self, DataSource, Dataset, DatasetKind};
 use crate::device::{autodiff_device, compute_device};
@@ -59,10 +58,23 @@ pub struct DataArgs {
     pub data: String,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MethodName {
+    /// CE on natural images.
     Natural,
+    /// Madry PGD adversarial training.
     Sat,
+    /// TRADES (--beta).
+    Trades,
+    /// Hinton knowledge distillation on natural images (--teacher, --alpha, --temperature).
+    Kd,
+    /// Adversarially Robust Distillation (--teacher, --alpha, --temperature).
+    Ard,
+    /// Introspective Adversarial Distillation (--teacher, --alpha, --temperature, --beta,
+    /// --iad-warmup).
+    Iad,
+    /// Robust Soft Label Adversarial Distillation (--teacher, --alpha, --rslad-scale).
+    Rslad,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -119,9 +131,30 @@ pub struct TrainArgs {
     /// Grow the training attack's ε linearly from 0 over this many epochs (0: off).
     #[arg(long, default_value_t = 0)]
     pub eps_warmup: usize,
-    /// Batch-norm mode of the model during the training attack.
+    /// Batch-norm mode of the model during SAT's training attack (the other methods fix it:
+    /// eval for TRADES and RSLAD, train for ARD and IAD).
     #[arg(long, value_enum, default_value = "eval")]
     pub attack_bn: BnModeName,
+    /// Teacher checkpoint for kd, ard, iad and rslad (a PyTorch-layout file: convert it
+    /// with `rslad-tui import` first).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight α of the distillation term (default: kd 0.9, ard and iad 1.0, rslad 5/6).
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// TRADES β (default 1 on MNIST-scale data, 6 on CIFAR) or IAD's β (default 0.1).
+    #[arg(long)]
+    pub beta: Option<f32>,
+    /// Distillation temperature τ (default: kd 4, ard and iad 30).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Epochs before IAD's introspection term switches on (default 30% of --epochs, as
+    /// 60 of 200 in the authors' runs).
+    #[arg(long)]
+    pub iad_warmup: Option<usize>,
+    /// RSLAD's loss scale (default 1/classes: the authors' mean over batch × classes).
+    #[arg(long)]
+    pub rslad_scale: Option<f32>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on the first N training images only.
@@ -294,6 +327,133 @@ fn check_fit(spec: &ModelSpec, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
+/// The training method with its hyper-parameters: the user's, else the authors' defaults.
+fn method_from_args(
+    args: &TrainArgs,
+    kind: DatasetKind,
+    epsilon: f32,
+    step_size: f32,
+    steps: usize,
+) -> Result<Method> {
+    let fraction = |name: &str, value: f32| -> Result<f32> {
+        if !(0.0..=1.0).contains(&value) {
+            bail!("--{name} must be in [0, 1]; got {value}");
+        }
+        Ok(value)
+    };
+    let positive = |name: &str, value: f32| -> Result<f32> {
+        if !(value > 0.0 && value.is_finite()) {
+            bail!("--{name} must be positive; got {value}");
+        }
+        Ok(value)
+    };
+    let non_negative = |name: &str, value: f32| -> Result<f32> {
+        if !(value >= 0.0 && value.is_finite()) {
+            bail!("--{name} must be finite and at least 0; got {value}");
+        }
+        Ok(value)
+    };
+    let uses = |option: bool, name: &str, methods: &[MethodName]| -> Result<()> {
+        if option && !methods.contains(&args.method) {
+            bail!(
+                "--{name} does not apply to --method {}",
+                format!("{:?}", args.method).to_lowercase()
+            );
+        }
+        Ok(())
+    };
+    use MethodName::*;
+    uses(args.teacher.is_some(), "teacher", &[Kd, Ard, Iad, Rslad])?;
+    uses(args.alpha.is_some(), "alpha", &[Kd, Ard, Iad, Rslad])?;
+    uses(args.beta.is_some(), "beta", &[Trades, Iad])?;
+    uses(args.temperature.is_some(), "temperature", &[Kd, Ard, Iad])?;
+    uses(args.iad_warmup.is_some(), "iad-warmup", &[Iad])?;
+    uses(args.rslad_scale.is_some(), "rslad-scale", &[Rslad])?;
+
+    let ce_attack = Method::ce_attack(epsilon, step_size, steps);
+    let kl_attack = Method::kl_attack(epsilon, step_size, steps);
+    let alpha = |default: f32| fraction("alpha", args.alpha.unwrap_or(default));
+    let temperature = |default: f32| positive("temperature", args.temperature.unwrap_or(default));
+    Ok(match args.method {
+        Natural => Method::Natural,
+        Sat => Method::Sat {
+            attack: ce_attack,
+            bn_mode: match args.attack_bn {
+                BnModeName::Eval => BnMode::Eval,
+                BnModeName::Train => BnMode::Train,
+            },
+        },
+        Trades => {
+            let default = if kind.augments() { 6.0 } else { 1.0 };
+            Method::Trades {
+                attack: kl_attack,
+                beta: non_negative("beta", args.beta.unwrap_or(default))?,
+            }
+        }
+        Kd => Method::Kd {
+            alpha: alpha(0.9)?,
+            temperature: temperature(4.0)?,
+        },
+        Ard => Method::Ard {
+            attack: ce_attack,
+            alpha: alpha(1.0)?,
+            temperature: temperature(30.0)?,
+        },
+        Iad => Method::Iad {
+            attack: ce_attack,
+            alpha: alpha(1.0)?,
+            temperature: temperature(30.0)?,
+            beta: non_negative("beta", args.beta.unwrap_or(0.1))?,
+            warmup_epochs: args
+                .iad_warmup
+                .unwrap_or((args.epochs as f64 * 0.3).round() as usize),
+        },
+        Rslad => Method::Rslad {
+            attack: kl_attack,
+            alpha: alpha(5.0 / 6.0)?,
+            scale: positive(
+                "rslad-scale",
+                args.rslad_scale.unwrap_or(1.0 / kind.num_classes() as f32),
+            )?,
+        },
+    })
+}
+
+/// The teacher checkpoint of a distillation method, checked against the student's data shape.
+fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Result<Option<Model>> {
+    if !method.needs_teacher() {
+        return Ok(None);
+    }
+    let Some(path) = &args.teacher else {
+        bail!(
+            "--method {} distils from a teacher: give its checkpoint with --teacher \
+             (train one with --method sat or trades, or convert a PyTorch file with `rslad-tui import`)",
+            method.name()
+        );
+    };
+    let (teacher, card) = checkpoint::load(path, None, &autodiff_device())
+        .with_context(|| format!("cannot load the teacher {}", path.display()))?;
+    let t = &card.spec;
+    if (t.in_channels, t.image_size, t.num_classes)
+        != (student.in_channels, student.image_size, student.num_classes)
+    {
+        bail!(
+            "the teacher ({}) takes {}×{}×{} images with {} classes, the student {}×{}×{} with {}",
+            t.arch,
+            t.in_channels,
+            t.image_size,
+            t.image_size,
+            t.num_classes,
+            student.in_channels,
+            student.image_size,
+            student.image_size,
+            student.num_classes
+        );
+    }
+    println!("teacher: {} from {}", t.arch, path.display());
+    Ok(Some(teacher))
+}
+
 pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     let arch = Arch::from_name(&args.model)?;
     if args.epochs == 0 {
@@ -313,23 +473,8 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     let spec = ModelSpec::native(arch, data.kind.num_classes());
     check_fit(&spec, &data)?;
 
-    let method = match args.method {
-        MethodName::Natural => Method::Natural,
-        MethodName::Sat => Method::Sat {
-            attack: PgdConfig {
-                epsilon,
-                step_size,
-                steps,
-                loss: AttackLoss::CrossEntropy,
-                start: Start::Uniform,
-                selection: Selection::Last,
-            },
-            bn_mode: match args.attack_bn {
-                BnModeName::Eval => BnMode::Eval,
-                BnModeName::Train => BnMode::Train,
-            },
-        },
-    };
+    let method = method_from_args(args, data.kind, epsilon, step_size, steps)?;
+    let teacher = load_teacher(args, &method, &spec)?;
     let config = TrainConfig {
         method,
         optimizer: OptimizerConfig {
@@ -371,7 +516,10 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         args.seed
     );
     let started = Instant::now();
-    let mut trainer = Trainer::new(model, config);
+    let mut trainer = match teacher {
+        Some(teacher) => Trainer::with_teacher(model, teacher, config),
+        None => Trainer::new(model, config),
+    };
     let cancel = AtomicBool::new(false);
     let bars = Bars::default();
     for _ in 0..args.epochs {
@@ -626,6 +774,12 @@ fn demo(args: &DataArgs) -> Result<()> {
         steps: None,
         eps_warmup: 0,
         attack_bn: BnModeName::Eval,
+        teacher: None,
+        alpha: None,
+        beta: None,
+        temperature: None,
+        iad_warmup: None,
+        rslad_scale: None,
         seed: 0,
         train_n: None,
         eval_n: 1000,

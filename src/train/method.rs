@@ -1,8 +1,10 @@
 //! Training objectives. Each method says what its inner attack maximises and what the outer
-//! loss is (methods spec §1).
+//! loss is (methods spec §1); the attack is part of the method (its loss, start and batch-norm
+//! mode), so a method cannot be paired with the wrong attack.
 
-use crate::attack::{self, BnMode, PgdConfig, Target};
-use crate::loss;
+use super::objectives;
+use crate::attack::{self, AttackLoss, BnMode, PgdConfig, Selection, Start, Target};
+use crate::loss::{self, soft_label};
 use crate::zoo::Model;
 use burn::prelude::*;
 use burn::tensor::Int;
@@ -15,6 +17,48 @@ pub enum Method {
     Natural,
     /// Madry PGD adversarial training: x′ maximises CE(S(x′), y); loss CE(S(x′), y).
     Sat { attack: PgdConfig, bn_mode: BnMode },
+    /// TRADES: x′ maximises KL(p(S(x)) ‖ p(S(x′))) from x + 0.001·N(0, 1), student in eval
+    /// mode; loss CE(S(x), y) + β · KL(p(S(x)) ‖ p(S(x′))).
+    Trades { attack: PgdConfig, beta: f32 },
+    /// Hinton's knowledge distillation on natural images only.
+    Kd { alpha: f32, temperature: f32 },
+    /// ARD: x′ maximises CE(S(x′), y) from a uniform start with the student's batch norm in
+    /// train mode; loss α·τ²·KL(p(T(x)/τ) ‖ p(S(x′)/τ)) + (1 − α)·CE(S(x), y).
+    Ard {
+        attack: PgdConfig,
+        alpha: f32,
+        temperature: f32,
+    },
+    /// IAD: ARD's attack and loss, plus α·(1 − w)·KL(p(S(x)) ‖ p(S(x′))) with
+    /// w = p(T(x′))_y^β from epoch `warmup_epochs` on (0-based).
+    Iad {
+        attack: PgdConfig,
+        alpha: f32,
+        temperature: f32,
+        beta: f32,
+        warmup_epochs: usize,
+    },
+    /// RSLAD: x′ maximises KL(p(T(x)) ‖ p(S(x′))) from x + 0.001·N(0, 1), student in eval
+    /// mode; loss scale·[α·KL(p(T(x)) ‖ p(S(x′))) + (1 − α)·KL(p(T(x)) ‖ p(S(x)))].
+    Rslad {
+        attack: PgdConfig,
+        alpha: f32,
+        scale: f32,
+    },
+}
+
+/// One training batch as a method sees it.
+pub struct Batch<'a> {
+    /// The student, on the autodiff device, in train mode.
+    pub model: &'a Model,
+    /// The teacher in eval mode ([`attack::eval_view`]), for the distillation methods.
+    pub teacher: Option<&'a Model>,
+    pub images: &'a Tensor<4>,
+    pub labels: &'a Tensor<1, Int>,
+    /// 0-based epoch (IAD switches its introspection term on after a warm-up).
+    pub epoch: usize,
+    /// In [0, 1]: shrinks the training attack's ε and step size together (ε warm-up).
+    pub epsilon_scale: f32,
 }
 
 impl Method {
@@ -22,43 +66,167 @@ impl Method {
         match self {
             Method::Natural => "natural",
             Method::Sat { .. } => "sat",
+            Method::Trades { .. } => "trades",
+            Method::Kd { .. } => "kd",
+            Method::Ard { .. } => "ard",
+            Method::Iad { .. } => "iad",
+            Method::Rslad { .. } => "rslad",
         }
     }
 
-    /// The batch's mean loss on the autodiff graph of `model`, and the logits whose accuracy
-    /// the trainer reports (on the points the loss is computed on). `epsilon_scale` in [0, 1]
-    /// shrinks the training attack's ε and step size together (ε warm-up).
-    pub fn loss(
-        &self,
-        model: &Model,
-        images: &Tensor<4>,
-        labels: &Tensor<1, Int>,
-        epsilon_scale: f32,
-        rng: &mut StdRng,
-    ) -> (Tensor<1>, Tensor<2>) {
+    /// Whether the method distils from a teacher.
+    pub fn needs_teacher(&self) -> bool {
+        matches!(
+            self,
+            Method::Kd { .. } | Method::Ard { .. } | Method::Iad { .. } | Method::Rslad { .. }
+        )
+    }
+
+    /// The attack of TRADES and RSLAD: start x + 0.001·N(0, 1), KL to a soft label.
+    pub fn kl_attack(epsilon: f32, step_size: f32, steps: usize) -> PgdConfig {
+        PgdConfig {
+            epsilon,
+            step_size,
+            steps,
+            loss: AttackLoss::KlToTarget,
+            start: Start::SmallGaussian,
+            selection: Selection::Last,
+        }
+    }
+
+    /// The attack of SAT, ARD and IAD: cross-entropy from a uniform start.
+    pub fn ce_attack(epsilon: f32, step_size: f32, steps: usize) -> PgdConfig {
+        PgdConfig {
+            epsilon,
+            step_size,
+            steps,
+            loss: AttackLoss::CrossEntropy,
+            start: Start::Uniform,
+            selection: Selection::Last,
+        }
+    }
+
+    /// The batch's mean loss on the autodiff graph of the student, and the logits whose
+    /// accuracy the trainer reports (adversarial ones for the adversarial methods).
+    ///
+    /// Panics if a distillation method gets no teacher; [`super::Trainer::new`] refuses that
+    /// combination up front.
+    pub fn loss(&self, batch: &Batch, rng: &mut StdRng) -> (Tensor<1>, Tensor<2>) {
+        let model = batch.model;
+        let natural = || model.forward(batch.images.clone().autodiff());
+        let labels = batch.labels.clone();
         match self {
             Method::Natural => {
-                let logits = model.forward(images.clone().autodiff());
-                (
-                    loss::cross_entropy(logits.clone(), labels.clone()).mean(),
-                    logits,
-                )
+                let logits = natural();
+                (loss::cross_entropy(logits.clone(), labels).mean(), logits)
             }
             Method::Sat { attack, bn_mode } => {
                 let view = attack::view(model, *bn_mode);
-                let target = Target::labels(labels.clone());
-                let attack = PgdConfig {
-                    epsilon: attack.epsilon * epsilon_scale,
-                    step_size: attack.step_size * epsilon_scale,
-                    ..*attack
-                };
-                let adversarial = attack::pgd(&view, images, &target, &attack, rng).adversarial;
-                let logits = model.forward(adversarial.autodiff());
-                (
-                    loss::cross_entropy(logits.clone(), labels.clone()).mean(),
-                    logits,
-                )
+                let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
+                let logits = model.forward(x_adv);
+                (loss::cross_entropy(logits.clone(), labels).mean(), logits)
+            }
+            Method::Trades { attack, beta } => {
+                let view = attack::eval_view(model);
+                let own = soft_label(view.forward(batch.images.clone()), 1.0);
+                let x_adv = self.attack(&view, batch, attack, Target::soft(own), rng);
+                let adversarial = model.forward(x_adv);
+                let loss = objectives::trades(natural(), adversarial.clone(), labels, *beta);
+                (loss.mean(), adversarial)
+            }
+            Method::Kd { alpha, temperature } => {
+                let teacher = teacher_logits(batch, batch.images);
+                let student = natural();
+                let loss = objectives::kd(student.clone(), teacher, labels, *alpha, *temperature);
+                (loss.mean(), student)
+            }
+            Method::Ard {
+                attack,
+                alpha,
+                temperature,
+            } => {
+                let view = attack::train_view(model);
+                let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
+                let teacher = teacher_logits(batch, batch.images);
+                let adversarial = model.forward(x_adv);
+                let loss = objectives::ard(
+                    natural(),
+                    adversarial.clone(),
+                    teacher,
+                    labels,
+                    *alpha,
+                    *temperature,
+                );
+                (loss.mean(), adversarial)
+            }
+            Method::Iad {
+                attack,
+                alpha,
+                temperature,
+                beta,
+                warmup_epochs,
+            } => {
+                let view = attack::train_view(model);
+                let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
+                let teacher_natural = teacher_logits(batch, batch.images);
+                let teacher_adversarial = teacher_logits(batch, &x_adv.clone().without_autodiff());
+                let adversarial = model.forward(x_adv);
+                let loss = objectives::iad(
+                    natural(),
+                    adversarial.clone(),
+                    teacher_natural,
+                    teacher_adversarial,
+                    labels,
+                    *alpha,
+                    *temperature,
+                    *beta,
+                    batch.epoch >= *warmup_epochs,
+                );
+                (loss.mean(), adversarial)
+            }
+            Method::Rslad {
+                attack,
+                alpha,
+                scale,
+            } => {
+                // The teacher's soft label on the natural image: the attack's target and both
+                // terms' target. The true labels are never read.
+                let teacher = teacher_logits(batch, batch.images);
+                let soft = soft_label(teacher.clone(), 1.0);
+                let view = attack::eval_view(model);
+                let x_adv = self.attack(&view, batch, attack, Target::soft(soft), rng);
+                let adversarial = model.forward(x_adv);
+                let loss =
+                    objectives::rslad(natural(), adversarial.clone(), teacher, *alpha, *scale);
+                (loss.mean(), adversarial)
             }
         }
     }
+
+    /// The training attack at the batch's ε scale, as an autodiff input for the outer loss.
+    fn attack(
+        &self,
+        view: &Model,
+        batch: &Batch,
+        config: &PgdConfig,
+        target: Target,
+        rng: &mut StdRng,
+    ) -> Tensor<4> {
+        let scaled = PgdConfig {
+            epsilon: config.epsilon * batch.epsilon_scale,
+            step_size: config.step_size * batch.epsilon_scale,
+            ..*config
+        };
+        attack::pgd(view, batch.images, &target, &scaled, rng)
+            .adversarial
+            .autodiff()
+    }
+}
+
+/// The teacher's logits, detached (the teacher is held in eval mode).
+fn teacher_logits(batch: &Batch, images: &Tensor<4>) -> Tensor<2> {
+    let teacher = batch
+        .teacher
+        .expect("a distillation method needs a teacher (checked by Trainer::new)");
+    teacher.forward(images.clone()).detach()
 }

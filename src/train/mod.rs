@@ -1,9 +1,10 @@
 //! Training: optimisers and schedules, the training objectives, and the epoch loop.
 
 mod method;
+pub mod objectives;
 mod optimizer;
 mod trainer;
 
-pub use method::Method;
+pub use method::{Batch, Method};
 pub use optimizer::{OptimizerConfig, OptimizerKind};
 pub use trainer::{BatchReport, EpochMetrics, TrainConfig, Trainer, batch_tensors};

@@ -1,5 +1,6 @@
 //! The epoch loop: seeded shuffling, one optimiser step per batch, metrics per epoch.
 
+use super::method::Batch;
 use super::{Method, OptimizerConfig};
 use crate::data::{Dataset, ImageSet, augment, batch};
 use crate::eval::{self, EvalAttack};
@@ -69,6 +70,8 @@ pub struct BatchReport {
 
 pub struct Trainer {
     pub model: Model,
+    /// The teacher of a distillation method, in eval mode.
+    teacher: Option<Model>,
     pub config: TrainConfig,
     pub history: Vec<EpochMetrics>,
     optimizer: ModuleOptimizer,
@@ -76,10 +79,28 @@ pub struct Trainer {
 
 impl Trainer {
     /// `model` must live on the autodiff device.
+    ///
+    /// Panics if the method distils from a teacher: use [`Trainer::with_teacher`].
     pub fn new(model: Model, config: TrainConfig) -> Trainer {
+        assert!(
+            !config.method.needs_teacher(),
+            "{} needs a teacher: use Trainer::with_teacher",
+            config.method.name()
+        );
+        Trainer::build(model, None, config)
+    }
+
+    /// A trainer for a distillation method; the teacher is used in eval mode only and never
+    /// trained. Its input shape and classes must match the student's (the caller checks).
+    pub fn with_teacher(model: Model, teacher: Model, config: TrainConfig) -> Trainer {
+        Trainer::build(model, Some(crate::attack::eval_view(&teacher)), config)
+    }
+
+    fn build(model: Model, teacher: Option<Model>, config: TrainConfig) -> Trainer {
         let optimizer = config.optimizer.build();
         Trainer {
             model,
+            teacher,
             config,
             history: Vec::new(),
             optimizer,
@@ -129,10 +150,15 @@ impl Trainer {
                 None => batch_tensors(&train, indices, &device),
             };
             let scale = self.config.epsilon_scale(epoch, index, batches.len());
-            let (loss, logits) = self
-                .config
-                .method
-                .loss(&self.model, &x, &y, scale, &mut rng);
+            let batch = Batch {
+                model: &self.model,
+                teacher: self.teacher.as_ref(),
+                images: &x,
+                labels: &y,
+                epoch,
+                epsilon_scale: scale,
+            };
+            let (loss, logits) = self.config.method.loss(&batch, &mut rng);
             let grads = GradientsParams::from_grads(loss.backward(), &self.model);
             self.model = self
                 .optimizer

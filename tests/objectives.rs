@@ -1,0 +1,327 @@
+//! The distillation and TRADES objectives: each loss against values computed by hand (in
+//! float64, outside this code), RSLAD's independence from the labels, the batch-norm mode of
+//! each method's attack, and a short RSLAD run that makes a student more robust.
+
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+use rand::{SeedableRng, rngs::StdRng};
+use rslad_tui::attack;
+use rslad_tui::checkpoint::named_tensors;
+use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
+use rslad_tui::device::{autodiff_device, compute_device};
+use rslad_tui::eval::{self, EvalAttack};
+use rslad_tui::progress::Silent;
+use rslad_tui::tensor_util::{labels, to_vec};
+use rslad_tui::train::{
+    Batch, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, objectives,
+};
+use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use std::sync::atomic::AtomicBool;
+
+fn logits(rows: [[f32; 3]; 2]) -> Tensor<2> {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Tensor::from_data(TensorData::new(flat, [2, 3]), &compute_device())
+}
+
+fn ints(values: &[i64]) -> Tensor<1, Int> {
+    labels(values, &compute_device())
+}
+
+// Logits shared by the hand computations (see the Python-style formulas in each test).
+fn natural() -> Tensor<2> {
+    logits([[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]])
+}
+fn adversarial() -> Tensor<2> {
+    logits([[0.5, 1.5, -0.5], [0.2, 0.1, 0.9]])
+}
+fn teacher() -> Tensor<2> {
+    logits([[3.0, 0.0, -2.0], [-1.0, 2.0, 1.0]])
+}
+fn teacher_adversarial() -> Tensor<2> {
+    logits([[1.0, 0.5, 0.0], [0.0, 0.5, 2.5]])
+}
+
+fn assert_close(actual: Tensor<1>, expected: [f32; 2]) {
+    let actual = to_vec(actual);
+    for (a, e) in actual.iter().zip(expected) {
+        assert!((a - e).abs() < 1e-5, "{actual:?} vs {expected:?}");
+    }
+}
+
+#[test]
+fn trades_matches_hand_computation() {
+    // CE(nat, y) + 6 · KL(p(nat) ‖ p(adv)).
+    let loss = objectives::trades(natural(), adversarial(), ints(&[0, 1]), 6.0);
+    assert_close(loss, [4.140_372_5, 1.980_190_6]);
+}
+
+#[test]
+fn kd_matches_hand_computation() {
+    // 0.1 · CE(nat, y) + 0.9 · 4² · KL(p(T/4) ‖ p(nat/4)).
+    let loss = objectives::kd(natural(), teacher(), ints(&[0, 1]), 0.9, 4.0);
+    assert_close(loss, [0.357_059_8, 0.353_145_2]);
+}
+
+#[test]
+fn ard_matches_hand_computation() {
+    // 0.7 · 3² · KL(p(T/3) ‖ p(adv/3)) + 0.3 · CE(nat, y).
+    let loss = objectives::ard(natural(), adversarial(), teacher(), ints(&[0, 1]), 0.7, 3.0);
+    assert_close(loss, [1.432_294_6, 0.707_944_7]);
+}
+
+#[test]
+fn iad_matches_hand_computation_and_is_ard_during_the_warm_up() {
+    // ARD + 0.7 · (1 − p(T(x′))_y^0.1) · KL(p(nat) ‖ p(adv)).
+    let iad = |introspection| {
+        objectives::iad(
+            natural(),
+            adversarial(),
+            teacher(),
+            teacher_adversarial(),
+            ints(&[0, 1]),
+            0.7,
+            3.0,
+            0.1,
+            introspection,
+        )
+    };
+    assert_close(iad(true), [1.462_210_3, 0.739_172_7]);
+    assert_close(iad(false), [1.432_294_6, 0.707_944_7]);
+}
+
+#[test]
+fn rslad_matches_hand_computation() {
+    // 0.1 · [5/6 · KL(p(T) ‖ p(adv)) + 1/6 · KL(p(T) ‖ p(nat))].
+    let loss = objectives::rslad(natural(), adversarial(), teacher(), 5.0 / 6.0, 0.1);
+    assert_close(loss, [0.096_599_5, 0.047_161_0]);
+}
+
+#[test]
+fn teacher_logits_get_no_gradient() {
+    let teacher = teacher().autodiff().require_grad();
+    let student = natural().autodiff().require_grad();
+    let loss = objectives::rslad(
+        student.clone(),
+        adversarial().autodiff(),
+        teacher.clone(),
+        0.8,
+        1.0,
+    );
+    let grads = loss.sum().backward();
+    assert!(
+        teacher.grad(&grads).is_none(),
+        "the teacher must not be trained"
+    );
+    assert!(student.grad(&grads).is_some());
+}
+
+fn micro(seed: u64) -> Model {
+    Model::build(
+        ModelSpec::native(Arch::MicroCnn, 10),
+        seed,
+        &autodiff_device(),
+    )
+    .unwrap()
+}
+
+fn embedded() -> Dataset {
+    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
+}
+
+fn first_images(data: &Dataset, n: usize) -> (Tensor<4>, Vec<i64>) {
+    let indices: Vec<usize> = (0..n).collect();
+    let (x, _) = rslad_tui::train::batch_tensors(&data.train, &indices, &compute_device());
+    let y = indices
+        .iter()
+        .map(|&i| i64::from(data.train.labels[i]))
+        .collect();
+    (x, y)
+}
+
+fn rslad(steps: usize) -> Method {
+    Method::Rslad {
+        attack: Method::kl_attack(0.3, 0.1, steps),
+        alpha: 5.0 / 6.0,
+        scale: 0.1,
+    }
+}
+
+fn ard(steps: usize) -> Method {
+    Method::Ard {
+        attack: Method::ce_attack(0.3, 0.1, steps),
+        alpha: 0.9,
+        temperature: 30.0,
+    }
+}
+
+#[test]
+fn rslad_never_reads_the_labels() {
+    let data = embedded();
+    let (x, y) = first_images(&data, 16);
+    let mut permuted = y.clone();
+    permuted.rotate_left(5);
+    assert_ne!(y, permuted);
+    let teacher = attack::eval_view(&micro(1));
+    let run = |labels_: &[i64]| {
+        let student = micro(2);
+        let batch = Batch {
+            model: &student,
+            teacher: Some(&teacher),
+            images: &x,
+            labels: &labels(labels_, &compute_device()),
+            epoch: 0,
+            epsilon_scale: 1.0,
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let (loss, adversarial_logits) = rslad(3).loss(&batch, &mut rng);
+        (to_vec(loss.detach()), to_vec(adversarial_logits.detach()))
+    };
+    assert_eq!(run(&y), run(&permuted));
+    // ARD, which does use them, changes.
+    let ard_run = |labels_: &[i64]| {
+        let student = micro(2);
+        let batch = Batch {
+            model: &student,
+            teacher: Some(&teacher),
+            images: &x,
+            labels: &labels(labels_, &compute_device()),
+            epoch: 0,
+            epsilon_scale: 1.0,
+        };
+        to_vec(
+            ard(3)
+                .loss(&batch, &mut StdRng::seed_from_u64(3))
+                .0
+                .detach(),
+        )
+    };
+    assert_ne!(ard_run(&y), ard_run(&permuted));
+}
+
+/// The student's running batch-norm statistics after one loss evaluation with the attack's
+/// ε scaled to 0: the adversarial points are then the natural ones whatever the number of
+/// attack steps, so any difference in the running statistics comes from the attack's own
+/// forward passes.
+fn running_stats_after(method: &Method, data: &Dataset) -> Vec<f32> {
+    let (x, y) = first_images(data, 32);
+    let student = micro(4);
+    let teacher = attack::eval_view(&micro(5));
+    let batch = Batch {
+        model: &student,
+        teacher: Some(&teacher),
+        images: &x,
+        labels: &labels(&y, &compute_device()),
+        epoch: 0,
+        epsilon_scale: 0.0,
+    };
+    let _ = method.loss(&batch, &mut StdRng::seed_from_u64(6));
+    named_tensors(&student)
+        .into_iter()
+        .filter(|(name, _)| name.contains("running"))
+        .flat_map(|(_, (_, values))| values)
+        .collect()
+}
+
+#[test]
+fn ard_attacks_in_train_mode_and_rslad_in_eval_mode() {
+    let data = embedded();
+    let rslad_without = running_stats_after(&rslad(0), &data);
+    let rslad_with = running_stats_after(&rslad(4), &data);
+    assert!(!rslad_without.is_empty());
+    assert_eq!(
+        rslad_without, rslad_with,
+        "RSLAD's attack must leave the running statistics alone (eval mode)"
+    );
+    let ard_without = running_stats_after(&ard(0), &data);
+    let ard_with = running_stats_after(&ard(4), &data);
+    assert_ne!(
+        ard_without, ard_with,
+        "ARD's attack must update the running statistics (train mode)"
+    );
+    // TRADES attacks in eval mode too.
+    let trades = |steps| Method::Trades {
+        attack: Method::kl_attack(0.3, 0.1, steps),
+        beta: 1.0,
+    };
+    assert_eq!(
+        running_stats_after(&trades(0), &data),
+        running_stats_after(&trades(4), &data)
+    );
+}
+
+#[test]
+fn a_short_rslad_run_makes_the_student_more_robust() {
+    let data = embedded();
+    let small = |train_n, epochs| TrainConfig {
+        method: Method::Natural,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Sgd { momentum: 0.9 },
+            learning_rate: 0.05,
+            weight_decay: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+        },
+        epochs,
+        batch_size: 50,
+        seed: 0,
+        train_n: Some(train_n),
+        eval_n: 0,
+        eval_attack: None,
+        epsilon_warmup_epochs: 0,
+    };
+    // A teacher: micro-cnn, natural training on 2,000 images.
+    let mut teacher = Trainer::new(micro(10), small(2000, 1));
+    teacher
+        .run_epoch(&data, &Silent, &AtomicBool::new(false))
+        .unwrap();
+
+    let epsilon = 0.1;
+    let student = micro(11);
+    let test = data.test.take(200);
+    let pgd = [EvalAttack::pgd(epsilon, 10, 0.025)];
+    let before = eval::evaluate(&student, &test, &pgd, 0, &Silent);
+
+    let config = TrainConfig {
+        method: Method::Rslad {
+            attack: Method::kl_attack(epsilon, 0.025, 5),
+            alpha: 5.0 / 6.0,
+            scale: 1.0,
+        },
+        ..small(2000, 1)
+    };
+    let mut trainer = Trainer::with_teacher(student, teacher.model, config);
+    trainer
+        .run_epoch(&data, &Silent, &AtomicBool::new(false))
+        .unwrap();
+    let after = eval::evaluate(&trainer.model, &test, &pgd, 0, &Silent);
+    let robust = |r: &eval::RobustnessReport| r.attacks[0].robust_accuracy;
+    assert!(
+        robust(&after) > robust(&before) + 0.15,
+        "PGD-10 accuracy at ε {epsilon}: {:.3} before, {:.3} after",
+        robust(&before),
+        robust(&after)
+    );
+}
+
+#[test]
+#[should_panic(expected = "needs a teacher")]
+fn a_distillation_method_without_a_teacher_is_refused() {
+    let config = TrainConfig {
+        method: rslad(1),
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            learning_rate: 0.001,
+            weight_decay: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+        },
+        epochs: 1,
+        batch_size: 8,
+        seed: 0,
+        train_n: None,
+        eval_n: 0,
+        eval_attack: None,
+        epsilon_warmup_epochs: 0,
+    };
+    let _ = Trainer::new(micro(0), config);
+}
