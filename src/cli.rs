@@ -31,10 +31,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a model from the zoo (Natural or SAT) and save a checkpoint.
+    /// Train a model from the zoo (natural, sat, trades, kd, ard, iad, rslad) and save a
+    /// checkpoint.
     #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
-    /// Evaluate a checkpoint: clean, FGSM, PGD and CW∞ accuracy.
+    /// Train the same student with several methods and tabulate their robustness (the
+    /// RSLAD paper's table): Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack.
+    #[command(allow_negative_numbers = true)]
+    Compare(crate::compare::CompareArgs),
+    /// Evaluate a checkpoint: clean, FGSM, PGD, CW∞ and AutoAttack accuracy.
     #[command(allow_negative_numbers = true)]
     Eval(EvalArgs),
     /// List the model zoo with parameter counts.
@@ -89,7 +94,7 @@ pub enum BnModeName {
     Train,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -99,6 +104,16 @@ pub struct TrainArgs {
     /// Training method.
     #[arg(long, value_enum, default_value = "natural")]
     pub method: MethodName,
+    #[command(flatten)]
+    pub options: TrainingOptions,
+    /// Checkpoint path (without extension); default runs/<model>-<method>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Training options shared by `train` and `compare`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainingOptions {
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -166,9 +181,6 @@ pub struct TrainArgs {
     /// Steps of the PGD attack evaluated after each epoch (0: clean accuracy only).
     #[arg(long, default_value_t = 20)]
     pub eval_steps: usize,
-    /// Checkpoint path (without extension); default runs/<model>-<method>.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -247,6 +259,7 @@ pub fn run() -> Result<()> {
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Train(args)) => train(&args).map(|_| ()),
         Some(Command::Eval(args)) => evaluate(&args),
+        Some(Command::Compare(args)) => crate::compare::run(&args),
         Some(Command::Zoo(args)) => list_zoo(&args),
         Some(Command::Export(args)) => crate::interop::run_export(&args),
         Some(Command::Import(args)) => crate::interop::run_import(&args),
@@ -363,22 +376,35 @@ fn method_from_args(
         Ok(())
     };
     use MethodName::*;
-    uses(args.teacher.is_some(), "teacher", &[Kd, Ard, Iad, Rslad])?;
-    uses(args.alpha.is_some(), "alpha", &[Kd, Ard, Iad, Rslad])?;
-    uses(args.beta.is_some(), "beta", &[Trades, Iad])?;
-    uses(args.temperature.is_some(), "temperature", &[Kd, Ard, Iad])?;
-    uses(args.iad_warmup.is_some(), "iad-warmup", &[Iad])?;
-    uses(args.rslad_scale.is_some(), "rslad-scale", &[Rslad])?;
+    uses(
+        args.options.teacher.is_some(),
+        "teacher",
+        &[Kd, Ard, Iad, Rslad],
+    )?;
+    uses(
+        args.options.alpha.is_some(),
+        "alpha",
+        &[Kd, Ard, Iad, Rslad],
+    )?;
+    uses(args.options.beta.is_some(), "beta", &[Trades, Iad])?;
+    uses(
+        args.options.temperature.is_some(),
+        "temperature",
+        &[Kd, Ard, Iad],
+    )?;
+    uses(args.options.iad_warmup.is_some(), "iad-warmup", &[Iad])?;
+    uses(args.options.rslad_scale.is_some(), "rslad-scale", &[Rslad])?;
 
     let ce_attack = Method::ce_attack(epsilon, step_size, steps);
     let kl_attack = Method::kl_attack(epsilon, step_size, steps);
-    let alpha = |default: f32| fraction("alpha", args.alpha.unwrap_or(default));
-    let temperature = |default: f32| positive("temperature", args.temperature.unwrap_or(default));
+    let alpha = |default: f32| fraction("alpha", args.options.alpha.unwrap_or(default));
+    let temperature =
+        |default: f32| positive("temperature", args.options.temperature.unwrap_or(default));
     Ok(match args.method {
         Natural => Method::Natural,
         Sat => Method::Sat {
             attack: ce_attack,
-            bn_mode: match args.attack_bn {
+            bn_mode: match args.options.attack_bn {
                 BnModeName::Eval => BnMode::Eval,
                 BnModeName::Train => BnMode::Train,
             },
@@ -387,7 +413,7 @@ fn method_from_args(
             let default = if kind.augments() { 6.0 } else { 1.0 };
             Method::Trades {
                 attack: kl_attack,
-                beta: non_negative("beta", args.beta.unwrap_or(default))?,
+                beta: non_negative("beta", args.options.beta.unwrap_or(default))?,
             }
         }
         Kd => Method::Kd {
@@ -403,17 +429,20 @@ fn method_from_args(
             attack: ce_attack,
             alpha: alpha(1.0)?,
             temperature: temperature(30.0)?,
-            beta: non_negative("beta", args.beta.unwrap_or(0.1))?,
+            beta: non_negative("beta", args.options.beta.unwrap_or(0.1))?,
             warmup_epochs: args
+                .options
                 .iad_warmup
-                .unwrap_or((args.epochs as f64 * 0.3).round() as usize),
+                .unwrap_or((args.options.epochs as f64 * 0.3).round() as usize),
         },
         Rslad => Method::Rslad {
             attack: kl_attack,
             alpha: alpha(5.0 / 6.0)?,
             scale: positive(
                 "rslad-scale",
-                args.rslad_scale.unwrap_or(1.0 / kind.num_classes() as f32),
+                args.options
+                    .rslad_scale
+                    .unwrap_or(1.0 / kind.num_classes() as f32),
             )?,
         },
     })
@@ -424,7 +453,7 @@ fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Resul
     if !method.needs_teacher() {
         return Ok(None);
     }
-    let Some(path) = &args.teacher else {
+    let Some(path) = &args.options.teacher else {
         bail!(
             "--method {} distils from a teacher: give its checkpoint with --teacher \
              (train one with --method sat or trades, or convert a PyTorch file with `rslad-tui import`)",
@@ -456,20 +485,20 @@ fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Resul
 
 pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     let arch = Arch::from_name(&args.model)?;
-    if args.epochs == 0 {
+    if args.options.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    if args.batch_size == 0 {
+    if args.options.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    if !(args.lr > 0.0 && args.lr.is_finite()) {
-        bail!("--lr must be positive; got {}", args.lr);
+    if !(args.options.lr > 0.0 && args.options.lr.is_finite()) {
+        bail!("--lr must be positive; got {}", args.options.lr);
     }
     let data = load_data(&args.data)?;
     let defaults = attack_defaults(data.kind);
-    let epsilon = check_epsilon(args.eps.unwrap_or(defaults.epsilon))?;
-    let step_size = check_step_size(args.step_size.unwrap_or(defaults.step_size))?;
-    let steps = args.steps.unwrap_or(defaults.train_steps);
+    let epsilon = check_epsilon(args.options.eps.unwrap_or(defaults.epsilon))?;
+    let step_size = check_step_size(args.options.step_size.unwrap_or(defaults.step_size))?;
+    let steps = args.options.steps.unwrap_or(defaults.train_steps);
     let spec = ModelSpec::native(arch, data.kind.num_classes());
     check_fit(&spec, &data)?;
 
@@ -478,42 +507,43 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     let config = TrainConfig {
         method,
         optimizer: OptimizerConfig {
-            kind: match args.optimizer {
+            kind: match args.options.optimizer {
                 OptimizerName::Sgd => OptimizerKind::Sgd {
-                    momentum: args.momentum,
+                    momentum: args.options.momentum,
                 },
                 OptimizerName::Adam => OptimizerKind::Adam,
             },
-            learning_rate: args.lr,
-            weight_decay: args.weight_decay,
-            milestones: args.milestones.clone(),
-            gamma: args.gamma,
+            learning_rate: args.options.lr,
+            weight_decay: args.options.weight_decay,
+            milestones: args.options.milestones.clone(),
+            gamma: args.options.gamma,
         },
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        train_n: args.train_n,
-        eval_n: args.eval_n,
-        eval_attack: (args.eval_steps > 0)
-            .then(|| EvalAttack::pgd(epsilon, args.eval_steps, step_size)),
-        epsilon_warmup_epochs: args.eps_warmup,
+        epochs: args.options.epochs,
+        batch_size: args.options.batch_size,
+        seed: args.options.seed,
+        train_n: args.options.train_n,
+        eval_n: args.options.eval_n,
+        eval_attack: (args.options.eval_steps > 0)
+            .then(|| EvalAttack::pgd(epsilon, args.options.eval_steps, step_size)),
+        epsilon_warmup_epochs: args.options.eps_warmup,
     };
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", arch, config.method.name())));
 
-    let model = Model::build(spec, args.seed, &autodiff_device())?;
+    let model = Model::build(spec, args.options.seed, &autodiff_device())?;
     println!(
         "training {} ({} parameters) with {} on {} ({} training images), ε = {epsilon}, seed {}",
         arch,
         model.parameter_count(),
         config.method.name(),
         data.origin,
-        args.train_n
+        args.options
+            .train_n
             .unwrap_or(data.train.len())
             .min(data.train.len()),
-        args.seed
+        args.options.seed
     );
     let started = Instant::now();
     let mut trainer = match teacher {
@@ -522,13 +552,17 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     };
     let cancel = AtomicBool::new(false);
     let bars = Bars::default();
-    for _ in 0..args.epochs {
+    for _ in 0..args.options.epochs {
         let Some(metrics) = trainer.run_epoch(&data, &bars, &cancel) else {
             break;
         };
         println!(
             "{}",
-            epoch_line(&metrics, args.epochs, trainer.config.eval_attack.as_ref())
+            epoch_line(
+                &metrics,
+                args.options.epochs,
+                trainer.config.eval_attack.as_ref()
+            )
         );
     }
     let path = checkpoint::save(
@@ -538,7 +572,7 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
             dataset: data.kind.name(),
             training: Some(&trainer.config),
             metrics: &trainer.history,
-            seed: args.seed,
+            seed: args.options.seed,
         },
     )?;
     println!(
@@ -761,29 +795,31 @@ fn demo(args: &DataArgs) -> Result<()> {
         data: args.clone(),
         model: "micro-cnn".into(),
         method: MethodName::Natural,
-        epochs: 1,
-        batch_size: 64,
-        optimizer: OptimizerName::Sgd,
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        milestones: Vec::new(),
-        gamma: 0.1,
-        eps: None,
-        step_size: None,
-        steps: None,
-        eps_warmup: 0,
-        attack_bn: BnModeName::Eval,
-        teacher: None,
-        alpha: None,
-        beta: None,
-        temperature: None,
-        iad_warmup: None,
-        rslad_scale: None,
-        seed: 0,
-        train_n: None,
-        eval_n: 1000,
-        eval_steps: 10,
+        options: TrainingOptions {
+            epochs: 1,
+            batch_size: 64,
+            optimizer: OptimizerName::Sgd,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+            eps: None,
+            step_size: None,
+            steps: None,
+            eps_warmup: 0,
+            attack_bn: BnModeName::Eval,
+            teacher: None,
+            alpha: None,
+            beta: None,
+            temperature: None,
+            iad_warmup: None,
+            rslad_scale: None,
+            seed: 0,
+            train_n: None,
+            eval_n: 1000,
+            eval_steps: 10,
+        },
         out: Some(PathBuf::from("runs/demo-micro-cnn")),
     };
     train(&train_args)?;

@@ -6,6 +6,7 @@
 pub mod attack;
 pub mod checkpoint;
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;

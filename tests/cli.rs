@@ -196,3 +196,91 @@ fn eval_runs_autoattack_and_reports_it_as_json() {
         "add autoattack to --attacks",
     );
 }
+
+#[test]
+fn compare_trains_each_method_and_writes_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher");
+    let teacher = teacher.to_str().unwrap();
+    let quick = [
+        "--model",
+        "micro-cnn",
+        "--epochs",
+        "1",
+        "--train-n",
+        "200",
+        "--eval-n",
+        "20",
+        "--eval-steps",
+        "0",
+    ];
+    let mut args = vec!["train", "--out", teacher];
+    args.extend(quick);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "teacher training failed: {stderr}");
+
+    let out = dir.path().join("cmp");
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "compare",
+        "--methods",
+        "natural,rslad",
+        "--teacher",
+        teacher,
+        "--steps",
+        "2",
+        "--test-n",
+        "30",
+        "--autoattack-n",
+        "5",
+        "--out",
+        out,
+    ];
+    args.extend(quick);
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "compare failed: {stderr}");
+    assert!(stdout.contains("| rslad |"), "{stdout}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cmp/table.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["test_images"], 30);
+    assert_eq!(json["autoattack_images"], 5);
+    let columns: Vec<&str> = json["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["FGSM", "PGD-SAT", "PGD-TRADES", "CW∞"]);
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let clean = row["clean"].as_f64().unwrap();
+        for robust in row["robust"].as_array().unwrap() {
+            assert!(robust.as_f64().unwrap() <= clean);
+        }
+        assert!(row["autoattack"].as_f64().unwrap() <= clean);
+    }
+    let markdown = std::fs::read_to_string(dir.path().join("cmp/table.md")).unwrap();
+    assert!(markdown.contains("| natural |") && markdown.contains("| AA |"));
+    assert!(dir.path().join("cmp/rslad.safetensors").exists());
+
+    assert_clean_failure(
+        &["compare", "--methods", "rslad", "--out", out],
+        "give its checkpoint with --teacher",
+    );
+}
+
+#[test]
+fn distillation_without_a_teacher_or_with_foreign_options_is_refused() {
+    assert_clean_failure(&["train", "--method", "rslad"], "--teacher");
+    assert_clean_failure(
+        &["train", "--method", "natural", "--alpha", "0.5"],
+        "--alpha does not apply to --method natural",
+    );
+    assert_clean_failure(
+        &["train", "--method", "trades", "--beta", "-1"],
+        "--beta must be finite and at least 0",
+    );
+}

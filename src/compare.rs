@@ -1,0 +1,246 @@
+//! `rslad-tui compare`: the RSLAD paper's table. Trains the same student with each method
+//! under the same budget, then evaluates every one with the same attacks (methods spec §4):
+//! Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack, written as Markdown and JSON.
+
+use crate::attack::autoattack::AutoAttackConfig;
+use crate::cli::{DataArgs, MethodName, TrainArgs, TrainingOptions, train};
+use crate::data::{self, DataSource, DatasetKind};
+use crate::eval::{self, EVAL_BATCH, EvalAttack};
+use crate::progress::Bars;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The student architecture, the same for every method.
+    #[arg(long, default_value = "micro-cnn")]
+    pub model: String,
+    /// Methods to compare, in table order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "natural,sat,trades,kd,ard,iad,rslad"
+    )]
+    pub methods: Vec<MethodName>,
+    /// Training options, the same for every method; options that do not apply to a method
+    /// (a teacher for natural, β for RSLAD, …) are left out for that method.
+    #[command(flatten)]
+    pub options: TrainingOptions,
+    /// Evaluate on the first N test images (default: all).
+    #[arg(long)]
+    pub test_n: Option<usize>,
+    /// Run AutoAttack on the first N test images (0: leave the AA column out).
+    #[arg(long, default_value_t = 1000)]
+    pub autoattack_n: usize,
+    /// Folder for the checkpoints (one per method) and table.md / table.json.
+    #[arg(long, default_value = "runs/compare")]
+    pub out: PathBuf,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub method: String,
+    pub clean: f64,
+    /// Robust accuracy per attack column, in [`Table::columns`] order.
+    pub robust: Vec<f64>,
+    /// AutoAttack robust accuracy on the first `autoattack_images` test images.
+    pub autoattack: Option<f64>,
+    pub training_seconds: f64,
+    pub evaluation_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub dataset: String,
+    pub student: String,
+    pub epsilon: f32,
+    pub test_images: usize,
+    pub autoattack_images: usize,
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+impl Table {
+    /// The table as Markdown, accuracies in percent.
+    pub fn markdown(&self) -> String {
+        let mut head = format!("| method | clean | {} |", self.columns.join(" | "));
+        let mut rule = "|---|---:|".to_string() + &"---:|".repeat(self.columns.len());
+        if self.autoattack_images > 0 {
+            head += " AA |";
+            rule += "---:|";
+        }
+        head += " train time | eval time |";
+        rule += "---:|---:|";
+        let mut out = format!(
+            "{} student on {}, ε = {}, {} test images (AutoAttack: first {})\n\n{head}\n{rule}\n",
+            self.student, self.dataset, self.epsilon, self.test_images, self.autoattack_images
+        );
+        for row in &self.rows {
+            out += &format!("| {} | {:.2} |", row.method, 100.0 * row.clean);
+            for r in &row.robust {
+                out += &format!(" {:.2} |", 100.0 * r);
+            }
+            if let Some(aa) = row.autoattack {
+                out += &format!(" {:.2} |", 100.0 * aa);
+            }
+            out += &format!(
+                " {:.0} s | {:.0} s |\n",
+                row.training_seconds, row.evaluation_seconds
+            );
+        }
+        out
+    }
+}
+
+/// The evaluation columns of the paper's tables, with each attack's reference settings.
+fn columns(kind: DatasetKind, epsilon: f32) -> Vec<EvalAttack> {
+    let named = |name: &str, attack: EvalAttack| EvalAttack {
+        name: name.to_string(),
+        ..attack
+    };
+    let (pgd_sat, pgd_trades, cw) = match kind {
+        // Madry's and TRADES's MNIST evaluations are both 40 steps of 0.01 from a random start.
+        DatasetKind::Mnist | DatasetKind::FashionMnist => (
+            EvalAttack::pgd(epsilon, 40, 0.01),
+            EvalAttack::pgd(epsilon, 40, 0.01),
+            EvalAttack::cw(epsilon, 40, 0.01),
+        ),
+        DatasetKind::Cifar10 | DatasetKind::Cifar100 => (
+            EvalAttack::pgd(epsilon, 20, 2.0 / 255.0),
+            EvalAttack::pgd(epsilon, 20, 0.003),
+            EvalAttack::cw(epsilon, 30, 2.0 / 255.0),
+        ),
+    };
+    vec![
+        named("FGSM", EvalAttack::fgsm(epsilon)),
+        named("PGD-SAT", pgd_sat),
+        named("PGD-TRADES", pgd_trades),
+        named("CW∞", cw),
+    ]
+}
+
+/// The options for one method: those that do not apply to it removed, so one command line
+/// can carry a teacher and distillation settings for the whole comparison.
+fn options_for(method: MethodName, options: &TrainingOptions) -> TrainingOptions {
+    use MethodName::*;
+    let distils = matches!(method, Kd | Ard | Iad | Rslad);
+    TrainingOptions {
+        teacher: options.teacher.clone().filter(|_| distils),
+        alpha: options.alpha.filter(|_| distils),
+        beta: options.beta.filter(|_| matches!(method, Trades | Iad)),
+        temperature: options
+            .temperature
+            .filter(|_| matches!(method, Kd | Ard | Iad)),
+        iad_warmup: options.iad_warmup.filter(|_| method == Iad),
+        rslad_scale: options.rslad_scale.filter(|_| method == Rslad),
+        ..options.clone()
+    }
+}
+
+fn method_name(method: MethodName) -> String {
+    format!("{method:?}").to_lowercase()
+}
+
+pub fn run(args: &CompareArgs) -> Result<()> {
+    if args.methods.is_empty() {
+        bail!("--methods needs at least one method");
+    }
+    let distils = args.methods.iter().any(|m| {
+        matches!(
+            m,
+            MethodName::Kd | MethodName::Ard | MethodName::Iad | MethodName::Rslad
+        )
+    });
+    if distils && args.options.teacher.is_none() {
+        bail!("kd, ard, iad and rslad distil from a teacher: give its checkpoint with --teacher");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let kind = DatasetKind::from_name(&args.data.dataset)?;
+    let dataset = data::load(kind, &DataSource::parse(&args.data.data))?;
+    let epsilon = args.options.eps.unwrap_or(kind.default_epsilon());
+    let test_n = args
+        .test_n
+        .unwrap_or(dataset.test.len())
+        .min(dataset.test.len());
+    let test = dataset.test.take(test_n);
+    let aa_test = dataset.test.take(args.autoattack_n.min(test_n));
+    let attacks = columns(kind, epsilon);
+
+    let mut table = Table {
+        dataset: dataset.origin.clone(),
+        student: args.model.clone(),
+        epsilon,
+        test_images: test.len(),
+        autoattack_images: aa_test.len(),
+        columns: attacks.iter().map(|a| a.name.clone()).collect(),
+        rows: Vec::new(),
+    };
+    for &method in &args.methods {
+        let name = method_name(method);
+        println!("\n== {name} ==");
+        let started = Instant::now();
+        let (model, _) = train(&TrainArgs {
+            data: args.data.clone(),
+            model: args.model.clone(),
+            method,
+            options: options_for(method, &args.options),
+            out: Some(args.out.join(&name)),
+        })?;
+        let training_seconds = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let bars = Bars::default();
+        let report = eval::evaluate(&model, &test, &attacks, args.options.seed, &bars);
+        let autoattack = if aa_test.is_empty() {
+            None
+        } else {
+            let config = AutoAttackConfig {
+                seed: args.options.seed,
+                batch_size: EVAL_BATCH,
+                ..AutoAttackConfig::standard(epsilon)
+            };
+            let report = eval::autoattack(&model, &aa_test, &config, &bars)?;
+            for flag in &report.flags {
+                eprintln!("WARNING (AutoAttack, {name}): {}", flag.message());
+            }
+            Some(report.robust_accuracy)
+        };
+        table.rows.push(Row {
+            method: name,
+            clean: report.clean_accuracy,
+            robust: report.attacks.iter().map(|a| a.robust_accuracy).collect(),
+            autoattack,
+            training_seconds,
+            evaluation_seconds: started.elapsed().as_secs_f64(),
+        });
+        // Written after every method, so a long comparison stopped half-way keeps its rows.
+        write_table(&table, &args.out)?;
+    }
+    println!("\n{}", table.markdown());
+    println!(
+        "written to {} and {}",
+        args.out.join("table.md").display(),
+        args.out.join("table.json").display()
+    );
+    Ok(())
+}
+
+fn write_table(table: &Table, folder: &Path) -> Result<()> {
+    let write = |name: &str, contents: String| -> Result<()> {
+        let path = folder.join(name);
+        let temporary = folder.join(format!(".{name}.tmp"));
+        std::fs::write(&temporary, contents)
+            .and_then(|_| std::fs::rename(&temporary, &path))
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("table.md", table.markdown())?;
+    write("table.json", serde_json::to_string_pretty(table)?)
+}
