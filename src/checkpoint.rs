@@ -103,7 +103,48 @@ pub fn load(
     device: &Device,
 ) -> Result<(Model, CheckpointCard), CheckpointError> {
     let (weights_path, card_path) = paths(path);
-    let card_text = read(&card_path)?;
+    let card_bytes = read(&card_path)?;
+    let weights_bytes = read(&weights_path)?;
+    from_bytes(
+        card_bytes,
+        &card_path,
+        &weights_bytes,
+        &weights_path,
+        expected,
+        device,
+    )
+}
+
+/// Loads a checkpoint held in memory (the shipped teacher, compiled into the program);
+/// `name` stands for its path in error messages.
+pub fn load_bytes(
+    card: &[u8],
+    weights: &[u8],
+    name: &str,
+    expected: Option<Arch>,
+    device: &Device,
+) -> Result<(Model, CheckpointCard), CheckpointError> {
+    let (weights_path, card_path) = paths(Path::new(name));
+    from_bytes(
+        card.to_vec(),
+        &card_path,
+        weights,
+        &weights_path,
+        expected,
+        device,
+    )
+}
+
+fn from_bytes(
+    card_text: Vec<u8>,
+    card_path: &Path,
+    bytes: &[u8],
+    weights_path: &Path,
+    expected: Option<Arch>,
+    device: &Device,
+) -> Result<(Model, CheckpointCard), CheckpointError> {
+    let card_path = card_path.to_path_buf();
+    let weights_path = weights_path.to_path_buf();
     let card_text = String::from_utf8(card_text).map_err(|_| CheckpointError::Corrupt {
         path: card_path.clone(),
         reason: "the card is not UTF-8 text".into(),
@@ -129,8 +170,7 @@ pub fn load(
         )));
     }
 
-    let bytes = read(&weights_path)?;
-    let digest = sha256_hex(&bytes);
+    let digest = sha256_hex(bytes);
     if digest != card.weights_sha256 {
         return Err(mismatch(format!(
             "the weights file {} has SHA-256 {digest}, the card records {}: \
@@ -139,7 +179,7 @@ pub fn load(
             card.weights_sha256
         )));
     }
-    let tensors = read_safetensors(&bytes).map_err(|reason| CheckpointError::Corrupt {
+    let tensors = read_safetensors(bytes).map_err(|reason| CheckpointError::Corrupt {
         path: weights_path.clone(),
         reason,
     })?;

@@ -150,8 +150,9 @@ pub struct TrainingOptions {
     /// eval for TRADES and RSLAD, train for ARD and IAD).
     #[arg(long, value_enum, default_value = "eval")]
     pub attack_bn: BnModeName,
-    /// Teacher checkpoint for kd, ard, iad and rslad (a PyTorch-layout file: convert it
-    /// with `rslad-tui import` first).
+    /// Teacher checkpoint for kd, ard, iad and rslad, or "embedded" for the shipped robust
+    /// MNIST teacher (small-cnn, SAT ε 0.3). A PyTorch-layout file: convert it with
+    /// `rslad-tui import` first.
     #[arg(long)]
     pub teacher: Option<PathBuf>,
     /// Weight α of the distillation term (default: kd 0.9, ard and iad 1.0, rslad 5/6).
@@ -460,8 +461,12 @@ fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Resul
             method.name()
         );
     };
-    let (teacher, card) = checkpoint::load(path, None, &autodiff_device())
-        .with_context(|| format!("cannot load the teacher {}", path.display()))?;
+    let (teacher, card) = if path.as_os_str() == crate::teacher::EMBEDDED {
+        crate::teacher::embedded(&autodiff_device())?
+    } else {
+        checkpoint::load(path, None, &autodiff_device())
+            .with_context(|| format!("cannot load the teacher {}", path.display()))?
+    };
     let t = &card.spec;
     if (t.in_channels, t.image_size, t.num_classes)
         != (student.in_channels, student.image_size, student.num_classes)

@@ -15,6 +15,7 @@ pub mod interop;
 pub mod loss;
 pub mod progress;
 pub mod rng;
+pub mod teacher;
 pub mod tensor_util;
 pub mod train;
 pub mod zoo;

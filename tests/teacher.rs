@@ -1,0 +1,24 @@
+//! The shipped teacher loads, is what its card says, and is robust.
+
+use rslad_tui::data::{self, DataSource, DatasetKind};
+use rslad_tui::device::compute_device;
+use rslad_tui::eval::{self, EvalAttack};
+use rslad_tui::progress::Silent;
+use rslad_tui::train::Method;
+use rslad_tui::zoo::Arch;
+
+#[test]
+fn the_shipped_teacher_is_a_robust_sat_small_cnn() {
+    let (model, card) = rslad_tui::teacher::embedded(&compute_device()).expect("it loads");
+    assert_eq!(card.spec.arch, Arch::SmallCnn);
+    assert_eq!(card.dataset, "mnist");
+    let training = card.training.expect("the card records its training");
+    assert!(matches!(training.method, Method::Sat { .. }));
+
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
+    let test = data.test.take(200);
+    let report = eval::evaluate(&model, &test, &[EvalAttack::pgd(0.3, 10, 0.05)], 0, &Silent);
+    // Measured on all 10,000 test images: 98.74% clean, 90.16% under PGD-40.
+    assert!(report.clean_accuracy >= 0.95, "{report:?}");
+    assert!(report.attacks[0].robust_accuracy >= 0.8, "{report:?}");
+}
