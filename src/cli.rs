@@ -12,7 +12,6 @@ use crate::zoo::{self, Arch, Model, ModelSpec};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -555,12 +554,22 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         Some(teacher) => Trainer::with_teacher(model, teacher, config),
         None => Trainer::new(model, config),
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = crate::interrupt::flag();
     let bars = Bars::default();
+    // The model as of the last finished epoch: what is saved if Ctrl-C stops an epoch midway,
+    // so the checkpoint and its card (which counts finished epochs) agree.
+    let mut finished = trainer.model.clone();
     for _ in 0..args.options.epochs {
-        let Some(metrics) = trainer.run_epoch(&data, &bars, &cancel) else {
+        let Some(metrics) = trainer.run_epoch(&data, &bars, cancel) else {
+            println!(
+                "stopped by Ctrl-C during epoch {}; saving the model after epoch {}",
+                trainer.epochs_done() + 1,
+                trainer.epochs_done()
+            );
+            trainer.model = finished;
             break;
         };
+        finished = trainer.model.clone();
         println!(
             "{}",
             epoch_line(

@@ -195,6 +195,12 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             out: Some(args.out.join(&name)),
         })?;
         let training_seconds = started.elapsed().as_secs_f64();
+        if crate::interrupt::requested() {
+            println!(
+                "stopped by Ctrl-C: {name} is saved but not evaluated; the table keeps the finished methods"
+            );
+            break;
+        }
 
         let started = Instant::now();
         let bars = Bars::default();

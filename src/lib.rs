@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod interop;
+pub mod interrupt;
 pub mod loss;
 pub mod progress;
 pub mod rng;

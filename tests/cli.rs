@@ -284,3 +284,66 @@ fn distillation_without_a_teacher_or_with_foreign_options_is_refused() {
         "--beta must be finite and at least 0",
     );
 }
+
+/// Ctrl-C in the middle of training stops after the current batch and saves the model of the
+/// last finished epoch, with a card that counts exactly the finished epochs.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_training_saves_the_finished_epochs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("interrupted");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args([
+            "train",
+            "--model",
+            "micro-cnn",
+            "--epochs",
+            "1000",
+            "--train-n",
+            "300",
+            "--eval-n",
+            "10",
+            "--eval-steps",
+            "0",
+            "--out",
+        ])
+        .arg(&stem)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait for the first finished epoch, then interrupt.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let first_epoch = line.starts_with("epoch ");
+        seen.push(line);
+        if first_epoch {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map(|l| l.unwrap()));
+    let code = child.wait().unwrap().code();
+    let output = seen.join("\n");
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("stopped by Ctrl-C"), "{output}");
+
+    let (_, card) = rslad_tui::checkpoint::load(&stem, None, &rslad_tui::device::compute_device())
+        .expect("the interrupted run left a valid checkpoint");
+    assert!(
+        !card.metrics.is_empty() && card.metrics.len() < 1000,
+        "{}",
+        card.metrics.len()
+    );
+    let epochs_printed = output.lines().filter(|l| l.starts_with("epoch ")).count();
+    assert_eq!(card.metrics.len(), epochs_printed);
+}
