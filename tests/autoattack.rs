@@ -343,6 +343,16 @@ fn a_random_forward_pass_is_flagged() {
         "{:?}",
         report.flags
     );
+    // The rand version is meant for such models and does not flag them.
+    let rand = run(&model, &x, &y, &config(0.05, Version::Rand));
+    assert!(
+        !rand
+            .flags
+            .iter()
+            .any(|f| matches!(f, SanityFlag::NonDeterministic { .. })),
+        "{:?}",
+        rand.flags
+    );
     // A deterministic model is not flagged.
     let plain = run(
         &model.model,

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
-use rslad_tui::attack;
+use rslad_tui::attack::{self, BnMode};
 use rslad_tui::checkpoint::named_tensors;
 use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
 use rslad_tui::device::{autodiff_device, compute_device};
@@ -324,4 +324,77 @@ fn a_distillation_method_without_a_teacher_is_refused() {
         epsilon_warmup_epochs: 0,
     };
     let _ = Trainer::new(micro(0), config);
+}
+
+/// Every trainable tensor of a fresh student moves in one step of each adversarial method,
+/// batch-norm γ and β included (a train-mode attack view must not freeze parameters the
+/// student has not materialised yet).
+#[test]
+fn one_step_of_each_method_trains_every_parameter() {
+    let data = embedded();
+    let teacher = micro(21);
+    let methods = [
+        Method::Sat {
+            attack: Method::ce_attack(0.3, 0.1, 2),
+            bn_mode: BnMode::Train,
+        },
+        Method::Sat {
+            attack: Method::ce_attack(0.3, 0.1, 2),
+            bn_mode: BnMode::Eval,
+        },
+        Method::Trades {
+            attack: Method::kl_attack(0.3, 0.1, 2),
+            beta: 1.0,
+        },
+        ard(2),
+        Method::Iad {
+            attack: Method::ce_attack(0.3, 0.1, 2),
+            alpha: 0.9,
+            temperature: 30.0,
+            beta: 0.1,
+            warmup_epochs: 0,
+        },
+        rslad(2),
+    ];
+    for method in methods {
+        let config = TrainConfig {
+            method: method.clone(),
+            optimizer: OptimizerConfig {
+                kind: OptimizerKind::Sgd { momentum: 0.0 },
+                learning_rate: 0.1,
+                weight_decay: 0.0,
+                milestones: Vec::new(),
+                gamma: 0.1,
+            },
+            epochs: 1,
+            batch_size: 32,
+            seed: 0,
+            train_n: Some(32),
+            eval_n: 0,
+            eval_attack: None,
+            epsilon_warmup_epochs: 0,
+        };
+        let student = micro(22);
+        let before = named_tensors(&student);
+        let mut trainer = if method.needs_teacher() {
+            Trainer::with_teacher(student, teacher.clone(), config)
+        } else {
+            Trainer::new(student, config)
+        };
+        trainer
+            .run_epoch(&data, &Silent, &AtomicBool::new(false))
+            .unwrap();
+        let after = named_tensors(&trainer.model);
+        for (name, (_, values)) in &before {
+            if name.contains("running") {
+                continue;
+            }
+            assert_ne!(
+                values,
+                &after[name].1,
+                "{}: {name} did not change after a training step",
+                method.name()
+            );
+        }
+    }
 }
