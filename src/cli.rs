@@ -207,7 +207,8 @@ pub enum AutoAttackVersion {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint (its .safetensors or .ron file, or their common stem).
+    /// The checkpoint (its .safetensors or .ron file, or their common stem), or "embedded"
+    /// for the shipped teacher.
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Require the checkpoint to be this architecture.
@@ -618,8 +619,12 @@ fn epoch_line(m: &EpochMetrics, epochs: usize, attack: Option<&EvalAttack>) -> S
 
 fn evaluate(args: &EvalArgs) -> Result<()> {
     let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
-    let (model, card) = checkpoint::load(&args.checkpoint, expected, &compute_device())
-        .with_context(|| "cannot load the checkpoint".to_string())?;
+    let (model, card) = if args.checkpoint.as_os_str() == crate::teacher::EMBEDDED {
+        crate::teacher::embedded(&compute_device())?
+    } else {
+        checkpoint::load(&args.checkpoint, expected, &compute_device())
+            .with_context(|| "cannot load the checkpoint".to_string())?
+    };
     let data = load_data(&args.data)?;
     check_fit(&card.spec, &data)?;
     let defaults = attack_defaults(data.kind);
