@@ -29,6 +29,12 @@ pub fn labels(values: &[i64], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
 }
 
+/// Row indices as an integer tensor `[n]`, for `select`.
+pub fn row_indices(rows: &[usize], device: &Device) -> Tensor<1, Int> {
+    let values: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+    labels(&values, device)
+}
+
 /// The arg-max class of each row of `[n, classes]` logits.
 pub fn predictions(logits: Tensor<2>) -> Vec<i64> {
     int_to_vec(logits.argmax(1))

@@ -12,10 +12,13 @@
 //! functions.
 
 use super::dlr::{dlr_loss, require_classes, targeted_dlr_loss};
+use super::inputs::{check_label_count, check_labels_in_range, other_classes_by_logit};
 use super::{AttackOutcome, Classifier, project};
 use crate::error::AttackError;
 use crate::loss::cross_entropy;
-use crate::tensor_util::{images, labels as label_tensor, predictions, sample_mask, to_vec};
+use crate::tensor_util::{
+    images, labels as label_tensor, predictions, row_indices, sample_mask, to_vec,
+};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use rand::Rng;
@@ -184,7 +187,7 @@ pub fn apgd_targeted(
         return Ok(empty_report(natural));
     };
     require_classes("targeted DLR", 4, batch.classes)?;
-    let ranking = batch.other_classes_by_clean_logit();
+    let ranking = other_classes_by_logit(&batch.clean_logits, batch.classes, &batch.labels);
     let last_rank = (config.target_classes + 1).min(batch.classes);
     let mut results = Results::new(&batch);
     for rank in 2..=last_rank {
@@ -233,22 +236,13 @@ impl Batch {
         config.validate()?;
         let natural = natural.clone().without_autodiff();
         let n = natural.dims()[0];
-        if labels.len() != n {
-            return Err(AttackError::Invalid(format!(
-                "{} labels for {n} images",
-                labels.len()
-            )));
-        }
+        check_label_count(labels, n)?;
         if n == 0 {
             return Ok(None);
         }
         let logits = classifier.logits(natural.clone()).without_autodiff();
         let classes = logits.dims()[1];
-        if let Some(bad) = labels.iter().find(|&&y| y < 0 || y as usize >= classes) {
-            return Err(AttackError::Invalid(format!(
-                "label {bad} is outside the model's classes 0..{classes}"
-            )));
-        }
+        check_labels_in_range(labels, classes)?;
         Ok(Some(Batch {
             natural,
             labels: labels.to_vec(),
@@ -266,23 +260,7 @@ impl Batch {
     fn subset(&self, points: &[usize]) -> Tensor<4> {
         self.natural
             .clone()
-            .select(0, index_tensor(points, &self.natural.device()))
-    }
-
-    /// Per point, the classes other than its label from most to least likely on the clean
-    /// input (ties by class index): entry k − 2 is APGD-T's target of rank k. The reference
-    /// takes `model(x).sort(dim=1)[1][:, -k]`, the same class whenever the label is the top one.
-    fn other_classes_by_clean_logit(&self) -> Vec<Vec<i64>> {
-        self.clean_logits
-            .chunks(self.classes)
-            .zip(&self.labels)
-            .map(|(row, &label)| {
-                let mut others: Vec<i64> =
-                    (0..self.classes as i64).filter(|&c| c != label).collect();
-                others.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]));
-                others
-            })
-            .collect()
+            .select(0, row_indices(points, &self.natural.device()))
     }
 }
 
@@ -590,11 +568,6 @@ fn zero_rows(gradient: &Tensor<4>) -> Vec<bool> {
     sums.iter().map(|&s| s == 0.0).collect()
 }
 
-fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
-    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-    label_tensor(&values, device)
-}
-
 /// What the runs found so far for the whole batch (the bookkeeping of `perturb`).
 struct Results {
     fooled: Vec<bool>,
@@ -681,7 +654,7 @@ fn write_rows(full: Tensor<4>, positions: &[usize], rows: &Tensor<4>, take: &[bo
         }
     }
     let device = full.device();
-    Tensor::cat(vec![full, rows.clone()], 0).select(0, index_tensor(&source, &device))
+    Tensor::cat(vec![full, rows.clone()], 0).select(0, row_indices(&source, &device))
 }
 
 #[cfg(test)]

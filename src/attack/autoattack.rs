@@ -12,12 +12,13 @@
 //! of logits).
 
 use super::fab::{FabConfig, fab_targeted};
+use super::inputs::check_label_count;
 use super::square::{SquareConfig, square};
 use super::{ApgdConfig, ApgdLoss, AttackOutcome, Classifier, apgd, apgd_targeted};
 use crate::error::AttackError;
 use crate::progress::Progress;
 use crate::rng::seeded;
-use crate::tensor_util::{labels as label_tensor, predictions, to_vec};
+use crate::tensor_util::{predictions, row_indices, to_vec};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -288,12 +289,7 @@ pub fn run(
 ) -> Result<AutoAttackReport, AttackError> {
     config.validate()?;
     let n = natural.dims()[0];
-    if labels.len() != n {
-        return Err(AttackError::Invalid(format!(
-            "{n} images but {} labels",
-            labels.len()
-        )));
-    }
+    check_label_count(labels, n)?;
     let components = config.version.components();
     let device = natural.device();
 
@@ -332,7 +328,7 @@ pub fn run(
         let mut broken = 0usize;
         progress.start(component.name(), attacked.len() as u64);
         for chunk in attacked.chunks(config.batch_size) {
-            let x = natural.clone().select(0, indices(chunk, &device));
+            let x = natural.clone().select(0, row_indices(chunk, &device));
             let y: Vec<i64> = chunk.iter().map(|&i| labels[i]).collect();
             let run = run_component(component, classifier, &x, &y, config, &mut rng)?;
             zero_gradient += run.zero_gradient;
@@ -467,7 +463,7 @@ fn clean_pass(
     let mut classes = 0;
     let mut looks_like_probabilities = n > 0;
     for chunk in all.chunks(config.batch_size) {
-        let logits = classifier.logits(natural.clone().select(0, indices(chunk, &device)));
+        let logits = classifier.logits(natural.clone().select(0, row_indices(chunk, &device)));
         classes = logits.dims()[1];
         let values = to_vec(logits.clone());
         looks_like_probabilities &= values.chunks(classes.max(1)).all(|row| {
@@ -536,9 +532,4 @@ fn check_threat_model(
 
 fn fraction(flags: &[bool]) -> f64 {
     flags.iter().filter(|&&f| f).count() as f64 / flags.len().max(1) as f64
-}
-
-fn indices(rows: &[usize], device: &Device) -> Tensor<1, burn::tensor::Int> {
-    let values: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
-    label_tensor(&values, device)
 }

@@ -92,7 +92,7 @@ fn check_classes_in_range(
 }
 
 /// z_c for one class c per row.
-fn pick(logits: &Tensor<2>, classes: Tensor<1, Int>) -> Tensor<1> {
+pub(crate) fn pick(logits: &Tensor<2>, classes: Tensor<1, Int>) -> Tensor<1> {
     let n = classes.dims()[0];
     logits
         .clone()

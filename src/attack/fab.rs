@@ -14,6 +14,8 @@
 //! `is_targeted=True`, and [`project_linf_box`] is `projection_linf` (`fab_projections.py`).
 //! Deliberate differences are listed on the public functions.
 
+use super::dlr::{pick, require_classes};
+use super::inputs::{check_label_count, check_labels_in_range, other_classes_by_logit};
 use super::{AttackOutcome, Classifier};
 use crate::error::AttackError;
 use crate::tensor_util::{images, labels as label_tensor, predictions, to_vec};
@@ -118,12 +120,7 @@ pub fn fab_targeted(
     config.validate()?;
     let natural = natural.clone().without_autodiff();
     let n = natural.dims()[0];
-    if labels.len() != n {
-        return Err(AttackError::Invalid(format!(
-            "{} labels for {n} images",
-            labels.len()
-        )));
-    }
+    check_label_count(labels, n)?;
     if n == 0 {
         return Ok(AttackOutcome {
             adversarial: natural,
@@ -131,7 +128,7 @@ pub fn fab_targeted(
         });
     }
     let batch = Batch::prepare(classifier, natural, labels)?;
-    let ranking = batch.other_classes_by_clean_logit();
+    let ranking = other_classes_by_logit(&batch.clean_logits, batch.classes, &batch.labels);
     let last_rank = (config.target_classes + 1).min(batch.classes);
     let mut fooled = batch.misclassified_at_start();
     let mut adversarial = batch.pixels.clone();
@@ -269,18 +266,8 @@ impl Batch {
     ) -> Result<Batch, AttackError> {
         let logits = classifier.logits(natural.clone()).without_autodiff();
         let classes = logits.dims()[1];
-        if classes < 2 {
-            return Err(AttackError::TooFewClasses {
-                attack: "FAB-T",
-                needed: 2,
-                classes,
-            });
-        }
-        if let Some(bad) = labels.iter().find(|&&y| y < 0 || y as usize >= classes) {
-            return Err(AttackError::Invalid(format!(
-                "label {bad} is outside the model's classes 0..{classes}"
-            )));
-        }
+        require_classes("FAB-T", 2, classes)?;
+        check_labels_in_range(labels, classes)?;
         Ok(Batch {
             device: natural.device(),
             shape: natural.dims(),
@@ -312,22 +299,6 @@ impl Batch {
         points
             .iter()
             .flat_map(|&p| self.pixels[p * size..(p + 1) * size].iter().copied())
-            .collect()
-    }
-
-    /// Per point, the classes other than its label from most to least likely on the clean
-    /// input (ties by class index): entry k − 2 is the target of rank k. The reference takes
-    /// `output.sort(dim=-1)[1][:, -k]`, the same class whenever the label is the top one.
-    fn other_classes_by_clean_logit(&self) -> Vec<Vec<i64>> {
-        self.clean_logits
-            .chunks(self.classes)
-            .zip(&self.labels)
-            .map(|(row, &label)| {
-                let mut others: Vec<i64> =
-                    (0..self.classes as i64).filter(|&c| c != label).collect();
-                others.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]));
-                others
-            })
             .collect()
     }
 }
@@ -483,15 +454,6 @@ fn margin_gradient(
         None => points.zeros_like(),
     };
     (to_vec(margin.detach().without_autodiff()), to_vec(gradient))
-}
-
-/// z_c for one class c per row.
-fn pick(logits: &Tensor<2>, classes: Tensor<1, Int>) -> Tensor<1> {
-    let n = classes.dims()[0];
-    logits
-        .clone()
-        .gather(1, classes.reshape([n, 1]))
-        .reshape([n])
 }
 
 /// max_i |a_i − b_i|.

@@ -9,6 +9,7 @@ pub mod autoattack;
 mod dlr;
 mod fab;
 mod gradient;
+mod inputs;
 mod pgd;
 mod project;
 mod square;

@@ -14,6 +14,7 @@
 //! on the points not yet fooled. Deliberate differences are listed on [`square`].
 
 use super::dlr::require_classes;
+use super::inputs::{check_label_count, check_labels_in_range};
 use super::{AttackOutcome, Classifier};
 use crate::error::AttackError;
 use crate::tensor_util::{images, predictions, to_vec};
@@ -117,13 +118,7 @@ pub fn square(
     config.validate()?;
     let natural = natural.clone().without_autodiff();
     let shape = Shape::of(&natural);
-    if labels.len() != shape.n {
-        return Err(AttackError::Invalid(format!(
-            "{} labels for {} images",
-            labels.len(),
-            shape.n
-        )));
-    }
+    check_label_count(labels, shape.n)?;
     if shape.n == 0 {
         return Ok(AttackOutcome {
             adversarial: natural,
@@ -209,11 +204,7 @@ impl<C: Classifier> Query<'_, C> {
         let batch = images(points.to_vec(), m, c, h, w, self.device).without_autodiff();
         let logits = self.classifier.logits(batch).without_autodiff();
         let classes = logits.dims()[1];
-        if let Some(bad) = labels.iter().find(|&&y| y < 0 || y as usize >= classes) {
-            return Err(AttackError::Invalid(format!(
-                "label {bad} is outside the model's classes 0..{classes}"
-            )));
-        }
+        check_labels_in_range(labels, classes)?;
         let predicted = predictions(logits.clone());
         let values = to_vec(logits);
         let margins = if classes == 0 {
