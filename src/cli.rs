@@ -81,6 +81,56 @@ pub enum MethodName {
     Rslad,
 }
 
+impl MethodName {
+    /// The name as typed on the command line.
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+
+    /// Whether the method distils from a teacher.
+    pub fn distils(self) -> bool {
+        matches!(
+            self,
+            MethodName::Kd | MethodName::Ard | MethodName::Iad | MethodName::Rslad
+        )
+    }
+}
+
+/// The method-specific training options, and which methods each applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodOption {
+    Teacher,
+    Alpha,
+    Beta,
+    Temperature,
+    IadWarmup,
+    RsladScale,
+}
+
+impl MethodOption {
+    pub fn flag(self) -> &'static str {
+        match self {
+            MethodOption::Teacher => "teacher",
+            MethodOption::Alpha => "alpha",
+            MethodOption::Beta => "beta",
+            MethodOption::Temperature => "temperature",
+            MethodOption::IadWarmup => "iad-warmup",
+            MethodOption::RsladScale => "rslad-scale",
+        }
+    }
+
+    pub fn applies_to(self, method: MethodName) -> bool {
+        use MethodName::*;
+        match self {
+            MethodOption::Teacher | MethodOption::Alpha => method.distils(),
+            MethodOption::Beta => matches!(method, Trades | Iad),
+            MethodOption::Temperature => matches!(method, Kd | Ard | Iad),
+            MethodOption::IadWarmup => method == Iad,
+            MethodOption::RsladScale => method == Rslad,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OptimizerName {
     Sgd,
@@ -372,34 +422,24 @@ fn method_from_args(
         }
         Ok(value)
     };
-    let uses = |option: bool, name: &str, methods: &[MethodName]| -> Result<()> {
-        if option && !methods.contains(&args.method) {
+    let uses = |given: bool, option: MethodOption| -> Result<()> {
+        if given && !option.applies_to(args.method) {
             bail!(
-                "--{name} does not apply to --method {}",
-                format!("{:?}", args.method).to_lowercase()
+                "--{} does not apply to --method {}",
+                option.flag(),
+                args.method.name()
             );
         }
         Ok(())
     };
+    let o = &args.options;
+    uses(o.teacher.is_some(), MethodOption::Teacher)?;
+    uses(o.alpha.is_some(), MethodOption::Alpha)?;
+    uses(o.beta.is_some(), MethodOption::Beta)?;
+    uses(o.temperature.is_some(), MethodOption::Temperature)?;
+    uses(o.iad_warmup.is_some(), MethodOption::IadWarmup)?;
+    uses(o.rslad_scale.is_some(), MethodOption::RsladScale)?;
     use MethodName::*;
-    uses(
-        args.options.teacher.is_some(),
-        "teacher",
-        &[Kd, Ard, Iad, Rslad],
-    )?;
-    uses(
-        args.options.alpha.is_some(),
-        "alpha",
-        &[Kd, Ard, Iad, Rslad],
-    )?;
-    uses(args.options.beta.is_some(), "beta", &[Trades, Iad])?;
-    uses(
-        args.options.temperature.is_some(),
-        "temperature",
-        &[Kd, Ard, Iad],
-    )?;
-    uses(args.options.iad_warmup.is_some(), "iad-warmup", &[Iad])?;
-    uses(args.options.rslad_scale.is_some(), "rslad-scale", &[Rslad])?;
 
     let ce_attack = Method::ce_attack(epsilon, step_size, steps);
     let kl_attack = Method::kl_attack(epsilon, step_size, steps);

@@ -3,7 +3,7 @@
 //! Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack, written as Markdown and JSON.
 
 use crate::attack::autoattack::AutoAttackConfig;
-use crate::cli::{DataArgs, MethodName, TrainArgs, TrainingOptions, train};
+use crate::cli::{DataArgs, MethodName, MethodOption, TrainArgs, TrainingOptions, train};
 use crate::data::{self, DataSource, DatasetKind};
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
 use crate::progress::Bars;
@@ -129,35 +129,30 @@ fn columns(kind: DatasetKind, epsilon: f32) -> Vec<EvalAttack> {
 /// The options for one method: those that do not apply to it removed, so one command line
 /// can carry a teacher and distillation settings for the whole comparison.
 fn options_for(method: MethodName, options: &TrainingOptions) -> TrainingOptions {
-    use MethodName::*;
-    let distils = matches!(method, Kd | Ard | Iad | Rslad);
+    let keep = |option: MethodOption| option.applies_to(method);
     TrainingOptions {
-        teacher: options.teacher.clone().filter(|_| distils),
-        alpha: options.alpha.filter(|_| distils),
-        beta: options.beta.filter(|_| matches!(method, Trades | Iad)),
+        teacher: options
+            .teacher
+            .clone()
+            .filter(|_| keep(MethodOption::Teacher)),
+        alpha: options.alpha.filter(|_| keep(MethodOption::Alpha)),
+        beta: options.beta.filter(|_| keep(MethodOption::Beta)),
         temperature: options
             .temperature
-            .filter(|_| matches!(method, Kd | Ard | Iad)),
-        iad_warmup: options.iad_warmup.filter(|_| method == Iad),
-        rslad_scale: options.rslad_scale.filter(|_| method == Rslad),
+            .filter(|_| keep(MethodOption::Temperature)),
+        iad_warmup: options.iad_warmup.filter(|_| keep(MethodOption::IadWarmup)),
+        rslad_scale: options
+            .rslad_scale
+            .filter(|_| keep(MethodOption::RsladScale)),
         ..options.clone()
     }
-}
-
-fn method_name(method: MethodName) -> String {
-    format!("{method:?}").to_lowercase()
 }
 
 pub fn run(args: &CompareArgs) -> Result<()> {
     if args.methods.is_empty() {
         bail!("--methods needs at least one method");
     }
-    let distils = args.methods.iter().any(|m| {
-        matches!(
-            m,
-            MethodName::Kd | MethodName::Ard | MethodName::Iad | MethodName::Rslad
-        )
-    });
+    let distils = args.methods.iter().any(|m| m.distils());
     if distils && args.options.teacher.is_none() {
         bail!("kd, ard, iad and rslad distil from a teacher: give its checkpoint with --teacher");
     }
@@ -184,7 +179,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         rows: Vec::new(),
     };
     for &method in &args.methods {
-        let name = method_name(method);
+        let name = method.name();
         println!("\n== {name} ==");
         let started = Instant::now();
         let (model, _) = train(&TrainArgs {
