@@ -2,16 +2,19 @@
 //! numbers, the threat model, known answers on linear classifiers, the zero-gradient flag on a
 //! masked model, restarts and reproducibility.
 
+mod common;
+use common::*;
+
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{
     self, ApgdConfig, ApgdLoss, Classifier, apgd, apgd_targeted, checkpoints, dlr_loss,
-    max_linf_distance, targeted_dlr_loss,
+    targeted_dlr_loss,
 };
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::error::AttackError;
-use rslad_tui::tensor_util::{predictions, to_vec};
+use rslad_tui::tensor_util::to_vec;
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
 const PIXELS: usize = 28 * 28;
@@ -264,24 +267,6 @@ impl Classifier for Masked {
         let rounded = images.mul_scalar(2.0).round().div_scalar(2.0);
         self.0.logits(rounded).mul_scalar(1e4)
     }
-}
-
-fn clean_predictions(model: &impl Classifier, x: &Tensor<4>) -> Vec<i64> {
-    predictions(model.logits(x.clone()))
-}
-
-fn assert_in_threat_model(adversarial: &Tensor<4>, natural: &Tensor<4>, epsilon: f32) {
-    let distance = max_linf_distance(adversarial, natural);
-    assert!(
-        distance <= epsilon + 1e-6,
-        "left the ε-ball: {distance} > {epsilon}"
-    );
-    assert!(
-        to_vec(adversarial.clone())
-            .iter()
-            .all(|v| (0.0..=1.0).contains(v)),
-        "left [0, 1]"
-    );
 }
 
 /// A radius at which some points of `x` can be misclassified and some cannot, every one of

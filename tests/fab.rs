@@ -2,6 +2,9 @@
 //! against a brute-force search, the closed-form minimal distance on linear classifiers, the
 //! threat model on a small CNN, untouched misclassified points, reproducibility and refusals.
 
+mod common;
+use common::*;
+
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -10,7 +13,7 @@ use rslad_tui::attack::{
 };
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::error::AttackError;
-use rslad_tui::tensor_util::{predictions, to_vec};
+use rslad_tui::tensor_util::to_vec;
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
 // ---------------------------------------------------------------------------------------------
@@ -242,10 +245,6 @@ impl Classifier for Linear {
     }
 }
 
-fn clean_predictions(model: &impl Classifier, x: &Tensor<4>) -> Vec<i64> {
-    predictions(model.logits(x.clone()))
-}
-
 fn random_images(n: usize, side: usize, range: (f32, f32), seed: u64) -> Tensor<4> {
     let mut rng = StdRng::seed_from_u64(seed);
     let values: Vec<f32> = (0..n * side * side)
@@ -270,34 +269,12 @@ fn mnist_like(n: usize, seed: u64) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [n, 1, 28, 28]), &compute_device())
 }
 
-fn assert_in_threat_model(adversarial: &Tensor<4>, natural: &Tensor<4>, epsilon: f32) {
-    let distance = max_linf_distance(adversarial, natural);
-    assert!(
-        distance <= epsilon + 1e-6,
-        "left the ε-ball: {distance} > {epsilon}"
-    );
-    assert!(
-        to_vec(adversarial.clone())
-            .iter()
-            .all(|v| (0.0..=1.0).contains(v)),
-        "left [0, 1]"
-    );
-}
-
 fn row_distances(a: &Tensor<4>, b: &Tensor<4>) -> Vec<f32> {
     let n = a.dims()[0];
     let (a, b) = (to_vec(a.clone()), to_vec(b.clone()));
     let size = a.len() / n.max(1);
     (0..n)
         .map(|i| (i * size..(i + 1) * size).fold(0.0f32, |m, k| m.max((a[k] - b[k]).abs())))
-        .collect()
-}
-
-fn misclassified(model: &impl Classifier, x: &Tensor<4>, labels: &[i64]) -> Vec<bool> {
-    clean_predictions(model, x)
-        .iter()
-        .zip(labels)
-        .map(|(p, y)| p != y)
         .collect()
 }
 

@@ -2,16 +2,18 @@
 //! breakpoints, the threat model, known answers on linear classifiers, a gradient-masked model
 //! that only a score-based attack breaks, restarts, reproducibility and refusals.
 
+mod common;
+use common::*;
+
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{
-    self, ApgdConfig, ApgdLoss, AttackOutcome, Classifier, SquareConfig, apgd, max_linf_distance,
-    p_selection, square,
+    self, ApgdConfig, ApgdLoss, AttackOutcome, Classifier, SquareConfig, apgd, p_selection, square,
 };
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::error::AttackError;
-use rslad_tui::tensor_util::{predictions, to_vec};
+use rslad_tui::tensor_util::to_vec;
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
 const SIDE: usize = 28;
@@ -233,33 +235,6 @@ fn micro_cnn(seed: u64) -> Model {
     )
     .unwrap();
     attack::eval_view(&model)
-}
-
-fn clean_predictions(model: &impl Classifier, x: &Tensor<4>) -> Vec<i64> {
-    predictions(model.logits(x.clone()))
-}
-
-fn misclassified(model: &impl Classifier, x: &Tensor<4>, labels: &[i64]) -> Vec<bool> {
-    clean_predictions(model, x)
-        .iter()
-        .zip(labels)
-        .map(|(p, y)| p != y)
-        .collect()
-}
-
-fn assert_in_threat_model(adversarial: &Tensor<4>, natural: &Tensor<4>, epsilon: f32) {
-    assert_eq!(adversarial.dims(), natural.dims());
-    let distance = max_linf_distance(adversarial, natural);
-    assert!(
-        distance <= epsilon + 1e-6,
-        "left the ε-ball: {distance} > {epsilon}"
-    );
-    assert!(
-        to_vec(adversarial.clone())
-            .iter()
-            .all(|v| (0.0..=1.0).contains(v)),
-        "left [0, 1]"
-    );
 }
 
 fn count(flags: &[bool]) -> usize {
