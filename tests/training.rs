@@ -9,7 +9,9 @@ use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::eval::EvalAttack;
 use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{images, labels};
-use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use rslad_tui::train::{
+    Method, OptimizerConfig, OptimizerKind, StepOutcome, TrainConfig, Trainer,
+};
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::sync::atomic::AtomicBool;
 
@@ -115,6 +117,41 @@ fn cancelling_keeps_the_model_of_the_last_completed_batch() {
     assert!(cancelled.is_none());
     assert_eq!(trainer.epochs_done(), 0);
     assert_eq!(named_tensors(&trainer.model), before);
+}
+
+#[test]
+fn stepping_batch_by_batch_gives_the_same_model_as_a_whole_epoch() {
+    let data = embedded();
+    let (whole, whole_metrics) = train_once(sat(2), 7, &data);
+
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 7, &autodiff_device()).unwrap();
+    let mut trainer = Trainer::new(model, config(sat(2), 7));
+    let never = AtomicBool::new(false);
+    let batches = trainer.batches_per_epoch(&data);
+    assert_eq!(batches, 40, "2000 images in batches of 50");
+    assert_eq!(
+        trainer.step_batches(&data, 3, &Silent, &never),
+        StepOutcome::Batches(3)
+    );
+    assert_eq!(trainer.epoch_position(), (3, 40));
+    // A cancelled call runs nothing and keeps the position.
+    assert_eq!(
+        trainer.step_batches(&data, 5, &Silent, &AtomicBool::new(true)),
+        StepOutcome::Cancelled
+    );
+    assert_eq!(trainer.epoch_position(), (3, 40));
+    assert_eq!(
+        trainer.step_batches(&data, 10, &Silent, &never),
+        StepOutcome::Batches(10)
+    );
+    let StepOutcome::EpochDone(metrics) = trainer.step_batches(&data, 100, &Silent, &never) else {
+        panic!("the remaining 27 batches end the epoch");
+    };
+    assert_eq!(trainer.epoch_position(), (0, 0));
+    assert_eq!(trainer.epochs_done(), 1);
+    assert_eq!(named_tensors(&trainer.model), named_tensors(&whole));
+    assert_eq!(metrics.loss, whole_metrics.loss);
+    assert_eq!(metrics.train_accuracy, whole_metrics.train_accuracy);
 }
 
 fn running_mean(model: &Model) -> Vec<f32> {

@@ -75,6 +75,35 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub history: Vec<EpochMetrics>,
     optimizer: ModuleOptimizer,
+    /// The epoch under way, when it was stopped part-way or is stepped batch by batch.
+    cursor: Option<EpochCursor>,
+}
+
+/// Where an unfinished epoch stands: its batch order, the random streams and the running sums,
+/// so that stepping batch by batch gives exactly the same model as a whole epoch.
+struct EpochCursor {
+    epoch: usize,
+    batches: Vec<Vec<usize>>,
+    next: usize,
+    learning_rate: f64,
+    rng: StdRng,
+    augment_rng: Option<StdRng>,
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    seconds: f64,
+}
+
+/// What a call to [`Trainer::step_batches`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// This many batches ran and the epoch is not over.
+    Batches(usize),
+    /// The epoch's last batch ran and it was evaluated.
+    EpochDone(EpochMetrics),
+    /// `cancel` was raised before all the batches ran; the model is as it was after the last
+    /// completed batch and the epoch resumes from there on the next call.
+    Cancelled,
 }
 
 impl Trainer {
@@ -104,6 +133,7 @@ impl Trainer {
             config,
             history: Vec::new(),
             optimizer,
+            cursor: None,
         }
     }
 
@@ -112,75 +142,158 @@ impl Trainer {
         self.history.len()
     }
 
-    /// Trains one epoch, then evaluates. Returns `None` if `cancel` was raised: the model is
-    /// then as it was after the last completed batch and the epoch is not counted.
+    /// Batches done in the epoch under way and its number of batches; (0, 0) between epochs.
+    pub fn epoch_position(&self) -> (usize, usize) {
+        self.cursor
+            .as_ref()
+            .map_or((0, 0), |c| (c.next, c.batches.len()))
+    }
+
+    /// The number of batches one epoch has on `data` with this configuration.
+    pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
+        self.training_set(data)
+            .len()
+            .div_ceil(self.config.batch_size.max(1))
+    }
+
+    /// Trains the rest of the current epoch, then evaluates. Returns `None` if `cancel` was
+    /// raised: the model is then as it was after the last completed batch, the epoch is not
+    /// counted, and the next call resumes it where it stopped.
     pub fn run_epoch(
         &mut self,
         data: &Dataset,
         progress: &dyn Progress,
         cancel: &AtomicBool,
     ) -> Option<EpochMetrics> {
-        let started = Instant::now();
-        let epoch = self.epochs_done();
-        let train = match self.config.train_n {
-            Some(n) => data.train.take(n),
-            None => data.train.clone(),
-        };
-        let order = batch::epoch_order(train.len(), self.config.seed, epoch);
-        let batches: Vec<&[usize]> = batch::batches(&order, self.config.batch_size).collect();
-        let learning_rate = self.config.optimizer.learning_rate_at(epoch);
-        let device = crate::device::compute_device();
-        let epoch_seed = self.config.seed.wrapping_add(epoch as u64);
-        let mut rng = seeded(epoch_seed, stream::ATTACK);
-        // Random crop (4-pixel padding) and flip for CIFAR, as in the RSLAD training scripts.
-        let mut augment_rng = data
-            .kind
-            .augments()
-            .then(|| seeded(epoch_seed, stream::AUGMENT));
+        match self.step_batches(data, usize::MAX, progress, cancel) {
+            StepOutcome::EpochDone(metrics) => Some(metrics),
+            StepOutcome::Cancelled => None,
+            StepOutcome::Batches(_) => unreachable!("an unbounded step ends its epoch"),
+        }
+    }
 
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        progress.start(&format!("epoch {}", epoch + 1), batches.len() as u64);
-        for (index, indices) in batches.iter().enumerate() {
+    /// Trains at most `max_batches` batches of the current epoch (starting a new one if none
+    /// is under way); when the epoch's last batch runs, evaluates and records the epoch.
+    pub fn step_batches(
+        &mut self,
+        data: &Dataset,
+        max_batches: usize,
+        progress: &dyn Progress,
+        cancel: &AtomicBool,
+    ) -> StepOutcome {
+        let started = Instant::now();
+        let train = self.training_set(data);
+        let mut cursor = match self.cursor.take() {
+            Some(cursor) => cursor,
+            None => self.start_epoch(data, train.len()),
+        };
+        let device = crate::device::compute_device();
+        progress.start(
+            &format!("epoch {}", cursor.epoch + 1),
+            cursor.batches.len() as u64,
+        );
+        let mut ran = 0;
+        while cursor.next < cursor.batches.len() && ran < max_batches {
             if cancel.load(Ordering::Relaxed) {
                 progress.finish();
-                return None;
+                cursor.seconds += started.elapsed().as_secs_f64();
+                self.cursor = Some(cursor);
+                return StepOutcome::Cancelled;
             }
-            let (x, y) = match augment_rng.as_mut() {
-                Some(augment_rng) => augmented_batch(&train, indices, augment_rng, &device),
-                None => batch_tensors(&train, indices, &device),
-            };
-            let scale = self.config.epsilon_scale(epoch, index, batches.len());
-            let batch = Batch {
-                model: &self.model,
-                teacher: self.teacher.as_ref(),
-                images: &x,
-                labels: &y,
-                epoch,
-                epsilon_scale: scale,
-            };
-            let (loss, logits) = self.config.method.loss(&batch, &mut rng);
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            self.model = self
-                .optimizer
-                .step(learning_rate, self.model.clone(), grads);
-
-            let batch_loss = f64::from(to_vec(loss.detach().without_autodiff())[0]);
-            let preds = predictions(logits.detach().without_autodiff());
-            correct += preds
-                .iter()
-                .zip(indices.iter())
-                .filter(|(p, i)| **p == i64::from(train.labels[**i]))
-                .count();
-            seen += indices.len();
-            loss_sum += batch_loss * indices.len() as f64;
+            let batch_loss = self.train_batch(&train, &mut cursor, &device);
+            ran += 1;
             progress.batch(&BatchReport {
-                batch: index + 1,
-                batches: batches.len(),
+                batch: cursor.next,
+                batches: cursor.batches.len(),
                 loss: batch_loss,
             });
         }
         progress.finish();
+        cursor.seconds += started.elapsed().as_secs_f64();
+        if cursor.next < cursor.batches.len() {
+            self.cursor = Some(cursor);
+            return StepOutcome::Batches(ran);
+        }
+        StepOutcome::EpochDone(self.finish_epoch(data, cursor, progress))
+    }
 
+    fn training_set(&self, data: &Dataset) -> ImageSet {
+        match self.config.train_n {
+            Some(n) => data.train.take(n),
+            None => data.train.clone(),
+        }
+    }
+
+    fn start_epoch(&self, data: &Dataset, train_len: usize) -> EpochCursor {
+        let epoch = self.epochs_done();
+        let order = batch::epoch_order(train_len, self.config.seed, epoch);
+        let batches = batch::batches(&order, self.config.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let epoch_seed = self.config.seed.wrapping_add(epoch as u64);
+        EpochCursor {
+            epoch,
+            batches,
+            next: 0,
+            learning_rate: self.config.optimizer.learning_rate_at(epoch),
+            rng: seeded(epoch_seed, stream::ATTACK),
+            // Random crop (4-pixel padding) and flip for CIFAR, as in the RSLAD training scripts.
+            augment_rng: data
+                .kind
+                .augments()
+                .then(|| seeded(epoch_seed, stream::AUGMENT)),
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// One optimiser step on the cursor's next batch; returns the batch's loss.
+    fn train_batch(&mut self, train: &ImageSet, cursor: &mut EpochCursor, device: &Device) -> f64 {
+        let index = cursor.next;
+        let indices = &cursor.batches[index];
+        let (x, y) = match cursor.augment_rng.as_mut() {
+            Some(augment_rng) => augmented_batch(train, indices, augment_rng, device),
+            None => batch_tensors(train, indices, device),
+        };
+        let scale = self
+            .config
+            .epsilon_scale(cursor.epoch, index, cursor.batches.len());
+        let batch = Batch {
+            model: &self.model,
+            teacher: self.teacher.as_ref(),
+            images: &x,
+            labels: &y,
+            epoch: cursor.epoch,
+            epsilon_scale: scale,
+        };
+        let (loss, logits) = self.config.method.loss(&batch, &mut cursor.rng);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optimizer
+            .step(cursor.learning_rate, self.model.clone(), grads);
+
+        let batch_loss = f64::from(to_vec(loss.detach().without_autodiff())[0]);
+        let preds = predictions(logits.detach().without_autodiff());
+        cursor.correct += preds
+            .iter()
+            .zip(indices.iter())
+            .filter(|(p, i)| **p == i64::from(train.labels[**i]))
+            .count();
+        cursor.seen += indices.len();
+        cursor.loss_sum += batch_loss * indices.len() as f64;
+        cursor.next += 1;
+        batch_loss
+    }
+
+    fn finish_epoch(
+        &mut self,
+        data: &Dataset,
+        cursor: EpochCursor,
+        progress: &dyn Progress,
+    ) -> EpochMetrics {
+        let started = Instant::now();
         let test = data.test.take(self.config.eval_n.min(data.test.len()));
         let report = eval::evaluate(
             &self.model,
@@ -190,16 +303,16 @@ impl Trainer {
             progress,
         );
         let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            learning_rate,
-            loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            epoch: cursor.epoch + 1,
+            learning_rate: cursor.learning_rate,
+            loss: cursor.loss_sum / cursor.seen.max(1) as f64,
+            train_accuracy: cursor.correct as f64 / cursor.seen.max(1) as f64,
             test_clean_accuracy: report.clean_accuracy,
             test_robust_accuracy: report.attacks.first().map(|a| a.robust_accuracy),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: cursor.seconds + started.elapsed().as_secs_f64(),
         };
         self.history.push(metrics.clone());
-        Some(metrics)
+        metrics
     }
 }
 
