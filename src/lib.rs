@@ -19,4 +19,5 @@ pub mod rng;
 pub mod teacher;
 pub mod tensor_util;
 pub mod train;
+pub mod workbench;
 pub mod zoo;

@@ -9,9 +9,7 @@ use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::eval::EvalAttack;
 use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{images, labels};
-use rslad_tui::train::{
-    Method, OptimizerConfig, OptimizerKind, StepOutcome, TrainConfig, Trainer,
-};
+use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, StepOutcome, TrainConfig, Trainer};
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::sync::atomic::AtomicBool;
 

@@ -1,0 +1,154 @@
+//! What the workbench shows, as plain data: the engine fills a [`Snapshot`], the view draws
+//! it. Nothing here refers to tensors or terminals, so snapshots can be recorded in sessions
+//! and drawn again without computing anything.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the panels draw at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub status: Status,
+    pub curves: Curves,
+    /// The selected test sample (None until data is loaded).
+    pub sample: Option<SampleView>,
+    /// The last attack's results (None before the first attack or eval).
+    pub attack: Option<AttackTable>,
+    /// Oldest first; the view shows the newest lines that fit.
+    pub log: Vec<LogLine>,
+}
+
+/// The status line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// e.g. "mnist (embedded, 10000 train)".
+    pub dataset: String,
+    /// e.g. "small-cnn (embedded SAT)" or "none".
+    pub teacher: String,
+    /// e.g. "micro-cnn".
+    pub student: String,
+    /// e.g. "rslad α=0.833".
+    pub method: String,
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Batches done in the epoch under way (0 between epochs) and batches per epoch.
+    pub batch: usize,
+    pub batches: usize,
+    pub epsilon: f32,
+    pub seed: u64,
+    /// Time spent computing in this session.
+    pub elapsed_seconds: f64,
+    /// What the engine is doing now ("training epoch 3", "PGD-20 on 500 images"), None when idle.
+    pub busy: Option<String>,
+    /// The student changed since it was last saved.
+    pub unsaved: bool,
+}
+
+/// Training curves: one point per finished epoch, plus the loss of each batch of the epoch
+/// under way.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Curves {
+    pub epochs: Vec<EpochPoint>,
+    /// Loss per batch of the current (or last) epoch, in order.
+    pub batch_losses: Vec<f64>,
+    /// The name of the robust-accuracy attack, e.g. "PGD-20".
+    pub robust_label: String,
+    /// The teacher's accuracies in percent on the same evaluation, drawn as reference lines.
+    pub teacher_clean: Option<f64>,
+    pub teacher_robust: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochPoint {
+    /// 1-based.
+    pub epoch: usize,
+    pub loss: f64,
+    /// Percent.
+    pub clean: f64,
+    /// Percent.
+    pub robust: Option<f64>,
+}
+
+/// One test image, its adversarial version and the class probabilities of both models on
+/// both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleView {
+    /// Index in the test set, and the test set's size.
+    pub index: usize,
+    pub of: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// CHW pixel values in [0, 1].
+    pub natural: Vec<f32>,
+    pub adversarial: Vec<f32>,
+    /// The attack radius: the heatmap shows δ/ε.
+    pub epsilon: f32,
+    /// The attack that made `adversarial` (against the student), e.g. "PGD-20".
+    pub attack: String,
+    pub true_class: usize,
+    pub class_names: Vec<String>,
+    /// Class probabilities (each sums to 1); the teacher's are None without a teacher.
+    pub teacher_natural: Option<Vec<f32>>,
+    pub teacher_adversarial: Option<Vec<f32>>,
+    pub student_natural: Vec<f32>,
+    pub student_adversarial: Vec<f32>,
+}
+
+impl SampleView {
+    /// The perturbation divided by ε, per pixel averaged over channels, in [-1, 1].
+    pub fn scaled_delta(&self) -> Vec<f32> {
+        let plane = self.height * self.width;
+        let mut delta = vec![0.0f32; plane];
+        if self.epsilon <= 0.0 || self.channels == 0 {
+            return delta;
+        }
+        for c in 0..self.channels {
+            for (i, d) in delta.iter_mut().enumerate() {
+                let k = c * plane + i;
+                *d += (self.adversarial[k] - self.natural[k]) / self.epsilon;
+            }
+        }
+        delta
+            .into_iter()
+            .map(|d| (d / self.channels as f32).clamp(-1.0, 1.0))
+            .collect()
+    }
+}
+
+/// The last attack's results.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackTable {
+    /// e.g. "micro-cnn, 500 test images, ε = 0.3".
+    pub title: String,
+    /// Percent.
+    pub clean: f64,
+    pub rows: Vec<AttackRow>,
+    /// Warnings such as AutoAttack's sanity flags.
+    pub flags: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackRow {
+    /// e.g. "PGD-20", "APGD-CE", "AutoAttack".
+    pub name: String,
+    /// Robust accuracy in percent after this row.
+    pub robust: f64,
+    /// e.g. "max |δ| 0.300 · 4.1 s" or "broke 12".
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogLevel {
+    #[default]
+    Info,
+    /// A command the user typed, echoed.
+    Command,
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub text: String,
+}

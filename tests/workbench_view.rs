@@ -1,0 +1,703 @@
+//! Rendering tests for the workbench view: text snapshots at several sizes and states,
+//! the δ/ε heatmap checked cell by cell against the fixture, the diverging colour map, the
+//! focus highlight, the prompt cursor, and a sweep of terminal sizes that must not panic.
+//!
+//! Snapshots live in tests/snapshots/; run with UPDATE_SNAPSHOTS=1 to (re)write them.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
+use rslad_tui::workbench::snapshot::{
+    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
+};
+use rslad_tui::workbench::view::{
+    self, MIN_HEIGHT, MIN_WIDTH, Overlay, Panel, UiState, areas, diverging, heatmap_area,
+};
+use std::path::PathBuf;
+
+// ---------------------------------------------------------------------------------------
+// Fixture
+
+const SIDE: usize = 28;
+const EPS: f32 = 0.3;
+
+/// A handwritten-looking "7": a top bar and a diagonal stroke, with soft edges.
+fn digit_seven() -> Vec<f32> {
+    let mut img = vec![0.0f32; SIDE * SIDE];
+    let ink = |x: f32, y: f32, img: &mut Vec<f32>| {
+        for py in 0..SIDE {
+            for px in 0..SIDE {
+                let d = ((px as f32 - x).powi(2) + (py as f32 - y).powi(2)).sqrt();
+                let v = (1.6 - d).clamp(0.0, 1.0);
+                let p = &mut img[py * SIDE + px];
+                *p = p.max(v);
+            }
+        }
+    };
+    for i in 0..=30 {
+        let t = i as f32 / 30.0;
+        ink(6.0 + 15.0 * t, 6.0, &mut img); // the bar
+        ink(21.0 - 9.0 * t, 6.0 + 17.0 * t, &mut img); // the stroke
+    }
+    img
+}
+
+/// The natural image plus a ±ε checkerboard of 3×2-pixel blocks, clipped to [0, 1] (so
+/// δ/ε is ±1 where the image allows it and less near 0 and 1).
+fn adversarial(natural: &[f32]) -> Vec<f32> {
+    natural
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (x, y) = (i % SIDE, i / SIDE);
+            let sign = if (x / 3 + y / 2) % 2 == 0 { 1.0 } else { -1.0 };
+            (v + sign * EPS).clamp(0.0, 1.0)
+        })
+        .collect()
+}
+
+/// A distribution over 10 classes: `peaks` get their mass, the rest share what is left.
+fn probs(peaks: &[(usize, f32)]) -> Vec<f32> {
+    let used: f32 = peaks.iter().map(|(_, p)| p).sum();
+    let rest = (1.0 - used) / (10 - peaks.len()) as f32;
+    (0..10)
+        .map(|c| {
+            peaks
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map_or(rest, |(_, p)| *p)
+        })
+        .collect()
+}
+
+fn sample() -> SampleView {
+    let natural = digit_seven();
+    SampleView {
+        index: 12,
+        of: 10000,
+        channels: 1,
+        height: SIDE,
+        width: SIDE,
+        adversarial: adversarial(&natural),
+        natural,
+        epsilon: EPS,
+        attack: "PGD-20".into(),
+        true_class: 7,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        teacher_natural: Some(probs(&[(7, 0.93), (1, 0.03)])),
+        teacher_adversarial: Some(probs(&[(7, 0.71), (3, 0.15), (9, 0.06)])),
+        student_natural: probs(&[(7, 0.88), (9, 0.05)]),
+        student_adversarial: probs(&[(3, 0.52), (7, 0.31), (8, 0.08)]),
+    }
+}
+
+fn log() -> Vec<LogLine> {
+    let mut lines = Vec::new();
+    let texts = [
+        (LogLevel::Command, "load mnist"),
+        (
+            LogLevel::Info,
+            "mnist: 10000 train, 10000 test images (embedded)",
+        ),
+        (LogLevel::Command, "teacher small-cnn"),
+        (
+            LogLevel::Info,
+            "teacher small-cnn (embedded SAT): clean 98.9%, PGD-20 91.3%",
+        ),
+        (LogLevel::Warning, "no GPU: training on 2 CPU threads"),
+        (LogLevel::Command, "student micro-cnn"),
+        (LogLevel::Command, "method rslad"),
+        (
+            LogLevel::Info,
+            "rslad α=0.833, β=1/6, PGD-10 inner attack on the KL term",
+        ),
+        (
+            LogLevel::Error,
+            "unknown option --stepz (did you mean --steps?)",
+        ),
+        (LogLevel::Command, "step 3"),
+    ];
+    for round in 0..4 {
+        for (level, text) in texts {
+            let text = match level {
+                LogLevel::Warning => format!("{text} (round {round})"),
+                LogLevel::Error => format!("{text} [{round}]"),
+                _ => text.to_string(),
+            };
+            lines.push(LogLine { level, text });
+        }
+    }
+    lines.push(LogLine {
+        level: LogLevel::Info,
+        text: "epoch 3: loss 0.6231, clean 97.40%, PGD-20 84.90% (41.2 s)".into(),
+    });
+    lines
+}
+
+fn fixture() -> Snapshot {
+    Snapshot {
+        status: Status {
+            dataset: "mnist (embedded, 10000 train)".into(),
+            teacher: "small-cnn (embedded SAT)".into(),
+            student: "micro-cnn".into(),
+            method: "rslad α=0.833".into(),
+            epoch: 3,
+            batch: 23,
+            batches: 50,
+            epsilon: EPS,
+            seed: 7,
+            elapsed_seconds: 3723.4,
+            busy: Some("training epoch 4".into()),
+            unsaved: true,
+        },
+        curves: Curves {
+            epochs: vec![
+                EpochPoint {
+                    epoch: 1,
+                    loss: 1.2034,
+                    clean: 91.2,
+                    robust: Some(62.5),
+                },
+                EpochPoint {
+                    epoch: 2,
+                    loss: 0.8123,
+                    clean: 95.8,
+                    robust: Some(78.1),
+                },
+                EpochPoint {
+                    epoch: 3,
+                    loss: 0.6231,
+                    clean: 97.4,
+                    robust: Some(84.9),
+                },
+            ],
+            batch_losses: (0..50)
+                .map(|i| 0.3 + 0.9 * (-(i as f64) / 15.0).exp() + 0.05 * (i as f64).sin())
+                .collect(),
+            robust_label: "PGD-20".into(),
+            teacher_clean: Some(98.9),
+            teacher_robust: Some(91.3),
+        },
+        sample: Some(sample()),
+        attack: Some(AttackTable {
+            title: "micro-cnn, 500 test images, ε = 0.3".into(),
+            clean: 97.4,
+            rows: vec![
+                AttackRow {
+                    name: "PGD-20".into(),
+                    robust: 84.9,
+                    detail: "max |δ| 0.300 · 4.1 s".into(),
+                },
+                AttackRow {
+                    name: "APGD-CE".into(),
+                    robust: 82.6,
+                    detail: "broke 12 · 9.8 s".into(),
+                },
+            ],
+            flags: vec!["APGD-CE broke 12 points PGD-20 missed: PGD may be under-converged".into()],
+        }),
+        log: log(),
+    }
+}
+
+fn prompt_ui() -> UiState {
+    let prompt = "attack apgd-ce --steps 100".to_string();
+    UiState {
+        cursor: prompt.chars().count(),
+        prompt,
+        ..UiState::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering helpers
+
+fn render(width: u16, height: u16, snapshot: &Snapshot, ui: &UiState) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal
+        .draw(|frame| view::draw(frame, snapshot, ui))
+        .expect("draw");
+    terminal
+}
+
+/// The buffer as text: each row's symbols joined, trailing spaces trimmed.
+fn buffer_text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let row: String = (area.left()..area.right())
+            .map(|x| buf.cell((x, y)).map_or(" ", |c| c.symbol()))
+            .collect();
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Compares `text` with tests/snapshots/NAME.txt; writes the file instead with
+/// UPDATE_SNAPSHOTS=1.
+fn assert_snapshot(name: &str, text: &str) {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "snapshots",
+        &format!("{name}.txt"),
+    ]
+    .iter()
+    .collect();
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_SNAPSHOTS=1 to create it",
+            path.display()
+        )
+    });
+    if expected == text {
+        return;
+    }
+    let mut exp = expected.lines();
+    let mut got = text.lines();
+    for line in 1.. {
+        match (exp.next(), got.next()) {
+            (None, None) => break,
+            (e, g) if e == g => continue,
+            (e, g) => panic!(
+                "snapshot {name} differs at line {line}:\n  expected: {:?}\n  rendered: {:?}\n\
+                 full render:\n{text}\n(run with UPDATE_SNAPSHOTS=1 to accept)",
+                e.unwrap_or("<end>"),
+                g.unwrap_or("<end>")
+            ),
+        }
+    }
+}
+
+fn snapshot_test(name: &str, width: u16, height: u16, snapshot: &Snapshot, ui: &UiState) {
+    let terminal = render(width, height, snapshot, ui);
+    assert_snapshot(name, &buffer_text(terminal.backend().buffer()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+
+#[test]
+fn snapshot_80x24() {
+    snapshot_test("workbench_80x24", 80, 24, &fixture(), &prompt_ui());
+}
+
+#[test]
+fn snapshot_160x48() {
+    snapshot_test("workbench_160x48", 160, 48, &fixture(), &prompt_ui());
+}
+
+#[test]
+fn snapshot_120x36_completions_scrolled_log() {
+    let ui = UiState {
+        focus: Panel::Log,
+        prompt: "attack ".into(),
+        cursor: 7,
+        hint: Some("pgd | apgd-ce | apgd-dlr | fab | square | autoattack".into()),
+        completions: ["pgd", "apgd-ce", "apgd-dlr", "fab", "square", "autoattack"]
+            .map(String::from)
+            .to_vec(),
+        log_scroll: 5,
+        overlay: None,
+    };
+    snapshot_test("workbench_120x36_completions", 120, 36, &fixture(), &ui);
+}
+
+#[test]
+fn snapshot_empty_80x24() {
+    snapshot_test(
+        "workbench_empty_80x24",
+        80,
+        24,
+        &Snapshot::default(),
+        &UiState::default(),
+    );
+}
+
+#[test]
+fn snapshot_no_teacher_100x30() {
+    let mut snapshot = fixture();
+    let sample = snapshot.sample.as_mut().unwrap();
+    sample.teacher_natural = None;
+    sample.teacher_adversarial = None;
+    snapshot.curves.teacher_clean = None;
+    snapshot.curves.teacher_robust = None;
+    snapshot.status.teacher = "none".into();
+    snapshot.status.busy = None;
+    snapshot.status.unsaved = false;
+    snapshot_test(
+        "workbench_no_teacher_100x30",
+        100,
+        30,
+        &snapshot,
+        &UiState::default(),
+    );
+}
+
+#[test]
+fn snapshot_help_overlay_80x24() {
+    let text: String = (1..=40)
+        .map(|i| format!("command{i:<3} does thing number {i}\n"))
+        .collect();
+    let ui = UiState {
+        overlay: Some(Overlay::Help { text, scroll: 3 }),
+        ..prompt_ui()
+    };
+    snapshot_test("workbench_help_80x24", 80, 24, &fixture(), &ui);
+}
+
+#[test]
+fn snapshot_confirm_quit_80x24() {
+    let ui = UiState {
+        overlay: Some(Overlay::ConfirmQuit),
+        focus: Panel::Curves,
+        ..prompt_ui()
+    };
+    snapshot_test("workbench_confirm_quit_80x24", 80, 24, &fixture(), &ui);
+}
+
+#[test]
+fn snapshot_too_small_30x10() {
+    snapshot_test(
+        "workbench_too_small_30x10",
+        30,
+        10,
+        &fixture(),
+        &prompt_ui(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The heatmap, cell by cell
+
+/// Checks every heatmap cell against δ/ε from the fixture, with the documented
+/// nearest-neighbour mapping; returns the heatmap's rectangle.
+fn check_heatmap(width: u16, height: u16) -> Rect {
+    let snapshot = fixture();
+    let ui = prompt_ui();
+    let terminal = render(width, height, &snapshot, &ui);
+    let buf = terminal.backend().buffer();
+    let rect = heatmap_area(Rect::new(0, 0, width, height), &snapshot, &ui).expect("a heatmap");
+    let delta = snapshot.sample.as_ref().unwrap().scaled_delta();
+    let (cols, px_rows) = (rect.width as usize, 2 * rect.height as usize);
+    for cy in 0..rect.height as usize {
+        for cx in 0..cols {
+            let sx = cx * SIDE / cols;
+            let upper = delta[(2 * cy) * SIDE / px_rows * SIDE + sx];
+            let lower = delta[(2 * cy + 1) * SIDE / px_rows * SIDE + sx];
+            let cell = buf.cell((rect.x + cx as u16, rect.y + cy as u16)).unwrap();
+            assert_eq!(cell.symbol(), "▀", "cell ({cx}, {cy}) at {width}x{height}");
+            assert_eq!(
+                cell.fg,
+                diverging(upper),
+                "upper pixel of ({cx}, {cy}) at {width}x{height}"
+            );
+            assert_eq!(
+                cell.bg,
+                diverging(lower),
+                "lower pixel of ({cx}, {cy}) at {width}x{height}"
+            );
+        }
+    }
+    // The caption names it.
+    let caption_row: String = (rect.x..rect.right())
+        .map(|x| buf.cell((x, rect.y - 1)).unwrap().symbol().to_string())
+        .collect();
+    assert!(
+        caption_row.contains("δ/ε"),
+        "caption above the heatmap: {caption_row:?}"
+    );
+    rect
+}
+
+#[test]
+fn heatmap_at_160x48_is_native_size_and_matches_delta() {
+    let rect = check_heatmap(160, 48);
+    assert_eq!(
+        (rect.width, rect.height),
+        (28, 14),
+        "28×28 shown at 28 columns × 14 rows"
+    );
+}
+
+#[test]
+fn heatmap_at_80x24_is_scaled_down_and_matches_delta() {
+    let rect = check_heatmap(80, 24);
+    assert!(rect.width < 28 && rect.height < 14, "{rect:?}");
+    assert!(rect.width >= 8 && rect.height >= 4, "{rect:?}");
+}
+
+#[test]
+fn heatmap_fixture_has_both_signs_and_partial_values() {
+    // Guards the heatmap test against a degenerate fixture (all one colour).
+    let delta = sample().scaled_delta();
+    assert!(delta.contains(&1.0));
+    assert!(delta.contains(&-1.0));
+    assert!(delta.iter().any(|&d| d.abs() > 0.05 && d.abs() < 0.95));
+}
+
+#[test]
+fn natural_image_is_grey_and_bright_on_the_stroke() {
+    // At 160×48 the three native-size images fill the panel's inner width exactly, so the
+    // natural image starts one column right of the panel's border, on the heatmap's rows
+    // and as wide. Every cell must be grey, and the stroke's centre pure white.
+    let snapshot = fixture();
+    let ui = prompt_ui();
+    let terminal = render(160, 48, &snapshot, &ui);
+    let buf = terminal.backend().buffer();
+    let heat = heatmap_area(Rect::new(0, 0, 160, 48), &snapshot, &ui).unwrap();
+    let area = areas(Rect::new(0, 0, 160, 48), &snapshot, &ui).unwrap();
+    let mut brightest = 0u8;
+    for y in heat.y..heat.bottom() {
+        for x in area.perturbation.x + 1..area.perturbation.x + 1 + heat.width {
+            let cell = buf.cell((x, y)).unwrap();
+            assert_eq!(cell.symbol(), "▀");
+            for color in [cell.fg, cell.bg] {
+                let Color::Rgb(r, g, b) = color else {
+                    panic!("not RGB: {color:?}")
+                };
+                assert!(r == g && g == b, "grey expected, got {color:?}");
+                brightest = brightest.max(r);
+            }
+        }
+    }
+    assert_eq!(brightest, 255);
+}
+
+// ---------------------------------------------------------------------------------------
+// diverging()
+
+fn rgb(c: Color) -> (i32, i32, i32) {
+    match c {
+        Color::Rgb(r, g, b) => (r as i32, g as i32, b as i32),
+        other => panic!("not RGB: {other:?}"),
+    }
+}
+
+#[test]
+fn diverging_zero_is_dark_neutral() {
+    let (r, g, b) = rgb(diverging(0.0));
+    assert!(r == g && g == b && r < 48, "{r} {g} {b}");
+    assert_eq!(diverging(-0.0), diverging(0.0));
+}
+
+#[test]
+fn diverging_sign_picks_red_or_blue() {
+    for v in [0.1f32, 0.5, 1.0] {
+        let (r, g, b) = rgb(diverging(v));
+        assert!(r > g && r > b, "+{v}: {r} {g} {b}");
+        let (r, g, b) = rgb(diverging(-v));
+        assert!(b > r && b > g, "-{v}: {r} {g} {b}");
+    }
+    let (r, _, _) = rgb(diverging(1.0));
+    let (_, _, b) = rgb(diverging(-1.0));
+    assert!(r >= 240 && b >= 240, "strong ends");
+}
+
+#[test]
+fn diverging_is_monotone_in_magnitude() {
+    let brightness = |v: f32| {
+        let (r, g, b) = rgb(diverging(v));
+        r + g + b
+    };
+    for sign in [1.0f32, -1.0] {
+        let mut last = brightness(0.0);
+        let mut last_main = 0;
+        for i in 1..=20 {
+            let v = sign * i as f32 / 20.0;
+            let now = brightness(v);
+            assert!(now >= last, "brightness falls at {v}");
+            let (r, _, b) = rgb(diverging(v));
+            let main = if sign > 0.0 { r } else { b };
+            assert!(main > last_main, "dominant channel not increasing at {v}");
+            (last, last_main) = (now, main);
+        }
+    }
+}
+
+#[test]
+fn diverging_clamps_and_handles_nan() {
+    assert_eq!(diverging(3.0), diverging(1.0));
+    assert_eq!(diverging(-7.5), diverging(-1.0));
+    assert_eq!(diverging(f32::INFINITY), diverging(1.0));
+    assert_eq!(diverging(f32::NEG_INFINITY), diverging(-1.0));
+    assert_eq!(diverging(f32::NAN), diverging(0.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Focus, cursor, sizes
+
+/// Picks one panel's rectangle.
+type PickArea = fn(&view::Areas) -> Rect;
+
+#[test]
+fn focused_panel_border_is_highlighted() {
+    let snapshot = fixture();
+    let full = Rect::new(0, 0, 120, 36);
+    let corner = |focus: Panel, pick: PickArea| {
+        let ui = UiState {
+            focus,
+            ..prompt_ui()
+        };
+        let terminal = render(full.width, full.height, &snapshot, &ui);
+        let rect = pick(&areas(full, &snapshot, &ui).unwrap());
+        let cell = terminal
+            .backend()
+            .buffer()
+            .cell((rect.x, rect.y))
+            .unwrap()
+            .clone();
+        assert_eq!(cell.symbol(), "┌");
+        cell.fg
+    };
+    let panels: [(Panel, PickArea); 5] = [
+        (Panel::Curves, |a| a.curves),
+        (Panel::Attacks, |a| a.attacks),
+        (Panel::SoftLabels, |a| a.soft_labels),
+        (Panel::Perturbation, |a| a.perturbation),
+        (Panel::Log, |a| a.log),
+    ];
+    for (panel, pick) in panels {
+        let focused = corner(panel, pick);
+        let other = corner(Panel::Prompt, pick);
+        assert_ne!(focused, other, "{panel:?}");
+        assert_eq!(focused, Color::Cyan, "{panel:?}");
+    }
+}
+
+#[test]
+fn cursor_follows_the_prompt_only_when_focused() {
+    let snapshot = fixture();
+    let ui = UiState {
+        prompt: "attack pgd".into(),
+        cursor: 3,
+        ..UiState::default()
+    };
+    let mut terminal = render(80, 24, &snapshot, &ui);
+    let prompt = areas(Rect::new(0, 0, 80, 24), &snapshot, &ui)
+        .unwrap()
+        .prompt;
+    assert!(terminal.backend().cursor_visible());
+    // "› " is two columns, then three characters.
+    terminal
+        .backend_mut()
+        .assert_cursor_position((prompt.x + 5, prompt.y));
+
+    let ui = UiState {
+        focus: Panel::Curves,
+        ..ui
+    };
+    let terminal = render(80, 24, &snapshot, &ui);
+    assert!(!terminal.backend().cursor_visible());
+}
+
+#[test]
+fn long_prompt_scrolls_to_keep_the_cursor_visible() {
+    let snapshot = fixture();
+    let prompt: String = "x".repeat(200);
+    let ui = UiState {
+        cursor: 200,
+        prompt,
+        ..UiState::default()
+    };
+    let mut terminal = render(80, 24, &snapshot, &ui);
+    let row = areas(Rect::new(0, 0, 80, 24), &snapshot, &ui)
+        .unwrap()
+        .prompt;
+    terminal.backend_mut().assert_cursor_position((79, row.y));
+}
+
+#[test]
+fn status_line_keeps_the_important_fields_at_80_columns() {
+    let terminal = render(80, 24, &fixture(), &prompt_ui());
+    let text = buffer_text(terminal.backend().buffer());
+    let status = text.lines().next().unwrap();
+    for needle in ["epoch 3 batch 23/50", "●unsaved", "micro-cnn", "⟳ training"] {
+        assert!(
+            status.contains(needle),
+            "{needle:?} missing from {status:?}"
+        );
+    }
+    let terminal = render(160, 48, &fixture(), &prompt_ui());
+    let text = buffer_text(terminal.backend().buffer());
+    let status = text.lines().next().unwrap();
+    for needle in [
+        "mnist (embedded",
+        "teacher small-cnn",
+        "ε 0.300",
+        "seed 7",
+        "1:02:03",
+    ] {
+        assert!(
+            status.contains(needle),
+            "{needle:?} missing from {status:?}"
+        );
+    }
+}
+
+#[test]
+fn no_size_panics() {
+    let snapshots = [fixture(), Snapshot::default()];
+    let overlays = [
+        None,
+        Some(Overlay::ConfirmQuit),
+        Some(Overlay::Help {
+            text: "help\n".repeat(50),
+            scroll: 1000,
+        }),
+    ];
+    let mut sizes: Vec<(u16, u16)> = vec![(0, 0), (1, 1), (0, 24), (80, 0), (2, 40)];
+    for w in [1, 5, 20, 39, 40, 41, 55, 79, 80, 81, 120, 159, 160, 200] {
+        for h in [1, 3, 11, 12, 13, 24, 48, 60] {
+            if sizes.len() < 120 && (w + h) % 3 != 1 {
+                sizes.push((w, h));
+            }
+        }
+    }
+    sizes.extend([
+        (MIN_WIDTH, MIN_HEIGHT),
+        (200, 60),
+        (MIN_WIDTH - 1, 60),
+        (200, MIN_HEIGHT - 1),
+    ]);
+    for (w, h) in sizes {
+        for snapshot in &snapshots {
+            for overlay in &overlays {
+                let ui = UiState {
+                    overlay: overlay.clone(),
+                    log_scroll: 1000,
+                    ..prompt_ui()
+                };
+                render(w, h, snapshot, &ui);
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_sample_does_not_panic() {
+    let mut snapshot = fixture();
+    let sample = snapshot.sample.as_mut().unwrap();
+    sample.adversarial.truncate(10);
+    sample.student_adversarial.clear();
+    sample.class_names.truncate(3);
+    sample.true_class = 42;
+    sample.epsilon = f32::NAN;
+    snapshot.curves.batch_losses.push(f64::NAN);
+    snapshot.curves.epochs[1].robust = None;
+    for (w, h) in [(80, 24), (160, 48), (45, 13)] {
+        render(w, h, &snapshot, &prompt_ui());
+    }
+    let mut odd = fixture();
+    let sample = odd.sample.as_mut().unwrap();
+    (sample.channels, sample.height, sample.width) = (3, 1, 1);
+    render(80, 24, &odd, &prompt_ui());
+}
