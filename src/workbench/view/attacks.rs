@@ -1,6 +1,6 @@
 //! The Attacks panel: the last attack's robust accuracies as a table, with its flags.
 
-use super::{hint, panel_block, text};
+use super::{draw_panel, hint, text};
 use crate::workbench::snapshot::AttackTable;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -20,9 +20,7 @@ pub fn render(buf: &mut Buffer, area: Rect, table: Option<&AttackTable>, focused
         Some(t) if !t.title.is_empty() => format!("Attacks · {}", t.title),
         _ => "Attacks".to_string(),
     };
-    let block = panel_block(title, focused);
-    let inner = block.inner(area);
-    block.render(area, buf);
+    let inner = draw_panel(buf, area, title, focused);
     let Some(table) = table else {
         hint(buf, inner, "no attack yet: `attack pgd` or `eval`");
         return;

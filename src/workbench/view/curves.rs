@@ -1,7 +1,7 @@
 //! The Curves panel: clean and robust accuracy per epoch (with the teacher's as dotted
 //! reference lines), a one-line legend, and the current epoch's batch losses as a sparkline.
 
-use super::{hint, panel_block, text};
+use super::{draw_panel, hint, text};
 use crate::workbench::snapshot::Curves;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -16,9 +16,7 @@ const ROBUST: Color = Color::Red;
 const SPARK_LABEL: u16 = 6;
 
 pub fn render(buf: &mut Buffer, area: Rect, curves: &Curves, focused: bool) {
-    let block = panel_block(title(curves), focused);
-    let inner = block.inner(area);
-    block.render(area, buf);
+    let inner = draw_panel(buf, area, title(curves), focused);
     if inner.is_empty() {
         return;
     }

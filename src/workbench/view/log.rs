@@ -1,13 +1,12 @@
 //! The Log panel: the newest lines that fit, scrolled up by `log_scroll`; commands echoed
 //! with "> ", warnings yellow, errors red. Lines are cut, never wrapped.
 
-use super::{panel_block, text};
+use super::{draw_panel, text};
 use crate::workbench::snapshot::{LogLevel, LogLine};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::Widget;
 
 pub fn render(buf: &mut Buffer, area: Rect, log: &[LogLine], scroll: usize, focused: bool) {
     let visible_rows = area.height.saturating_sub(2) as usize;
@@ -18,9 +17,7 @@ pub fn render(buf: &mut Buffer, area: Rect, log: &[LogLine], scroll: usize, focu
     } else {
         "Log".to_string()
     };
-    let block = panel_block(title, focused);
-    let inner = block.inner(area);
-    block.render(area, buf);
+    let inner = draw_panel(buf, area, title, focused);
     if inner.is_empty() {
         return;
     }

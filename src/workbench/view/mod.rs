@@ -251,6 +251,20 @@ fn panel_block<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
         })
 }
 
+/// Draws a panel's border and title and returns the area inside it.
+fn draw_panel<'a>(
+    buf: &mut ratatui::buffer::Buffer,
+    area: Rect,
+    title: impl Into<Line<'a>>,
+    focused: bool,
+) -> Rect {
+    use ratatui::widgets::Widget;
+    let block = panel_block(title, focused);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
 /// A dim one-line hint centred in `area` (used by panels with nothing to show yet).
 fn hint(buf: &mut ratatui::buffer::Buffer, area: Rect, message: &str) {
     if area.is_empty() {

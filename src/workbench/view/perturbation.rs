@@ -3,13 +3,12 @@
 //! scaled by nearest neighbour, with captions above (what the image is) and below (what the
 //! models predict on it).
 
-use super::{diverging, hint, panel_block, text};
+use super::{diverging, draw_panel, hint, text};
 use crate::workbench::snapshot::SampleView;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Widget;
 
 /// Columns between two images.
 const GAP: u16 = 1;
@@ -84,9 +83,7 @@ pub fn render(buf: &mut Buffer, area: Rect, sample: Option<&SampleView>, focused
         Some(s) => format!("Perturbation · ε {:.3}", s.epsilon),
         None => "Perturbation".to_string(),
     };
-    let block = panel_block(title, focused);
-    let inner = block.inner(area);
-    block.render(area, buf);
+    let inner = draw_panel(buf, area, title, focused);
     let Some(sample) = sample else {
         hint(buf, inner, "no sample yet: load data");
         return;

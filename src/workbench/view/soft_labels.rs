@@ -4,7 +4,7 @@
 //! With fewer rows than classes it shows the top k classes by their largest probability in
 //! any of the four distributions, in class order, always including the true class.
 
-use super::{hint, panel_block, text};
+use super::{draw_panel, hint, panel_block, text};
 use crate::workbench::snapshot::SampleView;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -21,9 +21,7 @@ const EIGHTHS: [&str; 8] = [" ", "▏", "▎", "▍", "▌", "▋", "▊", "▉"
 
 pub fn render(buf: &mut Buffer, area: Rect, sample: Option<&SampleView>, focused: bool) {
     let Some(sample) = sample else {
-        let block = panel_block("Soft labels", focused);
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = draw_panel(buf, area, "Soft labels", focused);
         hint(buf, inner, "no sample yet: load data");
         return;
     };
