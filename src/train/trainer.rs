@@ -151,8 +151,7 @@ impl Trainer {
 
     /// The number of batches one epoch has on `data` with this configuration.
     pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
-        self.training_set(data)
-            .len()
+        self.training_len(data)
             .div_ceil(self.config.batch_size.max(1))
     }
 
@@ -182,10 +181,9 @@ impl Trainer {
         cancel: &AtomicBool,
     ) -> StepOutcome {
         let started = Instant::now();
-        let train = self.training_set(data);
         let mut cursor = match self.cursor.take() {
             Some(cursor) => cursor,
-            None => self.start_epoch(data, train.len()),
+            None => self.start_epoch(data, self.training_len(data)),
         };
         let device = crate::device::compute_device();
         progress.start(
@@ -200,7 +198,7 @@ impl Trainer {
                 self.cursor = Some(cursor);
                 return StepOutcome::Cancelled;
             }
-            let batch_loss = self.train_batch(&train, &mut cursor, &device);
+            let batch_loss = self.train_batch(&data.train, &mut cursor, &device);
             ran += 1;
             progress.batch(&BatchReport {
                 batch: cursor.next,
@@ -217,11 +215,11 @@ impl Trainer {
         StepOutcome::EpochDone(self.finish_epoch(data, cursor, progress))
     }
 
-    fn training_set(&self, data: &Dataset) -> ImageSet {
-        match self.config.train_n {
-            Some(n) => data.train.take(n),
-            None => data.train.clone(),
-        }
+    /// How many of the training images an epoch uses: the first `train_n`, or all. Batch
+    /// indices are drawn below this, so batches index `data.train` directly without a copy.
+    fn training_len(&self, data: &Dataset) -> usize {
+        let all = data.train.len();
+        self.config.train_n.map_or(all, |n| n.min(all))
     }
 
     fn start_epoch(&self, data: &Dataset, train_len: usize) -> EpochCursor {
