@@ -2,7 +2,7 @@
 
 use crate::attack::BnMode;
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
-use crate::checkpoint::{self, SaveInfo};
+use crate::checkpoint::{self, CheckpointCard, SaveInfo};
 use crate::data::{self, DataSource, Dataset, DatasetKind};
 use crate::device::{autodiff_device, compute_device};
 use crate::eval::{self, EvalAttack, RobustnessReport};
@@ -20,8 +20,8 @@ use std::time::Instant;
     version,
     about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).",
     long_about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).\n\n\
-        With no command, runs a short demo on the embedded MNIST subset: trains the tiny \
-        micro-cnn for one epoch and attacks it."
+        With no command, opens the workbench (a terminal UI) on the embedded MNIST subset: \
+        the shipped robust teacher, a fresh micro-cnn student, RSLAD. Type `help` or ? there."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,7 +43,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// List the model zoo with parameter counts.
     Zoo(ZooArgs),
-    /// The quick demo that runs when no command is given.
+    /// Open the workbench (the same as no command): a terminal UI with a command prompt.
+    Workbench,
+    /// A headless demo: one epoch of micro-cnn on the embedded subset, then its robustness.
     Demo(DataArgs),
     /// Write a checkpoint's weights as safetensors in PyTorch's names and layout.
     Export(crate::interop::ExportArgs),
@@ -304,10 +306,7 @@ pub struct ZooArgs {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        None => demo(&DataArgs {
-            dataset: "mnist".into(),
-            data: "embedded".into(),
-        }),
+        None | Some(Command::Workbench) => workbench(),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Train(args)) => train(&args).map(|_| ()),
         Some(Command::Eval(args)) => evaluate(&args),
@@ -318,21 +317,21 @@ pub fn run() -> Result<()> {
     }
 }
 
-fn load_data(args: &DataArgs) -> Result<Dataset> {
+pub fn load_data(args: &DataArgs) -> Result<Dataset> {
     let kind = DatasetKind::from_name(&args.dataset)?;
     let source = DataSource::parse(&args.data);
     Ok(data::load(kind, &source)?)
 }
 
 /// Attack defaults that depend on the data scale (methods spec §1–2).
-struct AttackDefaults {
-    epsilon: f32,
-    step_size: f32,
-    train_steps: usize,
-    eval_steps: usize,
+pub(crate) struct AttackDefaults {
+    pub epsilon: f32,
+    pub step_size: f32,
+    pub train_steps: usize,
+    pub eval_steps: usize,
 }
 
-fn attack_defaults(kind: DatasetKind) -> AttackDefaults {
+pub(crate) fn attack_defaults(kind: DatasetKind) -> AttackDefaults {
     match kind {
         DatasetKind::Mnist | DatasetKind::FashionMnist => AttackDefaults {
             epsilon: kind.default_epsilon(),
@@ -364,7 +363,7 @@ fn check_step_size(step: f32) -> Result<f32> {
 }
 
 /// Checks that the data fits the model, with a message that says how to fix it.
-fn check_fit(spec: &ModelSpec, data: &Dataset) -> Result<()> {
+pub fn check_fit(spec: &ModelSpec, data: &Dataset) -> Result<()> {
     let set = &data.train;
     if set.channels != spec.in_channels || set.height != spec.image_size {
         bail!(
@@ -504,13 +503,25 @@ fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Resul
             method.name()
         );
     };
-    let (teacher, card) = if path.as_os_str() == crate::teacher::EMBEDDED {
-        crate::teacher::embedded(&autodiff_device())?
+    let (teacher, card) = load_teacher_checkpoint(path)?;
+    check_teacher_fits(&card.spec, student)?;
+    println!("teacher: {} from {}", card.spec.arch, path.display());
+    Ok(Some(teacher))
+}
+
+/// A teacher checkpoint on the autodiff device: a path, or "embedded" for the shipped one.
+pub fn load_teacher_checkpoint(path: &std::path::Path) -> Result<(Model, CheckpointCard)> {
+    if path.as_os_str() == crate::teacher::EMBEDDED {
+        Ok(crate::teacher::embedded(&autodiff_device())?)
     } else {
         checkpoint::load(path, None, &autodiff_device())
-            .with_context(|| format!("cannot load the teacher {}", path.display()))?
-    };
-    let t = &card.spec;
+            .with_context(|| format!("cannot load the teacher {}", path.display()))
+    }
+}
+
+/// Checks that a teacher takes the student's images and predicts the same classes.
+pub fn check_teacher_fits(teacher: &ModelSpec, student: &ModelSpec) -> Result<()> {
+    let t = teacher;
     if (t.in_channels, t.image_size, t.num_classes)
         != (student.in_channels, student.image_size, student.num_classes)
     {
@@ -527,11 +538,12 @@ fn load_teacher(args: &TrainArgs, method: &Method, student: &ModelSpec) -> Resul
             student.num_classes
         );
     }
-    println!("teacher: {} from {}", t.arch, path.display());
-    Ok(Some(teacher))
+    Ok(())
 }
 
-pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
+/// The student's architecture and the training configuration that `args` describe on
+/// `data`, every option checked and every default filled in.
+pub fn training_setup(args: &TrainArgs, data: &Dataset) -> Result<(ModelSpec, TrainConfig)> {
     let arch = Arch::from_name(&args.model)?;
     if args.options.epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -542,16 +554,14 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     if !(args.options.lr > 0.0 && args.options.lr.is_finite()) {
         bail!("--lr must be positive; got {}", args.options.lr);
     }
-    let data = load_data(&args.data)?;
     let defaults = attack_defaults(data.kind);
     let epsilon = check_epsilon(args.options.eps.unwrap_or(defaults.epsilon))?;
     let step_size = check_step_size(args.options.step_size.unwrap_or(defaults.step_size))?;
     let steps = args.options.steps.unwrap_or(defaults.train_steps);
     let spec = ModelSpec::native(arch, data.kind.num_classes());
-    check_fit(&spec, &data)?;
+    check_fit(&spec, data)?;
 
     let method = method_from_args(args, data.kind, epsilon, step_size, steps)?;
-    let teacher = load_teacher(args, &method, &spec)?;
     let config = TrainConfig {
         method,
         optimizer: OptimizerConfig {
@@ -575,6 +585,19 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
             .then(|| EvalAttack::pgd(epsilon, args.options.eval_steps, step_size)),
         epsilon_warmup_epochs: args.options.eps_warmup,
     };
+    Ok((spec, config))
+}
+
+pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
+    Arch::from_name(&args.model)?;
+    let data = load_data(&args.data)?;
+    let (spec, config) = training_setup(args, &data)?;
+    let arch = spec.arch;
+    let epsilon = args
+        .options
+        .eps
+        .unwrap_or(attack_defaults(data.kind).epsilon);
+    let teacher = load_teacher(args, &config.method, &spec)?;
     let out = args
         .out
         .clone()
@@ -850,9 +873,24 @@ fn group_thousands(n: usize) -> String {
     out
 }
 
+/// The workbench needs a terminal on both ends; piped, it says so and runs the headless demo.
+fn workbench() -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return crate::workbench::app::run();
+    }
+    eprintln!(
+        "rslad-tui: the workbench needs a terminal (standard input and output are not one); \
+         running the headless demo instead. See `rslad-tui --help` for the commands."
+    );
+    demo(&DataArgs {
+        dataset: "mnist".into(),
+        data: "embedded".into(),
+    })
+}
+
 /// One epoch of natural training of micro-cnn on the embedded subset, then its robustness.
 fn demo(args: &DataArgs) -> Result<()> {
-    println!("rslad-tui demo: the workbench UI is not built yet; this runs the engine headless.");
     let train_args = TrainArgs {
         data: args.clone(),
         model: "micro-cnn".into(),

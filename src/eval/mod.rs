@@ -13,6 +13,7 @@ use crate::tensor_util::predictions;
 use crate::train::batch_tensors;
 use crate::zoo::Model;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Images per forward pass during evaluation.
@@ -84,6 +85,20 @@ pub fn evaluate(
     seed: u64,
     progress: &dyn Progress,
 ) -> RobustnessReport {
+    let never = AtomicBool::new(false);
+    evaluate_cancellable(model, test, attacks, seed, progress, &never)
+        .expect("an evaluation nobody cancels finishes")
+}
+
+/// [`evaluate`], checking `cancel` between batches: None if it was raised.
+pub fn evaluate_cancellable(
+    model: &Model,
+    test: &ImageSet,
+    attacks: &[EvalAttack],
+    seed: u64,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Option<RobustnessReport> {
     let view = attack::eval_view(model);
     let device = crate::device::compute_device();
     let indices: Vec<usize> = (0..test.len()).collect();
@@ -106,6 +121,10 @@ pub fn evaluate(
         let mut max_perturbation = 0.0f32;
         progress.start(&spec.name, test.len() as u64);
         for chunk in &chunks {
+            if cancel.load(Ordering::Relaxed) {
+                progress.finish();
+                return None;
+            }
             let (x, y) = batch_tensors(test, chunk, &device);
             let target = Target::labels(y);
             let adversarial = attack::pgd(&view, &x, &target, &spec.config, &mut rng).adversarial;
@@ -128,11 +147,11 @@ pub fn evaluate(
     }
 
     let clean = clean_correct.iter().filter(|&&c| c).count();
-    RobustnessReport {
+    Some(RobustnessReport {
         images: test.len(),
         clean_accuracy: clean as f64 / test.len().max(1) as f64,
         attacks: results,
-    }
+    })
 }
 
 /// AutoAttack on all of `test` with the model in evaluation mode.

@@ -1,0 +1,440 @@
+//! The workbench's front end: keys in, commands out to the engine thread, and the view
+//! redrawn from the engine's snapshots at most [`FRAME`] apart.
+//!
+//! [`App`] holds the key handling and knows nothing of terminals, so tests drive it with
+//! key events; [`run`] owns the terminal (raw mode and the alternate screen, restored on
+//! exit and on panic) and the event loop.
+
+use super::command::{self, Command};
+use super::engine::{self, Engine};
+use super::history::{self, History};
+use super::live::Shared;
+use super::snapshot::LogLevel;
+use super::view::{self, Overlay, Panel, UiState};
+use anyhow::{Context, Result};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::time::{Duration, Instant};
+
+/// The shortest time between two redraws (about 10 a second).
+pub const FRAME: Duration = Duration::from_millis(100);
+/// The engine thread's name; its panics are logged, not fatal.
+const ENGINE_THREAD: &str = "engine";
+
+/// The front end's state between keys.
+pub struct App {
+    pub ui: UiState,
+    history: History,
+    shared: Arc<Shared>,
+    commands: Sender<Command>,
+    /// Set when the user has confirmed leaving.
+    pub quit: bool,
+    /// A history write error is reported once, not on every command.
+    history_error_shown: bool,
+}
+
+impl App {
+    pub fn new(shared: Arc<Shared>, commands: Sender<Command>, history: History) -> App {
+        App {
+            ui: UiState::default(),
+            history,
+            shared,
+            commands,
+            quit: false,
+            history_error_shown: false,
+        }
+    }
+
+    /// Handles one key press.
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.interrupt();
+            return;
+        }
+        if ctrl && self.ui.overlay.is_none() {
+            self.control_key(key.code);
+            return;
+        }
+        // Alt-chords are not commands; ignore them rather than type their letter.
+        if key.modifiers.contains(KeyModifiers::ALT) {
+            return;
+        }
+        match self.ui.overlay.clone() {
+            Some(Overlay::Help { text, scroll }) => self.help_key(key, text, scroll),
+            Some(Overlay::ConfirmQuit) => self.confirm_key(key),
+            None if self.ui.focus == Panel::Prompt => self.prompt_key(key),
+            None => self.panel_key(key),
+        }
+    }
+
+    /// Ctrl-C: stop the running work, or clear the line when nothing runs.
+    fn interrupt(&mut self) {
+        if self.shared.busy() {
+            self.send_stop();
+        } else {
+            self.ui.prompt.clear();
+            self.ui.cursor = 0;
+            self.ui.completions.clear();
+            self.ui.hint = Some("  (nothing running; `quit` or q leaves)".into());
+        }
+    }
+
+    /// Line editing with Ctrl: A/E start/end, U clears, W deletes a word, L redraws.
+    fn control_key(&mut self, code: KeyCode) {
+        self.ui.focus = Panel::Prompt;
+        match code {
+            KeyCode::Char('a') => self.ui.cursor = 0,
+            KeyCode::Char('e') => self.ui.cursor = self.ui.prompt.chars().count(),
+            KeyCode::Char('u') => self.set_prompt(String::new()),
+            KeyCode::Char('w') => {
+                let at = self.byte_index(self.ui.cursor);
+                let kept = self.ui.prompt[..at].trim_end();
+                let start = kept.rfind(' ').map_or(0, |i| i + 1);
+                let line = format!("{}{}", &kept[..start], &self.ui.prompt[at..]);
+                self.ui.cursor = kept[..start].chars().count();
+                self.ui.prompt = line;
+            }
+            _ => {}
+        }
+        self.ui.completions.clear();
+        self.update_hint();
+    }
+
+    fn help_key(&mut self, key: KeyEvent, text: String, scroll: usize) {
+        let lines = text.lines().count();
+        let scroll = match key.code {
+            KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => (scroll + 1).min(lines.saturating_sub(1)),
+            KeyCode::PageUp => scroll.saturating_sub(10),
+            KeyCode::PageDown => (scroll + 10).min(lines.saturating_sub(1)),
+            KeyCode::Home => 0,
+            _ => {
+                self.ui.overlay = None;
+                return;
+            }
+        };
+        self.ui.overlay = Some(Overlay::Help { text, scroll });
+    }
+
+    fn confirm_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => self.quit = true,
+            _ => self.ui.overlay = None,
+        }
+    }
+
+    fn panel_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Tab => self.ui.focus = self.ui.focus.next(),
+            KeyCode::BackTab => self.ui.focus = previous(self.ui.focus),
+            KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
+            KeyCode::Char('q') => self.request_quit(),
+            KeyCode::Char('?') => self.open_help(),
+            KeyCode::Left if self.sample_panel() => self.send(Command::Prev),
+            KeyCode::Right if self.sample_panel() => self.send(Command::Next),
+            KeyCode::Up if self.ui.focus == Panel::Log => self.ui.log_scroll += 1,
+            KeyCode::Down if self.ui.focus == Panel::Log => {
+                self.ui.log_scroll = self.ui.log_scroll.saturating_sub(1)
+            }
+            KeyCode::PageUp if self.ui.focus == Panel::Log => self.ui.log_scroll += 10,
+            KeyCode::PageDown if self.ui.focus == Panel::Log => {
+                self.ui.log_scroll = self.ui.log_scroll.saturating_sub(10)
+            }
+            // Typing from a panel goes to the prompt.
+            KeyCode::Char(c) => {
+                self.ui.focus = Panel::Prompt;
+                self.insert(c);
+            }
+            _ => {}
+        }
+    }
+
+    fn sample_panel(&self) -> bool {
+        matches!(self.ui.focus, Panel::SoftLabels | Panel::Perturbation)
+    }
+
+    fn prompt_key(&mut self, key: KeyEvent) {
+        let empty = self.ui.prompt.is_empty();
+        if key.code != KeyCode::Tab {
+            self.ui.completions.clear();
+        }
+        match key.code {
+            KeyCode::Tab if empty => self.ui.focus = self.ui.focus.next(),
+            KeyCode::Tab => self.complete(),
+            KeyCode::BackTab => self.ui.focus = previous(self.ui.focus),
+            KeyCode::Char('?') if empty => self.open_help(),
+            KeyCode::Char(c) => self.insert(c),
+            KeyCode::Enter => self.submit(),
+            KeyCode::Backspace if self.ui.cursor > 0 => {
+                self.ui.cursor -= 1;
+                let at = self.byte_index(self.ui.cursor);
+                self.ui.prompt.remove(at);
+            }
+            KeyCode::Delete if self.ui.cursor < self.ui.prompt.chars().count() => {
+                let at = self.byte_index(self.ui.cursor);
+                self.ui.prompt.remove(at);
+            }
+            KeyCode::Left => self.ui.cursor = self.ui.cursor.saturating_sub(1),
+            KeyCode::Right => {
+                self.ui.cursor = (self.ui.cursor + 1).min(self.ui.prompt.chars().count())
+            }
+            KeyCode::Home => self.ui.cursor = 0,
+            KeyCode::End => self.ui.cursor = self.ui.prompt.chars().count(),
+            KeyCode::Up => {
+                if let Some(line) = self.history.older(&self.ui.prompt) {
+                    self.set_prompt(line);
+                }
+            }
+            KeyCode::Down => {
+                if let Some(line) = self.history.newer() {
+                    self.set_prompt(line);
+                }
+            }
+            KeyCode::Esc => self.set_prompt(String::new()),
+            _ => {}
+        }
+        self.update_hint();
+    }
+
+    fn byte_index(&self, chars: usize) -> usize {
+        self.ui
+            .prompt
+            .char_indices()
+            .nth(chars)
+            .map_or(self.ui.prompt.len(), |(i, _)| i)
+    }
+
+    fn insert(&mut self, c: char) {
+        let at = self.byte_index(self.ui.cursor);
+        self.ui.prompt.insert(at, c);
+        self.ui.cursor += 1;
+        self.update_hint();
+    }
+
+    fn set_prompt(&mut self, line: String) {
+        self.ui.cursor = line.chars().count();
+        self.ui.prompt = line;
+    }
+
+    /// The greyed hint after the text: the rest of the only matching command name, or the
+    /// usage once the command name is typed.
+    fn update_hint(&mut self) {
+        let line = &self.ui.prompt;
+        self.ui.hint = if line.is_empty() {
+            None
+        } else if !line.contains(' ') {
+            match command::complete(line).as_slice() {
+                [only] if only != line => Some(only[line.len()..].to_string()),
+                _ => command::hint(line),
+            }
+        } else {
+            command::hint(line)
+        };
+    }
+
+    /// Tab: completes the word before the cursor, or lists the candidates.
+    fn complete(&mut self) {
+        let at = self.byte_index(self.ui.cursor);
+        let before = self.ui.prompt[..at].to_string();
+        let after = self.ui.prompt[at..].to_string();
+        let candidates = command::complete(&before);
+        let word_start = before.rfind(char::is_whitespace).map_or(0, |i| {
+            i + before[i..].chars().next().map_or(1, char::len_utf8)
+        });
+        let replacement = match candidates.as_slice() {
+            [] => return,
+            [only] => {
+                let end = if only.ends_with('/') || only.ends_with('=') {
+                    ""
+                } else {
+                    " "
+                };
+                format!("{only}{end}")
+            }
+            many => {
+                self.ui.completions = many.to_vec();
+                command::common_prefix(many)
+            }
+        };
+        if replacement.len() < before.len() - word_start {
+            return;
+        }
+        let line = format!("{}{replacement}{after}", &before[..word_start]);
+        self.ui.cursor = before[..word_start].chars().count() + replacement.chars().count();
+        self.ui.prompt = line;
+    }
+
+    fn open_help(&mut self) {
+        self.ui.overlay = Some(Overlay::Help {
+            text: command::help(),
+            scroll: 0,
+        });
+    }
+
+    fn request_quit(&mut self) {
+        if self.shared.snapshot().status.unsaved {
+            self.ui.overlay = Some(Overlay::ConfirmQuit);
+        } else {
+            self.quit = true;
+        }
+    }
+
+    /// Enter: records the line, parses it, and acts or sends it to the engine.
+    fn submit(&mut self) {
+        let line = self.ui.prompt.trim().to_string();
+        self.set_prompt(String::new());
+        self.ui.hint = None;
+        if line.is_empty() {
+            return;
+        }
+        if let Err(error) = self.history.add(&line)
+            && !self.history_error_shown
+        {
+            self.history_error_shown = true;
+            self.shared.log(
+                LogLevel::Warning,
+                format!("the command history cannot be saved: {error}"),
+            );
+        }
+        self.shared.log(LogLevel::Command, line.clone());
+        self.ui.log_scroll = 0;
+        match command::parse(&line) {
+            Err(error) => self.shared.log(LogLevel::Error, error.to_string()),
+            Ok(Command::Help(None)) => self.open_help(),
+            Ok(Command::Help(Some(name))) => {
+                let text = command::help_for(&name).unwrap_or_default();
+                self.shared.log(LogLevel::Info, text);
+            }
+            Ok(Command::Quit) => self.request_quit(),
+            Ok(Command::Stop) => self.send_stop(),
+            Ok(command) => {
+                if self.shared.busy() {
+                    self.shared
+                        .log(LogLevel::Info, "queued: it runs when the current work ends");
+                }
+                self.send(command);
+            }
+        }
+    }
+
+    fn send_stop(&mut self) {
+        if self.shared.busy() {
+            self.shared.cancel.store(true, Ordering::Relaxed);
+            self.shared
+                .log(LogLevel::Warning, "stopping at the next batch boundary…");
+        }
+        self.send(Command::Stop);
+    }
+
+    fn send(&mut self, command: Command) {
+        self.shared.command_sent();
+        if self.commands.send(command).is_err() {
+            self.shared.command_done();
+            self.shared.log(
+                LogLevel::Error,
+                "the engine has stopped; save what you can and quit",
+            );
+        }
+    }
+}
+
+fn previous(panel: Panel) -> Panel {
+    let cycle = Panel::CYCLE;
+    let i = cycle.iter().position(|p| *p == panel).unwrap_or(0);
+    cycle[(i + cycle.len() - 1) % cycle.len()]
+}
+
+/// Opens the workbench on the default session (shipped teacher, fresh micro-cnn student,
+/// embedded MNIST) and runs it until the user quits.
+pub fn run() -> Result<()> {
+    let shared = Arc::new(Shared::default());
+    // Loaded before the screen switches, so a failure prints like any error.
+    let engine = Engine::new(
+        Arc::clone(&shared),
+        engine::default_settings(),
+        Some(crate::teacher::EMBEDDED),
+    )?;
+    shared.log(
+        LogLevel::Info,
+        "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\
+         `step` trains an epoch, `step batch 5` five batches; `attack pgd`, `show misclassified`;\n\
+         `help` or ? lists every command; Tab completes; q (from a panel) or `quit` leaves.",
+    );
+    let (sender, receiver) = mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name(ENGINE_THREAD.into())
+        .spawn(move || engine.serve(receiver))
+        .context("cannot start the engine thread")?;
+    let history = History::open(history::default_path());
+    let mut app = App::new(Arc::clone(&shared), sender, history);
+
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    install_panic_hook();
+    let result = event_loop(&mut terminal, &mut app, &shared);
+    ratatui::restore();
+
+    // Stop the work in flight; do not wait long for it (AutoAttack cannot be interrupted).
+    shared.cancel.store(true, Ordering::Relaxed);
+    drop(app);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !worker.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    result
+}
+
+/// ratatui's hook restores the terminal on a panic; a panic on the engine thread is caught
+/// and logged there instead, so it must not tear the screen down.
+fn install_panic_hook() {
+    let restore_and_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some(ENGINE_THREAD) {
+            return;
+        }
+        restore_and_report(info);
+    }));
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    shared: &Shared,
+) -> Result<()> {
+    let mut drawn_version = None;
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    while !app.quit {
+        if event::poll(Duration::from_millis(25))? {
+            // Take every waiting event before drawing, so a burst of keys costs one frame.
+            loop {
+                match event::read()? {
+                    Event::Key(key) => app.handle_key(key),
+                    Event::Paste(text) => text
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .for_each(|c| app.handle_key(KeyEvent::from(KeyCode::Char(c)))),
+                    _ => {}
+                }
+                dirty = true;
+                if app.quit || !event::poll(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+        let version = shared.version();
+        if (dirty || drawn_version != Some(version)) && last_draw.elapsed() >= FRAME {
+            let snapshot = shared.snapshot();
+            terminal.draw(|frame| view::draw(frame, &snapshot, &app.ui))?;
+            drawn_version = Some(version);
+            dirty = false;
+            last_draw = Instant::now();
+        }
+    }
+    Ok(())
+}

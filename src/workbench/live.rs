@@ -1,0 +1,161 @@
+//! What the engine thread and the UI thread share: the snapshot the UI draws (behind a mutex,
+//! with a version number so the UI redraws only on change) and the cancel flag that `stop`,
+//! `pause` and Ctrl-C raise.
+
+use super::snapshot::{LogLevel, LogLine, Snapshot};
+use crate::progress::Progress;
+use crate::train::BatchReport;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The log keeps this many lines (oldest dropped first), so a long session stays bounded.
+pub const LOG_LIMIT: usize = 2000;
+/// Per-batch losses kept for the trace (an epoch of full MNIST at batch 128 is 469).
+pub const BATCH_LOSS_LIMIT: usize = 100_000;
+
+#[derive(Default)]
+pub struct Shared {
+    snapshot: Mutex<Snapshot>,
+    version: AtomicU64,
+    /// Raised to stop the running work at the next batch boundary.
+    pub cancel: AtomicBool,
+    /// Commands sent to the engine and not yet finished (the front end adds, the engine
+    /// subtracts), so the front end knows whether anything is running.
+    pending: AtomicUsize,
+}
+
+impl Shared {
+    /// A copy of the current snapshot, for drawing.
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().clone()
+    }
+
+    /// Bumped on every change.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Changes the snapshot.
+    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        change(&mut self.lock());
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn log(&self, level: LogLevel, text: impl Into<String>) {
+        let text = text.into();
+        self.update(|s| {
+            for line in text.lines() {
+                s.log.push(LogLine {
+                    level,
+                    text: line.to_string(),
+                });
+            }
+            let excess = s.log.len().saturating_sub(LOG_LIMIT);
+            s.log.drain(..excess);
+        });
+    }
+
+    /// A command is on its way to the engine.
+    pub fn command_sent(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The engine finished (or skipped) a command.
+    pub fn command_done(&self) {
+        // Saturating: an engine driven directly (tests) finishes commands nobody sent.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether the engine has work sent and not finished.
+    pub fn busy(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        // A panic while holding the lock leaves a snapshot that is still drawable.
+        self.snapshot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Progress that goes into the snapshot: the busy line, the batch counter, the per-batch loss
+/// trace and the elapsed time.
+pub struct LiveProgress<'a> {
+    shared: &'a Shared,
+    /// The session's compute time before this work began.
+    elapsed_before: f64,
+    started: Instant,
+    phase: Mutex<Phase>,
+}
+
+#[derive(Default)]
+struct Phase {
+    label: String,
+    total: u64,
+    done: u64,
+}
+
+impl<'a> LiveProgress<'a> {
+    pub fn new(shared: &'a Shared, elapsed_before: f64) -> Self {
+        Self {
+            shared,
+            elapsed_before,
+            started: Instant::now(),
+            phase: Mutex::new(Phase::default()),
+        }
+    }
+
+    fn publish(&self, extra: impl FnOnce(&mut Snapshot)) {
+        let busy = {
+            let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+            format!("{} {}/{}", phase.label, phase.done, phase.total)
+        };
+        let elapsed = self.elapsed_before + self.started.elapsed().as_secs_f64();
+        self.shared.update(|s| {
+            s.status.busy = Some(busy);
+            s.status.elapsed_seconds = elapsed;
+            extra(s);
+        });
+    }
+}
+
+impl Progress for LiveProgress<'_> {
+    fn start(&self, label: &str, total: u64) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase {
+            label: label.to_string(),
+            total,
+            done: 0,
+        };
+        self.publish(|_| {});
+    }
+
+    fn batch(&self, report: &BatchReport) {
+        {
+            let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+            phase.done = report.batch as u64;
+        }
+        self.publish(|s| {
+            s.status.batch = report.batch;
+            s.status.batches = report.batches;
+            if s.curves.batch_losses.len() < BATCH_LOSS_LIMIT {
+                s.curves.batch_losses.push(report.loss);
+            }
+            s.status.unsaved = true;
+        });
+    }
+
+    fn advance(&self, steps: u64) {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner()).done += steps;
+        self.publish(|_| {});
+    }
+
+    fn finish(&self) {}
+}
