@@ -1,0 +1,215 @@
+//! The workbench engine on the embedded subset with tiny budgets: every command changes the
+//! snapshot as the user would expect, errors change nothing, and a stop keeps the student.
+
+use rslad_tui::device::compute_device;
+use rslad_tui::tensor_util::to_vec;
+use rslad_tui::train::Method;
+use rslad_tui::workbench::command::parse;
+use rslad_tui::workbench::engine::{Engine, default_settings};
+use rslad_tui::workbench::live::Shared;
+use rslad_tui::workbench::snapshot::{LogLevel, Snapshot};
+use rslad_tui::zoo::Model;
+use burn::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The default session with budgets small enough for a debug build: 256 training images,
+/// 40 test images evaluated after an epoch with PGD-2.
+fn engine() -> (Engine, Arc<Shared>) {
+    let shared = Arc::new(Shared::default());
+    let mut settings = default_settings();
+    settings.options.train_n = Some(256);
+    settings.options.eval_n = 40;
+    settings.options.eval_steps = 2;
+    settings.options.steps = Some(2);
+    let engine = Engine::new(Arc::clone(&shared), settings, Some("embedded")).unwrap();
+    (engine, shared)
+}
+
+fn run(engine: &mut Engine, line: &str) -> anyhow::Result<()> {
+    engine.execute(parse(line).unwrap())
+}
+
+/// The student's logits on a fixed input: equal outputs mean equal weights here.
+fn fingerprint(model: &Model) -> Vec<f32> {
+    let device = compute_device();
+    let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.5;
+    to_vec(model.valid_forward(x))
+}
+
+fn last_log(s: &Snapshot) -> String {
+    s.log.last().map(|l| l.text.clone()).unwrap_or_default()
+}
+
+#[test]
+fn the_default_session_shows_teacher_student_and_a_sample() {
+    let (_engine, shared) = engine();
+    let s = shared.snapshot();
+    assert_eq!(s.status.dataset, "mnist (embedded)");
+    assert!(s.status.teacher.starts_with("small-cnn SAT"), "{}", s.status.teacher);
+    assert_eq!(s.status.student, "micro-cnn");
+    assert!(s.status.method.starts_with("rslad α=0.833"), "{}", s.status.method);
+    assert_eq!((s.status.epoch, s.status.batch, s.status.batches), (0, 0, 2));
+    assert!((s.status.epsilon - 0.3).abs() < 1e-6);
+    let sample = s.sample.expect("a sample is selected");
+    assert_eq!((sample.index, sample.of), (0, 10_000));
+    for probs in [
+        sample.teacher_natural.as_ref().unwrap(),
+        sample.teacher_adversarial.as_ref().unwrap(),
+        &sample.student_natural,
+        &sample.student_adversarial,
+    ] {
+        assert_eq!(probs.len(), 10);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+    for (a, n) in sample.adversarial.iter().zip(&sample.natural) {
+        assert!((a - n).abs() <= sample.epsilon + 1e-6 && (0.0..=1.0).contains(a));
+    }
+    // The shipped teacher gets test image 0 (a 7) right.
+    let t = sample.teacher_natural.unwrap();
+    let best = (0..10).max_by(|&a, &b| t[a].total_cmp(&t[b])).unwrap();
+    assert_eq!(best, sample.true_class);
+}
+
+#[test]
+fn stepping_batches_moves_the_counter_and_the_loss_trace() {
+    let (mut engine, shared) = engine();
+    let before = fingerprint(engine.student());
+    run(&mut engine, "step batch 1").unwrap();
+    let s = shared.snapshot();
+    assert_eq!((s.status.epoch, s.status.batch, s.status.batches), (0, 1, 2));
+    assert_eq!(s.curves.batch_losses.len(), 1);
+    assert!(s.curves.batch_losses[0].is_finite());
+    assert!(s.status.unsaved);
+    assert_ne!(fingerprint(engine.student()), before, "a batch changes the student");
+    // The second batch ends the epoch: a curve point, the teacher's reference, a log line.
+    run(&mut engine, "step batch 1").unwrap();
+    let s = shared.snapshot();
+    assert_eq!((s.status.epoch, s.status.batch), (1, 0));
+    assert_eq!(s.curves.epochs.len(), 1);
+    assert_eq!(s.curves.robust_label, "PGD-2");
+    assert!(s.curves.teacher_clean.unwrap() > 80.0);
+    assert!(last_log(&s).starts_with("epoch 1 done"), "{}", last_log(&s));
+}
+
+#[test]
+fn a_raised_stop_keeps_the_student_and_the_epoch_resumes() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "step batch 1").unwrap();
+    let after_one = fingerprint(engine.student());
+    shared.cancel.store(true, Ordering::Relaxed);
+    run(&mut engine, "step").unwrap();
+    assert_eq!(fingerprint(engine.student()), after_one);
+    let s = shared.snapshot();
+    assert_eq!((s.status.epoch, s.status.batch), (0, 1));
+    let warning = s.log.iter().rev().find(|l| l.level == LogLevel::Warning).unwrap();
+    assert!(warning.text.contains("stopped after batch 1/2"), "{}", warning.text);
+    shared.cancel.store(false, Ordering::Relaxed);
+    run(&mut engine, "step").unwrap();
+    assert_eq!(shared.snapshot().status.epoch, 1);
+}
+
+#[test]
+fn method_options_reach_the_trainer_and_bad_ones_change_nothing() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "method rslad alpha=1/2 steps=3").unwrap();
+    let Method::Rslad { alpha, attack, .. } = &engine.trainer().config.method else {
+        panic!("not rslad");
+    };
+    assert!((alpha - 0.5).abs() < 1e-6);
+    assert_eq!(attack.steps, 3);
+    assert!(run(&mut engine, "method ard alpha=2").is_err());
+    assert_eq!(engine.trainer().config.method.name(), "rslad");
+    assert_eq!(shared.snapshot().status.method, "rslad α=0.500");
+    run(&mut engine, "method trades beta=6").unwrap();
+    assert!(matches!(engine.trainer().config.method, Method::Trades { beta, .. } if beta == 6.0));
+}
+
+#[test]
+fn the_teacher_cannot_go_while_a_method_needs_it() {
+    let (mut engine, shared) = engine();
+    let error = run(&mut engine, "teacher none").unwrap_err().to_string();
+    assert!(error.contains("distils from a teacher"), "{error}");
+    run(&mut engine, "method sat").unwrap();
+    run(&mut engine, "teacher none").unwrap();
+    let s = shared.snapshot();
+    assert_eq!(s.status.teacher, "none");
+    assert!(s.sample.unwrap().teacher_natural.is_none());
+    let error = run(&mut engine, "method kd").unwrap_err().to_string();
+    assert!(error.contains("teacher embedded"), "{error}");
+    assert!(run(&mut engine, "teacher /no/such/checkpoint").is_err());
+    assert_eq!(shared.snapshot().status.teacher, "none");
+}
+
+#[test]
+fn an_attack_fills_the_table_and_stays_in_the_ball() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "attack pgd n=20 steps=3 eps=0.1").unwrap();
+    let table = shared.snapshot().attack.expect("a table");
+    assert!(table.title.contains("20 test images") && table.title.contains("ε = 0.1"));
+    assert_eq!(table.rows.len(), 1);
+    assert_eq!(table.rows[0].name, "PGD-3");
+    assert!(table.rows[0].robust <= table.clean);
+    let max_delta: f32 = table.rows[0].detail["max |δ| ".len()..][..5].parse().unwrap();
+    assert!(max_delta <= 0.1 + 1e-3, "{}", table.rows[0].detail);
+}
+
+#[test]
+fn samples_are_selected_and_bounded() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "show sample 5").unwrap();
+    run(&mut engine, "next").unwrap();
+    assert_eq!(shared.snapshot().sample.unwrap().index, 6);
+    run(&mut engine, "prev").unwrap();
+    run(&mut engine, "prev").unwrap();
+    assert_eq!(shared.snapshot().sample.unwrap().index, 4);
+    let error = run(&mut engine, "show sample 10000").unwrap_err().to_string();
+    assert!(error.contains("0 to 9999"), "{error}");
+    assert_eq!(shared.snapshot().sample.unwrap().index, 4);
+    // An untrained student misclassifies some image under attack; the search finds one.
+    run(&mut engine, "show misclassified").unwrap();
+    let sample = shared.snapshot().sample.unwrap();
+    assert!(sample.index > 4);
+    let adv = &sample.student_adversarial;
+    let predicted = (0..10).max_by(|&a, &b| adv[a].total_cmp(&adv[b])).unwrap();
+    assert_ne!(predicted, sample.true_class);
+}
+
+#[test]
+fn save_and_load_round_trip_the_student() {
+    let (mut engine, shared) = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("student");
+    run(&mut engine, "step batch 1").unwrap();
+    let trained = fingerprint(engine.student());
+    run(&mut engine, &format!("save {}", path.display())).unwrap();
+    assert!(!shared.snapshot().status.unsaved);
+    run(&mut engine, "reset").unwrap();
+    assert_ne!(fingerprint(engine.student()), trained);
+    run(&mut engine, &format!("load {}", path.display())).unwrap();
+    assert_eq!(fingerprint(engine.student()), trained);
+    let error = run(&mut engine, "load /no/such/file").unwrap_err();
+    assert!(format!("{error:#}").contains("/no/such/file"));
+    assert_eq!(fingerprint(engine.student()), trained);
+}
+
+#[test]
+fn settings_and_bad_data_keep_the_session() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "eps 0.2").unwrap();
+    run(&mut engine, "lr 0.01").unwrap();
+    run(&mut engine, "seed 7").unwrap();
+    let s = shared.snapshot();
+    assert!((s.status.epsilon - 0.2).abs() < 1e-6);
+    assert_eq!(s.status.seed, 7);
+    assert!((s.sample.unwrap().epsilon - 0.2).abs() < 1e-6);
+    assert_eq!(engine.trainer().config.optimizer.learning_rate, 0.01);
+    assert!(run(&mut engine, "data /no/such/folder").is_err());
+    assert!(run(&mut engine, "data cifar10").is_err());
+    assert_eq!(shared.snapshot().status.dataset, "mnist (embedded)");
+    run(&mut engine, "student mlp").unwrap();
+    assert_eq!(shared.snapshot().status.student, "mlp");
+    let error = run(&mut engine, "student resnet18").unwrap_err().to_string();
+    assert!(error.contains("resnet18"), "{error}");
+    assert_eq!(shared.snapshot().status.student, "mlp");
+}
