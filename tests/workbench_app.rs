@@ -15,7 +15,11 @@ use std::sync::mpsc::{self, Receiver};
 fn app_with(history: History) -> (App, Arc<Shared>, Receiver<Command>) {
     let shared = Arc::new(Shared::default());
     let (sender, receiver) = mpsc::channel();
-    (App::new(Arc::clone(&shared), sender, history), shared, receiver)
+    (
+        App::new(Arc::clone(&shared), sender, history),
+        shared,
+        receiver,
+    )
 }
 
 fn app() -> (App, Arc<Shared>, Receiver<Command>) {
@@ -43,11 +47,18 @@ fn tab_moves_focus_when_the_prompt_is_empty_and_completes_otherwise() {
     key(&mut app, KeyCode::BackTab);
     assert_eq!(app.ui.focus, Panel::Prompt);
     type_text(&mut app, "ste");
-    assert_eq!(app.ui.hint.as_deref(), Some("p"), "the rest of the only match");
+    assert_eq!(
+        app.ui.hint.as_deref(),
+        Some("p"),
+        "the rest of the only match"
+    );
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.ui.prompt, "step ");
     assert_eq!(app.ui.focus, Panel::Prompt);
-    assert!(app.ui.hint.as_deref().unwrap().contains("step batch"), "usage hint");
+    assert!(
+        app.ui.hint.as_deref().unwrap().contains("step batch"),
+        "usage hint"
+    );
     key(&mut app, KeyCode::Esc);
     type_text(&mut app, "s");
     key(&mut app, KeyCode::Tab);
@@ -72,7 +83,10 @@ fn enter_sends_commands_and_explains_bad_ones() {
     let log = shared.snapshot().log;
     let error = log.iter().find(|l| l.level == LogLevel::Error).unwrap();
     assert!(error.text.contains("usage: step [N]"), "{}", error.text);
-    assert!(log.iter().any(|l| l.level == LogLevel::Command && l.text == "step zero"));
+    assert!(
+        log.iter()
+            .any(|l| l.level == LogLevel::Command && l.text == "step zero")
+    );
 }
 
 #[test]
@@ -87,7 +101,10 @@ fn ctrl_c_stops_running_work_and_otherwise_clears_the_line() {
     key(&mut app, KeyCode::Enter);
     commands.try_recv().unwrap();
     ctrl(&mut app, 'c');
-    assert!(shared.cancel.load(Ordering::Relaxed), "the engine is asked to stop");
+    assert!(
+        shared.cancel.load(Ordering::Relaxed),
+        "the engine is asked to stop"
+    );
     assert_eq!(commands.try_recv(), Ok(Command::Stop));
     assert!(!app.quit, "Ctrl-C never quits");
 }
@@ -123,7 +140,10 @@ fn question_mark_opens_help_and_typing_from_a_panel_goes_to_the_prompt() {
     };
     assert!(text.contains("attack fgsm|pgd|cw|autoattack"));
     key(&mut app, KeyCode::Down);
-    assert!(matches!(app.ui.overlay, Some(Overlay::Help { scroll: 1, .. })));
+    assert!(matches!(
+        app.ui.overlay,
+        Some(Overlay::Help { scroll: 1, .. })
+    ));
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.ui.overlay, None);
     // In a sample panel, arrows select samples.

@@ -1,6 +1,7 @@
 //! The workbench engine on the embedded subset with tiny budgets: every command changes the
 //! snapshot as the user would expect, errors change nothing, and a stop keeps the student.
 
+use burn::prelude::*;
 use rslad_tui::device::compute_device;
 use rslad_tui::tensor_util::to_vec;
 use rslad_tui::train::Method;
@@ -9,7 +10,6 @@ use rslad_tui::workbench::engine::{Engine, default_settings};
 use rslad_tui::workbench::live::Shared;
 use rslad_tui::workbench::snapshot::{LogLevel, Snapshot};
 use rslad_tui::zoo::Model;
-use burn::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -46,10 +46,21 @@ fn the_default_session_shows_teacher_student_and_a_sample() {
     let (_engine, shared) = engine();
     let s = shared.snapshot();
     assert_eq!(s.status.dataset, "mnist (embedded)");
-    assert!(s.status.teacher.starts_with("small-cnn SAT"), "{}", s.status.teacher);
+    assert!(
+        s.status.teacher.starts_with("small-cnn SAT"),
+        "{}",
+        s.status.teacher
+    );
     assert_eq!(s.status.student, "micro-cnn");
-    assert!(s.status.method.starts_with("rslad α=0.833"), "{}", s.status.method);
-    assert_eq!((s.status.epoch, s.status.batch, s.status.batches), (0, 0, 2));
+    assert!(
+        s.status.method.starts_with("rslad α=0.833"),
+        "{}",
+        s.status.method
+    );
+    assert_eq!(
+        (s.status.epoch, s.status.batch, s.status.batches),
+        (0, 0, 2)
+    );
     assert!((s.status.epsilon - 0.3).abs() < 1e-6);
     let sample = s.sample.expect("a sample is selected");
     assert_eq!((sample.index, sample.of), (0, 10_000));
@@ -77,11 +88,18 @@ fn stepping_batches_moves_the_counter_and_the_loss_trace() {
     let before = fingerprint(engine.student());
     run(&mut engine, "step batch 1").unwrap();
     let s = shared.snapshot();
-    assert_eq!((s.status.epoch, s.status.batch, s.status.batches), (0, 1, 2));
+    assert_eq!(
+        (s.status.epoch, s.status.batch, s.status.batches),
+        (0, 1, 2)
+    );
     assert_eq!(s.curves.batch_losses.len(), 1);
     assert!(s.curves.batch_losses[0].is_finite());
     assert!(s.status.unsaved);
-    assert_ne!(fingerprint(engine.student()), before, "a batch changes the student");
+    assert_ne!(
+        fingerprint(engine.student()),
+        before,
+        "a batch changes the student"
+    );
     // The second batch ends the epoch: a curve point, the teacher's reference, a log line.
     run(&mut engine, "step batch 1").unwrap();
     let s = shared.snapshot();
@@ -102,8 +120,17 @@ fn a_raised_stop_keeps_the_student_and_the_epoch_resumes() {
     assert_eq!(fingerprint(engine.student()), after_one);
     let s = shared.snapshot();
     assert_eq!((s.status.epoch, s.status.batch), (0, 1));
-    let warning = s.log.iter().rev().find(|l| l.level == LogLevel::Warning).unwrap();
-    assert!(warning.text.contains("stopped after batch 1/2"), "{}", warning.text);
+    let warning = s
+        .log
+        .iter()
+        .rev()
+        .find(|l| l.level == LogLevel::Warning)
+        .unwrap();
+    assert!(
+        warning.text.contains("stopped after batch 1/2"),
+        "{}",
+        warning.text
+    );
     shared.cancel.store(false, Ordering::Relaxed);
     run(&mut engine, "step").unwrap();
     assert_eq!(shared.snapshot().status.epoch, 1);
@@ -150,7 +177,9 @@ fn an_attack_fills_the_table_and_stays_in_the_ball() {
     assert_eq!(table.rows.len(), 1);
     assert_eq!(table.rows[0].name, "PGD-3");
     assert!(table.rows[0].robust <= table.clean);
-    let max_delta: f32 = table.rows[0].detail["max |δ| ".len()..][..5].parse().unwrap();
+    let max_delta: f32 = table.rows[0].detail["max |δ| ".len()..][..5]
+        .parse()
+        .unwrap();
     assert!(max_delta <= 0.1 + 1e-3, "{}", table.rows[0].detail);
 }
 
@@ -163,7 +192,9 @@ fn samples_are_selected_and_bounded() {
     run(&mut engine, "prev").unwrap();
     run(&mut engine, "prev").unwrap();
     assert_eq!(shared.snapshot().sample.unwrap().index, 4);
-    let error = run(&mut engine, "show sample 10000").unwrap_err().to_string();
+    let error = run(&mut engine, "show sample 10000")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("0 to 9999"), "{error}");
     assert_eq!(shared.snapshot().sample.unwrap().index, 4);
     // An untrained student misclassifies some image under attack; the search finds one.
@@ -209,7 +240,9 @@ fn settings_and_bad_data_keep_the_session() {
     assert_eq!(shared.snapshot().status.dataset, "mnist (embedded)");
     run(&mut engine, "student mlp").unwrap();
     assert_eq!(shared.snapshot().status.student, "mlp");
-    let error = run(&mut engine, "student resnet18").unwrap_err().to_string();
+    let error = run(&mut engine, "student resnet18")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("resnet18"), "{error}");
     assert_eq!(shared.snapshot().status.student, "mlp");
 }

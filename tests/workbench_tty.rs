@@ -1,0 +1,153 @@
+//! End to end: the real binary in a real pseudo-terminal (a private tmux server), driven by
+//! keystrokes: it starts, runs commands, explains a bad one, shows help, stops an epoch with
+//! Ctrl-C, survives a too-small window, asks before quitting unsaved work, and leaves the
+//! terminal as it found it (cooked mode, main screen).
+//!
+//! Skipped, with a message, where tmux is not installed.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "wb"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "wb"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success());
+    }
+
+    /// Types a line literally and presses Enter.
+    fn line(&self, text: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", "wb", "-l", text])
+                .status
+                .success()
+        );
+        self.keys(&["Enter"]);
+    }
+
+    fn wait_for(&self, needle: &str, seconds: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` did not appear within {seconds} s; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_workbench_runs_in_a_real_terminal() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed, so the pseudo-terminal test cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_rslad-tui");
+    let history = dir.path().join("history");
+    // After the program exits the shell reports its status and the terminal's mode, so the
+    // test can check both on the restored main screen.
+    let script = format!(
+        "cd '{}' && RSLAD_TUI_HISTORY='{}' '{}'; echo \"EXIT=$?\"; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 120",
+        dir.path().display(),
+        history.display(),
+        binary
+    );
+    let tmux = Tmux {
+        socket: format!("rslad-tui-test-{}", std::process::id()),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "wb",
+        "-x",
+        "100",
+        "-y",
+        "32",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+
+    let screen = tmux.wait_for("Curves", 120);
+    assert!(screen.contains("Soft labels") && screen.contains("Perturbation"));
+    assert!(screen.contains("mnist (embedded)"), "{screen}");
+
+    tmux.line("step batch 2");
+    tmux.wait_for("2 batch(es) of epoch 1: 2/79 done", 120);
+
+    tmux.line("bogus");
+    tmux.wait_for("unknown command `bogus`", 10);
+
+    tmux.keys(&["?"]);
+    tmux.wait_for("Commands (Tab completes", 10);
+    tmux.keys(&["Escape"]);
+
+    // Ctrl-C in the middle of an epoch stops it at the next batch and keeps the UI.
+    tmux.line("step");
+    tmux.wait_for("⟳ epoch 1", 60);
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("stopped after batch", 60);
+
+    tmux.run(&["resize-window", "-t", "wb", "-x", "30", "-y", "10"]);
+    tmux.wait_for("too small", 10);
+    tmux.run(&["resize-window", "-t", "wb", "-x", "100", "-y", "32"]);
+    tmux.wait_for("Curves", 10);
+
+    tmux.line("quit");
+    tmux.wait_for("Unsaved work: quit anyway?", 10);
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("EXIT=", 30);
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        !screen.contains("Curves"),
+        "the main screen is back:\n{screen}"
+    );
+    let mode = tmux.wait_for("icanon", 10);
+    assert!(
+        mode.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in cooked mode:\n{mode}"
+    );
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        saved.starts_with("#V2\nstep batch 2\nbogus\nstep\nquit"),
+        "{saved}"
+    );
+}
