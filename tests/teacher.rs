@@ -22,3 +22,21 @@ fn the_shipped_teacher_is_a_robust_sat_small_cnn() {
     assert!(report.clean_accuracy >= 0.95, "{report:?}");
     assert!(report.attacks[0].robust_accuracy >= 0.8, "{report:?}");
 }
+
+/// The Fashion-MNIST teacher ships as a plain checkpoint (not compiled in); the embedded data
+/// has no Fashion-MNIST, so this checks the files and the card, not the accuracy.
+#[test]
+fn the_shipped_fashion_teacher_loads_and_matches_its_card() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/teachers/small-cnn-fashion-sat");
+    let (model, card) = rslad_tui::checkpoint::load(&path, Some(Arch::SmallCnn), &compute_device())
+        .expect("it loads and its hash matches");
+    assert_eq!(card.dataset, "fashion");
+    assert_eq!(model.parameter_count(), card.parameters);
+    let training = card.training.expect("the card records its training");
+    let Method::Sat { attack, .. } = training.method else {
+        panic!("not SAT");
+    };
+    assert!((attack.epsilon - 0.1).abs() < 1e-6);
+    assert_eq!(card.metrics.len(), 3);
+}

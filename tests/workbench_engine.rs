@@ -246,3 +246,32 @@ fn settings_and_bad_data_keep_the_session() {
     assert!(error.contains("resnet18"), "{error}");
     assert_eq!(shared.snapshot().status.student, "mlp");
 }
+
+#[test]
+fn a_teacher_from_other_data_loads_with_a_warning() {
+    let (mut engine, shared) = engine();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/teachers/small-cnn-fashion-sat"
+    );
+    run(&mut engine, &format!("teacher {path}")).unwrap();
+    let s = shared.snapshot();
+    assert!(
+        s.status.teacher.starts_with("small-cnn SAT"),
+        "{}",
+        s.status.teacher
+    );
+    let warning = s
+        .log
+        .iter()
+        .rev()
+        .find(|l| l.level == LogLevel::Warning)
+        .unwrap();
+    assert!(
+        warning
+            .text
+            .contains("trained on fashion, the data is mnist"),
+        "{}",
+        warning.text
+    );
+}

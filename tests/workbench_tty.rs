@@ -1,5 +1,5 @@
 //! End to end: the real binary in a real pseudo-terminal (a private tmux server), driven by
-//! keystrokes: it starts, runs commands, explains a bad one, shows help, stops an epoch with
+//! keystrokes: it starts, runs `step batch 5`, `attack pgd n=64` and `show sample 3`, explains a bad one, shows help, stops an epoch with
 //! Ctrl-C, survives a too-small window, asks before quitting unsaved work, and leaves the
 //! terminal as it found it (cooked mode, main screen).
 //!
@@ -97,9 +97,9 @@ fn the_workbench_runs_in_a_real_terminal() {
         "-s",
         "wb",
         "-x",
-        "100",
+        "120",
         "-y",
-        "32",
+        "36",
         "sh",
         "-c",
         &script,
@@ -110,8 +110,43 @@ fn the_workbench_runs_in_a_real_terminal() {
     assert!(screen.contains("Soft labels") && screen.contains("Perturbation"));
     assert!(screen.contains("mnist (embedded)"), "{screen}");
 
-    tmux.line("step batch 2");
-    tmux.wait_for("2 batch(es) of epoch 1: 2/79 done", 120);
+    tmux.line("step batch 5");
+    let screen = tmux.wait_for("5 batch(es) of epoch 1: 5/79 done", 120);
+    assert!(
+        screen.contains("epoch 0 batch 5/79"),
+        "status line:\n{screen}"
+    );
+    assert!(
+        screen.contains("batch"),
+        "the per-batch loss trace:\n{screen}"
+    );
+
+    tmux.line("attack pgd n=64");
+    let screen = tmux.wait_for("64 test images, ε = 0.3: clean", 120);
+    assert!(
+        screen.contains("Attacks · micro-cnn, 64 test images"),
+        "the attack table's title:\n{screen}"
+    );
+    // The table's row: name, robust %, and the largest perturbation used, within ε.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("PGD-40") && l.contains("max |δ|"))
+        .unwrap_or_else(|| panic!("no PGD-40 row:\n{screen}"));
+    let after = row.split("max |δ| ").nth(1).unwrap();
+    let max_delta: f32 = after[..5].parse().unwrap();
+    assert!(max_delta <= 0.3 + 1e-3, "{row}");
+    let log = screen
+        .lines()
+        .find(|l| l.contains("64 test images, ε = 0.3: clean"))
+        .unwrap();
+    let percent = |key: &str| -> f64 {
+        let rest = log.split(key).nth(1).unwrap();
+        rest[..rest.find('%').unwrap()].trim().parse().unwrap()
+    };
+    assert!(percent("PGD-40 ") <= percent("clean "), "{log}");
+
+    tmux.line("show sample 3");
+    tmux.wait_for("sample 3/10000", 30);
 
     tmux.line("bogus");
     tmux.wait_for("unknown command `bogus`", 10);
@@ -128,7 +163,7 @@ fn the_workbench_runs_in_a_real_terminal() {
 
     tmux.run(&["resize-window", "-t", "wb", "-x", "30", "-y", "10"]);
     tmux.wait_for("too small", 10);
-    tmux.run(&["resize-window", "-t", "wb", "-x", "100", "-y", "32"]);
+    tmux.run(&["resize-window", "-t", "wb", "-x", "120", "-y", "36"]);
     tmux.wait_for("Curves", 10);
 
     tmux.line("quit");
@@ -147,7 +182,7 @@ fn the_workbench_runs_in_a_real_terminal() {
     );
     let saved = std::fs::read_to_string(&history).unwrap();
     assert!(
-        saved.starts_with("#V2\nstep batch 2\nbogus\nstep\nquit"),
+        saved.starts_with("#V2\nstep batch 5\nattack pgd n=64\nshow sample 3\nbogus\nstep\nquit"),
         "{saved}"
     );
 }

@@ -78,6 +78,8 @@ pub fn default_settings() -> TrainArgs {
 struct Teacher {
     model: Model,
     label: String,
+    /// The dataset its card says it was trained on.
+    dataset: String,
 }
 
 pub struct Engine {
@@ -214,6 +216,25 @@ impl Engine {
             Command::Help(_) | Command::Quit => {
                 bail!("`help` and `quit` are handled by the front end")
             }
+        }
+    }
+
+    /// A teacher trained on other data than the session's still runs (the shapes fit), but
+    /// its soft labels mean little: say so.
+    fn warn_if_teacher_mismatch(&self) {
+        if let Some(t) = &self.teacher
+            && t.dataset != self.data.kind.name()
+        {
+            self.shared.log(
+                LogLevel::Warning,
+                format!(
+                    "the teacher was trained on {}, the data is {}: load a {} teacher with \
+                     `teacher PATH`",
+                    t.dataset,
+                    self.data.kind.name(),
+                    self.data.kind.name()
+                ),
+            );
         }
     }
 
@@ -445,6 +466,7 @@ impl Engine {
                 "teacher {}",
                 self.teacher.as_ref().map_or("", |t| &t.label)
             ));
+            self.warn_if_teacher_mismatch();
             if self.trainer.epochs_done() > 0 {
                 self.measure_teacher();
             } else {
@@ -490,6 +512,7 @@ impl Engine {
             self.data.train.len(),
             self.data.test.len()
         ));
+        self.warn_if_teacher_mismatch();
         self.refresh_sample();
         Ok(())
     }
@@ -880,6 +903,7 @@ fn load_teacher(source: &str) -> Result<Teacher> {
     });
     Ok(Teacher {
         model,
+        dataset: card.dataset.clone(),
         label: if origin == "embedded" {
             format!("{}{method} (shipped)", card.spec.arch)
         } else {
