@@ -179,3 +179,17 @@ fn numbers_accept_decimals_and_fractions_only() {
     assert!(command::number("1/x").is_err());
     assert!(command::number("").is_err());
 }
+
+#[test]
+fn the_readme_command_reference_matches_the_table() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for spec in COMMANDS {
+        let row = format!(
+            "| `{}` | {} |",
+            spec.usage.replace('|', "\\|"),
+            spec.summary
+        );
+        assert!(readme.contains(&row), "README lacks the row:\n{row}");
+    }
+}

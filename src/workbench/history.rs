@@ -103,7 +103,7 @@ fn parse(text: &str) -> Vec<String> {
     let mut entries: Vec<String> = text
         .lines()
         .enumerate()
-        .filter(|(i, line)| !(*i == 0 && *line == HEADER) && !line.is_empty())
+        .filter(|(i, line)| !(line.is_empty() || (*i == 0 && *line == HEADER)))
         .map(|(_, line)| unescape(line))
         .collect();
     let excess = entries.len().saturating_sub(HISTORY_LIMIT);
