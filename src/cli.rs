@@ -45,6 +45,10 @@ pub enum Command {
     Zoo(ZooArgs),
     /// Open the workbench (the same as no command): a terminal UI with a command prompt.
     Workbench,
+    /// The workbench's commands as a plain REPL (or a script piped into it).
+    Repl(crate::repl::ReplArgs),
+    /// Play a recorded session back in the workbench, or re-run it with --execute.
+    Replay(crate::session::replay::ReplayArgs),
     /// A headless demo: one epoch of micro-cnn on the embedded subset, then its robustness.
     Demo(DataArgs),
     /// Write a checkpoint's weights as safetensors in PyTorch's names and layout.
@@ -307,6 +311,8 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Workbench) => workbench(),
+        Some(Command::Repl(args)) => crate::repl::run(&args),
+        Some(Command::Replay(args)) => crate::session::replay::run(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Train(args)) => train(&args).map(|_| ()),
         Some(Command::Eval(args)) => evaluate(&args),

@@ -1,7 +1,7 @@
 //! rslad-tui: a workbench for adversarial robustness distillation.
 //!
 //! The engine (zoo, data, attacks, training, evaluation) knows nothing about terminals; front
-//! ends (the CLI today) talk to it with plain data.
+//! ends (the CLI, the workbench, the REPL, session replays) talk to it with plain data.
 
 pub mod attack;
 pub mod checkpoint;
@@ -15,7 +15,9 @@ pub mod interop;
 pub mod interrupt;
 pub mod loss;
 pub mod progress;
+pub mod repl;
 pub mod rng;
+pub mod session;
 pub mod teacher;
 pub mod tensor_util;
 pub mod train;

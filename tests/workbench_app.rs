@@ -2,6 +2,7 @@
 //! completion, history, help, quitting and stopping.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use rslad_tui::session::runner::Job;
 use rslad_tui::workbench::app::App;
 use rslad_tui::workbench::command::Command;
 use rslad_tui::workbench::history::History;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 
-fn app_with(history: History) -> (App, Arc<Shared>, Receiver<Command>) {
+fn app_with(history: History) -> (App, Arc<Shared>, Receiver<Job>) {
     let shared = Arc::new(Shared::default());
     let (sender, receiver) = mpsc::channel();
     (
@@ -22,8 +23,13 @@ fn app_with(history: History) -> (App, Arc<Shared>, Receiver<Command>) {
     )
 }
 
-fn app() -> (App, Arc<Shared>, Receiver<Command>) {
+fn app() -> (App, Arc<Shared>, Receiver<Job>) {
     app_with(History::open(None))
+}
+
+/// The command of the next job sent, if any.
+fn sent(jobs: &Receiver<Job>) -> Option<Command> {
+    jobs.try_recv().ok().map(|job| job.command)
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -74,7 +80,7 @@ fn enter_sends_commands_and_explains_bad_ones() {
     let (mut app, shared, commands) = app();
     type_text(&mut app, "step batch 2");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(commands.try_recv(), Ok(Command::StepBatches { batches: 2 }));
+    assert_eq!(sent(&commands), Some(Command::StepBatches { batches: 2 }));
     assert!(shared.busy());
     assert_eq!(app.ui.prompt, "");
     type_text(&mut app, "step zero");
@@ -105,7 +111,7 @@ fn ctrl_c_stops_running_work_and_otherwise_clears_the_line() {
         shared.cancel.load(Ordering::Relaxed),
         "the engine is asked to stop"
     );
-    assert_eq!(commands.try_recv(), Ok(Command::Stop));
+    assert_eq!(sent(&commands), Some(Command::Stop));
     assert!(!app.quit, "Ctrl-C never quits");
 }
 
@@ -151,9 +157,9 @@ fn question_mark_opens_help_and_typing_from_a_panel_goes_to_the_prompt() {
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.ui.focus, Panel::SoftLabels);
     key(&mut app, KeyCode::Right);
-    assert_eq!(commands.try_recv(), Ok(Command::Next));
+    assert_eq!(sent(&commands), Some(Command::Next));
     key(&mut app, KeyCode::Left);
-    assert_eq!(commands.try_recv(), Ok(Command::Prev));
+    assert_eq!(sent(&commands), Some(Command::Prev));
     type_text(&mut app, "e");
     assert_eq!(app.ui.focus, Panel::Prompt);
     assert_eq!(app.ui.prompt, "e");

@@ -6,11 +6,11 @@
 //! exit and on panic) and the event loop.
 
 use super::command::{self, Command};
-use super::engine::{self, Engine};
 use super::history::{self, History};
 use super::live::Shared;
 use super::snapshot::LogLevel;
 use super::view::{self, Overlay, Panel, UiState};
+use crate::session::runner::{Job, Runner};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub struct App {
     pub ui: UiState,
     history: History,
     shared: Arc<Shared>,
-    commands: Sender<Command>,
+    commands: Sender<Job>,
     /// Set when the user has confirmed leaving.
     pub quit: bool,
     /// A history write error is reported once, not on every command.
@@ -36,7 +36,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(shared: Arc<Shared>, commands: Sender<Command>, history: History) -> App {
+    pub fn new(shared: Arc<Shared>, commands: Sender<Job>, history: History) -> App {
         App {
             ui: UiState::default(),
             history,
@@ -136,8 +136,8 @@ impl App {
             KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.open_help(),
-            KeyCode::Left if self.sample_panel() => self.send(Command::Prev),
-            KeyCode::Right if self.sample_panel() => self.send(Command::Next),
+            KeyCode::Left if self.sample_panel() => self.send("prev", Command::Prev),
+            KeyCode::Right if self.sample_panel() => self.send("next", Command::Next),
             KeyCode::Up if self.ui.focus == Panel::Log => self.ui.log_scroll += 1,
             KeyCode::Down if self.ui.focus == Panel::Log => {
                 self.ui.log_scroll = self.ui.log_scroll.saturating_sub(1)
@@ -318,7 +318,7 @@ impl App {
                     self.shared
                         .log(LogLevel::Info, "queued: it runs when the current work ends");
                 }
-                self.send(command);
+                self.send(&line, command);
             }
         }
     }
@@ -329,12 +329,16 @@ impl App {
             self.shared
                 .log(LogLevel::Warning, "stopping at the next batch boundary…");
         }
-        self.send(Command::Stop);
+        self.send("stop", Command::Stop);
     }
 
-    fn send(&mut self, command: Command) {
+    fn send(&mut self, line: &str, command: Command) {
         self.shared.command_sent();
-        if self.commands.send(command).is_err() {
+        let job = Job {
+            line: line.to_string(),
+            command,
+        };
+        if self.commands.send(job).is_err() {
             self.shared.command_done();
             self.shared.log(
                 LogLevel::Error,
@@ -355,11 +359,8 @@ fn previous(panel: Panel) -> Panel {
 pub fn run() -> Result<()> {
     let shared = Arc::new(Shared::default());
     // Loaded before the screen switches, so a failure prints like any error.
-    let engine = Engine::new(
-        Arc::clone(&shared),
-        engine::default_settings(),
-        Some(crate::teacher::EMBEDDED),
-    )?;
+    let mut runner = Runner::new(Arc::clone(&shared), 0)?;
+    runner.set_journal(crate::session::journal_path());
     shared.log(
         LogLevel::Info,
         "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\
@@ -369,7 +370,7 @@ pub fn run() -> Result<()> {
     let (sender, receiver) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name(ENGINE_THREAD.into())
-        .spawn(move || engine.serve(receiver))
+        .spawn(move || runner.serve(receiver))
         .context("cannot start the engine thread")?;
     let history = History::open(history::default_path());
     let mut app = App::new(Arc::clone(&shared), sender, history);

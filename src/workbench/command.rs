@@ -48,6 +48,15 @@ pub enum Command {
     },
     Save(Option<String>),
     Load(String),
+    /// Write the session so far to `sessions/NAME.ron`.
+    SaveSession(String),
+    /// Re-run a recorded session's commands here, checking each result against it.
+    LoadSession(String),
+    /// A marker in the session: a lesson's section title and its note.
+    Mark {
+        title: String,
+        note: String,
+    },
     Reset,
     Help(Option<String>),
     Quit,
@@ -94,6 +103,8 @@ pub enum Arg {
     Data,
     /// "embedded", "none" or a checkpoint path.
     Teacher,
+    /// "session" or a checkpoint path.
+    SaveTarget,
     Path,
     /// A number: nothing to complete.
     Number,
@@ -221,15 +232,24 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "save",
-        usage: "save [PATH]",
-        summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD)",
-        args: &[Arg::Path],
+        usage: "save [PATH] | save session NAME",
+        summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD), or \
+                  the session so far as sessions/NAME.ron",
+        args: &[Arg::SaveTarget],
     },
     CommandSpec {
         name: "load",
-        usage: "load PATH",
-        summary: "load a checkpoint as the student",
-        args: &[Arg::Path],
+        usage: "load PATH | load session NAME",
+        summary: "load a checkpoint as the student, or re-run a recorded session here, \
+                  checking every result against its recording",
+        args: &[Arg::SaveTarget],
+    },
+    CommandSpec {
+        name: "mark",
+        usage: "mark \"TITLE\" [NOTE]",
+        summary: "put a marker in the session (a lesson's section title and note; playback \
+                  jumps between markers)",
+        args: &[Arg::Number],
     },
     CommandSpec {
         name: "reset",
@@ -294,7 +314,60 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         message,
         usage: Some(spec.usage),
     };
+    if name == "mark" {
+        let rest = line.trim_start()["mark".len()..].trim();
+        return parse_mark(rest).map_err(bad);
+    }
     parse_args(name, args).map_err(bad)
+}
+
+/// Longest title and note a marker may have.
+pub const MARK_TITLE_LIMIT: usize = 200;
+pub const MARK_NOTE_LIMIT: usize = 10_000;
+
+/// `"TITLE" NOTE` (or a one-word title without quotes).
+fn parse_mark(rest: &str) -> Result<Command, String> {
+    let (title, note) = if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted
+            .find('"')
+            .ok_or("the title's closing quote is missing")?;
+        (&quoted[..end], quoted[end + 1..].trim())
+    } else {
+        match rest.split_once(char::is_whitespace) {
+            Some((title, note)) => (title, note.trim()),
+            None => (rest, ""),
+        }
+    };
+    if title.trim().is_empty() {
+        return Err("give the marker a title".into());
+    }
+    if title.chars().count() > MARK_TITLE_LIMIT || note.chars().count() > MARK_NOTE_LIMIT {
+        return Err(format!(
+            "titles are at most {MARK_TITLE_LIMIT} characters and notes {MARK_NOTE_LIMIT}"
+        ));
+    }
+    Ok(Command::Mark {
+        title: title.trim().to_string(),
+        note: note.to_string(),
+    })
+}
+
+/// A session name: letters, digits, `-`, `_` and `.`, not starting with `.`, so it can only
+/// name a file inside the sessions folder.
+pub fn session_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.trim_end_matches(".ron").to_string())
+    } else {
+        Err(format!(
+            "`{name}` is not a session name: use letters, digits, - _ and . (no folders)"
+        ))
+    }
 }
 
 fn parse_args(name: &str, args: &[&str]) -> Result<Command, String> {
@@ -408,10 +481,16 @@ fn parse_args(name: &str, args: &[&str]) -> Result<Command, String> {
         }
         "save" => match args {
             [] => Ok(Command::Save(None)),
+            ["session", name] => session_name(name).map(Command::SaveSession),
+            ["session"] => Err("give the session a name".into()),
             [path] => Ok(Command::Save(Some(path.to_string()))),
             _ => Err("give at most one path (no spaces)".into()),
         },
-        "load" => one(args, "give the checkpoint's path").map(Command::Load),
+        "load" => match args {
+            ["session", name] => session_name(name).map(Command::LoadSession),
+            ["session"] => Err("which session? give its name".into()),
+            _ => one(args, "give the checkpoint's path").map(Command::Load),
+        },
         "reset" => no_args(Command::Reset),
         "help" => match args {
             [] => Ok(Command::Help(None)),
@@ -420,6 +499,7 @@ fn parse_args(name: &str, args: &[&str]) -> Result<Command, String> {
             _ => Err("give at most one command".into()),
         },
         "quit" => no_args(Command::Quit),
+        "mark" => unreachable!("`mark` keeps its quotes: parsed from the raw line"),
         _ => unreachable!("every table entry is parsed: {name}"),
     }
 }
@@ -566,7 +646,13 @@ pub fn complete(line: &str) -> Vec<String> {
             .chain(paths(partial))
             .collect(),
         Arg::Path => paths(partial),
-        Arg::Number => Vec::new(),
+        Arg::SaveTarget if args.is_empty() => ["session"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(paths(partial))
+            .collect(),
+        Arg::SaveTarget if args == ["session"] => session_names(partial),
+        Arg::SaveTarget | Arg::Number => Vec::new(),
     };
     matching(candidates.into_iter(), partial)
 }
@@ -576,6 +662,22 @@ fn matching(candidates: impl Iterator<Item = String>, partial: &str) -> Vec<Stri
     out.sort();
     out.dedup();
     out
+}
+
+/// The names of the sessions in `sessions/` that start with `partial`.
+fn session_names(partial: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("sessions") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".ron")?;
+            stem.starts_with(partial).then(|| stem.to_string())
+        })
+        .take(200)
+        .collect()
 }
 
 /// Files and folders whose path starts with `partial` (folders end in `/`).

@@ -22,8 +22,6 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 /// Test images attacked by `attack` unless `n=` says otherwise (AutoAttack: fewer, it is slow).
@@ -96,6 +94,41 @@ pub struct Engine {
     elapsed: f64,
     /// When the command under way began.
     command_started: Instant,
+    /// Where file paths in commands resolve, and whether they are confined there.
+    scope: FileScope,
+}
+
+/// Where the file paths of `save`, `load`, `teacher` and `data` may point.
+#[derive(Clone, Debug, Default)]
+pub struct FileScope {
+    /// Relative paths resolve against this folder (None: the working directory).
+    pub base: Option<PathBuf>,
+    /// Only relative paths without `..` are allowed: a session from someone else may not
+    /// reach outside its own folder.
+    pub confined: bool,
+}
+
+impl FileScope {
+    /// The path a command's argument names, or why it may not be used.
+    pub fn resolve(&self, text: &str) -> Result<PathBuf> {
+        use std::path::Component;
+        let path = PathBuf::from(text);
+        if self.confined {
+            if path.is_absolute() || text.starts_with('~') {
+                bail!("`{text}` is refused: a session may only use paths relative to its folder");
+            }
+            if path
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
+                bail!("`{text}` is refused: a session may not leave its folder (no `..`)");
+            }
+        }
+        Ok(match &self.base {
+            Some(base) => base.join(path),
+            None => path,
+        })
+    }
 }
 
 impl Engine {
@@ -114,10 +147,20 @@ impl Engine {
             sample: 0,
             elapsed: 0.0,
             command_started: Instant::now(),
+            scope: FileScope::default(),
         };
         engine.publish_all();
         engine.refresh_sample();
         Ok(engine)
+    }
+
+    /// Where file paths resolve from now on.
+    pub fn set_scope(&mut self, scope: FileScope) {
+        self.scope = scope;
+    }
+
+    pub fn scope(&self) -> &FileScope {
+        &self.scope
     }
 
     /// The student as it is now (for tests and saving).
@@ -127,53 +170,6 @@ impl Engine {
 
     pub fn trainer(&self) -> &Trainer {
         &self.trainer
-    }
-
-    /// Runs commands from `commands` until the channel closes; errors go to the log. A panic
-    /// inside a command is caught and logged, so the workbench stays up.
-    pub fn serve(mut self, commands: Receiver<Command>) {
-        while let Ok(command) = commands.recv() {
-            self.serve_one(command);
-            self.shared.command_done();
-        }
-    }
-
-    fn serve_one(&mut self, command: Command) {
-        if command == Command::Stop {
-            let stopped = self.shared.cancelled();
-            self.shared.cancel.store(false, Ordering::Relaxed);
-            if !stopped {
-                self.shared.log(LogLevel::Info, "nothing was running");
-            }
-            return;
-        }
-        if self.shared.cancelled() {
-            self.shared
-                .log(LogLevel::Warning, format!("skipped {command:?}: stopped"));
-            return;
-        }
-        let description = format!("{command:?}");
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(command)));
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.shared.log(LogLevel::Error, format!("{error:#}")),
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                self.shared.log(
-                    LogLevel::Error,
-                    format!(
-                        "internal error in {description}: {message}; the student may be \
-                         inconsistent: `save` it under a new name or `reset`"
-                    ),
-                );
-                self.publish_all();
-            }
-        }
     }
 
     /// Runs one command; the snapshot shows its results. UI-only commands (help, quit) are
@@ -215,6 +211,9 @@ impl Engine {
             Command::Reset => self.reset(),
             Command::Help(_) | Command::Quit => {
                 bail!("`help` and `quit` are handled by the front end")
+            }
+            Command::SaveSession(_) | Command::LoadSession(_) | Command::Mark { .. } => {
+                bail!("session commands are handled by the session runner")
             }
         }
     }
@@ -455,7 +454,12 @@ impl Engine {
             });
             self.info("no teacher");
         } else {
-            let teacher = load_teacher(source)?;
+            let teacher = if source == crate::teacher::EMBEDDED {
+                load_teacher(source)?
+            } else {
+                let path = self.scope.resolve(source)?;
+                load_teacher(&path.to_string_lossy())?
+            };
             cli::check_teacher_fits(&teacher.model.spec(), &self.trainer.model.spec())?;
             let old = self.teacher.replace(teacher);
             if let Err(e) = self.apply(self.settings.clone(), false) {
@@ -491,7 +495,10 @@ impl Engine {
                     settings.data.data = "data".into();
                 }
             }
-            Err(_) => settings.data.data = target.to_string(),
+            Err(_) if target == "embedded" => settings.data.data = target.to_string(),
+            Err(_) => {
+                settings.data.data = self.scope.resolve(target)?.to_string_lossy().into_owned()
+            }
         }
         let data = cli::load_data(&settings.data)?;
         let trainer = build_trainer(&settings, &data, self.teacher.as_ref(), None)
@@ -781,13 +788,8 @@ impl Engine {
     }
 
     fn save(&mut self, path: Option<String>) -> Result<()> {
-        let path = path.map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "runs/workbench-{}-{}",
-                self.settings.model,
-                self.trainer.config.method.name()
-            ))
-        });
+        let path = path.unwrap_or_else(|| self.default_save_path());
+        let path = self.scope.resolve(&path)?;
         let saved = checkpoint::save(
             &self.trainer.model,
             &path,
@@ -804,8 +806,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Where `save` without a path writes.
+    pub fn default_save_path(&self) -> String {
+        format!(
+            "runs/workbench-{}-{}",
+            self.settings.model,
+            self.trainer.config.method.name()
+        )
+    }
+
     fn load(&mut self, path: &str) -> Result<()> {
-        let (model, card) = checkpoint::load(path.as_ref(), None, &autodiff_device())
+        let resolved = self.scope.resolve(path)?;
+        let (model, card) = checkpoint::load(&resolved, None, &autodiff_device())
             .with_context(|| format!("cannot load {path}"))?;
         cli::check_fit(&card.spec, &self.data)?;
         let mut settings = self.settings.clone();

@@ -23,6 +23,9 @@ pub struct Shared {
     /// Commands sent to the engine and not yet finished (the front end adds, the engine
     /// subtracts), so the front end knows whether anything is running.
     pending: AtomicUsize,
+    /// Log lines written since the start, dropped ones included, so a caller can tell which
+    /// lines a command wrote even when the log is full.
+    logged: AtomicUsize,
 }
 
 impl Shared {
@@ -44,6 +47,8 @@ impl Shared {
 
     pub fn log(&self, level: LogLevel, text: impl Into<String>) {
         let text = text.into();
+        self.logged
+            .fetch_add(text.lines().count(), Ordering::AcqRel);
         self.update(|s| {
             for line in text.lines() {
                 s.log.push(LogLine {
@@ -54,6 +59,19 @@ impl Shared {
             let excess = s.log.len().saturating_sub(LOG_LIMIT);
             s.log.drain(..excess);
         });
+    }
+
+    /// Log lines written so far (see [`Shared::log_since`]).
+    pub fn logged(&self) -> usize {
+        self.logged.load(Ordering::Acquire)
+    }
+
+    /// The log lines written since `logged()` returned `mark` (those still kept).
+    pub fn log_since(&self, mark: usize) -> Vec<LogLine> {
+        let new = self.logged().saturating_sub(mark);
+        let snapshot = self.lock();
+        let keep = new.min(snapshot.log.len());
+        snapshot.log[snapshot.log.len() - keep..].to_vec()
     }
 
     /// A command is on its way to the engine.

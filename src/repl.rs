@@ -1,0 +1,283 @@
+//! `rslad-tui repl`: the workbench's command language as a plain line-oriented REPL.
+//!
+//! Interactive (a terminal on standard input): rustyline with the workbench's history file,
+//! completion and hints; Ctrl-C cancels the line, or the running work at the next batch;
+//! Ctrl-D on an empty line saves unsaved work and quits. Piped (`rslad-tui repl < script`):
+//! each line is echoed and run, `#` starts a comment, and the first failed command ends the
+//! run with a non-zero exit status. Results print as plain text either way.
+
+use crate::session::journal_path;
+use crate::session::runner::Runner;
+use crate::workbench::command::{self, Command};
+use crate::workbench::history;
+use crate::workbench::live::Shared;
+use crate::workbench::snapshot::{AttackTable, LogLevel, LogLine};
+use anyhow::{Result, bail};
+use clap::Args;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct ReplArgs {
+    /// Also write the session (commands, markers, results) to this file as it goes.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// The seed the session starts from.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(args: &ReplArgs) -> Result<()> {
+    let shared = Arc::new(Shared::default());
+    let mut runner = Runner::new(Arc::clone(&shared), args.seed)?;
+    runner.set_journal(args.record.clone().or_else(journal_path));
+    // Ctrl-C while a command runs (the terminal is in its normal mode then) stops it at the
+    // next batch; at the prompt rustyline reads Ctrl-C as a key instead.
+    let flag = Arc::clone(&shared);
+    let _ = ctrlc::set_handler(move || flag.cancel.store(true, Ordering::Relaxed));
+    if std::io::stdin().is_terminal() {
+        interactive(&mut runner, &shared)
+    } else {
+        piped(&mut runner, &shared)
+    }
+}
+
+/// Runs commands from standard input, one per line, stopping at the first failure.
+fn piped(runner: &mut Runner, shared: &Shared) -> Result<()> {
+    let stdin = std::io::stdin();
+    for (number, line) in stdin.lock().lines().enumerate() {
+        let line = line?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        println!("> {line}");
+        match step(runner, shared, line)? {
+            Flow::Continue => {}
+            Flow::Quit => return Ok(()),
+            Flow::Failed(error) => bail!("line {}: `{line}` failed: {error}", number + 1),
+        }
+    }
+    Ok(())
+}
+
+fn interactive(runner: &mut Runner, shared: &Shared) -> Result<()> {
+    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new()?;
+    editor.set_helper(Some(ReplHelper));
+    let history_path = history::default_path();
+    if let Some(path) = &history_path {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "rslad-tui REPL: RSLAD from the shipped teacher into a fresh micro-cnn on the embedded \
+         MNIST subset.\n`help` lists the commands; Tab completes; Ctrl-D saves and quits."
+    );
+    loop {
+        match editor.readline("rslad> ") {
+            Ok(line) => {
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                if let Some(path) = &history_path {
+                    save_history(&mut editor, path);
+                }
+                match step(runner, shared, &line)? {
+                    Flow::Continue | Flow::Failed(_) => {}
+                    Flow::Quit => {
+                        if !shared.snapshot().status.unsaved
+                            || confirm(&mut editor, "the student is unsaved; quit anyway? [y/N] ")
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return save_and_quit(runner, shared),
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(error) = editor.save_history(path) {
+        eprintln!("warning: the history cannot be saved: {error}");
+    }
+}
+
+fn confirm(editor: &mut Editor<ReplHelper, DefaultHistory>, question: &str) -> bool {
+    matches!(editor.readline(question), Ok(answer) if answer.trim().eq_ignore_ascii_case("y"))
+}
+
+/// Ctrl-D: saves the student if it has unsaved training, then leaves.
+fn save_and_quit(runner: &mut Runner, shared: &Shared) -> Result<()> {
+    if shared.snapshot().status.unsaved {
+        step(runner, shared, "save")?;
+    }
+    if let Some(path) = journal_path() {
+        println!("session journal: {}", path.display());
+    }
+    Ok(())
+}
+
+enum Flow {
+    Continue,
+    Quit,
+    Failed(String),
+}
+
+/// Runs one line and prints what it produced.
+fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
+    let command = match command::parse(line) {
+        Ok(command) => command,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(Flow::Failed(error.to_string()));
+        }
+    };
+    match command {
+        Command::Quit => return Ok(Flow::Quit),
+        Command::Help(None) => {
+            print!("{}", command::help());
+            return Ok(Flow::Continue);
+        }
+        Command::Help(Some(name)) => {
+            println!("{}", command::help_for(&name).unwrap_or_default());
+            return Ok(Flow::Continue);
+        }
+        Command::Stop => {
+            println!("nothing is running (Ctrl-C stops a command while it runs)");
+            return Ok(Flow::Continue);
+        }
+        _ => {}
+    }
+    let mark = shared.logged();
+    let table_before = shared.snapshot().attack;
+    let result = with_progress(shared, || runner.run(line, command));
+    let stopped = shared.cancel.swap(false, Ordering::Relaxed);
+    for entry in shared.log_since(mark) {
+        print_log(&entry);
+    }
+    let table = shared.snapshot().attack;
+    if table != table_before
+        && let Some(table) = &table
+    {
+        print!("{}", attack_table(table));
+    }
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(()) if stopped => Ok(Flow::Failed("stopped by Ctrl-C".into())),
+        Ok(()) => Ok(Flow::Continue),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Ok(Flow::Failed(format!("{error:#}")))
+        }
+    }
+}
+
+/// Runs `work` while a thread shows what the engine is doing on standard error (only when it
+/// is a terminal), then clears that line.
+pub(crate) fn with_progress<T>(shared: &Shared, work: impl FnOnce() -> T) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut shown = false;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let status = shared.snapshot().status;
+                if let Some(busy) = status.busy {
+                    eprint!("\r\x1b[K  {busy}  ({:.0} s)", status.elapsed_seconds);
+                    shown = true;
+                }
+            }
+            if shown {
+                eprint!("\r\x1b[K");
+            }
+        });
+        let result = work();
+        done.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+pub(crate) fn print_log(line: &LogLine) {
+    match line.level {
+        LogLevel::Info | LogLevel::Command => println!("{}", line.text),
+        LogLevel::Warning => println!("warning: {}", line.text),
+        // Errors are printed once, from the command's result.
+        LogLevel::Error => {}
+    }
+}
+
+/// The attack table as plain text.
+pub fn attack_table(table: &AttackTable) -> String {
+    let mut out = format!(
+        "{}\n{:<12} {:>9}  detail\n",
+        table.title, "attack", "robust %"
+    );
+    out += &format!("{:<12} {:>9.2}\n", "clean", table.clean);
+    for row in &table.rows {
+        out += &format!("{:<12} {:>9.2}  {}\n", row.name, row.robust, row.detail);
+    }
+    for flag in &table.flags {
+        out += &format!("warning: {flag}\n");
+    }
+    out
+}
+
+/// Completion and hints from the command table.
+struct ReplHelper;
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| {
+            i + before[i..].chars().next().map_or(1, char::len_utf8)
+        });
+        let pairs = command::complete(before)
+            .into_iter()
+            .map(|c| Pair {
+                display: c.clone(),
+                replacement: c,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, _: &Context<'_>) -> Option<String> {
+        (pos == line.len()).then(|| command::hint(line)).flatten()
+    }
+}
+
+impl Highlighter for ReplHelper {}
+impl Validator for ReplHelper {}
+impl Helper for ReplHelper {}

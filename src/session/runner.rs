@@ -1,0 +1,393 @@
+//! The session runner: the engine plus the session being recorded. Every front end (the
+//! workbench's engine thread, the REPL, `replay --execute`) runs commands through it, so each
+//! command is recorded with its results, the journal is rewritten after each one, and the
+//! session commands (`save session`, `load session`, `mark`) work the same everywhere.
+
+use super::compare::{self, Comparison};
+use super::{Entry, FileRef, Outcome, Session};
+use crate::checkpoint;
+use crate::workbench::command::{self, Command};
+use crate::workbench::engine::{Engine, FileScope, default_settings};
+use crate::workbench::live::Shared;
+use crate::workbench::snapshot::LogLevel;
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+/// A line for the engine thread: what was typed and what it parsed to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub line: String,
+    pub command: Command,
+}
+
+pub struct Runner {
+    engine: Engine,
+    shared: Arc<Shared>,
+    session: Session,
+    started: Instant,
+    /// Rewritten after every command, so a crash loses at most the command in flight.
+    journal: Option<PathBuf>,
+    /// Where `save session NAME` and `load session NAME` look.
+    sessions_dir: PathBuf,
+    /// How far re-executed results may differ from a loaded session's recording.
+    tolerance: f64,
+}
+
+/// How a re-executed session compared with its recording.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplayReport {
+    pub commands: usize,
+    pub markers: usize,
+    pub max_difference: f64,
+    /// (entry index, the line, what differed) of the first divergence.
+    pub divergence: Option<(usize, String, String)>,
+}
+
+impl ReplayReport {
+    pub fn summary(&self, tolerance: f64) -> String {
+        match &self.divergence {
+            Some((i, line, what)) => format!(
+                "diverged at entry {} (`{line}`) after {} command(s): {what}",
+                i + 1,
+                self.commands
+            ),
+            None if self.max_difference == 0.0 => format!(
+                "{} command(s) and {} marker(s) re-ran: every result bit-identical to the recording",
+                self.commands, self.markers
+            ),
+            None => format!(
+                "{} command(s) and {} marker(s) re-ran: every result within {:.3e} of the \
+                 recording (tolerance {tolerance:.1e})",
+                self.commands, self.markers, self.max_difference
+            ),
+        }
+    }
+}
+
+impl Runner {
+    /// The workbench's default session (shipped teacher, fresh micro-cnn, RSLAD, embedded
+    /// MNIST) with `seed`.
+    pub fn new(shared: Arc<Shared>, seed: u64) -> Result<Runner> {
+        let engine = default_engine(&shared, seed)?;
+        Ok(Runner {
+            engine,
+            shared,
+            session: Session::new(seed),
+            started: Instant::now(),
+            journal: None,
+            sessions_dir: PathBuf::from("sessions"),
+            tolerance: compare::DEFAULT_TOLERANCE,
+        })
+    }
+
+    /// Rewrites `path` with the session after every command.
+    pub fn set_journal(&mut self, path: Option<PathBuf>) {
+        self.journal = path;
+    }
+
+    /// Confines every file path to `folder` (for sessions from elsewhere): checkpoints and
+    /// sessions are read and written there only.
+    pub fn confine_to(&mut self, folder: &Path) {
+        self.engine.set_scope(FileScope {
+            base: Some(folder.to_path_buf()),
+            confined: true,
+        });
+        self.sessions_dir = folder.to_path_buf();
+    }
+
+    pub fn set_tolerance(&mut self, tolerance: f64) {
+        self.tolerance = tolerance;
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Parses and runs one line.
+    pub fn run_line(&mut self, line: &str) -> Result<()> {
+        let command = command::parse(line)?;
+        self.run(line, command)
+    }
+
+    /// Runs one command and records it with its results.
+    pub fn run(&mut self, line: &str, command: Command) -> Result<()> {
+        let result = match command {
+            Command::Mark { title, note } => {
+                self.mark(title, note);
+                Ok(())
+            }
+            Command::SaveSession(name) => self.save_session(&name),
+            Command::LoadSession(name) => self.load_session(&name),
+            Command::Help(_) | Command::Quit => {
+                bail!("`{line}` is handled by the front end, not the engine")
+            }
+            command => self.execute_and_record(line, command).1,
+        };
+        self.write_journal();
+        result
+    }
+
+    /// Runs commands from the front end until it hangs up; errors go to the log.
+    pub fn serve(mut self, jobs: Receiver<Job>) {
+        use std::sync::atomic::Ordering;
+        while let Ok(job) = jobs.recv() {
+            if job.command == Command::Stop {
+                let stopped = self.shared.cancelled();
+                self.shared.cancel.store(false, Ordering::Relaxed);
+                if !stopped {
+                    self.shared.log(LogLevel::Info, "nothing was running");
+                }
+            } else if self.shared.cancelled() {
+                self.shared.log(
+                    LogLevel::Warning,
+                    format!("skipped `{}`: stopped", job.line),
+                );
+            } else {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.run(&job.line, job.command)
+                }));
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => self.shared.log(LogLevel::Error, format!("{error:#}")),
+                    Err(payload) => self.shared.log(
+                        LogLevel::Error,
+                        format!(
+                            "internal error in `{}`: {}; the student may be inconsistent: \
+                             `save` it under a new name or `reset`",
+                            job.line,
+                            panic_message(&payload)
+                        ),
+                    ),
+                }
+            }
+            self.shared.command_done();
+        }
+    }
+
+    fn at(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn mark(&mut self, title: String, note: String) {
+        let text = if note.is_empty() {
+            format!("■ {title}")
+        } else {
+            format!("■ {title}: {note}")
+        };
+        self.shared.log(LogLevel::Info, text);
+        self.session.entries.push(Entry::Mark {
+            title,
+            note,
+            at: self.at(),
+        });
+    }
+
+    /// Runs an engine command and records it; returns the outcome and the result.
+    fn execute_and_record(&mut self, line: &str, command: Command) -> (Outcome, Result<()>) {
+        let mark = self.shared.logged();
+        let files_read = self.files_read(&command);
+        let file_written = match &command {
+            Command::Save(path) => Some(path.clone()),
+            _ => None,
+        };
+        let result = self.engine.execute(command);
+        let mut snapshot = self.shared.snapshot();
+        snapshot.log.clear();
+        let mut files = Vec::new();
+        if result.is_ok() {
+            files.extend(files_read);
+            if let Some(path) = file_written {
+                let path = path.unwrap_or_else(|| self.engine.default_save_path());
+                if let Some(file) = self.file_ref(&path) {
+                    files.push(file);
+                }
+            }
+        }
+        let outcome = Outcome {
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+            log: self.shared.log_since(mark),
+            snapshot,
+            files,
+        };
+        self.session.entries.push(Entry::Command {
+            line: line.to_string(),
+            at: self.at(),
+            outcome: Box::new(outcome.clone()),
+        });
+        (outcome, result)
+    }
+
+    /// The weight files a command reads, hashed before it runs.
+    fn files_read(&self, command: &Command) -> Vec<FileRef> {
+        let path = match command {
+            Command::Load(path) => path,
+            Command::Teacher(path) if path != crate::teacher::EMBEDDED && path != "none" => path,
+            _ => return Vec::new(),
+        };
+        self.file_ref(path).into_iter().collect()
+    }
+
+    fn file_ref(&self, path: &str) -> Option<FileRef> {
+        let resolved = self.engine.scope().resolve(path).ok()?;
+        let (weights, _) = checkpoint::paths(&resolved);
+        let bytes = std::fs::read(weights).ok()?;
+        Some(FileRef {
+            path: path.to_string(),
+            sha256: format!("{:x}", Sha256::digest(&bytes)),
+        })
+    }
+
+    fn write_journal(&mut self) {
+        let Some(path) = &self.journal else {
+            return;
+        };
+        if let Err(error) = super::save(&self.session, path) {
+            self.shared.log(
+                LogLevel::Warning,
+                format!("the session journal cannot be written ({error}); nothing else is lost"),
+            );
+            self.journal = None;
+        }
+    }
+
+    fn save_session(&mut self, name: &str) -> Result<()> {
+        let path = super::named_path(&self.sessions_dir, name);
+        super::save(&self.session, &path)?;
+        self.shared.log(
+            LogLevel::Info,
+            format!(
+                "session saved: {} ({} entries)",
+                path.display(),
+                self.session.entries.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Starts over from the session's seed and re-runs its commands, checking each result.
+    fn load_session(&mut self, name: &str) -> Result<()> {
+        let path = super::named_path(&self.sessions_dir, name);
+        let session = super::load(&path)?;
+        let report = self.replay(&session)?;
+        let summary = report.summary(self.tolerance);
+        if report.divergence.is_some() {
+            bail!("session {name}: {summary}");
+        }
+        self.shared
+            .log(LogLevel::Info, format!("session {name}: {summary}"));
+        Ok(())
+    }
+
+    /// Replaces the state with the default session at `recorded.seed`, then re-runs every
+    /// command of `recorded`, comparing results; stops at the first divergence.
+    pub fn replay(&mut self, recorded: &Session) -> Result<ReplayReport> {
+        let scope = self.engine.scope().clone();
+        self.engine = default_engine(&self.shared, recorded.seed)?;
+        self.engine.set_scope(scope);
+        self.session = Session::new(recorded.seed);
+        self.started = Instant::now();
+        let mut report = ReplayReport::default();
+        for (i, entry) in recorded.entries.iter().enumerate() {
+            match entry {
+                Entry::Mark { title, note, .. } => {
+                    self.mark(title.clone(), note.clone());
+                    report.markers += 1;
+                }
+                Entry::Command { line, outcome, .. } => {
+                    if let Some(what) = self.changed_input(outcome) {
+                        report.divergence = Some((i, line.clone(), what));
+                        break;
+                    }
+                    let command = match command::parse(line) {
+                        Ok(command) => command,
+                        Err(e) => {
+                            report.divergence = Some((i, line.clone(), e.to_string()));
+                            break;
+                        }
+                    };
+                    if matches!(
+                        command,
+                        Command::LoadSession(_) | Command::SaveSession(_) | Command::Quit
+                    ) {
+                        // A nested load would start over; saving is the replayer's choice.
+                        continue;
+                    }
+                    if matches!(command, Command::Help(_)) {
+                        continue;
+                    }
+                    let (got, _) = self.execute_and_record(line, command);
+                    report.commands += 1;
+                    let Comparison {
+                        max_difference,
+                        divergence,
+                    } = compare::compare(outcome, &got, self.tolerance);
+                    report.max_difference = report.max_difference.max(max_difference);
+                    if let Some(what) = divergence {
+                        report.divergence = Some((i, line.clone(), what));
+                        break;
+                    }
+                }
+            }
+            if self.shared.cancelled() {
+                report.divergence = Some((i, String::new(), "stopped by the user".into()));
+                break;
+            }
+        }
+        self.write_journal();
+        Ok(report)
+    }
+
+    /// A weight file the recording read that is not the same file now.
+    fn changed_input(&self, recorded: &Outcome) -> Option<String> {
+        for file in &recorded.files {
+            let Ok(resolved) = self.engine.scope().resolve(&file.path) else {
+                return Some(format!("{} may not be read here", file.path));
+            };
+            let (weights, _) = checkpoint::paths(&resolved);
+            let Ok(bytes) = std::fs::read(&weights) else {
+                continue; // written by this command (save), not read
+            };
+            let now = format!("{:x}", Sha256::digest(&bytes));
+            if now != file.sha256 && !self.written_by_session(&file.path) {
+                return Some(format!(
+                    "{} changed since the recording (SHA-256 {}… now, {}… recorded)",
+                    file.path,
+                    &now[..12],
+                    &file.sha256[..file.sha256.len().min(12)]
+                ));
+            }
+        }
+        None
+    }
+
+    /// Whether this replay has already saved `path` (so its contents are this run's own).
+    fn written_by_session(&self, path: &str) -> bool {
+        self.session.entries.iter().any(|e| match e {
+            Entry::Command { line, .. } => line.starts_with("save ") && line.ends_with(path),
+            Entry::Mark { .. } => false,
+        })
+    }
+}
+
+fn default_engine(shared: &Arc<Shared>, seed: u64) -> Result<Engine> {
+    let mut settings = default_settings();
+    settings.options.seed = seed;
+    Engine::new(Arc::clone(shared), settings, Some(crate::teacher::EMBEDDED))
+        .context("cannot open the default session")
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
