@@ -91,7 +91,7 @@ impl Session {
         Session {
             format: SESSION_FORMAT,
             created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
-            backend: "burn-flex (CPU)".into(),
+            backend: backend_id(),
             seed,
             entries: Vec::new(),
         }
@@ -440,4 +440,29 @@ pub fn journal_path() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     crate::workbench::history::default_path().map(|h| h.with_file_name("journal.ron"))
+}
+
+/// The backend and what decides its floating-point results on this machine: the CPU's widest
+/// SIMD level and the number of threads (both change summation order). Results are
+/// bit-identical between runs with the same id.
+pub fn backend_id() -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("burn-flex (CPU, {}, {threads} threads)", simd_level())
+}
+
+fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "x86-64 avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "x86-64 avx2";
+        }
+        "x86-64"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH
+    }
 }

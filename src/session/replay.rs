@@ -22,6 +22,9 @@ pub struct ReplayArgs {
     /// recording; on the machine and backend that recorded it they are bit-identical.
     #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
     pub tolerance: f64,
+    /// Re-run only the first N commands (a quick check of a long session).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 pub fn run(args: &ReplayArgs) -> Result<()> {
@@ -56,8 +59,16 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         session.created_by,
         session.backend
     );
+    if session.backend != super::backend_id() {
+        println!(
+            "this machine is {}: results may differ within the tolerance ({:e})",
+            super::backend_id(),
+            args.tolerance
+        );
+    }
     let mark = shared.logged();
-    let report = crate::repl::with_progress(&shared, || runner.replay(&session))?;
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let report = crate::repl::with_progress(&shared, || runner.replay_first(&session, limit))?;
     for line in shared.log_since(mark) {
         crate::repl::print_log(&line);
     }

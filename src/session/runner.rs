@@ -289,6 +289,11 @@ impl Runner {
     /// Replaces the state with the default session at `recorded.seed`, then re-runs every
     /// command of `recorded`, comparing results; stops at the first divergence.
     pub fn replay(&mut self, recorded: &Session) -> Result<ReplayReport> {
+        self.replay_first(recorded, usize::MAX)
+    }
+
+    /// [`Runner::replay`] of the first `limit` commands only (markers do not count).
+    pub fn replay_first(&mut self, recorded: &Session, limit: usize) -> Result<ReplayReport> {
         let scope = self.engine.scope().clone();
         self.engine = default_engine(&self.shared, recorded.seed)?;
         self.engine.set_scope(scope);
@@ -296,6 +301,9 @@ impl Runner {
         self.started = Instant::now();
         let mut report = ReplayReport::default();
         for (i, entry) in recorded.entries.iter().enumerate() {
+            if report.commands >= limit {
+                break;
+            }
             match entry {
                 Entry::Mark { title, note, .. } => {
                     self.mark(title.clone(), note.clone());
