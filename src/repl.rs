@@ -259,11 +259,17 @@ impl Completer for ReplHelper {
         let start = before.rfind(char::is_whitespace).map_or(0, |i| {
             i + before[i..].chars().next().map_or(1, char::len_utf8)
         });
-        let pairs = command::complete(before)
+        let candidates = command::complete(before);
+        // A unique word is finished with a space, as in the workbench (not a folder or key=).
+        let finish = candidates.len() == 1;
+        let pairs = candidates
             .into_iter()
-            .map(|c| Pair {
-                display: c.clone(),
-                replacement: c,
+            .map(|c| {
+                let space = finish && !c.ends_with('/') && !c.ends_with('=');
+                Pair {
+                    display: c.clone(),
+                    replacement: if space { format!("{c} ") } else { c },
+                }
             })
             .collect();
         Ok((start, pairs))

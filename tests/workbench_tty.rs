@@ -186,3 +186,70 @@ fn the_workbench_runs_in_a_real_terminal() {
         "{saved}"
     );
 }
+
+/// The interactive REPL in a pseudo-terminal: Tab completes, a command runs, the history goes
+/// to the file the workbench uses, and Ctrl-D on an empty line saves the student and quits.
+#[test]
+fn the_interactive_repl_completes_runs_and_saves_on_ctrl_d() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed, so the pseudo-terminal test cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_rslad-tui");
+    let history = dir.path().join("history");
+    let script = format!(
+        "cd '{}' && RSLAD_TUI_HISTORY='{}' '{}' repl; echo \"EXIT=$?\"; sleep 120",
+        dir.path().display(),
+        history.display(),
+        binary
+    );
+    let tmux = Tmux {
+        socket: format!("rslad-tui-repl-test-{}", std::process::id()),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "wb",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    tmux.wait_for("rslad>", 60);
+    assert!(
+        tmux.run(&["send-keys", "-t", "wb", "-l", "ste"])
+            .status
+            .success()
+    );
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("rslad> step", 10);
+    assert!(
+        tmux.run(&["send-keys", "-t", "wb", "-l", "batch 1"])
+            .status
+            .success()
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 batch(es) of epoch 1: 1/79 done", 60);
+    tmux.line("bogus");
+    tmux.wait_for("unknown command `bogus`", 10);
+    tmux.keys(&["C-d"]);
+    let screen = tmux.wait_for("EXIT=", 30);
+    assert!(
+        screen.contains("saved runs/workbench-micro-cnn-rslad.safetensors"),
+        "{screen}"
+    );
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        dir.path()
+            .join("runs/workbench-micro-cnn-rslad.safetensors")
+            .exists()
+    );
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(saved.starts_with("#V2\nstep batch 1\nbogus"), "{saved}");
+}
