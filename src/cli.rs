@@ -632,15 +632,31 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
     // The model as of the last finished epoch: what is saved if Ctrl-C stops an epoch midway,
     // so the checkpoint and its card (which counts finished epochs) agree.
     let mut finished = trainer.model.clone();
+    let mut diverged = None;
     for _ in 0..args.options.epochs {
-        let Some(metrics) = trainer.run_epoch(&data, &bars, cancel) else {
-            println!(
-                "stopped by Ctrl-C during epoch {}; saving the model after epoch {}",
-                trainer.epochs_done() + 1,
-                trainer.epochs_done()
-            );
-            trainer.model = finished;
-            break;
+        let metrics = match trainer.step_batches(&data, usize::MAX, &bars, cancel) {
+            crate::train::StepOutcome::EpochDone(metrics) => metrics,
+            crate::train::StepOutcome::Diverged { batch, loss } => {
+                eprintln!(
+                    "the loss became {loss} at batch {batch} of epoch {}: training stopped \
+                     (is --lr {} too high?); saving the model after epoch {}",
+                    trainer.epochs_done() + 1,
+                    args.options.lr,
+                    trainer.epochs_done()
+                );
+                diverged = Some(batch);
+                trainer.model = finished;
+                break;
+            }
+            _ => {
+                println!(
+                    "stopped by Ctrl-C during epoch {}; saving the model after epoch {}",
+                    trainer.epochs_done() + 1,
+                    trainer.epochs_done()
+                );
+                trainer.model = finished;
+                break;
+            }
         };
         finished = trainer.model.clone();
         println!(
@@ -667,6 +683,13 @@ pub fn train(args: &TrainArgs) -> Result<(Model, Vec<EpochMetrics>)> {
         started.elapsed().as_secs_f64(),
         path.display()
     );
+    if let Some(batch) = diverged {
+        bail!(
+            "training diverged at batch {batch} of epoch {}; the checkpoint holds the last \
+             finished epoch",
+            trainer.epochs_done() + 1
+        );
+    }
     Ok((trainer.model, trainer.history))
 }
 

@@ -347,3 +347,42 @@ fn ctrl_c_during_training_saves_the_finished_epochs() {
     let epochs_printed = output.lines().filter(|l| l.starts_with("epoch ")).count();
     assert_eq!(card.metrics.len(), epochs_printed);
 }
+
+#[test]
+fn a_diverging_run_stops_saves_the_last_finished_epoch_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diverged");
+    let out = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--model",
+        "micro-cnn",
+        "--method",
+        "natural",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e30",
+        "--epochs",
+        "2",
+        "--train-n",
+        "512",
+        "--eval-n",
+        "20",
+        "--eval-steps",
+        "0",
+        "--out",
+        out,
+    ];
+    let (code, _, stderr) = run(&args);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("the loss became"), "{stderr}");
+    assert!(
+        stderr.contains("training diverged at batch 2 of epoch 1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The checkpoint holds the last finished epoch (none here: the fresh model).
+    let card = std::fs::read_to_string(format!("{out}.ron")).unwrap();
+    assert!(card.contains("metrics: []"), "{card}");
+}

@@ -275,3 +275,26 @@ fn a_teacher_from_other_data_loads_with_a_warning() {
         warning.text
     );
 }
+
+#[test]
+fn a_diverging_loss_stops_and_keeps_the_last_good_student() {
+    let (mut engine, shared) = engine();
+    run(&mut engine, "lr 1e30").unwrap();
+    run(&mut engine, "step batch 1").unwrap();
+    let good = fingerprint(engine.student());
+    let error = run(&mut engine, "step batch 1").unwrap_err().to_string();
+    assert!(error.contains("the loss became"), "{error}");
+    assert!(error.contains("as it was after batch 1"), "{error}");
+    let after = fingerprint(engine.student());
+    assert_eq!(
+        after.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        good.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "the diverged batch was not applied"
+    );
+    assert_eq!(shared.snapshot().status.batch, 1);
+    // A sane learning rate resumes the epoch from there.
+    run(&mut engine, "reset").unwrap();
+    run(&mut engine, "lr 0.002").unwrap();
+    run(&mut engine, "step batch 1").unwrap();
+    assert_eq!(shared.snapshot().status.batch, 1);
+}

@@ -104,6 +104,10 @@ pub enum StepOutcome {
     /// `cancel` was raised before all the batches ran; the model is as it was after the last
     /// completed batch and the epoch resumes from there on the next call.
     Cancelled,
+    /// Batch `batch` (1-based) of the epoch gave a loss that is not finite (a learning rate
+    /// too high, say). Its update was not applied: the model and the optimiser are as they
+    /// were after the batch before, the last good state, and the epoch is paused there.
+    Diverged { batch: usize, loss: f64 },
 }
 
 impl Trainer {
@@ -156,8 +160,9 @@ impl Trainer {
     }
 
     /// Trains the rest of the current epoch, then evaluates. Returns `None` if `cancel` was
-    /// raised: the model is then as it was after the last completed batch, the epoch is not
-    /// counted, and the next call resumes it where it stopped.
+    /// raised or the loss diverged: the model is then as it was after the last completed
+    /// batch, the epoch is not counted, and the next call resumes it where it stopped. (Use
+    /// [`Trainer::step_batches`] to tell the two apart.)
     pub fn run_epoch(
         &mut self,
         data: &Dataset,
@@ -166,7 +171,7 @@ impl Trainer {
     ) -> Option<EpochMetrics> {
         match self.step_batches(data, usize::MAX, progress, cancel) {
             StepOutcome::EpochDone(metrics) => Some(metrics),
-            StepOutcome::Cancelled => None,
+            StepOutcome::Cancelled | StepOutcome::Diverged { .. } => None,
             StepOutcome::Batches(_) => unreachable!("an unbounded step ends its epoch"),
         }
     }
@@ -198,7 +203,16 @@ impl Trainer {
                 self.cursor = Some(cursor);
                 return StepOutcome::Cancelled;
             }
-            let batch_loss = self.train_batch(&data.train, &mut cursor, &device);
+            let batch_loss = match self.train_batch(&data.train, &mut cursor, &device) {
+                Ok(loss) => loss,
+                Err(loss) => {
+                    progress.finish();
+                    cursor.seconds += started.elapsed().as_secs_f64();
+                    let batch = cursor.next + 1;
+                    self.cursor = Some(cursor);
+                    return StepOutcome::Diverged { batch, loss };
+                }
+            };
             ran += 1;
             progress.batch(&BatchReport {
                 batch: cursor.next,
@@ -247,8 +261,14 @@ impl Trainer {
         }
     }
 
-    /// One optimiser step on the cursor's next batch; returns the batch's loss.
-    fn train_batch(&mut self, train: &ImageSet, cursor: &mut EpochCursor, device: &Device) -> f64 {
+    /// One optimiser step on the cursor's next batch; returns the batch's loss, or, when the
+    /// loss is not finite, that loss with nothing updated (the cursor stays on this batch).
+    fn train_batch(
+        &mut self,
+        train: &ImageSet,
+        cursor: &mut EpochCursor,
+        device: &Device,
+    ) -> Result<f64, f64> {
         let index = cursor.next;
         let indices = &cursor.batches[index];
         let (x, y) = match cursor.augment_rng.as_mut() {
@@ -267,12 +287,15 @@ impl Trainer {
             epsilon_scale: scale,
         };
         let (loss, logits) = self.config.method.loss(&batch, &mut cursor.rng);
+        let batch_loss = f64::from(to_vec(loss.clone().detach().without_autodiff())[0]);
+        if !batch_loss.is_finite() {
+            return Err(batch_loss);
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self
             .optimizer
             .step(cursor.learning_rate, self.model.clone(), grads);
 
-        let batch_loss = f64::from(to_vec(loss.detach().without_autodiff())[0]);
         let preds = predictions(logits.detach().without_autodiff());
         cursor.correct += preds
             .iter()
@@ -282,7 +305,7 @@ impl Trainer {
         cursor.seen += indices.len();
         cursor.loss_sum += batch_loss * indices.len() as f64;
         cursor.next += 1;
-        batch_loss
+        Ok(batch_loss)
     }
 
     fn finish_epoch(

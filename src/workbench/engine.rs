@@ -307,6 +307,18 @@ impl Engine {
                 self.refresh_sample();
                 Ok(true)
             }
+            StepOutcome::Diverged { batch, loss } => {
+                self.refresh_sample();
+                bail!(
+                    "the loss became {loss} at batch {batch} of epoch {}: that batch was not \
+                     applied, so the student is as it was after batch {} (its last good state). \
+                     Lower the learning rate (now {}), e.g. `lr {}`, then `step` resumes",
+                    self.trainer.epochs_done() + 1,
+                    batch - 1,
+                    self.settings.options.lr,
+                    self.settings.options.lr / 10.0
+                )
+            }
             StepOutcome::Cancelled => {
                 let (done, total) = self.trainer.epoch_position();
                 self.shared.log(
