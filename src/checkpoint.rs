@@ -370,15 +370,8 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let temporary = PathBuf::from(format!("{}.partial", path.display()));
-    let io = |source| CheckpointError::Io {
+    crate::atomic::write(path, bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&temporary, bytes)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            io(e)
-        })
+    })
 }

@@ -3,6 +3,7 @@
 //! The engine (zoo, data, attacks, training, evaluation) knows nothing about terminals; front
 //! ends (the CLI, the workbench, the REPL, session replays) talk to it with plain data.
 
+pub mod atomic;
 pub mod attack;
 pub mod checkpoint;
 pub mod cli;

@@ -221,9 +221,7 @@ pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
     let pretty = ron::ser::PrettyConfig::default().compact_arrays(true);
     let text = ron::ser::to_string_pretty(session, pretty)
         .map_err(|e| write_error(std::io::Error::other(e)))?;
-    let temporary = path.with_extension("ron.tmp");
-    std::fs::write(&temporary, text).map_err(write_error)?;
-    std::fs::rename(&temporary, path).map_err(write_error)
+    crate::atomic::write(path, text.as_bytes()).map_err(write_error)
 }
 
 type Problem = (String, String);

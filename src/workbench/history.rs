@@ -143,9 +143,7 @@ fn write(path: &Path, entries: &[String]) -> std::io::Result<()> {
         text.push_str(&escape(entry));
         text.push('\n');
     }
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
+    crate::atomic::write(path, text.as_bytes())
 }
 
 #[cfg(test)]
