@@ -40,16 +40,27 @@ pub struct ReplArgs {
 pub fn run(args: &ReplArgs) -> Result<()> {
     let shared = Arc::new(Shared::default());
     let mut runner = Runner::new(Arc::clone(&shared), args.seed)?;
-    runner.set_journal(args.record.clone().or_else(journal_path));
+    let recovery = match &args.record {
+        Some(path) => {
+            runner.set_journal(Some(path.clone()));
+            None
+        }
+        None => journal_path().and_then(|path| runner.start_journal(path)),
+    };
     // Ctrl-C while a command runs (the terminal is in its normal mode then) stops it at the
     // next batch; at the prompt rustyline reads Ctrl-C as a key instead.
     let flag = Arc::clone(&shared);
     let _ = ctrlc::set_handler(move || flag.cancel.store(true, Ordering::Relaxed));
-    if std::io::stdin().is_terminal() {
-        interactive(&mut runner, &shared)
+    let result = if std::io::stdin().is_terminal() {
+        interactive(&mut runner, &shared, recovery)
     } else {
+        if let Some(notice) = recovery {
+            eprintln!("note: {notice}");
+        }
         piped(&mut runner, &shared)
-    }
+    };
+    runner.finish();
+    result
 }
 
 /// Runs commands from standard input, one per line, stopping at the first failure.
@@ -71,7 +82,7 @@ fn piped(runner: &mut Runner, shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-fn interactive(runner: &mut Runner, shared: &Shared) -> Result<()> {
+fn interactive(runner: &mut Runner, shared: &Shared, recovery: Option<String>) -> Result<()> {
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(ReplHelper));
     let history_path = history::default_path();
@@ -82,6 +93,12 @@ fn interactive(runner: &mut Runner, shared: &Shared) -> Result<()> {
         "rslad-tui REPL: RSLAD from the shipped teacher into a fresh micro-cnn on the embedded \
          MNIST subset.\n`help` lists the commands; Tab completes; Ctrl-D saves and quits."
     );
+    if let Some(notice) = recovery {
+        println!("{notice}");
+        if runner.can_recover() && confirm(&mut editor, "recover it now? [y/N] ") {
+            step(runner, shared, "recover")?;
+        }
+    }
     loop {
         match editor.readline("rslad> ") {
             Ok(line) => {

@@ -42,7 +42,10 @@ fn a_write_that_fails_half_way_leaves_the_old_file_intact() {
     .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::StorageFull);
     assert_eq!(std::fs::read(&path).unwrap(), b"the good old weights");
-    assert!(!temporary_path(&path).exists(), "the partial file is removed");
+    assert!(
+        !temporary_path(&path).exists(),
+        "the partial file is removed"
+    );
 
     atomic::write(&path, &new).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), new);

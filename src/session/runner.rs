@@ -31,6 +31,11 @@ pub struct Runner {
     started: Instant,
     /// Rewritten after every command, so a crash loses at most the command in flight.
     journal: Option<PathBuf>,
+    /// Whether the journal is the autosave (moved aside at a clean exit) rather than a
+    /// recording the user asked for (kept).
+    autosave: bool,
+    /// The journal an earlier run left unfinished, for `recover`.
+    unfinished: Option<PathBuf>,
     /// Where `save session NAME` and `load session NAME` look.
     sessions_dir: PathBuf,
     /// How far re-executed results may differ from a loaded session's recording.
@@ -79,14 +84,82 @@ impl Runner {
             session: Session::new(seed),
             started: Instant::now(),
             journal: None,
+            autosave: false,
+            unfinished: None,
             sessions_dir: PathBuf::from("sessions"),
             tolerance: compare::DEFAULT_TOLERANCE,
         })
     }
 
-    /// Rewrites `path` with the session after every command.
+    /// Rewrites `path` with the session after every command (a recording the user asked
+    /// for: kept at exit).
     pub fn set_journal(&mut self, path: Option<PathBuf>) {
         self.journal = path;
+        self.autosave = false;
+    }
+
+    /// Autosaves to the journal at `path`. A journal already there means an earlier run did
+    /// not end cleanly: it is moved to `journal-unfinished.ron` for `recover`, and a line
+    /// describing it is returned for the front end to show.
+    pub fn start_journal(&mut self, path: PathBuf) -> Option<String> {
+        let notice = if path.exists() {
+            let unfinished = path.with_file_name("journal-unfinished.ron");
+            match std::fs::rename(&path, &unfinished) {
+                Ok(()) => {
+                    let described = match super::load(&unfinished) {
+                        Ok(session) => {
+                            let commands = session
+                                .entries
+                                .iter()
+                                .filter(|e| matches!(e, Entry::Command { .. }))
+                                .count();
+                            let last = session.entries.iter().rev().find_map(|e| match e {
+                                Entry::Command { line, .. } => Some(line.clone()),
+                                Entry::Mark { .. } => None,
+                            });
+                            format!(
+                                "The last session did not end cleanly ({commands} command(s){}). \
+                                 `recover` re-runs it (the command in flight then is lost); \
+                                 anything else starts afresh.",
+                                last.map_or(String::new(), |l| format!(", the last `{l}`"))
+                            )
+                        }
+                        Err(e) => format!(
+                            "The last session did not end cleanly, but its journal cannot be read \
+                             ({e}); it is kept at {}.",
+                            unfinished.display()
+                        ),
+                    };
+                    self.unfinished = Some(unfinished);
+                    Some(described)
+                }
+                Err(e) => Some(format!(
+                    "An unfinished journal at {} cannot be moved aside ({e}); it will be \
+                     overwritten.",
+                    path.display()
+                )),
+            }
+        } else {
+            None
+        };
+        self.journal = Some(path);
+        self.autosave = true;
+        notice
+    }
+
+    /// A clean exit: the autosaved journal is moved to `journal-last.ron` (so the next start
+    /// finds nothing unfinished, and the session can still be saved from there).
+    pub fn finish(&mut self) {
+        if self.autosave
+            && let Some(path) = self.journal.take()
+        {
+            let _ = std::fs::rename(&path, path.with_file_name("journal-last.ron"));
+        }
+    }
+
+    /// Whether an unfinished session can be recovered.
+    pub fn can_recover(&self) -> bool {
+        self.unfinished.is_some()
     }
 
     /// Confines every file path to `folder` (for sessions from elsewhere): checkpoints and
@@ -126,6 +199,7 @@ impl Runner {
             }
             Command::SaveSession(name) => self.save_session(&name),
             Command::LoadSession(name) => self.load_session(&name),
+            Command::Recover => self.recover(),
             Command::Help(_) | Command::Quit => {
                 bail!("`{line}` is handled by the front end, not the engine")
             }
@@ -170,6 +244,7 @@ impl Runner {
             }
             self.shared.command_done();
         }
+        self.finish();
     }
 
     fn at(&self) -> f64 {
@@ -272,6 +347,22 @@ impl Runner {
         Ok(())
     }
 
+    fn recover(&mut self) -> Result<()> {
+        let Some(path) = self.unfinished.clone() else {
+            bail!("there is no unfinished session to recover");
+        };
+        let session = super::load(&path)?;
+        let report = self.replay(&session)?;
+        let summary = report.summary(self.tolerance);
+        if report.divergence.is_some() {
+            bail!("recovery {summary}");
+        }
+        self.unfinished = None;
+        self.shared
+            .log(LogLevel::Info, format!("recovered: {summary}"));
+        Ok(())
+    }
+
     /// Starts over from the session's seed and re-runs its commands, checking each result.
     fn load_session(&mut self, name: &str) -> Result<()> {
         let path = super::named_path(&self.sessions_dir, name);
@@ -323,7 +414,10 @@ impl Runner {
                     };
                     if matches!(
                         command,
-                        Command::LoadSession(_) | Command::SaveSession(_) | Command::Quit
+                        Command::LoadSession(_)
+                            | Command::SaveSession(_)
+                            | Command::Recover
+                            | Command::Quit
                     ) {
                         // A nested load would start over; saving is the replayer's choice.
                         continue;

@@ -360,13 +360,16 @@ pub fn run() -> Result<()> {
     let shared = Arc::new(Shared::default());
     // Loaded before the screen switches, so a failure prints like any error.
     let mut runner = Runner::new(Arc::clone(&shared), 0)?;
-    runner.set_journal(crate::session::journal_path());
+    let recovery = crate::session::journal_path().and_then(|path| runner.start_journal(path));
     shared.log(
         LogLevel::Info,
         "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\
          `step` trains an epoch, `step batch 5` five batches; `attack pgd`, `show misclassified`;\n\
          `help` or ? lists every command; Tab completes; q (from a panel) or `quit` leaves.",
     );
+    if let Some(notice) = recovery {
+        shared.log(LogLevel::Warning, notice);
+    }
     let (sender, receiver) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name(ENGINE_THREAD.into())

@@ -57,6 +57,8 @@ pub enum Command {
         title: String,
         note: String,
     },
+    /// Re-run the unfinished session found at start (after a crash or a killed terminal).
+    Recover,
     Reset,
     Help(Option<String>),
     Quit,
@@ -250,6 +252,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "put a marker in the session (a lesson's section title and note; playback \
                   jumps between markers)",
         args: &[Arg::Number],
+    },
+    CommandSpec {
+        name: "recover",
+        usage: "recover",
+        summary: "re-run the session a crash or a killed terminal left unfinished (offered at \
+                  start)",
+        args: &[],
     },
     CommandSpec {
         name: "reset",
@@ -492,6 +501,7 @@ fn parse_args(name: &str, args: &[&str]) -> Result<Command, String> {
             _ => one(args, "give the checkpoint's path").map(Command::Load),
         },
         "reset" => no_args(Command::Reset),
+        "recover" => no_args(Command::Recover),
         "help" => match args {
             [] => Ok(Command::Help(None)),
             [topic] if spec(topic).is_some() => Ok(Command::Help(Some(topic.to_string()))),

@@ -212,7 +212,10 @@ impl Engine {
             Command::Help(_) | Command::Quit => {
                 bail!("`help` and `quit` are handled by the front end")
             }
-            Command::SaveSession(_) | Command::LoadSession(_) | Command::Mark { .. } => {
+            Command::SaveSession(_)
+            | Command::LoadSession(_)
+            | Command::Mark { .. }
+            | Command::Recover => {
                 bail!("session commands are handled by the session runner")
             }
         }
