@@ -74,8 +74,13 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The log lines the command wrote.
     pub log: Vec<LogLine>,
-    /// The snapshot after the command, without its log (the lines are in `log`).
+    /// The snapshot after the command, without its log (the lines are in `log`), and without
+    /// its sample when `sample_unchanged`.
     pub snapshot: Snapshot,
+    /// The sample view is the same as after the previous command (not stored again: it is
+    /// the largest part of a snapshot).
+    #[serde(default)]
+    pub sample_unchanged: bool,
     /// Weight files the command wrote or read, by path (as typed) and hash.
     pub files: Vec<FileRef>,
 }

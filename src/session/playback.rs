@@ -117,7 +117,11 @@ impl Playback {
                             text: error.clone(),
                         });
                     }
+                    let sample = snapshot.sample.take();
                     snapshot = outcome.snapshot.clone();
+                    if outcome.sample_unchanged {
+                        snapshot.sample = sample;
+                    }
                 }
                 Entry::Mark { title, note, .. } => log.push(LogLine {
                     level: LogLevel::Warning,

@@ -40,6 +40,8 @@ pub struct Runner {
     sessions_dir: PathBuf,
     /// How far re-executed results may differ from a loaded session's recording.
     tolerance: f64,
+    /// The sample view recorded last, so an unchanged one is not stored again.
+    last_sample: Option<crate::workbench::snapshot::SampleView>,
 }
 
 /// How a re-executed session compared with its recording.
@@ -88,6 +90,7 @@ impl Runner {
             unfinished: None,
             sessions_dir: PathBuf::from("sessions"),
             tolerance: compare::DEFAULT_TOLERANCE,
+            last_sample: None,
         })
     }
 
@@ -276,6 +279,12 @@ impl Runner {
         let result = self.engine.execute(command);
         let mut snapshot = self.shared.snapshot();
         snapshot.log.clear();
+        let sample_unchanged = snapshot.sample.is_some() && snapshot.sample == self.last_sample;
+        if sample_unchanged {
+            snapshot.sample = None;
+        } else {
+            self.last_sample = snapshot.sample.clone();
+        }
         let mut files = Vec::new();
         if result.is_ok() {
             files.extend(files_read);
@@ -290,6 +299,7 @@ impl Runner {
             error: result.as_ref().err().map(|e| format!("{e:#}")),
             log: self.shared.log_since(mark),
             snapshot,
+            sample_unchanged,
             files,
         };
         self.session.entries.push(Entry::Command {
@@ -390,6 +400,7 @@ impl Runner {
         self.engine.set_scope(scope);
         self.session = Session::new(recorded.seed);
         self.started = Instant::now();
+        self.last_sample = None;
         let mut report = ReplayReport::default();
         for (i, entry) in recorded.entries.iter().enumerate() {
             if report.commands >= limit {
