@@ -156,3 +156,20 @@ fn corrupt_and_missing_files_are_clear_errors() {
     // The hash check fires first: the card no longer describes these bytes.
     assert!(message.contains("SHA-256"), "{message}");
 }
+
+#[test]
+fn a_card_naming_a_model_that_does_not_exist_is_refused_with_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 4, &autodiff_device()).unwrap();
+    save(&model, &path);
+    let card_path = path.with_extension("ron");
+    let card = std::fs::read_to_string(&card_path).unwrap();
+    std::fs::write(&card_path, card.replace("arch: MicroCnn", "arch: HugeNet")).unwrap();
+    let error = expect_error(checkpoint::load(&path, None, &compute_device()));
+    assert!(error.contains("HugeNet"), "{error}");
+    assert!(
+        error.contains("MicroCnn") && error.contains("SmallCnn"),
+        "{error}"
+    );
+}
