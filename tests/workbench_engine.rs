@@ -298,3 +298,28 @@ fn a_diverging_loss_stops_and_keeps_the_last_good_student() {
     run(&mut engine, "step batch 1").unwrap();
     assert_eq!(shared.snapshot().status.batch, 1);
 }
+
+#[test]
+fn huge_attacks_are_accepted_and_stop_when_asked() {
+    for line in ["attack pgd n=10 steps=100000000", "attack cw n=99999999 steps=40"] {
+        let (mut engine, shared) = engine();
+        let stopper = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                shared.cancel.store(true, Ordering::Relaxed);
+            })
+        };
+        let started = std::time::Instant::now();
+        run(&mut engine, line).unwrap();
+        stopper.join().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{line} took {:?} to stop",
+            started.elapsed()
+        );
+        let s = shared.snapshot();
+        assert!(s.attack.is_none(), "{line}: a stopped attack leaves no table");
+        assert!(last_log(&s).contains("attack stopped"), "{}", last_log(&s));
+    }
+}

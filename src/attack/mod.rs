@@ -18,7 +18,7 @@ pub use apgd::{ApgdConfig, ApgdLoss, ApgdReport, apgd, apgd_targeted, checkpoint
 pub use dlr::{dlr_loss, targeted_dlr_loss};
 pub use fab::{FabConfig, fab_targeted, project_linf_box};
 pub use gradient::{AttackLoss, Target, input_gradient};
-pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd};
+pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd, pgd_cancellable};
 pub use project::{max_linf_distance, project};
 pub use square::{SquareConfig, p_selection, square};
 

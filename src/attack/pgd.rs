@@ -10,6 +10,7 @@ use burn::prelude::*;
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where the first iterate lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +84,22 @@ pub fn pgd(
     config: &PgdConfig,
     rng: &mut StdRng,
 ) -> AttackOutput {
+    let never = AtomicBool::new(false);
+    pgd_cancellable(classifier, natural, target, config, rng, &never)
+        .expect("an attack nobody cancels finishes")
+}
+
+/// [`pgd`], checking `cancel` before every step: None if it was raised, so an attack with a
+/// huge number of steps can still be stopped (evaluation only: a training batch must not be
+/// cut short).
+pub fn pgd_cancellable(
+    classifier: &impl Classifier,
+    natural: &Tensor<4>,
+    target: &Target,
+    config: &PgdConfig,
+    rng: &mut StdRng,
+    cancel: &AtomicBool,
+) -> Option<AttackOutput> {
     let natural = natural.clone().without_autodiff();
     let start = random_start(&natural, config.start, config.epsilon, rng);
     let mut current = project(start, &natural, config.epsilon);
@@ -93,6 +110,9 @@ pub fn pgd(
     };
 
     for step_index in 0..config.steps {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
         let step = input_gradient(classifier, &current, target, config.loss);
         // Without a random start the first iterate is the natural image itself, not a
         // candidate: FGSM must return x + ε·sign(∇), even where x is already misclassified.
@@ -104,7 +124,7 @@ pub fn pgd(
         current = project(moved, &natural, config.epsilon);
     }
 
-    match tracker {
+    Some(match tracker {
         None => AttackOutput {
             adversarial: current,
             loss: None,
@@ -119,7 +139,7 @@ pub fn pgd(
                 loss: Some(tracker.best_loss),
             }
         }
-    }
+    })
 }
 
 fn to_i64(labels: Tensor<1, burn::tensor::Int>) -> Vec<i64> {

@@ -127,7 +127,13 @@ pub fn evaluate_cancellable(
             }
             let (x, y) = batch_tensors(test, chunk, &device);
             let target = Target::labels(y);
-            let adversarial = attack::pgd(&view, &x, &target, &spec.config, &mut rng).adversarial;
+            let Some(output) =
+                attack::pgd_cancellable(&view, &x, &target, &spec.config, &mut rng, cancel)
+            else {
+                progress.finish();
+                return None;
+            };
+            let adversarial = output.adversarial;
             max_perturbation = max_perturbation.max(attack::max_linf_distance(&adversarial, &x));
             let preds = predictions(view.forward(adversarial));
             robust += chunk
