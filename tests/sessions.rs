@@ -88,6 +88,29 @@ fn a_changed_result_is_the_first_divergence() {
 }
 
 #[test]
+fn a_session_from_other_defaults_is_refused_before_running_anything() {
+    let mut recorded = record();
+    assert!(
+        recorded.settings.contains("student micro-cnn"),
+        "{}",
+        recorded.settings
+    );
+    assert!(
+        recorded.settings.contains("rslad α=0.833"),
+        "{}",
+        recorded.settings
+    );
+    recorded.settings = recorded.settings.replace("lr 0.002", "lr 0.1");
+    let report = runner().replay(&recorded).unwrap();
+    assert_eq!(report.commands, 0);
+    let (_, _, what) = report.divergence.unwrap();
+    assert!(
+        what.contains("starts from") && what.contains("lr 0.1"),
+        "{what}"
+    );
+}
+
+#[test]
 fn paths_outside_the_session_folder_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let folder = root.path().join("sessions");

@@ -301,7 +301,10 @@ fn a_diverging_loss_stops_and_keeps_the_last_good_student() {
 
 #[test]
 fn huge_attacks_are_accepted_and_stop_when_asked() {
-    for line in ["attack pgd n=10 steps=100000000", "attack cw n=99999999 steps=40"] {
+    for line in [
+        "attack pgd n=10 steps=100000000",
+        "attack cw n=99999999 steps=40",
+    ] {
         let (mut engine, shared) = engine();
         let stopper = {
             let shared = Arc::clone(&shared);
@@ -319,7 +322,10 @@ fn huge_attacks_are_accepted_and_stop_when_asked() {
             started.elapsed()
         );
         let s = shared.snapshot();
-        assert!(s.attack.is_none(), "{line}: a stopped attack leaves no table");
+        assert!(
+            s.attack.is_none(),
+            "{line}: a stopped attack leaves no table"
+        );
         assert!(last_log(&s).contains("attack stopped"), "{}", last_log(&s));
     }
 }

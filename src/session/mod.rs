@@ -48,6 +48,10 @@ pub struct Session {
     /// The seed the session started from; it starts from the workbench's default session
     /// (shipped teacher, fresh micro-cnn, RSLAD, embedded MNIST) with this seed.
     pub seed: u64,
+    /// Every setting of that starting point, in one line; a replay checks that it starts
+    /// from the same.
+    #[serde(default)]
+    pub settings: String,
     pub entries: Vec<Entry>,
 }
 
@@ -98,6 +102,7 @@ impl Session {
             created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
             backend: backend_id(),
             seed,
+            settings: String::new(),
             entries: Vec::new(),
         }
     }
@@ -269,6 +274,7 @@ fn finite(field: &str, value: f64) -> Result<(), Problem> {
 pub fn validate(session: &Session) -> Result<(), Problem> {
     too_long("created_by", &session.created_by, limits::TEXT_CHARS)?;
     too_long("backend", &session.backend, limits::TEXT_CHARS)?;
+    too_long("settings", &session.settings, limits::TEXT_CHARS)?;
     too_many("entries", session.entries.len(), limits::ENTRIES)?;
     for (i, entry) in session.entries.iter().enumerate() {
         let at = |field: &str| format!("entries[{i}].{field}");

@@ -80,10 +80,12 @@ impl Runner {
     /// MNIST) with `seed`.
     pub fn new(shared: Arc<Shared>, seed: u64) -> Result<Runner> {
         let engine = default_engine(&shared, seed)?;
+        let mut session = Session::new(seed);
+        session.settings = engine.settings_summary();
         Ok(Runner {
             engine,
             shared,
-            session: Session::new(seed),
+            session,
             started: Instant::now(),
             journal: None,
             autosave: false,
@@ -399,9 +401,21 @@ impl Runner {
         self.engine = default_engine(&self.shared, recorded.seed)?;
         self.engine.set_scope(scope);
         self.session = Session::new(recorded.seed);
+        self.session.settings = self.engine.settings_summary();
         self.started = Instant::now();
         self.last_sample = None;
         let mut report = ReplayReport::default();
+        if !recorded.settings.is_empty() && recorded.settings != self.session.settings {
+            report.divergence = Some((
+                0,
+                String::new(),
+                format!(
+                    "the session starts from `{}` but this program's default is `{}`",
+                    recorded.settings, self.session.settings
+                ),
+            ));
+            return Ok(report);
+        }
         for (i, entry) in recorded.entries.iter().enumerate() {
             if report.commands >= limit {
                 break;

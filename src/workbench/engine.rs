@@ -821,6 +821,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Every setting in one line: what a session records as its starting point.
+    pub fn settings_summary(&self) -> String {
+        let o = &self.settings.options;
+        let c = &self.trainer.config;
+        let optimizer = match c.optimizer.kind {
+            crate::train::OptimizerKind::Adam => "adam".to_string(),
+            crate::train::OptimizerKind::Sgd { momentum } => format!("sgd momentum {momentum}"),
+        };
+        format!(
+            "{} ({}) · teacher {} · student {} · {} · {optimizer} lr {} · batch {} · ε {} \
+             warm-up {} · eval {} images {} · seed {}",
+            self.data.kind.name(),
+            self.settings.data.data,
+            self.teacher.as_ref().map_or("none", |t| t.label.as_str()),
+            self.settings.model,
+            method_label(&c.method),
+            o.lr,
+            c.batch_size,
+            self.epsilon(),
+            c.epsilon_warmup_epochs,
+            c.eval_n,
+            self.robust_label(),
+            o.seed
+        )
+    }
+
     /// Where `save` without a path writes.
     pub fn default_save_path(&self) -> String {
         format!(
