@@ -253,3 +253,57 @@ fn the_interactive_repl_completes_runs_and_saves_on_ctrl_d() {
     let saved = std::fs::read_to_string(&history).unwrap();
     assert!(saved.starts_with("#V2\nstep batch 1\nbogus"), "{saved}");
 }
+
+/// Playback of a shipped lesson: nothing is computed, keys move through it, q leaves.
+#[test]
+fn a_recorded_lesson_plays_back_in_the_workbench() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed, so the pseudo-terminal test cannot run");
+        return;
+    }
+    let lesson = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sessions/lesson-1-soft-labels.ron"
+    );
+    let entries = rslad_tui::session::load(std::path::Path::new(lesson))
+        .unwrap()
+        .entries
+        .len();
+    let script = format!(
+        "'{}' replay '{lesson}'; echo \"EXIT=$?\"; sleep 120",
+        env!("CARGO_BIN_EXE_rslad-tui")
+    );
+    let tmux = Tmux {
+        socket: format!("rslad-tui-playback-test-{}", std::process::id()),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "wb",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    tmux.wait_for(&format!("playback 0/{entries}"), 30);
+    tmux.keys(&["]"]);
+    let screen = tmux.wait_for(&format!("playback 1/{entries}"), 10);
+    assert!(screen.contains("■ 1. Two models, one image"), "{screen}");
+    tmux.keys(&["End"]);
+    let screen = tmux.wait_for(&format!("playback {entries}/{entries}"), 10);
+    assert!(
+        screen.contains("PGD-40"),
+        "the recorded attack table:\n{screen}"
+    );
+    assert!(screen.contains("■ 5. Robust soft labels"), "{screen}");
+    tmux.keys(&["Left"]);
+    tmux.wait_for(&format!("playback {}/{entries}", entries - 1), 10);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("EXIT=", 10);
+    assert!(screen.contains("EXIT=0"), "{screen}");
+}
