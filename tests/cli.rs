@@ -386,3 +386,19 @@ fn a_diverging_run_stops_saves_the_last_finished_epoch_and_fails() {
     let card = std::fs::read_to_string(format!("{out}.ron")).unwrap();
     assert!(card.contains("metrics: []"), "{card}");
 }
+
+#[test]
+fn without_a_terminal_no_command_explains_and_runs_the_headless_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("the workbench needs a terminal"), "{stderr}");
+    assert!(stdout.contains("epoch   1/1"), "{stdout}");
+    assert!(dir.path().join("runs/demo-micro-cnn.safetensors").exists());
+}
