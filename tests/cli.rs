@@ -398,7 +398,10 @@ fn without_a_terminal_no_command_explains_and_runs_the_headless_demo() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("the workbench needs a terminal"), "{stderr}");
+    assert!(
+        stderr.contains("the workbench needs a terminal"),
+        "{stderr}"
+    );
     assert!(stdout.contains("epoch   1/1"), "{stdout}");
     assert!(dir.path().join("runs/demo-micro-cnn.safetensors").exists());
 }

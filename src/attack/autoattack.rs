@@ -287,6 +287,21 @@ pub fn run(
     config: &AutoAttackConfig,
     progress: &dyn Progress,
 ) -> Result<AutoAttackReport, AttackError> {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    run_cancellable(classifier, natural, labels, config, progress, &never)
+        .map(|report| report.expect("an evaluation nobody cancels finishes"))
+}
+
+/// [`run`], checking `cancel` before each batch of each component: `Ok(None)` if it was
+/// raised.
+pub fn run_cancellable(
+    classifier: &impl Classifier,
+    natural: &Tensor<4>,
+    labels: &[i64],
+    config: &AutoAttackConfig,
+    progress: &dyn Progress,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Option<AutoAttackReport>, AttackError> {
     config.validate()?;
     let n = natural.dims()[0];
     check_label_count(labels, n)?;
@@ -328,6 +343,10 @@ pub fn run(
         let mut broken = 0usize;
         progress.start(component.name(), attacked.len() as u64);
         for chunk in attacked.chunks(config.batch_size) {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                progress.finish();
+                return Ok(None);
+            }
             let x = natural.clone().select(0, row_indices(chunk, &device));
             let y: Vec<i64> = chunk.iter().map(|&i| labels[i]).collect();
             let run = run_component(component, classifier, &x, &y, config, &mut rng)?;
@@ -375,7 +394,7 @@ pub fn run(
         .iter()
         .zip(&natural_host)
         .fold(0.0f32, |m, (a, x)| m.max((a - x).abs()));
-    Ok(AutoAttackReport {
+    Ok(Some(AutoAttackReport {
         version: config.version.name().to_string(),
         epsilon: config.epsilon,
         images: n,
@@ -386,7 +405,7 @@ pub fn run(
         flags,
         robust,
         adversarial,
-    })
+    }))
 }
 
 /// What one component returned for a batch.

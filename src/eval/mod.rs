@@ -160,6 +160,23 @@ pub fn evaluate_cancellable(
     })
 }
 
+/// [`autoattack`], checking `cancel` before each batch of each component: `Ok(None)` if it
+/// was raised.
+pub fn autoattack_cancellable(
+    model: &Model,
+    test: &ImageSet,
+    config: &AutoAttackConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Option<AutoAttackReport>, AttackError> {
+    let view = attack::eval_view(model);
+    let device = crate::device::compute_device();
+    let all: Vec<usize> = (0..test.len()).collect();
+    let (x, _) = batch_tensors(test, &all, &device);
+    let labels: Vec<i64> = test.labels.iter().map(|&l| i64::from(l)).collect();
+    autoattack::run_cancellable(&view, &x, &labels, config, progress, cancel)
+}
+
 /// AutoAttack on all of `test` with the model in evaluation mode.
 pub fn autoattack(
     model: &Model,

@@ -383,7 +383,7 @@ pub fn run() -> Result<()> {
     let result = event_loop(&mut terminal, &mut app, &shared);
     ratatui::restore();
 
-    // Stop the work in flight; do not wait long for it (AutoAttack cannot be interrupted).
+    // Stop the work in flight; do not wait long for it (one batch of an attack can be slow).
     shared.cancel.store(true, Ordering::Relaxed);
     drop(app);
     let deadline = Instant::now() + Duration::from_secs(3);

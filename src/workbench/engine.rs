@@ -764,10 +764,22 @@ impl Engine {
             seed: self.settings.options.seed,
             batch_size: eval::EVAL_BATCH,
         };
-        self.info("AutoAttack (standard) started; it cannot be stopped part-way");
         let progress = self.progress();
-        let report = eval::autoattack(&self.trainer.model, test, &config, &progress)?;
+        let report = eval::autoattack_cancellable(
+            &self.trainer.model,
+            test,
+            &config,
+            &progress,
+            &self.shared.cancel,
+        )?;
         drop(progress);
+        let Some(report) = report else {
+            self.shared.log(
+                LogLevel::Warning,
+                "AutoAttack stopped; the table is unchanged",
+            );
+            return Ok(());
+        };
         let mut rows: Vec<AttackRow> = report
             .components
             .iter()
