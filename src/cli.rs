@@ -240,6 +240,19 @@ pub struct TrainingOptions {
     pub eval_steps: usize,
 }
 
+impl Default for TrainingOptions {
+    /// The command line's defaults (read from the clap attributes above, so they cannot
+    /// drift apart).
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            options: TrainingOptions,
+        }
+        Defaults::parse_from(["defaults"]).options
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AttackName {
     Fgsm,
@@ -927,27 +940,9 @@ fn demo(args: &DataArgs) -> Result<()> {
         options: TrainingOptions {
             epochs: 1,
             batch_size: 64,
-            optimizer: OptimizerName::Sgd,
             lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            milestones: Vec::new(),
-            gamma: 0.1,
-            eps: None,
-            step_size: None,
-            steps: None,
-            eps_warmup: 0,
-            attack_bn: BnModeName::Eval,
-            teacher: None,
-            alpha: None,
-            beta: None,
-            temperature: None,
-            iad_warmup: None,
-            rslad_scale: None,
-            seed: 0,
-            train_n: None,
-            eval_n: 1000,
             eval_steps: 10,
+            ..TrainingOptions::default()
         },
         out: Some(PathBuf::from("runs/demo-micro-cnn")),
     };

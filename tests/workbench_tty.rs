@@ -13,6 +13,29 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A private tmux server (its own socket) running `script` in a window of `size`.
+    fn start(name: &str, size: (u16, u16), script: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("{name}-{}", std::process::id()),
+        };
+        let (width, height) = (size.0.to_string(), size.1.to_string());
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "wb",
+            "-x",
+            &width,
+            "-y",
+            &height,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
@@ -88,23 +111,7 @@ fn the_workbench_runs_in_a_real_terminal() {
         history.display(),
         binary
     );
-    let tmux = Tmux {
-        socket: format!("rslad-tui-test-{}", std::process::id()),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "wb",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    let tmux = Tmux::start("rslad-tui-test", (120, 36), &script);
 
     let screen = tmux.wait_for("Curves", 120);
     assert!(screen.contains("Soft labels") && screen.contains("Perturbation"));
@@ -204,23 +211,7 @@ fn the_interactive_repl_completes_runs_and_saves_on_ctrl_d() {
         history.display(),
         binary
     );
-    let tmux = Tmux {
-        socket: format!("rslad-tui-repl-test-{}", std::process::id()),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "wb",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    let tmux = Tmux::start("rslad-tui-repl-test", (120, 30), &script);
     tmux.wait_for("rslad>", 60);
     assert!(
         tmux.run(&["send-keys", "-t", "wb", "-l", "ste"])
@@ -273,23 +264,7 @@ fn a_recorded_lesson_plays_back_in_the_workbench() {
         "'{}' replay '{lesson}'; echo \"EXIT=$?\"; sleep 120",
         env!("CARGO_BIN_EXE_rslad-tui")
     );
-    let tmux = Tmux {
-        socket: format!("rslad-tui-playback-test-{}", std::process::id()),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "wb",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    let tmux = Tmux::start("rslad-tui-playback-test", (120, 36), &script);
     tmux.wait_for(&format!("playback 0/{entries}"), 30);
     tmux.keys(&["]"]);
     let screen = tmux.wait_for(&format!("playback 1/{entries}"), 10);

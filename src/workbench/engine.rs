@@ -9,7 +9,7 @@ use super::snapshot::{AttackRow, AttackTable, EpochPoint, LogLevel, SampleView};
 use crate::attack::autoattack::{AutoAttackConfig, Version};
 use crate::attack::{self, Target};
 use crate::checkpoint::{self, SaveInfo};
-use crate::cli::{self, BnModeName, DataArgs, MethodName, OptimizerName, TrainArgs};
+use crate::cli::{self, DataArgs, MethodName, OptimizerName, TrainArgs};
 use crate::data::{Dataset, DatasetKind};
 use crate::device::{autodiff_device, compute_device};
 use crate::eval::{self, EvalAttack};
@@ -45,28 +45,14 @@ pub fn default_settings() -> TrainArgs {
         options: cli::TrainingOptions {
             // The nominal length of a run: it sets IAD's default warm-up and nothing else here.
             epochs: 10,
-            batch_size: 128,
             optimizer: OptimizerName::Adam,
             lr: 0.002,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            milestones: Vec::new(),
-            gamma: 0.1,
-            eps: None,
             step_size: Some(0.05),
             steps: Some(10),
             eps_warmup: 1,
-            attack_bn: BnModeName::Eval,
-            teacher: None,
-            alpha: None,
-            beta: None,
-            temperature: None,
-            iad_warmup: None,
-            rslad_scale: None,
-            seed: 0,
-            train_n: None,
             eval_n: 500,
             eval_steps: 10,
+            ..cli::TrainingOptions::default()
         },
         out: None,
     }
