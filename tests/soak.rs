@@ -8,7 +8,7 @@ use rslad_tui::session::runner::Runner;
 use rslad_tui::workbench::live::Shared;
 use std::sync::Arc;
 
-const COMMANDS: usize = 1500;
+const COMMANDS: usize = 2500;
 const WARM_UP: usize = 300;
 /// Allowed growth of the resident set after the warm-up, in MiB.
 const GROWTH_LIMIT_MIB: f64 = 40.0;
