@@ -49,8 +49,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
     };
     // Ctrl-C while a command runs (the terminal is in its normal mode then) stops it at the
     // next batch; at the prompt rustyline reads Ctrl-C as a key instead.
-    let flag = Arc::clone(&shared);
-    let _ = ctrlc::set_handler(move || flag.cancel.store(true, Ordering::Relaxed));
+    shared.stop_on_ctrl_c();
     let result = if std::io::stdin().is_terminal() {
         interactive(&mut runner, &shared, recovery)
     } else {
@@ -273,20 +272,18 @@ impl Completer for ReplHelper {
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let start = before.rfind(char::is_whitespace).map_or(0, |i| {
-            i + before[i..].chars().next().map_or(1, char::len_utf8)
-        });
+        let start = command::word_start(before);
         let candidates = command::complete(before);
-        // A unique word is finished with a space, as in the workbench (not a folder or key=).
-        let finish = candidates.len() == 1;
+        let unique = candidates.len() == 1;
         let pairs = candidates
             .into_iter()
-            .map(|c| {
-                let space = finish && !c.ends_with('/') && !c.ends_with('=');
-                Pair {
-                    display: c.clone(),
-                    replacement: if space { format!("{c} ") } else { c },
-                }
+            .map(|c| Pair {
+                replacement: if unique {
+                    command::finish_word(&c)
+                } else {
+                    c.clone()
+                },
+                display: c,
             })
             .collect();
         Ok((start, pairs))

@@ -8,7 +8,6 @@ use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 #[derive(Args, Debug, Clone)]
 pub struct ReplayArgs {
@@ -49,8 +48,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
     runner.confine_to(&folder);
     runner.set_tolerance(args.tolerance);
-    let flag = Arc::clone(&shared);
-    let _ = ctrlc::set_handler(move || flag.cancel.store(true, Ordering::Relaxed));
+    shared.stop_on_ctrl_c();
     println!(
         "re-running {} ({} entries, seed {}, recorded by {} on {})",
         args.file.display(),

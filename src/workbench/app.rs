@@ -132,7 +132,7 @@ impl App {
     fn panel_key(&mut self, key: KeyEvent) {
         match key.code {
             KeyCode::Tab => self.ui.focus = self.ui.focus.next(),
-            KeyCode::BackTab => self.ui.focus = previous(self.ui.focus),
+            KeyCode::BackTab => self.ui.focus = self.ui.focus.previous(),
             KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.open_help(),
@@ -167,7 +167,7 @@ impl App {
         match key.code {
             KeyCode::Tab if empty => self.ui.focus = self.ui.focus.next(),
             KeyCode::Tab => self.complete(),
-            KeyCode::BackTab => self.ui.focus = previous(self.ui.focus),
+            KeyCode::BackTab => self.ui.focus = self.ui.focus.previous(),
             KeyCode::Char('?') if empty => self.open_help(),
             KeyCode::Char(c) => self.insert(c),
             KeyCode::Enter => self.submit(),
@@ -244,19 +244,10 @@ impl App {
         let before = self.ui.prompt[..at].to_string();
         let after = self.ui.prompt[at..].to_string();
         let candidates = command::complete(&before);
-        let word_start = before.rfind(char::is_whitespace).map_or(0, |i| {
-            i + before[i..].chars().next().map_or(1, char::len_utf8)
-        });
+        let word_start = command::word_start(&before);
         let replacement = match candidates.as_slice() {
             [] => return,
-            [only] => {
-                let end = if only.ends_with('/') || only.ends_with('=') {
-                    ""
-                } else {
-                    " "
-                };
-                format!("{only}{end}")
-            }
+            [only] => command::finish_word(only),
             many => {
                 self.ui.completions = many.to_vec();
                 command::common_prefix(many)
@@ -346,12 +337,6 @@ impl App {
             );
         }
     }
-}
-
-fn previous(panel: Panel) -> Panel {
-    let cycle = Panel::CYCLE;
-    let i = cycle.iter().position(|p| *p == panel).unwrap_or(0);
-    cycle[(i + cycle.len() - 1) % cycle.len()]
 }
 
 /// Opens the workbench on the default session (shipped teacher, fresh micro-cnn student,

@@ -713,6 +713,23 @@ fn paths(partial: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where the word being completed starts in `line` (a byte index).
+pub fn word_start(line: &str) -> usize {
+    line.rfind(char::is_whitespace).map_or(0, |i| {
+        i + line[i..].chars().next().map_or(1, char::len_utf8)
+    })
+}
+
+/// The text that replaces the word when `candidate` is the only completion: a finished word
+/// gets a space, a folder (`…/`) or a key (`…=`) does not, so typing goes on inside it.
+pub fn finish_word(candidate: &str) -> String {
+    if candidate.ends_with('/') || candidate.ends_with('=') {
+        candidate.to_string()
+    } else {
+        format!("{candidate} ")
+    }
+}
+
 /// The longest common prefix of the candidates.
 pub fn common_prefix(candidates: &[String]) -> String {
     let Some(first) = candidates.first() else {

@@ -94,6 +94,14 @@ impl Shared {
         self.pending.load(Ordering::Acquire) > 0
     }
 
+    /// Makes Ctrl-C (SIGINT) raise the stop flag, for front ends whose terminal is in its
+    /// normal mode while work runs (the REPL, `replay --execute`). Without a handler (another
+    /// one is installed) Ctrl-C keeps its default behaviour.
+    pub fn stop_on_ctrl_c(self: &std::sync::Arc<Self>) {
+        let shared = std::sync::Arc::clone(self);
+        let _ = ctrlc::set_handler(move || shared.cancel.store(true, Ordering::Relaxed));
+    }
+
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }

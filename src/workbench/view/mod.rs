@@ -55,8 +55,17 @@ impl Panel {
 
     /// The panel Tab moves to.
     pub fn next(self) -> Panel {
+        self.step(1)
+    }
+
+    /// The panel Shift-Tab moves to.
+    pub fn previous(self) -> Panel {
+        self.step(Panel::CYCLE.len() - 1)
+    }
+
+    fn step(self, by: usize) -> Panel {
         let i = Panel::CYCLE.iter().position(|p| *p == self).unwrap_or(0);
-        Panel::CYCLE[(i + 1) % Panel::CYCLE.len()]
+        Panel::CYCLE[(i + by) % Panel::CYCLE.len()]
     }
 }
 
