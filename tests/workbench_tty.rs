@@ -267,15 +267,18 @@ fn a_recorded_lesson_plays_back_in_the_workbench() {
     let tmux = Tmux::start("rslad-tui-playback-test", (120, 36), &script);
     tmux.wait_for(&format!("playback 0/{entries}"), 30);
     tmux.keys(&["]"]);
-    let screen = tmux.wait_for(&format!("playback 1/{entries}"), 10);
-    assert!(screen.contains("■ 1. Two models, one image"), "{screen}");
+    // The status line is drawn first: wait for the panels below it to finish too (a capture
+    // can land in the middle of a frame).
+    tmux.wait_for(&format!("playback 1/{entries}"), 10);
+    tmux.wait_for("■ 1. Two models, one image", 10);
     tmux.keys(&["End"]);
-    let screen = tmux.wait_for(&format!("playback {entries}/{entries}"), 10);
+    tmux.wait_for(&format!("playback {entries}/{entries}"), 10);
+    tmux.wait_for("■ 5. Robust soft labels", 10);
+    let screen = tmux.wait_for("PGD-40", 10);
     assert!(
-        screen.contains("PGD-40"),
-        "the recorded attack table:\n{screen}"
+        screen.contains(&format!("playback {entries}/{entries}")),
+        "the recorded attack table at the end:\n{screen}"
     );
-    assert!(screen.contains("■ 5. Robust soft labels"), "{screen}");
     tmux.keys(&["Left"]);
     tmux.wait_for(&format!("playback {}/{entries}", entries - 1), 10);
     tmux.keys(&["q"]);
