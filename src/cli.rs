@@ -55,6 +55,8 @@ pub enum Command {
     Export(crate::interop::ExportArgs),
     /// Read safetensors weights in PyTorch's names and layout into a checkpoint.
     Import(crate::interop::ImportArgs),
+    /// Time the training and attack workloads (images/s, GFLOP/s), optionally against PyTorch.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -333,6 +335,7 @@ pub fn run() -> Result<()> {
         Some(Command::Zoo(args)) => list_zoo(&args),
         Some(Command::Export(args)) => crate::interop::run_export(&args),
         Some(Command::Import(args)) => crate::interop::run_import(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
     }
 }
 

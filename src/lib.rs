@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod attack;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod compare;

@@ -278,25 +278,15 @@ impl Trainer {
         let scale = self
             .config
             .epsilon_scale(cursor.epoch, index, cursor.batches.len());
-        let batch = Batch {
-            model: &self.model,
-            teacher: self.teacher.as_ref(),
-            images: &x,
-            labels: &y,
-            epoch: cursor.epoch,
-            epsilon_scale: scale,
-        };
-        let (loss, logits) = self.config.method.loss(&batch, &mut cursor.rng);
-        let batch_loss = f64::from(to_vec(loss.clone().detach().without_autodiff())[0]);
-        if !batch_loss.is_finite() {
-            return Err(batch_loss);
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optimizer
-            .step(cursor.learning_rate, self.model.clone(), grads);
-
-        let preds = predictions(logits.detach().without_autodiff());
+        let (batch_loss, logits) = self.update(
+            &x,
+            &y,
+            cursor.epoch,
+            scale,
+            cursor.learning_rate,
+            &mut cursor.rng,
+        )?;
+        let preds = predictions(logits);
         cursor.correct += preds
             .iter()
             .zip(indices.iter())
@@ -306,6 +296,39 @@ impl Trainer {
         cursor.loss_sum += batch_loss * indices.len() as f64;
         cursor.next += 1;
         Ok(batch_loss)
+    }
+
+    /// One optimiser step of the method on the batch `(x, y)`: the method's loss (its training
+    /// attack included), the backward pass and the update. Returns the batch's loss and the
+    /// logits the trainer's accuracy counts, or, when the loss is not finite, that loss with
+    /// nothing updated. The epoch loop and the benchmarks both run training through here.
+    pub fn update(
+        &mut self,
+        x: &Tensor<4>,
+        y: &Tensor<1, burn::tensor::Int>,
+        epoch: usize,
+        epsilon_scale: f32,
+        learning_rate: f64,
+        rng: &mut StdRng,
+    ) -> Result<(f64, Tensor<2>), f64> {
+        let batch = Batch {
+            model: &self.model,
+            teacher: self.teacher.as_ref(),
+            images: x,
+            labels: y,
+            epoch,
+            epsilon_scale,
+        };
+        let (loss, logits) = self.config.method.loss(&batch, rng);
+        let batch_loss = f64::from(to_vec(loss.clone().detach().without_autodiff())[0]);
+        if !batch_loss.is_finite() {
+            return Err(batch_loss);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optimizer
+            .step(learning_rate, self.model.clone(), grads);
+        Ok((batch_loss, logits.detach().without_autodiff()))
     }
 
     fn finish_epoch(

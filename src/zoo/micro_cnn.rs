@@ -24,7 +24,20 @@ pub struct MicroCnn {
 
 impl MicroCnn {
     pub fn new(spec: ModelSpec, device: &Device) -> Result<Self, ZooError> {
+        Self::with_width(spec, 1, device)
+    }
+
+    /// The architecture with `width` times its channels (8·width and 16·width): the zoo's
+    /// `micro-cnn` is width 1; the benchmarks use wider ones to show how cost grows.
+    pub fn with_width(spec: ModelSpec, width: usize, device: &Device) -> Result<Self, ZooError> {
         spec.check(&[28, 32])?;
+        if width == 0 {
+            return Err(ZooError::BadConfig {
+                arch: spec.arch.name(),
+                expected: "a width of at least 1".into(),
+                got: "width 0".into(),
+            });
+        }
         let side = spec.image_size / 4;
         let conv = |i, o| {
             Conv2dConfig::new([i, o], [3, 3])
@@ -33,12 +46,12 @@ impl MicroCnn {
                 .init(device)
         };
         Ok(Self {
-            conv1: conv(spec.in_channels, 8),
-            bn1: BatchNormConfig::new(8).init(device),
-            conv2: conv(8, 16),
-            bn2: BatchNormConfig::new(16).init(device),
+            conv1: conv(spec.in_channels, 8 * width),
+            bn1: BatchNormConfig::new(8 * width).init(device),
+            conv2: conv(8 * width, 16 * width),
+            bn2: BatchNormConfig::new(16 * width).init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
-            fc: LinearConfig::new(16 * side * side, spec.num_classes).init(device),
+            fc: LinearConfig::new(16 * width * side * side, spec.num_classes).init(device),
             spec,
         })
     }

@@ -1,0 +1,248 @@
+//! `rslad-tui bench`: images per second of the workloads that decide how interactive the
+//! workbench feels, their achieved GFLOP/s against the machine's matrix-multiply rate, and,
+//! with `--compare`, the same workloads in PyTorch side by side.
+//!
+//! Tables print as Markdown so they paste into `docs/performance.md` unchanged.
+
+pub mod flops;
+mod memory;
+mod torch;
+pub mod workload;
+
+use crate::zoo::Arch;
+use anyhow::Result;
+use clap::Args;
+use std::fmt::Write as _;
+use workload::{Measurement, ModelChoice, Workload};
+
+pub use memory::memory_probe;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Images per batch.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Seconds to repeat each workload for (after one warm-up run); the median run is reported.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Also time the same workloads in PyTorch (bench/reference_torch.py) and print the ratio.
+    #[arg(long)]
+    pub compare: bool,
+    /// The Python that has torch, for --compare [default: $RSLAD_TORCH_PYTHON, else python3].
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Images for the AutoAttack workload (0: skip it; the whole standard AutoAttack on the
+    /// shipped teacher takes about 3 s per image on 2 cores).
+    #[arg(long, default_value_t = 20)]
+    pub autoattack_images: usize,
+    /// Print how the RSLAD step's cost grows with batch size, attack steps and student width
+    /// instead of the main table.
+    #[arg(long)]
+    pub scaling: bool,
+    /// Internal: run one RSLAD epoch on the embedded subset and print the peak memory (the
+    /// main table runs this in a child process so earlier workloads do not count).
+    #[arg(long, hide = true)]
+    pub memory_probe: bool,
+}
+
+/// One row of a table: a workload, our time and optionally PyTorch's.
+struct Row {
+    workload: Workload,
+    batch: usize,
+    ours: Measurement,
+    torch: Option<Measurement>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.memory_probe {
+        return memory::run_probe();
+    }
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(
+        args.seconds >= 0.0 && args.seconds.is_finite(),
+        "--seconds must be a non-negative number"
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let reference = if args.compare {
+        let python = args
+            .python
+            .clone()
+            .or_else(|| std::env::var("RSLAD_TORCH_PYTHON").ok())
+            .unwrap_or_else(|| "python3".into());
+        Some(torch::TorchReference::start(&python, threads)?)
+    } else {
+        None
+    };
+    println!(
+        "rslad-tui {} on {}, {threads} threads, batch {}{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::session::backend_id(),
+        args.batch,
+        reference
+            .as_ref()
+            .map(|r| format!(", PyTorch {} with {threads} threads", r.version))
+            .unwrap_or_default()
+    );
+    let measure = |workload: Workload, batch: usize| -> Result<Row> {
+        eprintln!("timing {} {} ...", workload.name(), model_name(&workload));
+        let ours = workload.measure(batch, args.seconds)?;
+        let torch = match &reference {
+            Some(reference) => reference.measure(&workload, batch, args.seconds)?,
+            None => None,
+        };
+        Ok(Row {
+            workload,
+            batch,
+            ours,
+            torch,
+        })
+    };
+    let matmul = measure(Workload::MatMul { size: 1024 }, args.batch)?;
+    let peak = matmul
+        .workload
+        .flops(args.batch)
+        .map(|f| f / matmul.ours.seconds / 1e9)
+        .unwrap_or(f64::NAN);
+    if args.scaling {
+        return print_scaling(args, &measure, peak);
+    }
+    let mut rows = vec![matmul];
+    let micro = zoo(Arch::MicroCnn, 1);
+    let small = zoo(Arch::SmallCnn, 1);
+    for model in [micro, small, ModelChoice::Teacher] {
+        rows.push(measure(Workload::Forward { model }, args.batch)?);
+        rows.push(measure(Workload::PgdStep { model }, args.batch)?);
+    }
+    for model in [micro, small] {
+        rows.push(measure(
+            Workload::RsladStep { model, steps: 10 },
+            args.batch,
+        )?);
+    }
+    if args.autoattack_images > 0 {
+        let images = args.autoattack_images;
+        rows.push(measure(Workload::AutoAttack { images }, args.batch)?);
+    }
+    print!("{}", table(&rows, peak));
+    println!("\npeak memory of one RSLAD epoch (micro-cnn student, embedded subset, batch 128):");
+    println!("{}", memory::measure_in_child()?);
+    Ok(())
+}
+
+fn zoo(arch: Arch, width: usize) -> ModelChoice {
+    ModelChoice::Zoo { arch, width }
+}
+
+fn model_name(workload: &Workload) -> String {
+    workload.model().map(|m| m.name()).unwrap_or_default()
+}
+
+/// The main table: time, images/s, GFLOP/s, the fraction of the matmul rate, PyTorch's
+/// images/s and the ratio (> 1: we are faster).
+fn table(rows: &[Row], peak: f64) -> String {
+    let with_torch = rows.iter().any(|r| r.torch.is_some());
+    let mut out = String::from(
+        "\n| workload | model | batch | ms / iter | images / s | GFLOP/s | of matmul |",
+    );
+    if with_torch {
+        out.push_str(" PyTorch ms | PyTorch images / s | speed ratio |");
+    }
+    out.push_str("\n|---|---|---:|---:|---:|---:|---:|");
+    if with_torch {
+        out.push_str("---:|---:|---:|");
+    }
+    out.push('\n');
+    for row in rows {
+        let w = &row.workload;
+        let rate = |m: &Measurement| {
+            w.images(row.batch)
+                .map(|n| rate_text(n as f64 / m.seconds))
+                .unwrap_or_else(|| "—".into())
+        };
+        let gflops = w.flops(row.batch).map(|f| f / row.ours.seconds / 1e9);
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {:.2} | {} | {} | {} |",
+            w.name(),
+            model_name(w),
+            match w {
+                Workload::MatMul { .. } | Workload::AutoAttack { .. } => String::from("—"),
+                _ => row.batch.to_string(),
+            },
+            row.ours.seconds * 1e3,
+            rate(&row.ours),
+            gflops.map_or("—".into(), |g| format!("{g:.1}")),
+            gflops.map_or("—".into(), |g| format!("{:.0}%", 100.0 * g / peak)),
+        );
+        if with_torch {
+            match &row.torch {
+                Some(t) => {
+                    let _ = write!(
+                        out,
+                        " {:.2} | {} | {:.2} |",
+                        t.seconds * 1e3,
+                        rate(t),
+                        t.seconds / row.ours.seconds
+                    );
+                }
+                None => out.push_str(" — | — | — |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Images per second, with decimals only where they matter.
+fn rate_text(rate: f64) -> String {
+    if rate < 10.0 {
+        format!("{rate:.2}")
+    } else {
+        format!("{rate:.0}")
+    }
+}
+
+/// How the RSLAD step's time grows with batch size and attack steps (small-cnn student) and
+/// with the student's width (micro-cnn at 1×, 2×, 4×, 8× channels).
+fn print_scaling(
+    args: &BenchArgs,
+    measure: &dyn Fn(Workload, usize) -> Result<Row>,
+    peak: f64,
+) -> Result<()> {
+    let small = zoo(Arch::SmallCnn, 1);
+    let mut rows = Vec::new();
+    for batch in [32, 64, 128, 256, 512] {
+        rows.push(measure(
+            Workload::RsladStep {
+                model: small,
+                steps: 10,
+            },
+            batch,
+        )?);
+    }
+    println!("\nRSLAD step against batch size (small-cnn student, 10 attack steps):");
+    print!("{}", table(&rows, peak));
+    let mut rows = Vec::new();
+    for steps in [1, 5, 10, 20, 40] {
+        rows.push(measure(
+            Workload::RsladStep {
+                model: small,
+                steps,
+            },
+            args.batch,
+        )?);
+    }
+    println!("\nRSLAD step against attack steps (small-cnn student):");
+    print!("{}", table(&rows, peak));
+    let mut rows = Vec::new();
+    for width in [1, 2, 4, 8] {
+        let model = zoo(Arch::MicroCnn, width);
+        rows.push(measure(
+            Workload::RsladStep { model, steps: 10 },
+            args.batch,
+        )?);
+    }
+    println!("\nRSLAD step against student width (micro-cnn channels ×1 to ×8, 10 attack steps):");
+    print!("{}", table(&rows, peak));
+    Ok(())
+}
