@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// shipped teacher takes about 3 s per image on 2 cores).
     #[arg(long, default_value_t = 20)]
     pub autoattack_images: usize,
+    /// Only this workload: forward, pgd-step, rslad-step or autoattack (for profiling).
+    #[arg(long, value_parser = ["forward", "pgd-step", "rslad-step", "autoattack"])]
+    pub only: Option<String>,
+    /// Only this model: micro-cnn, small-cnn or teacher.
+    #[arg(long, value_parser = ["micro-cnn", "small-cnn", "teacher"])]
+    pub model: Option<String>,
     /// Print how the RSLAD step's cost grows with batch size, attack steps and student width
     /// instead of the main table.
     #[arg(long)]
@@ -106,24 +112,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.scaling {
         return print_scaling(args, &measure, peak);
     }
-    let mut rows = vec![matmul];
     let micro = zoo(Arch::MicroCnn, 1);
     let small = zoo(Arch::SmallCnn, 1);
+    let mut workloads = Vec::new();
     for model in [micro, small, ModelChoice::Teacher] {
-        rows.push(measure(Workload::Forward { model }, args.batch)?);
-        rows.push(measure(Workload::PgdStep { model }, args.batch)?);
+        workloads.push(Workload::Forward { model });
+        workloads.push(Workload::PgdStep { model });
     }
     for model in [micro, small] {
-        rows.push(measure(
-            Workload::RsladStep { model, steps: 10 },
-            args.batch,
-        )?);
+        workloads.push(Workload::RsladStep { model, steps: 10 });
     }
     if args.autoattack_images > 0 {
         let images = args.autoattack_images;
-        rows.push(measure(Workload::AutoAttack { images }, args.batch)?);
+        workloads.push(Workload::AutoAttack { images });
+    }
+    let wanted = |w: &Workload| {
+        args.only.as_deref().is_none_or(|only| w.slug() == only)
+            && args
+                .model
+                .as_deref()
+                .is_none_or(|m| w.model().is_some_and(|model| model.name() == m))
+    };
+    let mut rows = vec![matmul];
+    for workload in workloads.into_iter().filter(wanted) {
+        rows.push(measure(workload, args.batch)?);
     }
     print!("{}", table(&rows, peak));
+    if args.only.is_some() || args.model.is_some() {
+        return Ok(());
+    }
     println!("\npeak memory of one RSLAD epoch (micro-cnn student, embedded subset, batch 128):");
     println!("{}", memory::measure_in_child()?);
     Ok(())

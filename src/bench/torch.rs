@@ -66,25 +66,18 @@ impl TorchReference {
             args.push(format!("--{k}"));
             args.push(v);
         };
-        let name = match workload {
-            Workload::MatMul { size } => {
-                push("size", size.to_string());
-                "matmul"
-            }
-            Workload::Forward { .. } => "forward",
-            Workload::PgdStep { .. } => "pgd-step",
-            Workload::RsladStep { steps, .. } => {
-                push("steps", steps.to_string());
-                "rslad-step"
-            }
+        match workload {
+            Workload::MatMul { size } => push("size", size.to_string()),
+            Workload::RsladStep { steps, .. } => push("steps", steps.to_string()),
             Workload::AutoAttack { .. } => return Ok(None),
-        };
+            Workload::Forward { .. } | Workload::PgdStep { .. } => {}
+        }
         if let Some(model) = workload.model() {
             let (arch, width) = model.torch_shape();
             push("model", arch.to_string());
             push("width", width.to_string());
         }
-        push("workload", name.to_string());
+        push("workload", workload.slug().to_string());
         push("batch", batch.to_string());
         push("threads", self.threads.to_string());
         push("seconds", seconds.to_string());

@@ -104,6 +104,17 @@ impl Workload {
         }
     }
 
+    /// The workload's name on the command line (`bench --only`).
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Workload::MatMul { .. } => "matmul",
+            Workload::Forward { .. } => "forward",
+            Workload::PgdStep { .. } => "pgd-step",
+            Workload::RsladStep { .. } => "rslad-step",
+            Workload::AutoAttack { .. } => "autoattack",
+        }
+    }
+
     pub fn model(&self) -> Option<ModelChoice> {
         match self {
             Workload::Forward { model }
