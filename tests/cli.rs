@@ -405,3 +405,39 @@ fn without_a_terminal_no_command_explains_and_runs_the_headless_demo() {
     assert!(stdout.contains("epoch   1/1"), "{stdout}");
     assert!(dir.path().join("runs/demo-micro-cnn.safetensors").exists());
 }
+
+#[test]
+fn bench_prints_a_table_row_per_workload_with_its_rate() {
+    // A tiny budget: only that the command runs and reports; speed is never asserted.
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--seconds",
+        "0",
+        "--batch",
+        "8",
+        "--only",
+        "pgd-step",
+        "--model",
+        "micro-cnn",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| PGD step | micro-cnn | 8 |"))
+        .unwrap_or_else(|| panic!("no PGD step row in:\n{stdout}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // ms / iter, images / s and GFLOP/s are positive numbers.
+    for cell in &cells[4..7] {
+        let value: f64 = cell.parse().unwrap_or_else(|_| panic!("{cell:?} in {row}"));
+        assert!(value > 0.0, "{row}");
+    }
+    assert!(stdout.contains("| matmul 1024² |"), "{stdout}");
+}
+
+#[test]
+fn bench_compare_without_torch_says_what_is_missing() {
+    assert_clean_failure(
+        &["bench", "--compare", "--python", "/nonexistent/python"],
+        "cannot run /nonexistent/python",
+    );
+}

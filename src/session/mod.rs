@@ -456,7 +456,11 @@ pub fn journal_path() -> Option<PathBuf> {
 /// bit-identical between runs with the same id.
 pub fn backend_id() -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("burn-flex (CPU, {}, {threads} threads)", simd_level())
+    format!(
+        "{} (CPU, {}, {threads} threads)",
+        crate::device::backend_crate(),
+        simd_level()
+    )
 }
 
 fn simd_level() -> &'static str {
