@@ -316,10 +316,6 @@ pub fn import_pytorch_bytes(
         path: path.to_path_buf(),
         reason,
     };
-    let mismatch = |differences: String| CheckpointError::Mismatch {
-        path: path.to_path_buf(),
-        differences,
-    };
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| corrupt(format!("not a safetensors file: {e}")))?;
     if let Ok((_, header)) = SafeTensors::read_metadata(bytes)
@@ -329,54 +325,140 @@ pub fn import_pytorch_bytes(
             .and_then(|m| m.get(METADATA_ARCH))
         && arch != spec.arch.name()
     {
-        return Err(mismatch(format!(
-            "the file was exported from a {arch} but a {} was requested",
-            spec.arch
-        )));
+        return Err(CheckpointError::Mismatch {
+            path: path.to_path_buf(),
+            differences: format!(
+                "the file was exported from a {arch} but a {} was requested",
+                spec.arch
+            ),
+        });
     }
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let dtype = match view.dtype() {
+                Dtype::F32 => None,
+                other => Some(format!("{other:?}")),
+            };
+            let tensor = StateTensor {
+                non_f32: dtype,
+                shape: view.shape().to_vec(),
+                data: view.data().to_vec(),
+            };
+            (name, tensor)
+        })
+        .collect();
+    apply_state_dict(tensors, path, spec, device)
+}
 
+/// Reads a PyTorch pickle checkpoint (`torch.save(model.state_dict(), "x.pt")`, the zip format
+/// of PyTorch ≥ 1.6 or the legacy one) and maps it onto the zoo model as
+/// [`import_pytorch_bytes`] does a safetensors file. A state dict nested under `state_dict` or
+/// `model` (as training scripts often save it) is found too.
+pub fn import_pytorch_pickle(
+    path: &Path,
+    spec: ModelSpec,
+    device: &Device,
+) -> Result<Model, CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = pytorch_reader::PytorchReader::new(path)
+        .map_err(|e| corrupt(format!("not a readable PyTorch checkpoint: {e}")))?;
+    let mut tensors = BTreeMap::new();
+    for (name, tensor) in reader.into_tensors() {
+        let non_f32 = match tensor.dtype() {
+            pytorch_reader::DType::F32 => None,
+            other => Some(format!("{other:?}")),
+        };
+        let shape = tensor.shape().to_vec();
+        let data = tensor
+            .read()
+            .map_err(|e| corrupt(format!("cannot read tensor {name}: {e}")))?;
+        tensors.insert(
+            name,
+            StateTensor {
+                non_f32,
+                shape,
+                data,
+            },
+        );
+    }
+    apply_state_dict(tensors, path, spec, device)
+}
+
+/// One tensor of a PyTorch state dict, whatever file it came from.
+struct StateTensor {
+    /// The element type when it is not f32 (refused), for the message.
+    non_f32: Option<String>,
+    shape: Vec<usize>,
+    /// Little-endian f32 values when `non_f32` is None.
+    data: Vec<u8>,
+}
+
+/// The prefix that every name of a state dict shares and the model's names lack: `module.`
+/// (DataParallel), or the `state_dict.` / `model.` key a checkpoint nests the weights under.
+fn common_prefix(names: &[&String]) -> &'static str {
+    [
+        "state_dict.module.",
+        "model.module.",
+        "module.",
+        "state_dict.",
+        "model.",
+    ]
+    .into_iter()
+    .find(|prefix| !names.is_empty() && names.iter().all(|n| n.starts_with(prefix)))
+    .unwrap_or("")
+}
+
+/// Maps a state dict onto a fresh model of `spec`: every tensor the model needs must be
+/// present, f32, finite and of its PyTorch shape, and nothing unexpected may be left over; all
+/// problems are reported together.
+fn apply_state_dict(
+    tensors: BTreeMap<String, StateTensor>,
+    path: &Path,
+    spec: ModelSpec,
+    device: &Device,
+) -> Result<Model, CheckpointError> {
+    let mismatch = |differences: String| CheckpointError::Mismatch {
+        path: path.to_path_buf(),
+        differences,
+    };
     let model = Model::build_uninitialized(spec, device)
         .map_err(|e| mismatch(format!("the requested model cannot be built: {e}")))?;
     let layout = pytorch_layout(&model).map_err(mismatch)?;
-    let tensors = file.tensors();
-    let strip_module =
-        !tensors.is_empty() && tensors.iter().all(|(name, _)| name.starts_with("module."));
-    let by_name: BTreeMap<String, TensorView> = tensors
+    let names: Vec<&String> = tensors.keys().collect();
+    let prefix = common_prefix(&names);
+    let by_name: BTreeMap<String, StateTensor> = tensors
         .into_iter()
-        .map(|(name, view)| {
-            let name = match strip_module {
-                true => name["module.".len()..].to_string(),
-                false => name,
-            };
-            (name, view)
-        })
+        .map(|(name, tensor)| (name[prefix.len()..].to_string(), tensor))
         .collect();
 
     let mut problems = Vec::new();
     let mut burn_tensors = BTreeMap::new();
     for mapping in &layout {
         let name = &mapping.pytorch_name;
-        let Some(view) = by_name.get(name) else {
+        let Some(tensor) = by_name.get(name) else {
             problems.push(format!("missing tensor {name}"));
             continue;
         };
-        if view.dtype() != Dtype::F32 {
+        if let Some(dtype) = &tensor.non_f32 {
             problems.push(format!(
-                "tensor {name} is {:?}, expected F32 (convert with .float() before saving)",
-                view.dtype()
+                "tensor {name} is {dtype}, expected F32 (convert with .float() before saving)"
             ));
             continue;
         }
-        if view.shape() != mapping.pytorch_shape.as_slice() {
+        if tensor.shape != mapping.pytorch_shape {
             problems.push(format!(
                 "tensor {name} has shape {:?}, the model needs {:?}",
-                view.shape(),
-                mapping.pytorch_shape
+                tensor.shape, mapping.pytorch_shape
             ));
             continue;
         }
-        let values: Vec<f32> = view
-            .data()
+        let values: Vec<f32> = tensor
+            .data
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -441,7 +523,8 @@ pub struct ExportArgs {
 /// `rslad-tui import`: a PyTorch-layout safetensors file into a checkpoint.
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
-    /// The safetensors file in PyTorch's names and layout (see docs/pytorch-layout.md).
+    /// The weights in PyTorch's names and layout (see docs/pytorch-layout.md): a safetensors
+    /// file, or a PyTorch state dict saved with torch.save (.pt, .pth or .bin).
     #[arg(long)]
     pub weights: PathBuf,
     /// Architecture from the zoo (see `rslad-tui zoo`).
@@ -517,8 +600,12 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
     }
     let bytes = checkpoint::read(&args.weights)?;
     let digest = checkpoint::sha256_hex(&bytes);
-    let model = import_pytorch_bytes(&bytes, &args.weights, spec, &compute_device())
-        .context("cannot import the PyTorch weights")?;
+    let model = if is_pickle_checkpoint(&args.weights) {
+        import_pytorch_pickle(&args.weights, spec, &compute_device())
+    } else {
+        import_pytorch_bytes(&bytes, &args.weights, spec, &compute_device())
+    }
+    .context("cannot import the PyTorch weights")?;
     // The card has no provenance field; the dataset line carries it.
     let dataset = format!(
         "{} (imported from {}, sha256 {digest})",
@@ -544,6 +631,15 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// Whether a weights file is a PyTorch pickle checkpoint (`.pt`, `.pth`, `.bin`) rather than
+/// safetensors.
+pub fn is_pickle_checkpoint(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pt" | "pth" | "bin")
+    )
 }
 
 /// Whether two paths name the same file (by canonical path when both exist).
