@@ -81,7 +81,7 @@ pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, Chec
         training: info.training.cloned(),
         metrics: info.metrics.to_vec(),
         seed: info.seed,
-        backend: crate::device::backend_name().to_string(),
+        backend: crate::device::backend_name(),
         created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
     };
     let card_text =

@@ -55,15 +55,10 @@ pub fn autodiff_device() -> Device {
     compute_device().autodiff()
 }
 
-/// A short human-readable name of the backend, for reports and checkpoint cards.
-pub fn backend_name() -> &'static str {
-    match backend() {
-        Backend::Flex => "burn-flex (CPU)",
-        #[cfg(feature = "ndarray")]
-        Backend::NdArray => "burn-ndarray (CPU)",
-        #[cfg(feature = "tch")]
-        Backend::LibTorch => "burn-tch (LibTorch CPU)",
-    }
+/// A short human-readable name of the backend, for reports and checkpoint cards
+/// ("burn-flex (CPU)").
+pub fn backend_name() -> String {
+    format!("{} (CPU)", backend_crate())
 }
 
 /// The backend's crate name alone ("burn-flex"), for session files' backend field.

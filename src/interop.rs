@@ -34,6 +34,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use clap::Args;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -312,12 +313,8 @@ pub fn import_pytorch_bytes(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
-    let corrupt = |reason: String| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
     let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| corrupt(format!("not a safetensors file: {e}")))?;
+        .map_err(|e| corrupt(path, format!("not a safetensors file: {e}")))?;
     if let Ok((_, header)) = SafeTensors::read_metadata(bytes)
         && let Some(arch) = header
             .metadata()
@@ -344,7 +341,7 @@ pub fn import_pytorch_bytes(
             let tensor = StateTensor {
                 non_f32: dtype,
                 shape: view.shape().to_vec(),
-                data: view.data().to_vec(),
+                data: Cow::Borrowed(view.data()),
             };
             (name, tensor)
         })
@@ -361,12 +358,8 @@ pub fn import_pytorch_pickle(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
-    let corrupt = |reason: String| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
     let reader = pytorch_reader::PytorchReader::new(path)
-        .map_err(|e| corrupt(format!("not a readable PyTorch checkpoint: {e}")))?;
+        .map_err(|e| corrupt(path, format!("not a readable PyTorch checkpoint: {e}")))?;
     let mut tensors = BTreeMap::new();
     for (name, tensor) in reader.into_tensors() {
         let non_f32 = match tensor.dtype() {
@@ -376,26 +369,35 @@ pub fn import_pytorch_pickle(
         let shape = tensor.shape().to_vec();
         let data = tensor
             .read()
-            .map_err(|e| corrupt(format!("cannot read tensor {name}: {e}")))?;
+            .map_err(|e| corrupt(path, format!("cannot read tensor {name}: {e}")))?;
         tensors.insert(
             name,
             StateTensor {
                 non_f32,
                 shape,
-                data,
+                data: Cow::Owned(data),
             },
         );
     }
     apply_state_dict(tensors, path, spec, device)
 }
 
+/// The error for a weights file that cannot be read as what it claims to be.
+fn corrupt(path: &Path, reason: String) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// One tensor of a PyTorch state dict, whatever file it came from.
-struct StateTensor {
+struct StateTensor<'a> {
     /// The element type when it is not f32 (refused), for the message.
     non_f32: Option<String>,
     shape: Vec<usize>,
-    /// Little-endian f32 values when `non_f32` is None.
-    data: Vec<u8>,
+    /// Little-endian f32 values when `non_f32` is None: borrowed from a safetensors buffer
+    /// (no copy of a large teacher), owned when read from a pickle.
+    data: Cow<'a, [u8]>,
 }
 
 /// The prefix that every name of a state dict shares and the model's names lack: `module.`
@@ -417,7 +419,7 @@ fn common_prefix(names: &[&String]) -> &'static str {
 /// present, f32, finite and of its PyTorch shape, and nothing unexpected may be left over; all
 /// problems are reported together.
 fn apply_state_dict(
-    tensors: BTreeMap<String, StateTensor>,
+    tensors: BTreeMap<String, StateTensor<'_>>,
     path: &Path,
     spec: ModelSpec,
     device: &Device,
@@ -431,7 +433,7 @@ fn apply_state_dict(
     let layout = pytorch_layout(&model).map_err(mismatch)?;
     let names: Vec<&String> = tensors.keys().collect();
     let prefix = common_prefix(&names);
-    let by_name: BTreeMap<String, StateTensor> = tensors
+    let by_name: BTreeMap<String, StateTensor<'_>> = tensors
         .into_iter()
         .map(|(name, tensor)| (name[prefix.len()..].to_string(), tensor))
         .collect();
