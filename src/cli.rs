@@ -24,6 +24,11 @@ use std::time::Instant;
         the shipped robust teacher, a fresh micro-cnn student, RSLAD. Type `help` or ? there."
 )]
 pub struct Cli {
+    /// Where to compute: cpu (burn-flex, always built), wgpu or cuda (GPU builds only, see
+    /// docs/gpu.md). A GPU that cannot be opened falls back to the CPU with a message.
+    /// `replay --execute` defaults to the device the session was recorded on.
+    #[arg(long, global = true, value_enum)]
+    pub device: Option<crate::device::DeviceChoice>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -139,7 +144,7 @@ impl MethodOption {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerName {
     Sgd,
     Adam,
@@ -324,6 +329,9 @@ pub struct ZooArgs {
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(choice) = cli.device {
+        announce_device(crate::device::select(choice));
+    }
     match cli.command {
         None | Some(Command::Workbench) => workbench(),
         Some(Command::Repl(args)) => crate::repl::run(&args),
@@ -336,6 +344,16 @@ pub fn run() -> Result<()> {
         Some(Command::Export(args)) => crate::interop::run_export(&args),
         Some(Command::Import(args)) => crate::interop::run_import(&args),
         Some(Command::Bench(args)) => crate::bench::run(&args),
+    }
+}
+
+/// Says on standard error which device runs the work when it is not the default CPU, and why
+/// when a GPU asked for could not be used.
+pub fn announce_device(selection: &crate::device::Selection) {
+    if let Some(message) = selection.fallback_message() {
+        eprintln!("warning: {message}");
+    } else if selection.open.choice != crate::device::DeviceChoice::Cpu {
+        eprintln!("running on {}", crate::device::backend_name());
     }
 }
 

@@ -1,53 +1,141 @@
 //! The one place where the compute device is chosen.
 //!
-//! Every other module receives a `&Device` and never names a backend, so adding a GPU backend
-//! later is a cargo feature plus a branch here.
+//! Every other module receives a `&Device` and never names a backend: the model, training and
+//! attack code is the same on every device.
 //!
-//! The default is burn-flex, the pure-Rust CPU backend. Builds with the optional `ndarray` or
-//! `tch` features can run on burn-ndarray or on LibTorch's CPU kernels instead, chosen with
-//! `RSLAD_TUI_BACKEND=ndarray` or `=libtorch`: experiments for the performance comparison
-//! (docs/performance.md), not supported modes. burn 0.22 deprecates both backends.
+//! `--device cpu` (the default) runs on burn-flex, the pure-Rust CPU backend. Builds with the
+//! optional `wgpu` or `cuda` cargo features can run on a GPU with `--device wgpu|cuda`
+//! (docs/gpu.md). A GPU that cannot be opened is not fatal: burn panics while initialising it,
+//! [`select`] catches that, says why, and falls back to the CPU.
+//!
+//! Builds with the `ndarray` or `tch` features can run the CPU device on burn-ndarray or on
+//! LibTorch's CPU kernels instead, chosen with `RSLAD_TUI_BACKEND=ndarray` or `=libtorch`:
+//! experiments for the performance comparison (docs/performance.md), not supported modes.
 
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
-/// The backends this build can run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Flex,
-    #[cfg(feature = "ndarray")]
-    NdArray,
-    #[cfg(feature = "tch")]
-    LibTorch,
+/// The device a user asks for with `--device` (and a session file records).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The CPU (burn-flex); always available.
+    #[default]
+    Cpu,
+    /// A GPU through wgpu (Vulkan, Metal or DX12); needs a build with `--features wgpu`.
+    Wgpu,
+    /// An NVIDIA GPU through CUDA; needs a build with `--features cuda`.
+    Cuda,
 }
 
-/// The backend named by `RSLAD_TUI_BACKEND`, read once; flex when unset or unknown.
-fn backend() -> Backend {
-    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| match std::env::var("RSLAD_TUI_BACKEND").as_deref() {
-        #[cfg(feature = "ndarray")]
-        Ok("ndarray") => Backend::NdArray,
-        #[cfg(feature = "tch")]
-        Ok("libtorch") => Backend::LibTorch,
-        Ok("flex") | Err(_) => Backend::Flex,
-        Ok(other) => {
-            eprintln!("RSLAD_TUI_BACKEND={other} is not available in this build; using flex");
-            Backend::Flex
+impl DeviceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Cuda => "cuda",
         }
+    }
+
+    /// Whether this build can run on the device at all (its cargo feature is on).
+    pub fn is_built(self) -> bool {
+        match self {
+            DeviceChoice::Cpu => true,
+            DeviceChoice::Wgpu => cfg!(feature = "wgpu"),
+            DeviceChoice::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "wgpu" => Ok(DeviceChoice::Wgpu),
+            "cuda" => Ok(DeviceChoice::Cuda),
+            other => Err(format!(
+                "unknown device {other:?}; expected cpu, wgpu or cuda"
+            )),
+        }
+    }
+}
+
+/// A device that has been opened and checked, with the names reports use.
+#[derive(Clone, Debug)]
+pub struct OpenDevice {
+    pub choice: DeviceChoice,
+    /// Without autodiff.
+    pub device: Device,
+    /// The backend crate, e.g. "burn-flex", "burn-wgpu".
+    pub backend: &'static str,
+    /// What the device is, e.g. "CPU" or "GPU: NVIDIA H100 80GB HBM3".
+    pub hardware: String,
+}
+
+/// What [`select`] settled on: the device in use, and why it is not the one asked for when
+/// it fell back.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub requested: DeviceChoice,
+    pub open: OpenDevice,
+    pub fallback_reason: Option<String>,
+}
+
+impl Selection {
+    /// One line for the user when the selection fell back, None when it did not.
+    pub fn fallback_message(&self) -> Option<String> {
+        self.fallback_reason.as_ref().map(|why| {
+            format!(
+                "--device {} is not usable: {why}; running on the CPU ({}) instead",
+                self.requested, self.open.backend
+            )
+        })
+    }
+}
+
+static SELECTED: OnceLock<Selection> = OnceLock::new();
+
+/// Chooses the device for the rest of the process: the one asked for if it opens and computes
+/// correctly, else the CPU with the reason in [`Selection::fallback_reason`]. The first call
+/// decides; later calls (and [`compute_device`] before any call, which selects the CPU) return
+/// that first choice.
+pub fn select(choice: DeviceChoice) -> &'static Selection {
+    SELECTED.get_or_init(|| match open(choice) {
+        Ok(open) => Selection {
+            requested: choice,
+            open,
+            fallback_reason: None,
+        },
+        Err(reason) => Selection {
+            requested: choice,
+            open: open_cpu(),
+            fallback_reason: Some(reason),
+        },
     })
+}
+
+/// The selection in force (the CPU when nothing was selected yet).
+pub fn selection() -> &'static Selection {
+    select(DeviceChoice::Cpu)
+}
+
+/// Whether [`select`] has been called (or a device used) yet.
+pub fn is_selected() -> bool {
+    SELECTED.get().is_some()
 }
 
 /// The device for inference and attacks (no autodiff graph unless a tensor asks for one).
 pub fn compute_device() -> Device {
-    match backend() {
-        Backend::Flex => Device::flex(),
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)]
-        // burn 0.22 deprecates ndarray in favour of flex; kept to compare
-        Backend::NdArray => Device::ndarray(),
-        #[cfg(feature = "tch")]
-        #[allow(deprecated)]
-        Backend::LibTorch => Device::libtorch(),
-    }
+    selection().open.device.clone()
 }
 
 /// The same device with autodiff enabled, for training and for input gradients.
@@ -55,19 +143,148 @@ pub fn autodiff_device() -> Device {
     compute_device().autodiff()
 }
 
-/// A short human-readable name of the backend, for reports and checkpoint cards
-/// ("burn-flex (CPU)").
+/// A short human-readable name of the backend in use, for reports and checkpoint cards
+/// ("burn-flex (CPU)", "burn-wgpu (GPU: …)").
 pub fn backend_name() -> String {
-    format!("{} (CPU)", backend_crate())
+    let open = &selection().open;
+    format!("{} ({})", open.backend, open.hardware)
+}
+
+/// The device for the workbench's status line: "cpu", or "wgpu GPU: …".
+pub fn short_label() -> String {
+    let open = &selection().open;
+    match open.choice {
+        DeviceChoice::Cpu => "cpu".into(),
+        gpu => format!("{gpu} {}", open.hardware),
+    }
 }
 
 /// The backend's crate name alone ("burn-flex"), for session files' backend field.
 pub fn backend_crate() -> &'static str {
-    match backend() {
-        Backend::Flex => "burn-flex",
-        #[cfg(feature = "ndarray")]
-        Backend::NdArray => "burn-ndarray",
-        #[cfg(feature = "tch")]
-        Backend::LibTorch => "burn-tch",
+    selection().open.backend
+}
+
+/// Opens `choice` and checks it with a small computation, without selecting it for the
+/// process: for tests that compare two devices, and for [`select`].
+pub fn open(choice: DeviceChoice) -> Result<OpenDevice, String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(open_cpu()),
+        DeviceChoice::Wgpu => open_wgpu(),
+        DeviceChoice::Cuda => open_cuda(),
     }
+}
+
+fn open_cpu() -> OpenDevice {
+    let (device, backend) = cpu_backend();
+    OpenDevice {
+        choice: DeviceChoice::Cpu,
+        device,
+        backend,
+        hardware: "CPU".into(),
+    }
+}
+
+/// The CPU backend: flex, or the one `RSLAD_TUI_BACKEND` names in an experimental build.
+fn cpu_backend() -> (Device, &'static str) {
+    match std::env::var("RSLAD_TUI_BACKEND").as_deref() {
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        // burn 0.22 deprecates ndarray in favour of flex; kept to compare
+        Ok("ndarray") => (Device::ndarray(), "burn-ndarray"),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        Ok("libtorch") => (Device::libtorch(), "burn-tch"),
+        Ok("flex") | Err(_) => (Device::flex(), "burn-flex"),
+        Ok(other) => {
+            eprintln!("RSLAD_TUI_BACKEND={other} is not available in this build; using flex");
+            (Device::flex(), "burn-flex")
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn open_wgpu() -> Result<OpenDevice, String> {
+    use burn::tensor::DeviceKind;
+    let device = Device::wgpu(DeviceKind::DefaultDevice);
+    let hardware = probe(&device)?;
+    Ok(OpenDevice {
+        choice: DeviceChoice::Wgpu,
+        device,
+        backend: "burn-wgpu",
+        hardware,
+    })
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn open_wgpu() -> Result<OpenDevice, String> {
+    Err(not_built(DeviceChoice::Wgpu))
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda() -> Result<OpenDevice, String> {
+    let device = Device::cuda(0);
+    let hardware = probe(&device)?;
+    Ok(OpenDevice {
+        choice: DeviceChoice::Cuda,
+        device,
+        backend: "burn-cuda",
+        hardware,
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda() -> Result<OpenDevice, String> {
+    Err(not_built(DeviceChoice::Cuda))
+}
+
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+fn not_built(choice: DeviceChoice) -> String {
+    format!(
+        "this build has no {choice} backend (rebuild with `cargo build --release --features \
+         {choice}`; see docs/gpu.md)"
+    )
+}
+
+/// Runs a small matrix product on `device` and checks the answer, catching the panic burn
+/// raises when a GPU cannot be initialised (no adapter, no driver, no libcuda). Returns the
+/// device's name.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe(device: &Device) -> Result<String, String> {
+    let device = device.clone();
+    let outcome = quietly_catching_panics(move || {
+        let a = burn::tensor::Tensor::<2>::from_data([[1.0f32, 2.0], [3.0, 4.0]], &device);
+        let product: Vec<f32> = a
+            .clone()
+            .matmul(a)
+            .into_data()
+            .to_vec()
+            .map_err(|e| format!("{e:?}"))?;
+        if product != [7.0, 10.0, 15.0, 22.0] {
+            return Err(format!(
+                "a 2×2 matrix product came out as {product:?} instead of [7, 10, 15, 22]"
+            ));
+        }
+        let name = device
+            .identity()
+            .map_or_else(|| "unnamed".to_string(), |id| id.name);
+        Ok(format!("GPU: {name}"))
+    });
+    outcome.unwrap_or_else(Err)
+}
+
+/// Runs `work`, turning a panic into an error that carries its message, without the default
+/// hook printing it (which would garble the workbench's screen).
+pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    std::panic::set_hook(previous);
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the backend panicked".into());
+        format!("it failed to initialise ({})", message.trim())
+    })
 }

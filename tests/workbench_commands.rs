@@ -1,7 +1,7 @@
 //! The workbench's command language: parsing, errors with usage, help and completion all come
 //! from one table.
 
-use rslad_tui::cli::MethodName;
+use rslad_tui::cli::{MethodName, OptimizerName};
 use rslad_tui::workbench::command::{
     self, AttackKind, COMMANDS, Command, common_prefix, complete, help, help_for, parse,
 };
@@ -54,6 +54,30 @@ fn method_options_take_fractions() {
 }
 
 #[test]
+fn optimizer_takes_the_schedule_keys() {
+    assert_eq!(
+        parse("optimizer sgd momentum=0.9 weight-decay=2e-4 milestones=215,260,285 gamma=1/10"),
+        Ok(Command::Optimizer {
+            kind: OptimizerName::Sgd,
+            momentum: Some(0.9),
+            weight_decay: Some(2e-4),
+            gamma: Some(0.1),
+            milestones: Some(vec![215, 260, 285]),
+        })
+    );
+    assert_eq!(
+        parse("optimizer adam milestones=none"),
+        Ok(Command::Optimizer {
+            kind: OptimizerName::Adam,
+            momentum: None,
+            weight_decay: None,
+            gamma: None,
+            milestones: Some(Vec::new()),
+        })
+    );
+}
+
+#[test]
 fn attacks_take_their_keys() {
     assert_eq!(
         parse("attack pgd eps=0.2 steps=20 n=100"),
@@ -93,6 +117,13 @@ fn bad_lines_get_one_line_with_the_usage() {
         ("eps 1.5", "eps VALUE"),
         ("eps abc", "eps VALUE"),
         ("lr 0", "lr VALUE"),
+        ("optimizer", "optimizer sgd|adam"),
+        ("optimizer rmsprop", "optimizer sgd|adam"),
+        ("optimizer sgd momentum=1", "optimizer sgd|adam"),
+        ("optimizer sgd weight-decay=-1", "optimizer sgd|adam"),
+        ("optimizer sgd milestones=260,215", "optimizer sgd|adam"),
+        ("optimizer sgd milestones=a", "optimizer sgd|adam"),
+        ("optimizer sgd lr=0.1", "optimizer sgd|adam"),
         ("seed -1", "seed N"),
         ("student resnet-9000", "student MODEL"),
         ("show sample", "show sample N"),

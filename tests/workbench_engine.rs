@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use rslad_tui::device::compute_device;
 use rslad_tui::tensor_util::to_vec;
-use rslad_tui::train::Method;
+use rslad_tui::train::{Method, OptimizerKind};
 use rslad_tui::workbench::command::parse;
 use rslad_tui::workbench::engine::{Engine, default_settings};
 use rslad_tui::workbench::live::Shared;
@@ -235,6 +235,26 @@ fn settings_and_bad_data_keep_the_session() {
     assert_eq!(s.status.seed, 7);
     assert!((s.sample.unwrap().epsilon - 0.2).abs() < 1e-6);
     assert_eq!(engine.trainer().config.optimizer.learning_rate, 0.01);
+    run(
+        &mut engine,
+        "optimizer sgd momentum=0.5 weight-decay=2e-4 milestones=2,4",
+    )
+    .unwrap();
+    let optimizer = &engine.trainer().config.optimizer;
+    assert_eq!(optimizer.kind, OptimizerKind::Sgd { momentum: 0.5 });
+    assert_eq!(
+        (optimizer.weight_decay, optimizer.learning_rate),
+        (2e-4, 0.01)
+    );
+    assert_eq!(optimizer.milestones, vec![2, 4]);
+    run(&mut engine, "optimizer adam").unwrap();
+    let optimizer = &engine.trainer().config.optimizer;
+    assert_eq!(optimizer.kind, OptimizerKind::Adam);
+    assert_eq!(
+        optimizer.milestones,
+        vec![2, 4],
+        "keys left out keep their value"
+    );
     assert!(run(&mut engine, "data /no/such/folder").is_err());
     assert!(run(&mut engine, "data cifar10").is_err());
     assert_eq!(shared.snapshot().status.dataset, "mnist (embedded)");

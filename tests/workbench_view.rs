@@ -151,6 +151,7 @@ fn fixture() -> Snapshot {
             elapsed_seconds: 3723.4,
             busy: Some("training epoch 4".into()),
             unsaved: true,
+            device: "cpu".into(),
         },
         curves: Curves {
             epochs: vec![
@@ -641,6 +642,25 @@ fn status_line_keeps_the_important_fields_at_80_columns() {
             "{needle:?} missing from {status:?}"
         );
     }
+}
+
+#[test]
+fn status_line_names_the_device_only_when_every_other_field_fits() {
+    let mut snapshot = fixture();
+    snapshot.status.device = "wgpu GPU: llvmpipe".into();
+    let status_at = |width| {
+        let terminal = render(width, 48, &snapshot, &prompt_ui());
+        let text = buffer_text(terminal.backend().buffer());
+        text.lines().next().unwrap().to_string()
+    };
+    let wide = status_at(200);
+    assert!(wide.contains("wgpu GPU: llvmpipe"), "{wide:?}");
+    assert!(
+        wide.contains("teacher small-cnn") && wide.contains("seed 7"),
+        "{wide:?}"
+    );
+    let narrow = status_at(120);
+    assert!(!narrow.contains("wgpu"), "{narrow:?}");
 }
 
 #[test]

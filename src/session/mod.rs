@@ -45,6 +45,9 @@ pub struct Session {
     pub created_by: String,
     /// The backend that computed the results (replays on another may differ slightly).
     pub backend: String,
+    /// The device it ran on; `replay --execute` uses it unless `--device` says otherwise.
+    #[serde(default)]
+    pub device: crate::device::DeviceChoice,
     /// The seed the session started from; it starts from the workbench's default session
     /// (shipped teacher, fresh micro-cnn, RSLAD, embedded MNIST) with this seed.
     pub seed: u64,
@@ -101,6 +104,7 @@ impl Session {
             format: SESSION_FORMAT,
             created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
             backend: backend_id(),
+            device: crate::device::selection().open.choice,
             seed,
             settings: String::new(),
             entries: Vec::new(),
@@ -455,6 +459,10 @@ pub fn journal_path() -> Option<PathBuf> {
 /// SIMD level and the number of threads (both change summation order). Results are
 /// bit-identical between runs with the same id.
 pub fn backend_id() -> String {
+    let open = &crate::device::selection().open;
+    if open.choice != crate::device::DeviceChoice::Cpu {
+        return format!("{} ({})", open.backend, open.hardware);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!(
         "{} (CPU, {}, {threads} threads)",

@@ -38,6 +38,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     if !(args.tolerance >= 0.0 && args.tolerance.is_finite()) {
         bail!("--tolerance must be a number ≥ 0");
     }
+    if !crate::device::is_selected() {
+        crate::cli::announce_device(crate::device::select(session.device));
+    }
     let shared = Arc::new(Shared::default());
     let mut runner = Runner::new(Arc::clone(&shared), session.seed)?;
     // A session from elsewhere reads and writes only beside itself.

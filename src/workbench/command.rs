@@ -2,7 +2,7 @@
 //! command's name, usage, summary and what its arguments complete to; [`parse`], [`help`] and
 //! [`complete`] all read it, so they cannot disagree.
 
-use crate::cli::MethodName;
+use crate::cli::{MethodName, OptimizerName};
 use crate::zoo::Arch;
 use clap::ValueEnum;
 use std::fmt;
@@ -32,6 +32,14 @@ pub enum Command {
     Data(String),
     Eps(f32),
     Lr(f64),
+    /// The optimizer and its schedule; unset keys keep their value.
+    Optimizer {
+        kind: OptimizerName,
+        momentum: Option<f64>,
+        weight_decay: Option<f64>,
+        gamma: Option<f64>,
+        milestones: Option<Vec<usize>>,
+    },
     Seed(u64),
     ShowSample(usize),
     Next,
@@ -134,6 +142,9 @@ pub const METHOD_KEYS: [&str; 8] = [
     "eps-warmup",
 ];
 
+/// The keys `optimizer` accepts (the `train` options of the same names).
+pub const OPTIMIZER_KEYS: [&str; 4] = ["momentum", "weight-decay", "gamma", "milestones"];
+
 const ATTACK_KEYS: [&str; 3] = ["eps", "steps", "n"];
 
 /// Every command, in the order `help` lists them.
@@ -195,6 +206,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "lr VALUE",
         summary: "learning rate from the next batch on",
         args: &[Arg::Number],
+    },
+    CommandSpec {
+        name: "optimizer",
+        usage: "optimizer sgd|adam [momentum=M] [weight-decay=W] [gamma=G] [milestones=E1,E2,...]",
+        summary: "optimizer and learning-rate schedule (lr × gamma at each milestone epoch), e.g. \
+                  the paper's CIFAR one: optimizer sgd momentum=0.9 weight-decay=2e-4 \
+                  milestones=215,260,285; keys left out keep their value",
+        args: &[Arg::Words(&["sgd", "adam"]), Arg::Keys(&OPTIMIZER_KEYS)],
     },
     CommandSpec {
         name: "seed",
@@ -436,6 +455,7 @@ fn parse_args(name: &str, args: &[&str]) -> Result<Command, String> {
             }
             Ok(Command::Lr(value))
         }
+        "optimizer" => parse_optimizer(args),
         "seed" => {
             let text = one(args, "give a seed")?;
             text.parse::<u64>()
@@ -551,6 +571,58 @@ fn whole(key: &str, value: f64) -> Result<usize, String> {
 }
 
 /// A finite number, written as a decimal or a fraction such as `5/6` or `8/255`.
+fn parse_optimizer(args: &[&str]) -> Result<Command, String> {
+    let [kind, options @ ..] = args else {
+        return Err("which optimizer? sgd or adam".into());
+    };
+    let kind = OptimizerName::from_str(kind, true)
+        .map_err(|_| format!("unknown optimizer `{kind}`; optimizers: sgd adam"))?;
+    let (mut momentum, mut weight_decay, mut gamma, mut milestones) = (None, None, None, None);
+    for pair in options {
+        if let Some(list) = pair.strip_prefix("milestones=") {
+            milestones = Some(epoch_list(list)?);
+            continue;
+        }
+        let (key, value) = key_value(pair, &OPTIMIZER_KEYS)?;
+        match key.as_str() {
+            "momentum" if (0.0..1.0).contains(&value) => momentum = Some(value),
+            "momentum" => return Err(format!("momentum must be in [0, 1); got {value}")),
+            "weight-decay" if value >= 0.0 => weight_decay = Some(value),
+            "weight-decay" => return Err(format!("weight-decay must be ≥ 0; got {value}")),
+            "gamma" if value > 0.0 => gamma = Some(value),
+            "gamma" => return Err(format!("gamma must be positive; got {value}")),
+            _ => {
+                return Err("milestones take a list of epochs, e.g. milestones=215,260,285".into());
+            }
+        }
+    }
+    Ok(Command::Optimizer {
+        kind,
+        momentum,
+        weight_decay,
+        gamma,
+        milestones,
+    })
+}
+
+/// "215,260,285" as increasing epoch numbers; "" or "none" for no milestones.
+fn epoch_list(text: &str) -> Result<Vec<usize>, String> {
+    if text.is_empty() || text == "none" {
+        return Ok(Vec::new());
+    }
+    let epochs = text
+        .split(',')
+        .map(|e| {
+            e.parse::<usize>()
+                .map_err(|_| format!("milestones: `{e}` is not an epoch number"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if epochs.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("milestones must increase; got {text}"));
+    }
+    Ok(epochs)
+}
+
 pub fn number(text: &str) -> Result<f64, String> {
     let value = match text.split_once('/') {
         Some((top, bottom)) => {

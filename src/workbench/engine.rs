@@ -135,6 +135,9 @@ impl Engine {
             command_started: Instant::now(),
             scope: FileScope::default(),
         };
+        if let Some(message) = crate::device::selection().fallback_message() {
+            engine.shared.log(LogLevel::Warning, message);
+        }
         engine.publish_all();
         engine.refresh_sample();
         Ok(engine)
@@ -180,6 +183,23 @@ impl Engine {
             Command::Data(target) => self.set_data(&target),
             Command::Eps(eps) => self.change(|s| s.options.eps = Some(eps), "ε"),
             Command::Lr(lr) => self.change(|s| s.options.lr = lr, "learning rate"),
+            Command::Optimizer {
+                kind,
+                momentum,
+                weight_decay,
+                gamma,
+                milestones,
+            } => self.change(
+                |s| {
+                    let o = &mut s.options;
+                    o.optimizer = kind;
+                    o.momentum = momentum.unwrap_or(o.momentum);
+                    o.weight_decay = weight_decay.map_or(o.weight_decay, |w| w as f32);
+                    o.gamma = gamma.unwrap_or(o.gamma);
+                    o.milestones = milestones.unwrap_or_else(|| o.milestones.clone());
+                },
+                "optimizer",
+            ),
             Command::Seed(seed) => self.change(|s| s.options.seed = seed, "seed"),
             Command::ShowSample(index) => self.select(index),
             Command::Next => self.select(self.sample + 1),
@@ -493,7 +513,8 @@ impl Engine {
             Ok(kind) => {
                 settings.data.dataset = kind.name().to_string();
                 if settings.data.data == "embedded" && kind != DatasetKind::Mnist {
-                    settings.data.data = "data".into();
+                    // `data` beside the session when one is replayed, else in the working folder.
+                    settings.data.data = self.scope.resolve("data")?.to_string_lossy().into_owned();
                 }
             }
             Err(_) if target == "embedded" => settings.data.data = target.to_string(),
@@ -502,8 +523,21 @@ impl Engine {
             }
         }
         let data = cli::load_data(&settings.data)?;
-        let trainer = build_trainer(&settings, &data, self.teacher.as_ref(), None)
-            .context("the data does not suit the current student or teacher")?;
+        let new_shape = image_shape(&data) != image_shape(&self.data);
+        let mut teacher = self.teacher.take();
+        if new_shape {
+            self.adapt_to_new_shape(&mut settings, &data, &mut teacher);
+        }
+        let trainer = match build_trainer(&settings, &data, teacher.as_ref(), None)
+            .context("the data does not suit the current student or teacher")
+        {
+            Ok(trainer) => trainer,
+            Err(e) => {
+                self.teacher = teacher;
+                return Err(e);
+            }
+        };
+        self.teacher = teacher;
         self.data = data;
         self.trainer = trainer;
         self.settings = settings;
@@ -523,6 +557,82 @@ impl Engine {
         self.warn_if_teacher_mismatch();
         self.refresh_sample();
         Ok(())
+    }
+
+    /// Data of another image shape or class count: a student, attack settings and teacher
+    /// that suit it, each change said in the log. The student becomes the data's default
+    /// (micro-cnn, or the paper's ResNet-18 on CIFAR) unless its architecture takes the new
+    /// images; the training attack goes back to the data's defaults (ε, step size, steps, as
+    /// `train` uses); a teacher that cannot read the images is put down, and a distilling
+    /// method with it (natural until `teacher PATH` and `method` again).
+    fn adapt_to_new_shape(
+        &self,
+        settings: &mut TrainArgs,
+        data: &Dataset,
+        teacher: &mut Option<Teacher>,
+    ) {
+        let fits = |arch: &str| {
+            Arch::from_name(arch).is_ok_and(|arch| {
+                let (channels, size) = arch.native_input();
+                (channels, size) == (data.train.channels, data.train.height)
+            })
+        };
+        if !fits(&settings.model) {
+            let student = if data.kind.augments() {
+                Arch::ResNet18
+            } else {
+                Arch::MicroCnn
+            };
+            self.info(format!(
+                "{} does not take {} images: the student is a fresh {student}",
+                settings.model,
+                data.kind.name()
+            ));
+            settings.model = student.name().to_string();
+        }
+        let o = &mut settings.options;
+        (o.eps, o.step_size, o.steps) = (None, None, None);
+        let defaults = cli::attack_defaults(data.kind);
+        self.info(format!(
+            "attack settings for {}: ε {:.4}, step size {:.4}, {} steps",
+            data.kind.name(),
+            defaults.epsilon,
+            defaults.step_size,
+            defaults.train_steps
+        ));
+        let teacher_fits = teacher.as_ref().is_some_and(|t| {
+            let spec = t.model.spec();
+            (spec.in_channels, spec.image_size, spec.num_classes)
+                == (
+                    data.train.channels,
+                    data.train.height,
+                    data.train.num_classes,
+                )
+        });
+        if let Some(old) = teacher.take_if(|_| !teacher_fits) {
+            let method = settings.method;
+            let distils = !matches!(
+                method,
+                MethodName::Natural | MethodName::Sat | MethodName::Trades
+            );
+            if distils {
+                settings.method = MethodName::Natural;
+            }
+            self.shared.log(
+                LogLevel::Warning,
+                format!(
+                    "the teacher ({}) does not take {} images: no teacher now{}; load one with \
+                     `teacher PATH`",
+                    old.label,
+                    data.kind.name(),
+                    if distils {
+                        ", method natural until then"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -928,6 +1038,7 @@ impl Engine {
             s.status.seed = seed;
             s.status.elapsed_seconds = elapsed;
             s.status.busy = None;
+            s.status.device = crate::device::short_label();
             s.curves.epochs = points;
             s.curves.robust_label = robust_label;
         });
@@ -964,6 +1075,15 @@ fn load_teacher(source: &str) -> Result<Teacher> {
 }
 
 /// A trainer for `settings` on `data`: the given student, or a fresh one from the seed.
+/// Channels, size and classes of the data's images.
+fn image_shape(data: &Dataset) -> (usize, usize, usize) {
+    (
+        data.train.channels,
+        data.train.height,
+        data.train.num_classes,
+    )
+}
+
 fn build_trainer(
     settings: &TrainArgs,
     data: &Dataset,

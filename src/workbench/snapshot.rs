@@ -41,6 +41,9 @@ pub struct Status {
     pub busy: Option<String>,
     /// The student changed since it was last saved.
     pub unsaved: bool,
+    /// Where the work runs: "cpu", or the GPU backend and its name ("wgpu llvmpipe …").
+    #[serde(default)]
+    pub device: String,
 }
 
 /// Training curves: one point per finished epoch, plus the loss of each batch of the epoch

@@ -31,7 +31,25 @@ pub fn render(buf: &mut Buffer, area: Rect, status: &Status) {
     if area.is_empty() {
         return;
     }
-    let fields = fit_fields(fields_by_priority(status), area.width as usize);
+    let all = fields_by_priority(status);
+    let every_field_whole = line_width(&all, None);
+    let mut fields = fit_fields(all, area.width as usize);
+    // The device comes last: shown only where every other field fits whole.
+    let device = Field {
+        order: 8,
+        side: Side::Right,
+        text: status.device.clone(),
+        style: Style::new().fg(Color::Cyan),
+        truncatable: false,
+    };
+    let room = area.width as usize;
+    if !device.text.is_empty()
+        && line_width(&fields, Some(&device)) <= room
+        && every_field_whole + 1 + text::width(&device.text) <= room
+    {
+        fields.push(device);
+        fields.sort_by_key(|f| f.order);
+    }
     let (left, right): (Vec<&Field>, Vec<&Field>) =
         fields.iter().partition(|f| f.side == Side::Left);
     let dim = Style::new().fg(Color::DarkGray);
