@@ -257,7 +257,8 @@ fn probe(device: &Device) -> Result<String, String> {
             .clone()
             .matmul(a)
             .into_data()
-            .to_vec()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
         if product != [7.0, 10.0, 15.0, 22.0] {
             return Err(format!(
@@ -273,18 +274,25 @@ fn probe(device: &Device) -> Result<String, String> {
 }
 
 /// Runs `work`, turning a panic into an error that carries its message, without the default
-/// hook printing it (which would garble the workbench's screen).
+/// hook printing it (which would garble the workbench's screen). A GPU runtime often fails on
+/// its own thread and the caller then sees only a closed channel, so the error gives the
+/// first panic message seen on any thread while `work` ran.
 pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let record = Arc::clone(&seen);
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("the backend panicked");
+        if let Ok(mut seen) = record.lock() {
+            seen.push(message.trim().to_string());
+        }
+    }));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
     std::panic::set_hook(previous);
-    result.map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "the backend panicked".into());
-        format!("it failed to initialise ({})", message.trim())
+    result.map_err(|_| {
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let first = seen.first().map_or("the backend panicked", String::as_str);
+        format!("it failed to initialise ({first})")
     })
 }

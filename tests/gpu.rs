@@ -88,10 +88,13 @@ fn a_device_missing_from_the_build_falls_back_to_the_cpu_with_a_message() {
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
-    use burn::tensor::{Device, Tensor};
+    use burn::module::{Module, ModuleMapper, Param};
+    use burn::tensor::{Device, Tensor, TensorData};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
     use rslad_tui::attack::{self, AttackLoss, Target, input_gradient};
     use rslad_tui::checkpoint::{self, SaveInfo};
     use rslad_tui::tensor_util::{images, labels, to_vec};
+    use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
     use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
     /// The wgpu device, or None (with the reason printed) where no adapter opens.
@@ -108,11 +111,51 @@ mod wgpu {
         }
     }
 
-    /// `arch` with seeded weights, and the same weights read onto `gpu` from a checkpoint.
-    fn on_both(arch: Arch, gpu: &Device) -> (Model, Model) {
-        let cpu = device::open(DeviceChoice::Cpu).unwrap().device;
+    /// Moves every parameter away from its initial value (a fresh model has gamma = 1,
+    /// beta = 0, unit running statistics, and some architectures a zero last layer), so that
+    /// every tensor on the GPU path shapes the result.
+    struct Perturb {
+        rng: StdRng,
+        path: Vec<String>,
+    }
+
+    impl ModuleMapper for Perturb {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let variance = self.path.last().is_some_and(|n| n == "running_var");
+            let rng = &mut self.rng;
+            param.map(|tensor| {
+                let dims = tensor.dims();
+                let old = to_vec(tensor.clone());
+                let values: Vec<f32> = old
+                    .iter()
+                    .map(|w| match variance {
+                        true => rng.gen_range(0.5..1.5),
+                        false => w * rng.gen_range(0.5..1.5) + rng.gen_range(-0.02..0.02),
+                    })
+                    .collect();
+                Tensor::from_data(TensorData::new(values, dims), &tensor.device())
+            })
+        }
+    }
+
+    /// `arch` with perturbed seeded weights on the CPU, and the same weights read onto `gpu`
+    /// from a checkpoint; both on autodiff devices, as training and attacks hold them.
+    fn on_both(arch: Arch, seed: u64, gpu: &Device) -> [(Model, Device); 2] {
+        let cpu = device::open(DeviceChoice::Cpu).unwrap().device.autodiff();
+        let gpu = gpu.clone().autodiff();
         let spec = ModelSpec::native(arch, 10);
-        let model = Model::build(spec, 5, &cpu).unwrap();
+        let model = Model::build(spec, seed, &cpu).unwrap().map(&mut Perturb {
+            rng: StdRng::seed_from_u64(seed + 100),
+            path: Vec::new(),
+        });
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(arch.name());
         let info = SaveInfo {
@@ -122,67 +165,159 @@ mod wgpu {
             seed: 5,
         };
         checkpoint::save(&model, &path, &info).unwrap();
-        let (on_gpu, _) = checkpoint::load(&path, Some(arch), gpu).unwrap();
-        (model, on_gpu)
+        // Both read back, so both hold trainable parameters as a loaded checkpoint does.
+        [cpu, gpu].map(|device| (checkpoint::load(&path, Some(arch), &device).unwrap().0, device))
     }
 
+    /// Four seeded random images: distinct enough that batch statistics are well conditioned.
     fn probe(spec: ModelSpec, device: &Device) -> Tensor<4> {
         let (c, s) = (spec.in_channels, spec.image_size);
-        let values: Vec<f32> = (0..4 * c * s * s).map(|i| (i % 97) as f32 / 97.0).collect();
+        let mut rng = StdRng::seed_from_u64(21);
+        let values: Vec<f32> = (0..4 * c * s * s).map(|_| rng.gen_range(0.0..1.0)).collect();
         images(values, 4, c, s, s, device)
     }
 
     /// Largest difference relative to the largest magnitude of `expected`.
     fn relative_error(expected: &[f32], got: &[f32]) -> f32 {
         assert_eq!(expected.len(), got.len());
-        let scale = expected.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
         let worst = expected
             .iter()
             .zip(got)
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        worst / scale
+        worst / largest(expected).max(1e-12)
     }
 
-    /// Logits (batch norm on running statistics and in training mode) and the input gradient
-    /// of the cross-entropy, on both backends.
+    fn largest(values: &[f32]) -> f32 {
+        values.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+    }
+
+    /// Asserts `got` matches `expected` within `tolerance` relative to its largest value,
+    /// and that the comparison means something (not all near zero).
+    fn assert_close(arch: Arch, what: &str, expected: &[f32], got: &[f32], tolerance: f32) {
+        let error = relative_error(expected, got);
+        eprintln!(
+            "{}: {what}: relative error {error:.1e} (largest value {:.2e})",
+            arch.name(),
+            largest(expected)
+        );
+        assert!(largest(expected) > 1e-7, "{}: {what} all near 0", arch.name());
+        assert!(error < tolerance, "{}: {what} differ by {error}", arch.name());
+    }
+
+    /// Input gradients agree in direction (cosine > 0.99999) and entry by entry within 1e-3
+    /// of the largest entry for 99% of the pixels. Not all: where a pre-activation lies within
+    /// rounding of a ReLU's kink, the two backends can take different sides of it, and the
+    /// gradient of the pixels under that unit's receptive field changes by a visible amount
+    /// (seen on ResNet-18: 252 of 12,288 entries in one patch of one image, 0.6% off).
+    fn assert_gradients_agree(arch: Arch, expected: &[f32], got: &[f32]) {
+        let dot: f64 = expected.iter().zip(got).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let norm = |v: &[f32]| v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        let cosine = dot / (norm(expected) * norm(got)).max(1e-30);
+        let bound = 1e-3 * largest(expected);
+        let off = expected
+            .iter()
+            .zip(got)
+            .filter(|(a, b)| (*a - *b).abs() > bound)
+            .count();
+        eprintln!(
+            "{}: input gradient: cosine {cosine:.7}, {off} of {} entries off by more than 1e-3 \
+             of the largest ({:.2e}), largest relative error {:.1e}",
+            arch.name(),
+            expected.len(),
+            largest(expected),
+            relative_error(expected, got)
+        );
+        assert!(largest(expected) > 1e-7, "{}: the gradient is all near 0", arch.name());
+        assert!(cosine > 0.99999, "{}: gradient cosine {cosine}", arch.name());
+        assert!(off * 100 <= expected.len(), "{}: {off} entries differ", arch.name());
+    }
+
+    /// Logits with batch norm on running statistics and in training mode, and the input
+    /// gradient of the cross-entropy, on both backends.
     fn compare(arch: Arch, gpu: &Device) {
-        let (cpu_model, gpu_model) = on_both(arch, gpu);
-        let spec = cpu_model.spec();
-        let cpu = device::open(DeviceChoice::Cpu).unwrap().device;
-        let results = [(&cpu_model, &cpu), (&gpu_model, gpu)].map(|(model, device)| {
-            let x = probe(spec, device);
-            let eval = attack::eval_view(model);
+        let spec = ModelSpec::native(arch, 10);
+        let results = on_both(arch, 5, gpu).map(|(model, device)| {
+            let x = probe(spec, &device);
+            let eval = attack::eval_view(&model);
             let logits = to_vec(eval.forward(x.clone()));
-            let train_logits = to_vec(attack::train_view(model).forward(x.clone()));
-            let target = Target::labels(labels(&[0, 3, 7, 9], device));
-            let x = x.autodiff();
+            let train_logits = to_vec(attack::train_view(&model).forward(x.clone()));
+            let target = Target::labels(labels(&[0, 3, 7, 9], &device));
             let step = input_gradient(&eval, &x, &target, AttackLoss::CrossEntropy);
             (logits, train_logits, to_vec(step.gradient))
         });
         let [(l_cpu, t_cpu, g_cpu), (l_gpu, t_gpu, g_gpu)] = &results;
-        let e_logits = relative_error(l_cpu, l_gpu);
-        let e_train = relative_error(t_cpu, t_gpu);
-        let e_grad = relative_error(g_cpu, g_gpu);
-        eprintln!(
-            "{}: relative error logits {e_logits:.1e}, train-mode logits {e_train:.1e}, input \
-             gradient {e_grad:.1e}",
-            arch.name()
-        );
-        assert!(
-            e_logits < 1e-4,
-            "{}: logits differ by {e_logits}",
-            arch.name()
-        );
-        assert!(
-            e_train < 1e-4,
-            "{}: train logits differ by {e_train}",
-            arch.name()
-        );
-        assert!(
-            e_grad < 1e-3,
-            "{}: gradients differ by {e_grad}",
-            arch.name()
-        );
+        assert_close(arch, "logits", l_cpu, l_gpu, 1e-4);
+        assert_close(arch, "train-mode logits", t_cpu, t_gpu, 1e-4);
+        assert_gradients_agree(arch, g_cpu, g_gpu);
+        let has_batch_norm = matches!(arch, Arch::MicroCnn | Arch::ResNet18 | Arch::MobileNetV2);
+        if has_batch_norm {
+            assert!(
+                relative_error(l_cpu, t_cpu) > 1e-3,
+                "{}: batch norm in training mode changed nothing",
+                arch.name()
+            );
+        }
+    }
+
+    /// RSLAD with a PGD-1 attack, ε 0.3, step 0.1.
+    fn rslad() -> Method {
+        Method::Rslad {
+            attack: Method::kl_attack(0.3, 0.1, 1),
+            alpha: 5.0 / 6.0,
+            scale: 1.0,
+        }
+    }
+
+    /// One training step on both backends (the method's attack, the backward pass, one SGD
+    /// step with momentum and weight decay): the loss and the updated student's logits agree
+    /// within `tolerance`. Natural training has no attack, so its step agrees nearly as
+    /// closely as a forward pass (a ReLU kink taken differently in the backward pass moves a
+    /// few weights: ResNet-18 measured 2e-6 to 4e-4 with different weights); an attack steps
+    /// by the sign of the input gradient, and a sign that rounding flips for a near-zero
+    /// gradient moves a pixel by a whole step, so RSLAD gets a looser bound.
+    fn compare_training_step(arch: Arch, method: Method, tolerance: f32, gpu: &Device) {
+        let spec = ModelSpec::native(arch, 10);
+        let [student_cpu, student_gpu] = on_both(arch, 5, gpu);
+        let teachers = on_both(arch, 6, gpu);
+        let results = [student_cpu, student_gpu]
+            .into_iter()
+            .zip(teachers)
+            .map(|((student, device), (teacher, _))| {
+                let config = TrainConfig {
+                    method: method.clone(),
+                    optimizer: OptimizerConfig {
+                        kind: OptimizerKind::Sgd { momentum: 0.9 },
+                        learning_rate: 0.05,
+                        weight_decay: 2e-4,
+                        milestones: Vec::new(),
+                        gamma: 0.1,
+                    },
+                    epochs: 1,
+                    batch_size: 4,
+                    seed: 0,
+                    train_n: None,
+                    eval_n: 0,
+                    eval_attack: None,
+                    epsilon_warmup_epochs: 0,
+                };
+                let mut trainer = Trainer::with_teacher(student, teacher, config);
+                let x = probe(spec, &device);
+                let y = labels(&[0, 3, 7, 9], &device);
+                let mut rng = StdRng::seed_from_u64(3);
+                let (loss, _) = trainer
+                    .update(&x, &y, 0, 1.0, 0.05, &mut rng)
+                    .expect("a finite loss");
+                let after = to_vec(attack::eval_view(&trainer.model).forward(x));
+                (loss as f32, after)
+            })
+            .collect::<Vec<_>>();
+        let [(loss_cpu, after_cpu), (loss_gpu, after_gpu)] = &results[..] else {
+            unreachable!()
+        };
+        let name = method.name();
+        assert_close(arch, &format!("{name} loss"), &[*loss_cpu], &[*loss_gpu], tolerance);
+        let what = format!("logits after a {name} step");
+        assert_close(arch, &what, after_cpu, after_gpu, tolerance);
     }
 
     #[test]
@@ -190,6 +325,10 @@ mod wgpu {
         let Some(gpu) = gpu() else { return };
         for arch in [Arch::MicroCnn, Arch::SmallCnn, Arch::MadryCnn, Arch::Mlp] {
             compare(arch, &gpu);
+        }
+        for arch in [Arch::MicroCnn, Arch::SmallCnn] {
+            compare_training_step(arch, Method::Natural, 1e-3, &gpu);
+            compare_training_step(arch, rslad(), 1e-2, &gpu);
         }
     }
 
@@ -199,5 +338,7 @@ mod wgpu {
         for arch in [Arch::ResNet18, Arch::MobileNetV2] {
             compare(arch, &gpu);
         }
+        compare_training_step(Arch::ResNet18, Method::Natural, 1e-3, &gpu);
+        compare_training_step(Arch::ResNet18, rslad(), 1e-2, &gpu);
     }
 }
