@@ -435,6 +435,34 @@ fn bench_prints_a_table_row_per_workload_with_its_rate() {
 }
 
 #[test]
+fn bench_times_a_cifar_scale_student_when_named() {
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--seconds",
+        "0",
+        "--batch",
+        "2",
+        "--only",
+        "forward",
+        "--model",
+        "resnet18",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| forward | resnet18 | 2 |"))
+        .unwrap_or_else(|| panic!("no resnet18 row in:\n{stdout}"));
+    let ms: f64 = row
+        .split('|')
+        .map(str::trim)
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms > 0.0, "{row}");
+}
+
+#[test]
 fn bench_compare_without_torch_says_what_is_missing() {
     assert_clean_failure(
         &["bench", "--compare", "--python", "/nonexistent/python"],

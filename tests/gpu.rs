@@ -166,14 +166,21 @@ mod wgpu {
         };
         checkpoint::save(&model, &path, &info).unwrap();
         // Both read back, so both hold trainable parameters as a loaded checkpoint does.
-        [cpu, gpu].map(|device| (checkpoint::load(&path, Some(arch), &device).unwrap().0, device))
+        [cpu, gpu].map(|device| {
+            (
+                checkpoint::load(&path, Some(arch), &device).unwrap().0,
+                device,
+            )
+        })
     }
 
     /// Four seeded random images: distinct enough that batch statistics are well conditioned.
     fn probe(spec: ModelSpec, device: &Device) -> Tensor<4> {
         let (c, s) = (spec.in_channels, spec.image_size);
         let mut rng = StdRng::seed_from_u64(21);
-        let values: Vec<f32> = (0..4 * c * s * s).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let values: Vec<f32> = (0..4 * c * s * s)
+            .map(|_| rng.gen_range(0.0..1.0))
+            .collect();
         images(values, 4, c, s, s, device)
     }
 
@@ -200,8 +207,16 @@ mod wgpu {
             arch.name(),
             largest(expected)
         );
-        assert!(largest(expected) > 1e-7, "{}: {what} all near 0", arch.name());
-        assert!(error < tolerance, "{}: {what} differ by {error}", arch.name());
+        assert!(
+            largest(expected) > 1e-7,
+            "{}: {what} all near 0",
+            arch.name()
+        );
+        assert!(
+            error < tolerance,
+            "{}: {what} differ by {error}",
+            arch.name()
+        );
     }
 
     /// Input gradients agree in direction (cosine > 0.99999) and entry by entry within 1e-3
@@ -210,7 +225,11 @@ mod wgpu {
     /// gradient of the pixels under that unit's receptive field changes by a visible amount
     /// (seen on ResNet-18: 252 of 12,288 entries in one patch of one image, 0.6% off).
     fn assert_gradients_agree(arch: Arch, expected: &[f32], got: &[f32]) {
-        let dot: f64 = expected.iter().zip(got).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let dot: f64 = expected
+            .iter()
+            .zip(got)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum();
         let norm = |v: &[f32]| v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
         let cosine = dot / (norm(expected) * norm(got)).max(1e-30);
         let bound = 1e-3 * largest(expected);
@@ -227,9 +246,21 @@ mod wgpu {
             largest(expected),
             relative_error(expected, got)
         );
-        assert!(largest(expected) > 1e-7, "{}: the gradient is all near 0", arch.name());
-        assert!(cosine > 0.99999, "{}: gradient cosine {cosine}", arch.name());
-        assert!(off * 100 <= expected.len(), "{}: {off} entries differ", arch.name());
+        assert!(
+            largest(expected) > 1e-7,
+            "{}: the gradient is all near 0",
+            arch.name()
+        );
+        assert!(
+            cosine > 0.99999,
+            "{}: gradient cosine {cosine}",
+            arch.name()
+        );
+        assert!(
+            off * 100 <= expected.len(),
+            "{}: {off} entries differ",
+            arch.name()
+        );
     }
 
     /// Logits with batch norm on running statistics and in training mode, and the input
@@ -315,7 +346,13 @@ mod wgpu {
             unreachable!()
         };
         let name = method.name();
-        assert_close(arch, &format!("{name} loss"), &[*loss_cpu], &[*loss_gpu], tolerance);
+        assert_close(
+            arch,
+            &format!("{name} loss"),
+            &[*loss_cpu],
+            &[*loss_gpu],
+            tolerance,
+        );
         let what = format!("logits after a {name} step");
         assert_close(arch, &what, after_cpu, after_gpu, tolerance);
     }

@@ -66,6 +66,35 @@ impl ModelChoice {
         (arch.name(), width)
     }
 
+    /// Whether the model takes CIFAR-shaped images (3×32×32) rather than MNIST's.
+    fn is_cifar_scale(&self) -> bool {
+        self.shape().0.native_input() == (3, 32)
+    }
+
+    /// ε and step size of the attacks timed on this model: MNIST's or CIFAR's defaults
+    /// (they do not change the cost).
+    fn attack_radius(&self) -> (f32, f32) {
+        if self.is_cifar_scale() {
+            (8.0 / 255.0, 2.0 / 255.0)
+        } else {
+            (EPSILON, STEP_SIZE)
+        }
+    }
+
+    /// The teacher an RSLAD step distils from: the shipped one for MNIST-scale students, a
+    /// WideResNet-34-10 (the paper's teacher, initial weights) for CIFAR-scale ones.
+    fn teacher(&self, device: &Device) -> Result<Model> {
+        if self.is_cifar_scale() {
+            Ok(Model::build(
+                ModelSpec::native(Arch::Wrn34_10, 10),
+                0,
+                device,
+            )?)
+        } else {
+            ModelChoice::Teacher.build(device)
+        }
+    }
+
     fn forward_flops(&self) -> Option<f64> {
         let (arch, width) = self.shape();
         flops::forward_per_image(&ModelSpec::native(arch, 10), width)
@@ -176,7 +205,7 @@ impl Workload {
             }
             Workload::Forward { model } => {
                 let view = attack::eval_view(&model.build(&autodiff_device())?);
-                let (x, _) = inputs(batch)?;
+                let (x, _) = inputs(model, batch)?;
                 Box::new(move || {
                     let logits = view.forward(x.clone());
                     let _ = logits.slice([0..1, 0..1]).into_data();
@@ -184,11 +213,12 @@ impl Workload {
             }
             Workload::PgdStep { model } => {
                 let view = attack::eval_view(&model.build(&autodiff_device())?);
-                let (x, y) = inputs(batch)?;
+                let (x, y) = inputs(model, batch)?;
                 let target = Target::labels(y);
+                let (epsilon, step_size) = model.attack_radius();
                 let config = PgdConfig {
-                    epsilon: EPSILON,
-                    step_size: STEP_SIZE,
+                    epsilon,
+                    step_size,
                     steps: 1,
                     loss: attack::AttackLoss::CrossEntropy,
                     start: Start::None,
@@ -202,7 +232,7 @@ impl Workload {
             }
             Workload::RsladStep { model, steps } => {
                 let mut trainer = rslad_trainer(model, *steps, batch)?;
-                let (x, y) = inputs(batch)?;
+                let (x, y) = inputs(model, batch)?;
                 let mut rng = seeded(0, 0);
                 Box::new(move || {
                     trainer
@@ -234,22 +264,36 @@ fn embedded() -> Result<Dataset> {
     Ok(load(DatasetKind::Mnist, &DataSource::Embedded)?)
 }
 
-/// `batch` embedded MNIST test images (repeated if the subset is smaller) and their labels.
-fn inputs(batch: usize) -> Result<(Tensor<4>, Tensor<1, Int>)> {
+/// `batch` embedded MNIST test images (repeated if the subset is smaller) and their labels;
+/// for a CIFAR-scale model, seeded random 3×32×32 images (no CIFAR data ships with the
+/// program; the cost is the same).
+fn inputs(model: &ModelChoice, batch: usize) -> Result<(Tensor<4>, Tensor<1, Int>)> {
+    if model.is_cifar_scale() {
+        use rand::Rng;
+        let mut rng = seeded(0, 1);
+        let values: Vec<f32> = (0..batch * 3 * 32 * 32).map(|_| rng.r#gen()).collect();
+        let device = compute_device();
+        let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+        return Ok((
+            crate::tensor_util::images(values, batch, 3, 32, 32, &device),
+            crate::tensor_util::labels(&labels, &device),
+        ));
+    }
     let data = embedded()?;
     let indices: Vec<usize> = (0..batch).map(|i| i % data.test.len()).collect();
     Ok(batch_tensors(&data.test, &indices, &compute_device()))
 }
 
-/// A trainer for RSLAD with the MNIST defaults (ε 0.3, step 0.01, Adam), the student on the
-/// autodiff device and the shipped teacher.
+/// A trainer for RSLAD (Adam; MNIST's ε and step, or CIFAR's), the student on the autodiff
+/// device, and its teacher (the shipped one, or a WideResNet-34-10 for CIFAR-scale students).
 pub fn rslad_trainer(model: &ModelChoice, steps: usize, batch: usize) -> Result<Trainer> {
     let device = autodiff_device();
     let student = model.build(&device)?;
-    let teacher = ModelChoice::Teacher.build(&device)?;
+    let teacher = model.teacher(&device)?;
+    let (epsilon, step_size) = model.attack_radius();
     let config = TrainConfig {
         method: Method::Rslad {
-            attack: Method::kl_attack(EPSILON, STEP_SIZE, steps),
+            attack: Method::kl_attack(epsilon, step_size, steps),
             alpha: 5.0 / 6.0,
             scale: 1.0,
         },
