@@ -12,6 +12,9 @@
 //!
 //! Where no Vulkan (or other wgpu) adapter opens, they print why and pass without comparing.
 
+#[cfg(feature = "wgpu")]
+mod common;
+
 use rslad_tui::device::{self, DeviceChoice};
 use std::process::Command;
 
@@ -88,8 +91,7 @@ fn a_device_missing_from_the_build_falls_back_to_the_cpu_with_a_message() {
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
-    use burn::module::{Module, ModuleMapper, Param};
-    use burn::tensor::{Device, Tensor, TensorData};
+    use burn::tensor::{Device, Tensor};
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use rslad_tui::attack::{self, AttackLoss, Target, input_gradient};
     use rslad_tui::checkpoint::{self, SaveInfo};
@@ -111,51 +113,13 @@ mod wgpu {
         }
     }
 
-    /// Moves every parameter away from its initial value (a fresh model has gamma = 1,
-    /// beta = 0, unit running statistics, and some architectures a zero last layer), so that
-    /// every tensor on the GPU path shapes the result.
-    struct Perturb {
-        rng: StdRng,
-        path: Vec<String>,
-    }
-
-    impl ModuleMapper for Perturb {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let variance = self.path.last().is_some_and(|n| n == "running_var");
-            let rng = &mut self.rng;
-            param.map(|tensor| {
-                let dims = tensor.dims();
-                let old = to_vec(tensor.clone());
-                let values: Vec<f32> = old
-                    .iter()
-                    .map(|w| match variance {
-                        true => rng.gen_range(0.5..1.5),
-                        false => w * rng.gen_range(0.5..1.5) + rng.gen_range(-0.02..0.02),
-                    })
-                    .collect();
-                Tensor::from_data(TensorData::new(values, dims), &tensor.device())
-            })
-        }
-    }
-
     /// `arch` with perturbed seeded weights on the CPU, and the same weights read onto `gpu`
     /// from a checkpoint; both on autodiff devices, as training and attacks hold them.
     fn on_both(arch: Arch, seed: u64, gpu: &Device) -> [(Model, Device); 2] {
         let cpu = device::open(DeviceChoice::Cpu).unwrap().device.autodiff();
         let gpu = gpu.clone().autodiff();
         let spec = ModelSpec::native(arch, 10);
-        let model = Model::build(spec, seed, &cpu).unwrap().map(&mut Perturb {
-            rng: StdRng::seed_from_u64(seed + 100),
-            path: Vec::new(),
-        });
+        let model = common::perturbed(Model::build(spec, seed, &cpu).unwrap(), seed + 100);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(arch.name());
         let info = SaveInfo {

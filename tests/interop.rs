@@ -2,11 +2,9 @@
 //! exported file has exactly the reference PyTorch `state_dict` keys and layouts, and the
 //! import refuses, naming the tensor, anything that does not fit.
 
-use burn::module::{Module, ModuleMapper, Param};
+mod common;
+
 use burn::prelude::*;
-use burn::tensor::TensorData;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use rslad_tui::checkpoint;
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::error::CheckpointError;
@@ -22,45 +20,9 @@ use std::path::Path;
 
 const CLASSES: usize = 10;
 
-/// Gives batch-norm scales, shifts, running statistics and every bias distinct random values,
-/// so that a swapped or misnamed tensor changes the logits (a fresh model has gamma = 1,
-/// beta = 0, mean = 0, var = 1 everywhere, and some architectures start with zero biases).
-struct Perturb {
-    rng: StdRng,
-    path: Vec<String>,
-}
-
-impl ModuleMapper for Perturb {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let range = match self.path.last().map(String::as_str) {
-            Some("gamma" | "running_var") => 0.5..1.5,
-            Some("beta" | "running_mean" | "bias") => -0.2..0.2,
-            _ => return param,
-        };
-        let rng = &mut self.rng;
-        param.map(|tensor| {
-            let dims = tensor.dims();
-            let n = dims.iter().product();
-            let values: Vec<f32> = (0..n).map(|_| rng.gen_range(range.clone())).collect();
-            Tensor::from_data(TensorData::new(values, dims), &tensor.device())
-        })
-    }
-}
-
 fn perturbed_model(spec: ModelSpec, device: &Device) -> Model {
     let model = Model::build(spec, 3, device).expect("the zoo builds its own spec");
-    model.map(&mut Perturb {
-        rng: StdRng::seed_from_u64(11),
-        path: Vec::new(),
-    })
+    common::perturbed(model, 11)
 }
 
 /// Two fixed images of the spec's shape.
