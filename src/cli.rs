@@ -27,7 +27,7 @@ pub struct Cli {
     /// Where to compute: cpu (burn-flex, always built), wgpu or cuda (GPU builds only, see
     /// docs/gpu.md). A GPU that cannot be opened falls back to the CPU with a message.
     /// `replay --execute` defaults to the device the session was recorded on.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, ignore_case = true)]
     pub device: Option<crate::device::DeviceChoice>,
     #[command(subcommand)]
     pub command: Option<Command>,

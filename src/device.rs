@@ -95,7 +95,7 @@ impl Selection {
     pub fn fallback_message(&self) -> Option<String> {
         self.fallback_reason.as_ref().map(|why| {
             format!(
-                "--device {} is not usable: {why}; running on the CPU ({}) instead",
+                "device {} is not usable: {why}; running on the CPU ({}) instead",
                 self.requested, self.open.backend
             )
         })
@@ -279,6 +279,10 @@ fn probe(device: &Device) -> Result<String, String> {
 /// first panic message seen on any thread while `work` ran.
 pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     use std::sync::{Arc, Mutex};
+    // The hook is the process's: two overlapping calls could otherwise restore each other's
+    // quiet hook and leave it installed for good.
+    static HOOK_SWAP: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = HOOK_SWAP.lock().unwrap_or_else(|e| e.into_inner());
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let previous = std::panic::take_hook();
     let record = Arc::clone(&seen);

@@ -60,7 +60,7 @@ fn a_panic_while_opening_a_device_becomes_an_error_with_its_message() {
         device::quietly_catching_panics(|| panic!("No possible adapter available"));
     let error = result.unwrap_err();
     assert!(error.contains("No possible adapter available"), "{error}");
-    // The hook that was in place before is back: a later panic is still reported normally.
+    // Work that does not panic gives its value.
     assert_eq!(device::quietly_catching_panics(|| 7), Ok(7));
 }
 
@@ -75,7 +75,7 @@ fn a_device_missing_from_the_build_falls_back_to_the_cpu_with_a_message() {
         let (code, stdout, stderr) = run(&["--device", name, "zoo"], &[]);
         assert_eq!(code, 0, "{stderr}");
         assert!(
-            stderr.contains(&format!("--device {name} is not usable"))
+            stderr.contains(&format!("device {name} is not usable"))
                 && stderr.contains(&format!("--features {name}"))
                 && stderr.contains("running on the CPU"),
             "{stderr}"

@@ -73,6 +73,10 @@ impl TorchReference {
             Workload::Forward { .. } | Workload::PgdStep { .. } => {}
         }
         if let Some(model) = workload.model() {
+            if model.is_cifar_scale() {
+                // bench/reference_torch.py has the MNIST-scale models only.
+                return Ok(None);
+            }
             let (arch, width) = model.torch_shape();
             push("model", arch.to_string());
             push("width", width.to_string());

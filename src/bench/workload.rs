@@ -67,7 +67,7 @@ impl ModelChoice {
     }
 
     /// Whether the model takes CIFAR-shaped images (3×32×32) rather than MNIST's.
-    fn is_cifar_scale(&self) -> bool {
+    pub fn is_cifar_scale(&self) -> bool {
         self.shape().0.native_input() == (3, 32)
     }
 

@@ -570,7 +570,7 @@ fn whole(key: &str, value: f64) -> Result<usize, String> {
     }
 }
 
-/// A finite number, written as a decimal or a fraction such as `5/6` or `8/255`.
+/// `optimizer NAME [key=value ...]`; keys left out stay None (unchanged).
 fn parse_optimizer(args: &[&str]) -> Result<Command, String> {
     let [kind, options @ ..] = args else {
         return Err("which optimizer? sgd or adam".into());
@@ -587,10 +587,10 @@ fn parse_optimizer(args: &[&str]) -> Result<Command, String> {
         match key.as_str() {
             "momentum" if (0.0..1.0).contains(&value) => momentum = Some(value),
             "momentum" => return Err(format!("momentum must be in [0, 1); got {value}")),
-            "weight-decay" if value >= 0.0 => weight_decay = Some(value),
-            "weight-decay" => return Err(format!("weight-decay must be ≥ 0; got {value}")),
-            "gamma" if value > 0.0 => gamma = Some(value),
-            "gamma" => return Err(format!("gamma must be positive; got {value}")),
+            "weight-decay" if (0.0..1.0).contains(&value) => weight_decay = Some(value),
+            "weight-decay" => return Err(format!("weight-decay must be in [0, 1); got {value}")),
+            "gamma" if value > 0.0 && value <= 1.0 => gamma = Some(value),
+            "gamma" => return Err(format!("gamma must be in (0, 1]; got {value}")),
             _ => {
                 return Err("milestones take a list of epochs, e.g. milestones=215,260,285".into());
             }
@@ -612,9 +612,15 @@ fn epoch_list(text: &str) -> Result<Vec<usize>, String> {
     }
     let epochs = text
         .split(',')
-        .map(|e| {
-            e.parse::<usize>()
-                .map_err(|_| format!("milestones: `{e}` is not an epoch number"))
+        .map(|e| match e {
+            "" => Err(
+                "milestones: write the epochs with commas and no spaces, e.g. \
+                       milestones=215,260,285"
+                    .to_string(),
+            ),
+            _ => e
+                .parse::<usize>()
+                .map_err(|_| format!("milestones: `{e}` is not an epoch number")),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if epochs.windows(2).any(|w| w[0] >= w[1]) {
@@ -623,6 +629,7 @@ fn epoch_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(epochs)
 }
 
+/// A finite number, written as a decimal or a fraction such as `5/6` or `8/255`.
 pub fn number(text: &str) -> Result<f64, String> {
     let value = match text.split_once('/') {
         Some((top, bottom)) => {

@@ -506,38 +506,39 @@ impl Engine {
     }
 
     /// `data NAME` keeps the folder (or uses `data` when the data was embedded); `data
-    /// FOLDER` keeps the dataset.
+    /// FOLDER` keeps the dataset. The folder is kept as typed and resolved against the file
+    /// scope when loading, so a session replayed from another folder shows the same status.
+    /// Nothing changes, and nothing is logged, unless the whole switch succeeds.
     fn set_data(&mut self, target: &str) -> Result<()> {
         let mut settings = self.settings.clone();
         match DatasetKind::from_name(target) {
             Ok(kind) => {
                 settings.data.dataset = kind.name().to_string();
                 if settings.data.data == "embedded" && kind != DatasetKind::Mnist {
-                    // `data` beside the session when one is replayed, else in the working folder.
-                    settings.data.data = self.scope.resolve("data")?.to_string_lossy().into_owned();
+                    settings.data.data = "data".into();
                 }
             }
             Err(_) if target == "embedded" => settings.data.data = target.to_string(),
-            Err(_) => {
-                settings.data.data = self.scope.resolve(target)?.to_string_lossy().into_owned()
-            }
+            Err(_) => settings.data.data = target.to_string(),
         }
-        let data = cli::load_data(&settings.data)?;
-        let new_shape = image_shape(&data) != image_shape(&self.data);
-        let mut teacher = self.teacher.take();
-        if new_shape {
-            self.adapt_to_new_shape(&mut settings, &data, &mut teacher);
+        let mut source = settings.data.clone();
+        if source.data != "embedded" {
+            source.data = self
+                .scope
+                .resolve(&source.data)?
+                .to_string_lossy()
+                .into_owned();
         }
-        let trainer = match build_trainer(&settings, &data, teacher.as_ref(), None)
-            .context("the data does not suit the current student or teacher")
-        {
-            Ok(trainer) => trainer,
-            Err(e) => {
-                self.teacher = teacher;
-                return Err(e);
-            }
-        };
-        self.teacher = teacher;
+        let data = cli::load_data(&source)?;
+        let mut changes = Vec::new();
+        let keep_teacher = image_shape(&data) == image_shape(&self.data)
+            || self.adapt_to_new_shape(&mut settings, &data, &mut changes);
+        let teacher = self.teacher.as_ref().filter(|_| keep_teacher);
+        let trainer = build_trainer(&settings, &data, teacher, None)
+            .context("the data does not suit the current student or teacher")?;
+        if !keep_teacher {
+            self.teacher = None;
+        }
         self.data = data;
         self.trainer = trainer;
         self.settings = settings;
@@ -554,28 +555,30 @@ impl Engine {
             self.data.train.len(),
             self.data.test.len()
         ));
+        for (level, text) in changes {
+            self.shared.log(level, text);
+        }
         self.warn_if_teacher_mismatch();
         self.refresh_sample();
         Ok(())
     }
 
     /// Data of another image shape or class count: a student, attack settings and teacher
-    /// that suit it, each change said in the log. The student becomes the data's default
-    /// (micro-cnn, or the paper's ResNet-18 on CIFAR) unless its architecture takes the new
-    /// images; the training attack goes back to the data's defaults (ε, step size, steps, as
-    /// `train` uses); a teacher that cannot read the images is put down, and a distilling
-    /// method with it (natural until `teacher PATH` and `method` again).
+    /// that suit it. The student becomes the data's default (micro-cnn, or the paper's
+    /// ResNet-18 on CIFAR) unless its architecture takes the new images; the training attack
+    /// goes back to the data's defaults (ε, step size, steps, as `train` uses); a teacher that
+    /// cannot read the images is to be put down, and a distilling method with it (natural
+    /// until `teacher PATH` and `method` again). Edits `settings`, says each change in
+    /// `changes` (logged once the switch succeeds), and returns whether the teacher stays.
     fn adapt_to_new_shape(
         &self,
         settings: &mut TrainArgs,
         data: &Dataset,
-        teacher: &mut Option<Teacher>,
-    ) {
+        changes: &mut Vec<(LogLevel, String)>,
+    ) -> bool {
         let fits = |arch: &str| {
-            Arch::from_name(arch).is_ok_and(|arch| {
-                let (channels, size) = arch.native_input();
-                (channels, size) == (data.train.channels, data.train.height)
-            })
+            Arch::from_name(arch)
+                .is_ok_and(|arch| arch.native_input() == (data.train.channels, data.train.height))
         };
         if !fits(&settings.model) {
             let student = if data.kind.augments() {
@@ -583,56 +586,58 @@ impl Engine {
             } else {
                 Arch::MicroCnn
             };
-            self.info(format!(
-                "{} does not take {} images: the student is a fresh {student}",
-                settings.model,
-                data.kind.name()
+            changes.push((
+                LogLevel::Info,
+                format!(
+                    "{} does not take {} images: the student is a fresh {student}",
+                    settings.model,
+                    data.kind.name()
+                ),
             ));
             settings.model = student.name().to_string();
         }
         let o = &mut settings.options;
         (o.eps, o.step_size, o.steps) = (None, None, None);
         let defaults = cli::attack_defaults(data.kind);
-        self.info(format!(
-            "attack settings for {}: ε {:.4}, step size {:.4}, {} steps",
-            data.kind.name(),
-            defaults.epsilon,
-            defaults.step_size,
-            defaults.train_steps
+        changes.push((
+            LogLevel::Info,
+            format!(
+                "attack settings for {}: ε {:.4}, step size {:.4}, {} steps",
+                data.kind.name(),
+                defaults.epsilon,
+                defaults.step_size,
+                defaults.train_steps
+            ),
         ));
-        let teacher_fits = teacher.as_ref().is_some_and(|t| {
-            let spec = t.model.spec();
-            (spec.in_channels, spec.image_size, spec.num_classes)
-                == (
-                    data.train.channels,
-                    data.train.height,
-                    data.train.num_classes,
-                )
-        });
-        if let Some(old) = teacher.take_if(|_| !teacher_fits) {
-            let method = settings.method;
-            let distils = !matches!(
-                method,
-                MethodName::Natural | MethodName::Sat | MethodName::Trades
-            );
-            if distils {
-                settings.method = MethodName::Natural;
-            }
-            self.shared.log(
-                LogLevel::Warning,
-                format!(
-                    "the teacher ({}) does not take {} images: no teacher now{}; load one with \
-                     `teacher PATH`",
-                    old.label,
-                    data.kind.name(),
-                    if distils {
-                        ", method natural until then"
-                    } else {
-                        ""
-                    }
-                ),
-            );
+        let Some(teacher) = &self.teacher else {
+            return true;
+        };
+        let spec = teacher.model.spec();
+        if (spec.in_channels, spec.image_size, spec.num_classes) == image_shape(data) {
+            return true;
         }
+        let distils = !matches!(
+            settings.method,
+            MethodName::Natural | MethodName::Sat | MethodName::Trades
+        );
+        if distils {
+            settings.method = MethodName::Natural;
+        }
+        changes.push((
+            LogLevel::Warning,
+            format!(
+                "the teacher ({}) does not take {} images: no teacher now{}; load one with \
+                 `teacher PATH`",
+                teacher.label,
+                data.kind.name(),
+                if distils {
+                    ", method natural until then"
+                } else {
+                    ""
+                }
+            ),
+        ));
+        false
     }
 
     fn reset(&mut self) -> Result<()> {

@@ -41,7 +41,7 @@ pub struct Status {
     pub busy: Option<String>,
     /// The student changed since it was last saved.
     pub unsaved: bool,
-    /// Where the work runs: "cpu", or the GPU backend and its name ("wgpu llvmpipe …").
+    /// Where the work runs: "cpu", or the GPU backend and its name ("wgpu GPU: llvmpipe …").
     #[serde(default)]
     pub device: String,
 }
