@@ -58,14 +58,8 @@ impl std::str::FromStr for DeviceChoice {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "wgpu" => Ok(DeviceChoice::Wgpu),
-            "cuda" => Ok(DeviceChoice::Cuda),
-            other => Err(format!(
-                "unknown device {other:?}; expected cpu, wgpu or cuda"
-            )),
-        }
+        <Self as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| format!("unknown device {s:?}; expected cpu, wgpu or cuda"))
     }
 }
 
@@ -205,14 +199,11 @@ fn cpu_backend() -> (Device, &'static str) {
 #[cfg(feature = "wgpu")]
 fn open_wgpu() -> Result<OpenDevice, String> {
     use burn::tensor::DeviceKind;
-    let device = Device::wgpu(DeviceKind::DefaultDevice);
-    let hardware = probe(&device)?;
-    Ok(OpenDevice {
-        choice: DeviceChoice::Wgpu,
-        device,
-        backend: "burn-wgpu",
-        hardware,
-    })
+    probe(
+        DeviceChoice::Wgpu,
+        Device::wgpu(DeviceKind::DefaultDevice),
+        "burn-wgpu",
+    )
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -222,14 +213,7 @@ fn open_wgpu() -> Result<OpenDevice, String> {
 
 #[cfg(feature = "cuda")]
 fn open_cuda() -> Result<OpenDevice, String> {
-    let device = Device::cuda(0);
-    let hardware = probe(&device)?;
-    Ok(OpenDevice {
-        choice: DeviceChoice::Cuda,
-        device,
-        backend: "burn-cuda",
-        hardware,
-    })
+    probe(DeviceChoice::Cuda, Device::cuda(0), "burn-cuda")
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -247,11 +231,16 @@ fn not_built(choice: DeviceChoice) -> String {
 
 /// Runs a small matrix product on `device` and checks the answer, catching the panic burn
 /// raises when a GPU cannot be initialised (no adapter, no driver, no libcuda). Returns the
-/// device's name.
+/// opened device, named by what it reports itself to be.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-fn probe(device: &Device) -> Result<String, String> {
-    let device = device.clone();
+fn probe(
+    choice: DeviceChoice,
+    device: Device,
+    backend: &'static str,
+) -> Result<OpenDevice, String> {
+    let probed = device.clone();
     let outcome = quietly_catching_panics(move || {
+        let device = probed;
         let a = burn::tensor::Tensor::<2>::from_data([[1.0f32, 2.0], [3.0, 4.0]], &device);
         let product: Vec<f32> = a
             .clone()
@@ -270,7 +259,13 @@ fn probe(device: &Device) -> Result<String, String> {
             .map_or_else(|| "unnamed".to_string(), |id| id.name);
         Ok(format!("GPU: {name}"))
     });
-    outcome.unwrap_or_else(Err)
+    let hardware = outcome.unwrap_or_else(Err)?;
+    Ok(OpenDevice {
+        choice,
+        device,
+        backend,
+        hardware,
+    })
 }
 
 /// Runs `work`, turning a panic into an error that carries its message, without the default

@@ -406,60 +406,45 @@ fn without_a_terminal_no_command_explains_and_runs_the_headless_demo() {
     assert!(dir.path().join("runs/demo-micro-cnn.safetensors").exists());
 }
 
-#[test]
-fn bench_prints_a_table_row_per_workload_with_its_rate() {
-    // A tiny budget: only that the command runs and reports; speed is never asserted.
-    let (code, stdout, stderr) = run(&[
-        "bench",
-        "--seconds",
-        "0",
-        "--batch",
-        "8",
-        "--only",
-        "pgd-step",
-        "--model",
-        "micro-cnn",
-    ]);
+/// Runs `bench` with a zero time budget and `args`; returns its output and the cells of the
+/// table row that starts with `prefix`.
+fn bench_row(args: &[&str], prefix: &str) -> (String, Vec<String>) {
+    let (code, stdout, stderr) = run(&[&["bench", "--seconds", "0"], args].concat());
     assert_eq!(code, 0, "{stderr}");
     let row = stdout
         .lines()
-        .find(|l| l.starts_with("| PGD step | micro-cnn | 8 |"))
-        .unwrap_or_else(|| panic!("no PGD step row in:\n{stdout}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // ms / iter, images / s and GFLOP/s are positive numbers.
-    for cell in &cells[4..7] {
-        let value: f64 = cell.parse().unwrap_or_else(|_| panic!("{cell:?} in {row}"));
-        assert!(value > 0.0, "{row}");
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no row {prefix:?} in:\n{stdout}"));
+    let cells = row.split('|').map(|c| c.trim().to_string()).collect();
+    (stdout, cells)
+}
+
+/// Asserts that each cell is a positive number.
+fn assert_positive(cells: &[String]) {
+    for cell in cells {
+        let value: f64 = cell
+            .parse()
+            .unwrap_or_else(|_| panic!("{cell:?} in {cells:?}"));
+        assert!(value > 0.0, "{cells:?}");
     }
+}
+
+#[test]
+fn bench_prints_a_table_row_per_workload_with_its_rate() {
+    // A tiny budget: only that the command runs and reports; speed is never asserted.
+    let args = ["--batch", "8", "--only", "pgd-step", "--model", "micro-cnn"];
+    let (stdout, cells) = bench_row(&args, "| PGD step | micro-cnn | 8 |");
+    // ms / iter, images / s and GFLOP/s are positive numbers.
+    assert_positive(&cells[4..7]);
     assert!(stdout.contains("| matmul 1024² |"), "{stdout}");
 }
 
 #[test]
 fn bench_times_a_cifar_scale_student_when_named() {
-    let (code, stdout, stderr) = run(&[
-        "bench",
-        "--seconds",
-        "0",
-        "--batch",
-        "2",
-        "--only",
-        "forward",
-        "--model",
-        "resnet18",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("| forward | resnet18 | 2 |"))
-        .unwrap_or_else(|| panic!("no resnet18 row in:\n{stdout}"));
-    let ms: f64 = row
-        .split('|')
-        .map(str::trim)
-        .nth(4)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(ms > 0.0, "{row}");
+    let args = ["--batch", "2", "--only", "forward", "--model", "resnet18"];
+    let (_, cells) = bench_row(&args, "| forward | resnet18 | 2 |");
+    // ms / iter and images / s (no FLOP count is kept for ResNet-18).
+    assert_positive(&cells[4..6]);
 }
 
 #[test]

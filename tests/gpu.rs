@@ -18,10 +18,9 @@ mod common;
 use rslad_tui::device::{self, DeviceChoice};
 use std::process::Command;
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
         .args(args)
-        .envs(env.iter().copied())
         .output()
         .expect("the binary runs");
     (
@@ -39,7 +38,7 @@ fn device_names_parse_and_unknown_ones_are_refused() {
     let error = "tpu".parse::<DeviceChoice>().unwrap_err();
     assert!(error.contains("cpu, wgpu or cuda"), "{error}");
 
-    let (code, _, stderr) = run(&["--device", "tpu", "zoo"], &[]);
+    let (code, _, stderr) = run(&["--device", "tpu", "zoo"]);
     assert_ne!(code, 0);
     assert!(
         stderr.contains("possible values: cpu, wgpu, cuda"),
@@ -52,6 +51,39 @@ fn the_cpu_always_opens_and_computes() {
     let open = device::open(DeviceChoice::Cpu).expect("the CPU backend opens");
     assert_eq!(open.hardware, "CPU");
     assert!(open.backend.starts_with("burn-"), "{}", open.backend);
+    let a = burn::tensor::Tensor::<2>::from_data([[1.0f32, 2.0], [3.0, 4.0]], &open.device);
+    let product = rslad_tui::tensor_util::to_vec(a.clone().matmul(a));
+    assert_eq!(product, [7.0, 10.0, 15.0, 22.0]);
+}
+
+/// `replay --execute` runs on the device the session records: a session recorded on wgpu,
+/// replayed by a build without it, says so and runs on the CPU; `--device cpu` overrides it.
+#[test]
+fn a_replay_uses_the_recorded_device_unless_told_otherwise() {
+    if DeviceChoice::Wgpu.is_built() {
+        return; // the fallback is what is checked here
+    }
+    let lesson = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sessions/lesson-1-soft-labels.ron"
+    ))
+    .unwrap();
+    let on_wgpu = lesson.replacen("    seed: 0,", "    device: wgpu,\n    seed: 0,", 1);
+    assert_ne!(
+        on_wgpu, lesson,
+        "the lesson's header changed; update this test"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("on-wgpu.ron");
+    std::fs::write(&path, on_wgpu).unwrap();
+    let path = path.to_str().unwrap();
+    let replay = ["replay", "--execute", "--limit", "1", path];
+    let (code, _, stderr) = run(&replay);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("device wgpu is not usable"), "{stderr}");
+    let (code, _, stderr) = run(&[&["--device", "cpu"], &replay[..]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("not usable"), "{stderr}");
 }
 
 #[test]
@@ -72,7 +104,7 @@ fn a_device_missing_from_the_build_falls_back_to_the_cpu_with_a_message() {
             continue;
         }
         let name = choice.name();
-        let (code, stdout, stderr) = run(&["--device", name, "zoo"], &[]);
+        let (code, stdout, stderr) = run(&["--device", name, "zoo"]);
         assert_eq!(code, 0, "{stderr}");
         assert!(
             stderr.contains(&format!("device {name} is not usable"))

@@ -459,9 +459,8 @@ pub fn journal_path() -> Option<PathBuf> {
 /// SIMD level and the number of threads (both change summation order). Results are
 /// bit-identical between runs with the same id.
 pub fn backend_id() -> String {
-    let open = &crate::device::selection().open;
-    if open.choice != crate::device::DeviceChoice::Cpu {
-        return format!("{} ({})", open.backend, open.hardware);
+    if crate::device::selection().open.choice != crate::device::DeviceChoice::Cpu {
+        return crate::device::backend_name();
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!(

@@ -16,7 +16,7 @@ use crate::eval::{self, EvalAttack};
 use crate::rng::seeded;
 use crate::tensor_util::{predictions, to_vec};
 use crate::train::{Method, StepOutcome, Trainer};
-use crate::zoo::{Arch, Model};
+use crate::zoo::{Arch, Model, ModelSpec};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -518,7 +518,7 @@ impl Engine {
                     settings.data.data = "data".into();
                 }
             }
-            Err(_) if target == "embedded" => settings.data.data = target.to_string(),
+            // "embedded" or a folder, kept as typed.
             Err(_) => settings.data.data = target.to_string(),
         }
         let mut source = settings.data.clone();
@@ -576,11 +576,11 @@ impl Engine {
         data: &Dataset,
         changes: &mut Vec<(LogLevel, String)>,
     ) -> bool {
-        let fits = |arch: &str| {
-            Arch::from_name(arch)
-                .is_ok_and(|arch| arch.native_input() == (data.train.channels, data.train.height))
-        };
-        if !fits(&settings.model) {
+        // The student is rebuilt for the data's classes, so only its input shape must fit.
+        let student_fits = Arch::from_name(&settings.model).is_ok_and(|arch| {
+            cli::check_fit(&ModelSpec::native(arch, data.train.num_classes), data).is_ok()
+        });
+        if !student_fits {
             let student = if data.kind.augments() {
                 Arch::ResNet18
             } else {
@@ -612,8 +612,7 @@ impl Engine {
         let Some(teacher) = &self.teacher else {
             return true;
         };
-        let spec = teacher.model.spec();
-        if (spec.in_channels, spec.image_size, spec.num_classes) == image_shape(data) {
+        if cli::check_fit(&teacher.model.spec(), data).is_ok() {
             return true;
         }
         let distils = !matches!(
@@ -1079,7 +1078,6 @@ fn load_teacher(source: &str) -> Result<Teacher> {
     })
 }
 
-/// A trainer for `settings` on `data`: the given student, or a fresh one from the seed.
 /// Channels, size and classes of the data's images.
 fn image_shape(data: &Dataset) -> (usize, usize, usize) {
     (
@@ -1089,6 +1087,7 @@ fn image_shape(data: &Dataset) -> (usize, usize, usize) {
     )
 }
 
+/// A trainer for `settings` on `data`: the given student, or a fresh one from the seed.
 fn build_trainer(
     settings: &TrainArgs,
     data: &Dataset,

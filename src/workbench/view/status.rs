@@ -33,8 +33,10 @@ pub fn render(buf: &mut Buffer, area: Rect, status: &Status) {
     }
     let all = fields_by_priority(status);
     let every_field_whole = line_width(&all, None);
-    let mut fields = fit_fields(all, area.width as usize);
-    // The device comes last: shown only where every other field fits whole.
+    let room = area.width as usize;
+    let mut fields = fit_fields(all, room);
+    // The device comes last: shown only where every other field fits whole (then `fields`
+    // holds them all) with a column to spare.
     let device = Field {
         order: 8,
         side: Side::Right,
@@ -42,11 +44,7 @@ pub fn render(buf: &mut Buffer, area: Rect, status: &Status) {
         style: Style::new().fg(Color::Cyan),
         truncatable: false,
     };
-    let room = area.width as usize;
-    if !device.text.is_empty()
-        && line_width(&fields, Some(&device)) <= room
-        && every_field_whole + 1 + text::width(&device.text) <= room
-    {
+    if !device.text.is_empty() && every_field_whole + 1 + text::width(&device.text) <= room {
         fields.push(device);
         fields.sort_by_key(|f| f.order);
     }
