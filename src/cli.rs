@@ -11,7 +11,7 @@ use crate::train::{EpochMetrics, Method, OptimizerConfig, OptimizerKind, TrainCo
 use crate::zoo::{self, Arch, Model, ModelSpec};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -314,6 +314,13 @@ pub struct EvalArgs {
     pub n: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run AutoAttack in blocks of --block images, writing each finished block to this journal
+    /// (RON); the same command run again continues where it stopped (Ctrl-C, a time limit).
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Images per AutoAttack block with --resume; each block has its own seed.
+    #[arg(long, default_value_t = 500, requires = "resume")]
+    pub block: usize,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -774,9 +781,16 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
         .then(|| autoattack_config(args, epsilon))
         .transpose()?;
     if autoattack_config.is_none()
-        && (!args.components.is_empty() || args.version != AutoAttackVersion::Standard)
+        && (!args.components.is_empty()
+            || args.version != AutoAttackVersion::Standard
+            || args.resume.is_some())
     {
-        bail!("--version and --components apply to AutoAttack: add autoattack to --attacks");
+        bail!(
+            "--version, --components and --resume apply to AutoAttack: add autoattack to --attacks"
+        );
+    }
+    if args.block == 0 {
+        bail!("--block must be at least 1 image");
     }
     let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
     let test = data.test.take(n);
@@ -786,9 +800,17 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
         Box::new(Bars::default())
     };
     let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
-    let autoattack = autoattack_config
-        .map(|config| eval::autoattack(&model, &test, &config, progress.as_ref()))
-        .transpose()?;
+    let autoattack = match (autoattack_config, &args.resume) {
+        (None, _) => None,
+        (Some(config), None) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
+        (Some(config), Some(path)) => {
+            let report = autoattack_in_blocks(args, &model, &card, &test, &config, path)?;
+            match report {
+                Some(report) => Some(report),
+                None => return Ok(()),
+            }
+        }
+    };
     // Warnings go to standard error, so they show even when the JSON is piped elsewhere.
     for flag in autoattack.iter().flat_map(|r| &r.flags) {
         eprintln!("WARNING (AutoAttack): {}", flag.message());
@@ -809,6 +831,64 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `eval --resume`: AutoAttack block by block through the journal at `path`, a line per block
+/// on standard error. None if Ctrl-C stopped it (the finished blocks stay in the journal).
+fn autoattack_in_blocks(
+    args: &EvalArgs,
+    model: &crate::zoo::Model,
+    card: &CheckpointCard,
+    test: &crate::data::ImageSet,
+    config: &AutoAttackConfig,
+    path: &Path,
+) -> Result<Option<AutoAttackReport>> {
+    let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, args.block)?;
+    let blocks = key.blocks();
+    let mut journal = eval::journal::open(path, key)?;
+    if !journal.blocks.is_empty() {
+        eprintln!(
+            "{}: {} of {blocks} AutoAttack blocks already done; continuing",
+            path.display(),
+            journal.blocks.len()
+        );
+    }
+    let progress: Box<dyn Progress> = if args.json {
+        Box::new(Silent)
+    } else {
+        Box::new(Bars::default())
+    };
+    let started = Instant::now();
+    let report = eval::journal::autoattack_in_blocks(
+        model,
+        test,
+        &mut journal,
+        path,
+        progress.as_ref(),
+        crate::interrupt::flag(),
+        &mut |done| {
+            eprintln!(
+                "block {}/{} (images {}..{}): robust {:.2}%; so far {:.2}% of {} images ({:.0} s)",
+                done.index + 1,
+                done.blocks,
+                done.first_image,
+                done.images_done,
+                100.0 * done.report.robust_accuracy,
+                100.0 * done.robust_done as f64 / done.images_done as f64,
+                done.images_done,
+                started.elapsed().as_secs_f64()
+            );
+        },
+    )?;
+    if report.is_none() {
+        eprintln!(
+            "stopped by Ctrl-C: {} of {blocks} blocks are in {}; run the same command to \
+             continue",
+            journal.blocks.len(),
+            path.display()
+        );
+    }
+    Ok(report)
 }
 
 /// What `eval --json` prints: the PGD-family report, and AutoAttack's when it ran.

@@ -494,3 +494,90 @@ fn an_empty_batch_gives_an_empty_report() {
     assert_eq!(report.max_perturbation, 0.0);
     assert!(to_vec(tensor(&[])).is_empty());
 }
+
+/// The reports of consecutive blocks of images, merged, are the report of all of them: the
+/// exact answer of the linear model, counts that add up, accuracies over all images.
+#[test]
+fn merged_blocks_report_on_all_images() {
+    let model = Linear::new(10, 1);
+    let epsilon = 0.1;
+    let x = random_images(40, 12);
+    let y = predictions(model.logits(tensor(&x)));
+    let exact: Vec<bool> = (0..40)
+        .map(|i| model.worst_margin(&x[i * PIXELS..(i + 1) * PIXELS], y[i] as usize, epsilon) > 0.0)
+        .collect();
+    let split = [0, 15, 28, 40];
+    let blocks: Vec<AutoAttackReport> = split
+        .windows(2)
+        .map(|w| {
+            run(
+                &model,
+                &x[w[0] * PIXELS..w[1] * PIXELS],
+                &y[w[0]..w[1]],
+                &config(epsilon, Version::Standard),
+            )
+        })
+        .collect();
+    let merged = AutoAttackReport::merge(&blocks).expect("blocks merge");
+    assert_consistent(&merged, &model, &x, &y);
+    assert_eq!(
+        merged.robust, exact,
+        "merged report disagrees with the exact answer"
+    );
+    for (index, component) in merged.components.iter().enumerate() {
+        let broken: usize = blocks.iter().map(|b| b.components[index].broken).sum();
+        assert_eq!(component.broken, broken);
+    }
+    let robust = exact.iter().filter(|&&r| r).count() as f64 / 40.0;
+    assert!((merged.robust_accuracy - robust).abs() < 1e-12);
+    assert!(AutoAttackReport::merge(&[]).is_err());
+}
+
+/// Flags are decided again on the merged whole: zero-gradient points add up, and Square's flag
+/// counts all the points it broke.
+#[test]
+fn merged_blocks_sum_their_sanity_flags() {
+    let model = Rounded(Linear::new(10, 5));
+    let mut rng = StdRng::seed_from_u64(6);
+    let x: Vec<f32> = (0..24 * PIXELS)
+        .map(|_| {
+            let centre = if rng.r#gen::<bool>() { 0.25 } else { 0.75 };
+            centre + rng.gen_range(-0.1..0.1)
+        })
+        .collect();
+    let y = predictions(model.logits(tensor(&x)));
+    let halves: Vec<AutoAttackReport> = [0..12, 12..24]
+        .into_iter()
+        .map(|r| {
+            run(
+                &model,
+                &x[r.start * PIXELS..r.end * PIXELS],
+                &y[r],
+                &config(0.2, Version::Standard),
+            )
+        })
+        .collect();
+    let merged = AutoAttackReport::merge(&halves).unwrap();
+    let zero = |report: &AutoAttackReport| {
+        report.flags.iter().find_map(|f| match f {
+            SanityFlag::ZeroGradient {
+                component: Component::ApgdCe,
+                points,
+            } => Some(*points),
+            _ => None,
+        })
+    };
+    let sum: usize = halves.iter().map(|h| zero(h).unwrap_or(0)).sum();
+    assert!(sum > 0);
+    assert_eq!(zero(&merged), Some(sum));
+    let square = merged.components.last().unwrap().broken;
+    assert!(square > 0);
+    assert!(
+        merged
+            .flags
+            .contains(&SanityFlag::SquareAfterWhiteBox { points: square })
+    );
+    // Blocks of different evaluations do not merge.
+    let other = run(&model, &x[..PIXELS], &y[..1], &config(0.2, Version::Rand));
+    assert!(AutoAttackReport::merge(&[halves[0].clone(), other]).is_err());
+}

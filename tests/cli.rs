@@ -198,6 +198,63 @@ fn eval_runs_autoattack_and_reports_it_as_json() {
 }
 
 #[test]
+fn eval_resume_continues_autoattack_from_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("aa.ron");
+    let journal = journal.to_str().unwrap();
+    let args = [
+        "eval",
+        "--checkpoint",
+        "embedded",
+        "--attacks",
+        "autoattack",
+        "--version",
+        "custom",
+        "--components",
+        "apgd-ce",
+        "--n",
+        "4",
+        "--block",
+        "2",
+        "--resume",
+        journal,
+        "--json",
+    ];
+    let (code, first, stderr) = run(&args);
+    assert_eq!(code, 0, "eval failed: {stderr}");
+    assert!(stderr.contains("block 2/2 (images 2..4)"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&first).expect("valid JSON");
+    assert_eq!(json["autoattack"]["images"], 4);
+    // Run again: both blocks come from the journal, and the report is the same.
+    let (code, second, stderr) = run(&args);
+    assert_eq!(code, 0, "eval failed: {stderr}");
+    assert!(
+        stderr.contains("2 of 2 AutoAttack blocks already done"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("block 1/2"),
+        "a finished block ran again: {stderr}"
+    );
+    assert_eq!(first, second);
+
+    let mut other_seed = args.to_vec();
+    other_seed.extend(["--seed", "1"]);
+    assert_clean_failure(&other_seed, "belongs to another evaluation");
+    let missing = dir.path().join("no/such/folder/aa.ron");
+    let mut unwritable = args.to_vec();
+    unwritable[14] = missing.to_str().unwrap();
+    assert_clean_failure(&unwritable, "cannot write the journal");
+    assert_clean_failure(
+        &["eval", "--checkpoint", "embedded", "--resume", journal],
+        "add autoattack to --attacks",
+    );
+    let mut no_images = args.to_vec();
+    no_images[12] = "0";
+    assert_clean_failure(&no_images, "--block must be at least 1");
+}
+
+#[test]
 fn compare_trains_each_method_and_writes_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = dir.path().join("teacher");

@@ -374,13 +374,7 @@ pub fn run_cancellable(
                 points: zero_gradient,
             });
         }
-        let white_box_ran_before = components[..index].iter().any(|c| c.is_white_box());
-        // As the reference's check_square_sr: only a drop of more than 0.2 points counts.
-        let square_drop = broken as f64 / n.max(1) as f64;
-        if component == Component::Square && square_drop > SQUARE_FLAG_DROP && white_box_ran_before
-        {
-            flags.push(SanityFlag::SquareAfterWhiteBox { points: broken });
-        }
+        flags.extend(square_flag(&components, index, broken, n));
         results.push(ComponentResult {
             component,
             attacked: attacked.len(),
@@ -406,6 +400,127 @@ pub fn run_cancellable(
         robust,
         adversarial,
     }))
+}
+
+/// As the reference's check_square_sr: Square (at `index` of `components`) breaking more than
+/// 0.2% of the `images` after a white-box attack ran is a warning sign.
+fn square_flag(
+    components: &[Component],
+    index: usize,
+    broken: usize,
+    images: usize,
+) -> Option<SanityFlag> {
+    let white_box_ran_before = components[..index].iter().any(|c| c.is_white_box());
+    let drop = broken as f64 / images.max(1) as f64;
+    (components[index] == Component::Square && drop > SQUARE_FLAG_DROP && white_box_ran_before)
+        .then_some(SanityFlag::SquareAfterWhiteBox { points: broken })
+}
+
+impl AutoAttackReport {
+    /// One report for the concatenation of the images of `blocks`, each an evaluation of
+    /// consecutive images with the same configuration: counts add up, accuracies are over
+    /// all images, and the sanity flags are decided again on the whole (Square's drop is a
+    /// fraction of all images, as if it had been one run).
+    pub fn merge(blocks: &[AutoAttackReport]) -> Result<AutoAttackReport, AttackError> {
+        let Some(first) = blocks.first() else {
+            return Err(AttackError::Invalid(
+                "no AutoAttack blocks to merge".to_string(),
+            ));
+        };
+        let components: Vec<Component> = first.components.iter().map(|c| c.component).collect();
+        for block in blocks {
+            let same = block.version == first.version
+                && block.epsilon == first.epsilon
+                && block
+                    .components
+                    .iter()
+                    .map(|c| c.component)
+                    .eq(components.iter().copied());
+            if !same {
+                return Err(AttackError::Invalid(
+                    "AutoAttack blocks with different configurations cannot be merged".to_string(),
+                ));
+            }
+        }
+        let images: usize = blocks.iter().map(|b| b.images).sum();
+        let count = |accuracy: f64, of: usize| (accuracy * of as f64).round() as usize;
+        let clean: usize = blocks
+            .iter()
+            .map(|b| count(b.clean_accuracy, b.images))
+            .sum();
+        let mut merged_components = Vec::new();
+        for (index, &component) in components.iter().enumerate() {
+            let sum = |f: &dyn Fn(&AutoAttackReport) -> usize| blocks.iter().map(f).sum::<usize>();
+            let attacked = sum(&|b| b.components[index].attacked);
+            let broken = sum(&|b| b.components[index].broken);
+            let robust = sum(&|b| count(b.components[index].robust_accuracy, b.images));
+            merged_components.push(ComponentResult {
+                component,
+                attacked,
+                broken,
+                robust_accuracy: robust as f64 / images.max(1) as f64,
+                seconds: blocks.iter().map(|b| b.components[index].seconds).sum(),
+            });
+        }
+        let mut flags = Vec::new();
+        let differences = blocks
+            .iter()
+            .flat_map(|b| &b.flags)
+            .filter_map(|f| match f {
+                SanityFlag::NonDeterministic { max_difference } => Some(*max_difference),
+                _ => None,
+            });
+        if let Some(max_difference) = differences.reduce(f32::max) {
+            flags.push(SanityFlag::NonDeterministic { max_difference });
+        }
+        for &component in &components {
+            let points: usize = blocks
+                .iter()
+                .flat_map(|b| &b.flags)
+                .map(|f| match f {
+                    SanityFlag::ZeroGradient {
+                        component: c,
+                        points,
+                    } if *c == component => *points,
+                    _ => 0,
+                })
+                .sum();
+            if points > 0 {
+                flags.push(SanityFlag::ZeroGradient { component, points });
+            }
+        }
+        for (index, result) in merged_components.iter().enumerate() {
+            flags.extend(square_flag(&components, index, result.broken, images));
+        }
+        if blocks
+            .iter()
+            .all(|b| b.flags.contains(&SanityFlag::ProbabilityOutputs))
+        {
+            flags.push(SanityFlag::ProbabilityOutputs);
+        }
+        let robust: Vec<bool> = blocks
+            .iter()
+            .flat_map(|b| b.robust.iter().copied())
+            .collect();
+        Ok(AutoAttackReport {
+            version: first.version.clone(),
+            epsilon: first.epsilon,
+            images,
+            clean_accuracy: clean as f64 / images.max(1) as f64,
+            robust_accuracy: fraction(&robust),
+            components: merged_components,
+            max_perturbation: blocks
+                .iter()
+                .map(|b| b.max_perturbation)
+                .fold(0.0, f32::max),
+            flags,
+            robust,
+            adversarial: blocks
+                .iter()
+                .flat_map(|b| b.adversarial.iter().copied())
+                .collect(),
+        })
+    }
 }
 
 /// What one component returned for a batch.

@@ -85,10 +85,16 @@ impl ImageSet {
 
     /// The first `n` images (all of them if there are fewer), e.g. for a quick evaluation.
     pub fn take(&self, n: usize) -> ImageSet {
-        let n = n.min(self.len());
+        self.slice(0, n)
+    }
+
+    /// Images `start..end`, both clamped to the set (empty if `start >= end`).
+    pub fn slice(&self, start: usize, end: usize) -> ImageSet {
+        let end = end.min(self.len());
+        let start = start.min(end);
         ImageSet {
-            pixels: self.pixels[..n * self.image_len()].to_vec(),
-            labels: self.labels[..n].to_vec(),
+            pixels: self.pixels[start * self.image_len()..end * self.image_len()].to_vec(),
+            labels: self.labels[start..end].to_vec(),
             ..self.shape_only()
         }
     }

@@ -3,6 +3,8 @@
 //! A point counts as robust only if the model classifies it correctly both clean and under
 //! the attack (the convention of AutoAttack and the RSLAD tables).
 
+pub mod journal;
+
 use crate::attack::autoattack::{self, AutoAttackConfig, AutoAttackReport};
 use crate::attack::{self, AttackLoss, PgdConfig, Selection, Start, Target};
 use crate::data::ImageSet;

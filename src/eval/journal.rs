@@ -1,0 +1,258 @@
+//! AutoAttack over many images as a series of blocks, each written to a journal file as soon as
+//! it finishes, so an evaluation of hours survives Ctrl-C, a closed laptop or a time limit:
+//! running the same command again skips the blocks already in the journal.
+//!
+//! Each block is a complete AutoAttack run on consecutive images with its own seed (derived
+//! from the user's seed and the block's index), so the result does not depend on where the run
+//! was interrupted. AutoAttack decides every image on its own (the model is in evaluation
+//! mode), so the merged report is a standard AutoAttack evaluation of all the images; only the
+//! random starts differ from a single unblocked run with the same seed.
+
+use super::autoattack_cancellable;
+use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport};
+use crate::data::ImageSet;
+use crate::progress::Progress;
+use crate::zoo::Model;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// Version of the journal's layout; a journal of another version is refused, not guessed at.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+/// Everything a block's result depends on: a journal only continues the same evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalKey {
+    /// SHA-256 of the model's weights file (the checkpoint card's `weights_sha256`).
+    pub weights_sha256: String,
+    /// [`test_set_digest`] of the evaluated images.
+    pub test_sha256: String,
+    pub images: usize,
+    pub block_size: usize,
+    pub config: AutoAttackConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    pub format: u32,
+    pub key: JournalKey,
+    /// The finished blocks in order: block `i` covers images `i * block_size ..`.
+    pub blocks: Vec<AutoAttackReport>,
+}
+
+/// What the caller hears after each block.
+pub struct BlockDone<'a> {
+    /// 0-based index of the block.
+    pub index: usize,
+    pub blocks: usize,
+    /// Index of its first image.
+    pub first_image: usize,
+    pub report: &'a AutoAttackReport,
+    /// Images finished so far, this block included.
+    pub images_done: usize,
+    /// Of those, the ones still robust.
+    pub robust_done: usize,
+}
+
+/// SHA-256 of a set's shape, pixels and labels.
+pub fn test_set_digest(set: &ImageSet) -> String {
+    let mut hasher = Sha256::new();
+    for dimension in [
+        set.channels,
+        set.height,
+        set.width,
+        set.num_classes,
+        set.len(),
+    ] {
+        hasher.update((dimension as u64).to_le_bytes());
+    }
+    hasher.update(&set.pixels);
+    hasher.update(&set.labels);
+    format!("{:x}", hasher.finalize())
+}
+
+/// The seed of block `index`: the user's seed for block 0, a different one for each other.
+pub fn block_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Number of blocks of `block_size` images that cover `images`.
+fn block_count(images: usize, block_size: usize) -> usize {
+    images.div_ceil(block_size)
+}
+
+impl JournalKey {
+    /// The key of an evaluation of `test` with `config` in blocks of `block_size` images.
+    pub fn new(
+        weights_sha256: &str,
+        test: &ImageSet,
+        config: &AutoAttackConfig,
+        block_size: usize,
+    ) -> Result<JournalKey> {
+        if block_size == 0 {
+            bail!("the AutoAttack block size must be at least 1 image");
+        }
+        Ok(JournalKey {
+            weights_sha256: weights_sha256.to_string(),
+            test_sha256: test_set_digest(test),
+            images: test.len(),
+            block_size,
+            config: config.clone(),
+        })
+    }
+
+    /// Number of blocks of the evaluation.
+    pub fn blocks(&self) -> usize {
+        block_count(self.images, self.block_size)
+    }
+}
+
+/// The journal at `path` if it continues the evaluation `key` (refused, naming what differs,
+/// if it belongs to another), or a new empty one written there now, so that an unwritable
+/// path fails before any work.
+pub fn open(path: &Path, key: JournalKey) -> Result<Journal> {
+    match read(path)? {
+        Some(journal) => {
+            check_continues(&journal, &key, path)?;
+            Ok(journal)
+        }
+        None => {
+            let journal = Journal {
+                format: JOURNAL_FORMAT,
+                key,
+                blocks: Vec::new(),
+            };
+            write(path, &journal)?;
+            Ok(journal)
+        }
+    }
+}
+
+/// Runs AutoAttack on the blocks of `test` that `journal` (opened with [`open`] at `path` for
+/// this `test`) does not have yet, writing it after every block, and returns the report of all
+/// the images. `Ok(None)` if `cancel` was raised; the blocks finished until then stay in the
+/// journal.
+pub fn autoattack_in_blocks(
+    model: &Model,
+    test: &ImageSet,
+    journal: &mut Journal,
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+    on_block: &mut dyn FnMut(BlockDone),
+) -> Result<Option<AutoAttackReport>> {
+    if journal.key.images != test.len() {
+        bail!("the journal was opened for another test set");
+    }
+    let block_size = journal.key.block_size;
+    let blocks = journal.key.blocks();
+    for index in journal.blocks.len()..blocks {
+        // Checked here too: a block whose points are all misclassified has no batch to attack.
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let first_image = index * block_size;
+        let images = test.slice(first_image, first_image + block_size);
+        let block_config = AutoAttackConfig {
+            seed: block_seed(journal.key.config.seed, index),
+            ..journal.key.config.clone()
+        };
+        let Some(report) = autoattack_cancellable(model, &images, &block_config, progress, cancel)?
+        else {
+            return Ok(None);
+        };
+        journal.blocks.push(report);
+        write(path, journal)?;
+        on_block(BlockDone {
+            index,
+            blocks,
+            first_image,
+            report: journal.blocks.last().expect("just pushed"),
+            images_done: (first_image + block_size).min(test.len()),
+            robust_done: journal
+                .blocks
+                .iter()
+                .flat_map(|b| &b.robust)
+                .filter(|&&r| r)
+                .count(),
+        });
+    }
+    Ok(Some(AutoAttackReport::merge(&journal.blocks)?))
+}
+
+/// The journal at `path`, or None if there is no file there.
+pub fn read(path: &Path) -> Result<Option<Journal>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the journal {}", path.display()));
+        }
+    };
+    let journal: Journal = ron::from_str(&text).with_context(|| {
+        format!(
+            "{} is not an AutoAttack journal (or it is damaged); move it away to start over",
+            path.display()
+        )
+    })?;
+    Ok(Some(journal))
+}
+
+fn write(path: &Path, journal: &Journal) -> Result<()> {
+    let text = ron::ser::to_string_pretty(journal, ron::ser::PrettyConfig::default())
+        .context("cannot encode the AutoAttack journal")?;
+    crate::atomic::write(path, text.as_bytes())
+        .with_context(|| format!("cannot write the journal {}", path.display()))
+}
+
+/// Refuses a journal of another format, another evaluation, or with blocks that do not match
+/// its own key, naming what differs.
+fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) -> Result<()> {
+    if journal.format != JOURNAL_FORMAT {
+        bail!(
+            "{} has journal format {}, this program writes format {JOURNAL_FORMAT}; \
+             move it away to start over",
+            path.display(),
+            journal.format
+        );
+    }
+    let stored = &journal.key;
+    let mut differences = Vec::new();
+    if stored.weights_sha256 != key.weights_sha256 {
+        differences.push("the model's weights");
+    }
+    if stored.test_sha256 != key.test_sha256 || stored.images != key.images {
+        differences.push("the test images (dataset or --n)");
+    }
+    if stored.block_size != key.block_size {
+        differences.push("the block size");
+    }
+    if stored.config != key.config {
+        differences.push("the AutoAttack settings (ε, version, components or seed)");
+    }
+    if !differences.is_empty() {
+        bail!(
+            "{} belongs to another evaluation: {} differ; use another file or move it away",
+            path.display(),
+            differences.join(", ")
+        );
+    }
+    let blocks = key.blocks();
+    for (index, block) in journal.blocks.iter().enumerate() {
+        let expected = key
+            .block_size
+            .min(key.images.saturating_sub(index * key.block_size));
+        if index >= blocks || block.images != expected || block.robust.len() != expected {
+            bail!(
+                "{} is inconsistent: block {} has {} images where {expected} were expected; \
+                 move it away to start over",
+                path.display(),
+                index + 1,
+                block.images
+            );
+        }
+    }
+    Ok(())
+}

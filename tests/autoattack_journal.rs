@@ -1,0 +1,128 @@
+//! `eval --resume`: AutoAttack in blocks through a journal file. An interrupted run continues
+//! where it stopped and gives the same report as an uninterrupted one; a journal of another
+//! evaluation, or a damaged one, is refused and left untouched.
+
+use rslad_tui::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
+use rslad_tui::data::{self, DataSource, DatasetKind, ImageSet};
+use rslad_tui::device::autodiff_device;
+use rslad_tui::eval::journal::{self, JournalKey};
+use rslad_tui::progress::Silent;
+use rslad_tui::zoo::Model;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const WEIGHTS: &str = "test-weights";
+
+fn fixture() -> (Model, ImageSet) {
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("embedded data");
+    // The shipped teacher: accurate, so the attack has points to work on, and not perfectly
+    // robust at ε = 0.35, so it breaks some of them.
+    let (model, _) = rslad_tui::teacher::embedded(&autodiff_device()).expect("embedded teacher");
+    (model, data.test.take(6))
+}
+
+/// APGD-CE alone keeps the test fast; the blocks work the same for any version.
+fn config(seed: u64) -> AutoAttackConfig {
+    AutoAttackConfig {
+        epsilon: 0.35,
+        version: Version::Custom(vec![Component::ApgdCe]),
+        seed,
+        batch_size: 200,
+    }
+}
+
+/// Runs (or continues) the evaluation at `path`; `stop_after` raises the cancel flag once that
+/// many blocks have finished in this call.
+fn run(
+    model: &Model,
+    test: &ImageSet,
+    path: &Path,
+    seed: u64,
+    stop_after: Option<usize>,
+) -> anyhow::Result<Option<AutoAttackReport>> {
+    let key = JournalKey::new(WEIGHTS, test, &config(seed), 2)?;
+    let mut journal = journal::open(path, key)?;
+    let cancel = AtomicBool::new(false);
+    let mut finished = 0;
+    journal::autoattack_in_blocks(
+        model,
+        test,
+        &mut journal,
+        path,
+        &Silent,
+        &cancel,
+        &mut |_| {
+            finished += 1;
+            if Some(finished) == stop_after {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+    )
+}
+
+#[test]
+fn an_interrupted_evaluation_continues_to_the_same_report() {
+    let (model, test) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let interrupted = dir.path().join("interrupted.ron");
+    let straight = dir.path().join("straight.ron");
+
+    assert!(
+        run(&model, &test, &interrupted, 0, Some(1))
+            .unwrap()
+            .is_none()
+    );
+    let on_disk = journal::read(&interrupted)
+        .unwrap()
+        .expect("journal written");
+    assert_eq!(on_disk.blocks.len(), 1, "the finished block is kept");
+
+    let resumed = run(&model, &test, &interrupted, 0, None).unwrap().unwrap();
+    let whole = run(&model, &test, &straight, 0, None).unwrap().unwrap();
+    assert_eq!(resumed.images, 6);
+    assert_eq!(resumed.robust, whole.robust);
+    assert_eq!(resumed.clean_accuracy, whole.clean_accuracy);
+    assert_eq!(resumed.robust_accuracy, whole.robust_accuracy);
+    assert_eq!(resumed.components.len(), 1);
+    assert_eq!(resumed.components[0].broken, whole.components[0].broken);
+    assert_eq!(
+        journal::read(&interrupted).unwrap().unwrap().blocks.len(),
+        3
+    );
+    // The evaluation did real work: points attacked, some broken, some not.
+    let result = &resumed.components[0];
+    assert!(
+        result.broken > 0 && result.broken < result.attacked,
+        "{result:?}"
+    );
+
+    // A finished journal answers again without attacking.
+    let again = run(&model, &test, &interrupted, 0, None).unwrap().unwrap();
+    assert_eq!(again.robust, resumed.robust);
+}
+
+#[test]
+fn a_journal_of_another_evaluation_is_refused_and_left_alone() {
+    let (model, test) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.ron");
+    assert!(run(&model, &test, &path, 0, Some(1)).unwrap().is_none());
+    let before = std::fs::read(&path).unwrap();
+
+    let error = run(&model, &test, &path, 1, None).unwrap_err().to_string();
+    assert!(
+        error.contains("another evaluation") && error.contains("seed"),
+        "{error}"
+    );
+    let fewer = test.take(5);
+    let error = run(&model, &fewer, &path, 0, None).unwrap_err().to_string();
+    assert!(error.contains("test images"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    std::fs::write(&path, "not a journal").unwrap();
+    let error = format!("{:#}", run(&model, &test, &path, 0, None).unwrap_err());
+    assert!(error.contains("not an AutoAttack journal"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a journal");
+
+    assert!(JournalKey::new(WEIGHTS, &test, &config(0), 0).is_err());
+}
