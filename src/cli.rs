@@ -804,7 +804,8 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
         (None, _) => None,
         (Some(config), None) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
         (Some(config), Some(path)) => {
-            let report = autoattack_in_blocks(args, &model, &card, &test, &config, path)?;
+            let report =
+                autoattack_in_blocks(args, &model, &card, &test, &config, path, progress.as_ref())?;
             match report {
                 Some(report) => Some(report),
                 None => return Ok(()),
@@ -837,11 +838,12 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
 /// on standard error. None if Ctrl-C stopped it (the finished blocks stay in the journal).
 fn autoattack_in_blocks(
     args: &EvalArgs,
-    model: &crate::zoo::Model,
+    model: &Model,
     card: &CheckpointCard,
     test: &crate::data::ImageSet,
     config: &AutoAttackConfig,
     path: &Path,
+    progress: &dyn Progress,
 ) -> Result<Option<AutoAttackReport>> {
     let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, args.block)?;
     let blocks = key.blocks();
@@ -853,18 +855,13 @@ fn autoattack_in_blocks(
             journal.blocks.len()
         );
     }
-    let progress: Box<dyn Progress> = if args.json {
-        Box::new(Silent)
-    } else {
-        Box::new(Bars::default())
-    };
     let started = Instant::now();
     let report = eval::journal::autoattack_in_blocks(
         model,
         test,
         &mut journal,
         path,
-        progress.as_ref(),
+        progress,
         crate::interrupt::flag(),
         &mut |done| {
             eprintln!(
