@@ -794,23 +794,27 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
     }
     let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
     let test = data.test.take(n);
+    // Opened before any work, so a journal of another evaluation does not cost a PGD run.
+    let mut journal = match (&autoattack_config, &args.resume) {
+        (Some(config), Some(path)) => Some(open_journal(&card, &test, config, args.block, path)?),
+        _ => None,
+    };
     let progress: Box<dyn Progress> = if args.json {
         Box::new(Silent)
     } else {
         Box::new(Bars::default())
     };
     let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
-    let autoattack = match (autoattack_config, &args.resume) {
-        (None, _) => None,
-        (Some(config), None) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
-        (Some(config), Some(path)) => {
-            let report =
-                autoattack_in_blocks(args, &model, &card, &test, &config, path, progress.as_ref())?;
-            match report {
-                Some(report) => Some(report),
-                None => return Ok(()),
-            }
-        }
+    let autoattack = match (autoattack_config, &args.resume, &mut journal) {
+        (Some(_), Some(path), Some(journal)) => Some(resume_autoattack(
+            &model,
+            &test,
+            journal,
+            path,
+            progress.as_ref(),
+        )?),
+        (Some(config), _, _) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
+        _ => None,
     };
     // Warnings go to standard error, so they show even when the JSON is piped elsewhere.
     for flag in autoattack.iter().flat_map(|r| &r.flags) {
@@ -834,32 +838,44 @@ fn evaluate(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `eval --resume`: AutoAttack block by block through the journal at `path`, a line per block
-/// on standard error. None if Ctrl-C stopped it (the finished blocks stay in the journal).
-fn autoattack_in_blocks(
-    args: &EvalArgs,
-    model: &Model,
+/// `eval --resume`: the journal at `path`, continued (saying how far it got) or new.
+fn open_journal(
     card: &CheckpointCard,
     test: &crate::data::ImageSet,
     config: &AutoAttackConfig,
+    block: usize,
     path: &Path,
-    progress: &dyn Progress,
-) -> Result<Option<AutoAttackReport>> {
-    let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, args.block)?;
+) -> Result<eval::journal::Journal> {
+    let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, block)?;
     let blocks = key.blocks();
-    let mut journal = eval::journal::open(path, key)?;
-    if !journal.blocks.is_empty() {
+    let journal = eval::journal::open(path, key)?;
+    let done = journal.blocks.len();
+    if done == blocks && blocks > 0 {
+        eprintln!("{}: all {blocks} AutoAttack blocks done", path.display());
+    } else if done > 0 {
         eprintln!(
-            "{}: {} of {blocks} AutoAttack blocks already done; continuing",
-            path.display(),
-            journal.blocks.len()
+            "{}: {done} of {blocks} AutoAttack blocks done; continuing",
+            path.display()
         );
     }
+    Ok(journal)
+}
+
+/// `eval --resume`: AutoAttack on the blocks the journal lacks, a line per block on standard
+/// error. Ctrl-C stops it with an error (the finished blocks stay in the journal), so a
+/// script can tell a cut-short run from a finished one.
+fn resume_autoattack(
+    model: &Model,
+    test: &crate::data::ImageSet,
+    journal: &mut eval::journal::Journal,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<AutoAttackReport> {
     let started = Instant::now();
     let report = eval::journal::autoattack_in_blocks(
         model,
         test,
-        &mut journal,
+        journal,
         path,
         progress,
         crate::interrupt::flag(),
@@ -877,14 +893,15 @@ fn autoattack_in_blocks(
             );
         },
     )?;
-    if report.is_none() {
-        eprintln!(
-            "stopped by Ctrl-C: {} of {blocks} blocks are in {}; run the same command to \
-             continue",
+    let Some(report) = report else {
+        bail!(
+            "stopped by Ctrl-C: {} of {} blocks are in {}, the block in progress is lost; run \
+             the same command to continue",
             journal.blocks.len(),
+            journal.key.blocks(),
             path.display()
         );
-    }
+    };
     Ok(report)
 }
 

@@ -16,7 +16,7 @@ pub fn flag() -> &'static AtomicBool {
                 eprintln!("\ninterrupted again: quitting without saving");
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupt: stopping after the current batch and saving (Ctrl-C again to quit now)");
+            eprintln!("\ninterrupt: stopping at the end of the current batch, keeping what is finished (Ctrl-C again to quit now)");
         })
         .is_ok()
     });

@@ -501,11 +501,20 @@ fn an_empty_batch_gives_an_empty_report() {
 fn merged_blocks_report_on_all_images() {
     let model = Linear::new(10, 1);
     let epsilon = 0.1;
-    let x = random_images(40, 12);
-    let y = predictions(model.logits(tensor(&x)));
-    let exact: Vec<bool> = (0..40)
-        .map(|i| model.worst_margin(&x[i * PIXELS..(i + 1) * PIXELS], y[i] as usize, epsilon) > 0.0)
-        .collect();
+    let all = random_images(200, 12);
+    let labels_all = predictions(model.logits(tensor(&all)));
+    // Clear margins only, as in the exact test above, so rounding decides nothing.
+    let (mut x, mut y, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..200 {
+        let point = &all[i * PIXELS..(i + 1) * PIXELS];
+        let margin = model.worst_margin(point, labels_all[i] as usize, epsilon);
+        if margin.abs() > 0.02 && y.len() < 40 {
+            x.extend_from_slice(point);
+            y.push(labels_all[i]);
+            exact.push(margin > 0.0);
+        }
+    }
+    assert_eq!(y.len(), 40);
     let split = [0, 15, 28, 40];
     let blocks: Vec<AutoAttackReport> = split
         .windows(2)
@@ -580,4 +589,84 @@ fn merged_blocks_sum_their_sanity_flags() {
     // Blocks of different evaluations do not merge.
     let other = run(&model, &x[..PIXELS], &y[..1], &config(0.2, Version::Rand));
     assert!(AutoAttackReport::merge(&[halves[0].clone(), other]).is_err());
+}
+
+/// A report merged from itself alone is itself, flags and adversarial points included.
+#[test]
+fn one_block_merges_to_itself() {
+    let model = Rounded(Linear::new(10, 5));
+    let x: Vec<f32> = random_images(16, 14)
+        .into_iter()
+        .map(|v| {
+            if v < 0.5 {
+                0.25 + v / 5.0
+            } else {
+                0.75 - (v - 0.5) / 5.0
+            }
+        })
+        .collect();
+    let y = predictions(model.logits(tensor(&x)));
+    let report = run(&model, &x, &y, &config(0.2, Version::Standard));
+    assert!(!report.flags.is_empty(), "the test wants flags to merge");
+    assert_eq!(
+        AutoAttackReport::merge(std::slice::from_ref(&report)).unwrap(),
+        report
+    );
+}
+
+/// A report as a block of `images` images in which Square broke `square_broken` points
+/// after APGD-CE broke none, with the given flags.
+fn block(images: usize, square_broken: usize, flags: Vec<SanityFlag>) -> AutoAttackReport {
+    let robust_after = images - square_broken;
+    let result = |component, broken, robust| autoattack::ComponentResult {
+        component,
+        attacked: images,
+        broken,
+        robust_accuracy: robust as f64 / images as f64,
+        seconds: 1.0,
+    };
+    AutoAttackReport {
+        version: "custom".into(),
+        epsilon: 0.3,
+        images,
+        clean_accuracy: 1.0,
+        robust_accuracy: robust_after as f64 / images as f64,
+        components: vec![
+            result(Component::ApgdCe, 0, images),
+            result(Component::Square, square_broken, robust_after),
+        ],
+        max_perturbation: 0.3,
+        flags,
+        robust: (0..images).map(|i| i >= square_broken).collect(),
+        adversarial: Vec::new(),
+    }
+}
+
+/// Flags are decided on the merged whole: one Square break is 0.25% of a 400-image block
+/// (flagged there) but 0.1% of 1000 images (not flagged); probability outputs need every
+/// block to show them; a block of another ε does not merge.
+#[test]
+fn merged_flags_are_decided_on_the_whole() {
+    let square = SanityFlag::SquareAfterWhiteBox { points: 1 };
+    let small = block(400, 1, vec![square.clone()]);
+    let large = block(600, 0, vec![]);
+    let merged = AutoAttackReport::merge(&[small.clone(), large.clone()]).unwrap();
+    assert_eq!(merged.images, 1000);
+    assert_eq!(merged.components[1].broken, 1);
+    assert!((merged.robust_accuracy - 0.999).abs() < 1e-12);
+    assert!(merged.flags.is_empty(), "{:?}", merged.flags);
+    let three = AutoAttackReport::merge(&[small.clone(), block(400, 2, vec![])]).unwrap();
+    assert_eq!(three.flags, [SanityFlag::SquareAfterWhiteBox { points: 3 }]);
+
+    let probabilities = block(10, 0, vec![SanityFlag::ProbabilityOutputs]);
+    let both = AutoAttackReport::merge(&[probabilities.clone(), probabilities.clone()]).unwrap();
+    assert_eq!(both.flags, [SanityFlag::ProbabilityOutputs]);
+    let one = AutoAttackReport::merge(&[probabilities, block(10, 0, vec![])]).unwrap();
+    assert!(one.flags.is_empty(), "{:?}", one.flags);
+
+    let other_epsilon = AutoAttackReport {
+        epsilon: 0.1,
+        ..large
+    };
+    assert!(AutoAttackReport::merge(&[small, other_epsilon]).is_err());
 }

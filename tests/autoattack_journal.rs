@@ -32,7 +32,37 @@ fn config(seed: u64) -> AutoAttackConfig {
 }
 
 /// Runs (or continues) the evaluation at `path`; `stop_after` raises the cancel flag once that
-/// many blocks have finished in this call.
+/// many blocks have finished in this call. Returns the report (None if cancelled) and the
+/// number of blocks this call ran.
+fn run_counting(
+    model: &Model,
+    test: &ImageSet,
+    path: &Path,
+    seed: u64,
+    stop_after: Option<usize>,
+) -> anyhow::Result<(Option<AutoAttackReport>, usize)> {
+    let key = JournalKey::new(WEIGHTS, test, &config(seed), 2)?;
+    let mut journal = journal::open(path, key)?;
+    let cancel = AtomicBool::new(false);
+    let mut finished = 0;
+    let mut count = |_: journal::BlockDone| {
+        finished += 1;
+        if Some(finished) == stop_after {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let report = journal::autoattack_in_blocks(
+        model,
+        test,
+        &mut journal,
+        path,
+        &Silent,
+        &cancel,
+        &mut count,
+    )?;
+    Ok((report, finished))
+}
+
 fn run(
     model: &Model,
     test: &ImageSet,
@@ -40,24 +70,7 @@ fn run(
     seed: u64,
     stop_after: Option<usize>,
 ) -> anyhow::Result<Option<AutoAttackReport>> {
-    let key = JournalKey::new(WEIGHTS, test, &config(seed), 2)?;
-    let mut journal = journal::open(path, key)?;
-    let cancel = AtomicBool::new(false);
-    let mut finished = 0;
-    journal::autoattack_in_blocks(
-        model,
-        test,
-        &mut journal,
-        path,
-        &Silent,
-        &cancel,
-        &mut |_| {
-            finished += 1;
-            if Some(finished) == stop_after {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        },
-    )
+    run_counting(model, test, path, seed, stop_after).map(|(report, _)| report)
 }
 
 #[test]
@@ -77,7 +90,9 @@ fn an_interrupted_evaluation_continues_to_the_same_report() {
         .expect("journal written");
     assert_eq!(on_disk.blocks.len(), 1, "the finished block is kept");
 
-    let resumed = run(&model, &test, &interrupted, 0, None).unwrap().unwrap();
+    let (resumed, ran) = run_counting(&model, &test, &interrupted, 0, None).unwrap();
+    let resumed = resumed.unwrap();
+    assert_eq!(ran, 2, "only the two missing blocks run");
     let whole = run(&model, &test, &straight, 0, None).unwrap().unwrap();
     assert_eq!(resumed.images, 6);
     assert_eq!(resumed.robust, whole.robust);
@@ -97,8 +112,9 @@ fn an_interrupted_evaluation_continues_to_the_same_report() {
     );
 
     // A finished journal answers again without attacking.
-    let again = run(&model, &test, &interrupted, 0, None).unwrap().unwrap();
-    assert_eq!(again.robust, resumed.robust);
+    let (again, ran) = run_counting(&model, &test, &interrupted, 0, None).unwrap();
+    assert_eq!(ran, 0);
+    assert_eq!(again.unwrap().robust, resumed.robust);
 }
 
 #[test]
@@ -111,7 +127,7 @@ fn a_journal_of_another_evaluation_is_refused_and_left_alone() {
 
     let error = run(&model, &test, &path, 1, None).unwrap_err().to_string();
     assert!(
-        error.contains("another evaluation") && error.contains("seed"),
+        error.contains("another evaluation") && error.contains("--seed 0 in the journal, 1 now"),
         "{error}"
     );
     let fewer = test.take(5);
@@ -119,10 +135,36 @@ fn a_journal_of_another_evaluation_is_refused_and_left_alone() {
     assert!(error.contains("test images"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
+    // A journal of a later layout is named as such.
+    let later = String::from_utf8(before.clone())
+        .unwrap()
+        .replacen("format: 1,", "format: 2,", 1);
+    std::fs::write(&path, &later).unwrap();
+    let error = format!("{:#}", run(&model, &test, &path, 0, None).unwrap_err());
+    assert!(error.contains("journal format 2"), "{error}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), later);
+
     std::fs::write(&path, "not a journal").unwrap();
     let error = format!("{:#}", run(&model, &test, &path, 0, None).unwrap_err());
     assert!(error.contains("not an AutoAttack journal"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), b"not a journal");
 
     assert!(JournalKey::new(WEIGHTS, &test, &config(0), 0).is_err());
+}
+
+#[test]
+fn an_empty_test_set_gives_an_empty_report() {
+    let (model, test) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        &model,
+        &test.take(0),
+        &dir.path().join("empty.ron"),
+        0,
+        None,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.images, 0);
+    assert!(report.robust.is_empty());
 }

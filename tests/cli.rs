@@ -197,6 +197,17 @@ fn eval_runs_autoattack_and_reports_it_as_json() {
     );
 }
 
+/// `args` with the value after `flag` replaced by `value`.
+fn with_value<'a>(args: &[&'a str], flag: &str, value: &'a str) -> Vec<&'a str> {
+    let mut changed = args.to_vec();
+    let at = changed
+        .iter()
+        .position(|a| *a == flag)
+        .expect("flag present");
+    changed[at + 1] = value;
+    changed
+}
+
 #[test]
 fn eval_resume_continues_autoattack_from_its_journal() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,10 +239,7 @@ fn eval_resume_continues_autoattack_from_its_journal() {
     // Run again: both blocks come from the journal, and the report is the same.
     let (code, second, stderr) = run(&args);
     assert_eq!(code, 0, "eval failed: {stderr}");
-    assert!(
-        stderr.contains("2 of 2 AutoAttack blocks already done"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("all 2 AutoAttack blocks done"), "{stderr}");
     assert!(
         !stderr.contains("block 1/2"),
         "a finished block ran again: {stderr}"
@@ -240,18 +248,32 @@ fn eval_resume_continues_autoattack_from_its_journal() {
 
     let mut other_seed = args.to_vec();
     other_seed.extend(["--seed", "1"]);
-    assert_clean_failure(&other_seed, "belongs to another evaluation");
+    assert_clean_failure(&other_seed, "--seed 0 in the journal, 1 now");
+    assert_clean_failure(
+        &with_value(&args, "--block", "3"),
+        "--block 2 in the journal, 3 now",
+    );
     let missing = dir.path().join("no/such/folder/aa.ron");
-    let mut unwritable = args.to_vec();
-    unwritable[14] = missing.to_str().unwrap();
-    assert_clean_failure(&unwritable, "cannot write the journal");
+    assert_clean_failure(
+        &with_value(&args, "--resume", missing.to_str().unwrap()),
+        "cannot write the journal",
+    );
     assert_clean_failure(
         &["eval", "--checkpoint", "embedded", "--resume", journal],
         "add autoattack to --attacks",
     );
-    let mut no_images = args.to_vec();
-    no_images[12] = "0";
-    assert_clean_failure(&no_images, "--block must be at least 1");
+    assert_clean_failure(
+        &with_value(&args, "--block", "0"),
+        "--block must be at least 1",
+    );
+
+    // No images: an empty report, as without --resume.
+    let empty = dir.path().join("empty.ron");
+    let no_images = with_value(&args, "--n", "0");
+    let (code, stdout, stderr) = run(&with_value(&no_images, "--resume", empty.to_str().unwrap()));
+    assert_eq!(code, 0, "eval failed: {stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    assert_eq!(json["autoattack"]["images"], 0);
 }
 
 #[test]
@@ -510,4 +532,65 @@ fn bench_compare_without_torch_says_what_is_missing() {
         &["bench", "--compare", "--python", "/nonexistent/python"],
         "cannot run /nonexistent/python",
     );
+}
+
+#[test]
+fn ctrl_c_during_a_resumable_autoattack_keeps_the_finished_blocks_and_fails() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("aa.ron");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args([
+            "eval",
+            "--checkpoint",
+            "embedded",
+            "--attacks",
+            "autoattack",
+            "--version",
+            "custom",
+            "--components",
+            "apgd-ce",
+            "--n",
+            "400",
+            "--block",
+            "2",
+            "--json",
+            "--resume",
+        ])
+        .arg(&journal)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Wait for the first finished block, then interrupt.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let first_block = line.starts_with("block 1/200");
+        seen.push(line);
+        if first_block {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map(|l| l.unwrap()));
+    let code = child.wait().unwrap().code();
+    let output = seen.join("\n");
+    assert_eq!(code, Some(1), "a cut-short evaluation must fail: {output}");
+    assert!(output.contains("stopped by Ctrl-C"), "{output}");
+    let kept = rslad_tui::eval::journal::read(&journal)
+        .unwrap()
+        .expect("the journal is there")
+        .blocks
+        .len();
+    let printed = output.lines().filter(|l| l.starts_with("block ")).count();
+    assert!((1..200).contains(&kept), "{kept} blocks kept");
+    assert_eq!(kept, printed, "every announced block is in the journal");
 }

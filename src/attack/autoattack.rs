@@ -420,7 +420,8 @@ impl AutoAttackReport {
     /// One report for the concatenation of the images of `blocks`, each an evaluation of
     /// consecutive images with the same configuration: counts add up, accuracies are over
     /// all images, and the sanity flags are decided again on the whole (Square's drop is a
-    /// fraction of all images, as if it had been one run).
+    /// fraction of all images, as if it had been one run). The adversarial points are kept
+    /// only if every block still has its own (a block read back from a journal has none).
     pub fn merge(blocks: &[AutoAttackReport]) -> Result<AutoAttackReport, AttackError> {
         let Some(first) = blocks.first() else {
             return Err(AttackError::Invalid(
@@ -428,99 +429,120 @@ impl AutoAttackReport {
             ));
         };
         let components: Vec<Component> = first.components.iter().map(|c| c.component).collect();
-        for block in blocks {
-            let same = block.version == first.version
+        let same_evaluation = |block: &AutoAttackReport| {
+            block.version == first.version
                 && block.epsilon == first.epsilon
                 && block
                     .components
                     .iter()
                     .map(|c| c.component)
-                    .eq(components.iter().copied());
-            if !same {
-                return Err(AttackError::Invalid(
-                    "AutoAttack blocks with different configurations cannot be merged".to_string(),
-                ));
-            }
+                    .eq(components.iter().copied())
+        };
+        if components.is_empty() || !blocks.iter().all(same_evaluation) {
+            return Err(AttackError::Invalid(
+                "only AutoAttack blocks of the same evaluation can be merged".to_string(),
+            ));
         }
         let images: usize = blocks.iter().map(|b| b.images).sum();
-        let count = |accuracy: f64, of: usize| (accuracy * of as f64).round() as usize;
-        let clean: usize = blocks
-            .iter()
-            .map(|b| count(b.clean_accuracy, b.images))
-            .sum();
+        let of_all = |count: usize| count as f64 / images.max(1) as f64;
+        // The first component attacks exactly the clean-correct points; each one after it,
+        // what the earlier ones left. Integer counts, not accuracies times sizes.
+        let clean: usize = blocks.iter().map(|b| b.components[0].attacked).sum();
+        let mut robust_count = clean;
         let mut merged_components = Vec::new();
         for (index, &component) in components.iter().enumerate() {
-            let sum = |f: &dyn Fn(&AutoAttackReport) -> usize| blocks.iter().map(f).sum::<usize>();
-            let attacked = sum(&|b| b.components[index].attacked);
-            let broken = sum(&|b| b.components[index].broken);
-            let robust = sum(&|b| count(b.components[index].robust_accuracy, b.images));
+            let (mut attacked, mut broken, mut seconds) = (0, 0, 0.0);
+            for block in blocks {
+                attacked += block.components[index].attacked;
+                broken += block.components[index].broken;
+                seconds += block.components[index].seconds;
+            }
+            robust_count -= broken;
             merged_components.push(ComponentResult {
                 component,
                 attacked,
                 broken,
-                robust_accuracy: robust as f64 / images.max(1) as f64,
-                seconds: blocks.iter().map(|b| b.components[index].seconds).sum(),
+                robust_accuracy: of_all(robust_count),
+                seconds,
             });
-        }
-        let mut flags = Vec::new();
-        let differences = blocks
-            .iter()
-            .flat_map(|b| &b.flags)
-            .filter_map(|f| match f {
-                SanityFlag::NonDeterministic { max_difference } => Some(*max_difference),
-                _ => None,
-            });
-        if let Some(max_difference) = differences.reduce(f32::max) {
-            flags.push(SanityFlag::NonDeterministic { max_difference });
-        }
-        for &component in &components {
-            let points: usize = blocks
-                .iter()
-                .flat_map(|b| &b.flags)
-                .map(|f| match f {
-                    SanityFlag::ZeroGradient {
-                        component: c,
-                        points,
-                    } if *c == component => *points,
-                    _ => 0,
-                })
-                .sum();
-            if points > 0 {
-                flags.push(SanityFlag::ZeroGradient { component, points });
-            }
-        }
-        for (index, result) in merged_components.iter().enumerate() {
-            flags.extend(square_flag(&components, index, result.broken, images));
-        }
-        if blocks
-            .iter()
-            .all(|b| b.flags.contains(&SanityFlag::ProbabilityOutputs))
-        {
-            flags.push(SanityFlag::ProbabilityOutputs);
         }
         let robust: Vec<bool> = blocks
             .iter()
             .flat_map(|b| b.robust.iter().copied())
             .collect();
+        debug_assert_eq!(robust.iter().filter(|&&r| r).count(), robust_count);
+        let every_block_kept_its_points = blocks
+            .iter()
+            .all(|b| b.images == 0 || !b.adversarial.is_empty());
+        let adversarial = if every_block_kept_its_points {
+            blocks
+                .iter()
+                .flat_map(|b| b.adversarial.iter().copied())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(AutoAttackReport {
             version: first.version.clone(),
             epsilon: first.epsilon,
             images,
-            clean_accuracy: clean as f64 / images.max(1) as f64,
+            clean_accuracy: of_all(clean),
             robust_accuracy: fraction(&robust),
+            flags: merge_flags(blocks, &merged_components),
             components: merged_components,
             max_perturbation: blocks
                 .iter()
                 .map(|b| b.max_perturbation)
                 .fold(0.0, f32::max),
-            flags,
             robust,
-            adversarial: blocks
-                .iter()
-                .flat_map(|b| b.adversarial.iter().copied())
-                .collect(),
+            adversarial,
         })
     }
+}
+
+/// The sanity flags of merged blocks, in the order [`run`] raises them: probability outputs
+/// (when every non-empty block showed them), the largest non-determinism, then per component
+/// its zero-gradient points summed and Square's drop over all images.
+fn merge_flags(blocks: &[AutoAttackReport], merged: &[ComponentResult]) -> Vec<SanityFlag> {
+    let all_flags = || blocks.iter().flat_map(|b| &b.flags);
+    let mut flags = Vec::new();
+    let non_empty = blocks.iter().filter(|b| b.images > 0);
+    if blocks.iter().any(|b| b.images > 0)
+        && non_empty
+            .clone()
+            .all(|b| b.flags.contains(&SanityFlag::ProbabilityOutputs))
+    {
+        flags.push(SanityFlag::ProbabilityOutputs);
+    }
+    let differences = all_flags().filter_map(|f| match f {
+        SanityFlag::NonDeterministic { max_difference } => Some(*max_difference),
+        _ => None,
+    });
+    if let Some(max_difference) = differences.reduce(f32::max) {
+        flags.push(SanityFlag::NonDeterministic { max_difference });
+    }
+    let components: Vec<Component> = merged.iter().map(|c| c.component).collect();
+    let images: usize = blocks.iter().map(|b| b.images).sum();
+    for (index, result) in merged.iter().enumerate() {
+        let points: usize = all_flags()
+            .map(|f| match f {
+                SanityFlag::ZeroGradient { component, points }
+                    if *component == result.component =>
+                {
+                    *points
+                }
+                _ => 0,
+            })
+            .sum();
+        if points > 0 {
+            flags.push(SanityFlag::ZeroGradient {
+                component: result.component,
+                points,
+            });
+        }
+        flags.extend(square_flag(&components, index, result.broken, images));
+    }
+    flags
 }
 
 /// What one component returned for a batch.

@@ -9,7 +9,7 @@
 //! random starts differ from a single unblocked run with the same seed.
 
 use super::autoattack_cancellable;
-use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport};
+use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Version};
 use crate::data::ImageSet;
 use crate::progress::Progress;
 use crate::zoo::Model;
@@ -74,6 +74,8 @@ pub fn test_set_digest(set: &ImageSet) -> String {
 }
 
 /// The seed of block `index`: the user's seed for block 0, a different one for each other.
+/// Components then draw their streams from it (`rng::seeded`); two blocks sharing a stream by
+/// coincidence would still attack different images, so no result depends on it.
 pub fn block_seed(seed: u64, index: usize) -> u64 {
     seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
@@ -143,11 +145,21 @@ pub fn autoattack_in_blocks(
     cancel: &AtomicBool,
     on_block: &mut dyn FnMut(BlockDone),
 ) -> Result<Option<AutoAttackReport>> {
-    if journal.key.images != test.len() {
+    if journal.key.test_sha256 != test_set_digest(test) {
         bail!("the journal was opened for another test set");
     }
     let block_size = journal.key.block_size;
     let blocks = journal.key.blocks();
+    if blocks == 0 {
+        // No images: the empty report, as AutoAttack gives it without blocks.
+        return Ok(autoattack_cancellable(
+            model,
+            test,
+            &journal.key.config,
+            progress,
+            cancel,
+        )?);
+    }
     for index in journal.blocks.len()..blocks {
         // Checked here too: a block whose points are all misclassified has no batch to attack.
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -191,13 +203,30 @@ pub fn read(path: &Path) -> Result<Option<Journal>> {
             return Err(e).with_context(|| format!("cannot read the journal {}", path.display()));
         }
     };
-    let journal: Journal = ron::from_str(&text).with_context(|| {
+    let not_a_journal = || {
         format!(
             "{} is not an AutoAttack journal (or it is damaged); move it away to start over",
             path.display()
         )
-    })?;
+    };
+    // The format first, so a journal of another layout is named as such, not as damaged.
+    let header: Header = ron::from_str(&text).with_context(not_a_journal)?;
+    if header.format != JOURNAL_FORMAT {
+        bail!(
+            "{} has journal format {}, this program reads format {JOURNAL_FORMAT}; \
+             move it away to start over",
+            path.display(),
+            header.format
+        );
+    }
+    let journal: Journal = ron::from_str(&text).with_context(not_a_journal)?;
     Ok(Some(journal))
+}
+
+/// The part of a journal every format shares.
+#[derive(Deserialize)]
+struct Header {
+    format: u32,
 }
 
 fn write(path: &Path, journal: &Journal) -> Result<()> {
@@ -207,52 +236,84 @@ fn write(path: &Path, journal: &Journal) -> Result<()> {
         .with_context(|| format!("cannot write the journal {}", path.display()))
 }
 
-/// Refuses a journal of another format, another evaluation, or with blocks that do not match
-/// its own key, naming what differs.
+/// Refuses a journal of another evaluation, or whose blocks do not fit its own key, naming
+/// what differs.
 fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) -> Result<()> {
-    if journal.format != JOURNAL_FORMAT {
-        bail!(
-            "{} has journal format {}, this program writes format {JOURNAL_FORMAT}; \
-             move it away to start over",
-            path.display(),
-            journal.format
-        );
-    }
     let stored = &journal.key;
     let mut differences = Vec::new();
     if stored.weights_sha256 != key.weights_sha256 {
-        differences.push("the model's weights");
+        differences.push("the model's weights differ".to_string());
     }
     if stored.test_sha256 != key.test_sha256 || stored.images != key.images {
-        differences.push("the test images (dataset or --n)");
+        differences.push(format!(
+            "the test images differ ({} in the journal, {} now; dataset or --n)",
+            stored.images, key.images
+        ));
     }
-    if stored.block_size != key.block_size {
-        differences.push("the block size");
-    }
-    if stored.config != key.config {
-        differences.push("the AutoAttack settings (ε, version, components or seed)");
-    }
+    let mut differ = |what: &str, then: String, now: String| {
+        if then != now {
+            differences.push(format!("{what} {then} in the journal, {now} now"));
+        }
+    };
+    differ(
+        "--block",
+        stored.block_size.to_string(),
+        key.block_size.to_string(),
+    );
+    let (then, now) = (&stored.config, &key.config);
+    differ("ε", then.epsilon.to_string(), now.epsilon.to_string());
+    differ(
+        "components",
+        component_names(&then.version),
+        component_names(&now.version),
+    );
+    differ("--seed", then.seed.to_string(), now.seed.to_string());
+    differ(
+        "batch size",
+        then.batch_size.to_string(),
+        now.batch_size.to_string(),
+    );
     if !differences.is_empty() {
         bail!(
-            "{} belongs to another evaluation: {} differ; use another file or move it away",
+            "{} belongs to another evaluation: {}; use another file or move it away",
             path.display(),
-            differences.join(", ")
+            differences.join("; ")
         );
     }
     let blocks = key.blocks();
+    if journal.blocks.len() > blocks {
+        bail!(
+            "{} is inconsistent: it has {} blocks, the evaluation has {blocks}; move it away \
+             to start over",
+            path.display(),
+            journal.blocks.len()
+        );
+    }
+    let components = now.version.components();
     for (index, block) in journal.blocks.iter().enumerate() {
-        let expected = key
-            .block_size
-            .min(key.images.saturating_sub(index * key.block_size));
-        if index >= blocks || block.images != expected || block.robust.len() != expected {
+        let expected = key.block_size.min(key.images - index * key.block_size);
+        let fits = block.images == expected
+            && block.robust.len() == expected
+            && block.epsilon == now.epsilon
+            && block.version == now.version.name()
+            && block
+                .components
+                .iter()
+                .map(|c| c.component)
+                .eq(components.iter().copied());
+        if !fits {
             bail!(
-                "{} is inconsistent: block {} has {} images where {expected} were expected; \
-                 move it away to start over",
+                "{} is inconsistent: block {} is not an evaluation of {expected} images with \
+                 the journal's settings; move it away to start over",
                 path.display(),
-                index + 1,
-                block.images
+                index + 1
             );
         }
     }
     Ok(())
+}
+
+fn component_names(version: &Version) -> String {
+    let names: Vec<&str> = version.components().iter().map(|c| c.name()).collect();
+    format!("{} ({})", version.name(), names.join(","))
 }
