@@ -145,6 +145,18 @@ fn random_images(n: usize, seed: u64) -> Vec<f32> {
     (0..n * PIXELS).map(|_| rng.r#gen::<f32>()).collect()
 }
 
+/// `n` images whose pixels lie within 0.1 of the rounding thresholds 0.25 and 0.75 of
+/// [`Rounded`]: where its input gradient is zero but a small ε changes its output.
+fn near_rounding_thresholds(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n * PIXELS)
+        .map(|_| {
+            let centre = if rng.r#gen::<bool>() { 0.25 } else { 0.75 };
+            centre + rng.gen_range(-0.1..0.1)
+        })
+        .collect()
+}
+
 fn tensor(values: &[f32]) -> Tensor<4> {
     let n = values.len() / PIXELS;
     Tensor::from_data(
@@ -278,15 +290,9 @@ fn misclassified_points_count_as_not_robust_and_are_not_attacked() {
 #[test]
 fn a_masked_model_defeats_the_gradient_attacks_and_the_report_says_so() {
     let model = Rounded(Linear::new(10, 5));
-    // Pixels near the rounding thresholds 0.25 and 0.75: ε = 0.2 can move them across, but the
-    // rounded input has a zero gradient, so gradient attacks see nothing.
-    let mut rng = StdRng::seed_from_u64(6);
-    let x: Vec<f32> = (0..24 * PIXELS)
-        .map(|_| {
-            let centre = if rng.r#gen::<bool>() { 0.25 } else { 0.75 };
-            centre + rng.gen_range(-0.1..0.1)
-        })
-        .collect();
+    // ε = 0.2 can move the pixels across the rounding thresholds, but the rounded input has a
+    // zero gradient, so gradient attacks see nothing.
+    let x = near_rounding_thresholds(24, 6);
     let y = predictions(model.logits(tensor(&x)));
     let report = run(&model, &x, &y, &config(0.2, Version::Standard));
     assert_consistent(&report, &model, &x, &y);
@@ -547,13 +553,7 @@ fn merged_blocks_report_on_all_images() {
 #[test]
 fn merged_blocks_sum_their_sanity_flags() {
     let model = Rounded(Linear::new(10, 5));
-    let mut rng = StdRng::seed_from_u64(6);
-    let x: Vec<f32> = (0..24 * PIXELS)
-        .map(|_| {
-            let centre = if rng.r#gen::<bool>() { 0.25 } else { 0.75 };
-            centre + rng.gen_range(-0.1..0.1)
-        })
-        .collect();
+    let x = near_rounding_thresholds(24, 6);
     let y = predictions(model.logits(tensor(&x)));
     let halves: Vec<AutoAttackReport> = [0..12, 12..24]
         .into_iter()
@@ -595,16 +595,7 @@ fn merged_blocks_sum_their_sanity_flags() {
 #[test]
 fn one_block_merges_to_itself() {
     let model = Rounded(Linear::new(10, 5));
-    let x: Vec<f32> = random_images(16, 14)
-        .into_iter()
-        .map(|v| {
-            if v < 0.5 {
-                0.25 + v / 5.0
-            } else {
-                0.75 - (v - 0.5) / 5.0
-            }
-        })
-        .collect();
+    let x = near_rounding_thresholds(16, 14);
     let y = predictions(model.logits(tensor(&x)));
     let report = run(&model, &x, &y, &config(0.2, Version::Standard));
     assert!(!report.flags.is_empty(), "the test wants flags to merge");

@@ -367,9 +367,35 @@ fn distillation_without_a_teacher_or_with_foreign_options_is_refused() {
 /// Ctrl-C in the middle of training stops after the current batch and saves the model of the
 /// last finished epoch, with a card that counts exactly the finished epochs.
 #[cfg(unix)]
+/// Reads `stream` of `child` line by line until `ready` holds for one, sends SIGINT, reads the
+/// rest and waits: the exit code and every line read.
+fn interrupt_when(
+    mut child: std::process::Child,
+    stream: impl std::io::Read,
+    ready: impl Fn(&str) -> bool,
+) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(stream).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let is_ready = ready(&line);
+        seen.push(line);
+        if is_ready {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map(|l| l.unwrap()));
+    (child.wait().unwrap().code(), seen.join("\n"))
+}
+
 #[test]
 fn ctrl_c_during_training_saves_the_finished_epochs() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
@@ -394,25 +420,9 @@ fn ctrl_c_during_training_saves_the_finished_epochs() {
         .stderr(Stdio::null())
         .spawn()
         .expect("the binary runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
     // Wait for the first finished epoch, then interrupt.
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let first_epoch = line.starts_with("epoch ");
-        seen.push(line);
-        if first_epoch {
-            break;
-        }
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    seen.extend(lines.map(|l| l.unwrap()));
-    let code = child.wait().unwrap().code();
-    let output = seen.join("\n");
+    let (code, output) = interrupt_when(child, stdout, |line| line.starts_with("epoch "));
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("stopped by Ctrl-C"), "{output}");
 
@@ -536,7 +546,6 @@ fn bench_compare_without_torch_says_what_is_missing() {
 
 #[test]
 fn ctrl_c_during_a_resumable_autoattack_keeps_the_finished_blocks_and_fails() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
@@ -564,25 +573,9 @@ fn ctrl_c_during_a_resumable_autoattack_keeps_the_finished_blocks_and_fails() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let stderr = child.stderr.take().unwrap();
     // Wait for the first finished block, then interrupt.
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let first_block = line.starts_with("block 1/200");
-        seen.push(line);
-        if first_block {
-            break;
-        }
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    seen.extend(lines.map(|l| l.unwrap()));
-    let code = child.wait().unwrap().code();
-    let output = seen.join("\n");
+    let (code, output) = interrupt_when(child, stderr, |line| line.starts_with("block 1/200"));
     assert_eq!(code, Some(1), "a cut-short evaluation must fail: {output}");
     assert!(output.contains("stopped by Ctrl-C"), "{output}");
     let kept = rslad_tui::eval::journal::read(&journal)
