@@ -364,9 +364,6 @@ fn distillation_without_a_teacher_or_with_foreign_options_is_refused() {
     );
 }
 
-/// Ctrl-C in the middle of training stops after the current batch and saves the model of the
-/// last finished epoch, with a card that counts exactly the finished epochs.
-#[cfg(unix)]
 /// Reads `stream` of `child` line by line until `ready` holds for one, sends SIGINT, reads the
 /// rest and waits: the exit code and every line read.
 fn interrupt_when(
@@ -394,6 +391,9 @@ fn interrupt_when(
     (child.wait().unwrap().code(), seen.join("\n"))
 }
 
+/// Ctrl-C in the middle of training stops after the current batch and saves the model of the
+/// last finished epoch, with a card that counts exactly the finished epochs.
+#[cfg(unix)]
 #[test]
 fn ctrl_c_during_training_saves_the_finished_epochs() {
     use std::process::Stdio;
