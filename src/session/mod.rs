@@ -470,10 +470,12 @@ pub fn backend_id() -> String {
     )
 }
 
-fn simd_level() -> &'static str {
+/// The matrix-multiply kernel family gemm runs here: it picks one at run time, so the same
+/// build rounds differently on machines with and without AVX-512.
+pub fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
             return "x86-64 avx512";
         }
         if std::arch::is_x86_feature_detected!("avx2") {
