@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rslad_tui::session::compare::DEFAULT_TOLERANCE;
+use rslad_tui::session::compare::{Kind, Tolerances, compare};
 use rslad_tui::session::playback::Playback;
 use rslad_tui::session::runner::Runner;
 use rslad_tui::session::{self, Entry, Session, SessionError};
@@ -82,8 +82,169 @@ fn a_changed_result_is_the_first_divergence() {
     assert!(what.contains("FGSM robust accuracy"), "{what}");
     assert!(
         report
-            .summary(DEFAULT_TOLERANCE)
+            .summary(&Tolerances::default())
             .contains("diverged at entry 3")
+    );
+}
+
+/// The outcomes of the recorded commands, in order.
+fn outcomes(session: &Session) -> Vec<&session::Outcome> {
+    session
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Command { outcome, .. } => Some(outcome.as_ref()),
+            Entry::Mark { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_changed_pixel_passes_by_what_the_perturbation_does_a_changed_perturbation_does_not() {
+    let recorded = record();
+    let shown = outcomes(&recorded)[2]; // `show sample 2`
+    let view = shown.snapshot.sample.as_ref().expect("a sample view");
+    let defaults = Tolerances::default();
+    assert!(compare(shown, shown, &Tolerances::exact()).matches());
+
+    // Another machine flips one gradient sign in one PGD step: one pixel moves by a whole
+    // step the other way. Pixel by pixel that is a divergence; by what it does it is not.
+    let mut flipped = shown.clone();
+    let sample = flipped.snapshot.sample.as_mut().unwrap();
+    let k = (0..sample.natural.len())
+        .find(|&k| sample.adversarial[k] > sample.natural[k] + 0.1)
+        .expect("a pixel the attack brightened");
+    sample.adversarial[k] -= 0.1;
+    let exact = compare(shown, &flipped, &Tolerances::exact());
+    assert!(!exact.matches());
+    assert!(
+        exact.fields["sample.adversarial image"].mismatched == 1,
+        "{:?}",
+        exact.fields
+    );
+    let lenient = compare(shown, &flipped, &defaults);
+    assert!(lenient.matches(), "{:?}", lenient.divergence);
+    assert!(lenient.max_difference > 0.09, "still not bit-identical");
+
+    // No perturbation at all is another perturbation: its size differs.
+    let mut none = shown.clone();
+    let sample = none.snapshot.sample.as_mut().unwrap();
+    sample.adversarial = sample.natural.clone();
+    let comparison = compare(shown, &none, &defaults);
+    assert!(
+        comparison
+            .divergence
+            .as_deref()
+            .is_some_and(|d| d.contains("perturbation")),
+        "{:?}",
+        comparison.divergence
+    );
+
+    // Every pixel pushed the other way flips the heatmap's colours.
+    let mut reversed = shown.clone();
+    let sample = reversed.snapshot.sample.as_mut().unwrap();
+    for (a, n) in sample.adversarial.iter_mut().zip(&view.natural) {
+        *a = (2.0 * n - *a).clamp(0.0, 1.0);
+    }
+    assert!(!compare(shown, &reversed, &defaults).matches());
+
+    // A student that predicts another class under attack, with a clear margin, is caught.
+    let mut predicts = shown.clone();
+    let probabilities = &mut predicts
+        .snapshot
+        .sample
+        .as_mut()
+        .unwrap()
+        .student_adversarial;
+    let top = (0..probabilities.len())
+        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+        .unwrap();
+    let other = (top + 1) % probabilities.len();
+    probabilities.iter_mut().for_each(|p| *p = 0.0);
+    probabilities[other] = 1.0;
+    let comparison = compare(shown, &predicts, &defaults);
+    assert!(
+        comparison.fields["sample.adversarial prediction"].mismatched == 1
+            || view.student_adversarial[top] < 0.6,
+        "{:?}",
+        comparison.fields
+    );
+    assert!(!comparison.matches());
+}
+
+/// The commands of `record()`, with another seed or another method for the second run.
+fn record_with(seed: u64, method: &str) -> Session {
+    let mut r = Runner::new(Arc::new(Shared::default()), seed).unwrap();
+    for line in [
+        "step batch 1",
+        "attack fgsm n=20",
+        "show sample 2",
+        method,
+        "step batch 1",
+        "attack pgd n=20 steps=5",
+    ] {
+        r.run_line(line).unwrap();
+    }
+    r.session().clone()
+}
+
+/// The default tolerances pass other kernels, but a changed run is still caught by its
+/// numbers, not only by the status line that names its seed or method.
+#[test]
+fn another_seed_or_another_method_is_caught_by_the_numbers() {
+    let base = record_with(0, "method sat eps-warmup=0");
+    let changed = [
+        ("seed 1", record_with(1, "method sat eps-warmup=0")),
+        (
+            "method trades",
+            record_with(0, "method trades eps-warmup=0"),
+        ),
+    ];
+    for (what, other) in &changed {
+        let mut numeric_mismatches = std::collections::BTreeSet::new();
+        for (recorded, got) in outcomes(&base).into_iter().zip(outcomes(other)) {
+            let mut got = got.clone();
+            got.snapshot.status = recorded.snapshot.status.clone();
+            let comparison = compare(recorded, &got, &Tolerances::default());
+            numeric_mismatches.extend(
+                comparison
+                    .fields
+                    .iter()
+                    .filter(|(_, t)| t.kind != Kind::Exact && t.mismatched > 0)
+                    .map(|(field, _)| *field),
+            );
+        }
+        assert!(
+            !numeric_mismatches.is_empty(),
+            "{what}: no number differs beyond the default tolerances"
+        );
+        eprintln!("{what}: caught by {numeric_mismatches:?}");
+    }
+}
+
+#[test]
+fn tolerances_parse_by_kind_and_refuse_nonsense() {
+    assert_eq!(Tolerances::parse("exact"), Ok(Tolerances::exact()));
+    assert_eq!(Tolerances::parse("default"), Ok(Tolerances::default()));
+    let custom = Tolerances::parse("accuracy=0.5, probability=0.05").unwrap();
+    assert_eq!(custom.accuracy, 0.5);
+    assert_eq!(custom.probability, 0.05);
+    assert_eq!(custom.loss, Tolerances::default().loss);
+    for bad in [
+        "0.01",
+        "speed=1",
+        "accuracy=-1",
+        "accuracy=NaN",
+        "accuracy=x",
+        "pixels-reversed=2",
+    ] {
+        let error = Tolerances::parse(bad).expect_err(bad);
+        assert!(!error.is_empty());
+    }
+    assert!(
+        Tolerances::parse("speed=1")
+            .unwrap_err()
+            .contains("accuracy, loss, probability, pixel, pixels-reversed")
     );
 }
 
@@ -372,14 +533,18 @@ fn the_shipped_lessons_re_execute_and_match_their_recordings() {
         let same_machine = recorded.backend == session::backend_id();
         let mut r = runner();
         r.confine_to(&folder);
-        r.set_tolerance(if same_machine { 0.0 } else { 0.01 });
+        r.set_tolerances(if same_machine {
+            Tolerances::exact()
+        } else {
+            Tolerances::default()
+        });
         let report = r.replay_first(&recorded, LESSON_PREFIX).unwrap();
         assert_eq!(report.divergence, None, "{}", path.display());
         assert!(report.commands >= 1);
         eprintln!(
             "{}: {} (recorded on {}, here {})",
             path.display(),
-            report.summary(0.01),
+            report.summary(&Tolerances::default()),
             recorded.backend,
             session::backend_id()
         );

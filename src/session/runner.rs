@@ -3,7 +3,7 @@
 //! command is recorded with its results, the journal is rewritten after each one, and the
 //! session commands (`save session`, `load session`, `mark`) work the same everywhere.
 
-use super::compare::{self, Comparison};
+use super::compare::{self, Comparison, Tolerances};
 use super::{Entry, FileRef, Outcome, Session};
 use crate::checkpoint;
 use crate::workbench::command::{self, Command};
@@ -39,7 +39,7 @@ pub struct Runner {
     /// Where `save session NAME` and `load session NAME` look.
     sessions_dir: PathBuf,
     /// How far re-executed results may differ from a loaded session's recording.
-    tolerance: f64,
+    tolerances: Tolerances,
     /// The sample view recorded last, so an unchanged one is not stored again.
     last_sample: Option<crate::workbench::snapshot::SampleView>,
 }
@@ -49,28 +49,54 @@ pub struct Runner {
 pub struct ReplayReport {
     pub commands: usize,
     pub markers: usize,
+    /// The largest raw difference over every compared number (0: bit-identical).
     pub max_difference: f64,
-    /// (entry index, the line, what differed) of the first divergence.
+    /// (entry index, the line, what differed) of the first divergence. A replay goes on after
+    /// it (so the tallies cover the whole session) unless the session cannot be followed: other
+    /// starting settings, a changed input file, or a stop.
     pub divergence: Option<(usize, String, String)>,
+    /// Commands with at least one value beyond its tolerance.
+    pub differing_commands: usize,
+    /// Every compared field over the whole replay.
+    pub comparison: Comparison,
 }
 
 impl ReplayReport {
-    pub fn summary(&self, tolerance: f64) -> String {
+    pub fn summary(&self, tolerances: &Tolerances) -> String {
         match &self.divergence {
-            Some((i, line, what)) => format!(
-                "diverged at entry {} (`{line}`) after {} command(s): {what}",
-                i + 1,
-                self.commands
-            ),
+            Some((i, line, what)) => {
+                let mut text = format!("diverged at entry {} (`{line}`): {what}", i + 1);
+                if self.commands > 0 {
+                    text += &format!(
+                        "\n{} of {} command(s) differ beyond the tolerances ({tolerances})",
+                        self.differing_commands, self.commands
+                    );
+                }
+                for line in self.comparison.mismatch_lines() {
+                    text += &format!("\n  {line}");
+                }
+                text
+            }
             None if self.max_difference == 0.0 => format!(
                 "{} command(s) and {} marker(s) re-ran: every result bit-identical to the recording",
                 self.commands, self.markers
             ),
-            None => format!(
-                "{} command(s) and {} marker(s) re-ran: every result within {:.3e} of the \
-                 recording (tolerance {tolerance:.1e})",
-                self.commands, self.markers, self.max_difference
-            ),
+            None => {
+                let largest: Vec<String> = self
+                    .comparison
+                    .max_by_kind()
+                    .into_iter()
+                    .filter(|(kind, _)| *kind != compare::Kind::Exact)
+                    .map(|(kind, max)| format!("{} {}", kind.name(), compare::short(max)))
+                    .collect();
+                format!(
+                    "{} command(s) and {} marker(s) re-ran: every result within the tolerances \
+                     ({tolerances}); largest differences: {}",
+                    self.commands,
+                    self.markers,
+                    largest.join(", ")
+                )
+            }
         }
     }
 }
@@ -91,7 +117,7 @@ impl Runner {
             autosave: false,
             unfinished: None,
             sessions_dir: PathBuf::from("sessions"),
-            tolerance: compare::DEFAULT_TOLERANCE,
+            tolerances: Tolerances::default(),
             last_sample: None,
         })
     }
@@ -177,8 +203,8 @@ impl Runner {
         self.sessions_dir = folder.to_path_buf();
     }
 
-    pub fn set_tolerance(&mut self, tolerance: f64) {
-        self.tolerance = tolerance;
+    pub fn set_tolerances(&mut self, tolerances: Tolerances) {
+        self.tolerances = tolerances;
     }
 
     pub fn session(&self) -> &Session {
@@ -365,7 +391,7 @@ impl Runner {
         };
         let session = super::load(&path)?;
         let report = self.replay(&session)?;
-        let summary = report.summary(self.tolerance);
+        let summary = report.summary(&self.tolerances);
         if report.divergence.is_some() {
             bail!("recovery {summary}");
         }
@@ -380,7 +406,7 @@ impl Runner {
         let path = super::named_path(&self.sessions_dir, name);
         let session = super::load(&path)?;
         let report = self.replay(&session)?;
-        let summary = report.summary(self.tolerance);
+        let summary = report.summary(&self.tolerances);
         if report.divergence.is_some() {
             bail!("session {name}: {summary}");
         }
@@ -433,8 +459,10 @@ impl Runner {
                     let command = match command::parse(line) {
                         Ok(command) => command,
                         Err(e) => {
-                            report.divergence = Some((i, line.clone(), e.to_string()));
-                            break;
+                            report
+                                .divergence
+                                .get_or_insert((i, line.clone(), e.to_string()));
+                            continue;
                         }
                     };
                     if matches!(
@@ -452,15 +480,15 @@ impl Runner {
                     }
                     let (got, _) = self.execute_and_record(line, command);
                     report.commands += 1;
-                    let Comparison {
-                        max_difference,
-                        divergence,
-                    } = compare::compare(outcome, &got, self.tolerance);
-                    report.max_difference = report.max_difference.max(max_difference);
-                    if let Some(what) = divergence {
-                        report.divergence = Some((i, line.clone(), what));
-                        break;
+                    let comparison = compare::compare(outcome, &got, &self.tolerances);
+                    report.max_difference = report.max_difference.max(comparison.max_difference);
+                    if let Some(what) = &comparison.divergence {
+                        report.differing_commands += 1;
+                        report
+                            .divergence
+                            .get_or_insert((i, line.clone(), what.clone()));
                     }
+                    report.comparison.merge(comparison);
                 }
             }
             if self.shared.cancelled() {
