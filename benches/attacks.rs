@@ -15,7 +15,7 @@ use rslad_tui::data::{DataSource, DatasetKind, load};
 use rslad_tui::device::autodiff_device;
 use rslad_tui::eval::EvalAttack;
 use rslad_tui::progress::Silent;
-use rslad_tui::train::batch_tensors;
+use rslad_tui::tensor_util::batch_tensors;
 use std::time::Instant;
 
 fn main() {

@@ -10,9 +10,9 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use rslad_tui::workbench::command::parse;
-use rslad_tui::workbench::engine::{Engine, default_settings};
-use rslad_tui::workbench::live::Shared;
+use rslad_tui::lab::command::parse_engine;
+use rslad_tui::lab::engine::{Engine, default_settings};
+use rslad_tui::lab::live::Shared;
 use rslad_tui::workbench::view::{self, UiState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,12 +23,12 @@ const ROUNDS: usize = 3;
 
 fn engine(shared: &Arc<Shared>) -> Engine {
     let mut settings = default_settings();
-    settings.options.eval_n = 200;
+    settings.eval.n = 200;
     Engine::new(Arc::clone(shared), settings, Some("embedded")).expect("the default session")
 }
 
 fn run(engine: &mut Engine, line: &str) {
-    engine.execute(parse(line).unwrap()).unwrap();
+    engine.execute(parse_engine(line).unwrap()).unwrap();
 }
 
 fn main() {

@@ -295,3 +295,37 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
         format!("it failed to initialise ({first})")
     })
 }
+
+/// The backend and what decides its floating-point results on this machine: the CPU's widest
+/// SIMD level and the number of threads (both change summation order). Results are
+/// bit-identical between runs with the same id.
+pub fn backend_id() -> String {
+    if selection().open.choice != DeviceChoice::Cpu {
+        return backend_name();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "{} (CPU, {}, {threads} threads)",
+        backend_crate(),
+        simd_level()
+    )
+}
+
+/// The matrix-multiply kernel family gemm runs here: it picks one at run time, so the same
+/// build rounds differently on machines with and without AVX-512.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
+            return "x86-64 avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "x86-64 avx2";
+        }
+        "x86-64"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH
+    }
+}

@@ -1,25 +1,26 @@
 //! rslad-tui: a workbench for adversarial robustness distillation.
 //!
-//! The engine (zoo, data, attacks, training, evaluation) knows nothing about terminals; front
-//! ends (the CLI, the workbench, the REPL, session replays) talk to it with plain data.
+//! Floors, each importing only those below it (docs/architecture.md): the core (zoo, data,
+//! attacks, training, evaluation, checkpoints), typed [`settings`], the shared [`lab`]
+//! (commands, engine, snapshots, sessions), the terminal UI ([`workbench`]), and the front
+//! ends ([`cli`]: the clap commands, the REPL, replay, compare).
 
 pub mod atomic;
 pub mod attack;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
-pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
 pub mod interop;
 pub mod interrupt;
+pub mod lab;
 pub mod loss;
 pub mod progress;
-pub mod repl;
 pub mod rng;
-pub mod session;
+pub mod settings;
 pub mod teacher;
 pub mod tensor_util;
 pub mod train;

@@ -1,8 +1,14 @@
 //! Progress reporting for long work, independent of how it is shown.
 
-use crate::train::BatchReport;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
+
+/// What the trainer reports after each batch, for progress displays.
+pub struct BatchReport {
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f64,
+}
 
 /// Receives progress from training and evaluation loops.
 pub trait Progress {

@@ -17,3 +17,15 @@ const WEIGHTS: &[u8] = include_bytes!("../assets/teachers/small-cnn-sat.safetens
 pub fn embedded(device: &Device) -> Result<(Model, CheckpointCard), CheckpointError> {
     checkpoint::load_bytes(CARD, WEIGHTS, "embedded:small-cnn-sat", None, device)
 }
+
+/// A teacher on the autodiff device: a checkpoint path, or [`EMBEDDED`] for the shipped one.
+pub fn load(path: &std::path::Path) -> anyhow::Result<(Model, CheckpointCard)> {
+    use anyhow::Context;
+    let device = crate::device::autodiff_device();
+    if path.as_os_str() == EMBEDDED {
+        Ok(embedded(&device)?)
+    } else {
+        checkpoint::load(path, None, &device)
+            .with_context(|| format!("cannot load the teacher {}", path.display()))
+    }
+}

@@ -56,3 +56,21 @@ pub fn sample_mask(mask: &[bool], dims: [usize; 4], device: &Device) -> Tensor<4
         Tensor::from_data(TensorData::new(mask.to_vec(), [n]), device);
     per_sample.reshape([n, 1, 1, 1]).expand(dims)
 }
+
+/// The images and labels of a batch as plain tensors.
+pub fn batch_tensors(
+    set: &crate::data::ImageSet,
+    indices: &[usize],
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, burn::tensor::Int>) {
+    let (pixels, targets) = set.batch(indices);
+    let x = images(
+        pixels,
+        indices.len(),
+        set.channels,
+        set.height,
+        set.width,
+        device,
+    );
+    (x, labels(&targets, device))
+}

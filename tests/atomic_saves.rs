@@ -62,7 +62,7 @@ fn a_save_into_a_missing_folder_fails_cleanly() {
 
 #[test]
 fn a_failed_session_save_keeps_the_previous_session() {
-    use rslad_tui::session::{self, Session};
+    use rslad_tui::lab::session::{self, Session};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.ron");
     session::save(&Session::new(1), &path).unwrap();

@@ -7,10 +7,11 @@
 use rslad_tui::checkpoint::{self, SaveInfo};
 use rslad_tui::data::cifar::{IMAGE_BYTES, encode_cifar10};
 use rslad_tui::device::autodiff_device;
+use rslad_tui::lab::command::{parse, parse_engine};
+use rslad_tui::lab::engine::{Engine, default_settings};
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::scope::FileScope;
 use rslad_tui::train::OptimizerKind;
-use rslad_tui::workbench::command::parse;
-use rslad_tui::workbench::engine::{Engine, FileScope, default_settings};
-use rslad_tui::workbench::live::Shared;
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::path::Path;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ fn the_recipe_runs_end_to_end_on_a_tiny_cifar10() {
             .replace("n=10000", "n=2")
             .replace("runs/trades-wrn-34-10", "runs/small-teacher");
         engine
-            .execute(parse(&line).unwrap())
+            .execute(parse_engine(&line).unwrap())
             .unwrap_or_else(|e| panic!("{line}: {e:#}"));
         if line == "data cifar10" {
             // The MNIST student and teacher cannot read CIFAR images: both are replaced or

@@ -6,12 +6,10 @@ mod common;
 
 use burn::prelude::*;
 use rslad_tui::checkpoint;
+use rslad_tui::cli::interop::{self as interop_cli, ExportArgs, ImportArgs};
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::error::CheckpointError;
-use rslad_tui::interop::{
-    self, ExportArgs, ImportArgs, LayerKind, export_pytorch, import_pytorch, pytorch_layout,
-    pytorch_name,
-};
+use rslad_tui::interop::{LayerKind, export_pytorch, import_pytorch, pytorch_layout, pytorch_name};
 use rslad_tui::tensor_util::{images, to_vec};
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -641,13 +639,13 @@ fn export_and_import_commands_write_a_checkpoint_with_provenance() {
     )
     .unwrap();
     let exported = dir.path().join("student-pt.safetensors");
-    interop::run_export(&ExportArgs {
+    interop_cli::run_export(&ExportArgs {
         checkpoint: trained.with_extension("ron"),
         out: exported.clone(),
     })
     .expect("export command works");
     let back = dir.path().join("back/student");
-    interop::run_import(&ImportArgs {
+    interop_cli::run_import(&ImportArgs {
         weights: exported.clone(),
         model: "micro-cnn".into(),
         dataset: "mnist".into(),
@@ -695,14 +693,14 @@ fn export_refuses_to_overwrite_the_checkpoint_or_write_another_format() {
         },
     )
     .unwrap();
-    let own = interop::run_export(&ExportArgs {
+    let own = interop_cli::run_export(&ExportArgs {
         checkpoint: stem.clone(),
         out: stem.with_extension("safetensors"),
     })
     .unwrap_err()
     .to_string();
     assert!(own.contains("own weights file"), "{own}");
-    let format = interop::run_export(&ExportArgs {
+    let format = interop_cli::run_export(&ExportArgs {
         checkpoint: stem.clone(),
         out: dir.path().join("m.pt"),
     })
@@ -716,7 +714,7 @@ fn export_refuses_to_overwrite_the_checkpoint_or_write_another_format() {
 #[test]
 fn import_for_a_dataset_the_model_cannot_take_says_which() {
     let dir = tempfile::tempdir().unwrap();
-    let error = interop::run_import(&ImportArgs {
+    let error = interop_cli::run_import(&ImportArgs {
         weights: dir.path().join("none.safetensors"),
         model: "resnet18".into(),
         dataset: "mnist".into(),

@@ -130,7 +130,7 @@ fn embedded() -> Dataset {
 
 fn first_images(data: &Dataset, n: usize) -> (Tensor<4>, Vec<i64>) {
     let indices: Vec<usize> = (0..n).collect();
-    let (x, _) = rslad_tui::train::batch_tensors(&data.train, &indices, &compute_device());
+    let (x, _) = rslad_tui::tensor_util::batch_tensors(&data.train, &indices, &compute_device());
     let y = indices
         .iter()
         .map(|&i| i64::from(data.train.labels[i]))

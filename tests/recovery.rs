@@ -75,8 +75,9 @@ fn a_killed_session_is_recovered_from_its_journal() {
     );
     // The recovered state goes on: sample 4, then `next` selects 5, after 2 batches.
     let last = std::fs::read_to_string(dir.path().join("journal-last.ron")).unwrap();
-    let session = rslad_tui::session::parse(&last, Path::new("journal-last.ron")).unwrap();
-    let rslad_tui::session::Entry::Command { line, outcome, .. } = session.entries.last().unwrap()
+    let session = rslad_tui::lab::session::parse(&last, Path::new("journal-last.ron")).unwrap();
+    let rslad_tui::lab::session::Entry::Command { line, outcome, .. } =
+        session.entries.last().unwrap()
     else {
         panic!("the last entry is `next`");
     };

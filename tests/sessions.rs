@@ -4,13 +4,13 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rslad_tui::session::compare::{Kind, Tolerances, compare};
-use rslad_tui::session::playback::Playback;
-use rslad_tui::session::runner::Runner;
-use rslad_tui::session::{self, Entry, Session, SessionError};
-use rslad_tui::workbench::command;
-use rslad_tui::workbench::live::Shared;
-use rslad_tui::workbench::snapshot::LogLevel;
+use rslad_tui::lab::command;
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::runner::Runner;
+use rslad_tui::lab::session::{self, Entry, Session, SessionError};
+use rslad_tui::lab::snapshot::LogLevel;
+use rslad_tui::lab::snapshot::compare::{Kind, Tolerances, compare};
+use rslad_tui::workbench::playback::Playback;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -530,7 +530,7 @@ fn the_shipped_lessons_re_execute_and_match_their_recordings() {
             "{}: a lesson has markers",
             path.display()
         );
-        let same_machine = recorded.backend == session::backend_id();
+        let same_machine = recorded.backend == rslad_tui::device::backend_id();
         let mut r = runner();
         r.confine_to(&folder);
         r.set_tolerances(if same_machine {
@@ -546,7 +546,7 @@ fn the_shipped_lessons_re_execute_and_match_their_recordings() {
             path.display(),
             report.summary(&Tolerances::default()),
             recorded.backend,
-            session::backend_id()
+            rslad_tui::device::backend_id()
         );
     }
 }

@@ -4,8 +4,8 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rslad_tui::session::runner::Runner;
-use rslad_tui::workbench::live::Shared;
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::runner::Runner;
 use std::sync::Arc;
 
 const COMMANDS: usize = 2500;
@@ -83,7 +83,7 @@ fn thousands_of_random_commands_neither_panic_nor_grow_memory() {
     }
     let end = resident_mib();
     let snapshot = shared.snapshot();
-    assert!(snapshot.log.len() <= rslad_tui::workbench::live::LOG_LIMIT);
+    assert!(snapshot.log.len() <= rslad_tui::lab::live::LOG_LIMIT);
     assert!(runner.session().entries.len() == COMMANDS);
     eprintln!(
         "{COMMANDS} commands: {ok} ok, {failed} refused; resident {after_warm_up:.1} MiB after \

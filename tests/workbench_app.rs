@@ -2,12 +2,12 @@
 //! completion, history, help, quitting and stopping.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use rslad_tui::session::runner::Job;
+use rslad_tui::lab::command::{EngineCommand, Work};
+use rslad_tui::lab::history::History;
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::runner::Job;
+use rslad_tui::lab::snapshot::LogLevel;
 use rslad_tui::workbench::app::App;
-use rslad_tui::workbench::command::Command;
-use rslad_tui::workbench::history::History;
-use rslad_tui::workbench::live::Shared;
-use rslad_tui::workbench::snapshot::LogLevel;
 use rslad_tui::workbench::view::{Overlay, Panel};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,9 +27,17 @@ fn app() -> (App, Arc<Shared>, Receiver<Job>) {
     app_with(History::open(None))
 }
 
-/// The command of the next job sent, if any.
-fn sent(jobs: &Receiver<Job>) -> Option<Command> {
-    jobs.try_recv().ok().map(|job| job.command)
+/// The next job sent, if any.
+fn sent(jobs: &Receiver<Job>) -> Option<Job> {
+    jobs.try_recv().ok()
+}
+
+/// A job running an engine command, as the key or line that sent it.
+fn engine_job(line: &str, command: EngineCommand) -> Option<Job> {
+    Some(Job::Run {
+        line: line.to_string(),
+        work: Work::Engine(command),
+    })
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -80,7 +88,10 @@ fn enter_sends_commands_and_explains_bad_ones() {
     let (mut app, shared, commands) = app();
     type_text(&mut app, "step batch 2");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(sent(&commands), Some(Command::StepBatches { batches: 2 }));
+    assert_eq!(
+        sent(&commands),
+        engine_job("step batch 2", EngineCommand::StepBatches { batches: 2 })
+    );
     assert!(shared.busy());
     assert_eq!(app.ui.prompt, "");
     type_text(&mut app, "step zero");
@@ -111,7 +122,7 @@ fn ctrl_c_stops_running_work_and_otherwise_clears_the_line() {
         shared.cancel.load(Ordering::Relaxed),
         "the engine is asked to stop"
     );
-    assert_eq!(sent(&commands), Some(Command::Stop));
+    assert_eq!(sent(&commands), Some(Job::Stop));
     assert!(!app.quit, "Ctrl-C never quits");
 }
 
@@ -157,9 +168,9 @@ fn question_mark_opens_help_and_typing_from_a_panel_goes_to_the_prompt() {
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.ui.focus, Panel::SoftLabels);
     key(&mut app, KeyCode::Right);
-    assert_eq!(sent(&commands), Some(Command::Next));
+    assert_eq!(sent(&commands), engine_job("next", EngineCommand::Next));
     key(&mut app, KeyCode::Left);
-    assert_eq!(sent(&commands), Some(Command::Prev));
+    assert_eq!(sent(&commands), engine_job("prev", EngineCommand::Prev));
     type_text(&mut app, "e");
     assert_eq!(app.ui.focus, Panel::Prompt);
     assert_eq!(app.ui.prompt, "e");

@@ -1,40 +1,82 @@
 //! The workbench's command language: parsing, errors with usage, help and completion all come
 //! from one table.
 
-use rslad_tui::cli::{MethodName, OptimizerName};
-use rslad_tui::workbench::command::{
-    self, AttackKind, COMMANDS, Command, common_prefix, complete, help, help_for, parse,
+use rslad_tui::lab::command::{
+    self, AttackRequest, COMMANDS, Command, EngineCommand, MethodChange, OptimizerChange,
+    SessionCommand, UiCommand, common_prefix, complete, help, help_for, parse,
+};
+use rslad_tui::settings::{
+    AttackName, Epsilon, Gamma, LearningRate, MethodName, MethodSettings, Milestones, Momentum,
+    OptimizerName, WeightDecay,
 };
 use rslad_tui::zoo::Arch;
 
+fn engine(command: EngineCommand) -> Command {
+    command.into()
+}
+
 #[test]
 fn every_command_of_the_issue_parses() {
+    let eps = |v: f64| Epsilon::new(v).unwrap();
     let cases = [
-        ("step", Command::Step { epochs: 1 }),
-        ("step 3", Command::Step { epochs: 3 }),
-        ("step batch", Command::StepBatches { batches: 1 }),
-        ("step batch 7", Command::StepBatches { batches: 7 }),
-        ("pause", Command::Stop),
-        ("stop", Command::Stop),
-        ("student small-cnn", Command::Student(Arch::SmallCnn)),
-        ("teacher embedded", Command::Teacher("embedded".into())),
-        ("data fashion", Command::Data("fashion".into())),
-        ("eps 0.3", Command::Eps(0.3)),
-        ("lr 0.01", Command::Lr(0.01)),
-        ("seed 42", Command::Seed(42)),
-        ("show sample 12", Command::ShowSample(12)),
-        ("next", Command::Next),
-        ("prev", Command::Prev),
-        ("show misclassified", Command::ShowMisclassified),
-        ("eval", Command::Eval { n: None }),
-        ("eval n=200", Command::Eval { n: Some(200) }),
-        ("save", Command::Save(None)),
-        ("save runs/x", Command::Save(Some("runs/x".into()))),
-        ("load runs/x", Command::Load("runs/x".into())),
-        ("reset", Command::Reset),
-        ("help", Command::Help(None)),
-        ("help attack", Command::Help(Some("attack".into()))),
-        ("quit", Command::Quit),
+        ("step", engine(EngineCommand::Step { epochs: 1 })),
+        ("step 3", engine(EngineCommand::Step { epochs: 3 })),
+        (
+            "step batch",
+            engine(EngineCommand::StepBatches { batches: 1 }),
+        ),
+        (
+            "step batch 7",
+            engine(EngineCommand::StepBatches { batches: 7 }),
+        ),
+        ("pause", UiCommand::Stop.into()),
+        ("stop", UiCommand::Stop.into()),
+        (
+            "student small-cnn",
+            engine(EngineCommand::Student(Arch::SmallCnn)),
+        ),
+        (
+            "teacher embedded",
+            engine(EngineCommand::Teacher("embedded".into())),
+        ),
+        (
+            "data fashion",
+            engine(EngineCommand::Data("fashion".into())),
+        ),
+        ("eps 0.3", engine(EngineCommand::Eps(eps(0.3)))),
+        (
+            "lr 0.01",
+            engine(EngineCommand::Lr(LearningRate::new(0.01).unwrap())),
+        ),
+        ("seed 42", engine(EngineCommand::Seed(42))),
+        ("show sample 12", engine(EngineCommand::ShowSample(12))),
+        ("next", engine(EngineCommand::Next)),
+        ("prev", engine(EngineCommand::Prev)),
+        (
+            "show misclassified",
+            engine(EngineCommand::ShowMisclassified),
+        ),
+        ("eval", engine(EngineCommand::Eval { n: None })),
+        ("eval n=200", engine(EngineCommand::Eval { n: Some(200) })),
+        ("save", engine(EngineCommand::Save(None))),
+        (
+            "save runs/x",
+            engine(EngineCommand::Save(Some("runs/x".into()))),
+        ),
+        ("load runs/x", engine(EngineCommand::Load("runs/x".into()))),
+        ("reset", engine(EngineCommand::Reset)),
+        (
+            "save session s1",
+            SessionCommand::SaveSession("s1".into()).into(),
+        ),
+        (
+            "load session s1",
+            SessionCommand::LoadSession("s1".into()).into(),
+        ),
+        ("recover", SessionCommand::Recover.into()),
+        ("help", UiCommand::Help(None).into()),
+        ("help attack", UiCommand::Help(Some("attack".into())).into()),
+        ("quit", UiCommand::Quit.into()),
     ];
     for (line, expected) in cases {
         assert_eq!(parse(line), Ok(expected), "{line}");
@@ -43,37 +85,61 @@ fn every_command_of_the_issue_parses() {
 
 #[test]
 fn method_options_take_fractions() {
-    let Ok(Command::Method { name, options }) = parse("method rslad alpha=5/6") else {
+    let Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) =
+        parse("method rslad alpha=5/6")
+    else {
         panic!("method did not parse");
     };
-    assert_eq!(name, MethodName::Rslad);
-    assert_eq!(options.len(), 1);
-    assert_eq!(options[0].0, "alpha");
-    assert!((options[0].1 - 5.0 / 6.0).abs() < 1e-12);
-    assert_eq!(parse("eps 8/255"), Ok(Command::Eps(8.0 / 255.0)));
+    let MethodChange {
+        method: MethodSettings::Rslad { alpha, scale },
+        steps: None,
+        step_size: None,
+        eps_warmup: None,
+    } = change
+    else {
+        panic!("rslad with one option: {change:?}");
+    };
+    assert_eq!(scale, None);
+    assert!((alpha.unwrap().get() - 5.0 / 6.0).abs() < 1e-6);
+    assert_eq!(change_name("method rslad alpha=5/6"), MethodName::Rslad);
+    assert_eq!(
+        parse("eps 8/255"),
+        Ok(engine(EngineCommand::Eps(
+            Epsilon::new(8.0 / 255.0).unwrap()
+        )))
+    );
+}
+
+fn change_name(line: &str) -> MethodName {
+    match parse(line) {
+        Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) => {
+            change.method.name()
+        }
+        other => panic!("{line}: {other:?}"),
+    }
 }
 
 #[test]
 fn optimizer_takes_the_schedule_keys() {
     assert_eq!(
         parse("optimizer sgd momentum=0.9 weight-decay=2e-4 milestones=215,260,285 gamma=1/10"),
-        Ok(Command::Optimizer {
+        Ok(engine(EngineCommand::Optimizer(OptimizerChange {
             kind: OptimizerName::Sgd,
-            momentum: Some(0.9),
-            weight_decay: Some(2e-4),
-            gamma: Some(0.1),
-            milestones: Some(vec![215, 260, 285]),
-        })
+            momentum: Some(Momentum::new(0.9).unwrap()),
+            weight_decay: Some(WeightDecay::new(2e-4).unwrap()),
+            gamma: Some(Gamma::new(0.1).unwrap()),
+            milestones: Some(Milestones::new(vec![215, 260, 285]).unwrap()),
+        })))
     );
     assert_eq!(
         parse("optimizer adam milestones=none"),
-        Ok(Command::Optimizer {
+        Ok(engine(EngineCommand::Optimizer(OptimizerChange {
             kind: OptimizerName::Adam,
             momentum: None,
             weight_decay: None,
             gamma: None,
-            milestones: Some(Vec::new()),
-        })
+            milestones: Some(Milestones::default()),
+        })))
     );
 }
 
@@ -81,21 +147,21 @@ fn optimizer_takes_the_schedule_keys() {
 fn attacks_take_their_keys() {
     assert_eq!(
         parse("attack pgd eps=0.2 steps=20 n=100"),
-        Ok(Command::Attack {
-            kind: AttackKind::Pgd,
-            eps: Some(0.2),
+        Ok(engine(EngineCommand::Attack(AttackRequest {
+            kind: AttackName::Pgd,
+            eps: Some(Epsilon::new(0.2).unwrap()),
             steps: Some(20),
             n: Some(100)
-        })
+        })))
     );
     assert_eq!(
         parse("attack autoattack"),
-        Ok(Command::Attack {
-            kind: AttackKind::AutoAttack,
+        Ok(engine(EngineCommand::Attack(AttackRequest {
+            kind: AttackName::Autoattack,
             eps: None,
             steps: None,
             n: None
-        })
+        })))
     );
 }
 

@@ -3,12 +3,12 @@
 
 use burn::prelude::*;
 use rslad_tui::device::compute_device;
+use rslad_tui::lab::command::parse_engine;
+use rslad_tui::lab::engine::{Engine, default_settings};
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::snapshot::{LogLevel, Snapshot};
 use rslad_tui::tensor_util::to_vec;
 use rslad_tui::train::{Method, OptimizerKind};
-use rslad_tui::workbench::command::parse;
-use rslad_tui::workbench::engine::{Engine, default_settings};
-use rslad_tui::workbench::live::Shared;
-use rslad_tui::workbench::snapshot::{LogLevel, Snapshot};
 use rslad_tui::zoo::Model;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,16 +18,16 @@ use std::sync::atomic::Ordering;
 fn engine() -> (Engine, Arc<Shared>) {
     let shared = Arc::new(Shared::default());
     let mut settings = default_settings();
-    settings.options.train_n = Some(256);
-    settings.options.eval_n = 40;
-    settings.options.eval_steps = 2;
-    settings.options.steps = Some(2);
+    settings.train_n = Some(256);
+    settings.eval.n = 40;
+    settings.eval.steps = 2;
+    settings.attack.steps = Some(2);
     let engine = Engine::new(Arc::clone(&shared), settings, Some("embedded")).unwrap();
     (engine, shared)
 }
 
 fn run(engine: &mut Engine, line: &str) -> anyhow::Result<()> {
-    engine.execute(parse(line).unwrap())
+    engine.execute(parse_engine(line)?)
 }
 
 /// The student's logits on a fixed input: equal outputs mean equal weights here.

@@ -256,7 +256,7 @@ fn a_recorded_lesson_plays_back_in_the_workbench() {
         env!("CARGO_MANIFEST_DIR"),
         "/sessions/lesson-1-soft-labels.ron"
     );
-    let entries = rslad_tui::session::load(std::path::Path::new(lesson))
+    let entries = rslad_tui::lab::session::load(std::path::Path::new(lesson))
         .unwrap()
         .entries
         .len();

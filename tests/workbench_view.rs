@@ -9,7 +9,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
-use rslad_tui::workbench::snapshot::{
+use rslad_tui::lab::snapshot::{
     AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
 };
 use rslad_tui::workbench::view::{

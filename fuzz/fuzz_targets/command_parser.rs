@@ -1,7 +1,7 @@
 //! The workbench's command parser, completion and hints on arbitrary lines.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rslad_tui::workbench::command;
+use rslad_tui::lab::command;
 
 fuzz_target!(|data: &[u8]| {
     let line = String::from_utf8_lossy(data);

@@ -5,6 +5,6 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = rslad_tui::session::parse(text, Path::new("fuzz.ron"));
+        let _ = rslad_tui::lab::session::parse(text, Path::new("fuzz.ron"));
     }
 });

@@ -60,8 +60,11 @@ pub struct AttackOutcome {
     pub fooled: Vec<bool>,
 }
 
-/// Which batch-norm mode an attack runs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Which batch-norm mode an attack runs in. (`ValueEnum`: `--attack-bn` takes it by name, so
+/// the command line needs no copy of this enum.)
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 pub enum BnMode {
     Eval,
     Train,

@@ -84,7 +84,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "rslad-tui {} on {}, {threads} threads, batch {}{}",
         env!("CARGO_PKG_VERSION"),
-        crate::session::backend_id(),
+        crate::device::backend_id(),
         args.batch,
         reference
             .as_ref()

@@ -74,6 +74,48 @@ impl Method {
         }
     }
 
+    /// The method and its main hyper-parameters, for the status line.
+    pub fn short_label(&self) -> String {
+        match self {
+            Method::Natural | Method::Sat { .. } => self.name().to_string(),
+            Method::Trades { beta, .. } => format!("trades β={beta}"),
+            Method::Kd { alpha, .. } | Method::Ard { alpha, .. } | Method::Iad { alpha, .. } => {
+                format!("{} α={alpha:.2}", self.name())
+            }
+            Method::Rslad { alpha, .. } => format!("rslad α={alpha:.3}"),
+        }
+    }
+
+    /// The method and all its hyper-parameters, for logs and session settings.
+    pub fn label(&self) -> String {
+        match self {
+            Method::Natural => "natural".into(),
+            Method::Sat { attack, .. } => format!("sat PGD-{}", attack.steps),
+            Method::Trades { attack, beta } => format!("trades β={beta} PGD-{}", attack.steps),
+            Method::Kd { alpha, temperature } => format!("kd α={alpha:.3} τ={temperature}"),
+            Method::Ard {
+                attack,
+                alpha,
+                temperature,
+            } => format!("ard α={alpha:.3} τ={temperature} PGD-{}", attack.steps),
+            Method::Iad {
+                attack,
+                alpha,
+                temperature,
+                beta,
+                warmup_epochs,
+            } => format!(
+                "iad α={alpha:.3} τ={temperature} β={beta} warm-up {warmup_epochs} PGD-{}",
+                attack.steps
+            ),
+            Method::Rslad {
+                attack,
+                alpha,
+                scale,
+            } => format!("rslad α={alpha:.3} scale {scale} PGD-{}", attack.steps),
+        }
+    }
+
     /// Whether the method distils from a teacher.
     pub fn needs_teacher(&self) -> bool {
         matches!(

@@ -7,4 +7,4 @@ mod trainer;
 
 pub use method::{Batch, Method};
 pub use optimizer::{OptimizerConfig, OptimizerKind};
-pub use trainer::{BatchReport, EpochMetrics, StepOutcome, TrainConfig, Trainer, batch_tensors};
+pub use trainer::{EpochMetrics, StepOutcome, TrainConfig, Trainer};

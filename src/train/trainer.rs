@@ -4,9 +4,9 @@ use super::method::Batch;
 use super::{Method, OptimizerConfig};
 use crate::data::{Dataset, ImageSet, augment, batch};
 use crate::eval::{self, EvalAttack};
-use crate::progress::Progress;
+use crate::progress::{BatchReport, Progress};
 use crate::rng::{seeded, stream};
-use crate::tensor_util::{images, labels, predictions, to_vec};
+use crate::tensor_util::{batch_tensors, images, labels, predictions, to_vec};
 use crate::zoo::Model;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -59,13 +59,6 @@ pub struct EpochMetrics {
     pub test_clean_accuracy: f64,
     pub test_robust_accuracy: Option<f64>,
     pub seconds: f64,
-}
-
-/// What the trainer reports after each batch, for progress displays.
-pub struct BatchReport {
-    pub batch: usize,
-    pub batches: usize,
-    pub loss: f64,
 }
 
 pub struct Trainer {
@@ -371,22 +364,4 @@ fn augmented_batch(
     let (n, c, h, w) = (indices.len(), set.channels, set.height, set.width);
     augment::crop_and_flip(&mut pixels, n, c, h, w, 4, rng);
     (images(pixels, n, c, h, w, device), labels(&targets, device))
-}
-
-/// The images and labels of a batch as plain tensors.
-pub fn batch_tensors(
-    set: &ImageSet,
-    indices: &[usize],
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, burn::tensor::Int>) {
-    let (pixels, targets) = set.batch(indices);
-    let x = images(
-        pixels,
-        indices.len(),
-        set.channels,
-        set.height,
-        set.width,
-        device,
-    );
-    (x, labels(&targets, device))
 }

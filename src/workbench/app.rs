@@ -5,12 +5,12 @@
 //! key events; [`run`] owns the terminal (raw mode and the alternate screen, restored on
 //! exit and on panic) and the event loop.
 
-use super::command::{self, Command};
-use super::history::{self, History};
-use super::live::Shared;
-use super::snapshot::LogLevel;
 use super::view::{self, Overlay, Panel, UiState};
-use crate::session::runner::{Job, Runner};
+use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
+use crate::lab::history::{self, History};
+use crate::lab::live::Shared;
+use crate::lab::runner::{Job, Runner};
+use crate::lab::snapshot::LogLevel;
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::sync::Arc;
@@ -136,8 +136,12 @@ impl App {
             KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.open_help(),
-            KeyCode::Left if self.sample_panel() => self.send("prev", Command::Prev),
-            KeyCode::Right if self.sample_panel() => self.send("next", Command::Next),
+            KeyCode::Left if self.sample_panel() => {
+                self.send("prev", Work::Engine(EngineCommand::Prev))
+            }
+            KeyCode::Right if self.sample_panel() => {
+                self.send("next", Work::Engine(EngineCommand::Next))
+            }
             KeyCode::Up if self.ui.focus == Panel::Log => self.ui.log_scroll += 1,
             KeyCode::Down if self.ui.focus == Panel::Log => {
                 self.ui.log_scroll = self.ui.log_scroll.saturating_sub(1)
@@ -297,19 +301,19 @@ impl App {
         self.ui.log_scroll = 0;
         match command::parse(&line) {
             Err(error) => self.shared.log(LogLevel::Error, error.to_string()),
-            Ok(Command::Help(None)) => self.open_help(),
-            Ok(Command::Help(Some(name))) => {
+            Ok(Command::Ui(UiCommand::Help(None))) => self.open_help(),
+            Ok(Command::Ui(UiCommand::Help(Some(name)))) => {
                 let text = command::help_for(&name).unwrap_or_default();
                 self.shared.log(LogLevel::Info, text);
             }
-            Ok(Command::Quit) => self.request_quit(),
-            Ok(Command::Stop) => self.send_stop(),
-            Ok(command) => {
+            Ok(Command::Ui(UiCommand::Quit)) => self.request_quit(),
+            Ok(Command::Ui(UiCommand::Stop)) => self.send_stop(),
+            Ok(Command::Run(work)) => {
                 if self.shared.busy() {
                     self.shared
                         .log(LogLevel::Info, "queued: it runs when the current work ends");
                 }
-                self.send(&line, command);
+                self.send(&line, work);
             }
         }
     }
@@ -320,15 +324,18 @@ impl App {
             self.shared
                 .log(LogLevel::Warning, "stopping at the next batch boundary…");
         }
-        self.send("stop", Command::Stop);
+        self.post(Job::Stop);
     }
 
-    fn send(&mut self, line: &str, command: Command) {
-        self.shared.command_sent();
-        let job = Job {
+    fn send(&mut self, line: &str, work: Work) {
+        self.post(Job::Run {
             line: line.to_string(),
-            command,
-        };
+            work,
+        });
+    }
+
+    fn post(&mut self, job: Job) {
+        self.shared.command_sent();
         if self.commands.send(job).is_err() {
             self.shared.command_done();
             self.shared.log(
@@ -345,7 +352,7 @@ pub fn run() -> Result<()> {
     let shared = Arc::new(Shared::default());
     // Loaded before the screen switches, so a failure prints like any error.
     let mut runner = Runner::new(Arc::clone(&shared), 0)?;
-    let recovery = crate::session::journal_path().and_then(|path| runner.start_journal(path));
+    let recovery = crate::lab::session::journal_path().and_then(|path| runner.start_journal(path));
     shared.log(
         LogLevel::Info,
         "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\

@@ -1,10 +1,6 @@
-//! The interactive workbench: a command language, an engine thread that runs it, and a
-//! terminal UI that draws the engine's snapshots.
+//! The terminal UI: the workbench's keys and event loop ([`app`]), its panels ([`view`]), and
+//! the playback of recorded sessions ([`playback`]). It draws what [`crate::lab`] computes.
 
 pub mod app;
-pub mod command;
-pub mod engine;
-pub mod history;
-pub mod live;
-pub mod snapshot;
+pub mod playback;
 pub mod view;

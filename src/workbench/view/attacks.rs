@@ -1,7 +1,7 @@
 //! The Attacks panel: the last attack's robust accuracies as a table, with its flags.
 
 use super::{draw_panel, hint, text};
-use crate::workbench::snapshot::AttackTable;
+use crate::lab::snapshot::AttackTable;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};

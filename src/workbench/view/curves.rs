@@ -2,7 +2,7 @@
 //! reference lines), a one-line legend, and the current epoch's batch losses as a sparkline.
 
 use super::{draw_panel, hint, text};
-use crate::workbench::snapshot::Curves;
+use crate::lab::snapshot::Curves;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -2,7 +2,7 @@
 //! with "> ", warnings yellow, errors red. Lines are cut, never wrapped.
 
 use super::{draw_panel, text};
-use crate::workbench::snapshot::{LogLevel, LogLine};
+use crate::lab::snapshot::{LogLevel, LogLine};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -16,7 +16,7 @@ mod soft_labels;
 mod status;
 mod text;
 
-use super::snapshot::Snapshot;
+use crate::lab::snapshot::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -4,7 +4,7 @@
 //! models predict on it).
 
 use super::{diverging, draw_panel, hint, text};
-use crate::workbench::snapshot::SampleView;
+use crate::lab::snapshot::SampleView;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

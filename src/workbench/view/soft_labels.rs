@@ -5,7 +5,7 @@
 //! any of the four distributions, in class order, always including the true class.
 
 use super::{draw_panel, hint, panel_block, text};
-use crate::workbench::snapshot::SampleView;
+use crate::lab::snapshot::SampleView;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -2,7 +2,7 @@
 //! Fields are dropped least important first until the line fits; it never wraps.
 
 use super::text;
-use crate::workbench::snapshot::Status;
+use crate::lab::snapshot::Status;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -1,9 +1,10 @@
 //! `rslad-tui replay FILE [--execute]`: play a recorded session back in the workbench, or
 //! re-run it from its seed and check every result against the recording.
 
-use super::compare::Tolerances;
-use super::runner::Runner;
-use crate::workbench::live::Shared;
+use crate::lab::live::Shared;
+use crate::lab::runner::Runner;
+use crate::lab::session;
+use crate::lab::snapshot::compare::Tolerances;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -30,16 +31,16 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let session = super::load(&args.file)?;
+    let session = session::load(&args.file)?;
     if !args.execute {
         use std::io::IsTerminal;
         if !std::io::stdout().is_terminal() {
             bail!("playback needs a terminal; use --execute to re-run the session headless");
         }
-        return super::playback::run(session);
+        return crate::workbench::playback::run(session);
     }
     if !crate::device::is_selected() {
-        crate::cli::announce_device(crate::device::select(session.device));
+        super::announce_device(crate::device::select(session.device));
     }
     let shared = Arc::new(Shared::default());
     let mut runner = Runner::new(Arc::clone(&shared), session.seed)?;
@@ -60,18 +61,18 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         session.created_by,
         session.backend
     );
-    if session.backend != super::backend_id() {
+    if session.backend != crate::device::backend_id() {
         println!(
             "this machine is {}: results may differ within the tolerances ({})",
-            super::backend_id(),
+            crate::device::backend_id(),
             args.tolerance
         );
     }
     let mark = shared.logged();
     let limit = args.limit.unwrap_or(usize::MAX);
-    let report = crate::repl::with_progress(&shared, || runner.replay_first(&session, limit))?;
+    let report = super::repl::with_progress(&shared, || runner.replay_first(&session, limit))?;
     for line in shared.log_since(mark) {
-        crate::repl::print_log(&line);
+        super::repl::print_log(&line);
     }
     let summary = report.summary(&args.tolerance);
     if report.divergence.is_some() {

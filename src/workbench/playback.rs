@@ -2,9 +2,9 @@
 //! anything, so a lecture never waits for training. Space plays and pauses, → and ← step,
 //! + and − change the speed, ] and [ jump between markers, q leaves.
 
-use super::{Entry, Session};
-use crate::workbench::snapshot::{LogLevel, LogLine, Snapshot};
-use crate::workbench::view::{self, Overlay, UiState};
+use super::view::{self, Overlay, UiState};
+use crate::lab::session::{Entry, Session};
+use crate::lab::snapshot::{LogLevel, LogLine, Snapshot};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// the original was quick, and capped at this when it waited for training).
 const MAX_GAP: f64 = 2.0;
 const MIN_GAP: f64 = 0.3;
-const LOG_LINES: usize = crate::workbench::live::LOG_LIMIT;
+const LOG_LINES: usize = crate::lab::live::LOG_LIMIT;
 
 const KEYS: &str = "space play/pause · → ← step · + − speed · ] [ next/previous marker · \
                     Home End · ? help · q quit";

@@ -6,12 +6,12 @@
 //! each line is echoed and run, `#` starts a comment, and the first failed command ends the
 //! run with a non-zero exit status. Results print as plain text either way.
 
-use crate::session::journal_path;
-use crate::session::runner::Runner;
-use crate::workbench::command::{self, Command};
-use crate::workbench::history;
-use crate::workbench::live::Shared;
-use crate::workbench::snapshot::{AttackTable, LogLevel, LogLine};
+use crate::lab::command::{self, Command, UiCommand};
+use crate::lab::history;
+use crate::lab::live::Shared;
+use crate::lab::runner::Runner;
+use crate::lab::session::journal_path;
+use crate::lab::snapshot::{AttackTable, LogLevel, LogLine};
 use anyhow::{Result, bail};
 use clap::Args;
 use rustyline::completion::{Completer, Pair};
@@ -166,25 +166,25 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
             return Ok(Flow::Failed(error.to_string()));
         }
     };
-    match command {
-        Command::Quit => return Ok(Flow::Quit),
-        Command::Help(None) => {
+    let work = match command {
+        Command::Run(work) => work,
+        Command::Ui(UiCommand::Quit) => return Ok(Flow::Quit),
+        Command::Ui(UiCommand::Help(None)) => {
             print!("{}", command::help());
             return Ok(Flow::Continue);
         }
-        Command::Help(Some(name)) => {
+        Command::Ui(UiCommand::Help(Some(name))) => {
             println!("{}", command::help_for(&name).unwrap_or_default());
             return Ok(Flow::Continue);
         }
-        Command::Stop => {
+        Command::Ui(UiCommand::Stop) => {
             println!("nothing is running (Ctrl-C stops a command while it runs)");
             return Ok(Flow::Continue);
         }
-        _ => {}
-    }
+    };
     let mark = shared.logged();
     let table_before = shared.snapshot().attack;
-    let result = with_progress(shared, || runner.run(line, command));
+    let result = with_progress(shared, || runner.run(line, work));
     let stopped = shared.cancel.swap(false, Ordering::Relaxed);
     for entry in shared.log_since(mark) {
         print_log(&entry);

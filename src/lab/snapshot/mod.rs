@@ -2,6 +2,9 @@
 //! it. Nothing here refers to tensors or terminals, so snapshots can be recorded in sessions
 //! and drawn again without computing anything.
 
+pub mod compare;
+pub mod limits;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything the panels draw at one moment.

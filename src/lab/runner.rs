@@ -3,13 +3,14 @@
 //! command is recorded with its results, the journal is rewritten after each one, and the
 //! session commands (`save session`, `load session`, `mark`) work the same everywhere.
 
-use super::compare::{self, Comparison, Tolerances};
-use super::{Entry, FileRef, Outcome, Session};
+use super::command::{self, Command, EngineCommand, SessionCommand, Work};
+use super::engine::{Engine, default_settings};
+use super::live::Shared;
+use super::scope::FileScope;
+use super::session::{self, Entry, FileRef, Outcome, Session};
+use super::snapshot::compare::{self, Comparison, Tolerances};
+use super::snapshot::{LogLevel, SampleView};
 use crate::checkpoint;
-use crate::workbench::command::{self, Command};
-use crate::workbench::engine::{Engine, FileScope, default_settings};
-use crate::workbench::live::Shared;
-use crate::workbench::snapshot::LogLevel;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -17,11 +18,14 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-/// A line for the engine thread: what was typed and what it parsed to.
+/// What a front end sends the engine thread.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Job {
-    pub line: String,
-    pub command: Command,
+pub enum Job {
+    /// A line as typed, and the work it parsed to.
+    Run { line: String, work: Work },
+    /// The front end raised the cancel flag: lower it once the work in flight has stopped, so
+    /// the next command runs (the commands queued before this one are skipped).
+    Stop,
 }
 
 pub struct Runner {
@@ -41,7 +45,7 @@ pub struct Runner {
     /// How far re-executed results may differ from a loaded session's recording.
     tolerances: Tolerances,
     /// The sample view recorded last, so an unchanged one is not stored again.
-    last_sample: Option<crate::workbench::snapshot::SampleView>,
+    last_sample: Option<SampleView>,
 }
 
 /// How a re-executed session compared with its recording.
@@ -137,7 +141,7 @@ impl Runner {
             let unfinished = path.with_file_name("journal-unfinished.ron");
             match std::fs::rename(&path, &unfinished) {
                 Ok(()) => {
-                    let described = match super::load(&unfinished) {
+                    let described = match session::load(&unfinished) {
                         Ok(session) => {
                             let commands = session
                                 .entries
@@ -215,26 +219,25 @@ impl Runner {
         &self.engine
     }
 
-    /// Parses and runs one line.
+    /// Parses and runs one line (scripts and tests); help, quit and stop are a front end's.
     pub fn run_line(&mut self, line: &str) -> Result<()> {
-        let command = command::parse(line)?;
-        self.run(line, command)
+        match command::parse(line)? {
+            Command::Run(work) => self.run(line, work),
+            Command::Ui(_) => bail!("`{line}` is for a front end (help, quit, stop)"),
+        }
     }
 
     /// Runs one command and records it with its results.
-    pub fn run(&mut self, line: &str, command: Command) -> Result<()> {
-        let result = match command {
-            Command::Mark { title, note } => {
+    pub fn run(&mut self, line: &str, work: Work) -> Result<()> {
+        let result = match work {
+            Work::Engine(command) => self.execute_and_record(line, command).1,
+            Work::Session(SessionCommand::Mark { title, note }) => {
                 self.mark(title, note);
                 Ok(())
             }
-            Command::SaveSession(name) => self.save_session(&name),
-            Command::LoadSession(name) => self.load_session(&name),
-            Command::Recover => self.recover(),
-            Command::Help(_) | Command::Quit => {
-                bail!("`{line}` is handled by the front end, not the engine")
-            }
-            command => self.execute_and_record(line, command).1,
+            Work::Session(SessionCommand::SaveSession(name)) => self.save_session(&name),
+            Work::Session(SessionCommand::LoadSession(name)) => self.load_session(&name),
+            Work::Session(SessionCommand::Recover) => self.recover(),
         };
         self.write_journal();
         result
@@ -244,33 +247,34 @@ impl Runner {
     pub fn serve(mut self, jobs: Receiver<Job>) {
         use std::sync::atomic::Ordering;
         while let Ok(job) = jobs.recv() {
-            if job.command == Command::Stop {
-                let stopped = self.shared.cancelled();
-                self.shared.cancel.store(false, Ordering::Relaxed);
-                if !stopped {
-                    self.shared.log(LogLevel::Info, "nothing was running");
+            match job {
+                Job::Stop => {
+                    let stopped = self.shared.cancelled();
+                    self.shared.cancel.store(false, Ordering::Relaxed);
+                    if !stopped {
+                        self.shared.log(LogLevel::Info, "nothing was running");
+                    }
                 }
-            } else if self.shared.cancelled() {
-                self.shared.log(
-                    LogLevel::Warning,
-                    format!("skipped `{}`: stopped", job.line),
-                );
-            } else {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.run(&job.line, job.command)
-                }));
-                match outcome {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => self.shared.log(LogLevel::Error, format!("{error:#}")),
-                    Err(payload) => self.shared.log(
-                        LogLevel::Error,
-                        format!(
-                            "internal error in `{}`: {}; the student may be inconsistent: \
-                             `save` it under a new name or `reset`",
-                            job.line,
-                            panic_message(&payload)
+                Job::Run { line, .. } if self.shared.cancelled() => {
+                    self.shared
+                        .log(LogLevel::Warning, format!("skipped `{line}`: stopped"));
+                }
+                Job::Run { line, work } => {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.run(&line, work)
+                    }));
+                    match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => self.shared.log(LogLevel::Error, format!("{error:#}")),
+                        Err(payload) => self.shared.log(
+                            LogLevel::Error,
+                            format!(
+                                "internal error in `{line}`: {}; the student may be \
+                                 inconsistent: `save` it under a new name or `reset`",
+                                panic_message(&payload)
+                            ),
                         ),
-                    ),
+                    }
                 }
             }
             self.shared.command_done();
@@ -297,11 +301,11 @@ impl Runner {
     }
 
     /// Runs an engine command and records it; returns the outcome and the result.
-    fn execute_and_record(&mut self, line: &str, command: Command) -> (Outcome, Result<()>) {
+    fn execute_and_record(&mut self, line: &str, command: EngineCommand) -> (Outcome, Result<()>) {
         let mark = self.shared.logged();
         let files_read = self.files_read(&command);
         let file_written = match &command {
-            Command::Save(path) => Some(path.clone()),
+            EngineCommand::Save(path) => Some(path.clone()),
             _ => None,
         };
         let result = self.engine.execute(command);
@@ -339,10 +343,12 @@ impl Runner {
     }
 
     /// The weight files a command reads, hashed before it runs.
-    fn files_read(&self, command: &Command) -> Vec<FileRef> {
+    fn files_read(&self, command: &EngineCommand) -> Vec<FileRef> {
         let path = match command {
-            Command::Load(path) => path,
-            Command::Teacher(path) if path != crate::teacher::EMBEDDED && path != "none" => path,
+            EngineCommand::Load(path) => path,
+            EngineCommand::Teacher(path) if path != crate::teacher::EMBEDDED && path != "none" => {
+                path
+            }
             _ => return Vec::new(),
         };
         self.file_ref(path).into_iter().collect()
@@ -362,7 +368,7 @@ impl Runner {
         let Some(path) = &self.journal else {
             return;
         };
-        if let Err(error) = super::save(&self.session, path) {
+        if let Err(error) = session::save(&self.session, path) {
             self.shared.log(
                 LogLevel::Warning,
                 format!("the session journal cannot be written ({error}); nothing else is lost"),
@@ -372,8 +378,8 @@ impl Runner {
     }
 
     fn save_session(&mut self, name: &str) -> Result<()> {
-        let path = super::named_path(&self.sessions_dir, name);
-        super::save(&self.session, &path)?;
+        let path = session::named_path(&self.sessions_dir, name);
+        session::save(&self.session, &path)?;
         self.shared.log(
             LogLevel::Info,
             format!(
@@ -389,7 +395,7 @@ impl Runner {
         let Some(path) = self.unfinished.clone() else {
             bail!("there is no unfinished session to recover");
         };
-        let session = super::load(&path)?;
+        let session = session::load(&path)?;
         let report = self.replay(&session)?;
         let summary = report.summary(&self.tolerances);
         if report.divergence.is_some() {
@@ -403,8 +409,8 @@ impl Runner {
 
     /// Starts over from the session's seed and re-runs its commands, checking each result.
     fn load_session(&mut self, name: &str) -> Result<()> {
-        let path = super::named_path(&self.sessions_dir, name);
-        let session = super::load(&path)?;
+        let path = session::named_path(&self.sessions_dir, name);
+        let session = session::load(&path)?;
         let report = self.replay(&session)?;
         let summary = report.summary(&self.tolerances);
         if report.divergence.is_some() {
@@ -457,7 +463,10 @@ impl Runner {
                         break;
                     }
                     let command = match command::parse(line) {
-                        Ok(command) => command,
+                        // A nested load would start over; saving is the replayer's choice; a
+                        // mark is its own entry; help, quit and stop were a front end's.
+                        Ok(Command::Run(Work::Session(_)) | Command::Ui(_)) => continue,
+                        Ok(Command::Run(Work::Engine(command))) => command,
                         Err(e) => {
                             report
                                 .divergence
@@ -465,19 +474,6 @@ impl Runner {
                             continue;
                         }
                     };
-                    if matches!(
-                        command,
-                        Command::LoadSession(_)
-                            | Command::SaveSession(_)
-                            | Command::Recover
-                            | Command::Quit
-                    ) {
-                        // A nested load would start over; saving is the replayer's choice.
-                        continue;
-                    }
-                    if matches!(command, Command::Help(_)) {
-                        continue;
-                    }
                     let (got, _) = self.execute_and_record(line, command);
                     report.commands += 1;
                     let comparison = compare::compare(outcome, &got, &self.tolerances);
@@ -534,7 +530,7 @@ impl Runner {
 
 fn default_engine(shared: &Arc<Shared>, seed: u64) -> Result<Engine> {
     let mut settings = default_settings();
-    settings.options.seed = seed;
+    settings.seed = seed;
     Engine::new(Arc::clone(shared), settings, Some(crate::teacher::EMBEDDED))
         .context("cannot open the default session")
 }

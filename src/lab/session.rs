@@ -6,12 +6,8 @@
 //! capped before parsing, every list and string has a limit, a newer format is refused by
 //! name, and a malformed file gets an error with the line, column and field, never a panic.
 
-pub mod compare;
-pub mod playback;
-pub mod replay;
-pub mod runner;
-
-use crate::workbench::snapshot::{LogLine, Snapshot};
+use super::snapshot::limits::{Problem, check_log, too_long, too_many};
+use super::snapshot::{LogLine, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -19,23 +15,17 @@ use thiserror::Error;
 /// The session format this program writes and the newest it reads.
 pub const SESSION_FORMAT: u32 = 1;
 
-/// Limits on what a session file may hold.
+/// Limits on what a session file may hold (a snapshot's own are in
+/// [`super::snapshot::limits`]).
 pub mod limits {
+    pub use crate::lab::snapshot::limits::TEXT_CHARS;
     /// The file, read before parsing.
     pub const FILE_BYTES: u64 = 64 << 20;
     pub const ENTRIES: usize = 10_000;
     pub const LINE_CHARS: usize = 1_000;
-    pub const TITLE_CHARS: usize = crate::workbench::command::MARK_TITLE_LIMIT;
-    pub const NOTE_CHARS: usize = crate::workbench::command::MARK_NOTE_LIMIT;
-    pub const TEXT_CHARS: usize = 10_000;
-    pub const LOG_LINES: usize = crate::workbench::live::LOG_LIMIT;
+    pub const TITLE_CHARS: usize = crate::lab::command::MARK_TITLE_LIMIT;
+    pub const NOTE_CHARS: usize = crate::lab::command::MARK_NOTE_LIMIT;
     pub const FILES: usize = 16;
-    pub const EPOCHS: usize = 100_000;
-    pub const BATCH_LOSSES: usize = crate::workbench::live::BATCH_LOSS_LIMIT;
-    /// Pixels per image (3×64×64 covers every dataset the zoo takes).
-    pub const PIXELS: usize = 3 * 64 * 64;
-    pub const CLASSES: usize = 1_000;
-    pub const ATTACK_ROWS: usize = 100;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,7 +93,7 @@ impl Session {
         Session {
             format: SESSION_FORMAT,
             created_by: format!("rslad-tui {}", env!("CARGO_PKG_VERSION")),
-            backend: backend_id(),
+            backend: crate::device::backend_id(),
             device: crate::device::selection().open.choice,
             seed,
             settings: String::new(),
@@ -238,31 +228,6 @@ pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
     crate::atomic::write(path, text.as_bytes()).map_err(write_error)
 }
 
-type Problem = (String, String);
-
-fn too_many(field: &str, len: usize, limit: usize) -> Result<(), Problem> {
-    if len > limit {
-        Err((
-            field.to_string(),
-            format!("has {len} items; the limit is {limit}"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn too_long(field: &str, text: &str, limit: usize) -> Result<(), Problem> {
-    let chars = text.chars().count();
-    if chars > limit {
-        Err((
-            field.to_string(),
-            format!("is {chars} characters long; the limit is {limit}"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 fn finite(field: &str, value: f64) -> Result<(), Problem> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
@@ -304,141 +269,24 @@ pub fn validate(session: &Session) -> Result<(), Problem> {
 
 fn validate_outcome(field: &str, o: &Outcome) -> Result<(), Problem> {
     let f = |name: &str| format!("{field}.{name}");
-    if let Some(error) = &o.error {
+    let Outcome {
+        error,
+        log,
+        snapshot,
+        sample_unchanged: _,
+        files,
+    } = o;
+    if let Some(error) = error {
         too_long(&f("error"), error, limits::TEXT_CHARS)?;
     }
-    too_many(&f("log"), o.log.len(), limits::LOG_LINES)?;
-    for (i, line) in o.log.iter().enumerate() {
-        too_long(
-            &f(&format!("log[{i}].text")),
-            &line.text,
-            limits::TEXT_CHARS,
-        )?;
+    check_log(&f("log"), log)?;
+    too_many(&f("files"), files.len(), limits::FILES)?;
+    for (i, file) in files.iter().enumerate() {
+        let FileRef { path, sha256 } = file;
+        too_long(&f(&format!("files[{i}].path")), path, limits::LINE_CHARS)?;
+        too_long(&f(&format!("files[{i}].sha256")), sha256, 64)?;
     }
-    too_many(&f("files"), o.files.len(), limits::FILES)?;
-    for (i, file) in o.files.iter().enumerate() {
-        too_long(
-            &f(&format!("files[{i}].path")),
-            &file.path,
-            limits::LINE_CHARS,
-        )?;
-        too_long(&f(&format!("files[{i}].sha256")), &file.sha256, 64)?;
-    }
-    let s = &o.snapshot;
-    let st = &s.status;
-    for (name, text) in [
-        ("dataset", &st.dataset),
-        ("teacher", &st.teacher),
-        ("student", &st.student),
-        ("method", &st.method),
-    ] {
-        too_long(
-            &f(&format!("snapshot.status.{name}")),
-            text,
-            limits::TEXT_CHARS,
-        )?;
-    }
-    if let Some(busy) = &st.busy {
-        too_long(&f("snapshot.status.busy"), busy, limits::TEXT_CHARS)?;
-    }
-    too_many(&f("snapshot.log"), s.log.len(), limits::LOG_LINES)?;
-    too_many(
-        &f("snapshot.curves.epochs"),
-        s.curves.epochs.len(),
-        limits::EPOCHS,
-    )?;
-    too_many(
-        &f("snapshot.curves.batch_losses"),
-        s.curves.batch_losses.len(),
-        limits::BATCH_LOSSES,
-    )?;
-    too_long(
-        &f("snapshot.curves.robust_label"),
-        &s.curves.robust_label,
-        limits::TEXT_CHARS,
-    )?;
-    if let Some(sample) = &s.sample {
-        let g = |name: &str| f(&format!("snapshot.sample.{name}"));
-        let pixels = sample.channels * sample.height * sample.width;
-        if sample.channels == 0 || sample.channels > 3 || pixels > limits::PIXELS {
-            return Err((
-                g("channels"),
-                format!(
-                    "describes {}×{}×{} images; at most 3×64×64 are allowed",
-                    sample.channels, sample.height, sample.width
-                ),
-            ));
-        }
-        for (name, values) in [
-            ("natural", &sample.natural),
-            ("adversarial", &sample.adversarial),
-        ] {
-            if values.len() != pixels {
-                return Err((
-                    g(name),
-                    format!("has {} values for {pixels} pixels", values.len()),
-                ));
-            }
-        }
-        too_many(&g("class_names"), sample.class_names.len(), limits::CLASSES)?;
-        for name in &sample.class_names {
-            too_long(&g("class_names"), name, 100)?;
-        }
-        too_long(&g("attack"), &sample.attack, limits::TEXT_CHARS)?;
-        let classes = sample.class_names.len();
-        if sample.true_class >= classes.max(1) {
-            return Err((g("true_class"), format!("is not below {classes}")));
-        }
-        let probabilities = [
-            ("teacher_natural", sample.teacher_natural.as_ref()),
-            ("teacher_adversarial", sample.teacher_adversarial.as_ref()),
-            ("student_natural", Some(&sample.student_natural)),
-            ("student_adversarial", Some(&sample.student_adversarial)),
-        ];
-        for (name, values) in probabilities {
-            if let Some(values) = values
-                && values.len() != classes
-            {
-                return Err((
-                    g(name),
-                    format!("has {} values for {classes} classes", values.len()),
-                ));
-            }
-        }
-    }
-    if let Some(table) = &s.attack {
-        too_long(
-            &f("snapshot.attack.title"),
-            &table.title,
-            limits::TEXT_CHARS,
-        )?;
-        too_many(
-            &f("snapshot.attack.rows"),
-            table.rows.len(),
-            limits::ATTACK_ROWS,
-        )?;
-        too_many(
-            &f("snapshot.attack.flags"),
-            table.flags.len(),
-            limits::ATTACK_ROWS,
-        )?;
-        for row in &table.rows {
-            too_long(
-                &f("snapshot.attack.rows.name"),
-                &row.name,
-                limits::TEXT_CHARS,
-            )?;
-            too_long(
-                &f("snapshot.attack.rows.detail"),
-                &row.detail,
-                limits::TEXT_CHARS,
-            )?;
-        }
-        for flag in &table.flags {
-            too_long(&f("snapshot.attack.flags"), flag, limits::TEXT_CHARS)?;
-        }
-    }
-    Ok(())
+    super::snapshot::limits::check(&f("snapshot"), snapshot)
 }
 
 /// The file a session name stands for: `NAME.ron` in `dir`.
@@ -452,39 +300,5 @@ pub fn journal_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("RSLAD_TUI_JOURNAL") {
         return Some(PathBuf::from(path));
     }
-    crate::workbench::history::default_path().map(|h| h.with_file_name("journal.ron"))
-}
-
-/// The backend and what decides its floating-point results on this machine: the CPU's widest
-/// SIMD level and the number of threads (both change summation order). Results are
-/// bit-identical between runs with the same id.
-pub fn backend_id() -> String {
-    if crate::device::selection().open.choice != crate::device::DeviceChoice::Cpu {
-        return crate::device::backend_name();
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!(
-        "{} (CPU, {}, {threads} threads)",
-        crate::device::backend_crate(),
-        simd_level()
-    )
-}
-
-/// The matrix-multiply kernel family gemm runs here: it picks one at run time, so the same
-/// build rounds differently on machines with and without AVX-512.
-pub fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
-            return "x86-64 avx512";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "x86-64 avx2";
-        }
-        "x86-64"
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::env::consts::ARCH
-    }
+    super::history::default_path().map(|h| h.with_file_name("journal.ron"))
 }

@@ -2,11 +2,13 @@
 //! under the same budget, then evaluates every one with the same attacks (methods spec §4):
 //! Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack, written as Markdown and JSON.
 
+use super::args::{DataArgs, Foreign, TrainingOptions};
+use super::train::train;
 use crate::attack::autoattack::AutoAttackConfig;
-use crate::cli::{DataArgs, MethodName, MethodOption, TrainArgs, TrainingOptions, train};
-use crate::data::{self, DataSource, DatasetKind};
+use crate::data::DatasetKind;
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
 use crate::progress::Bars;
+use crate::settings::{DataChoice, MethodName};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
@@ -126,28 +128,6 @@ fn columns(kind: DatasetKind, epsilon: f32) -> Vec<EvalAttack> {
     ]
 }
 
-/// The options for one method: those that do not apply to it removed, so one command line
-/// can carry a teacher and distillation settings for the whole comparison.
-fn options_for(method: MethodName, options: &TrainingOptions) -> TrainingOptions {
-    let keep = |option: MethodOption| option.applies_to(method);
-    TrainingOptions {
-        teacher: options
-            .teacher
-            .clone()
-            .filter(|_| keep(MethodOption::Teacher)),
-        alpha: options.alpha.filter(|_| keep(MethodOption::Alpha)),
-        beta: options.beta.filter(|_| keep(MethodOption::Beta)),
-        temperature: options
-            .temperature
-            .filter(|_| keep(MethodOption::Temperature)),
-        iad_warmup: options.iad_warmup.filter(|_| keep(MethodOption::IadWarmup)),
-        rslad_scale: options
-            .rslad_scale
-            .filter(|_| keep(MethodOption::RsladScale)),
-        ..options.clone()
-    }
-}
-
 pub fn run(args: &CompareArgs) -> Result<()> {
     if args.methods.is_empty() {
         bail!("--methods needs at least one method");
@@ -158,8 +138,21 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let kind = DatasetKind::from_name(&args.data.dataset)?;
-    let dataset = data::load(kind, &DataSource::parse(&args.data.data))?;
+    // Every method's settings checked before the first one trains.
+    let settings = args
+        .methods
+        .iter()
+        .map(|&method| {
+            let settings =
+                args.options
+                    .settings(&args.data, &args.model, method, Foreign::LeaveOut)?;
+            let teacher = args.options.teacher_for(method, Foreign::LeaveOut)?;
+            Ok((method, settings, teacher))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let choice = DataChoice::try_from(&args.data)?;
+    let kind = choice.kind;
+    let dataset = choice.load()?;
     let epsilon = args.options.eps.unwrap_or(kind.default_epsilon());
     let test_n = args
         .test_n
@@ -178,17 +171,11 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         columns: attacks.iter().map(|a| a.name.clone()).collect(),
         rows: Vec::new(),
     };
-    for &method in &args.methods {
-        let name = method.name();
+    for (method, settings, teacher) in &settings {
+        let name = method.name().to_string();
         println!("\n== {name} ==");
         let started = Instant::now();
-        let (model, _) = train(&TrainArgs {
-            data: args.data.clone(),
-            model: args.model.clone(),
-            method,
-            options: options_for(method, &args.options),
-            out: Some(args.out.join(&name)),
-        })?;
+        let (model, _) = train(settings, teacher.as_deref(), Some(args.out.join(&name)))?;
         let training_seconds = started.elapsed().as_secs_f64();
         if crate::interrupt::requested() {
             println!(

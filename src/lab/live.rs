@@ -3,8 +3,7 @@
 //! `pause` and Ctrl-C raise.
 
 use super::snapshot::{LogLevel, LogLine, Snapshot};
-use crate::progress::Progress;
-use crate::train::BatchReport;
+use crate::progress::{BatchReport, Progress};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;

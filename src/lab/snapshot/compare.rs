@@ -12,10 +12,8 @@
 //! The structs are destructured exhaustively: a new field in a snapshot does not compile until
 //! this file says how it is compared (or why it is not).
 
-use super::Outcome;
-use crate::workbench::snapshot::{
-    AttackRow, AttackTable, Curves, EpochPoint, SampleView, Snapshot, Status,
-};
+use super::{AttackRow, AttackTable, Curves, EpochPoint, SampleView, Snapshot, Status};
+use crate::lab::session::Outcome;
 use std::collections::BTreeMap;
 use std::fmt;
 

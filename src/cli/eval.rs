@@ -1,0 +1,330 @@
+//! `rslad-tui eval`: a checkpoint's clean and robust accuracy under FGSM, PGD, CW∞ and
+//! AutoAttack, as a table or JSON; `--resume` runs AutoAttack in blocks kept in a journal.
+
+use super::args::DataArgs;
+use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
+use crate::checkpoint::{self, CheckpointCard};
+use crate::device::compute_device;
+use crate::eval::{self, EvalAttack, RobustnessReport};
+use crate::progress::{Bars, Progress, Silent};
+use crate::settings::{AttackName, DataChoice, Epsilon, StepSize, attack_defaults, check_fit};
+use crate::zoo::{Arch, Model};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AutoAttackVersion {
+    /// APGD-CE, APGD-T, FAB-T, Square: deterministic models.
+    Standard,
+    /// APGD-CE and APGD-DLR with 20 gradient samples per step: models with randomness.
+    Rand,
+    /// The components listed with --components, in that order.
+    Custom,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkpoint (its .safetensors or .ron file, or their common stem), or "embedded"
+    /// for the shipped teacher.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Require the checkpoint to be this architecture.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Attacks to run, comma separated (autoattack: the full standard AutoAttack).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fgsm,pgd,cw")]
+    pub attacks: Vec<AttackName>,
+    /// AutoAttack version.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub version: AutoAttackVersion,
+    /// AutoAttack components for --version custom, comma separated, run in this order:
+    /// apgd-ce, apgd-dlr, apgd-t, fab-t, square.
+    #[arg(long, value_delimiter = ',')]
+    pub components: Vec<String>,
+    /// Attack radius ε in L∞ (default: the dataset's conventional ε).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// PGD and CW∞ steps (default 40 for MNIST-scale data, 20 for CIFAR).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// PGD and CW∞ step size (default 0.01 for MNIST-scale data, 2/255 for CIFAR).
+    #[arg(long)]
+    pub step_size: Option<f32>,
+    /// Evaluate the first N test images (default: all).
+    #[arg(long)]
+    pub n: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run AutoAttack in blocks of --block images, writing each finished block to this journal
+    /// (RON); the same command run again continues where it stopped (Ctrl-C, a time limit).
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Images per AutoAttack block with --resume; each block has its own seed.
+    #[arg(long, default_value_t = 500, requires = "resume")]
+    pub block: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn evaluate(args: &EvalArgs) -> Result<()> {
+    let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
+    let (model, card) = if args.checkpoint.as_os_str() == crate::teacher::EMBEDDED {
+        crate::teacher::embedded(&compute_device())?
+    } else {
+        checkpoint::load(&args.checkpoint, expected, &compute_device())
+            .with_context(|| "cannot load the checkpoint".to_string())?
+    };
+    let data = DataChoice::try_from(&args.data)?.load()?;
+    check_fit(&card.spec, &data)?;
+    let defaults = attack_defaults(data.kind);
+    let epsilon = match args.eps {
+        Some(eps) => Epsilon::new(eps)
+            .map_err(|e| anyhow::anyhow!(e.named("--eps")))?
+            .get(),
+        None => defaults.epsilon,
+    };
+    let step_size = match args.step_size {
+        Some(step) => StepSize::new(step)
+            .map_err(|e| anyhow::anyhow!(e.named("--step-size")))?
+            .get(),
+        None => defaults.step_size,
+    };
+    let steps = args.steps.unwrap_or(defaults.eval_steps);
+    let attacks: Vec<EvalAttack> = args
+        .attacks
+        .iter()
+        .filter_map(|attack| match attack {
+            AttackName::Fgsm => Some(EvalAttack::fgsm(epsilon)),
+            AttackName::Pgd => Some(EvalAttack::pgd(epsilon, steps, step_size)),
+            AttackName::Cw => Some(EvalAttack::cw(epsilon, steps, step_size)),
+            AttackName::Autoattack => None,
+        })
+        .collect();
+    // Checked before any work, so a typo does not cost a PGD run.
+    let autoattack_config = args
+        .attacks
+        .contains(&AttackName::Autoattack)
+        .then(|| autoattack_config(args, epsilon))
+        .transpose()?;
+    if autoattack_config.is_none()
+        && (!args.components.is_empty()
+            || args.version != AutoAttackVersion::Standard
+            || args.resume.is_some())
+    {
+        bail!(
+            "--version, --components and --resume apply to AutoAttack: add autoattack to --attacks"
+        );
+    }
+    if args.block == 0 {
+        bail!("--block must be at least 1 image");
+    }
+    let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
+    let test = data.test.take(n);
+    // Opened before any work, so a journal of another evaluation does not cost a PGD run.
+    let mut journal = match (&autoattack_config, &args.resume) {
+        (Some(config), Some(path)) => Some(open_journal(&card, &test, config, args.block, path)?),
+        _ => None,
+    };
+    let progress: Box<dyn Progress> = if args.json {
+        Box::new(Silent)
+    } else {
+        Box::new(Bars::default())
+    };
+    let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
+    let autoattack = match (autoattack_config, &args.resume, &mut journal) {
+        (Some(_), Some(path), Some(journal)) => Some(resume_autoattack(
+            &model,
+            &test,
+            journal,
+            path,
+            progress.as_ref(),
+        )?),
+        (Some(config), _, _) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
+        _ => None,
+    };
+    // Warnings go to standard error, so they show even when the JSON is piped elsewhere.
+    for flag in autoattack.iter().flat_map(|r| &r.flags) {
+        eprintln!("WARNING (AutoAttack): {}", flag.message());
+    }
+    if args.json {
+        let output = EvalOutput { report, autoattack };
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        println!(
+            "{} on {} ({} test images), ε = {epsilon}",
+            card.spec.arch, data.origin, report.images
+        );
+        if !report.attacks.is_empty() || autoattack.is_none() {
+            print!("{}", report_table(&report));
+        }
+        if let Some(autoattack) = &autoattack {
+            print!("{}", autoattack_table(autoattack));
+        }
+    }
+    Ok(())
+}
+
+/// `eval --resume`: the journal at `path`, continued (saying how far it got) or new.
+fn open_journal(
+    card: &CheckpointCard,
+    test: &crate::data::ImageSet,
+    config: &AutoAttackConfig,
+    block: usize,
+    path: &Path,
+) -> Result<eval::journal::Journal> {
+    let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, block)?;
+    let blocks = key.blocks();
+    let journal = eval::journal::open(path, key)?;
+    let done = journal.blocks.len();
+    if done == blocks && blocks > 0 {
+        eprintln!("{}: all {blocks} AutoAttack blocks done", path.display());
+    } else if done > 0 {
+        eprintln!(
+            "{}: {done} of {blocks} AutoAttack blocks done; continuing",
+            path.display()
+        );
+    }
+    Ok(journal)
+}
+
+/// `eval --resume`: AutoAttack on the blocks the journal lacks, a line per block on standard
+/// error. Ctrl-C stops it with an error (the finished blocks stay in the journal), so a
+/// script can tell a cut-short run from a finished one.
+fn resume_autoattack(
+    model: &Model,
+    test: &crate::data::ImageSet,
+    journal: &mut eval::journal::Journal,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<AutoAttackReport> {
+    let started = Instant::now();
+    let report = eval::journal::autoattack_in_blocks(
+        model,
+        test,
+        journal,
+        path,
+        progress,
+        crate::interrupt::flag(),
+        &mut |done| {
+            eprintln!(
+                "block {}/{} (images {}..{}): robust {:.2}%; so far {:.2}% of {} images ({:.0} s)",
+                done.index + 1,
+                done.blocks,
+                done.first_image,
+                done.images_done,
+                100.0 * done.report.robust_accuracy,
+                100.0 * done.robust_done as f64 / done.images_done as f64,
+                done.images_done,
+                started.elapsed().as_secs_f64()
+            );
+        },
+    )?;
+    let Some(report) = report else {
+        bail!(
+            "stopped by Ctrl-C: {} of {} blocks are in {}, the block in progress is lost; run \
+             the same command to continue",
+            journal.blocks.len(),
+            journal.key.blocks(),
+            path.display()
+        );
+    };
+    Ok(report)
+}
+
+/// What `eval --json` prints: the PGD-family report, and AutoAttack's when it ran.
+#[derive(serde::Serialize)]
+struct EvalOutput {
+    #[serde(flatten)]
+    report: RobustnessReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    autoattack: Option<AutoAttackReport>,
+}
+
+fn autoattack_config(args: &EvalArgs, epsilon: f32) -> Result<AutoAttackConfig> {
+    let version = match args.version {
+        AutoAttackVersion::Standard | AutoAttackVersion::Rand if !args.components.is_empty() => {
+            bail!("--components needs --version custom")
+        }
+        AutoAttackVersion::Standard => Version::Standard,
+        AutoAttackVersion::Rand => Version::Rand,
+        AutoAttackVersion::Custom => {
+            if args.components.is_empty() {
+                bail!("--version custom needs --components, e.g. --components apgd-ce,square");
+            }
+            let components = args
+                .components
+                .iter()
+                .map(|name| Component::parse(name))
+                .collect::<Result<Vec<_>, _>>()?;
+            Version::Custom(components)
+        }
+    };
+    Ok(AutoAttackConfig {
+        epsilon,
+        version,
+        seed: args.seed,
+        batch_size: eval::EVAL_BATCH,
+    })
+}
+
+/// AutoAttack's report as a plain-text table: robust accuracy after each component.
+pub fn autoattack_table(report: &AutoAttackReport) -> String {
+    let mut out = format!(
+        "AutoAttack ({} version), ε = {}\n{:<12} {:>9} {:>9} {:>7} {:>9}\n",
+        report.version, report.epsilon, "attack", "attacked", "broken", "robust", "time"
+    );
+    out += &format!(
+        "{:<12} {:>9} {:>9} {:>6.2}% {:>9}\n",
+        "clean",
+        report.images,
+        "-",
+        100.0 * report.clean_accuracy,
+        "-"
+    );
+    for c in &report.components {
+        out += &format!(
+            "{:<12} {:>9} {:>9} {:>6.2}% {:>8.1}s\n",
+            c.component.name(),
+            c.attacked,
+            c.broken,
+            100.0 * c.robust_accuracy,
+            c.seconds
+        );
+    }
+    out += &format!(
+        "robust accuracy {:.2}%, max |δ| {:.4}\n",
+        100.0 * report.robust_accuracy,
+        report.max_perturbation
+    );
+    out
+}
+
+/// The report as a plain-text table.
+pub fn report_table(report: &RobustnessReport) -> String {
+    let mut out = format!(
+        "{:<12} {:>9} {:>10} {:>9}\n",
+        "attack", "accuracy", "max |δ|", "time"
+    );
+    out += &format!(
+        "{:<12} {:>8.2}% {:>10} {:>9}\n",
+        "clean",
+        100.0 * report.clean_accuracy,
+        "-",
+        "-"
+    );
+    for attack in &report.attacks {
+        out += &format!(
+            "{:<12} {:>8.2}% {:>10.4} {:>8.1}s\n",
+            attack.name,
+            100.0 * attack.robust_accuracy,
+            attack.max_perturbation,
+            attack.seconds
+        );
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! The front ends: the clap command line (`train`, `eval`, `compare`, `zoo`, `export`,
+//! `import`, `bench`, the default demo), the plain REPL, and `replay`. Each converts what the
+//! user typed into typed settings or commands once, and leaves the work to the floors below.
+
+pub mod args;
+pub mod compare;
+pub mod eval;
+pub mod interop;
+pub mod repl;
+pub mod replay;
+pub mod train;
+
+use crate::device::compute_device;
+use crate::settings::{Count, DataChoice, LearningRate, MethodName, MethodSettings, TrainSettings};
+use crate::zoo;
+use anyhow::{Result, bail};
+use args::DataArgs;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rslad-tui",
+    version,
+    about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).",
+    long_about = "A workbench for adversarial robustness distillation (RSLAD and its baselines).\n\n\
+        With no command, opens the workbench (a terminal UI) on the embedded MNIST subset: \
+        the shipped robust teacher, a fresh micro-cnn student, RSLAD. Type `help` or ? there."
+)]
+pub struct Cli {
+    /// Where to compute: cpu (burn-flex, always built), wgpu or cuda (GPU builds only, see
+    /// docs/gpu.md). A GPU that cannot be opened falls back to the CPU with a message.
+    /// `replay --execute` defaults to the device the session was recorded on.
+    #[arg(long, global = true, value_enum, ignore_case = true)]
+    pub device: Option<crate::device::DeviceChoice>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model from the zoo (natural, sat, trades, kd, ard, iad, rslad) and save a
+    /// checkpoint.
+    #[command(allow_negative_numbers = true)]
+    Train(args::TrainArgs),
+    /// Train the same student with several methods and tabulate their robustness (the
+    /// RSLAD paper's table): Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack.
+    #[command(allow_negative_numbers = true)]
+    Compare(compare::CompareArgs),
+    /// Evaluate a checkpoint: clean, FGSM, PGD, CW∞ and AutoAttack accuracy.
+    #[command(allow_negative_numbers = true)]
+    Eval(eval::EvalArgs),
+    /// List the model zoo with parameter counts.
+    Zoo(ZooArgs),
+    /// Open the workbench (the same as no command): a terminal UI with a command prompt.
+    Workbench,
+    /// The workbench's commands as a plain REPL (or a script piped into it).
+    Repl(repl::ReplArgs),
+    /// Play a recorded session back in the workbench, or re-run it with --execute.
+    Replay(replay::ReplayArgs),
+    /// A headless demo: one epoch of micro-cnn on the embedded subset, then its robustness.
+    Demo(DataArgs),
+    /// Write a checkpoint's weights as safetensors in PyTorch's names and layout.
+    Export(interop::ExportArgs),
+    /// Read safetensors weights in PyTorch's names and layout into a checkpoint.
+    Import(interop::ImportArgs),
+    /// Time the training and attack workloads (images/s, GFLOP/s), optionally against PyTorch.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ZooArgs {
+    /// Number of classes the parameter counts are given for.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(choice) = cli.device {
+        announce_device(crate::device::select(choice));
+    }
+    match cli.command {
+        None | Some(Command::Workbench) => workbench(),
+        Some(Command::Repl(args)) => repl::run(&args),
+        Some(Command::Replay(args)) => replay::run(&args),
+        Some(Command::Demo(args)) => demo(&args),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Eval(args)) => eval::evaluate(&args),
+        Some(Command::Compare(args)) => compare::run(&args),
+        Some(Command::Zoo(args)) => list_zoo(&args),
+        Some(Command::Export(args)) => interop::run_export(&args),
+        Some(Command::Import(args)) => interop::run_import(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
+    }
+}
+
+/// Says on standard error which device runs the work when it is not the default CPU, and why
+/// when a GPU asked for could not be used.
+pub fn announce_device(selection: &crate::device::Selection) {
+    if let Some(message) = selection.fallback_message() {
+        eprintln!("warning: {message}");
+    } else if selection.open.choice != crate::device::DeviceChoice::Cpu {
+        eprintln!("running on {}", crate::device::backend_name());
+    }
+}
+
+fn list_zoo(args: &ZooArgs) -> Result<()> {
+    if args.classes < 2 {
+        bail!("--classes must be at least 2");
+    }
+    println!(
+        "{:<14} {:<9} {:>12}  description",
+        "model", "input", "parameters"
+    );
+    for entry in zoo::list(args.classes, &compute_device()) {
+        println!(
+            "{:<14} {:<9} {:>12}  {}",
+            entry.arch.name(),
+            entry.input,
+            group_thousands(entry.parameters),
+            entry.arch.description()
+        );
+    }
+    Ok(())
+}
+
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The workbench needs a terminal on both ends; piped, it says so and runs the headless demo.
+fn workbench() -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return crate::workbench::app::run();
+    }
+    eprintln!(
+        "rslad-tui: the workbench needs a terminal (standard input and output are not one); \
+         running the headless demo instead. See `rslad-tui --help` for the commands."
+    );
+    demo(&DataArgs {
+        dataset: "mnist".into(),
+        data: "embedded".into(),
+    })
+}
+
+/// One epoch of natural training of micro-cnn on the embedded subset, then its robustness.
+fn demo(args: &DataArgs) -> Result<()> {
+    let valid = "the demo's settings are valid";
+    let defaults = TrainSettings::default();
+    let settings = TrainSettings {
+        data: DataChoice::try_from(args)?,
+        student: zoo::Arch::MicroCnn,
+        method: MethodSettings::new(MethodName::Natural),
+        epochs: Count::new(1).expect(valid),
+        batch_size: Count::new(64).expect(valid),
+        optimizer: crate::settings::OptimizerSettings {
+            lr: LearningRate::new(0.05).expect(valid),
+            ..defaults.optimizer.clone()
+        },
+        eval: crate::settings::EvalSettings {
+            steps: 10,
+            ..defaults.eval.clone()
+        },
+        ..defaults
+    };
+    train::train(&settings, None, Some(PathBuf::from("runs/demo-micro-cnn")))?;
+    println!("\nnext: `rslad-tui train --help`, `rslad-tui eval --checkpoint runs/demo-micro-cnn`");
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `attack` and `eval`: robust accuracy of the student on the first test images, as the
+//! attack table.
+
+use super::Engine;
+use crate::attack::autoattack::{AutoAttackConfig, Version};
+use crate::data::ImageSet;
+use crate::eval::{self, EvalAttack};
+use crate::lab::command::AttackRequest;
+use crate::lab::snapshot::{AttackRow, AttackTable, LogLevel};
+use crate::settings::{AttackName, Epsilon, attack_defaults};
+use anyhow::Result;
+
+/// Test images attacked by `attack` unless `n=` says otherwise (AutoAttack: fewer, it is slow).
+const ATTACK_N: usize = 500;
+const AUTOATTACK_N: usize = 100;
+/// Test images of `eval` unless `n=` says otherwise.
+const EVAL_N: usize = 1000;
+
+impl Engine {
+    pub(super) fn attack(&mut self, request: AttackRequest) -> Result<()> {
+        let defaults = attack_defaults(self.data.kind);
+        let epsilon = request.eps.map_or(self.epsilon(), Epsilon::get);
+        let steps = request.steps.unwrap_or(defaults.eval_steps);
+        let default_n = if request.kind == AttackName::Autoattack {
+            AUTOATTACK_N
+        } else {
+            ATTACK_N
+        };
+        let n = request.n.unwrap_or(default_n).min(self.data.test.len());
+        let test = self.data.test.take(n);
+        let title = self.table_title(n, epsilon);
+        let eval_attack = match request.kind {
+            AttackName::Fgsm => EvalAttack::fgsm(epsilon),
+            AttackName::Pgd => EvalAttack::pgd(epsilon, steps, defaults.step_size),
+            AttackName::Cw => EvalAttack::cw(epsilon, steps, defaults.step_size),
+            AttackName::Autoattack => return self.autoattack(&test, epsilon, title),
+        };
+        self.run_attacks(&test, &[eval_attack], title)
+    }
+
+    pub(super) fn eval(&mut self, n: Option<usize>) -> Result<()> {
+        let defaults = attack_defaults(self.data.kind);
+        let epsilon = self.epsilon();
+        let n = n.unwrap_or(EVAL_N).min(self.data.test.len());
+        let test = self.data.test.take(n);
+        let attacks = [
+            EvalAttack::fgsm(epsilon),
+            EvalAttack::pgd(epsilon, defaults.eval_steps, defaults.step_size),
+            EvalAttack::cw(epsilon, defaults.eval_steps, defaults.step_size),
+        ];
+        let title = self.table_title(n, epsilon);
+        self.run_attacks(&test, &attacks, title)
+    }
+
+    fn table_title(&self, n: usize, epsilon: f32) -> String {
+        format!(
+            "{}, {n} test images, ε = {epsilon}",
+            self.trainer.model.spec().arch
+        )
+    }
+
+    fn run_attacks(
+        &mut self,
+        test: &ImageSet,
+        attacks: &[EvalAttack],
+        title: String,
+    ) -> Result<()> {
+        let progress = self.progress();
+        let report = eval::evaluate_cancellable(
+            &self.trainer.model,
+            test,
+            attacks,
+            self.settings.seed,
+            &progress,
+            &self.shared.cancel,
+        );
+        drop(progress);
+        let Some(report) = report else {
+            self.shared
+                .log(LogLevel::Warning, "attack stopped; the table is unchanged");
+            return Ok(());
+        };
+        let table = AttackTable {
+            title,
+            clean: 100.0 * report.clean_accuracy,
+            rows: report
+                .attacks
+                .iter()
+                .map(|a| AttackRow {
+                    name: a.name.clone(),
+                    robust: 100.0 * a.robust_accuracy,
+                    detail: format!("max |δ| {:.3} · {:.1} s", a.max_perturbation, a.seconds),
+                })
+                .collect(),
+            flags: Vec::new(),
+        };
+        let summary: Vec<String> = table
+            .rows
+            .iter()
+            .map(|r| format!("{} {:.2}%", r.name, r.robust))
+            .collect();
+        self.info(format!(
+            "{}: clean {:.2}%, {}",
+            table.title,
+            table.clean,
+            summary.join(", ")
+        ));
+        self.shared.update(|s| s.attack = Some(table));
+        Ok(())
+    }
+
+    fn autoattack(&mut self, test: &ImageSet, epsilon: f32, title: String) -> Result<()> {
+        let config = AutoAttackConfig {
+            epsilon,
+            version: Version::Standard,
+            seed: self.settings.seed,
+            batch_size: eval::EVAL_BATCH,
+        };
+        let progress = self.progress();
+        let report = eval::autoattack_cancellable(
+            &self.trainer.model,
+            test,
+            &config,
+            &progress,
+            &self.shared.cancel,
+        )?;
+        drop(progress);
+        let Some(report) = report else {
+            self.shared.log(
+                LogLevel::Warning,
+                "AutoAttack stopped; the table is unchanged",
+            );
+            return Ok(());
+        };
+        let mut rows: Vec<AttackRow> = report
+            .components
+            .iter()
+            .map(|c| AttackRow {
+                name: c.component.name().to_string(),
+                robust: 100.0 * c.robust_accuracy,
+                detail: format!("broke {} of {} · {:.1} s", c.broken, c.attacked, c.seconds),
+            })
+            .collect();
+        rows.push(AttackRow {
+            name: "AutoAttack".into(),
+            robust: 100.0 * report.robust_accuracy,
+            detail: format!("max |δ| {:.3}", report.max_perturbation),
+        });
+        let flags: Vec<String> = report.flags.iter().map(|f| f.message()).collect();
+        for flag in &flags {
+            self.shared.log(LogLevel::Warning, flag.clone());
+        }
+        self.info(format!(
+            "{title}: clean {:.2}%, AutoAttack {:.2}%",
+            100.0 * report.clean_accuracy,
+            100.0 * report.robust_accuracy
+        ));
+        self.shared.update(|s| {
+            s.attack = Some(AttackTable {
+                title,
+                clean: 100.0 * report.clean_accuracy,
+                rows,
+                flags,
+            })
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! Files: saving and loading the student, and the teacher (a checkpoint, the shipped one, or
+//! none). Every path goes through the engine's [`FileScope`](crate::lab::scope::FileScope).
+
+use super::Engine;
+use crate::checkpoint::{self, SaveInfo};
+use crate::device::autodiff_device;
+use crate::settings::{check_fit, check_teacher_fits};
+use crate::zoo::Model;
+use anyhow::{Context, Result, bail};
+
+/// A loaded teacher and how to name it.
+pub(super) struct Teacher {
+    pub model: Model,
+    pub label: String,
+    /// The dataset its card says it was trained on.
+    pub dataset: String,
+}
+
+/// The teacher at `source`: a checkpoint path or "embedded".
+pub(super) fn load_teacher(source: &str) -> Result<Teacher> {
+    let (model, card) = crate::teacher::load(source.as_ref())?;
+    let method = card.training.as_ref().map_or(String::new(), |t| {
+        format!(" {}", t.method.name().to_uppercase())
+    });
+    let label = if source == crate::teacher::EMBEDDED {
+        format!("{}{method} (shipped)", card.spec.arch)
+    } else {
+        format!("{}{method} ({source})", card.spec.arch)
+    };
+    Ok(Teacher {
+        model,
+        dataset: card.dataset.clone(),
+        label,
+    })
+}
+
+impl Engine {
+    pub(super) fn set_teacher(&mut self, source: &str) -> Result<()> {
+        if source == "none" {
+            if self.trainer.config.method.needs_teacher() {
+                bail!(
+                    "{} distils from a teacher; switch method first (e.g. `method sat`)",
+                    self.trainer.config.method.name()
+                );
+            }
+            self.teacher = None;
+            self.shared.update(|s| {
+                s.curves.teacher_clean = None;
+                s.curves.teacher_robust = None;
+            });
+            self.info("no teacher");
+        } else {
+            let teacher = if source == crate::teacher::EMBEDDED {
+                load_teacher(source)?
+            } else {
+                let path = self.scope.resolve(source)?;
+                load_teacher(&path.to_string_lossy())?
+            };
+            check_teacher_fits(&teacher.model.spec(), &self.trainer.model.spec())?;
+            let old = self.teacher.replace(teacher);
+            if let Err(e) = self.rebuild() {
+                self.teacher = old;
+                return Err(e);
+            }
+            self.info(format!(
+                "teacher {}",
+                self.teacher.as_ref().map_or("", |t| &t.label)
+            ));
+            self.warn_if_teacher_mismatch();
+            if self.trainer.epochs_done() > 0 {
+                self.measure_teacher();
+            } else {
+                self.shared.update(|s| {
+                    s.curves.teacher_clean = None;
+                    s.curves.teacher_robust = None;
+                });
+            }
+        }
+        self.refresh_sample();
+        Ok(())
+    }
+
+    pub(super) fn save(&mut self, path: Option<String>) -> Result<()> {
+        let path = path.unwrap_or_else(|| self.default_save_path());
+        let path = self.scope.resolve(&path)?;
+        let saved = checkpoint::save(
+            &self.trainer.model,
+            &path,
+            &SaveInfo {
+                dataset: self.data.kind.name(),
+                training: Some(&self.trainer.config),
+                metrics: &self.trainer.history,
+                seed: self.settings.seed,
+            },
+        )
+        .with_context(|| format!("cannot save to {}", path.display()))?;
+        self.shared.update(|s| s.status.unsaved = false);
+        self.info(format!("saved {}", saved.display()));
+        Ok(())
+    }
+
+    /// Where `save` without a path writes.
+    pub fn default_save_path(&self) -> String {
+        format!(
+            "runs/workbench-{}-{}",
+            self.settings.student,
+            self.trainer.config.method.name()
+        )
+    }
+
+    pub(super) fn load(&mut self, path: &str) -> Result<()> {
+        let resolved = self.scope.resolve(path)?;
+        let (model, card) = checkpoint::load(&resolved, None, &autodiff_device())
+            .with_context(|| format!("cannot load {path}"))?;
+        check_fit(&card.spec, &self.data)?;
+        let mut settings = self.settings.clone();
+        settings.student = card.spec.arch;
+        let mut trainer = super::change::build_trainer(
+            &settings,
+            &self.data,
+            self.teacher.as_ref(),
+            Some(model),
+        )?;
+        trainer.history = card.metrics.clone();
+        self.trainer = trainer;
+        self.settings = settings;
+        self.shared.update(|s| {
+            s.curves.batch_losses.clear();
+            s.status.unsaved = false;
+        });
+        self.info(format!(
+            "loaded {} ({}, {} epochs recorded)",
+            path,
+            card.spec.arch,
+            card.metrics.len()
+        ));
+        self.refresh_sample();
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! What a snapshot read from a file may hold. A session file may come from someone else, so
+//! every list and string has a limit and every image must be as large as it says. The structs
+//! are destructured exhaustively: a new field does not compile until it is checked here.
+
+use super::{
+    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
+};
+
+pub const TEXT_CHARS: usize = 10_000;
+pub const LOG_LINES: usize = crate::lab::live::LOG_LIMIT;
+pub const EPOCHS: usize = 100_000;
+pub const BATCH_LOSSES: usize = crate::lab::live::BATCH_LOSS_LIMIT;
+/// Pixels per image (3×64×64 covers every dataset the zoo takes).
+pub const PIXELS: usize = 3 * 64 * 64;
+pub const CLASSES: usize = 1_000;
+pub const ATTACK_ROWS: usize = 100;
+const CLASS_NAME_CHARS: usize = 100;
+
+/// A field (by its path in the file) and what is wrong with it.
+pub type Problem = (String, String);
+
+pub fn too_many(field: &str, len: usize, limit: usize) -> Result<(), Problem> {
+    if len > limit {
+        Err((
+            field.to_string(),
+            format!("has {len} items; the limit is {limit}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn too_long(field: &str, text: &str, limit: usize) -> Result<(), Problem> {
+    let chars = text.chars().count();
+    if chars > limit {
+        Err((
+            field.to_string(),
+            format!("is {chars} characters long; the limit is {limit}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Log lines: at most [`LOG_LINES`], each at most [`TEXT_CHARS`].
+pub fn check_log(field: &str, log: &[LogLine]) -> Result<(), Problem> {
+    too_many(field, log.len(), LOG_LINES)?;
+    for (i, line) in log.iter().enumerate() {
+        let LogLine { level, text } = line;
+        let _: &LogLevel = level; // an enum: any value the parser accepts is valid
+        too_long(&format!("{field}[{i}].text"), text, TEXT_CHARS)?;
+    }
+    Ok(())
+}
+
+/// Checks a snapshot read from a file; `field` is its path, e.g. `entries[3].outcome.snapshot`.
+pub fn check(field: &str, snapshot: &Snapshot) -> Result<(), Problem> {
+    let f = |name: &str| format!("{field}.{name}");
+    let Snapshot {
+        status,
+        curves,
+        sample,
+        attack,
+        log,
+    } = snapshot;
+    check_status(&f("status"), status)?;
+    check_log(&f("log"), log)?;
+    check_curves(&f("curves"), curves)?;
+    if let Some(sample) = sample {
+        check_sample(&f("sample"), sample)?;
+    }
+    if let Some(table) = attack {
+        check_attack(&f("attack"), table)?;
+    }
+    Ok(())
+}
+
+fn check_status(field: &str, status: &Status) -> Result<(), Problem> {
+    let f = |name: &str| format!("{field}.{name}");
+    let Status {
+        dataset,
+        teacher,
+        student,
+        method,
+        epoch: _,
+        batch: _,
+        batches: _,
+        epsilon: _,
+        seed: _,
+        elapsed_seconds: _,
+        busy,
+        unsaved: _,
+        device,
+    } = status;
+    for (name, text) in [
+        ("dataset", dataset),
+        ("teacher", teacher),
+        ("student", student),
+        ("method", method),
+        ("device", device),
+    ] {
+        too_long(&f(name), text, TEXT_CHARS)?;
+    }
+    if let Some(busy) = busy {
+        too_long(&f("busy"), busy, TEXT_CHARS)?;
+    }
+    Ok(())
+}
+
+fn check_curves(field: &str, curves: &Curves) -> Result<(), Problem> {
+    let f = |name: &str| format!("{field}.{name}");
+    let Curves {
+        epochs,
+        batch_losses,
+        robust_label,
+        teacher_clean: _,
+        teacher_robust: _,
+    } = curves;
+    too_many(&f("epochs"), epochs.len(), EPOCHS)?;
+    for point in epochs {
+        // Numbers only: drawn as they are, whatever their value.
+        let EpochPoint {
+            epoch: _,
+            loss: _,
+            clean: _,
+            robust: _,
+        } = point;
+    }
+    too_many(&f("batch_losses"), batch_losses.len(), BATCH_LOSSES)?;
+    too_long(&f("robust_label"), robust_label, TEXT_CHARS)
+}
+
+fn check_sample(field: &str, sample: &SampleView) -> Result<(), Problem> {
+    let g = |name: &str| format!("{field}.{name}");
+    let SampleView {
+        index: _,
+        of: _,
+        channels,
+        height,
+        width,
+        natural,
+        adversarial,
+        epsilon: _,
+        attack,
+        true_class,
+        class_names,
+        teacher_natural,
+        teacher_adversarial,
+        student_natural,
+        student_adversarial,
+    } = sample;
+    // Checked products: a width of 2^62 must not wrap around to a small number of pixels.
+    let pixels = channels
+        .checked_mul(*height)
+        .and_then(|p| p.checked_mul(*width))
+        .filter(|&p| *channels >= 1 && *channels <= 3 && p <= PIXELS);
+    let Some(pixels) = pixels else {
+        return Err((
+            g("channels"),
+            format!("describes {channels}×{height}×{width} images; at most 3×64×64 are allowed"),
+        ));
+    };
+    for (name, values) in [("natural", natural), ("adversarial", adversarial)] {
+        if values.len() != pixels {
+            return Err((
+                g(name),
+                format!("has {} values for {pixels} pixels", values.len()),
+            ));
+        }
+    }
+    too_many(&g("class_names"), class_names.len(), CLASSES)?;
+    for name in class_names {
+        too_long(&g("class_names"), name, CLASS_NAME_CHARS)?;
+    }
+    too_long(&g("attack"), attack, TEXT_CHARS)?;
+    let classes = class_names.len();
+    if *true_class >= classes.max(1) {
+        return Err((g("true_class"), format!("is not below {classes}")));
+    }
+    let probabilities = [
+        ("teacher_natural", teacher_natural.as_ref()),
+        ("teacher_adversarial", teacher_adversarial.as_ref()),
+        ("student_natural", Some(student_natural)),
+        ("student_adversarial", Some(student_adversarial)),
+    ];
+    for (name, values) in probabilities {
+        if let Some(values) = values
+            && values.len() != classes
+        {
+            return Err((
+                g(name),
+                format!("has {} values for {classes} classes", values.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
+    let f = |name: &str| format!("{field}.{name}");
+    let AttackTable {
+        title,
+        clean: _,
+        rows,
+        flags,
+    } = table;
+    too_long(&f("title"), title, TEXT_CHARS)?;
+    too_many(&f("rows"), rows.len(), ATTACK_ROWS)?;
+    too_many(&f("flags"), flags.len(), ATTACK_ROWS)?;
+    for row in rows {
+        let AttackRow {
+            name,
+            robust: _,
+            detail,
+        } = row;
+        too_long(&f("rows.name"), name, TEXT_CHARS)?;
+        too_long(&f("rows.detail"), detail, TEXT_CHARS)?;
+    }
+    for flag in flags {
+        too_long(&f("flags"), flag, TEXT_CHARS)?;
+    }
+    Ok(())
+}
