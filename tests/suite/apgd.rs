@@ -2,8 +2,7 @@
 //! numbers, the threat model, known answers on linear classifiers, the zero-gradient flag on a
 //! masked model, restarts and reproducibility.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};

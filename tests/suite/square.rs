@@ -2,8 +2,7 @@
 //! breakpoints, the threat model, known answers on linear classifiers, a gradient-masked model
 //! that only a score-based attack breaks, restarts, reproducibility and refusals.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;

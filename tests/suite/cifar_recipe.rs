@@ -16,7 +16,7 @@ use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::path::Path;
 use std::sync::Arc;
 
-const RECIPE: &str = include_str!("../sessions/cifar10-rslad.txt");
+const RECIPE: &str = include_str!("../../sessions/cifar10-rslad.txt");
 
 fn commands() -> Vec<&'static str> {
     RECIPE

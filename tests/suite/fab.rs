@@ -2,8 +2,7 @@
 //! against a brute-force search, the closed-form minimal distance on linear classifiers, the
 //! threat model on a small CNN, untouched misclassified points, reproducibility and refusals.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;

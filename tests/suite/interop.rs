@@ -2,7 +2,7 @@
 //! exported file has exactly the reference PyTorch `state_dict` keys and layouts, and the
 //! import refuses, naming the tensor, anything that does not fit.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use rslad_tui::checkpoint;
