@@ -635,7 +635,7 @@ fn perturbation(c: &mut Checker, r: &SampleView, g: &SampleView) {
         ));
     }
     if pixel == 0.0 {
-        c.tally("sample.adversarial image", Kind::Pixel, 0.0, unequal > 0);
+        c.tally("sample.adversarial image", Kind::Exact, 0.0, unequal > 0);
         if unequal > 0 {
             c.fail(format!(
                 "sample.adversarial image: {unequal} of {} pixels differ",
