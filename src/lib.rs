@@ -23,6 +23,7 @@ pub mod rng;
 pub mod settings;
 pub mod teacher;
 pub mod tensor_util;
+pub mod text;
 pub mod train;
 pub mod workbench;
 pub mod zoo;

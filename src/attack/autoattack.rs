@@ -239,13 +239,15 @@ impl SanityFlag {
                  deterministic model: use --version rand"
             ),
             SanityFlag::ZeroGradient { component, points } => format!(
-                "{component}: {points} point(s) had an exactly zero input gradient at the start; \
-                 gradient-based attacks may be unreliable on this model (gradient masking)"
+                "{component}: {} had an exactly zero input gradient at the start; \
+                 gradient-based attacks may be unreliable on this model (gradient masking)",
+                crate::text::count(*points, "point", "points")
             ),
             SanityFlag::SquareAfterWhiteBox { points } => format!(
-                "Square, a gradient-free attack, broke {points} point(s) that every white-box \
-                 attack failed on: the gradients are probably masked and the white-box numbers \
-                 overestimate robustness"
+                "Square, a gradient-free attack, broke {} that every white-box attack failed \
+                 on: the gradients are probably masked and the white-box numbers overestimate \
+                 robustness",
+                crate::text::count(*points, "point", "points")
             ),
             SanityFlag::ProbabilityOutputs => "the model's outputs look like probabilities \
                  (each row in [0, 1], summing to 1); AutoAttack expects logits, and its losses \

@@ -47,15 +47,13 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         }
         None => journal_path().and_then(|path| runner.start_journal(path)),
     };
-    // Ctrl-C while a command runs (the terminal is in its normal mode then) stops it at the
-    // next batch; at the prompt rustyline reads Ctrl-C as a key instead.
-    shared.stop_on_ctrl_c();
     let result = if std::io::stdin().is_terminal() {
         interactive(&mut runner, &shared, recovery)
     } else {
         if let Some(notice) = recovery {
             eprintln!("note: {notice}");
         }
+        shared.stop_on_ctrl_c();
         piped(&mut runner, &shared)
     };
     runner.finish();
@@ -81,8 +79,12 @@ fn piped(runner: &mut Runner, shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-fn interactive(runner: &mut Runner, shared: &Shared, recovery: Option<String>) -> Result<()> {
+fn interactive(runner: &mut Runner, shared: &Arc<Shared>, recovery: Option<String>) -> Result<()> {
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new()?;
+    // rustyline takes SIGINT for itself when the editor is made (and keeps it until the editor
+    // goes): only a handler installed after it sees Ctrl-C while a command runs, when the
+    // terminal is in its normal mode. At the prompt rustyline reads Ctrl-C as a key instead.
+    shared.stop_on_ctrl_c();
     editor.set_helper(Some(ReplHelper));
     let history_path = history::default_path();
     if let Some(path) = &history_path {
@@ -94,8 +96,11 @@ fn interactive(runner: &mut Runner, shared: &Shared, recovery: Option<String>) -
     );
     if let Some(notice) = recovery {
         println!("{notice}");
-        if runner.can_recover() && confirm(&mut editor, "recover it now? [y/N] ") {
-            step(runner, shared, "recover")?;
+        if runner.can_recover()
+            && confirm(&mut editor, "recover it now? [y/N] ")
+            && let Flow::Failed(error) = step(runner, shared, "recover")?
+        {
+            eprintln!("error: {error}");
         }
     }
     loop {
@@ -110,7 +115,8 @@ fn interactive(runner: &mut Runner, shared: &Shared, recovery: Option<String>) -
                     save_history(&mut editor, path);
                 }
                 match step(runner, shared, &line)? {
-                    Flow::Continue | Flow::Failed(_) => {}
+                    Flow::Continue => {}
+                    Flow::Failed(error) => eprintln!("error: {error}"),
                     Flow::Quit => {
                         if !shared.snapshot().status.unsaved
                             || confirm(&mut editor, "the student is unsaved; quit anyway? [y/N] ")
@@ -140,10 +146,13 @@ fn confirm(editor: &mut Editor<ReplHelper, DefaultHistory>, question: &str) -> b
     matches!(editor.readline(question), Ok(answer) if answer.trim().eq_ignore_ascii_case("y"))
 }
 
-/// Ctrl-D: saves the student if it has unsaved training, then leaves.
+/// Ctrl-D: saves the student if it has unsaved training (under a name no checkpoint has yet:
+/// `save` never overwrites an earlier save), then leaves.
 fn save_and_quit(runner: &mut Runner, shared: &Shared) -> Result<()> {
-    if shared.snapshot().status.unsaved {
-        step(runner, shared, "save")?;
+    if shared.snapshot().status.unsaved
+        && let Flow::Failed(error) = step(runner, shared, "save")?
+    {
+        eprintln!("error: {error}; the student is not saved");
     }
     if let Some(path) = journal_path() {
         println!("session journal: {}", path.display());
@@ -157,14 +166,12 @@ enum Flow {
     Failed(String),
 }
 
-/// Runs one line and prints what it produced.
+/// Runs one line and prints what it produced; a failure is returned, not printed (the
+/// interactive loop prints it, a piped script ends with it).
 fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
     let command = match command::parse(line) {
         Ok(command) => command,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(Flow::Failed(error.to_string()));
-        }
+        Err(error) => return Ok(Flow::Failed(error.to_string())),
     };
     let work = match command {
         Command::Run(work) => work,
@@ -184,6 +191,8 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
     };
     let mark = shared.logged();
     let table_before = shared.snapshot().attack;
+    // A stop raised at the prompt (a signal from elsewhere) is not this command's.
+    shared.cancel.store(false, Ordering::Relaxed);
     let result = with_progress(shared, || runner.run(line, work));
     let stopped = shared.cancel.swap(false, Ordering::Relaxed);
     for entry in shared.log_since(mark) {
@@ -199,10 +208,7 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
     match result {
         Ok(()) if stopped => Ok(Flow::Failed("stopped by Ctrl-C".into())),
         Ok(()) => Ok(Flow::Continue),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            Ok(Flow::Failed(format!("{error:#}")))
-        }
+        Err(error) => Ok(Flow::Failed(format!("{error:#}"))),
     }
 }
 

@@ -44,6 +44,18 @@ impl Shared {
         self.version.fetch_add(1, Ordering::Release);
     }
 
+    /// Clears everything but the log, for a session that starts over (`load session`, a
+    /// replay): nothing of the state before may show, or be compared, afterwards.
+    pub fn start_over(&self) {
+        self.update(|s| {
+            let log = std::mem::take(&mut s.log);
+            *s = Snapshot {
+                log,
+                ..Snapshot::default()
+            };
+        });
+    }
+
     pub fn log(&self, level: LogLevel, text: impl Into<String>) {
         let text = text.into();
         self.logged

@@ -11,6 +11,7 @@ use super::session::{self, Entry, FileRef, Outcome, Session};
 use super::snapshot::compare::{self, Comparison, Tolerances};
 use super::snapshot::{LogLevel, SampleView};
 use crate::checkpoint;
+use crate::text::count;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -72,8 +73,9 @@ impl ReplayReport {
                 let mut text = format!("diverged at entry {} (`{line}`): {what}", i + 1);
                 if self.commands > 0 {
                     text += &format!(
-                        "\n{} of {} command(s) differ beyond the tolerances ({tolerances})",
-                        self.differing_commands, self.commands
+                        "\n{} of {} differ beyond the tolerances ({tolerances})",
+                        self.differing_commands,
+                        count(self.commands, "command", "commands")
                     );
                 }
                 for line in self.comparison.mismatch_lines() {
@@ -82,8 +84,9 @@ impl ReplayReport {
                 text
             }
             None if self.max_difference == 0.0 => format!(
-                "{} command(s) and {} marker(s) re-ran: every result bit-identical to the recording",
-                self.commands, self.markers
+                "{} and {} re-ran: every result bit-identical to the recording",
+                count(self.commands, "command", "commands"),
+                count(self.markers, "marker", "markers")
             ),
             None => {
                 let largest: Vec<String> = self
@@ -94,10 +97,10 @@ impl ReplayReport {
                     .map(|(kind, max)| format!("{} {}", kind.name(), compare::short(max)))
                     .collect();
                 format!(
-                    "{} command(s) and {} marker(s) re-ran: every result within the tolerances \
-                     ({tolerances}); largest differences: {}",
-                    self.commands,
-                    self.markers,
+                    "{} and {} re-ran: every result within the tolerances ({tolerances}); \
+                     largest differences: {}",
+                    count(self.commands, "command", "commands"),
+                    count(self.markers, "marker", "markers"),
                     largest.join(", ")
                 )
             }
@@ -153,9 +156,10 @@ impl Runner {
                                 Entry::Mark { .. } => None,
                             });
                             format!(
-                                "The last session did not end cleanly ({commands} command(s){}). \
-                                 `recover` re-runs it (the command in flight then is lost); \
-                                 anything else starts afresh.",
+                                "The last session did not end cleanly ({}{}). `recover` re-runs \
+                                 it (the command in flight then is lost); anything else starts \
+                                 afresh.",
+                                count(commands, "command", "commands"),
                                 last.map_or(String::new(), |l| format!(", the last `{l}`"))
                             )
                         }
@@ -320,11 +324,11 @@ impl Runner {
         let mut files = Vec::new();
         if result.is_ok() {
             files.extend(files_read);
-            if let Some(path) = file_written {
-                let path = path.unwrap_or_else(|| self.engine.default_save_path());
-                if let Some(file) = self.file_ref(&path) {
-                    files.push(file);
-                }
+            if let Some(path) = file_written
+                .and_then(|path| path.or_else(|| self.engine.last_saved().map(str::to_string)))
+                && let Some(file) = self.file_ref(&path)
+            {
+                files.push(file);
             }
         }
         let outcome = Outcome {
@@ -430,6 +434,7 @@ impl Runner {
     /// [`Runner::replay`] of the first `limit` commands only (markers do not count).
     pub fn replay_first(&mut self, recorded: &Session, limit: usize) -> Result<ReplayReport> {
         let scope = self.engine.scope().clone();
+        self.shared.start_over();
         self.engine = default_engine(&self.shared, recorded.seed)?;
         self.engine.set_scope(scope);
         self.session = Session::new(recorded.seed);

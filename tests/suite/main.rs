@@ -26,6 +26,8 @@ mod repl;
 mod sessions;
 mod square;
 mod teacher;
+mod teaching_tty;
+mod tmux;
 mod training;
 mod workbench_app;
 mod workbench_commands;

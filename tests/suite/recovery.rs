@@ -65,12 +65,11 @@ fn a_killed_session_is_recovered_from_its_journal() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("did not end cleanly (2 command(s), the last `show sample 4`)"),
+        stderr.contains("did not end cleanly (2 commands, the last `show sample 4`)"),
         "{stderr}"
     );
     assert!(
-        stdout
-            .contains("recovered: 2 command(s) and 0 marker(s) re-ran: every result bit-identical"),
+        stdout.contains("recovered: 2 commands and 0 markers re-ran: every result bit-identical"),
         "{stdout}"
     );
     // The recovered state goes on: sample 4, then `next` selects 5, after 2 batches.

@@ -44,7 +44,7 @@ fn a_piped_script_runs_and_prints_plain_results() {
     );
     for expected in [
         "> step batch 1",
-        "1 batch(es) of epoch 1: 1/79 done",
+        "1 batch of epoch 1: 1/79 done",
         "> attack fgsm n=20",
         "micro-cnn, 20 test images, ε = 0.3",
         "FGSM",
@@ -69,7 +69,7 @@ fn a_piped_script_runs_and_prints_plain_results() {
     let out = text(&replay.stdout);
     assert!(replay.status.success(), "{out}\n{}", text(&replay.stderr));
     assert!(
-        out.contains("3 command(s) and 1 marker(s) re-ran: every result bit-identical"),
+        out.contains("3 commands and 1 marker re-ran: every result bit-identical"),
         "{out}"
     );
 }

@@ -5,94 +5,7 @@
 //!
 //! Skipped, with a message, where tmux is not installed.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// A private tmux server (its own socket) running `script` in a window of `size`.
-    fn start(name: &str, size: (u16, u16), script: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("{name}-{}", std::process::id()),
-        };
-        let (width, height) = (size.0.to_string(), size.1.to_string());
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "wb",
-            "-x",
-            &width,
-            "-y",
-            &height,
-            "sh",
-            "-c",
-            script,
-        ]);
-        assert!(started.status.success(), "{started:?}");
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "wb"]).stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "wb"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success());
-    }
-
-    /// Types a line literally and presses Enter.
-    fn line(&self, text: &str) {
-        assert!(
-            self.run(&["send-keys", "-t", "wb", "-l", text])
-                .status
-                .success()
-        );
-        self.keys(&["Enter"]);
-    }
-
-    fn wait_for(&self, needle: &str, seconds: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let screen = self.screen();
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{needle}` did not appear within {seconds} s; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use crate::tmux::{Tmux, tmux_available};
 
 #[test]
 fn the_workbench_runs_in_a_real_terminal() {
@@ -118,9 +31,9 @@ fn the_workbench_runs_in_a_real_terminal() {
     assert!(screen.contains("mnist (embedded)"), "{screen}");
 
     tmux.line("step batch 5");
-    let screen = tmux.wait_for("5 batch(es) of epoch 1: 5/79 done", 120);
+    let screen = tmux.wait_for("5 batches of epoch 1: 5/79 done", 120);
     assert!(
-        screen.contains("epoch 0 batch 5/79"),
+        screen.contains("epoch 1 batch 5/79"),
         "status line:\n{screen}"
     );
     assert!(
@@ -226,7 +139,7 @@ fn the_interactive_repl_completes_runs_and_saves_on_ctrl_d() {
             .success()
     );
     tmux.keys(&["Enter"]);
-    tmux.wait_for("1 batch(es) of epoch 1: 1/79 done", 60);
+    tmux.wait_for("1 batch of epoch 1: 1/79 done", 60);
     tmux.line("bogus");
     tmux.wait_for("unknown command `bogus`", 10);
     tmux.keys(&["C-d"]);

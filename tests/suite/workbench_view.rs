@@ -621,7 +621,7 @@ fn status_line_keeps_the_important_fields_at_80_columns() {
     let terminal = render(80, 24, &fixture(), &prompt_ui());
     let text = buffer_text(terminal.backend().buffer());
     let status = text.lines().next().unwrap();
-    for needle in ["epoch 3 batch 23/50", "●unsaved", "micro-cnn", "⟳ training"] {
+    for needle in ["epoch 4 batch 23/50", "●unsaved", "micro-cnn", "⟳ training"] {
         assert!(
             status.contains(needle),
             "{needle:?} missing from {status:?}"

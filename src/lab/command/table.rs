@@ -229,8 +229,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "save",
         usage: "save [PATH] | save session NAME",
-        summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD), or \
-                  the session so far as sessions/NAME.ron",
+        summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD, or \
+                  -2, -3, … if that one exists), or the session so far as sessions/NAME.ron",
         args: &[Arg::SaveTarget],
         parse: |rest| match words(rest).as_slice() {
             [] => Ok(EngineCommand::Save(None).into()),

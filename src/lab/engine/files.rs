@@ -81,8 +81,11 @@ impl Engine {
     }
 
     pub(super) fn save(&mut self, path: Option<String>) -> Result<()> {
-        let path = path.unwrap_or_else(|| self.default_save_path());
-        let path = self.scope.resolve(&path)?;
+        let typed = match path {
+            Some(path) => path,
+            None => self.fresh_save_path()?,
+        };
+        let path = self.scope.resolve(&typed)?;
         let saved = checkpoint::save(
             &self.trainer.model,
             &path,
@@ -96,16 +99,35 @@ impl Engine {
         .with_context(|| format!("cannot save to {}", path.display()))?;
         self.shared.update(|s| s.status.unsaved = false);
         self.info(format!("saved {}", saved.display()));
+        self.last_saved = Some(typed);
         Ok(())
     }
 
-    /// Where `save` without a path writes.
-    pub fn default_save_path(&self) -> String {
-        format!(
+    /// Where `save` without a path writes: runs/workbench-MODEL-METHOD, or the first of
+    /// `…-2`, `…-3`, … that holds no checkpoint yet, so an earlier save is never overwritten.
+    pub fn fresh_save_path(&self) -> Result<String> {
+        let base = format!(
             "runs/workbench-{}-{}",
             self.settings.student,
             self.trainer.config.method.name()
-        )
+        );
+        for n in 1..10_000 {
+            let candidate = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let (weights, card) = checkpoint::paths(&self.scope.resolve(&candidate)?);
+            if !weights.exists() && !card.exists() {
+                return Ok(candidate);
+            }
+        }
+        bail!("{base}-2 … {base}-9999 all exist; give `save` a path")
+    }
+
+    /// The path (as typed, or chosen by [`Engine::fresh_save_path`]) of the last `save`.
+    pub fn last_saved(&self) -> Option<&str> {
+        self.last_saved.as_deref()
     }
 
     pub(super) fn load(&mut self, path: &str) -> Result<()> {
@@ -129,10 +151,10 @@ impl Engine {
             s.status.unsaved = false;
         });
         self.info(format!(
-            "loaded {} ({}, {} epochs recorded)",
+            "loaded {} ({}, {} recorded)",
             path,
             card.spec.arch,
-            card.metrics.len()
+            crate::text::count(card.metrics.len(), "epoch", "epochs")
         ));
         self.refresh_sample();
         Ok(())

@@ -73,6 +73,8 @@ pub struct Engine {
     command_started: Instant,
     /// Where file paths in commands resolve, and whether they are confined there.
     scope: FileScope,
+    /// The path the last `save` wrote to, as typed or chosen.
+    last_saved: Option<String>,
 }
 
 impl Engine {
@@ -96,6 +98,7 @@ impl Engine {
             elapsed: 0.0,
             command_started: Instant::now(),
             scope: FileScope::default(),
+            last_saved: None,
         };
         if let Some(message) = crate::device::selection().fallback_message() {
             engine.shared.log(LogLevel::Warning, message);

@@ -4,6 +4,7 @@ use super::Engine;
 use crate::eval;
 use crate::lab::live::LiveProgress;
 use crate::lab::snapshot::LogLevel;
+use crate::text::count;
 use crate::train::StepOutcome;
 use anyhow::{Result, bail};
 use std::sync::Arc;
@@ -37,9 +38,12 @@ impl Engine {
             StepOutcome::Batches(n) => {
                 let (done, total) = self.trainer.epoch_position();
                 self.info(format!(
-                    "{n} batch(es) of epoch {}: {done}/{total} done",
+                    "{} of epoch {}: {done}/{total} done",
+                    count(n, "batch", "batches"),
                     self.trainer.epochs_done() + 1
                 ));
+                // The panels show the student as it is now, not as it was before the batches.
+                self.refresh_sample();
                 Ok(true)
             }
             StepOutcome::EpochDone(m) => {

@@ -240,8 +240,9 @@ impl Comparison {
                     format!(" (largest difference {})", short(t.max_difference))
                 };
                 format!(
-                    "{field}: {} of {} value(s) differ{largest}",
-                    t.mismatched, t.compared
+                    "{field}: {} of {} differ{largest}",
+                    t.mismatched,
+                    crate::text::count(t.compared, "value", "values")
                 )
             })
             .collect()

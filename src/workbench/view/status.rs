@@ -87,10 +87,13 @@ fn fields_by_priority(s: &Status) -> Vec<Field> {
         style,
         truncatable,
     };
-    let progress = if s.batches > 0 {
-        format!("epoch {} batch {}/{}", s.epoch, s.batch, s.batches)
-    } else {
-        format!("epoch {}", s.epoch)
+    // The epoch under way, numbered as the log numbers it (from 1).
+    let progress = match (s.epoch, s.batch) {
+        (epoch, batch) if batch > 0 => {
+            format!("epoch {} batch {batch}/{}", epoch + 1, s.batches)
+        }
+        (0, _) => "not trained yet".to_string(),
+        (epoch, _) => format!("epoch {epoch} done"),
     };
     let mut fields = Vec::new();
     if s.unsaved {
