@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// Checkpoint path (without extension); default runs/<model>-<method>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace a checkpoint already at --out (without it, such a run is refused before it
+    /// starts). A run that is stopped or diverges never replaces one.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Training options shared by `train` and `compare`.

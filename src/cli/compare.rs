@@ -43,6 +43,10 @@ pub struct CompareArgs {
     /// Folder for the checkpoints (one per method) and table.md / table.json.
     #[arg(long, default_value = "runs/compare")]
     pub out: PathBuf,
+    /// Replace the methods' checkpoints already in --out (without it, a method whose
+    /// checkpoint exists is refused before it trains).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// One row of the table.
@@ -175,14 +179,19 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         let name = method.name().to_string();
         println!("\n== {name} ==");
         let started = Instant::now();
-        let (model, _) = train(settings, teacher.as_deref(), Some(args.out.join(&name)))?;
+        let out = Some(args.out.join(&name));
+        let (model, _) = train(settings, teacher.as_deref(), out, args.overwrite).map_err(|e| {
+            let kept = if table.rows.is_empty() {
+                "no method finished".to_string()
+            } else {
+                format!(
+                    "{} keeps the finished methods",
+                    args.out.join("table.md").display()
+                )
+            };
+            anyhow::anyhow!("{name}: {e:#}; {name} is not evaluated, {kept}")
+        })?;
         let training_seconds = started.elapsed().as_secs_f64();
-        if crate::interrupt::requested() {
-            println!(
-                "stopped by Ctrl-C: {name} is saved but not evaluated; the table keeps the finished methods"
-            );
-            break;
-        }
 
         let started = Instant::now();
         let bars = Bars::default();

@@ -6,12 +6,12 @@
 //! each line is echoed and run, `#` starts a comment, and the first failed command ends the
 //! run with a non-zero exit status. Results print as plain text either way.
 
-use crate::lab::command::{self, Command, UiCommand};
+use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
 use crate::lab::history;
 use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session::journal_path;
-use crate::lab::snapshot::{AttackTable, LogLevel, LogLine};
+use crate::lab::snapshot::{LogLevel, LogLine};
 use anyhow::{Result, bail};
 use clap::Args;
 use rustyline::completion::{Completer, Pair};
@@ -80,7 +80,11 @@ fn piped(runner: &mut Runner, shared: &Shared) -> Result<()> {
 }
 
 fn interactive(runner: &mut Runner, shared: &Arc<Shared>, recovery: Option<String>) -> Result<()> {
-    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new()?;
+    // Tab lists the candidates (as the workbench does) and completes their common prefix.
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)?;
     // rustyline takes SIGINT for itself when the editor is made (and keeps it until the editor
     // goes): only a handler installed after it sees Ctrl-C while a command runs, when the
     // terminal is in its normal mode. At the prompt rustyline reads Ctrl-C as a key instead.
@@ -92,7 +96,9 @@ fn interactive(runner: &mut Runner, shared: &Arc<Shared>, recovery: Option<Strin
     }
     println!(
         "rslad-tui REPL: RSLAD from the shipped teacher into a fresh micro-cnn on the embedded \
-         MNIST subset.\n`help` lists the commands; Tab completes; Ctrl-D saves and quits."
+         MNIST subset.\nSettings: {}\n`help` lists the commands; Tab completes; Ctrl-D saves \
+         and quits.",
+        runner.engine().settings_summary()
     );
     if let Some(notice) = recovery {
         println!("{notice}");
@@ -177,7 +183,11 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
         Command::Run(work) => work,
         Command::Ui(UiCommand::Quit) => return Ok(Flow::Quit),
         Command::Ui(UiCommand::Help(None)) => {
-            print!("{}", command::help());
+            print_wrapped(&command::help());
+            println!(
+                "Ctrl-C stops a running command at the next batch; Ctrl-D saves unsaved work \
+                 and quits; ↑↓ recall history; Tab lists and completes."
+            );
             return Ok(Flow::Continue);
         }
         Command::Ui(UiCommand::Help(Some(name))) => {
@@ -189,6 +199,16 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
             return Ok(Flow::Continue);
         }
     };
+    // The commands that choose a sample print it: the panels a terminal UI would show.
+    let shows_sample = matches!(
+        work,
+        Work::Engine(
+            EngineCommand::ShowSample(_)
+                | EngineCommand::Next
+                | EngineCommand::Prev
+                | EngineCommand::ShowMisclassified
+        )
+    );
     let mark = shared.logged();
     let table_before = shared.snapshot().attack;
     // A stop raised at the prompt (a signal from elsewhere) is not this command's.
@@ -198,11 +218,14 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
     for entry in shared.log_since(mark) {
         print_log(&entry);
     }
-    let table = shared.snapshot().attack;
-    if table != table_before
-        && let Some(table) = &table
+    let after = shared.snapshot();
+    if after.attack != table_before
+        && let Some(table) = &after.attack
     {
-        print!("{}", attack_table(table));
+        print!("{}", super::plain::attack_table(table));
+    }
+    if shows_sample && let Some(view) = &after.sample {
+        print!("{}", super::plain::sample(view));
     }
     let _ = std::io::stdout().flush();
     match result {
@@ -213,20 +236,26 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
 }
 
 /// Runs `work` while a thread shows what the engine is doing on standard error (only when it
-/// is a terminal), then clears that line.
+/// is a terminal): the work under way, its pace, and this command's time. Keys typed
+/// meanwhile are not echoed into that line (they wait for the next prompt); the line is
+/// cleared at the end.
 pub(crate) fn with_progress<T>(shared: &Shared, work: impl FnOnce() -> T) -> T {
     if !std::io::stderr().is_terminal() {
         return work();
     }
+    let _quiet = EchoOff::new();
+    let started = std::time::Instant::now();
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut shown = false;
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                let status = shared.snapshot().status;
-                if let Some(busy) = status.busy {
-                    eprint!("\r\x1b[K  {busy}  ({:.0} s)", status.elapsed_seconds);
+                if let Some(busy) = shared.snapshot().status.busy {
+                    eprint!(
+                        "\r\x1b[K  {busy}  ({})",
+                        crate::lab::live::duration(started.elapsed().as_secs_f64())
+                    );
                     shown = true;
                 }
             }
@@ -240,6 +269,69 @@ pub(crate) fn with_progress<T>(shared: &Shared, work: impl FnOnce() -> T) -> T {
     })
 }
 
+/// Turns the terminal's echo off (standard input a terminal, Unix) until dropped; Ctrl-C
+/// still sends its signal.
+struct EchoOff {
+    #[cfg(unix)]
+    saved: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        #[cfg(unix)]
+        {
+            if !std::io::stdin().is_terminal() {
+                return EchoOff { saved: None };
+            }
+            // SAFETY: tcgetattr fills the struct it is given; tcsetattr reads one.
+            unsafe {
+                let mut termios: libc::termios = std::mem::zeroed();
+                if libc::tcgetattr(libc::STDIN_FILENO, &mut termios) != 0 {
+                    return EchoOff { saved: None };
+                }
+                let saved = termios;
+                termios.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &termios);
+                EchoOff { saved: Some(saved) }
+            }
+        }
+        #[cfg(not(unix))]
+        EchoOff {}
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+            }
+        }
+    }
+}
+
+/// The terminal's width, or 100 columns when output is not a terminal.
+fn terminal_width() -> usize {
+    if std::io::stdout().is_terminal()
+        && let Ok((width, _)) = ratatui::crossterm::terminal::size()
+    {
+        return usize::from(width).max(20);
+    }
+    100
+}
+
+/// Text wrapped at word boundaries to the terminal's width.
+fn print_wrapped(text: &str) {
+    let width = terminal_width();
+    for line in text.lines() {
+        for row in crate::text::wrap(line, width) {
+            println!("{row}");
+        }
+    }
+}
+
 pub(crate) fn print_log(line: &LogLine) {
     match line.level {
         LogLevel::Info | LogLevel::Command => println!("{}", line.text),
@@ -247,22 +339,6 @@ pub(crate) fn print_log(line: &LogLine) {
         // Errors are printed once, from the command's result.
         LogLevel::Error => {}
     }
-}
-
-/// The attack table as plain text.
-pub fn attack_table(table: &AttackTable) -> String {
-    let mut out = format!(
-        "{}\n{:<12} {:>9}  detail\n",
-        table.title, "attack", "robust %"
-    );
-    out += &format!("{:<12} {:>9.2}\n", "clean", table.clean);
-    for row in &table.rows {
-        out += &format!("{:<12} {:>9.2}  {}\n", row.name, row.robust, row.detail);
-    }
-    for flag in &table.flags {
-        out += &format!("warning: {flag}\n");
-    }
-    out
 }
 
 /// Completion and hints from the command table.

@@ -53,6 +53,16 @@ impl History {
 
     /// Adds a line (not a repeat of the last one) and writes the file; a write error is
     /// returned but the entry stays in memory.
+    /// The `skip`+1-th newest entry that contains `query` (Ctrl-R's reverse search).
+    pub fn search(&self, query: &str, skip: usize) -> Option<String> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|entry| entry.contains(query))
+            .nth(skip)
+            .cloned()
+    }
+
     pub fn add(&mut self, line: &str) -> std::io::Result<()> {
         self.position = None;
         let line = line.trim();

@@ -133,11 +133,59 @@ pub struct LiveProgress<'a> {
     phase: Mutex<Phase>,
 }
 
-#[derive(Default)]
 struct Phase {
     label: String,
     total: u64,
     done: u64,
+    /// Steps already done when this work began (an epoch resumed part-way), not counted in
+    /// its pace.
+    base: Option<u64>,
+    started: Instant,
+}
+
+impl Default for Phase {
+    fn default() -> Self {
+        Phase::new("", 0)
+    }
+}
+
+impl Phase {
+    fn new(label: &str, total: u64) -> Phase {
+        Phase {
+            label: label.to_string(),
+            total,
+            done: 0,
+            base: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// "epoch 1 22/79 · 2.3/s · 25 s left": where the work stands, how fast it goes, and
+    /// how long it will take at that pace (once there is a pace to go by).
+    fn describe(&self) -> String {
+        let mut text = format!("{} {}/{}", self.label, self.done, self.total);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let done_here = self.done - self.base.unwrap_or(0).min(self.done);
+        if done_here > 0 && seconds > 0.5 {
+            let rate = done_here as f64 / seconds;
+            text += &format!(" · {rate:.1}/s");
+            if self.total > self.done {
+                let left = (self.total - self.done) as f64 / rate;
+                text += &format!(" · {} left", duration(left));
+            }
+        }
+        text
+    }
+}
+
+/// Seconds as "25 s", "3 min 10 s" or "2 h 05 min".
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 impl<'a> LiveProgress<'a> {
@@ -151,10 +199,11 @@ impl<'a> LiveProgress<'a> {
     }
 
     fn publish(&self, extra: impl FnOnce(&mut Snapshot)) {
-        let busy = {
-            let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-            format!("{} {}/{}", phase.label, phase.done, phase.total)
-        };
+        let busy = self
+            .phase
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .describe();
         let elapsed = self.elapsed_before + self.started.elapsed().as_secs_f64();
         self.shared.update(|s| {
             s.status.busy = Some(busy);
@@ -166,18 +215,16 @@ impl<'a> LiveProgress<'a> {
 
 impl Progress for LiveProgress<'_> {
     fn start(&self, label: &str, total: u64) {
-        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase {
-            label: label.to_string(),
-            total,
-            done: 0,
-        };
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase::new(label, total);
         self.publish(|_| {});
     }
 
     fn batch(&self, report: &BatchReport) {
         {
             let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-            phase.done = report.batch as u64;
+            let done = report.batch as u64;
+            phase.base.get_or_insert(done.saturating_sub(1));
+            phase.done = done;
         }
         self.publish(|s| {
             s.status.batch = report.batch;

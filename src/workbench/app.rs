@@ -5,18 +5,29 @@
 //! key events; [`run`] owns the terminal (raw mode and the alternate screen, restored on
 //! exit and on panic) and the event loop.
 
-use super::view::{self, Overlay, Panel, UiState};
+use super::view::{self, Areas, HistorySearch, Overlay, Panel, UiState};
 use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
 use crate::lab::history::{self, History};
 use crate::lab::live::Shared;
 use crate::lab::runner::{Job, Runner};
 use crate::lab::snapshot::LogLevel;
 use anyhow::{Context, Result};
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
+    MouseEventKind,
+};
+use ratatui::layout::Position;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
+
+/// The workbench's keys, under the commands in the help window.
+const KEYS: &str = "Keys: Tab moves between panels when the prompt is empty (a click does too); \
+    ← → select samples in the soft-label and perturbation panels; ↑ ↓ recall history at the \
+    prompt and scroll the log (the wheel too); Ctrl-R searches the history; ? help; q quits from \
+    a panel, Ctrl-D from an empty prompt; Ctrl-C stops the running work at the next batch; \
+    Ctrl-A/E/U/W edit the line.";
 
 /// The shortest time between two redraws (about 10 a second).
 pub const FRAME: Duration = Duration::from_millis(100);
@@ -54,7 +65,12 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && key.code == KeyCode::Char('c') {
+            self.ui.search = None;
             self.interrupt();
+            return;
+        }
+        if self.ui.search.is_some() {
+            self.search_key(key, ctrl);
             return;
         }
         if ctrl && self.ui.overlay.is_none() {
@@ -85,10 +101,16 @@ impl App {
         }
     }
 
-    /// Line editing with Ctrl: A/E start/end, U clears, W deletes a word, L redraws.
+    /// Line editing with Ctrl: A/E start/end, U clears, W deletes a word, L redraws; R searches
+    /// the history; D on an empty line leaves (asking first if the student is unsaved).
     fn control_key(&mut self, code: KeyCode) {
         self.ui.focus = Panel::Prompt;
         match code {
+            KeyCode::Char('r') => {
+                self.ui.search = Some(HistorySearch::default());
+                self.update_search();
+            }
+            KeyCode::Char('d') if self.ui.prompt.is_empty() => self.request_quit(),
             KeyCode::Char('a') => self.ui.cursor = 0,
             KeyCode::Char('e') => self.ui.cursor = self.ui.prompt.chars().count(),
             KeyCode::Char('u') => self.set_prompt(String::new()),
@@ -104,6 +126,91 @@ impl App {
         }
         self.ui.completions.clear();
         self.update_hint();
+    }
+
+    /// Keys while Ctrl-R's search is open: typing narrows it, Ctrl-R goes to an older match,
+    /// Enter (or an arrow) takes the match into the prompt, Esc leaves the prompt as it was.
+    fn search_key(&mut self, key: KeyEvent, ctrl: bool) {
+        let Some(search) = self.ui.search.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Char('r') if ctrl => {
+                search.skip += 1;
+                self.update_search();
+            }
+            KeyCode::Char('g') if ctrl => self.ui.search = None,
+            KeyCode::Esc => self.ui.search = None,
+            KeyCode::Char(c) if !ctrl => {
+                search.query.push(c);
+                search.skip = 0;
+                self.update_search();
+            }
+            KeyCode::Backspace => {
+                search.query.pop();
+                search.skip = 0;
+                self.update_search();
+            }
+            KeyCode::Enter | KeyCode::Left | KeyCode::Right | KeyCode::Up | KeyCode::Down => {
+                if let Some(found) = self.ui.search.take().and_then(|s| s.found) {
+                    self.set_prompt(found);
+                    self.update_hint();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Finds the match for the search as it stands (keeping the last one when an older match
+    /// runs out).
+    fn update_search(&mut self) {
+        let Some(search) = self.ui.search.as_mut() else {
+            return;
+        };
+        match self.history.search(&search.query, search.skip) {
+            Some(found) => search.found = Some(found),
+            None if search.skip > 0 => search.skip -= 1,
+            None => search.found = None,
+        }
+    }
+
+    /// A mouse event at a position of the screen laid out as `areas`: a click focuses the panel
+    /// under it, the wheel scrolls the log (or the help), and over a sample panel picks the
+    /// previous or next test image.
+    pub fn handle_mouse(&mut self, event: MouseEvent, areas: Option<&Areas>) {
+        let at = Position::new(event.column, event.row);
+        let up = match event.kind {
+            MouseEventKind::ScrollUp => true,
+            MouseEventKind::ScrollDown => false,
+            MouseEventKind::Down(MouseButton::Left) => {
+                if self.ui.overlay.is_none()
+                    && let Some(panel) = areas.and_then(|a| panel_at(a, at))
+                {
+                    self.ui.focus = panel;
+                    self.ui.completions.clear();
+                }
+                return;
+            }
+            _ => return,
+        };
+        if let Some(Overlay::Help { scroll, .. }) = &mut self.ui.overlay {
+            *scroll = if up {
+                scroll.saturating_sub(3)
+            } else {
+                *scroll + 3
+            };
+            return;
+        }
+        match areas.and_then(|a| panel_at(a, at)) {
+            Some(Panel::SoftLabels | Panel::Perturbation) if up => {
+                self.send("prev", Work::Engine(EngineCommand::Prev))
+            }
+            Some(Panel::SoftLabels | Panel::Perturbation) => {
+                self.send("next", Work::Engine(EngineCommand::Next))
+            }
+            _ if up => self.ui.log_scroll += 3,
+            _ => self.ui.log_scroll = self.ui.log_scroll.saturating_sub(3),
+        }
     }
 
     fn help_key(&mut self, key: KeyEvent, text: String, scroll: usize) {
@@ -267,7 +374,7 @@ impl App {
 
     fn open_help(&mut self) {
         self.ui.overlay = Some(Overlay::Help {
-            text: command::help(),
+            text: format!("{}\n{KEYS}", command::help()),
             scroll: 0,
         });
     }
@@ -346,6 +453,21 @@ impl App {
     }
 }
 
+/// The panel under `at`, if any.
+fn panel_at(areas: &Areas, at: Position) -> Option<Panel> {
+    [
+        (areas.curves, Panel::Curves),
+        (areas.soft_labels, Panel::SoftLabels),
+        (areas.perturbation, Panel::Perturbation),
+        (areas.attacks, Panel::Attacks),
+        (areas.log, Panel::Log),
+        (areas.prompt, Panel::Prompt),
+    ]
+    .into_iter()
+    .find(|(rect, _)| rect.contains(at))
+    .map(|(_, panel)| panel)
+}
+
 /// Opens the workbench on the default session (shipped teacher, fresh micro-cnn student,
 /// embedded MNIST) and runs it until the user quits.
 pub fn run() -> Result<()> {
@@ -358,6 +480,10 @@ pub fn run() -> Result<()> {
         "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\
          `step` trains an epoch, `step batch 5` five batches; `attack pgd`, `show misclassified`;\n\
          `help` or ? lists every command; Tab completes; q (from a panel) or `quit` leaves.",
+    );
+    shared.log(
+        LogLevel::Info,
+        format!("Settings: {}", runner.engine().settings_summary()),
     );
     if let Some(notice) = recovery {
         shared.log(LogLevel::Warning, notice);
@@ -372,7 +498,9 @@ pub fn run() -> Result<()> {
 
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     install_panic_hook();
+    set_mouse_capture(true);
     let result = event_loop(&mut terminal, &mut app, &shared);
+    set_mouse_capture(false);
     ratatui::restore();
 
     // Stop the work in flight; do not wait long for it (one batch of an attack can be slow).
@@ -393,8 +521,21 @@ fn install_panic_hook() {
         if std::thread::current().name() == Some(ENGINE_THREAD) {
             return;
         }
+        set_mouse_capture(false);
         restore_and_report(info);
     }));
+}
+
+/// Clicks and the wheel come to the workbench while it runs (a terminal without mouse
+/// reporting ignores the request); the terminal gets them back on exit and on a panic.
+fn set_mouse_capture(on: bool) {
+    use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+    let mut out = std::io::stdout();
+    let _ = if on {
+        ratatui::crossterm::execute!(out, EnableMouseCapture)
+    } else {
+        ratatui::crossterm::execute!(out, DisableMouseCapture)
+    };
 }
 
 fn event_loop(
@@ -411,6 +552,15 @@ fn event_loop(
             loop {
                 match event::read()? {
                     Event::Key(key) => app.handle_key(key),
+                    Event::Mouse(mouse) => {
+                        let size = terminal.size()?;
+                        let areas = view::areas(
+                            ratatui::layout::Rect::new(0, 0, size.width, size.height),
+                            &shared.snapshot(),
+                            &app.ui,
+                        );
+                        app.handle_mouse(mouse, areas.as_ref());
+                    }
                     Event::Paste(text) => text
                         .chars()
                         .filter(|c| !c.is_control())

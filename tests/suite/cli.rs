@@ -391,8 +391,9 @@ fn interrupt_when(
     (child.wait().unwrap().code(), seen.join("\n"))
 }
 
-/// Ctrl-C in the middle of training stops after the current batch and saves the model of the
-/// last finished epoch, with a card that counts exactly the finished epochs.
+/// Ctrl-C in the middle of training stops after the current batch, saves the model of the
+/// last finished epoch (with a card that counts exactly the finished epochs) and fails,
+/// saying so: a script can tell a stopped run from a finished one.
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_training_saves_the_finished_epochs() {
@@ -417,14 +418,14 @@ fn ctrl_c_during_training_saves_the_finished_epochs() {
         ])
         .arg(&stem)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
     let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
     // Wait for the first finished epoch, then interrupt.
     let (code, output) = interrupt_when(child, stdout, |line| line.starts_with("epoch "));
-    assert_eq!(code, Some(0), "{output}");
-    assert!(output.contains("stopped by Ctrl-C"), "{output}");
+    assert_ne!(code, Some(0), "{output}");
 
     let (_, card) = rslad_tui::checkpoint::load(&stem, None, &rslad_tui::device::compute_device())
         .expect("the interrupted run left a valid checkpoint");
@@ -435,6 +436,94 @@ fn ctrl_c_during_training_saves_the_finished_epochs() {
     );
     let epochs_printed = output.lines().filter(|l| l.starts_with("epoch ")).count();
     assert_eq!(card.metrics.len(), epochs_printed);
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut errors).unwrap();
+    assert!(
+        errors.contains("stopped by Ctrl-C during epoch")
+            && errors.contains(&format!(
+                "saved the model after {epochs_printed} finished epoch"
+            )),
+        "{errors}"
+    );
+}
+
+/// A checkpoint already at --out is kept: a run into it is refused before it starts unless
+/// --overwrite asks, and a run stopped part-way never replaces it (its finished epochs go
+/// beside it), failing with a message that says what it kept.
+#[cfg(unix)]
+#[test]
+fn a_finished_checkpoint_is_never_replaced_unasked_or_by_a_stopped_run() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("good");
+    let stem_text = stem.to_str().unwrap();
+    let quick = [
+        "train",
+        "--model",
+        "micro-cnn",
+        "--train-n",
+        "128",
+        "--eval-n",
+        "10",
+        "--eval-steps",
+        "0",
+        "--out",
+        stem_text,
+    ];
+    let (code, _, stderr) = run(&[&quick[..], &["--epochs", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let card = dir.path().join("good.ron");
+    let before = std::fs::read(&card).unwrap();
+
+    let started = std::time::Instant::now();
+    assert_clean_failure(
+        &[&quick[..], &["--epochs", "1"]].concat(),
+        "already holds a checkpoint: choose another --out, or pass --overwrite",
+    );
+    assert!(started.elapsed().as_secs() < 60, "refused before training");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args([&quick[..], &["--epochs", "1000", "--overwrite"]].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (code, _) = interrupt_when(child, stdout, |line| line.starts_with("epoch "));
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut errors).unwrap();
+    assert_ne!(code, Some(0), "{errors}");
+    assert!(errors.contains("is unchanged"), "{errors}");
+    assert_eq!(
+        std::fs::read(&card).unwrap(),
+        before,
+        "the good checkpoint was replaced"
+    );
+    assert!(dir.path().join("good-stopped.ron").exists(), "{errors}");
+}
+
+/// A destination that cannot be written fails at once, not after the training.
+#[test]
+fn an_unwritable_destination_fails_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = file.join("student");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(&[
+        "train",
+        "--model",
+        "micro-cnn",
+        "--epochs",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot create the folder"), "{stderr}");
+    assert!(!stdout.contains("epoch "), "it trained first:\n{stdout}");
+    assert!(started.elapsed().as_secs() < 60);
 }
 
 #[test]

@@ -97,3 +97,26 @@ fn the_first_failed_command_stops_the_script_with_a_non_zero_status() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("the test set has 10000 images"));
 }
+
+/// Commands that choose a sample print what the workbench's panels would show: the soft
+/// labels as a table and the perturbation as a picture; `help` lists the REPL's own keys, not
+/// the workbench's.
+#[test]
+fn the_repl_prints_the_sample_and_its_own_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = repl(dir.path(), &[], "show sample 3\nnext\nhelp\n");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for expected in [
+        "test image 3 of 10000 (true class 0)",
+        "test image 4 of 10000",
+        "teacher %        student %",
+        "δ/ε (+ brighter, - darker)",
+        "Ctrl-D saves unsaved work",
+    ] {
+        assert!(stdout.contains(expected), "missing `{expected}`:\n{stdout}");
+    }
+    // Ten class rows per sample, the true one marked.
+    assert_eq!(stdout.matches('▶').count(), 2, "{stdout}");
+    assert!(!stdout.contains("moves between panels"), "{stdout}");
+}

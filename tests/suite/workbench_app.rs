@@ -223,3 +223,95 @@ fn line_editing_keys() {
     app.handle_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT));
     assert_eq!(app.ui.prompt, "");
 }
+
+/// Ctrl-R searches the history backwards (again for an older match), Enter takes the match
+/// into the prompt without running it, Esc leaves the prompt as it was.
+#[test]
+fn ctrl_r_searches_the_history() {
+    let (mut app, _, commands) = app();
+    for line in ["attack pgd n=64", "step batch 2", "attack fgsm n=20"] {
+        type_text(&mut app, line);
+        key(&mut app, KeyCode::Enter);
+    }
+    while sent(&commands).is_some() {}
+    ctrl(&mut app, 'r');
+    type_text(&mut app, "att");
+    let search = app.ui.search.clone().expect("searching");
+    assert_eq!(search.found.as_deref(), Some("attack fgsm n=20"));
+    ctrl(&mut app, 'r');
+    assert_eq!(
+        app.ui.search.as_ref().unwrap().found.as_deref(),
+        Some("attack pgd n=64")
+    );
+    ctrl(&mut app, 'r');
+    assert_eq!(
+        app.ui.search.as_ref().unwrap().found.as_deref(),
+        Some("attack pgd n=64"),
+        "no older match: the oldest stays"
+    );
+    key(&mut app, KeyCode::Enter);
+    assert!(app.ui.search.is_none());
+    assert_eq!(app.ui.prompt, "attack pgd n=64");
+    assert!(sent(&commands).is_none(), "taken, not run");
+
+    key(&mut app, KeyCode::Esc);
+    type_text(&mut app, "step");
+    ctrl(&mut app, 'r');
+    type_text(&mut app, "zzz");
+    assert_eq!(app.ui.search.as_ref().unwrap().found, None);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.ui.prompt, "step");
+}
+
+/// Ctrl-D on an empty prompt leaves, asking first when the student is unsaved; with text it
+/// does not.
+#[test]
+fn ctrl_d_on_an_empty_prompt_quits() {
+    let (mut app, shared, _) = app();
+    type_text(&mut app, "st");
+    ctrl(&mut app, 'd');
+    assert!(!app.quit && app.ui.overlay.is_none());
+    key(&mut app, KeyCode::Esc);
+    shared.update(|s| s.status.unsaved = true);
+    ctrl(&mut app, 'd');
+    assert_eq!(app.ui.overlay, Some(Overlay::ConfirmQuit));
+    key(&mut app, KeyCode::Char('y'));
+    assert!(app.quit);
+}
+
+/// A click focuses the panel under it; the wheel scrolls the log, and over a sample panel
+/// picks the previous or next test image.
+#[test]
+fn the_mouse_focuses_panels_scrolls_the_log_and_picks_samples() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use ratatui::layout::Rect;
+    let (mut app, shared, commands) = app();
+    let areas =
+        rslad_tui::workbench::view::areas(Rect::new(0, 0, 120, 36), &shared.snapshot(), &app.ui)
+            .unwrap();
+    let at = |kind, rect: Rect| MouseEvent {
+        kind,
+        column: rect.x + rect.width / 2,
+        row: rect.y + rect.height / 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.handle_mouse(
+        at(MouseEventKind::Down(MouseButton::Left), areas.attacks),
+        Some(&areas),
+    );
+    assert_eq!(app.ui.focus, Panel::Attacks);
+    app.handle_mouse(at(MouseEventKind::ScrollUp, areas.log), Some(&areas));
+    assert_eq!(app.ui.log_scroll, 3);
+    app.handle_mouse(at(MouseEventKind::ScrollDown, areas.log), Some(&areas));
+    assert_eq!(app.ui.log_scroll, 0);
+    app.handle_mouse(
+        at(MouseEventKind::ScrollDown, areas.soft_labels),
+        Some(&areas),
+    );
+    assert_eq!(sent(&commands), engine_job("next", EngineCommand::Next));
+    app.handle_mouse(
+        at(MouseEventKind::ScrollUp, areas.perturbation),
+        Some(&areas),
+    );
+    assert_eq!(sent(&commands), engine_job("prev", EngineCommand::Prev));
+}

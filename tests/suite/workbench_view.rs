@@ -308,6 +308,7 @@ fn snapshot_120x36_completions_scrolled_log() {
             .to_vec(),
         log_scroll: 5,
         overlay: None,
+        search: None,
     };
     snapshot_test("workbench_120x36_completions", 120, 36, &fixture(), &ui);
 }
@@ -720,4 +721,35 @@ fn malformed_sample_does_not_panic() {
     let sample = odd.sample.as_mut().unwrap();
     (sample.channels, sample.height, sample.width) = (3, 1, 1);
     render(80, 24, &odd, &prompt_ui());
+}
+
+/// Long lines wrap at word boundaries instead of being cut: a recovery offer in the log, and
+/// each command's summary in the help window at 80×24.
+#[test]
+fn long_log_lines_and_the_help_wrap_at_80_columns() {
+    let mut snapshot = fixture();
+    let offer = "The last session did not end cleanly (12 commands, the last `attack \
+                 autoattack n=100`). `recover` re-runs it (the command in flight then is lost); \
+                 anything else starts afresh.";
+    snapshot.log.push(LogLine {
+        level: LogLevel::Warning,
+        text: offer.into(),
+    });
+    let text = buffer_text(render(80, 24, &snapshot, &prompt_ui()).backend().buffer());
+    for word in ["cleanly", "`recover`", "afresh."] {
+        assert!(text.contains(word), "`{word}` is cut off:\n{text}");
+    }
+
+    let ui = UiState {
+        overlay: Some(Overlay::Help {
+            text: rslad_tui::lab::command::help(),
+            scroll: 0,
+        }),
+        ..UiState::default()
+    };
+    let text = buffer_text(render(80, 24, &snapshot, &ui).backend().buffer());
+    // The first commands' summaries, to their last words.
+    for words in ["epoch under way", "resumes the epoch", "(Ctrl-C too)"] {
+        assert!(text.contains(words), "`{words}` is cut off:\n{text}");
+    }
 }

@@ -15,9 +15,6 @@ pub fn help() -> String {
     for c in COMMANDS {
         out += &format!("  {:<width$}  {}\n", c.usage, c.summary);
     }
-    out += "\nKeys: Tab moves between panels when the prompt is empty; ← → select samples in the \
-            soft-label and perturbation panels; ↑ ↓ scroll the log; ? help; q quits from a panel; \
-            Ctrl-C stops the running work at the next batch.\n";
     out
 }
 

@@ -8,12 +8,21 @@ use crate::device::autodiff_device;
 use crate::lab::command::MethodChange;
 use crate::lab::snapshot::LogLevel;
 use crate::settings::{
-    AttackSettings, MethodName, MethodSettings, TrainSettings, attack_defaults, check_fit,
-    check_teacher_fits,
+    AttackSettings, MethodName, MethodSettings, OptimizerName, TrainSettings, attack_defaults,
+    check_fit, check_teacher_fits,
 };
 use crate::train::Trainer;
 use crate::zoo::{Arch, Model, ModelSpec};
 use anyhow::{Context, Result, bail};
+
+/// Which setting a [`Engine::change`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Changed {
+    Epsilon,
+    LearningRate,
+    Optimizer,
+    Seed,
+}
 
 impl Engine {
     pub(super) fn set_method(&mut self, change: MethodChange) -> Result<()> {
@@ -28,17 +37,49 @@ impl Engine {
         Ok(())
     }
 
-    /// Changes one setting, keeping the student.
+    /// Changes one setting, keeping the student, and says its new value (a command typed
+    /// while work runs is answered later, so the answer must say which change it was).
     pub(super) fn change(
         &mut self,
         edit: impl FnOnce(&mut TrainSettings),
-        what: &str,
+        what: Changed,
     ) -> Result<()> {
         let mut settings = self.settings.clone();
         edit(&mut settings);
         self.apply(settings, false)?;
-        self.info(format!("{what} set; it applies from the next batch"));
-        if what == "ε" {
+        let s = &self.settings;
+        let o = &s.optimizer;
+        let now = match what {
+            Changed::Epsilon => format!("ε = {}", self.epsilon()),
+            Changed::LearningRate => format!("learning rate = {}", o.lr),
+            Changed::Seed => format!("seed = {}", s.seed),
+            Changed::Optimizer => {
+                let momentum = match o.kind {
+                    OptimizerName::Sgd => format!(" momentum {}", o.momentum),
+                    OptimizerName::Adam => String::new(),
+                };
+                let milestones = match o.milestones.get() {
+                    [] => String::new(),
+                    epochs => format!(
+                        ", × {} at epochs {}",
+                        o.gamma,
+                        epochs
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                };
+                format!(
+                    "optimizer {}{momentum} weight-decay {} lr {}{milestones}",
+                    o.kind.name(),
+                    o.weight_decay,
+                    o.lr
+                )
+            }
+        };
+        self.info(format!("{now}; it applies from the next batch"));
+        if what == Changed::Epsilon {
             self.refresh_sample();
         }
         Ok(())
@@ -144,7 +185,7 @@ impl Engine {
             s.status.unsaved = false;
         });
         self.info(format!(
-            "data: {} ({} training, {} test images); a fresh student",
+            "data: {}; {} training and {} test images; a fresh student",
             self.data.origin,
             self.data.train.len(),
             self.data.test.len()

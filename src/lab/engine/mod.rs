@@ -26,6 +26,7 @@ use crate::settings::{
 use crate::train::Trainer;
 use crate::zoo::{Arch, Model};
 use anyhow::Result;
+use change::Changed;
 use files::Teacher;
 use std::sync::Arc;
 use std::time::Instant;
@@ -144,8 +145,10 @@ impl Engine {
             EngineCommand::Student(arch) => self.set_student(arch),
             EngineCommand::Teacher(source) => self.set_teacher(&source),
             EngineCommand::Data(target) => self.set_data(&target),
-            EngineCommand::Eps(eps) => self.change(|s| s.attack.epsilon = Some(eps), "ε"),
-            EngineCommand::Lr(lr) => self.change(|s| s.optimizer.lr = lr, "learning rate"),
+            EngineCommand::Eps(eps) => {
+                self.change(|s| s.attack.epsilon = Some(eps), Changed::Epsilon)
+            }
+            EngineCommand::Lr(lr) => self.change(|s| s.optimizer.lr = lr, Changed::LearningRate),
             EngineCommand::Optimizer(change) => self.change(
                 |s| {
                     let o = &mut s.optimizer;
@@ -155,9 +158,9 @@ impl Engine {
                     o.gamma = change.gamma.unwrap_or(o.gamma);
                     o.milestones = change.milestones.unwrap_or_else(|| o.milestones.clone());
                 },
-                "optimizer",
+                Changed::Optimizer,
             ),
-            EngineCommand::Seed(seed) => self.change(|s| s.seed = seed, "seed"),
+            EngineCommand::Seed(seed) => self.change(|s| s.seed = seed, Changed::Seed),
             EngineCommand::ShowSample(index) => self.select(index),
             EngineCommand::Next => self.select(self.sample + 1),
             EngineCommand::Prev => self.select(self.sample.saturating_sub(1)),

@@ -100,6 +100,15 @@ impl Engine {
             .data
             .test
             .take(self.trainer.config.eval_n.min(self.data.test.len()));
+        // Long enough to be seen: say what runs, and show the teacher it runs on.
+        self.publish_all();
+        self.info(format!(
+            "measuring the teacher ({}) on the per-epoch evaluation ({}, clean and {}) for the \
+             curves' reference lines",
+            teacher.label,
+            crate::text::count(test.len(), "test image", "test images"),
+            self.robust_label()
+        ));
         let progress = self.progress();
         let Some(report) = eval::evaluate_cancellable(
             &teacher.model,

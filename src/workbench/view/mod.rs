@@ -28,8 +28,8 @@ pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
 
 /// The key help drawn at the very bottom (or as the prompt's hint when there is no room).
-pub const KEY_HELP: &str =
-    "Tab focus/complete · ↑↓ history/select · ? help · q quit (from a panel) · Ctrl-C stop";
+pub const KEY_HELP: &str = "Tab focus/complete · ↑↓ history/select · Ctrl-R search · ? help · \
+     q quit (from a panel) · Ctrl-C stop";
 
 /// The panels, in the order Tab visits them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,9 +90,20 @@ pub struct UiState {
     pub hint: Option<String>,
     /// Candidates shown when Tab finds several.
     pub completions: Vec<String>,
-    /// Log lines scrolled up from the newest.
+    /// Log rows scrolled up from the newest.
     pub log_scroll: usize,
     pub overlay: Option<Overlay>,
+    /// Ctrl-R's search through the history, while it is open.
+    pub search: Option<HistorySearch>,
+}
+
+/// A reverse search through the history: what was typed, how many older matches were skipped
+/// (each Ctrl-R skips one more), and the match shown.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistorySearch {
+    pub query: String,
+    pub skip: usize,
+    pub found: Option<String>,
 }
 
 /// Where each part of the workbench goes in a frame (outer rectangles, borders included).

@@ -13,7 +13,13 @@ pub fn help(buf: &mut Buffer, area: Rect, text: &str, scroll: usize) {
     let width = (area.width as u32 * 4 / 5).max(40).min(area.width as u32) as u16;
     let height = (area.height as u32 * 4 / 5).max(10).min(area.height as u32) as u16;
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    let lines = text.lines().count();
+    // Wrapped at word boundaries, each command's summary under its own column.
+    let wrapped: Vec<String> = text
+        .lines()
+        .flat_map(|line| crate::text::wrap(line, popup.width.saturating_sub(2) as usize))
+        .collect();
+    let text = wrapped.join("\n");
+    let lines = wrapped.len();
     let scroll = scroll.min(lines.saturating_sub(1)).min(u16::MAX as usize) as u16;
     let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let block = Block::bordered()
@@ -24,7 +30,7 @@ pub fn help(buf: &mut Buffer, area: Rect, text: &str, scroll: usize) {
             Style::new().fg(Color::DarkGray),
         ));
     Clear.render(popup, buf);
-    Paragraph::new(text)
+    Paragraph::new(text.as_str())
         .block(block)
         .scroll((scroll, 0))
         .render(popup, buf);

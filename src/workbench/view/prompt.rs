@@ -22,6 +22,23 @@ pub fn render(
         return None;
     }
     let focused = ui.focus == Panel::Prompt;
+    if let Some(search) = &ui.search {
+        let found = search.found.as_deref().unwrap_or("(no match)");
+        let line = Line::from(vec![
+            Span::styled(
+                "history search ",
+                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!("`{}`: ", search.query)),
+            Span::styled(found.to_string(), Style::new().add_modifier(Modifier::BOLD)),
+            Span::styled(
+                "  (Ctrl-R older · Enter take · Esc cancel)",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ]);
+        text::put_line(buf, area, &line);
+        return None;
+    }
     let marker_style = if focused {
         Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
     } else {
