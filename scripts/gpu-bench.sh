@@ -5,7 +5,8 @@
 #   bash scripts/gpu-bench.sh [--device vulkan|wgpu|cuda] [--seconds S] [--train-n N]
 #                             [--budget SECONDS] [--binary PATH] [--out FILE]
 #
-# and, to try the script itself on a slow device (e.g. Mesa's lavapipe) with small work:
+# and, to try the script itself on a slow device (Mesa's lavapipe, or --device cpu, whose
+# table has no first-call column) with small work:
 #   [--models "resnet18 mobilenet-v2"] [--batch 128] [--epoch-model resnet18]
 #   [--teacher-model wrn-34-10] [--aa-images 200]
 #
@@ -164,7 +165,7 @@ failed_row() { # workload, model, log
 # run on the CPU fallback and measure nothing of the GPU.
 "${rt[@]}" zoo >"$logs/open.log" 2>&1
 note_backend "$logs/open.log"
-if ! grep -q '^running on ' "$logs/open.log"; then
+if [[ "$device" != cpu ]] && ! grep -q '^running on ' "$logs/open.log"; then
     {
         echo "## rslad-tui: --device $device did not open"
         echo
@@ -227,8 +228,8 @@ if limited 60 "$logs/teacher.log" "${rt[@]}" train --dataset cifar10 --data "$da
         if [[ $pass == second ]]; then
             if [[ -n "$first" && -n "$s" ]]; then
                 awk -v f="$first" -v s="$s" -v n="$train_n" -v m="$epoch_model" -v b="$batch" 'BEGIN {
-                    printf "| RSLAD epoch, %d images (first run; second run, tuning cached) | %s | %d | %.0f | %.0f | %.0f | — | — |\n",
-                        n, m, b, f * 1000, s * 1000, n / s }' >>"$rows"
+                    printf "| RSLAD epoch, %d images (first run; second run, tuning cached) | %s | %d | %.0f | %.0f | %.*f | — | — |\n",
+                        n, m, b, f * 1000, s * 1000, (n / s < 10 ? 2 : 0), n / s }' >>"$rows"
             else
                 failed_row "RSLAD epoch, $train_n images" "$epoch_model" "$log"
             fi
