@@ -290,7 +290,9 @@ fn configure_gpu_runtime() {
     static CONFIGURED: std::sync::Once = std::sync::Once::new();
     CONFIGURED.call_once(|| {
         let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-        if let (CacheConfig::Target, Some(dir)) = (&config.environment.path, gpu_cache_dir()) {
+        if matches!(config.environment.path, CacheConfig::Target)
+            && let Some(dir) = gpu_cache_dir()
+        {
             config.environment.path = CacheConfig::Directory(dir);
         }
         // False when something read the configuration first; it then stays as it was.
