@@ -4,9 +4,14 @@
 //! attack code is the same on every device.
 //!
 //! `--device cpu` (the default) runs on burn-flex, the pure-Rust CPU backend. Builds with the
-//! optional `wgpu` or `cuda` cargo features can run on a GPU with `--device wgpu|cuda`
-//! (docs/gpu.md). A GPU that cannot be opened is not fatal: burn panics while initialising it,
-//! [`select`] catches that, says why, and falls back to the CPU.
+//! optional `wgpu`, `vulkan` or `cuda` cargo features can run on a GPU with
+//! `--device wgpu|vulkan|cuda` (docs/gpu.md). A GPU that cannot be opened is not fatal: burn
+//! panics while initialising it, [`select`] catches that, says why, and falls back to the CPU.
+//!
+//! GPU builds run burn's autotune (each convolution and matrix product shape is timed once
+//! against its candidate kernels and the fastest kept) and fusion (element-wise operations
+//! merged into one kernel). The tuning results are kept on disk between runs, in the user's
+//! cache folder ([`gpu_cache_dir`]), so only the first run on a machine pays for them.
 //!
 //! Builds with the `ndarray` or `tch` features can run the CPU device on burn-ndarray or on
 //! LibTorch's CPU kernels instead, chosen with `RSLAD_TUI_BACKEND=ndarray` or `=libtorch`:
@@ -25,6 +30,9 @@ pub enum DeviceChoice {
     Cpu,
     /// A GPU through wgpu (Vulkan, Metal or DX12); needs a build with `--features wgpu`.
     Wgpu,
+    /// A GPU through wgpu pinned to Vulkan, kernels compiled to SPIR-V (tensor cores where the
+    /// driver offers cooperative matrices); needs a build with `--features vulkan`.
+    Vulkan,
     /// An NVIDIA GPU through CUDA; needs a build with `--features cuda`.
     Cuda,
 }
@@ -34,6 +42,7 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => "cpu",
             DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Vulkan => "vulkan",
             DeviceChoice::Cuda => "cuda",
         }
     }
@@ -43,6 +52,7 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => true,
             DeviceChoice::Wgpu => cfg!(feature = "wgpu"),
+            DeviceChoice::Vulkan => cfg!(feature = "vulkan"),
             DeviceChoice::Cuda => cfg!(feature = "cuda"),
         }
     }
@@ -59,7 +69,7 @@ impl std::str::FromStr for DeviceChoice {
 
     fn from_str(s: &str) -> Result<Self, String> {
         <Self as clap::ValueEnum>::from_str(s, true)
-            .map_err(|_| format!("unknown device {s:?}; expected cpu, wgpu or cuda"))
+            .map_err(|_| format!("unknown device {s:?}; expected cpu, wgpu, vulkan or cuda"))
     }
 }
 
@@ -73,6 +83,9 @@ pub struct OpenDevice {
     pub backend: &'static str,
     /// What the device is, e.g. "CPU" or "GPU: NVIDIA H100 80GB HBM3".
     pub hardware: String,
+    /// How a GPU runs its kernels, e.g. "SPIR-V kernels, tensor cores (f16×f16→f32), autotune,
+    /// fusion"; None on the CPU.
+    pub kernels: Option<String>,
 }
 
 /// What [`select`] settled on: the device in use, and why it is not the one asked for when
@@ -138,10 +151,14 @@ pub fn autodiff_device() -> Device {
 }
 
 /// A short human-readable name of the backend in use, for reports and checkpoint cards
-/// ("burn-flex (CPU)", "burn-wgpu (GPU: …)").
+/// ("burn-flex (CPU)", "burn-wgpu (GPU: …; SPIR-V kernels, …)"). On a GPU it names the
+/// kernel compiler and whether tensor cores are used, which change how results round.
 pub fn backend_name() -> String {
     let open = &selection().open;
-    format!("{} ({})", open.backend, open.hardware)
+    match &open.kernels {
+        Some(kernels) => format!("{} ({}; {kernels})", open.backend, open.hardware),
+        None => format!("{} ({})", open.backend, open.hardware),
+    }
 }
 
 /// The device for the workbench's status line: "cpu", or "wgpu GPU: …".
@@ -164,6 +181,7 @@ pub fn open(choice: DeviceChoice) -> Result<OpenDevice, String> {
     match choice {
         DeviceChoice::Cpu => Ok(open_cpu()),
         DeviceChoice::Wgpu => open_wgpu(),
+        DeviceChoice::Vulkan => open_vulkan(),
         DeviceChoice::Cuda => open_cuda(),
     }
 }
@@ -175,6 +193,7 @@ fn open_cpu() -> OpenDevice {
         device,
         backend,
         hardware: "CPU".into(),
+        kernels: None,
     }
 }
 
@@ -211,6 +230,21 @@ fn open_wgpu() -> Result<OpenDevice, String> {
     Err(not_built(DeviceChoice::Wgpu))
 }
 
+#[cfg(feature = "vulkan")]
+fn open_vulkan() -> Result<OpenDevice, String> {
+    use burn::tensor::DeviceKind;
+    probe(
+        DeviceChoice::Vulkan,
+        Device::vulkan(DeviceKind::DefaultDevice),
+        "burn-wgpu",
+    )
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn open_vulkan() -> Result<OpenDevice, String> {
+    Err(not_built(DeviceChoice::Vulkan))
+}
+
 #[cfg(feature = "cuda")]
 fn open_cuda() -> Result<OpenDevice, String> {
     probe(DeviceChoice::Cuda, Device::cuda(0), "burn-cuda")
@@ -221,12 +255,49 @@ fn open_cuda() -> Result<OpenDevice, String> {
     Err(not_built(DeviceChoice::Cuda))
 }
 
-#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+#[cfg(not(all(feature = "vulkan", feature = "cuda")))]
 fn not_built(choice: DeviceChoice) -> String {
     format!(
         "this build has no {choice} backend (rebuild with `cargo build --release --features \
          {choice}`; see docs/gpu.md)"
     )
+}
+
+/// Where GPU builds keep autotune results and compiled kernels between runs:
+/// `$RSLAD_TUI_GPU_CACHE`, else `$XDG_CACHE_HOME/rslad-tui/gpu`, else
+/// `~/.cache/rslad-tui/gpu`; None when none of these can be formed (then nothing persists).
+pub fn gpu_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("RSLAD_TUI_GPU_CACHE").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("rslad-tui").join("gpu"))
+}
+
+/// Points cubecl's on-disk store (autotune results, compiled kernels) at [`gpu_cache_dir`]
+/// before the first GPU device opens. Left to itself cubecl would put it in the `target/`
+/// folder of whatever Cargo project the working directory is in, or in its own folder of the
+/// user cache. A `cubecl.toml` the user wrote that names another place is respected; the
+/// `CUBECL_*` environment variables keep working.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn configure_gpu_runtime() {
+    use burn::cubecl::config::cache::CacheConfig;
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        if matches!(config.environment.path, CacheConfig::Target)
+            && let Some(dir) = gpu_cache_dir()
+        {
+            config.environment.path = CacheConfig::Directory(dir);
+        }
+        // False when something read the configuration first; it then stays as it was.
+        let _ = CubeClRuntimeConfig::try_set(config);
+    });
 }
 
 /// Runs a small matrix product on `device` and checks the answer, catching the panic burn
@@ -238,6 +309,7 @@ fn probe(
     device: Device,
     backend: &'static str,
 ) -> Result<OpenDevice, String> {
+    configure_gpu_runtime();
     let probed = device.clone();
     let outcome = quietly_catching_panics(move || {
         let device = probed;
@@ -257,15 +329,51 @@ fn probe(
         let name = device
             .identity()
             .map_or_else(|| "unnamed".to_string(), |id| id.name);
-        Ok(format!("GPU: {name}"))
+        Ok((format!("GPU: {name}"), kernel_summary(&device)))
     });
-    let hardware = outcome.unwrap_or_else(Err)?;
+    let (hardware, kernels) = outcome.unwrap_or_else(Err)?;
     Ok(OpenDevice {
         choice,
         device,
         backend,
         hardware,
+        kernels: Some(kernels),
     })
+}
+
+/// How the opened GPU runs kernels: the compiler cubecl chose for it (WGSL, SPIR-V, CUDA),
+/// the tensor-core (cooperative matrix) operand types it registered, and the tuning features
+/// this build has.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn kernel_summary(device: &Device) -> String {
+    let tuning = "autotune, fusion";
+    let burn::backend::DispatchDevice::Cube(cube) = device.as_dispatch() else {
+        return tuning.to_string();
+    };
+    let client = cube.client();
+    let compiler = match client.name() {
+        "wgpu<spirv>" => "SPIR-V kernels",
+        "wgpu<wgsl>" => "WGSL kernels",
+        "wgpu<msl>" => "MSL kernels",
+        name if name.starts_with("cuda") => "CUDA kernels",
+        other => other,
+    };
+    // One entry per operand types; the tile sizes do not matter to the user.
+    let kinds: std::collections::BTreeSet<String> = client
+        .properties()
+        .features
+        .matmul
+        .cmma
+        .iter()
+        .map(|mma| format!("{}×{}→{}", mma.a_type, mma.b_type, mma.cd_type))
+        .collect();
+    let kinds: Vec<String> = kinds.into_iter().collect();
+    let tensor_cores = if kinds.is_empty() {
+        "no tensor cores".to_string()
+    } else {
+        format!("tensor cores ({})", kinds.join(", "))
+    };
+    format!("{compiler}, {tensor_cores}, {tuning}")
 }
 
 /// Runs `work`, turning a panic into an error that carries its message, without the default

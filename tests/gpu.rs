@@ -1,13 +1,14 @@
 //! GPU backends (docs/gpu.md): `--device` and the CPU fallback in every build; in a build with
-//! `--features wgpu`, the wgpu backend against the CPU backend on the same weights and inputs.
+//! `--features wgpu` (WGSL kernels) or `--features vulkan` (SPIR-V kernels), the GPU backend,
+//! with burn's autotune and fusion on, against the CPU backend on the same weights and inputs.
 //!
-//! Without a GPU, the wgpu tests run on Mesa's lavapipe (a Vulkan driver that runs on the
+//! Without a GPU, the GPU tests run on Mesa's lavapipe (a Vulkan driver that runs on the
 //! CPU), which exercises burn-wgpu's real code path:
 //!
 //! ```text
 //! apt-get install mesa-vulkan-drivers libvulkan1
 //! VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json \
-//!     cargo test --release --features wgpu --test gpu
+//!     cargo test --release --features vulkan --test gpu     # and again with --features wgpu
 //! ```
 //!
 //! Where no Vulkan (or other wgpu) adapter opens, they print why and pass without comparing.
@@ -34,14 +35,15 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn device_names_parse_and_unknown_ones_are_refused() {
     assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
     assert_eq!("WGPU".parse(), Ok(DeviceChoice::Wgpu));
+    assert_eq!("Vulkan".parse(), Ok(DeviceChoice::Vulkan));
     assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda));
     let error = "tpu".parse::<DeviceChoice>().unwrap_err();
-    assert!(error.contains("cpu, wgpu or cuda"), "{error}");
+    assert!(error.contains("cpu, wgpu, vulkan or cuda"), "{error}");
 
     let (code, _, stderr) = run(&["--device", "tpu", "zoo"]);
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("possible values: cpu, wgpu, cuda"),
+        stderr.contains("possible values: cpu, wgpu, vulkan, cuda"),
         "{stderr}"
     );
 }
@@ -99,7 +101,7 @@ fn a_panic_while_opening_a_device_becomes_an_error_with_its_message() {
 /// A device this build lacks is not an error: the command runs on the CPU and says why.
 #[test]
 fn a_device_missing_from_the_build_falls_back_to_the_cpu_with_a_message() {
-    for choice in [DeviceChoice::Wgpu, DeviceChoice::Cuda] {
+    for choice in [DeviceChoice::Wgpu, DeviceChoice::Vulkan, DeviceChoice::Cuda] {
         if choice.is_built() {
             continue;
         }
@@ -131,18 +133,147 @@ mod wgpu {
     use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
     use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
-    /// The wgpu device, or None (with the reason printed) where no adapter opens.
+    /// The GPU device the comparisons run on: `--device vulkan` in a build with the `vulkan`
+    /// feature (SPIR-V kernels), else `--device wgpu` (WGSL kernels); None (with the reason
+    /// printed) where no adapter opens.
     fn gpu() -> Option<Device> {
-        match device::open(DeviceChoice::Wgpu) {
+        let choice = if DeviceChoice::Vulkan.is_built() {
+            DeviceChoice::Vulkan
+        } else {
+            DeviceChoice::Wgpu
+        };
+        match device::open(choice) {
             Ok(open) => {
-                eprintln!("comparing burn-flex with burn-wgpu on {}", open.hardware);
+                eprintln!(
+                    "comparing burn-flex with {} on {} ({})",
+                    open.backend,
+                    open.hardware,
+                    open.kernels.as_deref().unwrap_or("")
+                );
                 Some(open.device)
             }
             Err(reason) => {
-                eprintln!("skipped: no wgpu adapter opens here ({reason}); see tests/gpu.rs");
+                eprintln!("skipped: no {choice} adapter opens here ({reason}); see tests/gpu.rs");
                 None
             }
         }
+    }
+
+    /// The opened GPU says how it runs kernels: the compiler this build's feature selects on
+    /// a Vulkan adapter, and autotune and fusion on. Both `--device wgpu` and, in a `vulkan`
+    /// build, `--device vulkan` open and compute the same forward pass.
+    #[test]
+    fn the_gpu_runs_with_autotune_and_fusion_and_the_expected_compiler() {
+        let Some(_) = gpu() else { return };
+        let mut choices = vec![DeviceChoice::Wgpu];
+        if DeviceChoice::Vulkan.is_built() {
+            choices.push(DeviceChoice::Vulkan);
+        }
+        let spec = ModelSpec::native(Arch::MicroCnn, 10);
+        for choice in choices {
+            let open = device::open(choice).expect("the adapter that opened above");
+            let kernels = open.kernels.clone().unwrap_or_default();
+            eprintln!("{choice}: {} ({kernels})", open.hardware);
+            assert!(kernels.contains("autotune, fusion"), "{kernels}");
+            // On a Vulkan adapter the SPIR-V compiler is used exactly when it is built in.
+            if open.hardware.contains("llvmpipe") {
+                let compiler = if DeviceChoice::Vulkan.is_built() {
+                    "SPIR-V kernels"
+                } else {
+                    "WGSL kernels"
+                };
+                assert!(kernels.contains(compiler), "{kernels}");
+            }
+            let [expected, got] =
+                on_both(Arch::MicroCnn, 3, &open.device).map(|(model, device)| {
+                    to_vec(attack::eval_view(&model).forward(probe(spec, &device)))
+                });
+            assert_close(
+                Arch::MicroCnn,
+                &format!("{choice} logits"),
+                &expected,
+                &got,
+                1e-4,
+            );
+        }
+    }
+
+    /// `bench` on the GPU reports the first call (kernel compilation and autotuning) apart
+    /// from the steady state, and the tuning results land in the cache folder
+    /// `RSLAD_TUI_GPU_CACHE` names, so the next run does not tune again.
+    #[test]
+    fn bench_on_the_gpu_reports_the_first_call_and_keeps_tuning_results() {
+        let Some(_) = gpu() else { return };
+        let choice = if DeviceChoice::Vulkan.is_built() {
+            "vulkan"
+        } else {
+            "wgpu"
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let args = [
+            "--device",
+            choice,
+            "bench",
+            "--only",
+            "pgd-step",
+            "--model",
+            "micro-cnn",
+            "--batch",
+            "8",
+            "--seconds",
+            "0",
+        ];
+        let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+            .args(args)
+            .env("RSLAD_TUI_GPU_CACHE", cache.path())
+            .output()
+            .expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains("not usable"), "{stderr}");
+        assert!(
+            stdout.contains("| workload | model | batch | first call ms | ms / iter |"),
+            "{stdout}"
+        );
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with("| PGD step | micro-cnn | 8 |"))
+            .unwrap_or_else(|| panic!("no PGD row in:\n{stdout}"));
+        let cells: Vec<f64> = row
+            .split('|')
+            .skip(4)
+            .take(3)
+            .map(|c| c.trim().parse().unwrap_or_else(|_| panic!("{row}")))
+            .collect();
+        assert!(cells.iter().all(|&v| v > 0.0), "{row}");
+        // The first call compiled and tuned; it cannot be faster than the steady state.
+        assert!(
+            cells[0] >= cells[1],
+            "first call {} < steady {}",
+            cells[0],
+            cells[1]
+        );
+        let stored = files_under(cache.path());
+        assert!(
+            stored.iter().any(|(_, size)| *size > 0),
+            "nothing was written to the GPU cache: {stored:?}"
+        );
+    }
+
+    /// Every file under `dir` with its size.
+    fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                found.push((path, size));
+            }
+        }
+        found
     }
 
     /// `arch` with perturbed seeded weights on the CPU, and the same weights read onto `gpu`
@@ -354,7 +485,7 @@ mod wgpu {
     }
 
     #[test]
-    fn wgpu_matches_the_cpu_on_mnist_architectures() {
+    fn the_gpu_matches_the_cpu_on_mnist_architectures() {
         let Some(gpu) = gpu() else { return };
         for arch in [Arch::MicroCnn, Arch::SmallCnn, Arch::MadryCnn, Arch::Mlp] {
             compare(arch, &gpu);
@@ -366,7 +497,7 @@ mod wgpu {
     }
 
     #[test]
-    fn wgpu_matches_the_cpu_on_cifar_architectures() {
+    fn the_gpu_matches_the_cpu_on_cifar_architectures() {
         let Some(gpu) = gpu() else { return };
         for arch in [Arch::ResNet18, Arch::MobileNetV2] {
             compare(arch, &gpu);

@@ -6,6 +6,7 @@
 
 pub mod flops;
 mod memory;
+pub mod timing;
 mod torch;
 pub mod workload;
 
@@ -22,7 +23,9 @@ pub struct BenchArgs {
     /// Images per batch.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Seconds to repeat each workload for (after one warm-up run); the median run is reported.
+    /// Seconds to repeat each workload for, after its first call (and on a GPU after warm-up
+    /// calls until the time per call settles: the first call compiles kernels and autotunes
+    /// each new shape, and is reported in a column of its own); the median run is reported.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
     /// Also time the same workloads in PyTorch (bench/reference_torch.py) and print the ratio.
@@ -58,6 +61,9 @@ struct Row {
     workload: Workload,
     batch: usize,
     ours: Measurement,
+    /// On a GPU: seconds of the first call, which compiles kernels and autotunes new shapes
+    /// (None on the CPU, where the first call costs what the others do).
+    first_call: Option<f64>,
     torch: Option<Measurement>,
 }
 
@@ -93,7 +99,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     let measure = |workload: Workload, batch: usize| -> Result<Row> {
         eprintln!("timing {} {} ...", workload.name(), model_name(&workload));
-        let ours = workload.measure(batch, args.seconds)?;
+        let timing = workload.measure(batch, args.seconds)?;
+        let on_gpu = workload::Warmup::for_device() == workload::Warmup::UntilSteady;
         let torch = match &reference {
             Some(reference) => reference.measure(&workload, batch, args.seconds)?,
             None => None,
@@ -101,7 +108,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Ok(Row {
             workload,
             batch,
-            ours,
+            ours: timing.steady,
+            first_call: on_gpu.then_some(timing.first_call),
             torch,
         })
     };
@@ -166,16 +174,24 @@ fn model_name(workload: &Workload) -> String {
 }
 
 /// The main table: time, images/s, GFLOP/s, the fraction of the matmul rate, PyTorch's
-/// images/s and the ratio (> 1: we are faster).
+/// images/s and the ratio (> 1: we are faster). On a GPU, the first call (kernel compilation
+/// and autotuning included) gets a column of its own before the steady-state time.
 fn table(rows: &[Row], peak: f64) -> String {
     let with_torch = rows.iter().any(|r| r.torch.is_some());
-    let mut out = String::from(
-        "\n| workload | model | batch | ms / iter | images / s | GFLOP/s | of matmul |",
-    );
+    let with_first = rows.iter().any(|r| r.first_call.is_some());
+    let mut out = String::from("\n| workload | model | batch |");
+    if with_first {
+        out.push_str(" first call ms |");
+    }
+    out.push_str(" ms / iter | images / s | GFLOP/s | of matmul |");
     if with_torch {
         out.push_str(" PyTorch ms | PyTorch images / s | speed ratio |");
     }
-    out.push_str("\n|---|---|---:|---:|---:|---:|---:|");
+    out.push_str("\n|---|---|---:|");
+    if with_first {
+        out.push_str("---:|");
+    }
+    out.push_str("---:|---:|---:|---:|");
     if with_torch {
         out.push_str("---:|---:|---:|");
     }
@@ -190,13 +206,25 @@ fn table(rows: &[Row], peak: f64) -> String {
         let gflops = w.flops(row.batch).map(|f| f / row.ours.seconds / 1e9);
         let _ = write!(
             out,
-            "| {} | {} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} |",
             w.name(),
             model_name(w),
             match w {
                 Workload::MatMul { .. } | Workload::AutoAttack { .. } => String::from("—"),
                 _ => row.batch.to_string(),
             },
+        );
+        if with_first {
+            match row.first_call {
+                Some(first) => {
+                    let _ = write!(out, " {:.2} |", first * 1e3);
+                }
+                None => out.push_str(" — |"),
+            }
+        }
+        let _ = write!(
+            out,
+            " {:.2} | {} | {} | {} |",
             row.ours.seconds * 1e3,
             rate(&row.ours),
             gflops.map_or("—".into(), |g| format!("{g:.1}")),

@@ -15,6 +15,8 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Int};
 use std::time::Instant;
 
+pub use super::timing::{Timing, Warmup, timed_with};
+
 /// ε and step size of the attack workloads (MNIST's standard threat model).
 pub const EPSILON: f32 = 0.3;
 pub const STEP_SIZE: f32 = 0.01;
@@ -180,16 +182,24 @@ impl Workload {
         }
     }
 
-    /// Sets the workload up and times it: one warm-up iteration, then repeated for at least
-    /// `seconds` and three iterations (AutoAttack: once).
-    pub fn measure(&self, batch: usize, seconds: f64) -> Result<Measurement> {
+    /// Sets the workload up and times it: the first call on its own (on a GPU it compiles the
+    /// kernels and autotunes every new shape), then warm-up calls (one on the CPU; on a GPU
+    /// until the time per call has settled), then repeated for at least `seconds` and three
+    /// iterations (AutoAttack: once, reported as both the first call and the steady state).
+    pub fn measure(&self, batch: usize, seconds: f64) -> Result<Timing> {
         let mut work = self.prepare(batch)?;
         if matches!(self, Workload::AutoAttack { .. }) {
             let started = Instant::now();
             work();
-            return Ok(Measurement::single(started.elapsed().as_secs_f64()));
+            super::timing::sync();
+            let elapsed = started.elapsed().as_secs_f64();
+            return Ok(Timing {
+                first_call: elapsed,
+                warmup_calls: 0,
+                steady: Measurement::single(elapsed),
+            });
         }
-        Ok(timed(seconds, 3, &mut work))
+        Ok(timed_with(seconds, 3, Warmup::for_device(), &mut work))
     }
 
     fn prepare(&self, batch: usize) -> Result<Box<dyn FnMut()>> {
@@ -332,17 +342,5 @@ impl Measurement {
 /// Runs `work` once to warm up, then until both `seconds` have passed and `min_reps` runs were
 /// timed; the median resists the odd slow run on a shared machine.
 pub fn timed(seconds: f64, min_reps: usize, work: &mut dyn FnMut()) -> Measurement {
-    work();
-    let mut samples = Vec::new();
-    let started = Instant::now();
-    while samples.len() < min_reps || started.elapsed().as_secs_f64() < seconds {
-        let t = Instant::now();
-        work();
-        samples.push(t.elapsed().as_secs_f64());
-    }
-    samples.sort_by(f64::total_cmp);
-    Measurement {
-        seconds: samples[samples.len() / 2],
-        reps: samples.len(),
-    }
+    timed_with(seconds, min_reps, Warmup::Once, work).steady
 }

@@ -29,8 +29,8 @@ use std::path::PathBuf;
         the shipped robust teacher, a fresh micro-cnn student, RSLAD. Type `help` or ? there."
 )]
 pub struct Cli {
-    /// Where to compute: cpu (burn-flex, always built), wgpu or cuda (GPU builds only, see
-    /// docs/gpu.md). A GPU that cannot be opened falls back to the CPU with a message.
+    /// Where to compute: cpu (burn-flex, always built), wgpu, vulkan or cuda (GPU builds only,
+    /// see docs/gpu.md). A GPU that cannot be opened falls back to the CPU with a message.
     /// `replay --execute` defaults to the device the session was recorded on.
     #[arg(long, global = true, value_enum, ignore_case = true)]
     pub device: Option<crate::device::DeviceChoice>,
