@@ -62,16 +62,17 @@ pub struct Tolerances {
 }
 
 impl Default for Tolerances {
-    /// Chosen from lesson re-executions on gemm's AVX2 and AVX-512 kernels (docs/replay.md):
-    /// about four times the largest difference measured there, and far below what another
-    /// seed or another method changes.
+    /// Chosen from the shipped lessons re-executed on both of gemm's kernel families (AVX-512
+    /// and AVX2, the latter also on an emulated AVX2-only CPU): two to seven times the largest
+    /// difference measured there, and far below what another seed or another method changes
+    /// (docs/replay.md has the measurements).
     fn default() -> Self {
         Tolerances {
-            accuracy: 2.0,
-            loss: 0.05,
-            probability: 0.1,
-            pixel: 0.02,
-            pixels_reversed: 0.1,
+            accuracy: 4.0,
+            loss: 0.02,
+            probability: 0.05,
+            pixel: 0.01,
+            pixels_reversed: 0.03,
         }
     }
 }
