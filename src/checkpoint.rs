@@ -6,6 +6,7 @@
 //! the card against the weights and against what the caller asked for, and says exactly what
 //! differs.
 
+use crate::bounded_read::{self, Limit};
 use crate::error::CheckpointError;
 use crate::train::{EpochMetrics, TrainConfig};
 use crate::zoo::{Arch, Model, ModelSpec};
@@ -103,8 +104,8 @@ pub fn load(
     device: &Device,
 ) -> Result<(Model, CheckpointCard), CheckpointError> {
     let (weights_path, card_path) = paths(path);
-    let card_bytes = read(&card_path)?;
-    let weights_bytes = read(&weights_path)?;
+    let card_bytes = read(&card_path, bounded_read::CARD)?;
+    let weights_bytes = read(&weights_path, bounded_read::WEIGHTS)?;
     from_bytes(
         card_bytes,
         &card_path,
@@ -362,10 +363,11 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|source| CheckpointError::Io {
+/// The bytes of `path`, a regular file of at most `limit` bytes ([`bounded_read`]).
+pub(crate) fn read(path: &Path, limit: Limit) -> Result<Vec<u8>, CheckpointError> {
+    bounded_read::read(path, limit).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        source: error.into(),
     })
 }
 

@@ -302,7 +302,7 @@ pub fn import_pytorch(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
-    let bytes = checkpoint::read(path)?;
+    let bytes = checkpoint::read(path, crate::bounded_read::WEIGHTS)?;
     import_pytorch_bytes(&bytes, path, spec, device)
 }
 
@@ -358,6 +358,14 @@ pub fn import_pytorch_pickle(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
+    // The reader opens the file itself: check first that it is a regular file of sane size,
+    // not a FIFO it would wait on or a device it would read forever.
+    crate::bounded_read::check(path, crate::bounded_read::WEIGHTS).map_err(|error| {
+        CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: error.into(),
+        }
+    })?;
     let reader = pytorch_reader::PytorchReader::new(path)
         .map_err(|e| corrupt(path, format!("not a readable PyTorch checkpoint: {e}")))?;
     let mut tensors = BTreeMap::new();
@@ -600,7 +608,7 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
             args.weights.display()
         );
     }
-    let bytes = checkpoint::read(&args.weights)?;
+    let bytes = checkpoint::read(&args.weights, crate::bounded_read::WEIGHTS)?;
     let digest = checkpoint::sha256_hex(&bytes);
     let model = if is_pickle_checkpoint(&args.weights) {
         import_pytorch_pickle(&args.weights, spec, &compute_device())

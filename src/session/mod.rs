@@ -170,19 +170,22 @@ struct FormatProbe {
 
 /// Reads and checks a session file.
 pub fn load(path: &Path) -> Result<Session, SessionError> {
-    let read_error = |source| SessionError::Read {
-        path: path.to_path_buf(),
-        source,
+    // Only a regular file, capped before and while reading (src/bounded_read.rs).
+    let limit = crate::bounded_read::Limit {
+        bytes: limits::FILE_BYTES,
+        what: "a session file",
     };
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > limits::FILE_BYTES {
-        return Err(SessionError::TooBig {
+    let bytes = crate::bounded_read::read(path, limit).map_err(|error| match error {
+        crate::bounded_read::ReadError::TooBig { size, .. } => SessionError::TooBig {
             path: path.to_path_buf(),
             size,
             limit: limits::FILE_BYTES,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(read_error)?;
+        },
+        other => SessionError::Read {
+            path: path.to_path_buf(),
+            source: other.into(),
+        },
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| SessionError::Invalid {
         path: path.to_path_buf(),
         field: "(file)".into(),
@@ -359,8 +362,14 @@ fn validate_outcome(field: &str, o: &Outcome) -> Result<(), Problem> {
     )?;
     if let Some(sample) = &s.sample {
         let g = |name: &str| f(&format!("snapshot.sample.{name}"));
-        let pixels = sample.channels * sample.height * sample.width;
-        if sample.channels == 0 || sample.channels > 3 || pixels > limits::PIXELS {
+        // Checked: dimensions from a file may multiply past usize::MAX and wrap to a small
+        // number that passes the limit.
+        let pixels = sample
+            .channels
+            .checked_mul(sample.height)
+            .and_then(|p| p.checked_mul(sample.width))
+            .filter(|&p| p <= limits::PIXELS);
+        let Some(pixels) = pixels.filter(|_| (1..=3).contains(&sample.channels)) else {
             return Err((
                 g("channels"),
                 format!(
@@ -368,7 +377,7 @@ fn validate_outcome(field: &str, o: &Outcome) -> Result<(), Problem> {
                     sample.channels, sample.height, sample.width
                 ),
             ));
-        }
+        };
         for (name, values) in [
             ("natural", &sample.natural),
             ("adversarial", &sample.adversarial),
