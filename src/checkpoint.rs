@@ -182,10 +182,14 @@ pub fn save_with_hook(
         let path = path.to_path_buf();
         move |source| CheckpointError::Io { path, source }
     };
+    // (Weights already staged under this hash may be what the current card names, left by a
+    // save stopped between its commit and its rename: those stay.)
+    let staged_before = staged.exists();
     let uncommitted = |error: CheckpointError| {
-        for leftover in [&staged, &crate::atomic::temporary_path(&staged)] {
-            let _ = std::fs::remove_file(leftover);
+        if !staged_before {
+            let _ = std::fs::remove_file(&staged);
         }
+        let _ = std::fs::remove_file(crate::atomic::temporary_path(&staged));
         let _ = std::fs::remove_file(crate::atomic::temporary_path(&card_path));
         error
     };
@@ -219,7 +223,8 @@ pub fn save_with_hook(
 
 /// Removes `x.<16 hex digits>.safetensors` (and their temporary files) beside `x.safetensors`:
 /// weights staged by saves that were stopped, which no card names any more once a later save
-/// has published its own weights.
+/// has published its own weights. One with a card of its own beside it
+/// (`x.<16 hex digits>.ron`) is another checkpoint, and stays.
 fn remove_stale_staged_weights(weights_path: &Path) {
     let (Some(stem), Some(folder)) = (
         weights_path.file_stem().and_then(|s| s.to_str()),
@@ -240,19 +245,22 @@ fn remove_stale_staged_weights(weights_path: &Path) {
         let Some(name) = name.to_str() else {
             continue;
         };
-        let staged = name
+        let hash = name
             .strip_suffix(".partial")
             .unwrap_or(name)
             .strip_prefix(stem)
             .and_then(|rest| rest.strip_prefix('.'))
             .and_then(|rest| rest.strip_suffix(".safetensors"))
-            .is_some_and(|hash| {
+            .filter(|hash| {
                 hash.len() == STAGED_HASH_DIGITS
                     && hash
                         .bytes()
                         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             });
-        if staged {
+        let Some(hash) = hash else {
+            continue;
+        };
+        if !folder.join(format!("{stem}.{hash}.ron")).exists() {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -424,3 +424,63 @@ fn a_negative_or_non_finite_running_variance_is_refused_at_load() {
     edit_tensor(&path, "bn1.running_var", |v| v[0] = 0.0);
     checkpoint::load(&path, None, &compute_device()).expect("a zero variance loads");
 }
+
+/// What a stopped save leaves is removed only when nothing names it: weights a committed card
+/// names stay through a later save that fails, and a checkpoint whose own name looks like
+/// staged weights stays through a save beside it.
+#[test]
+fn tidying_up_never_removes_weights_a_card_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    let info = SaveInfo {
+        dataset: "mnist",
+        training: None,
+        metrics: &[],
+        seed: 2,
+    };
+    save(&micro(1), &path);
+    let new = micro(2);
+    // Killed between the commit and the rename: the card names the staged weights.
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        checkpoint::save_with_hook(&new, &path, &info, &mut |step| {
+            assert!(step != SaveStep::CardCommitted, "killed");
+            Ok(())
+        })
+    }));
+    assert!(killed.is_err());
+    // The same weights saved again, failing before the commit (a full disk at the card).
+    let failed = checkpoint::save_with_hook(&new, &path, &info, &mut |step| match step {
+        SaveStep::CardWritten => Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device",
+        )),
+        _ => Ok(()),
+    });
+    assert!(failed.is_err());
+    let (loaded, _) = checkpoint::load(&path, None, &compute_device())
+        .expect("the weights the card names are still there");
+    assert_eq!(
+        checkpoint::named_tensors(&loaded),
+        checkpoint::named_tensors(&new)
+    );
+
+    // Files named like staged weights of `run`, with a card of their own (copied in by hand:
+    // `save` itself takes `run.0123456789abcdef` as `run`).
+    for extension in ["ron", "safetensors"] {
+        std::fs::copy(
+            path.with_extension(extension),
+            dir.path().join(format!("run.0123456789abcdef.{extension}")),
+        )
+        .unwrap();
+    }
+    save(&micro(4), &path);
+    assert_eq!(
+        listing(dir.path()),
+        [
+            "run.0123456789abcdef.ron",
+            "run.0123456789abcdef.safetensors",
+            "run.ron",
+            "run.safetensors"
+        ]
+    );
+}
