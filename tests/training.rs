@@ -265,18 +265,26 @@ fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
         milestones: vec![1],
         gamma,
     };
+    // With one batch per epoch, `--lr 1e30` gives finite weights whose outputs overflow:
+    // caught by the epoch's evaluation, which takes the batch back.
     let runs = [
-        ("--lr 1e30", sgd(1e30, 0.9, 0.1), true),
-        ("--momentum 1e30", sgd(0.01, 1e30, 0.1), true),
-        ("--gamma NaN --milestones 1", sgd(0.01, 0.9, f64::NAN), true),
-        ("--lr 0.05", sgd(0.05, 0.9, 0.1), false),
+        ("--lr 1e30", sgd(1e30, 0.9, 0.1), 512, true),
+        ("--lr 1e30 --train-n 128", sgd(1e30, 0.9, 0.1), 128, true),
+        ("--momentum 1e30", sgd(0.01, 1e30, 0.1), 512, true),
+        (
+            "--gamma NaN --milestones 1",
+            sgd(0.01, 0.9, f64::NAN),
+            512,
+            true,
+        ),
+        ("--lr 0.05", sgd(0.05, 0.9, 0.1), 512, false),
     ];
-    for (run, optimizer, diverges) in runs {
+    for (run, optimizer, train_n, diverges) in runs {
         let config = TrainConfig {
             optimizer,
             epochs: 3,
             batch_size: 128,
-            train_n: Some(512),
+            train_n: Some(train_n),
             eval_n: 20,
             eval_attack: None,
             ..config(Method::Natural, 0)

@@ -427,10 +427,10 @@ impl Trainer {
         };
         let report = match report {
             Ok(report) => report,
-            // Outputs that are not finite (the only error on a non-empty test set) come from
-            // the last update, as every earlier one gave a finite loss on the batch after it:
-            // take that batch back and pause before it. (Without a batch this epoch, the
-            // model was like that before it; the epoch stays paused at its end.)
+            // Outputs that are not finite (the only error on a non-empty test set): the last
+            // update is the one to take back, as every earlier one gave a finite loss on the
+            // batch after it. The epoch pauses before that batch. (Without a batch this
+            // epoch, the model was like that before it; the epoch stays paused at its end.)
             Err(_) => {
                 if let Some(undo) = cursor.undo_last.take() {
                     undo.restore(self, &mut cursor);
