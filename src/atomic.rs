@@ -16,22 +16,57 @@ pub fn write_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    let temporary = temporary_path(path);
-    let result = (|| {
-        let mut file = BufWriter::new(File::create(&temporary)?);
-        write(&mut file)?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
+    let temporary = write_temporary(path, write)?;
+    replace(&temporary, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    })
 }
 
 /// Writes `bytes` to `path` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with(path, |w| w.write_all(bytes))
+}
+
+/// The first half of [`write_with`]: writes the temporary file of `path` with `write` and
+/// flushes it to disk, leaving `path` itself untouched; returns the temporary file's path. On
+/// failure the temporary file is removed.
+pub fn write_temporary(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    let temporary = temporary_path(path);
+    let result = (|| {
+        let mut file = BufWriter::new(File::create(&temporary)?);
+        write(&mut file)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(temporary),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(error)
+        }
+    }
+}
+
+/// The second half: renames `from` over `to` in one step (a reader sees the old file or the
+/// new one, never a mix) and flushes the folder, so that the rename itself survives a crash
+/// of the machine and renames made one after the other reach the disk in that order.
+pub fn replace(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_folder(to);
+    Ok(())
+}
+
+/// Flushes the folder holding `path` (its list of names) to disk. Best effort: not every
+/// platform or file system can open a folder for that.
+pub fn sync_folder(path: &Path) {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if let Ok(folder) = File::open(folder) {
+        let _ = folder.sync_all();
+    }
 }

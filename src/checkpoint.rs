@@ -5,7 +5,12 @@
 //! training configuration, metrics, seed, and the SHA-256 of the weights file. Loading checks
 //! the card against the weights and against what the caller asked for, and says exactly what
 //! differs.
+//!
+//! A save has one commit point, the card (the protocol is [`save`]'s): a save stopped at any
+//! moment leaves either the previous checkpoint or the new one, never new weights beside an old
+//! card.
 
+use crate::bounded_read::{self, Limit};
 use crate::error::CheckpointError;
 use crate::train::{EpochMetrics, TrainConfig};
 use crate::zoo::{Arch, Model, ModelSpec};
@@ -49,6 +54,22 @@ pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
+/// Hex digits of the weights' SHA-256 in the name of staged weights.
+const STAGED_HASH_DIGITS: usize = 16;
+
+/// Where a save puts weights of SHA-256 `sha256` before its card names them:
+/// `x.<first 16 hex digits>.safetensors` beside `x.safetensors`. `None` for a hash that is
+/// not 64 hex digits (a card from someone else may hold anything).
+pub fn staged_weights_path(weights_path: &Path, sha256: &str) -> Option<PathBuf> {
+    let is_hash = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    is_hash.then(|| {
+        weights_path.with_extension(format!(
+            "{}.safetensors",
+            &sha256[..STAGED_HASH_DIGITS].to_ascii_lowercase()
+        ))
+    })
+}
+
 /// What a caller knows about the model when saving it.
 pub struct SaveInfo<'a> {
     pub dataset: &'a str,
@@ -57,9 +78,70 @@ pub struct SaveInfo<'a> {
     pub seed: u64,
 }
 
-/// Writes `<stem>.safetensors` and `<stem>.ron`. Each file is written to a temporary name
-/// and renamed, so a failed save (a full disk) never leaves a half-written checkpoint.
+/// The steps of a [`save`] that change what is on disk, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveStep {
+    /// The new weights are written and flushed to a temporary file of their staging name.
+    WeightsWritten,
+    /// ... and renamed to the staging name `x.<hash>.safetensors`.
+    WeightsStaged,
+    /// The new card is written and flushed to a temporary file.
+    CardWritten,
+    /// The new card replaced the old one: the commit point. From here on a load gets the new
+    /// checkpoint.
+    CardCommitted,
+    /// The staged weights were renamed to `x.safetensors`.
+    WeightsPublished,
+    /// Weights staged by earlier saves that were stopped were removed.
+    Cleaned,
+}
+
+impl SaveStep {
+    pub const ALL: [SaveStep; 6] = [
+        SaveStep::WeightsWritten,
+        SaveStep::WeightsStaged,
+        SaveStep::CardWritten,
+        SaveStep::CardCommitted,
+        SaveStep::WeightsPublished,
+        SaveStep::Cleaned,
+    ];
+
+    /// Whether a save that got this far has committed the new checkpoint.
+    pub fn is_committed(self) -> bool {
+        matches!(
+            self,
+            SaveStep::CardCommitted | SaveStep::WeightsPublished | SaveStep::Cleaned
+        )
+    }
+}
+
+/// Writes the checkpoint `<stem>.safetensors` + `<stem>.ron` with one commit point:
+///
+/// 1. the weights go to `<stem>.<hash>.safetensors` (a temporary file, flushed, renamed);
+/// 2. the card, which records the weights' SHA-256, replaces `<stem>.ron` (a temporary file,
+///    flushed, renamed): **the commit**;
+/// 3. the staged weights are renamed to `<stem>.safetensors`, and weights staged by earlier
+///    saves that were stopped are removed.
+///
+/// A load reads the card and takes `<stem>.safetensors` if its hash is the card's, else the
+/// staged file of that hash, so a save stopped before step 2 leaves the previous checkpoint,
+/// and one stopped after it the new one. A failure before the commit (a full disk) removes
+/// what it staged and returns the error; after the commit the save has succeeded, and a
+/// failure to rename the staged weights only leaves them where loads find them. Returns the
+/// path of the committed weights (`<stem>.safetensors`, unless that rename failed).
 pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, CheckpointError> {
+    save_with_hook(model, path, info, &mut |_| Ok(()))
+}
+
+/// [`save`], calling `after` after each [`SaveStep`]: an error from it stops the save there as
+/// a failure of the next step would. For fault-injection tests (a panic in `after` leaves the
+/// files as a killed process would).
+pub fn save_with_hook(
+    model: &Model,
+    path: &Path,
+    info: &SaveInfo,
+    after: &mut dyn FnMut(SaveStep) -> std::io::Result<()>,
+) -> Result<PathBuf, CheckpointError> {
     let (weights_path, card_path) = paths(path);
     if let Some(parent) = weights_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| CheckpointError::Io {
@@ -71,12 +153,15 @@ pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, Chec
         path: weights_path.clone(),
         reason,
     })?;
+    let weights_sha256 = sha256_hex(&bytes);
+    let staged =
+        staged_weights_path(&weights_path, &weights_sha256).expect("a SHA-256 is 64 hex digits");
     let card = CheckpointCard {
         format: CARD_FORMAT,
         spec: model.spec(),
         parameters: model.parameter_count(),
         weights: file_name(&weights_path),
-        weights_sha256: sha256_hex(&bytes),
+        weights_sha256,
         dataset: info.dataset.to_string(),
         training: info.training.cloned(),
         metrics: info.metrics.to_vec(),
@@ -91,28 +176,137 @@ pub fn save(model: &Model, path: &Path, info: &SaveInfo) -> Result<PathBuf, Chec
                 reason: e.to_string(),
             }
         })?;
-    write_atomically(&weights_path, &bytes)?;
-    write_atomically(&card_path, card_text.as_bytes())?;
+
+    // Until the commit, a failure removes what this save staged; the old pair is untouched.
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    // (Weights already staged under this hash may be what the current card names, left by a
+    // save stopped between its commit and its rename: those stay.)
+    let staged_before = staged.exists();
+    let uncommitted = |error: CheckpointError| {
+        if !staged_before {
+            let _ = std::fs::remove_file(&staged);
+        }
+        let _ = std::fs::remove_file(crate::atomic::temporary_path(&staged));
+        let _ = std::fs::remove_file(crate::atomic::temporary_path(&card_path));
+        error
+    };
+    (|| {
+        let temporary = crate::atomic::write_temporary(&staged, |w| w.write_all(&bytes))
+            .map_err(io_error(&staged))?;
+        after(SaveStep::WeightsWritten).map_err(io_error(&staged))?;
+        crate::atomic::replace(&temporary, &staged).map_err(io_error(&staged))?;
+        after(SaveStep::WeightsStaged).map_err(io_error(&staged))?;
+        let temporary =
+            crate::atomic::write_temporary(&card_path, |w| w.write_all(card_text.as_bytes()))
+                .map_err(io_error(&card_path))?;
+        after(SaveStep::CardWritten).map_err(io_error(&card_path))?;
+        crate::atomic::replace(&temporary, &card_path).map_err(io_error(&card_path))
+    })()
+    .map_err(uncommitted)?;
+
+    // Committed: what follows only tidies up, and loads find the weights either way.
+    if after(SaveStep::CardCommitted).is_err() {
+        return Ok(staged);
+    }
+    if crate::atomic::replace(&staged, &weights_path).is_err()
+        || after(SaveStep::WeightsPublished).is_err()
+    {
+        return Ok(staged);
+    }
+    remove_stale_staged_weights(&weights_path);
+    let _ = after(SaveStep::Cleaned);
     Ok(weights_path)
 }
 
+/// Removes `x.<16 hex digits>.safetensors` (and their temporary files) beside `x.safetensors`:
+/// weights staged by saves that were stopped, which no card names any more once a later save
+/// has published its own weights. One with a card of its own beside it
+/// (`x.<16 hex digits>.ron`) is another checkpoint, and stays.
+fn remove_stale_staged_weights(weights_path: &Path) {
+    let (Some(stem), Some(folder)) = (
+        weights_path.file_stem().and_then(|s| s.to_str()),
+        weights_path.parent(),
+    ) else {
+        return;
+    };
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let hash = name
+            .strip_suffix(".partial")
+            .unwrap_or(name)
+            .strip_prefix(stem)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_suffix(".safetensors"))
+            .filter(|hash| {
+                hash.len() == STAGED_HASH_DIGITS
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
+        let Some(hash) = hash else {
+            continue;
+        };
+        if !folder.join(format!("{stem}.{hash}.ron")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Loads a checkpoint onto `device`. With `expected`, the card must describe that architecture.
+///
+/// The card is read first; the weights are `<stem>.safetensors` if their SHA-256 is the one
+/// the card records, else the weights a save staged under that hash before it was stopped
+/// (see [`save`]); anything else is refused. Both files are read as
+/// [`bounded_read`] allows: regular files of at most [`bounded_read::CARD`] and
+/// [`bounded_read::WEIGHTS`] bytes.
 pub fn load(
     path: &Path,
     expected: Option<Arch>,
     device: &Device,
 ) -> Result<(Model, CheckpointCard), CheckpointError> {
     let (weights_path, card_path) = paths(path);
-    let card_bytes = read(&card_path)?;
-    let weights_bytes = read(&weights_path)?;
-    from_bytes(
-        card_bytes,
-        &card_path,
-        &weights_bytes,
-        &weights_path,
-        expected,
-        device,
-    )
+    let card_bytes = read(&card_path, bounded_read::CARD)?;
+    let card = parse_card(card_bytes, &card_path, expected)?;
+    let (weights_path, weights_bytes) = committed_weights(&weights_path, &card)?;
+    let model = build_model(&card, &card_path, &weights_bytes, &weights_path, device)?;
+    Ok((model, card))
+}
+
+/// The weights file the card names by its hash, and its bytes.
+fn committed_weights(
+    weights_path: &Path,
+    card: &CheckpointCard,
+) -> Result<(PathBuf, Vec<u8>), CheckpointError> {
+    let published = read(weights_path, bounded_read::WEIGHTS);
+    if let Ok(bytes) = &published
+        && sha256_hex(bytes) == card.weights_sha256
+    {
+        return Ok((weights_path.to_path_buf(), published.expect("checked")));
+    }
+    // A save stopped between its commit and the rename leaves the weights staged.
+    if let Some(staged) = staged_weights_path(weights_path, &card.weights_sha256)
+        && staged.is_file()
+        && let Ok(bytes) = read(&staged, bounded_read::WEIGHTS)
+        && sha256_hex(&bytes) == card.weights_sha256
+    {
+        return Ok((staged, bytes));
+    }
+    // The published file it is, with the hash check's message if it was read.
+    Ok((weights_path.to_path_buf(), published?))
 }
 
 /// Loads a checkpoint held in memory (the shipped teacher, compiled into the program);
@@ -125,36 +319,27 @@ pub fn load_bytes(
     device: &Device,
 ) -> Result<(Model, CheckpointCard), CheckpointError> {
     let (weights_path, card_path) = paths(Path::new(name));
-    from_bytes(
-        card.to_vec(),
-        &card_path,
-        weights,
-        &weights_path,
-        expected,
-        device,
-    )
+    let card = parse_card(card.to_vec(), &card_path, expected)?;
+    let model = build_model(&card, &card_path, weights, &weights_path, device)?;
+    Ok((model, card))
 }
 
-fn from_bytes(
+/// The card, checked for its format and, with `expected`, its architecture.
+fn parse_card(
     card_text: Vec<u8>,
     card_path: &Path,
-    bytes: &[u8],
-    weights_path: &Path,
     expected: Option<Arch>,
-    device: &Device,
-) -> Result<(Model, CheckpointCard), CheckpointError> {
-    let card_path = card_path.to_path_buf();
-    let weights_path = weights_path.to_path_buf();
+) -> Result<CheckpointCard, CheckpointError> {
     let card_text = String::from_utf8(card_text).map_err(|_| CheckpointError::Corrupt {
-        path: card_path.clone(),
+        path: card_path.to_path_buf(),
         reason: "the card is not UTF-8 text".into(),
     })?;
     let card: CheckpointCard = ron::from_str(&card_text).map_err(|e| CheckpointError::Corrupt {
-        path: card_path.clone(),
+        path: card_path.to_path_buf(),
         reason: format!("the card is not a valid RON checkpoint card: {e}"),
     })?;
     let mismatch = |differences: String| CheckpointError::Mismatch {
-        path: card_path.clone(),
+        path: card_path.to_path_buf(),
         differences,
     };
     if card.format != CARD_FORMAT {
@@ -169,7 +354,21 @@ fn from_bytes(
             card.spec.arch, arch
         )));
     }
+    Ok(card)
+}
 
+/// The card's model with the weights `bytes`, which must be the ones the card records.
+fn build_model(
+    card: &CheckpointCard,
+    card_path: &Path,
+    bytes: &[u8],
+    weights_path: &Path,
+    device: &Device,
+) -> Result<Model, CheckpointError> {
+    let mismatch = |differences: String| CheckpointError::Mismatch {
+        path: card_path.to_path_buf(),
+        differences,
+    };
     let digest = sha256_hex(bytes);
     if digest != card.weights_sha256 {
         return Err(mismatch(format!(
@@ -180,7 +379,7 @@ fn from_bytes(
         )));
     }
     let tensors = read_safetensors(bytes).map_err(|reason| CheckpointError::Corrupt {
-        path: weights_path.clone(),
+        path: weights_path.to_path_buf(),
         reason,
     })?;
     let model = Model::build_uninitialized(card.spec, device)
@@ -193,7 +392,7 @@ fn from_bytes(
             model.parameter_count()
         )));
     }
-    Ok((model, card))
+    Ok(model)
 }
 
 /// Tensors by name: shape and values.
@@ -341,7 +540,16 @@ impl ModuleMapper for Loader {
             ));
             return param;
         }
-        self.used.push(name);
+        // A variance below 0 makes batch norm take the square root of a negative number: every
+        // output would be NaN. (Non-finite values are refused by the readers.)
+        let negative_variance = name.ends_with("running_var") && values.iter().any(|&v| v < 0.0);
+        self.used.push(name.clone());
+        if negative_variance {
+            self.problems.push(format!(
+                "tensor {name} has negative values; a variance is never below 0"
+            ));
+            return param;
+        }
         let device = param.lazy_device();
         let tensor =
             Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
@@ -362,10 +570,11 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|source| CheckpointError::Io {
+/// The bytes of `path`, a regular file of at most `limit` bytes ([`bounded_read`]).
+pub(crate) fn read(path: &Path, limit: Limit) -> Result<Vec<u8>, CheckpointError> {
+    bounded_read::read(path, limit).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        source: error.into(),
     })
 }
 

@@ -44,7 +44,7 @@ pub enum CheckpointError {
     Mismatch { path: PathBuf, differences: String },
 }
 
-/// Errors of the AutoAttack components that depend on the model, not on a bug.
+/// Errors of evaluations and attacks that depend on the model or the request, not on a bug.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AttackError {
     #[error("{attack} needs a model with at least {needed} classes; this one has {classes}")]
@@ -52,6 +52,23 @@ pub enum AttackError {
         attack: &'static str,
         needed: usize,
         classes: usize,
+    },
+    #[error(
+        "there are no images to evaluate: an accuracy of 0 images means nothing; ask for at least 1"
+    )]
+    NoImages,
+    #[error(
+        "the model's outputs are not finite: NaN or infinite logits on {count} of a batch of \
+         {batch} {points} (the first is image {first}); its weights or batch-norm statistics \
+         are out of range, and no accuracy measured on it would mean anything"
+    )]
+    NonFiniteOutputs {
+        /// Which images: "test images" or "adversarial images".
+        points: &'static str,
+        count: usize,
+        batch: usize,
+        /// Index of the first of them among all the images evaluated.
+        first: usize,
     },
     #[error("{0}")]
     Invalid(String),

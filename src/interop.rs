@@ -298,7 +298,7 @@ pub fn import_pytorch(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
-    let bytes = checkpoint::read(path)?;
+    let bytes = checkpoint::read(path, crate::bounded_read::WEIGHTS)?;
     import_pytorch_bytes(&bytes, path, spec, device)
 }
 
@@ -354,6 +354,14 @@ pub fn import_pytorch_pickle(
     spec: ModelSpec,
     device: &Device,
 ) -> Result<Model, CheckpointError> {
+    // The reader opens the file itself: check first that it is a regular file of sane size,
+    // not a FIFO it would wait on or a device it would read forever.
+    crate::bounded_read::check(path, crate::bounded_read::WEIGHTS).map_err(|error| {
+        CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: error.into(),
+        }
+    })?;
     let reader = pytorch_reader::PytorchReader::new(path)
         .map_err(|e| corrupt(path, format!("not a readable PyTorch checkpoint: {e}")))?;
     let mut tensors = BTreeMap::new();

@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod attack;
 pub mod bench;
+pub mod bounded_read;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -74,3 +74,25 @@ pub fn batch_tensors(
     );
     (x, labels(&targets, device))
 }
+
+/// Whether every float tensor of `module` (parameters and batch-norm running statistics) is
+/// finite, with one read-back for the whole module: `x − x` is 0 for every finite `x` and NaN
+/// for NaN and ±∞, so the sum of all those differences is 0 exactly when every value is finite.
+pub fn all_finite<M: burn::module::Module>(module: &M) -> bool {
+    struct Check {
+        sum: Option<Tensor<1>>,
+    }
+    impl burn::module::ModuleVisitor for Check {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let values = param.val();
+            let zero_or_nan = (values.clone() - values).sum();
+            self.sum = Some(match self.sum.take() {
+                Some(sum) => sum + zero_or_nan,
+                None => zero_or_nan,
+            });
+        }
+    }
+    let mut check = Check { sum: None };
+    module.valid().visit(&mut check);
+    check.sum.is_none_or(|sum| to_vec(sum)[0] == 0.0)
+}

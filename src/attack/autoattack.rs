@@ -311,7 +311,7 @@ pub fn run_cancellable(
     let device = natural.device();
 
     let mut flags = Vec::new();
-    let (mut robust, classes) = clean_pass(classifier, natural, labels, config, &mut flags);
+    let (mut robust, classes) = clean_pass(classifier, natural, labels, config, &mut flags)?;
     if n > 0 {
         for &c in &components {
             if classes < c.classes_needed() {
@@ -613,7 +613,7 @@ fn clean_pass(
     labels: &[i64],
     config: &AutoAttackConfig,
     flags: &mut Vec<SanityFlag>,
-) -> (Vec<bool>, usize) {
+) -> Result<(Vec<bool>, usize), AttackError> {
     let n = natural.dims()[0];
     let device = natural.device();
     let all: Vec<usize> = (0..n).collect();
@@ -628,14 +628,16 @@ fn clean_pass(
             row.iter().all(|v| (0.0..=1.0).contains(v))
                 && (row.iter().sum::<f32>() - 1.0).abs() < 1e-4
         });
-        for (p, &i) in predictions(logits).into_iter().zip(chunk) {
+        // Attacks on NaN logits "fail" without moving: the report would be clean accuracy.
+        let predicted = super::checked_predictions(logits, chunk, "test images")?;
+        for (p, &i) in predicted.into_iter().zip(chunk) {
             correct.push(p == labels[i]);
         }
     }
     if looks_like_probabilities {
         flags.push(SanityFlag::ProbabilityOutputs);
     }
-    (correct, classes)
+    Ok((correct, classes))
 }
 
 /// The reference's `check_randomized`: the first batch through the model several times; any

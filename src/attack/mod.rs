@@ -22,6 +22,8 @@ pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd,
 pub use project::{max_linf_distance, project};
 pub use square::{SquareConfig, p_selection, square};
 
+use crate::error::AttackError;
+use crate::tensor_util::{predictions, to_vec};
 use crate::zoo::Model;
 use burn::prelude::*;
 
@@ -76,4 +78,33 @@ pub fn view(model: &Model, mode: BnMode) -> Model {
         BnMode::Eval => eval_view(model),
         BnMode::Train => train_view(model),
     }
+}
+
+/// The predicted class of each row of `logits`, or an error if any row holds a NaN or an
+/// infinity: a model whose outputs overflowed "predicts" whatever `argmax` makes of NaN, and
+/// every attack on it fails without moving (its gradients are NaN too), so its accuracies
+/// would look plausible and mean nothing. `rows` are the rows' indices among all the images
+/// evaluated, for the message; `points` names them ("test images", "adversarial images").
+pub fn checked_predictions(
+    logits: Tensor<2>,
+    rows: &[usize],
+    points: &'static str,
+) -> Result<Vec<i64>, AttackError> {
+    let classes = logits.dims()[1].max(1);
+    let values = to_vec(logits.clone());
+    let bad: Vec<usize> = values
+        .chunks(classes)
+        .zip(rows)
+        .filter(|(row, _)| row.iter().any(|v| !v.is_finite()))
+        .map(|(_, &i)| i)
+        .collect();
+    if let Some(&first) = bad.first() {
+        return Err(AttackError::NonFiniteOutputs {
+            points,
+            count: bad.len(),
+            batch: rows.len(),
+            first,
+        });
+    }
+    Ok(predictions(logits))
 }

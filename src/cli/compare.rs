@@ -195,7 +195,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
 
         let started = Instant::now();
         let bars = Bars::default();
-        let report = eval::evaluate(&model, &test, &attacks, args.options.seed, &bars);
+        let report = eval::evaluate(&model, &test, &attacks, args.options.seed, &bars)?;
         let autoattack = if aa_test.is_empty() {
             None
         } else {

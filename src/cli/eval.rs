@@ -135,7 +135,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     } else {
         Box::new(Bars::default())
     };
-    let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref());
+    let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref())?;
     let autoattack = match (autoattack_config, &args.resume, &mut journal) {
         (Some(_), Some(path), Some(journal)) => Some(resume_autoattack(
             &model,

@@ -102,7 +102,7 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
             args.weights.display()
         );
     }
-    let bytes = checkpoint::read(&args.weights)?;
+    let bytes = checkpoint::read(&args.weights, crate::bounded_read::WEIGHTS)?;
     let digest = checkpoint::sha256_hex(&bytes);
     let model = if is_pickle_checkpoint(&args.weights) {
         import_pytorch_pickle(&args.weights, spec, &compute_device())

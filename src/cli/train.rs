@@ -262,17 +262,25 @@ fn settings_line(settings: &TrainSettings, config: &TrainConfig) -> String {
 }
 
 fn epoch_line(m: &EpochMetrics, epochs: usize, attack: Option<&EvalAttack>) -> String {
+    // No test images evaluated (--eval-n 0): say so rather than print NaN.
+    let percent = |x: f64| {
+        if x.is_nan() {
+            "     –".to_string()
+        } else {
+            format!("{:6.2}%", 100.0 * x)
+        }
+    };
     let robust = match (m.test_robust_accuracy, attack) {
-        (Some(acc), Some(attack)) => format!("  {} {:6.2}%", attack.name, 100.0 * acc),
+        (Some(acc), Some(attack)) => format!("  {} {}", attack.name, percent(acc)),
         _ => String::new(),
     };
     format!(
-        "epoch {:>3}/{epochs}  lr {:<8.4}  loss {:.4}  train {:6.2}%  clean {:6.2}%{robust}  ({:.1} s)",
+        "epoch {:>3}/{epochs}  lr {:<8.4}  loss {:.4}  train {}  clean {}{robust}  ({:.1} s)",
         m.epoch,
         m.learning_rate,
         m.loss,
-        100.0 * m.train_accuracy,
-        100.0 * m.test_clean_accuracy,
+        percent(m.train_accuracy),
+        percent(m.test_clean_accuracy),
         m.seconds
     )
 }

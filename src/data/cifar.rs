@@ -11,10 +11,10 @@
 //! already the CHW layout [`ImageSet`] uses, so a record's pixels are copied as they are.
 //! For CIFAR-100 the fine label (100 classes) is used; the coarse super-class is ignored.
 
-use std::fs;
 use std::path::Path;
 
 use super::{ImageSet, check_labels};
+use crate::bounded_read::{self, CIFAR};
 use crate::error::DataError;
 
 /// CIFAR images are 3 × 32 × 32.
@@ -84,10 +84,12 @@ fn read(path: &Path, layout: Layout) -> Result<ImageSet, DataError> {
     parse(&read_bytes(path)?, path, layout)
 }
 
+/// The file's bytes, if it is a regular file of at most [`CIFAR`] bytes (the largest real one,
+/// CIFAR-100's `train.bin`, is 154 MB).
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|source| DataError::Io {
+    bounded_read::read(path, CIFAR).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        source: error.into(),
     })
 }
 

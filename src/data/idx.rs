@@ -15,14 +15,19 @@
 //! A file longer than its header says is **rejected**, like a short one: extra bytes mean the
 //! header and the data disagree (a wrong or damaged file), and guessing which is right would
 //! hide that.
+//!
+//! A file from someone else costs at most an error: it is read only if it is a regular file of
+//! at most [`IDX`] bytes, a header may announce at most that much data, and a gzip file is
+//! decompressed only up to the size its header announces (plus one byte, to tell that it goes
+//! on), so a small file that expands to gigabytes fails at once.
 
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
 use super::{ImageSet, check_labels};
+use crate::bounded_read::{self, IDX};
 use crate::error::DataError;
 
 /// The four files of an IDX data set, in the order training images, training labels, test
@@ -48,9 +53,9 @@ pub struct IdxArray {
 
 /// Reads and decodes the IDX file at `path` (raw or gzip).
 pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
-    let bytes = fs::read(path).map_err(|source| DataError::Io {
+    let bytes = bounded_read::read(path, IDX).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        source: error.into(),
     })?;
     parse_idx(&bytes, path)
 }
@@ -86,20 +91,64 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Decompresses an IDX file: the header first, then exactly as much data as it announces and
+/// one byte more, which if present means the data goes on past what the header says.
 fn gunzip(bytes: &[u8], origin: &Path) -> Result<Vec<u8>, DataError> {
+    let mut decoder = MultiGzDecoder::new(bytes);
     let mut raw = Vec::new();
-    MultiGzDecoder::new(bytes)
-        .read_to_end(&mut raw)
-        .map_err(|e| format_error(origin, format!("gzip data is corrupt or truncated: {e}")))?;
+    let mut read_up_to = |raw: &mut Vec<u8>, bytes: u64| {
+        (&mut decoder)
+            .take(bytes)
+            .read_to_end(raw)
+            .map_err(|e| format_error(origin, format!("gzip data is corrupt or truncated: {e}")))
+    };
+    read_up_to(&mut raw, 4)?;
+    if let Some(&rank) = raw.get(3) {
+        read_up_to(&mut raw, 4 * u64::from(rank))?;
+    }
+    let (dims, header_len) = parse_header(&raw, origin)?;
+    let expected = data_len(&dims, origin)?;
+    raw.reserve_exact(expected);
+    read_up_to(&mut raw, expected as u64 + 1)?;
+    if raw.len() > header_len + expected {
+        return Err(format_error(
+            origin,
+            format!(
+                "the decompressed data goes on past the {expected} bytes the header ({}) \
+                 calls for",
+                describe_dims(&dims)
+            ),
+        ));
+    }
     Ok(raw)
+}
+
+/// The number of data bytes `dims` call for, at most [`IDX`]'s limit.
+fn data_len(dims: &[usize], origin: &Path) -> Result<usize, DataError> {
+    let too_large = || {
+        format_error(
+            origin,
+            format!(
+                "the header announces {} elements of data; {} may hold at most {} bytes",
+                describe_dims(dims),
+                IDX.what,
+                IDX.bytes
+            ),
+        )
+    };
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(too_large)?;
+    if expected as u64 > IDX.bytes {
+        return Err(too_large());
+    }
+    Ok(expected)
 }
 
 fn parse_raw(bytes: &[u8], origin: &Path) -> Result<IdxArray, DataError> {
     let (dims, header_len) = parse_header(bytes, origin)?;
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format_error(origin, format!("dimensions {dims:?} are too large")))?;
+    let expected = data_len(&dims, origin)?;
     let found = bytes.len() - header_len;
     if found < expected {
         return Err(format_error(

@@ -196,9 +196,10 @@ pub fn autoattack_in_blocks(
 
 /// The journal at `path`, or None if there is no file there.
 pub fn read(path: &Path) -> Result<Option<Journal>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    use crate::bounded_read::{JOURNAL, ReadError};
+    let bytes = match crate::bounded_read::read(path, JOURNAL) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(e).with_context(|| format!("cannot read the journal {}", path.display()));
         }
@@ -209,6 +210,7 @@ pub fn read(path: &Path) -> Result<Option<Journal>> {
             path.display()
         )
     };
+    let text = String::from_utf8(bytes).ok().with_context(not_a_journal)?;
     // The format first, so a journal of another layout is named as such, not as damaged.
     let header: Header = ron::from_str(&text).with_context(not_a_journal)?;
     if header.format != JOURNAL_FORMAT {

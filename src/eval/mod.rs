@@ -12,7 +12,6 @@ use crate::error::AttackError;
 use crate::progress::Progress;
 use crate::rng::{seeded, stream};
 use crate::tensor_util::batch_tensors;
-use crate::tensor_util::predictions;
 use crate::zoo::Model;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,19 +79,22 @@ pub struct RobustnessReport {
 }
 
 /// Clean accuracy and robust accuracy under each attack on all of `test`.
+///
+/// An error if `test` is empty (an accuracy of no images is not 0%) or if the model's outputs
+/// are not finite on a batch (see [`attack::checked_predictions`]).
 pub fn evaluate(
     model: &Model,
     test: &ImageSet,
     attacks: &[EvalAttack],
     seed: u64,
     progress: &dyn Progress,
-) -> RobustnessReport {
+) -> Result<RobustnessReport, AttackError> {
     let never = AtomicBool::new(false);
     evaluate_cancellable(model, test, attacks, seed, progress, &never)
-        .expect("an evaluation nobody cancels finishes")
+        .map(|report| report.expect("an evaluation nobody cancels finishes"))
 }
 
-/// [`evaluate`], checking `cancel` between batches: None if it was raised.
+/// [`evaluate`], checking `cancel` between batches: `Ok(None)` if it was raised.
 pub fn evaluate_cancellable(
     model: &Model,
     test: &ImageSet,
@@ -100,7 +102,10 @@ pub fn evaluate_cancellable(
     seed: u64,
     progress: &dyn Progress,
     cancel: &AtomicBool,
-) -> Option<RobustnessReport> {
+) -> Result<Option<RobustnessReport>, AttackError> {
+    if test.is_empty() {
+        return Err(AttackError::NoImages);
+    }
     let view = attack::eval_view(model);
     let device = crate::device::compute_device();
     let indices: Vec<usize> = (0..test.len()).collect();
@@ -109,7 +114,7 @@ pub fn evaluate_cancellable(
     let mut clean_correct = vec![false; test.len()];
     for chunk in &chunks {
         let (x, _) = batch_tensors(test, chunk, &device);
-        let preds = predictions(view.forward(x));
+        let preds = attack::checked_predictions(view.forward(x), chunk, "test images")?;
         for (&i, p) in chunk.iter().zip(preds) {
             clean_correct[i] = p == i64::from(test.labels[i]);
         }
@@ -125,7 +130,7 @@ pub fn evaluate_cancellable(
         for chunk in &chunks {
             if cancel.load(Ordering::Relaxed) {
                 progress.finish();
-                return None;
+                return Ok(None);
             }
             let (x, y) = batch_tensors(test, chunk, &device);
             let target = Target::labels(y);
@@ -133,11 +138,13 @@ pub fn evaluate_cancellable(
                 attack::pgd_cancellable(&view, &x, &target, &spec.config, &mut rng, cancel)
             else {
                 progress.finish();
-                return None;
+                return Ok(None);
             };
             let adversarial = output.adversarial;
             max_perturbation = max_perturbation.max(attack::max_linf_distance(&adversarial, &x));
-            let preds = predictions(view.forward(adversarial));
+            let preds =
+                attack::checked_predictions(view.forward(adversarial), chunk, "adversarial images")
+                    .inspect_err(|_| progress.finish())?;
             robust += chunk
                 .iter()
                 .zip(preds)
@@ -148,18 +155,18 @@ pub fn evaluate_cancellable(
         progress.finish();
         results.push(AttackResult {
             name: spec.name.clone(),
-            robust_accuracy: robust as f64 / test.len().max(1) as f64,
+            robust_accuracy: robust as f64 / test.len() as f64,
             max_perturbation,
             seconds: started.elapsed().as_secs_f64(),
         });
     }
 
     let clean = clean_correct.iter().filter(|&&c| c).count();
-    Some(RobustnessReport {
+    Ok(Some(RobustnessReport {
         images: test.len(),
-        clean_accuracy: clean as f64 / test.len().max(1) as f64,
+        clean_accuracy: clean as f64 / test.len() as f64,
         attacks: results,
-    })
+    }))
 }
 
 /// [`autoattack`], checking `cancel` before each batch of each component: `Ok(None)` if it
@@ -171,6 +178,9 @@ pub fn autoattack_cancellable(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Option<AutoAttackReport>, AttackError> {
+    if test.is_empty() {
+        return Err(AttackError::NoImages);
+    }
     let view = attack::eval_view(model);
     let device = crate::device::compute_device();
     let all: Vec<usize> = (0..test.len()).collect();
@@ -179,13 +189,17 @@ pub fn autoattack_cancellable(
     autoattack::run_cancellable(&view, &x, &labels, config, progress, cancel)
 }
 
-/// AutoAttack on all of `test` with the model in evaluation mode.
+/// AutoAttack on all of `test` with the model in evaluation mode. An error if `test` is empty,
+/// or if the model's outputs on it are not finite.
 pub fn autoattack(
     model: &Model,
     test: &ImageSet,
     config: &AutoAttackConfig,
     progress: &dyn Progress,
 ) -> Result<AutoAttackReport, AttackError> {
+    if test.is_empty() {
+        return Err(AttackError::NoImages);
+    }
     let view = attack::eval_view(model);
     let device = crate::device::compute_device();
     let all: Vec<usize> = (0..test.len()).collect();

@@ -160,19 +160,22 @@ struct FormatProbe {
 
 /// Reads and checks a session file.
 pub fn load(path: &Path) -> Result<Session, SessionError> {
-    let read_error = |source| SessionError::Read {
-        path: path.to_path_buf(),
-        source,
+    // Only a regular file, capped before and while reading (src/bounded_read.rs).
+    let limit = crate::bounded_read::Limit {
+        bytes: limits::FILE_BYTES,
+        what: "a session file",
     };
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > limits::FILE_BYTES {
-        return Err(SessionError::TooBig {
+    let bytes = crate::bounded_read::read(path, limit).map_err(|error| match error {
+        crate::bounded_read::ReadError::TooBig { size, .. } => SessionError::TooBig {
             path: path.to_path_buf(),
             size,
             limit: limits::FILE_BYTES,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(read_error)?;
+        },
+        other => SessionError::Read {
+            path: path.to_path_buf(),
+            source: other.into(),
+        },
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| SessionError::Invalid {
         path: path.to_path_buf(),
         field: "(file)".into(),

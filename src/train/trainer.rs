@@ -6,7 +6,7 @@ use crate::data::{Dataset, ImageSet, augment, batch};
 use crate::eval::{self, EvalAttack};
 use crate::progress::{BatchReport, Progress};
 use crate::rng::{seeded, stream};
-use crate::tensor_util::{batch_tensors, images, labels, predictions, to_vec};
+use crate::tensor_util::{all_finite, batch_tensors, images, labels, predictions, to_vec};
 use crate::zoo::Model;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -56,6 +56,7 @@ pub struct EpochMetrics {
     pub loss: f64,
     /// Accuracy on the points the loss was computed on (adversarial ones for SAT).
     pub train_accuracy: f64,
+    /// On the first `eval_n` test images; NaN when `eval_n` is 0 (nothing was measured).
     pub test_clean_accuracy: f64,
     pub test_robust_accuracy: Option<f64>,
     pub seconds: f64,
@@ -85,6 +86,45 @@ struct EpochCursor {
     correct: usize,
     seen: usize,
     seconds: f64,
+    /// How to take back the epoch's last batch, kept from that batch until the epoch's
+    /// evaluation: outputs that are not finite there mean its update diverged.
+    undo_last: Option<BatchUndo>,
+}
+
+/// Everything a batch changes, as it was before the batch: restoring it makes the batch not
+/// have happened (model, optimiser, random streams and running sums).
+struct BatchUndo {
+    model: Model,
+    optimizer: ModuleOptimizer,
+    rng: StdRng,
+    augment_rng: Option<StdRng>,
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl BatchUndo {
+    fn capture(trainer: &Trainer, cursor: &EpochCursor) -> BatchUndo {
+        BatchUndo {
+            model: trainer.model.clone(),
+            optimizer: trainer.optimizer.clone(),
+            rng: cursor.rng.clone(),
+            augment_rng: cursor.augment_rng.clone(),
+            loss_sum: cursor.loss_sum,
+            correct: cursor.correct,
+            seen: cursor.seen,
+        }
+    }
+
+    fn restore(self, trainer: &mut Trainer, cursor: &mut EpochCursor) {
+        trainer.model = self.model;
+        trainer.optimizer = self.optimizer;
+        cursor.rng = self.rng;
+        cursor.augment_rng = self.augment_rng;
+        cursor.loss_sum = self.loss_sum;
+        cursor.correct = self.correct;
+        cursor.seen = self.seen;
+    }
 }
 
 /// What a call to [`Trainer::step_batches`] did.
@@ -98,8 +138,11 @@ pub enum StepOutcome {
     /// completed batch and the epoch resumes from there on the next call.
     Cancelled,
     /// Batch `batch` (1-based) of the epoch gave a loss that is not finite (a learning rate
-    /// too high, say). Its update was not applied: the model and the optimiser are as they
-    /// were after the batch before, the last good state, and the epoch is paused there.
+    /// too high, say), or an update after which the weights, the batch-norm statistics or the
+    /// epoch's evaluation outputs are not finite (`loss` is then NaN). The batch was taken
+    /// back: the model (running statistics included), the optimiser and the random streams
+    /// are as they were after the batch before, the last good state, and the epoch is paused
+    /// there.
     Diverged { batch: usize, loss: f64 },
 }
 
@@ -219,7 +262,7 @@ impl Trainer {
             self.cursor = Some(cursor);
             return StepOutcome::Batches(ran);
         }
-        StepOutcome::EpochDone(self.finish_epoch(data, cursor, progress))
+        self.finish_epoch(data, cursor, progress)
     }
 
     /// How many of the training images an epoch uses: the first `train_n`, or all. Batch
@@ -251,6 +294,7 @@ impl Trainer {
             correct: 0,
             seen: 0,
             seconds: 0.0,
+            undo_last: None,
         }
     }
 
@@ -262,23 +306,31 @@ impl Trainer {
         cursor: &mut EpochCursor,
         device: &Device,
     ) -> Result<f64, f64> {
+        let undo = BatchUndo::capture(self, cursor);
         let index = cursor.next;
-        let indices = &cursor.batches[index];
+        let indices = cursor.batches[index].clone();
         let (x, y) = match cursor.augment_rng.as_mut() {
-            Some(augment_rng) => augmented_batch(train, indices, augment_rng, device),
-            None => batch_tensors(train, indices, device),
+            Some(augment_rng) => augmented_batch(train, &indices, augment_rng, device),
+            None => batch_tensors(train, &indices, device),
         };
         let scale = self
             .config
             .epsilon_scale(cursor.epoch, index, cursor.batches.len());
-        let (batch_loss, logits) = self.update(
+        let updated = self.update(
             &x,
             &y,
             cursor.epoch,
             scale,
             cursor.learning_rate,
             &mut cursor.rng,
-        )?;
+        );
+        let (batch_loss, logits) = match updated {
+            Ok(updated) => updated,
+            Err(loss) => {
+                undo.restore(self, cursor);
+                return Err(loss);
+            }
+        };
         let preds = predictions(logits);
         cursor.correct += preds
             .iter()
@@ -288,13 +340,17 @@ impl Trainer {
         cursor.seen += indices.len();
         cursor.loss_sum += batch_loss * indices.len() as f64;
         cursor.next += 1;
+        // Only the epoch's last batch is kept to be taken back (a model's worth of memory).
+        cursor.undo_last = (cursor.next == cursor.batches.len()).then_some(undo);
         Ok(batch_loss)
     }
 
     /// One optimiser step of the method on the batch `(x, y)`: the method's loss (its training
     /// attack included), the backward pass and the update. Returns the batch's loss and the
-    /// logits the trainer's accuracy counts, or, when the loss is not finite, that loss with
-    /// nothing updated. The epoch loop and the benchmarks both run training through here.
+    /// logits the trainer's accuracy counts, or, when the loss is not finite, that loss, and
+    /// when the update leaves a weight or a running statistic that is not finite, NaN: either
+    /// way with the model (running statistics included) and the optimiser as they were before.
+    /// The epoch loop and the benchmarks both run training through here.
     pub fn update(
         &mut self,
         x: &Tensor<4>,
@@ -304,6 +360,16 @@ impl Trainer {
         learning_rate: f64,
         rng: &mut StdRng,
     ) -> Result<(f64, Tensor<2>), f64> {
+        // What to go back to if this batch diverges (tensors are shared immutable handles, so
+        // this copies no values).
+        let before = (self.model.clone(), self.optimizer.clone());
+        // burn's `Clone` of a batch norm shares its running statistics (one `Arc` for every
+        // copy), and a forward pass in training mode updates them in place. The model gets
+        // statistics of its own before this batch's forward passes, so that `before`, and any
+        // copy a caller took (the model of the last finished epoch, kept to be saved), keeps
+        // the statistics it had. (`valid().train()` rebuilds every running state from its
+        // current value and keeps every parameter, its id and its gradient setting.)
+        self.model = self.model.valid().train();
         let batch = Batch {
             model: &self.model,
             teacher: self.teacher.as_ref(),
@@ -315,41 +381,81 @@ impl Trainer {
         let (loss, logits) = self.config.method.loss(&batch, rng);
         let batch_loss = f64::from(to_vec(loss.clone().detach().without_autodiff())[0]);
         if !batch_loss.is_finite() {
+            (self.model, self.optimizer) = before;
             return Err(batch_loss);
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self
             .optimizer
             .step(learning_rate, self.model.clone(), grads);
+        // A finite loss can still give an update that overflows (a huge learning rate or
+        // momentum, a NaN in the schedule), or statistics that did (activations too large for
+        // their variance).
+        if !all_finite(&self.model) {
+            (self.model, self.optimizer) = before;
+            return Err(f64::NAN);
+        }
         Ok((batch_loss, logits.detach().without_autodiff()))
     }
 
     fn finish_epoch(
         &mut self,
         data: &Dataset,
-        cursor: EpochCursor,
+        mut cursor: EpochCursor,
         progress: &dyn Progress,
-    ) -> EpochMetrics {
+    ) -> StepOutcome {
         let started = Instant::now();
         let test = data.test.take(self.config.eval_n.min(data.test.len()));
-        let report = eval::evaluate(
-            &self.model,
-            &test,
-            self.config.eval_attack.as_slice(),
-            self.config.seed,
-            progress,
-        );
+        let report = if test.is_empty() {
+            Ok(None)
+        } else {
+            eval::evaluate(
+                &self.model,
+                &test,
+                self.config.eval_attack.as_slice(),
+                self.config.seed,
+                progress,
+            )
+            .map(Some)
+        };
+        let report = match report {
+            Ok(report) => report,
+            // Outputs that are not finite (the only error on a non-empty test set): the last
+            // update is the one to take back, as every earlier one gave a finite loss on the
+            // batch after it. The epoch pauses before that batch. (Without a batch this
+            // epoch, the model was like that before it; the epoch stays paused at its end.)
+            Err(_) => {
+                if let Some(undo) = cursor.undo_last.take() {
+                    undo.restore(self, &mut cursor);
+                    cursor.next -= 1;
+                }
+                cursor.seconds += started.elapsed().as_secs_f64();
+                let batch = cursor.next + 1;
+                self.cursor = Some(cursor);
+                return StepOutcome::Diverged {
+                    batch,
+                    loss: f64::NAN,
+                };
+            }
+        };
+        let (clean, robust) = match &report {
+            Some(report) => (
+                report.clean_accuracy,
+                report.attacks.first().map(|a| a.robust_accuracy),
+            ),
+            None => (f64::NAN, None),
+        };
         let metrics = EpochMetrics {
             epoch: cursor.epoch + 1,
             learning_rate: cursor.learning_rate,
             loss: cursor.loss_sum / cursor.seen.max(1) as f64,
             train_accuracy: cursor.correct as f64 / cursor.seen.max(1) as f64,
-            test_clean_accuracy: report.clean_accuracy,
-            test_robust_accuracy: report.attacks.first().map(|a| a.robust_accuracy),
+            test_clean_accuracy: clean,
+            test_robust_accuracy: robust,
             seconds: cursor.seconds + started.elapsed().as_secs_f64(),
         };
         self.history.push(metrics.clone());
-        metrics
+        StepOutcome::EpochDone(metrics)
     }
 }
 

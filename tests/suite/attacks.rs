@@ -221,3 +221,90 @@ fn attacks_are_reproducible_from_their_seed() {
     assert_eq!(run(3), run(3));
     assert_ne!(run(3), run(4));
 }
+
+/// A small test set of random images with random labels.
+fn random_set(n: usize) -> rslad_tui::data::ImageSet {
+    let mut rng = StdRng::seed_from_u64(5);
+    rslad_tui::data::ImageSet {
+        pixels: (0..n * 784).map(|_| rng.gen_range(0..=255u8)).collect(),
+        labels: (0..n).map(|_| rng.gen_range(0..10u8)).collect(),
+        channels: 1,
+        height: 28,
+        width: 28,
+        num_classes: 10,
+    }
+}
+
+/// Every float tensor of the model (weights, biases, batch-norm parameters and statistics)
+/// set to `value`.
+struct Fill(f32);
+
+impl burn::module::ModuleMapper for Fill {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let values = param.val().ones_like().mul_scalar(self.0);
+        burn::module::Param::initialized(param.id, values)
+    }
+}
+
+/// Issue 21, item 13: `eval --n 0` printed 0.00% for every attack (and AutoAttack an empty
+/// report) and exited 0; an accuracy of no images is an error.
+#[test]
+fn evaluating_no_images_is_an_error() {
+    use rslad_tui::attack::autoattack::AutoAttackConfig;
+    use rslad_tui::error::AttackError;
+    use rslad_tui::eval::{self, EvalAttack};
+    use rslad_tui::progress::Silent;
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &compute_device()).unwrap();
+    let empty = random_set(0);
+    let attacks = [EvalAttack::fgsm(0.3), EvalAttack::pgd(0.3, 2, 0.1)];
+    assert_eq!(
+        eval::evaluate(&model, &empty, &attacks, 0, &Silent),
+        Err(AttackError::NoImages)
+    );
+    let config = AutoAttackConfig::standard(0.3);
+    assert_eq!(
+        eval::autoattack(&model, &empty, &config, &Silent),
+        Err(AttackError::NoImages)
+    );
+    let message = AttackError::NoImages.to_string();
+    assert!(message.contains("no images to evaluate"), "{message}");
+    // One image is enough.
+    let report = eval::evaluate(&model, &random_set(1), &attacks, 0, &Silent).unwrap();
+    assert_eq!(report.images, 1);
+}
+
+/// Issue 21, item 14: with weights of 3e38 every logit overflows to NaN or ∞; `eval` reported
+/// FGSM accuracy equal to clean with max |δ| 0 (the attack's gradient is NaN, so it never
+/// moves). Outputs that are not finite are an error, before any attack runs.
+#[test]
+fn outputs_that_are_not_finite_are_an_error_not_an_accuracy() {
+    use rslad_tui::attack::autoattack::AutoAttackConfig;
+    use rslad_tui::error::AttackError;
+    use rslad_tui::eval::{self, EvalAttack};
+    use rslad_tui::progress::Silent;
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &compute_device())
+        .unwrap()
+        .map(&mut Fill(3e38));
+    let test = random_set(30);
+    let attacks = [EvalAttack::fgsm(0.3)];
+    let error = eval::evaluate(&model, &test, &attacks, 0, &Silent).unwrap_err();
+    assert_eq!(
+        error,
+        AttackError::NonFiniteOutputs {
+            points: "test images",
+            count: 30,
+            batch: 30,
+            first: 0,
+        }
+    );
+    assert!(error.to_string().contains("not finite"), "{error}");
+    let error =
+        eval::autoattack(&model, &test, &AutoAttackConfig::standard(0.3), &Silent).unwrap_err();
+    assert!(
+        matches!(error, AttackError::NonFiniteOutputs { .. }),
+        "{error}"
+    );
+}

@@ -152,19 +152,20 @@ fn a_journal_of_another_evaluation_is_refused_and_left_alone() {
     assert!(JournalKey::new(WEIGHTS, &test, &config(0), 0).is_err());
 }
 
+/// No images: an error, not an empty report (an accuracy of 0 images means nothing; issue
+/// 21, item 13).
 #[test]
-fn an_empty_test_set_gives_an_empty_report() {
+fn an_empty_test_set_is_an_error() {
     let (model, test) = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let report = run(
+    let error = run(
         &model,
         &test.take(0),
         &dir.path().join("empty.ron"),
         0,
         None,
     )
-    .unwrap()
-    .unwrap();
-    assert_eq!(report.images, 0);
-    assert!(report.robust.is_empty());
+    .unwrap_err();
+    let error = format!("{error:#}");
+    assert!(error.contains("no images to evaluate"), "{error}");
 }

@@ -267,13 +267,13 @@ fn eval_resume_continues_autoattack_from_its_journal() {
         "--block must be at least 1",
     );
 
-    // No images: an empty report, as without --resume.
+    // No images: an error, not an empty report (issue 21, item 13).
     let empty = dir.path().join("empty.ron");
     let no_images = with_value(&args, "--n", "0");
-    let (code, stdout, stderr) = run(&with_value(&no_images, "--resume", empty.to_str().unwrap()));
-    assert_eq!(code, 0, "eval failed: {stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
-    assert_eq!(json["autoattack"]["images"], 0);
+    assert_clean_failure(
+        &with_value(&no_images, "--resume", empty.to_str().unwrap()),
+        "no images to evaluate",
+    );
 }
 
 #[test]

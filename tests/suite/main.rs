@@ -29,6 +29,7 @@ mod teacher;
 mod teaching_tty;
 mod tmux;
 mod training;
+mod untrusted_files;
 mod workbench_app;
 mod workbench_commands;
 mod workbench_engine;

@@ -279,7 +279,7 @@ fn a_short_rslad_run_makes_the_student_more_robust() {
     let student = micro(11);
     let test = data.test.take(200);
     let pgd = [EvalAttack::pgd(epsilon, 10, 0.025)];
-    let before = eval::evaluate(&student, &test, &pgd, 0, &Silent);
+    let before = eval::evaluate(&student, &test, &pgd, 0, &Silent).unwrap();
 
     let config = TrainConfig {
         method: Method::Rslad {
@@ -293,7 +293,7 @@ fn a_short_rslad_run_makes_the_student_more_robust() {
     trainer
         .run_epoch(&data, &Silent, &AtomicBool::new(false))
         .unwrap();
-    let after = eval::evaluate(&trainer.model, &test, &pgd, 0, &Silent);
+    let after = eval::evaluate(&trainer.model, &test, &pgd, 0, &Silent).unwrap();
     let robust = |r: &eval::RobustnessReport| r.attacks[0].robust_accuracy;
     assert!(
         robust(&after) > robust(&before) + 0.15,

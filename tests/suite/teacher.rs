@@ -17,7 +17,8 @@ fn the_shipped_teacher_is_a_robust_sat_small_cnn() {
 
     let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
     let test = data.test.take(200);
-    let report = eval::evaluate(&model, &test, &[EvalAttack::pgd(0.3, 10, 0.05)], 0, &Silent);
+    let report =
+        eval::evaluate(&model, &test, &[EvalAttack::pgd(0.3, 10, 0.05)], 0, &Silent).unwrap();
     // Measured on all 10,000 test images: 98.74% clean, 90.16% under PGD-40.
     assert!(report.clean_accuracy >= 0.95, "{report:?}");
     assert!(report.attacks[0].robust_accuracy >= 0.8, "{report:?}");

@@ -11,6 +11,7 @@ use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{images, labels};
 use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, StepOutcome, TrainConfig, Trainer};
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
 fn embedded() -> Dataset {
@@ -220,4 +221,129 @@ fn epsilon_warmup_grows_linearly_to_the_full_budget() {
     assert_eq!(config.epsilon_scale(0, 4, 10), 0.25);
     assert_eq!(config.epsilon_scale(1, 9, 10), 1.0);
     assert_eq!(config.epsilon_scale(5, 0, 10), 1.0);
+}
+
+/// Every float tensor of the model, parameters and running statistics, by name, as bits (so
+/// that NaN compares equal to itself).
+fn tensor_bits(model: &Model) -> BTreeMap<String, Vec<u32>> {
+    named_tensors(model)
+        .into_iter()
+        .map(|(name, (_, values))| (name, values.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+/// The names whose values differ, for a short message.
+fn differing(a: &BTreeMap<String, Vec<u32>>, b: &BTreeMap<String, Vec<u32>>) -> Vec<String> {
+    a.iter()
+        .filter(|(name, values)| b.get(*name) != Some(values))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn not_finite(model: &Model) -> Vec<String> {
+    named_tensors(model)
+        .into_iter()
+        .filter(|(_, (_, values))| values.iter().any(|v| !v.is_finite()))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Issue 21, item 10: `train --model micro-cnn --method natural --train-n 512 --epochs 3
+/// --lr 1e30 --out X` saved a checkpoint whose `bn2.running_var` was NaN (also with
+/// `--momentum 1e30` and `--gamma NaN --milestones 1`), because the copy of the model `train`
+/// keeps from the last finished epoch shared its batch-norm statistics with the model still
+/// training (burn's `Clone` of a batch norm shares them), and because a diverged batch had
+/// already updated them. Here, through the library as `train` uses it, batch by batch: the
+/// copy never changes, and a diverged batch leaves the model exactly as before it.
+#[test]
+fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
+    let data = embedded();
+    let sgd = |learning_rate, momentum, gamma| OptimizerConfig {
+        kind: OptimizerKind::Sgd { momentum },
+        learning_rate,
+        weight_decay: 0.0,
+        milestones: vec![1],
+        gamma,
+    };
+    // With one batch per epoch, `--lr 1e30` gives finite weights whose outputs overflow:
+    // caught by the epoch's evaluation, which takes the batch back.
+    let runs = [
+        ("--lr 1e30", sgd(1e30, 0.9, 0.1), 512, true),
+        ("--lr 1e30 --train-n 128", sgd(1e30, 0.9, 0.1), 128, true),
+        ("--momentum 1e30", sgd(0.01, 1e30, 0.1), 512, true),
+        (
+            "--gamma NaN --milestones 1",
+            sgd(0.01, 0.9, f64::NAN),
+            512,
+            true,
+        ),
+        ("--lr 0.05", sgd(0.05, 0.9, 0.1), 512, false),
+    ];
+    for (run, optimizer, train_n, diverges) in runs {
+        let config = TrainConfig {
+            optimizer,
+            epochs: 3,
+            batch_size: 128,
+            train_n: Some(train_n),
+            eval_n: 20,
+            eval_attack: None,
+            ..config(Method::Natural, 0)
+        };
+        let model =
+            Model::build(ModelSpec::native(Arch::MicroCnn, 10), 0, &autodiff_device()).unwrap();
+        let mut trainer = Trainer::new(model, config);
+        let never = AtomicBool::new(false);
+        // What `train` keeps to save: the model after the last finished epoch.
+        let mut finished = trainer.model.clone();
+        let mut finished_bits = tensor_bits(&finished);
+        let mut diverged = false;
+        while trainer.epochs_done() < 3 && !diverged {
+            let before = tensor_bits(&trainer.model);
+            match trainer.step_batches(&data, 1, &Silent, &never) {
+                StepOutcome::Batches(_) => {}
+                StepOutcome::EpochDone(_) => {
+                    finished = trainer.model.clone();
+                    finished_bits = tensor_bits(&finished);
+                }
+                StepOutcome::Diverged { batch, .. } => {
+                    let after = tensor_bits(&trainer.model);
+                    assert!(
+                        before == after,
+                        "{run}: batch {batch} diverged and changed {:?}",
+                        differing(&before, &after)
+                    );
+                    diverged = true;
+                }
+                StepOutcome::Cancelled => unreachable!("nobody cancels"),
+            }
+            let now = tensor_bits(&finished);
+            assert!(
+                now == finished_bits,
+                "{run}: training changed the copy of epoch {}: {:?}",
+                trainer.epochs_done(),
+                differing(&finished_bits, &now)
+            );
+        }
+        assert_eq!(diverged, diverges, "{run}");
+        assert!(
+            not_finite(&finished).is_empty(),
+            "{run}: {:?}",
+            not_finite(&finished)
+        );
+        assert!(not_finite(&trainer.model).is_empty(), "{run}");
+        // Saved, the copy loads again.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last-good");
+        let info = rslad_tui::checkpoint::SaveInfo {
+            dataset: "mnist",
+            training: None,
+            metrics: &[],
+            seed: 0,
+        };
+        rslad_tui::checkpoint::save(&finished, &path, &info).unwrap();
+        let (loaded, _) =
+            rslad_tui::checkpoint::load(&path, Some(Arch::MicroCnn), &compute_device())
+                .unwrap_or_else(|e| panic!("{run}: {e}"));
+        assert!(tensor_bits(&loaded) == finished_bits, "{run}");
+    }
 }

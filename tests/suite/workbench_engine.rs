@@ -107,7 +107,16 @@ fn stepping_batches_moves_the_counter_and_the_loss_trace() {
     assert_eq!(s.curves.epochs.len(), 1);
     assert_eq!(s.curves.robust_label, "PGD-2");
     assert!(s.curves.teacher_clean.unwrap() > 80.0);
-    assert!(last_log(&s).starts_with("epoch 1 done"), "{}", last_log(&s));
+    // The epoch's line, then the announcement of the teacher's reference measurement.
+    let lines: Vec<&str> = s
+        .log
+        .iter()
+        .rev()
+        .take(2)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert!(lines[1].starts_with("epoch 1 done"), "{lines:?}");
+    assert!(lines[0].starts_with("measuring the teacher"), "{lines:?}");
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl Engine {
             self.settings.seed,
             &progress,
             &self.shared.cancel,
-        );
+        )?;
         drop(progress);
         let Some(report) = report else {
             self.shared

@@ -110,15 +110,24 @@ impl Engine {
             self.robust_label()
         ));
         let progress = self.progress();
-        let Some(report) = eval::evaluate_cancellable(
+        let report = match eval::evaluate_cancellable(
             &teacher.model,
             &test,
             self.trainer.config.eval_attack.as_slice(),
             self.settings.seed,
             &progress,
             &self.shared.cancel,
-        ) else {
-            return;
+        ) {
+            Ok(Some(report)) => report,
+            Ok(None) => return,
+            Err(error) => {
+                drop(progress);
+                self.shared.log(
+                    LogLevel::Warning,
+                    format!("the teacher's reference lines are left out: {error}"),
+                );
+                return;
+            }
         };
         self.shared.update(|s| {
             s.curves.teacher_clean = Some(100.0 * report.clean_accuracy);
