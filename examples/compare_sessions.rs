@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
     let (a, b) = (commands(a)?, commands(b)?);
     let mut total = Comparison::default();
     for ((line_a, recorded), (line_b, got)) in a.iter().zip(&b) {
-        anyhow::ensure!(line_a == line_b, "the scripts differ: `{line_a}` / `{line_b}`");
+        anyhow::ensure!(
+            line_a == line_b,
+            "the scripts differ: `{line_a}` / `{line_b}`"
+        );
         total.merge(compare(recorded, got, &Tolerances::exact()));
     }
     println!("{} commands compared", a.len().min(b.len()));
