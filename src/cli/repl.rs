@@ -11,7 +11,7 @@ use crate::lab::history;
 use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session::journal_path;
-use crate::lab::snapshot::{AttackTable, LogLevel, LogLine};
+use crate::lab::snapshot::{AttackTable, LogLevel, LogLine, results};
 use anyhow::{Result, bail};
 use clap::Args;
 use rustyline::completion::{Completer, Pair};
@@ -175,6 +175,10 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
         }
         Command::Ui(UiCommand::Help(Some(name))) => {
             println!("{}", command::help_for(&name).unwrap_or_default());
+            return Ok(Flow::Continue);
+        }
+        Command::Ui(UiCommand::Results { markdown }) => {
+            print!("{}", results::text(&shared.snapshot().results, markdown));
             return Ok(Flow::Continue);
         }
         Command::Ui(UiCommand::Stop) => {

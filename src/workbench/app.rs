@@ -10,7 +10,7 @@ use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
 use crate::lab::history::{self, History};
 use crate::lab::live::Shared;
 use crate::lab::runner::{Job, Runner};
-use crate::lab::snapshot::LogLevel;
+use crate::lab::snapshot::{LogLevel, results};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::sync::Arc;
@@ -305,6 +305,11 @@ impl App {
             Ok(Command::Ui(UiCommand::Help(Some(name)))) => {
                 let text = command::help_for(&name).unwrap_or_default();
                 self.shared.log(LogLevel::Info, text);
+            }
+            Ok(Command::Ui(UiCommand::Results { markdown })) => {
+                let board = self.shared.snapshot().results;
+                self.shared
+                    .log(LogLevel::Info, results::text(&board, markdown));
             }
             Ok(Command::Ui(UiCommand::Quit)) => self.request_quit(),
             Ok(Command::Ui(UiCommand::Stop)) => self.send_stop(),

@@ -198,7 +198,9 @@ fn fixture() -> Snapshot {
                 },
             ],
             flags: vec!["APGD-CE broke 12 points PGD-20 missed: PGD may be under-converged".into()],
+            context: None,
         }),
+        results: Vec::new(),
         log: log(),
     }
 }
