@@ -133,6 +133,9 @@ impl App {
         match key.code {
             KeyCode::Tab => self.ui.focus = self.ui.focus.next(),
             KeyCode::BackTab => self.ui.focus = self.ui.focus.previous(),
+            // z zooms the focused panel to the whole screen (for a projector); z or Esc returns.
+            KeyCode::Char('z') => self.ui.zoomed = !self.ui.zoomed,
+            KeyCode::Esc if self.ui.zoomed => self.ui.zoomed = false,
             KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.open_help(),
@@ -156,6 +159,9 @@ impl App {
                 self.insert(c);
             }
             _ => {}
+        }
+        if self.ui.focus == Panel::Prompt {
+            self.ui.zoomed = false;
         }
     }
 

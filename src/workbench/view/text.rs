@@ -115,3 +115,62 @@ pub fn class_name(names: &[String], class: usize) -> String {
         .cloned()
         .unwrap_or_else(|| class.to_string())
 }
+
+/// `s` wrapped to `max` columns at word boundaries: each source line (`\n`) starts a new row,
+/// continuation rows keep the line's leading spaces, runs of spaces where a row breaks are
+/// dropped, and only a word longer than a whole row is broken inside. Nothing is left out.
+pub fn wrap(s: &str, max: usize) -> Vec<String> {
+    wrap_hanging(s, max, 0)
+}
+
+/// [`wrap`] with continuation rows indented `extra` columns more than their line.
+pub fn wrap_hanging(s: &str, max: usize, extra: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut rows = Vec::new();
+    for line in s.split('\n') {
+        let line = line.trim_end();
+        let body = line.trim_start_matches(' ');
+        let lead = line.len() - body.len();
+        // Indents never take more than half a row.
+        let indent = " ".repeat((lead + extra).min(max / 2));
+        let mut row = " ".repeat(lead.min(max / 2));
+        let mut row_width = width(&row);
+        let mut fresh = true; // nothing but indentation on the row yet
+        let mut rest = body;
+        while !rest.is_empty() {
+            let spaces = rest.len() - rest.trim_start_matches(' ').len();
+            let after = &rest[spaces..];
+            let word_end = after.find(' ').unwrap_or(after.len());
+            let word = &after[..word_end];
+            rest = &after[word_end..];
+            let gap = if fresh { 0 } else { spaces };
+            let word_width = width(word);
+            if row_width + gap + word_width <= max {
+                row.push_str(&" ".repeat(gap));
+                row.push_str(word);
+                row_width += gap + word_width;
+                fresh = false;
+                continue;
+            }
+            if !fresh {
+                rows.push(std::mem::take(&mut row));
+                row = indent.clone();
+                row_width = width(&row);
+            }
+            // A word wider than a row: broken into pieces that fill rows.
+            for c in word.chars() {
+                let w = char_width(c);
+                if row_width + w > max && row_width > width(&indent) {
+                    rows.push(std::mem::take(&mut row));
+                    row = indent.clone();
+                    row_width = width(&row);
+                }
+                row.push(c);
+                row_width += w;
+            }
+            fresh = false;
+        }
+        rows.push(row.trim_end().to_string());
+    }
+    rows
+}
