@@ -840,7 +840,7 @@ fn results_print_as_text_and_markdown() {
     let rows: Vec<&str> = markdown.lines().collect();
     assert_eq!(
         rows[0],
-        "| # | data | model | method | training | attack | ε | images | clean % | robust % |"
+        "| # | data | model | method | trained | attack | ε | images | clean % | robust % |"
     );
     assert_eq!(rows[1], "|---:|---|---|---|---|---|---:|---:|---:|---:|");
     assert_eq!(
@@ -1228,7 +1228,7 @@ fn snapshot_lecture_auto_pause_at_a_marker_80x24() {
             ratatui::crossterm::event::KeyCode::Char(' '),
         ))
     };
-    let mut play = |c: &mut Controls| {
+    let play = |c: &mut Controls| {
         space(c);
         for _ in 0..500 {
             c.playback.tick(Duration::from_millis(100));
@@ -1248,4 +1248,27 @@ fn snapshot_lecture_auto_pause_at_a_marker_80x24() {
     assert_snapshot("lecture_auto_pause_80x24", &text);
     assert_whole_words(NOTE, &text);
     assert!(text.contains("space continue"), "{text}");
+}
+
+#[test]
+fn a_title_screen_too_small_for_everything_says_what_it_left_out() {
+    let title = Lecture {
+        position: 0,
+        section: None,
+        ..lecture()
+    };
+    let text = buffer_text(
+        render_lecture(40, 12, &Snapshot::default(), &title, &lecture_ui())
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("Lesson 2: RSLAD vs ARD vs SAT"), "{text}");
+    assert!(
+        text.contains("… and"),
+        "the sections left out are counted:\n{text}"
+    );
+    assert!(
+        !text.contains("recorded by"),
+        "the least important part goes first:\n{text}"
+    );
 }

@@ -229,8 +229,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "results",
         usage: "results [--markdown]",
-        summary: "every attack table of the session side by side (model, method, training, \
-                  attack, ε, images, clean and robust accuracy), or as a Markdown table",
+        summary: "every attack table of the session side by side (model, method, training \
+                  done, attack, ε, images, clean and robust accuracy), or as a Markdown table",
         args: &[Arg::Words(&["--markdown"])],
         parse: |rest| match words(rest).as_slice() {
             [] => Ok(UiCommand::Results { markdown: false }.into()),

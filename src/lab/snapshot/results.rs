@@ -176,7 +176,7 @@ fn columns(lines: &[ResultLine]) -> Vec<Column> {
         col("data", false, &|l| l.dataset.clone()),
         col("model", false, &|l| l.model.clone()),
         col("method", false, &|l| l.method.clone()),
-        col("training", false, &|l| l.training.clone()),
+        col("trained", false, &|l| l.training.clone()),
         col("attack", false, &|l| l.attack.clone()),
         col("ε", true, &|l| l.epsilon.clone()),
         col("images", true, &|l| l.images.clone()),

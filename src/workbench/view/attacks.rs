@@ -1,5 +1,5 @@
 //! The Attacks panel: the results board, every attack table of the session side by side (one
-//! line per attack: method, training, attack, clean and robust accuracy; what every line
+//! line per attack: method, training done, attack, clean and robust accuracy; what every line
 //! shares, such as the model, ε and the number of images, goes into the title), the newest
 //! table in bold with its warnings below. A table recorded without its context (an older
 //! session) is drawn on its own as before: attack, robust accuracy, detail.
@@ -92,7 +92,8 @@ pub fn render(
         .enumerate()
         .skip(hidden)
         .map(|(i, line)| {
-            let continues = i > 0 && lines[i - 1].table == line.table;
+            // The first line shown of a table names what the table shares.
+            let continues = i > hidden && lines[i - 1].table == line.table;
             let row = Row::new(layout.cells(line, continues, &lines));
             if i >= first_newest {
                 row.style(Style::new().add_modifier(Modifier::BOLD))
@@ -163,7 +164,7 @@ impl Column {
             Column::Data => "data",
             Column::Model => "model",
             Column::Method | Column::MethodName => "method",
-            Column::Training | Column::TrainingShort => "training",
+            Column::Training | Column::TrainingShort => "trained",
             Column::Attack => "attack",
             Column::Epsilon => "ε",
             Column::Images => "images",

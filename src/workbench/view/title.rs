@@ -33,18 +33,24 @@ pub fn render(buf: &mut Buffer, area: Rect, lecture: &Lecture) {
         .map(|s| text::wrap_hanging(&format!("  {s}"), w, 2))
         .collect();
     let mut sections: Vec<String> = wrapped.iter().flatten().cloned().collect();
-    let about = text::wrap(&lecture.about, w);
+    let mut about = text::wrap(&lecture.about, w);
 
     // Rows: title, blank, intro, blank, "Sections", list, blank, about.
-    let fixed = |intro: &[String], sections: &[String]| {
+    let height = |intro: &[String], sections: &[String], about: &[String]| {
         let block = |rows: usize| if rows > 0 { rows + 1 } else { 0 };
         title.len() + 1 + block(intro.len()) + block(sections.len() + 1) + about.len()
     };
     let room = area.height as usize;
-    if fixed(&intro, &sections) > room && wrapped.len() > 1 {
+    // Too tall: where the recording comes from goes first, then sections, then the intro.
+    if height(&intro, &sections, &about) > room {
+        about.clear();
+    }
+    if height(&intro, &sections, &about) > room && wrapped.len() > 1 {
         // Whole sections while they fit, then a line counting the others.
-        let over = fixed(&intro, &sections) - room;
-        let budget = sections.len().saturating_sub(over + 1).max(1);
+        let over = height(&intro, &sections, &about) - room;
+        let more =
+            |n: usize| text::wrap_hanging(&format!("  … and {n} more (] [ jump to them)"), w, 2);
+        let budget = sections.len().saturating_sub(over + more(1).len()).max(1);
         let mut kept = Vec::new();
         let mut shown = 0;
         for section in &wrapped {
@@ -55,15 +61,12 @@ pub fn render(buf: &mut Buffer, area: Rect, lecture: &Lecture) {
             shown += 1;
         }
         if shown < wrapped.len() {
-            kept.push(format!(
-                "  … and {} more (] [ jump between them)",
-                wrapped.len() - shown
-            ));
+            kept.extend(more(wrapped.len() - shown));
         }
         sections = kept;
     }
-    if fixed(&intro, &sections) > room && intro.len() > 1 {
-        let over = fixed(&intro, &sections) - room;
+    if height(&intro, &sections, &about) > room && intro.len() > 1 {
+        let over = height(&intro, &sections, &about) - room;
         let keep = intro.len().saturating_sub(over + 1).max(1);
         intro.truncate(keep);
         intro.push("… (? shows the whole introduction)".into());
