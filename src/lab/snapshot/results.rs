@@ -90,9 +90,9 @@ pub struct ResultLine {
 }
 
 /// Every attack row of every table, oldest table first.
-pub fn lines(board: &[AttackTable]) -> Vec<ResultLine> {
+pub fn lines<'a>(board: impl IntoIterator<Item = &'a AttackTable>) -> Vec<ResultLine> {
     let mut out = Vec::new();
-    for (i, table) in board.iter().enumerate() {
+    for (i, table) in board.into_iter().enumerate() {
         let context = table.context.clone().unwrap_or(TableContext {
             number: i + 1,
             ..TableContext::default()

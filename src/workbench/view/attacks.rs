@@ -60,8 +60,7 @@ pub fn render(
         render_single(buf, area, newest, focused);
         return;
     }
-    let owned: Vec<AttackTable> = tables.iter().map(|t| (*t).clone()).collect();
-    let lines = results::lines(&owned);
+    let lines = results::lines(tables.iter().copied());
     let newest_lines = newest.rows.len();
     let layout = Layout::fit(&lines, area.width.saturating_sub(2) as usize);
     let title = layout.title(area.width.saturating_sub(2) as usize);
@@ -94,7 +93,7 @@ pub fn render(
         .map(|(i, line)| {
             // The first line shown of a table names what the table shares.
             let continues = i > hidden && lines[i - 1].table == line.table;
-            let row = Row::new(layout.cells(line, continues, &lines));
+            let row = Row::new(layout.cells(line, continues));
             if i >= first_newest {
                 row.style(Style::new().add_modifier(Modifier::BOLD))
             } else {
@@ -102,9 +101,9 @@ pub fn render(
             }
         })
         .collect();
-    let header = Row::new(layout.headers(&lines))
+    let header = Row::new(layout.headers())
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    Table::new(rows, layout.widths(&lines, table_area.width as usize))
+    Table::new(rows, layout.constraints(table_area.width as usize))
         .header(header)
         .column_spacing(layout.gap)
         .render(table_area, buf);
@@ -136,6 +135,8 @@ struct Layout {
     /// important first, each with its place in reading order.
     shared: Vec<(usize, String)>,
     columns: Vec<Column>,
+    /// Each column's width: its widest cell or header (set once the columns are chosen).
+    widths: Vec<usize>,
     gap: u16,
 }
 
@@ -256,6 +257,7 @@ impl Layout {
         let mut layout = Layout {
             shared,
             columns: all,
+            widths: Vec::new(),
             gap: 2,
         };
         // Each step makes the table narrower; stop at the first that fits.
@@ -277,6 +279,11 @@ impl Layout {
             }
             step(&mut layout);
         }
+        layout.widths = layout
+            .columns
+            .iter()
+            .map(|c| Self::column_width(*c, lines))
+            .collect();
         layout
     }
 
@@ -327,29 +334,33 @@ impl Layout {
         cells + self.gap as usize * self.columns.len().saturating_sub(1)
     }
 
-    fn headers(&self, lines: &[ResultLine]) -> Vec<String> {
+    fn headers(&self) -> Vec<String> {
         self.columns
             .iter()
-            .map(|c| align(*c, c.header(), Self::column_width(*c, lines)))
+            .zip(&self.widths)
+            .map(|(c, &w)| align(*c, c.header(), w))
             .collect()
     }
 
-    fn cells(&self, line: &ResultLine, continues: bool, lines: &[ResultLine]) -> Vec<String> {
+    fn cells(&self, line: &ResultLine, continues: bool) -> Vec<String> {
         self.columns
             .iter()
-            .map(|c| align(*c, &c.cell(line, continues), Self::column_width(*c, lines)))
+            .zip(&self.widths)
+            .map(|(c, &w)| align(*c, &c.cell(line, continues), w))
             .collect()
     }
 
     /// Each column as wide as its widest cell; when that is still too wide for `width`, the
     /// method column takes what is left (the table cuts its cells).
-    fn widths(&self, lines: &[ResultLine], width: usize) -> Vec<Constraint> {
-        let fits = self.width(lines) <= width;
+    fn constraints(&self, width: usize) -> Vec<Constraint> {
+        let total: usize = self.widths.iter().sum::<usize>()
+            + self.gap as usize * self.widths.len().saturating_sub(1);
         self.columns
             .iter()
-            .map(|c| match c {
-                Column::Method | Column::MethodName if !fits => Constraint::Fill(1),
-                c => Constraint::Length(Self::column_width(*c, lines) as u16),
+            .zip(&self.widths)
+            .map(|(c, &w)| match c {
+                Column::Method | Column::MethodName if total > width => Constraint::Fill(1),
+                _ => Constraint::Length(w as u16),
             })
             .collect()
     }
