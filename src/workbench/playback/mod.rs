@@ -42,6 +42,15 @@ pub fn run(playback: Playback) -> Result<()> {
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     // The wheel scrolls the log and the note; without mouse reporting the keys still do.
     let mouse = execute!(std::io::stdout(), EnableMouseCapture).is_ok();
+    if mouse {
+        // A panic must not leave the shell receiving mouse reports (ratatui's own hook,
+        // called next, restores the rest of the terminal).
+        let restore = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = execute!(std::io::stdout(), DisableMouseCapture);
+            restore(info);
+        }));
+    }
     let result = event_loop(&mut terminal, &mut controls);
     if mouse {
         let _ = execute!(std::io::stdout(), DisableMouseCapture);
