@@ -19,66 +19,94 @@ mod tests {
     }
 }
 
-/// `line` wrapped at spaces to rows of at most `width` characters, never cutting a word that
-/// fits a row. Continuation rows are indented to where the line's second column starts (after
-/// its first run of two or more spaces, as in help tables), or else to its own indentation
-/// plus two, so a wrapped entry still reads as one.
-pub fn wrap(line: &str, width: usize) -> Vec<String> {
-    let width = width.max(8);
-    if line.chars().count() <= width {
-        return vec![line.to_string()];
-    }
-    let indent = line.len() - line.trim_start().len();
-    let column = line[indent..]
-        .find("  ")
-        .map(|i| {
-            let after = indent + i;
-            after + (line.len() - after - line[after..].trim_start().len())
-        })
-        .filter(|&c| line[..c].chars().count() <= width / 2);
-    let hang = column
-        .map_or(indent + 2, |c| line[..c].chars().count())
-        .min(width / 2);
-    let (mut row, rest) = match column {
-        Some(c) => (line[..c].to_string(), &line[c..]),
-        None => (line[..indent].to_string(), &line[indent..]),
-    };
+/// Display width of a string in terminal columns.
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// `s` wrapped to `max` columns at word boundaries: each source line (`\n`) starts a new row,
+/// continuation rows keep the line's leading spaces, runs of spaces where a row breaks are
+/// dropped, and only a word longer than a whole row is broken inside. Nothing is left out.
+pub fn wrap(s: &str, max: usize) -> Vec<String> {
+    wrap_hanging(s, max, 0)
+}
+
+/// [`wrap`] with continuation rows indented `extra` columns more than their line.
+pub fn wrap_hanging(s: &str, max: usize, extra: usize) -> Vec<String> {
+    let max = max.max(1);
     let mut rows = Vec::new();
-    let mut row_has_word = false;
-    for word in rest.split(' ').filter(|w| !w.is_empty()) {
-        let len = word.chars().count();
-        let used = row.chars().count();
-        let gap = usize::from(row_has_word);
-        if row_has_word && used + gap + len > width {
-            rows.push(std::mem::replace(&mut row, " ".repeat(hang)));
-            row_has_word = false;
-        }
-        if row_has_word {
-            row.push(' ');
-        }
-        // A word longer than a row is cut into pieces that fit.
-        let mut chars: Vec<char> = word.chars().collect();
-        while row.chars().count() + chars.len() > width {
-            let room = width - row.chars().count();
-            if room == 0 {
-                rows.push(std::mem::replace(&mut row, " ".repeat(hang)));
+    for line in s.split('\n') {
+        let line = line.trim_end();
+        let body = line.trim_start_matches(' ');
+        let lead = line.len() - body.len();
+        // Indents never take more than half a row.
+        let indent = " ".repeat((lead + extra).min(max / 2));
+        let mut row = " ".repeat(lead.min(max / 2));
+        let mut row_width = width(&row);
+        let mut fresh = true; // nothing but indentation on the row yet
+        let mut rest = body;
+        while !rest.is_empty() {
+            let spaces = rest.len() - rest.trim_start_matches(' ').len();
+            let after = &rest[spaces..];
+            let word_end = after.find(' ').unwrap_or(after.len());
+            let word = &after[..word_end];
+            rest = &after[word_end..];
+            let gap = if fresh { 0 } else { spaces };
+            let word_width = width(word);
+            if row_width + gap + word_width <= max {
+                row.push_str(&" ".repeat(gap));
+                row.push_str(word);
+                row_width += gap + word_width;
+                fresh = false;
                 continue;
             }
-            row.extend(chars.drain(..room));
-            rows.push(std::mem::replace(&mut row, " ".repeat(hang)));
+            if !fresh {
+                rows.push(std::mem::take(&mut row));
+                row = indent.clone();
+                row_width = width(&row);
+            }
+            // A word wider than a row: broken into pieces that fill rows.
+            for c in word.chars() {
+                let w = char_width(c);
+                if row_width + w > max && row_width > width(&indent) {
+                    rows.push(std::mem::take(&mut row));
+                    row = indent.clone();
+                    row_width = width(&row);
+                }
+                row.push(c);
+                row_width += w;
+            }
+            fresh = false;
         }
-        row.extend(chars);
-        row_has_word = true;
-    }
-    if row_has_word || rows.is_empty() {
-        rows.push(row);
+        rows.push(row.trim_end().to_string());
     }
     rows
 }
 
+/// One row of a two-column table ("  usage   summary") wrapped so that continuation rows
+/// start under the second column (when it starts in the row's first half), so a wrapped
+/// entry still reads as one; other lines wrap as [`wrap`].
+pub fn wrap_table_row(line: &str, max: usize) -> Vec<String> {
+    let lead = line.len() - line.trim_start_matches(' ').len();
+    let column = line[lead..].find("  ").map(|gap| {
+        let after = lead + gap;
+        after + (line[after..].len() - line[after..].trim_start_matches(' ').len())
+    });
+    match column {
+        Some(column) if width(&line[..column]) <= max / 2 => {
+            wrap_hanging(line, max, width(&line[..column]) - lead)
+        }
+        _ => wrap(line, max),
+    }
+}
+
 #[cfg(test)]
 mod wrap_tests {
-    use super::wrap;
+    use super::{wrap, wrap_table_row};
 
     #[test]
     fn short_lines_stay_whole() {
@@ -86,8 +114,8 @@ mod wrap_tests {
     }
 
     #[test]
-    fn help_rows_wrap_under_their_second_column_at_word_boundaries() {
-        let rows = wrap(
+    fn table_rows_wrap_under_their_second_column_at_word_boundaries() {
+        let rows = wrap_table_row(
             "  eps VALUE    attack radius ε in L∞ for training and attacks (e.g. 0.3)",
             40,
         );
@@ -99,15 +127,10 @@ mod wrap_tests {
                 "               (e.g. 0.3)"
             ]
         );
-        assert!(rows.iter().all(|r| r.chars().count() <= 40));
     }
 
     #[test]
-    fn plain_text_hangs_by_two_and_long_words_are_cut() {
-        let rows = wrap("The last session did not end cleanly (3 commands)", 20);
-        assert!(rows.iter().all(|r| r.chars().count() <= 20), "{rows:?}");
-        assert_eq!(rows[0], "The last session did");
-        assert!(rows[1].starts_with("  not"));
+    fn long_words_are_cut_and_nothing_is_lost() {
         let long = wrap(&"x".repeat(30), 12);
         assert!(long.iter().all(|r| r.chars().count() <= 12), "{long:?}");
         assert_eq!(long.concat().matches('x').count(), 30);

@@ -11,7 +11,7 @@ use crate::lab::history;
 use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session::journal_path;
-use crate::lab::snapshot::{LogLevel, LogLine};
+use crate::lab::snapshot::{LogLevel, LogLine, results};
 use anyhow::{Result, bail};
 use clap::Args;
 use rustyline::completion::{Completer, Pair};
@@ -194,6 +194,10 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
             println!("{}", command::help_for(&name).unwrap_or_default());
             return Ok(Flow::Continue);
         }
+        Command::Ui(UiCommand::Results { markdown }) => {
+            print!("{}", results::text(&shared.snapshot().results, markdown));
+            return Ok(Flow::Continue);
+        }
         Command::Ui(UiCommand::Stop) => {
             println!("nothing is running (Ctrl-C stops a command while it runs)");
             return Ok(Flow::Continue);
@@ -326,7 +330,7 @@ fn terminal_width() -> usize {
 fn print_wrapped(text: &str) {
     let width = terminal_width();
     for line in text.lines() {
-        for row in crate::text::wrap(line, width) {
+        for row in crate::text::wrap_table_row(line, width) {
             println!("{row}");
         }
     }

@@ -1,10 +1,12 @@
-//! `rslad-tui replay FILE [--execute]`: play a recorded session back in the workbench, or
-//! re-run it from its seed and check every result against the recording.
+//! `rslad-tui replay FILE [--marker N|TITLE] [--execute]`: play a recorded session back in
+//! lecture mode (from its title screen, or from a marker), or re-run it from its seed and
+//! check every result against the recording.
 
 use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session;
 use crate::lab::snapshot::compare::Tolerances;
+use crate::workbench::playback;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -29,16 +31,25 @@ pub struct ReplayArgs {
     /// Re-run only the first N commands (a quick check of a long session).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Open the playback at a marker instead of the title screen: its number (1 for the
+    /// first) or the start of its title, e.g. `--marker 3` or `--marker "AutoAttack"`.
+    #[arg(long, value_name = "N|TITLE", conflicts_with = "execute")]
+    pub marker: Option<String>,
 }
 
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let session = session::load(&args.file)?;
     if !args.execute {
         use std::io::IsTerminal;
+        let name = args.file.file_stem().map_or_else(
+            || args.file.display().to_string(),
+            |s| s.to_string_lossy().into(),
+        );
+        let playback = playback::open(session, &name, args.marker.as_deref())?;
         if !std::io::stdout().is_terminal() {
             bail!("playback needs a terminal; use --execute to re-run the session headless");
         }
-        return crate::workbench::playback::run(session);
+        return playback::run(playback);
     }
     if !crate::device::is_selected() {
         super::announce_device(crate::device::select(session.device));

@@ -239,6 +239,13 @@ impl Runner {
                 self.mark(title, note);
                 Ok(())
             }
+            Work::Session(SessionCommand::Title { title, intro }) => {
+                self.shared
+                    .log(LogLevel::Info, format!("session title: {title}"));
+                self.session.title = title;
+                self.session.intro = intro;
+                Ok(())
+            }
             Work::Session(SessionCommand::SaveSession(name)) => self.save_session(&name),
             Work::Session(SessionCommand::LoadSession(name)) => self.load_session(&name),
             Work::Session(SessionCommand::Recover) => self.recover(),
@@ -315,6 +322,8 @@ impl Runner {
         let result = self.engine.execute(command);
         let mut snapshot = self.shared.snapshot();
         snapshot.log.clear();
+        // The board is rebuilt from each command's newest table, never recorded.
+        snapshot.results.clear();
         let sample_unchanged = snapshot.sample.is_some() && snapshot.sample == self.last_sample;
         if sample_unchanged {
             snapshot.sample = None;
@@ -439,6 +448,8 @@ impl Runner {
         self.engine.set_scope(scope);
         self.session = Session::new(recorded.seed);
         self.session.settings = self.engine.settings_summary();
+        self.session.title = recorded.title.clone();
+        self.session.intro = recorded.intro.clone();
         self.started = Instant::now();
         self.last_sample = None;
         let mut report = ReplayReport::default();

@@ -45,6 +45,12 @@ pub struct Session {
     /// from the same.
     #[serde(default)]
     pub settings: String,
+    /// The title and introduction playback shows first (`title "TITLE" INTRO`); empty in
+    /// sessions recorded without.
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub intro: String,
     pub entries: Vec<Entry>,
 }
 
@@ -97,6 +103,8 @@ impl Session {
             device: crate::device::selection().open.choice,
             seed,
             settings: String::new(),
+            title: String::new(),
+            intro: String::new(),
             entries: Vec::new(),
         }
     }
@@ -247,6 +255,8 @@ pub fn validate(session: &Session) -> Result<(), Problem> {
     too_long("created_by", &session.created_by, limits::TEXT_CHARS)?;
     too_long("backend", &session.backend, limits::TEXT_CHARS)?;
     too_long("settings", &session.settings, limits::TEXT_CHARS)?;
+    too_long("title", &session.title, limits::TITLE_CHARS)?;
+    too_long("intro", &session.intro, limits::NOTE_CHARS)?;
     too_many("entries", session.entries.len(), limits::ENTRIES)?;
     for (i, entry) in session.entries.iter().enumerate() {
         let at = |field: &str| format!("entries[{i}].{field}");

@@ -10,7 +10,7 @@ use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
 use crate::lab::history::{self, History};
 use crate::lab::live::Shared;
 use crate::lab::runner::{Job, Runner};
-use crate::lab::snapshot::LogLevel;
+use crate::lab::snapshot::{LogLevel, results};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{
     self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 const KEYS: &str = "Keys: Tab moves between panels when the prompt is empty (a click does too); \
     ← → select samples in the soft-label and perturbation panels; ↑ ↓ recall history at the \
     prompt and scroll the log (the wheel too); Ctrl-R searches the history; ? help; q quits from \
-    a panel, Ctrl-D from an empty prompt; Ctrl-C stops the running work at the next batch; \
+    a panel, Ctrl-D from an empty prompt; z (from a panel) zooms it to the whole screen; Ctrl-C \
+    stops the running work at the next batch; \
     Ctrl-A/E/U/W edit the line.";
 
 /// The shortest time between two redraws (about 10 a second).
@@ -240,6 +241,9 @@ impl App {
         match key.code {
             KeyCode::Tab => self.ui.focus = self.ui.focus.next(),
             KeyCode::BackTab => self.ui.focus = self.ui.focus.previous(),
+            // z zooms the focused panel to the whole screen (for a projector); z or Esc returns.
+            KeyCode::Char('z') => self.ui.zoomed = !self.ui.zoomed,
+            KeyCode::Esc if self.ui.zoomed => self.ui.zoomed = false,
             KeyCode::Esc | KeyCode::Enter => self.ui.focus = Panel::Prompt,
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.open_help(),
@@ -263,6 +267,9 @@ impl App {
                 self.insert(c);
             }
             _ => {}
+        }
+        if self.ui.focus == Panel::Prompt {
+            self.ui.zoomed = false;
         }
     }
 
@@ -412,6 +419,11 @@ impl App {
             Ok(Command::Ui(UiCommand::Help(Some(name)))) => {
                 let text = command::help_for(&name).unwrap_or_default();
                 self.shared.log(LogLevel::Info, text);
+            }
+            Ok(Command::Ui(UiCommand::Results { markdown })) => {
+                let board = self.shared.snapshot().results;
+                self.shared
+                    .log(LogLevel::Info, results::text(&board, markdown));
             }
             Ok(Command::Ui(UiCommand::Quit)) => self.request_quit(),
             Ok(Command::Ui(UiCommand::Stop)) => self.send_stop(),

@@ -8,11 +8,15 @@ use rslad_tui::lab::command;
 use rslad_tui::lab::live::Shared;
 use rslad_tui::lab::runner::Runner;
 use rslad_tui::lab::session::{self, Entry, Session, SessionError};
-use rslad_tui::lab::snapshot::LogLevel;
 use rslad_tui::lab::snapshot::compare::{Kind, Tolerances, compare};
-use rslad_tui::workbench::playback::Playback;
+use rslad_tui::lab::snapshot::{
+    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, SampleView, Snapshot, Status,
+    TableContext, results,
+};
+use rslad_tui::workbench::playback::{Controls, Playback};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn runner() -> Runner {
     Runner::new(Arc::new(Shared::default()), 0).expect("the default session opens")
@@ -473,6 +477,7 @@ fn playback_steps_and_jumps_between_markers() {
     assert_eq!(playback.len(), 6);
     let start = playback.snapshot();
     assert!(start.sample.is_none() && start.log.is_empty());
+    assert!(playback.lecture().title_screen());
     playback.forward();
     let one = playback.snapshot();
     assert_eq!(one.status.batch, 1);
@@ -485,7 +490,13 @@ fn playback_steps_and_jumps_between_markers() {
             .snapshot()
             .log
             .iter()
-            .any(|l| l.text == "■ Section one: a note for students")
+            .any(|l| l.text == "■ Section one")
+    );
+    let lecture = playback.lecture();
+    assert_eq!(lecture.section, Some(0));
+    assert_eq!(
+        lecture.note, "a note for students",
+        "the whole note, for the Notes panel"
     );
     playback.forward();
     assert_eq!(playback.snapshot().attack.unwrap().rows[0].name, "FGSM");
@@ -497,14 +508,526 @@ fn playback_steps_and_jumps_between_markers() {
         playback.forward();
     }
     assert_eq!(playback.position, 6);
+    let end = playback.snapshot();
     assert!(
-        playback
-            .snapshot()
-            .status
-            .busy
-            .unwrap()
-            .contains("playback 6/6")
+        end.status.busy.is_none() && !end.status.unsaved,
+        "nothing runs and nothing is unsaved in a playback"
     );
+    assert!(playback.lecture().position_label().contains("playback 6/6"));
     playback.faster();
     assert!(playback.delay() <= std::time::Duration::from_secs(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Lecture mode on a hand-made session (no engine): auto-pause, reveals, the board
+
+fn status_at(epoch: usize, batch: usize) -> Status {
+    Status {
+        dataset: "mnist (embedded)".into(),
+        teacher: "small-cnn SAT (shipped)".into(),
+        student: "micro-cnn".into(),
+        method: "rslad α=0.833".into(),
+        epoch,
+        batch,
+        batches: 10,
+        epsilon: 0.3,
+        elapsed_seconds: (epoch * 10 + batch) as f64,
+        ..Status::default()
+    }
+}
+
+/// A sample whose student gives class 7 probability `p7` and the rest evenly.
+fn sample_with(p7: f32) -> SampleView {
+    let probs: Vec<f32> = (0..10)
+        .map(|c| if c == 7 { p7 } else { (1.0 - p7) / 9.0 })
+        .collect();
+    SampleView {
+        index: 0,
+        of: 10000,
+        channels: 1,
+        height: 2,
+        width: 2,
+        natural: vec![0.0, 1.0, 0.5, 0.2],
+        adversarial: vec![0.3, 0.7, 0.8, 0.0],
+        epsilon: 0.3,
+        attack: "PGD-10".into(),
+        true_class: 7,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        teacher_natural: None,
+        teacher_adversarial: None,
+        student_natural: probs.clone(),
+        student_adversarial: probs,
+    }
+}
+
+fn command(line: &str, at: f64, snapshot: Snapshot) -> Entry {
+    Entry::Command {
+        line: line.into(),
+        at,
+        outcome: Box::new(session::Outcome {
+            snapshot,
+            ..session::Outcome::default()
+        }),
+    }
+}
+
+fn mark(title: &str, note: &str, at: f64) -> Entry {
+    Entry::Mark {
+        title: title.into(),
+        note: note.into(),
+        at,
+    }
+}
+
+/// A table as sessions recorded it before tables carried their context.
+fn legacy_table(clean: f64, robust: f64) -> AttackTable {
+    AttackTable {
+        title: "micro-cnn, 200 test images, ε = 0.3".into(),
+        clean,
+        rows: vec![AttackRow {
+            name: "PGD-40".into(),
+            robust,
+            detail: "max |δ| 0.300 · 2.0 s".into(),
+        }],
+        flags: Vec::new(),
+        context: None,
+    }
+}
+
+/// Two sections: four batches, the rest of the epoch, an attack; then an ε change.
+fn hand_made() -> Session {
+    let mut session = Session::new(0);
+    session.title = "Hand-made lesson".into();
+    session.intro = "Two sections.".into();
+    let four = Snapshot {
+        status: status_at(0, 4),
+        curves: Curves {
+            batch_losses: vec![2.0, 1.8, 1.6, 1.4],
+            ..Curves::default()
+        },
+        sample: Some(sample_with(0.1)),
+        ..Snapshot::default()
+    };
+    let epoch = Snapshot {
+        status: status_at(1, 0),
+        curves: Curves {
+            epochs: vec![EpochPoint {
+                epoch: 1,
+                loss: 0.9,
+                clean: 80.0,
+                robust: Some(20.0),
+            }],
+            batch_losses: (0..10).map(|b| 2.0 - 0.2 * b as f64).collect(),
+            robust_label: "PGD-10".into(),
+            teacher_clean: Some(98.0),
+            teacher_robust: Some(88.0),
+        },
+        sample: Some(sample_with(0.9)),
+        ..Snapshot::default()
+    };
+    let attacked = Snapshot {
+        attack: Some(legacy_table(80.0, 21.5)),
+        ..epoch.clone()
+    };
+    let mut eps = attacked.clone();
+    eps.status.epsilon = 0.1;
+    session.entries = vec![
+        mark("1. Training", "First note.", 0.0),
+        command("step batch 4", 4.0, four),
+        command("step 1", 10.0, epoch),
+        command("attack pgd n=200", 11.0, attacked),
+        mark("2. A smaller ε", "Second note.", 11.5),
+        command("eps 0.1", 11.6, eps),
+    ];
+    session
+}
+
+/// Ticks until the playback stops playing; returns every frame seen.
+fn play_until_paused(playback: &mut Playback) -> Vec<Snapshot> {
+    let mut frames = Vec::new();
+    for _ in 0..1000 {
+        if !playback.playing {
+            return frames;
+        }
+        if playback.tick(Duration::from_millis(100)) {
+            frames.push(playback.snapshot());
+        }
+    }
+    panic!("the playback never paused");
+}
+
+#[test]
+fn playing_stops_at_each_marker_and_reveals_training_batch_by_batch() {
+    let session = hand_made();
+    let recorded: Vec<Snapshot> = outcomes(&session)
+        .iter()
+        .map(|o| o.snapshot.clone())
+        .collect();
+    let mut playback = Playback::new(session);
+    playback.toggle();
+    play_until_paused(&mut playback);
+    assert_eq!(playback.position, 1, "paused just after the first marker");
+    assert!(playback.at_marker);
+    assert_eq!(playback.lecture().note, "First note.");
+
+    playback.toggle();
+    let frames = play_until_paused(&mut playback);
+    assert_eq!(playback.position, 5, "paused at the second marker");
+    assert!(playback.at_marker);
+    assert_eq!(playback.lecture().note, "Second note.");
+
+    // The reveal of `step batch 4`, then of `step 1`: the batch counter and the losses only
+    // grow, the losses are the recorded ones, the epoch's point comes with its end.
+    let batches: Vec<usize> = frames
+        .iter()
+        .map(|f| f.status.epoch * 10 + f.status.batch)
+        .collect();
+    assert!(
+        batches.windows(2).all(|w| w[0] <= w[1]),
+        "training only moves forward: {batches:?}"
+    );
+    let middle: Vec<&Snapshot> = frames
+        .iter()
+        .filter(|f| (1..4).contains(&f.status.batch) && f.status.epoch == 0)
+        .collect();
+    assert!(!middle.is_empty(), "frames between the recorded snapshots");
+    for frame in &middle {
+        let losses = &frame.curves.batch_losses;
+        assert_eq!(losses.len(), frame.status.batch);
+        assert_eq!(losses[..], [2.0, 1.8, 1.6, 1.4][..losses.len()]);
+        assert!(frame.curves.epochs.is_empty());
+    }
+    let in_epoch: Vec<&Snapshot> = frames
+        .iter()
+        .filter(|f| f.status.epoch == 0 && f.status.batch > 4)
+        .collect();
+    assert!(
+        !in_epoch.is_empty(),
+        "the rest of the epoch is revealed too"
+    );
+    for frame in &in_epoch {
+        assert!(
+            frame.curves.epochs.is_empty(),
+            "no point before the epoch ends"
+        );
+        assert!(frame.curves.teacher_clean.is_none());
+        // The soft-label bars move from the old probabilities towards the new ones.
+        let p = frame.sample.as_ref().unwrap().student_natural[7];
+        assert!((0.1..=0.9).contains(&p), "{p}");
+        let total: f32 = frame.sample.as_ref().unwrap().student_natural.iter().sum();
+        assert!((total - 1.0).abs() < 1e-4);
+    }
+    let moving: Vec<f32> = in_epoch
+        .iter()
+        .map(|f| f.sample.as_ref().unwrap().student_natural[7])
+        .collect();
+    assert!(moving.windows(2).all(|w| w[0] <= w[1]) && moving.first() < moving.last());
+    // Each entry's last frame is its recording.
+    let after_epoch = frames
+        .iter()
+        .find(|f| f.status.epoch == 1)
+        .expect("the epoch ends");
+    assert_eq!(after_epoch.curves, recorded[1].curves);
+    assert_eq!(after_epoch.status, recorded[1].status);
+    assert_eq!(after_epoch.sample, recorded[1].sample);
+
+    playback.toggle();
+    play_until_paused(&mut playback);
+    assert_eq!(playback.position, 6, "played to the end");
+    assert!(!playback.at_marker && !playback.playing);
+    playback.toggle();
+    assert!(!playback.playing, "nothing left to play at the end");
+}
+
+#[test]
+fn the_board_of_a_playback_holds_every_table_of_the_recording() {
+    let mut session = hand_made();
+    // A second attack on the same student, after the ε change.
+    let Entry::Command { outcome, .. } = &session.entries[5] else {
+        panic!()
+    };
+    let mut second = outcome.snapshot.clone();
+    second.attack = Some(legacy_table(80.0, 55.0));
+    second.attack.as_mut().unwrap().title = "micro-cnn, 100 test images, ε = 0.1".into();
+    session
+        .entries
+        .push(command("attack pgd n=100", 12.0, second));
+    let mut playback = Playback::new(session);
+    playback.end();
+    let board = playback.snapshot().results;
+    assert_eq!(board.len(), 2, "one line per table, not per command");
+    let contexts: Vec<TableContext> = board.iter().map(|t| t.context.clone().unwrap()).collect();
+    assert_eq!(
+        contexts[0],
+        TableContext {
+            number: 1,
+            dataset: "mnist".into(),
+            model: "micro-cnn".into(),
+            method: "rslad α=0.833".into(),
+            epochs: 1,
+            batches: 0,
+            epsilon: 0.3,
+            images: 200,
+        },
+        "taken from the status beside a table recorded without its context"
+    );
+    assert_eq!((contexts[1].number, contexts[1].images), (2, 100));
+    assert_eq!(contexts[1].epsilon, 0.1);
+    let plain = results::plain(&board);
+    assert!(
+        plain.contains("21.50") && plain.contains("55.00"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn markers_are_found_by_number_or_by_the_start_of_their_title() {
+    let playback = Playback::new(hand_made()).named("hand-made");
+    assert_eq!(playback.find_marker("1"), Ok(0));
+    assert_eq!(playback.find_marker("2"), Ok(1));
+    assert_eq!(
+        playback.find_marker("a smaller"),
+        Ok(1),
+        "without its numbering"
+    );
+    assert_eq!(playback.find_marker("2. A SMALLER"), Ok(1), "case ignored");
+    let error = playback.find_marker("3").unwrap_err();
+    assert!(
+        error.contains("1: 1. Training") && error.contains("2: 2. A smaller ε"),
+        "{error}"
+    );
+    let opened =
+        rslad_tui::workbench::playback::open(hand_made(), "hand-made", Some("a small")).unwrap();
+    assert_eq!(opened.position, 5, "just after the second marker");
+    assert!(opened.at_marker && !opened.playing);
+    assert!(rslad_tui::workbench::playback::open(hand_made(), "x", Some("nothing")).is_err());
+    let empty = Playback::new(Session::new(0)).named("empty");
+    assert!(empty.find_marker("1").unwrap_err().contains("no markers"));
+}
+
+#[test]
+fn lecture_keys_play_scroll_zoom_and_show_the_note() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    use rslad_tui::workbench::view::{Overlay, Panel};
+    let press = |c: &mut Controls, code: KeyCode| c.key(KeyEvent::from(code));
+    let mut controls = Controls::new(Playback::new(hand_made()));
+    press(&mut controls, KeyCode::Char(']'));
+    assert_eq!(controls.playback.position, 1);
+    press(&mut controls, KeyCode::Char('?'));
+    let Some(Overlay::Help { text, .. }) = &controls.ui.overlay else {
+        panic!("? opens the help");
+    };
+    assert!(
+        text.contains("space") && text.contains("■ 1. Training") && text.contains("First note.")
+    );
+    press(&mut controls, KeyCode::Char('x'));
+    assert!(controls.ui.overlay.is_none(), "any other key closes it");
+    press(&mut controls, KeyCode::End);
+    press(&mut controls, KeyCode::Up);
+    press(&mut controls, KeyCode::PageUp);
+    assert_eq!(controls.ui.log_scroll, 11, "↑ and PgUp scroll the log");
+    press(&mut controls, KeyCode::Right);
+    assert_eq!(controls.ui.log_scroll, 0, "a move shows the newest lines");
+    assert_eq!(controls.ui.focus, Panel::Log);
+    press(&mut controls, KeyCode::Tab);
+    assert_eq!(controls.ui.focus, Panel::Notes);
+    press(&mut controls, KeyCode::Char('z'));
+    assert_eq!(controls.ui.zoomed_panel(), Some(Panel::Notes));
+    press(&mut controls, KeyCode::Esc);
+    assert!(
+        !controls.ui.zoomed && !controls.quit,
+        "Esc leaves the zoom first"
+    );
+    press(&mut controls, KeyCode::Home);
+    press(&mut controls, KeyCode::Char(' '));
+    assert!(controls.playback.playing);
+    press(&mut controls, KeyCode::Char(' '));
+    assert!(!controls.playback.playing);
+    press(&mut controls, KeyCode::Char('q'));
+    assert!(controls.quit);
+}
+
+// ---------------------------------------------------------------------------------------
+// The results board and the title on a real engine
+
+#[test]
+fn every_table_goes_on_the_board_with_what_it_measured_and_replays() {
+    let shared = Arc::new(Shared::default());
+    let mut r = Runner::new(Arc::clone(&shared), 0).unwrap();
+    for line in [
+        "title \"A short lesson\" Two tables on one board.",
+        "step batch 1",
+        "attack fgsm n=20",
+        "method sat eps-warmup=0",
+        "attack pgd n=10 steps=2",
+    ] {
+        r.run_line(line).unwrap();
+    }
+    let board = shared.snapshot().results;
+    assert_eq!(board.len(), 2);
+    let first = board[0].context.clone().unwrap();
+    assert_eq!(
+        (first.number, first.model.as_str(), first.method.as_str()),
+        (1, "micro-cnn", "rslad α=0.833")
+    );
+    assert_eq!((first.epochs, first.batches, first.images), (0, 1, 20));
+    let second = board[1].context.clone().unwrap();
+    assert_eq!(
+        (second.number, second.method.as_str(), second.images),
+        (2, "sat", 10)
+    );
+    assert_eq!(shared.snapshot().attack.as_ref(), board.last());
+
+    let recorded = r.session().clone();
+    assert_eq!(recorded.title, "A short lesson");
+    assert_eq!(recorded.intro, "Two tables on one board.");
+    assert_eq!(
+        recorded.entries.len(),
+        4,
+        "the title is the session's, not an entry"
+    );
+    assert!(
+        outcomes(&recorded)
+            .iter()
+            .all(|o| o.snapshot.results.is_empty()),
+        "the board is not written into every recorded snapshot"
+    );
+    // Playback builds the same board from the recorded tables.
+    let mut playback = Playback::new(recorded.clone());
+    playback.end();
+    assert_eq!(playback.snapshot().results, board);
+    assert_eq!(playback.lecture().title, "A short lesson");
+
+    // A file keeps the title; a recording whose tables lack their context (an older
+    // session) still loads and re-executes without a divergence.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ron");
+    let mut old = recorded.clone();
+    for entry in &mut old.entries {
+        if let Entry::Command { outcome, .. } = entry
+            && let Some(table) = &mut outcome.snapshot.attack
+        {
+            table.context = None;
+        }
+    }
+    session::save(&old, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("context: Some"),
+        "saved as an older session would be"
+    );
+    let loaded = session::load(&path).unwrap();
+    assert_eq!(loaded.title, "A short lesson");
+    let report = runner().replay(&loaded).unwrap();
+    assert_eq!(report.divergence, None);
+    // A context that differs is a divergence.
+    let mut changed = recorded.clone();
+    let Entry::Command { outcome, .. } = &mut changed.entries[1] else {
+        panic!("entry 1 is the first attack")
+    };
+    outcome
+        .snapshot
+        .attack
+        .as_mut()
+        .unwrap()
+        .context
+        .as_mut()
+        .unwrap()
+        .method = "kd".into();
+    let report = runner().replay(&changed).unwrap();
+    let (_, line, what) = report.divergence.expect("a divergence");
+    assert_eq!(line, "attack fgsm n=20");
+    assert!(what.contains("attack.context.method"), "{what}");
+}
+
+#[test]
+fn a_title_longer_than_its_limit_is_refused_by_name() {
+    assert!(command::parse("title").is_err());
+    assert!(command::parse(&format!("title \"{}\"", "t".repeat(201))).is_err());
+    let mut session = Session::new(0);
+    session.title = "t".repeat(201);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.ron");
+    session::save(&session, &path).unwrap();
+    let error = session::load(&path).unwrap_err();
+    assert!(
+        matches!(&error, SessionError::Invalid { field, .. } if field == "title"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_shipped_lessons_play_back_with_their_tables_on_the_board() {
+    let lesson = |name: &str| {
+        session::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("sessions")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let mut playback = Playback::new(lesson("lesson-2-rslad-ard-sat.ron"));
+    playback.end();
+    let board = playback.snapshot().results;
+    let methods: Vec<String> = board
+        .iter()
+        .map(|t| {
+            let method = &t.context.as_ref().unwrap().method;
+            method.split_whitespace().next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        ["rslad", "ard", "sat"],
+        "lesson 2's three runs side by side"
+    );
+    for table in &board {
+        let context = table.context.as_ref().unwrap();
+        assert_eq!((context.images, context.model.as_str()), (200, "micro-cnn"));
+    }
+    for name in ["lesson-1-soft-labels.ron", "lesson-3-autoattack.ron"] {
+        let mut playback = Playback::new(lesson(name));
+        playback.end();
+        assert!(!playback.snapshot().results.is_empty(), "{name}");
+        assert!(!playback.lecture().sections.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn the_repl_prints_the_board_as_markdown() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .arg("repl")
+        .current_dir(dir.path())
+        .env("RSLAD_TUI_HISTORY", dir.path().join("history"))
+        .env("RSLAD_TUI_JOURNAL", dir.path().join("journal.ron"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let script = "results\nattack fgsm n=10\nattack fgsm n=5\nresults --markdown\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("no results yet"), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 3, "header and two tables:\n{stdout}");
+    assert!(
+        rows[1]
+            .starts_with("| 1 | mnist | micro-cnn | rslad α=0.833 | 0 batches | FGSM | 0.3 | 10 |"),
+        "{stdout}"
+    );
+    assert!(
+        rows[2].starts_with("| 2 |") && rows[2].contains("| 5 |"),
+        "{stdout}"
+    );
 }

@@ -44,14 +44,19 @@ fn the_workbench_runs_in_a_real_terminal() {
     tmux.line("attack pgd n=64");
     let screen = tmux.wait_for("64 test images, ε = 0.3: clean", 120);
     assert!(
-        screen.contains("Attacks · micro-cnn, 64 test images"),
-        "the attack table's title:\n{screen}"
+        screen.contains("Attacks · PGD-40 · micro-cnn"),
+        "the results board's title:\n{screen}"
     );
-    // The table's row: name, robust %, and the largest perturbation used, within ε.
-    let row = screen
+    // Zoomed (Tab to the Attacks panel, z), the board has room for each attack's detail: the
+    // largest perturbation used, within ε.
+    tmux.keys(&["Tab", "Tab", "Tab", "Tab", "z"]);
+    let zoomed = tmux.wait_for("z/Esc back", 10);
+    assert!(zoomed.contains("64 images"), "{zoomed}");
+    let row = zoomed
         .lines()
-        .find(|l| l.contains("PGD-40") && l.contains("max |δ|"))
-        .unwrap_or_else(|| panic!("no PGD-40 row:\n{screen}"));
+        .find(|l| l.contains("5 batches") && l.contains("max |δ|"))
+        .unwrap_or_else(|| panic!("no board line with its detail:\n{zoomed}"));
+    tmux.keys(&["z", "Escape"]);
     let after = row.split("max |δ| ").nth(1).unwrap();
     let max_delta: f32 = after[..5].parse().unwrap();
     assert!(max_delta <= 0.3 + 1e-3, "{row}");
@@ -179,11 +184,14 @@ fn a_recorded_lesson_plays_back_in_the_workbench() {
     );
     let tmux = Tmux::start("rslad-tui-playback-test", (120, 36), &script);
     tmux.wait_for(&format!("playback 0/{entries}"), 30);
+    // The title screen lists the sections.
+    tmux.wait_for("5. Robust soft labels", 10);
     tmux.keys(&["]"]);
     // The status line is drawn first: wait for the panels below it to finish too (a capture
     // can land in the middle of a frame).
     tmux.wait_for(&format!("playback 1/{entries}"), 10);
     tmux.wait_for("■ 1. Two models, one image", 10);
+    tmux.wait_for("section 1 of 5", 10);
     tmux.keys(&["End"]);
     tmux.wait_for(&format!("playback {entries}/{entries}"), 10);
     tmux.wait_for("■ 5. Robust soft labels", 10);

@@ -11,9 +11,11 @@ use ratatui::layout::Rect;
 use ratatui::style::Color;
 use rslad_tui::lab::snapshot::{
     AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
+    TableContext, results,
 };
 use rslad_tui::workbench::view::{
-    self, MIN_HEIGHT, MIN_WIDTH, Overlay, Panel, UiState, areas, diverging, heatmap_area,
+    self, Lecture, MIN_HEIGHT, MIN_WIDTH, Overlay, Panel, UiState, areas, diverging, heatmap_area,
+    text,
 };
 use std::path::PathBuf;
 
@@ -198,7 +200,9 @@ fn fixture() -> Snapshot {
                 },
             ],
             flags: vec!["APGD-CE broke 12 points PGD-20 missed: PGD may be under-converged".into()],
+            context: None,
         }),
+        results: Vec::new(),
         log: log(),
     }
 }
@@ -308,7 +312,7 @@ fn snapshot_120x36_completions_scrolled_log() {
             .to_vec(),
         log_scroll: 5,
         overlay: None,
-        search: None,
+        ..UiState::default()
     };
     snapshot_test("workbench_120x36_completions", 120, 36, &fixture(), &ui);
 }
@@ -749,7 +753,553 @@ fn long_log_lines_and_the_help_wrap_at_80_columns() {
     };
     let text = buffer_text(render(80, 24, &snapshot, &ui).backend().buffer());
     // The first commands' summaries, to their last words.
-    for words in ["epoch under way", "resumes the epoch", "(Ctrl-C too)"] {
+    for words in ["under", "resumes the epoch", "(Ctrl-C too)"] {
         assert!(text.contains(words), "`{words}` is cut off:\n{text}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The results board
+
+fn board_table(number: usize, method: &str, clean: f64, robust: f64) -> AttackTable {
+    AttackTable {
+        title: "micro-cnn, 200 test images, ε = 0.3".into(),
+        clean,
+        rows: vec![AttackRow {
+            name: "PGD-40".into(),
+            robust,
+            detail: format!("max |δ| 0.300 · {}.1 s", 2 + number),
+        }],
+        flags: Vec::new(),
+        context: Some(TableContext {
+            number,
+            dataset: "mnist".into(),
+            model: "micro-cnn".into(),
+            method: method.into(),
+            epochs: 0,
+            batches: 40,
+            epsilon: 0.3,
+            images: 200,
+        }),
+    }
+}
+
+/// Lesson 2's shape: three methods, the same student, budget and attack.
+fn three_runs() -> Vec<AttackTable> {
+    vec![
+        board_table(1, "rslad α=0.833", 62.5, 12.0),
+        board_table(2, "ard α=1.00", 71.0, 8.5),
+        board_table(3, "sat", 73.0, 15.5),
+    ]
+}
+
+fn board_fixture() -> Snapshot {
+    let mut snapshot = fixture();
+    snapshot.results = three_runs();
+    snapshot.attack = snapshot.results.last().cloned();
+    snapshot.status.busy = None;
+    snapshot
+}
+
+#[test]
+fn snapshot_results_board_three_runs_80x24() {
+    snapshot_test(
+        "workbench_board_80x24",
+        80,
+        24,
+        &board_fixture(),
+        &UiState::default(),
+    );
+    let text = buffer_text(
+        render(80, 24, &board_fixture(), &UiState::default())
+            .backend()
+            .buffer(),
+    );
+    for needle in ["rslad", "ard", "sat", "12.0", "8.5", "15.5", "micro-cnn"] {
+        assert!(
+            text.contains(needle),
+            "{needle:?} missing from the board:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn snapshot_results_board_160x48_shows_every_column_that_varies() {
+    let mut snapshot = board_fixture();
+    // A fourth table: another model and ε, under two attacks.
+    let mut other = board_table(4, "rslad α=0.833", 88.0, 35.8);
+    other.rows.push(AttackRow {
+        name: "AutoAttack".into(),
+        robust: 31.0,
+        detail: "max |δ| 0.100".into(),
+    });
+    let context = other.context.as_mut().unwrap();
+    context.model = "small-cnn".into();
+    context.epsilon = 0.1;
+    context.epochs = 2;
+    context.batches = 5;
+    snapshot.results.push(other.clone());
+    snapshot.attack = Some(other);
+    snapshot_test(
+        "workbench_board_160x48",
+        160,
+        48,
+        &snapshot,
+        &UiState::default(),
+    );
+}
+
+#[test]
+fn results_print_as_text_and_markdown() {
+    let board = three_runs();
+    let plain = results::plain(&board);
+    assert!(
+        plain.starts_with("results: 3 table(s), mnist, micro-cnn, ε = 0.3, 200 test images\n"),
+        "{plain}"
+    );
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 5, "heading, header and three lines:\n{plain}");
+    assert!(lines[1].starts_with("#  method"), "{plain}");
+    assert!(
+        lines[2].contains("rslad α=0.833  40 batches  PGD-40")
+            && lines[2].ends_with("62.50     12.00"),
+        "{plain}"
+    );
+    assert!(lines[4].starts_with("3  sat"), "{plain}");
+
+    let markdown = results::markdown(&board);
+    let rows: Vec<&str> = markdown.lines().collect();
+    assert_eq!(
+        rows[0],
+        "| # | data | model | method | trained | attack | ε | images | clean % | robust % |"
+    );
+    assert_eq!(rows[1], "|---:|---|---|---|---|---|---:|---:|---:|---:|");
+    assert_eq!(
+        rows[3],
+        "| 2 | mnist | micro-cnn | ard α=1.00 | 40 batches | PGD-40 | 0.3 | 200 | 71.00 | 8.50 |"
+    );
+    assert_eq!(rows.len(), 5);
+    assert!(results::plain(&[]).starts_with("no results yet"));
+}
+
+#[test]
+fn training_budgets_and_epsilons_read_as_typed() {
+    assert_eq!(results::training(0, 40, false), "40 batches");
+    assert_eq!(results::training(1, 0, false), "1 epoch");
+    assert_eq!(results::training(2, 1, false), "2 epochs + 1 batch");
+    assert_eq!(results::training(2, 5, true), "2 ep + 5 b");
+    assert_eq!(results::epsilon(0.3), "0.3");
+    assert_eq!(results::epsilon(8.0 / 255.0), "8/255");
+    assert_eq!(results::epsilon(0.1), "0.1");
+}
+
+// ---------------------------------------------------------------------------------------
+// Lecture mode
+
+fn render_lecture(
+    width: u16,
+    height: u16,
+    snapshot: &Snapshot,
+    lecture: &Lecture,
+    ui: &UiState,
+) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal
+        .draw(|frame| view::draw_lecture(frame, snapshot, lecture, ui))
+        .expect("draw");
+    terminal
+}
+
+const NOTE: &str = "Reset the student and train it with ARD: the same budget, the same seed. ARD \
+                    distils the teacher's soft labels at temperature 30 on natural images while \
+                    the student sees adversarial ones; compare its clean and robust accuracy \
+                    with RSLAD's on the board.";
+
+fn lecture() -> Lecture {
+    Lecture {
+        title: "Lesson 2: RSLAD vs ARD vs SAT".into(),
+        intro: "Three ways to make a small student robust, trained for the same 40 batches from \
+                the same seed and attacked the same way. Watch the curves, then compare the \
+                three runs on the results board."
+            .into(),
+        sections: vec![
+            "1. One student, three methods".into(),
+            "2. ARD".into(),
+            "3. SAT".into(),
+            "4. Reading the three tables".into(),
+        ],
+        section: Some(1),
+        note: NOTE.into(),
+        position: 6,
+        len: 17,
+        playing: false,
+        speed: 1.0,
+        at_marker: true,
+        started: true,
+        about: "13 commands in 4 sections · recorded by rslad-tui 0.1.0 on burn-flex (CPU, \
+                x86-64 avx512, 2 threads) · seed 0"
+            .into(),
+    }
+}
+
+fn lecture_ui() -> UiState {
+    UiState {
+        focus: Panel::Log,
+        ..UiState::default()
+    }
+}
+
+#[test]
+fn snapshot_lecture_title_screen_80x24() {
+    let title = Lecture {
+        position: 0,
+        section: None,
+        note: String::new(),
+        at_marker: false,
+        started: false,
+        ..lecture()
+    };
+    let terminal = render_lecture(80, 24, &Snapshot::default(), &title, &lecture_ui());
+    let text = buffer_text(terminal.backend().buffer());
+    assert_snapshot("lecture_title_80x24", &text);
+    for absent in [
+        "no epochs yet",
+        "ε 0.000",
+        "type `step`",
+        "●unsaved",
+        "⟳",
+        "›",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "{absent:?} on the title screen:\n{text}"
+        );
+    }
+    for present in [
+        "Lesson 2: RSLAD vs ARD vs SAT",
+        "4. Reading the three tables",
+        "space start",
+    ] {
+        assert!(text.contains(present), "{present:?} missing:\n{text}");
+    }
+}
+
+/// Every word of `note` appears whole in `text`, in order.
+fn assert_whole_words(note: &str, text: &str) {
+    let rendered: Vec<&str> = text
+        .lines()
+        .flat_map(|l| l.split(['│', ' ']))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut at = 0;
+    for word in note.split_whitespace() {
+        let found = rendered[at..].iter().position(|w| *w == word);
+        let Some(found) = found else {
+            panic!("{word:?} is not whole on screen:\n{text}");
+        };
+        at += found + 1;
+    }
+}
+
+#[test]
+fn snapshot_lecture_notes_panel_80x24() {
+    let terminal = render_lecture(80, 24, &board_fixture(), &lecture(), &lecture_ui());
+    let text = buffer_text(terminal.backend().buffer());
+    assert_snapshot("lecture_notes_80x24", &text);
+    assert_whole_words(NOTE, &text);
+    for absent in ["●unsaved", "⟳", "type `step`", "Tab focus/complete"] {
+        assert!(
+            !text.contains(absent),
+            "{absent:?} in lecture mode:\n{text}"
+        );
+    }
+    assert!(text.contains("⏸ playback 6/17"), "{text}");
+    assert!(text.contains("space continue"), "{text}");
+}
+
+#[test]
+fn a_long_note_scrolls_and_says_so() {
+    let long = Lecture {
+        note: format!("{NOTE} {NOTE} {NOTE}"),
+        ..lecture()
+    };
+    let text = buffer_text(
+        render_lecture(80, 24, &board_fixture(), &long, &lecture_ui())
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("more · ? shows it all"), "{text}");
+    // At the bottom of the note, its last words are on screen.
+    let ui = UiState {
+        focus: Panel::Notes,
+        notes_scroll: 1000,
+        ..lecture_ui()
+    };
+    let text = buffer_text(
+        render_lecture(80, 24, &board_fixture(), &long, &ui)
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("above"), "{text}");
+    assert!(text.contains("RSLAD's on the board."), "{text}");
+}
+
+#[test]
+fn snapshot_lecture_zoomed_panel_80x24() {
+    let ui = UiState {
+        focus: Panel::Attacks,
+        zoomed: true,
+        ..lecture_ui()
+    };
+    let terminal = render_lecture(80, 24, &board_fixture(), &lecture(), &ui);
+    let text = buffer_text(terminal.backend().buffer());
+    assert_snapshot("lecture_zoomed_attacks_80x24", &text);
+    assert!(text.contains("z/Esc back"), "{text}");
+    assert!(
+        !text.contains("Soft labels"),
+        "only the zoomed panel:\n{text}"
+    );
+}
+
+#[test]
+fn snapshot_workbench_zoomed_perturbation_80x24() {
+    let ui = UiState {
+        focus: Panel::Perturbation,
+        zoomed: true,
+        ..UiState::default()
+    };
+    let snapshot = fixture();
+    snapshot_test(
+        "workbench_zoomed_perturbation_80x24",
+        80,
+        24,
+        &snapshot,
+        &ui,
+    );
+    // Zoomed, the images are drawn larger than in the panel.
+    let terminal = render(80, 24, &snapshot, &ui);
+    let text = buffer_text(terminal.backend().buffer());
+    let cells = |t: &str| t.matches('▀').count();
+    let unzoomed = buffer_text(render(80, 24, &snapshot, &prompt_ui()).backend().buffer());
+    assert!(cells(&text) > 2 * cells(&unzoomed), "{text}");
+}
+
+#[test]
+fn lecture_mode_never_panics_at_any_size() {
+    let overlays = [
+        None,
+        Some(Overlay::Help {
+            text: format!("{NOTE}\n").repeat(20),
+            scroll: 1000,
+        }),
+    ];
+    let states = [
+        lecture(),
+        Lecture {
+            position: 0,
+            ..lecture()
+        },
+        Lecture {
+            note: "x".repeat(3000),
+            ..lecture()
+        },
+        Lecture::default(),
+    ];
+    for (w, h) in [
+        (0, 0),
+        (1, 1),
+        (39, 24),
+        (40, 12),
+        (41, 13),
+        (55, 17),
+        (80, 24),
+        (120, 36),
+        (200, 60),
+        (250, 12),
+        (40, 80),
+    ] {
+        for lecture in &states {
+            for overlay in &overlays {
+                for zoomed in [false, true] {
+                    for focus in Panel::LECTURE_CYCLE {
+                        let ui = UiState {
+                            focus,
+                            zoomed,
+                            overlay: overlay.clone(),
+                            notes_scroll: 50,
+                            log_scroll: 1000,
+                            ..UiState::default()
+                        };
+                        render_lecture(w, h, &board_fixture(), lecture, &ui);
+                        // The workbench zooms the same panels.
+                        if focus != Panel::Notes && lecture.position == 0 {
+                            render(w, h, &board_fixture(), &ui);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn wrapping_keeps_every_word_whole() {
+    let rows = text::wrap("a bb ccc dddd eeeee ffffff", 7);
+    assert_eq!(rows, ["a bb", "ccc", "dddd", "eeeee", "ffffff"]);
+    assert!(rows.iter().all(|r| text::width(r) <= 7));
+    // A word longer than a row is the only thing broken; indentation hangs.
+    assert_eq!(text::wrap("  abcdefghij", 6), ["  abcd", "  efgh", "  ij"]);
+    assert_eq!(
+        text::wrap_hanging("  usage   the summary", 13, 2),
+        ["  usage   the", "    summary"]
+    );
+    assert_eq!(text::wrap("one\n\ntwo", 10), ["one", "", "two"]);
+    assert_eq!(text::wrap("", 10), [""]);
+}
+
+#[test]
+fn long_log_lines_wrap_instead_of_being_cut() {
+    let mut snapshot = fixture();
+    let long = "micro-cnn, 200 test images, ε = 0.3: clean 62.50%, PGD-40 12.00%; the adversarial \
+                images stay in the ε-ball and in [0, 1], and every one of these words must show";
+    snapshot.log.push(LogLine {
+        level: LogLevel::Info,
+        text: long.into(),
+    });
+    let text = buffer_text(render(80, 24, &snapshot, &prompt_ui()).backend().buffer());
+    assert_whole_words(long, &text);
+}
+
+#[test]
+fn the_workbench_zooms_the_focused_panel_and_lists_the_results() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    use rslad_tui::lab::history::History;
+    use rslad_tui::lab::live::Shared;
+    use rslad_tui::workbench::app::App;
+    use std::sync::Arc;
+    let shared = Arc::new(Shared::default());
+    let (sender, _jobs) = std::sync::mpsc::channel();
+    let mut app = App::new(Arc::clone(&shared), sender, History::open(None));
+    let key = |app: &mut App, code: KeyCode| app.handle_key(KeyEvent::from(code));
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.ui.zoomed_panel(), Some(Panel::Curves));
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.ui.zoomed_panel(),
+        Some(Panel::SoftLabels),
+        "Tab moves the zoom"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(
+        !app.ui.zoomed && app.ui.focus == Panel::SoftLabels,
+        "Esc leaves the zoom"
+    );
+    key(&mut app, KeyCode::Char('z'));
+    key(&mut app, KeyCode::Char('r'));
+    assert!(
+        !app.ui.zoomed && app.ui.focus == Panel::Prompt,
+        "typing ends the zoom"
+    );
+
+    shared.update(|s| s.results = three_runs());
+    for c in "esults --markdown".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    let log: Vec<String> = shared.snapshot().log.into_iter().map(|l| l.text).collect();
+    assert!(
+        log.iter().any(|l| l.starts_with("| # | data | model")),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l.contains("| sat |")), "{log:?}");
+}
+
+/// Lecture mode as the playback draws it after playing from the title screen: it stops at
+/// the second marker by itself, with that marker's note in full and "space continues".
+#[test]
+fn snapshot_lecture_auto_pause_at_a_marker_80x24() {
+    use rslad_tui::lab::session::{Entry, Outcome, Session};
+    use rslad_tui::workbench::playback::{Controls, Playback};
+    use std::time::Duration;
+    let mut before = fixture();
+    before.status.epoch = 2;
+    before.curves.epochs.truncate(2);
+    before.curves.batch_losses.truncate(10);
+    before.attack = None;
+    let after = board_fixture();
+    let command = |line: &str, at: f64, snapshot: Snapshot| Entry::Command {
+        line: line.into(),
+        at,
+        outcome: Box::new(Outcome {
+            snapshot,
+            ..Outcome::default()
+        }),
+    };
+    let mut session = Session::new(7);
+    session.title = "Lesson 2: RSLAD vs ARD vs SAT".into();
+    session.entries = vec![
+        Entry::Mark {
+            title: "1. One student, three methods".into(),
+            note: "Each method trains the same student.".into(),
+            at: 0.0,
+        },
+        command("step 2", 40.0, before),
+        command("attack pgd n=200", 42.0, after),
+        Entry::Mark {
+            title: "2. ARD".into(),
+            note: NOTE.into(),
+            at: 43.0,
+        },
+        command("eval", 50.0, fixture()),
+    ];
+    let mut controls = Controls::new(Playback::new(session).named("lesson-2"));
+    let space = |c: &mut Controls| {
+        c.key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char(' '),
+        ))
+    };
+    let play = |c: &mut Controls| {
+        space(c);
+        for _ in 0..500 {
+            c.playback.tick(Duration::from_millis(100));
+        }
+    };
+    play(&mut controls);
+    assert_eq!(controls.playback.position, 1, "stopped at the first marker");
+    play(&mut controls);
+    assert_eq!(
+        controls.playback.position, 4,
+        "stopped at the second marker"
+    );
+    assert!(controls.playback.at_marker && !controls.playback.playing);
+    let (snapshot, lecture) = controls.frame();
+    let terminal = render_lecture(80, 24, &snapshot, &lecture, &controls.ui);
+    let text = buffer_text(terminal.backend().buffer());
+    assert_snapshot("lecture_auto_pause_80x24", &text);
+    assert_whole_words(NOTE, &text);
+    assert!(text.contains("space continue"), "{text}");
+}
+
+#[test]
+fn a_title_screen_too_small_for_everything_says_what_it_left_out() {
+    let title = Lecture {
+        position: 0,
+        section: None,
+        ..lecture()
+    };
+    let text = buffer_text(
+        render_lecture(40, 12, &Snapshot::default(), &title, &lecture_ui())
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("Lesson 2: RSLAD vs ARD vs SAT"), "{text}");
+    assert!(
+        text.contains("… and"),
+        "the sections left out are counted:\n{text}"
+    );
+    assert!(
+        !text.contains("recorded by"),
+        "the least important part goes first:\n{text}"
+    );
 }

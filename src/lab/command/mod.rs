@@ -112,6 +112,8 @@ pub enum SessionCommand {
     LoadSession(String),
     /// A marker in the session: a lesson's section title and its note.
     Mark { title: String, note: String },
+    /// The session's title and introduction (playback's title screen).
+    Title { title: String, intro: String },
     /// Re-run the unfinished session found at start (after a crash or a killed terminal).
     Recover,
 }
@@ -120,6 +122,10 @@ pub enum SessionCommand {
 #[derive(Clone, Debug, PartialEq)]
 pub enum UiCommand {
     Help(Option<String>),
+    /// Every attack table of the session side by side; as a Markdown table with `markdown`.
+    Results {
+        markdown: bool,
+    },
     Quit,
     /// Cancel the running work at the next batch boundary, and the commands queued behind it.
     Stop,

@@ -227,6 +227,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         },
     },
     CommandSpec {
+        name: "results",
+        usage: "results [--markdown]",
+        summary: "every attack table of the session side by side (model, method, training \
+                  done, attack, ε, images, clean and robust accuracy), or as a Markdown table",
+        args: &[Arg::Words(&["--markdown"])],
+        parse: |rest| match words(rest).as_slice() {
+            [] => Ok(UiCommand::Results { markdown: false }.into()),
+            ["--markdown"] => Ok(UiCommand::Results { markdown: true }.into()),
+            _ => Err("`results` takes only `--markdown`".into()),
+        },
+    },
+    CommandSpec {
         name: "save",
         usage: "save [PATH] | save session NAME",
         summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD, or \
@@ -259,6 +271,17 @@ pub const COMMANDS: &[CommandSpec] = &[
                   jumps between markers)",
         args: &[Arg::Number],
         parse: parse_mark,
+    },
+    CommandSpec {
+        name: "title",
+        usage: "title \"TITLE\" [INTRO]",
+        summary: "the session's title and introduction, shown on the title screen when it is \
+                  played back",
+        args: &[Arg::Number],
+        parse: |rest| {
+            let (title, intro) = quoted_title(rest, "give the session a title")?;
+            Ok(SessionCommand::Title { title, intro }.into())
+        },
     },
     CommandSpec {
         name: "recover",
@@ -413,6 +436,12 @@ fn parse_attack(rest: &str) -> Result<Command, String> {
 
 /// `"TITLE" NOTE` (or a one-word title without quotes).
 fn parse_mark(rest: &str) -> Result<Command, String> {
+    let (title, note) = quoted_title(rest, "give the marker a title")?;
+    Ok(SessionCommand::Mark { title, note }.into())
+}
+
+/// `"TITLE" TEXT` (or a one-word title without quotes), each within its limit.
+fn quoted_title(rest: &str, missing: &str) -> Result<(String, String), String> {
     let (title, note) = if let Some(quoted) = rest.strip_prefix('"') {
         let end = quoted
             .find('"')
@@ -425,16 +454,12 @@ fn parse_mark(rest: &str) -> Result<Command, String> {
         }
     };
     if title.trim().is_empty() {
-        return Err("give the marker a title".into());
+        return Err(missing.into());
     }
     if title.chars().count() > MARK_TITLE_LIMIT || note.chars().count() > MARK_NOTE_LIMIT {
         return Err(format!(
             "titles are at most {MARK_TITLE_LIMIT} characters and notes {MARK_NOTE_LIMIT}"
         ));
     }
-    Ok(SessionCommand::Mark {
-        title: title.trim().to_string(),
-        note: note.to_string(),
-    }
-    .into())
+    Ok((title.trim().to_string(), note.to_string()))
 }

@@ -1,12 +1,13 @@
 //! `attack` and `eval`: robust accuracy of the student on the first test images, as the
-//! attack table.
+//! attack table, which also goes onto the results board with what it measured (the student,
+//! its method and training, ε, the number of images).
 
 use super::Engine;
 use crate::attack::autoattack::{AutoAttackConfig, Version};
 use crate::data::ImageSet;
 use crate::eval::{self, EvalAttack};
 use crate::lab::command::AttackRequest;
-use crate::lab::snapshot::{AttackRow, AttackTable, LogLevel};
+use crate::lab::snapshot::{AttackRow, AttackTable, LogLevel, TableContext, results};
 use crate::settings::{AttackName, Epsilon, attack_defaults};
 use anyhow::Result;
 
@@ -28,14 +29,13 @@ impl Engine {
         };
         let n = request.n.unwrap_or(default_n).min(self.data.test.len());
         let test = self.data.test.take(n);
-        let title = self.table_title(n, epsilon);
         let eval_attack = match request.kind {
             AttackName::Fgsm => EvalAttack::fgsm(epsilon),
             AttackName::Pgd => EvalAttack::pgd(epsilon, steps, defaults.step_size),
             AttackName::Cw => EvalAttack::cw(epsilon, steps, defaults.step_size),
-            AttackName::Autoattack => return self.autoattack(&test, epsilon, title),
+            AttackName::Autoattack => return self.autoattack(&test, epsilon),
         };
-        self.run_attacks(&test, &[eval_attack], title)
+        self.run_attacks(&test, &[eval_attack], epsilon)
     }
 
     pub(super) fn eval(&mut self, n: Option<usize>) -> Result<()> {
@@ -48,8 +48,7 @@ impl Engine {
             EvalAttack::pgd(epsilon, defaults.eval_steps, defaults.step_size),
             EvalAttack::cw(epsilon, defaults.eval_steps, defaults.step_size),
         ];
-        let title = self.table_title(n, epsilon);
-        self.run_attacks(&test, &attacks, title)
+        self.run_attacks(&test, &attacks, epsilon)
     }
 
     fn table_title(&self, n: usize, epsilon: f32) -> String {
@@ -59,12 +58,24 @@ impl Engine {
         )
     }
 
-    fn run_attacks(
-        &mut self,
-        test: &ImageSet,
-        attacks: &[EvalAttack],
-        title: String,
-    ) -> Result<()> {
+    /// What a table of `n` images at `epsilon` measures; its number is given when it goes
+    /// onto the board.
+    fn table_context(&self, n: usize, epsilon: f32) -> TableContext {
+        TableContext {
+            number: 0,
+            dataset: self.data.kind.name().to_string(),
+            model: self.trainer.model.spec().arch.to_string(),
+            method: self.trainer.config.method.short_label(),
+            epochs: self.trainer.epochs_done(),
+            batches: self.trainer.epoch_position().0,
+            epsilon,
+            images: n,
+        }
+    }
+
+    fn run_attacks(&mut self, test: &ImageSet, attacks: &[EvalAttack], epsilon: f32) -> Result<()> {
+        let title = self.table_title(test.len(), epsilon);
+        let context = self.table_context(test.len(), epsilon);
         let progress = self.progress();
         let report = eval::evaluate_cancellable(
             &self.trainer.model,
@@ -93,6 +104,7 @@ impl Engine {
                 })
                 .collect(),
             flags: Vec::new(),
+            context: Some(context),
         };
         let summary: Vec<String> = table
             .rows
@@ -105,11 +117,13 @@ impl Engine {
             table.clean,
             summary.join(", ")
         ));
-        self.shared.update(|s| s.attack = Some(table));
+        self.shared.update(|s| results::record(s, table));
         Ok(())
     }
 
-    fn autoattack(&mut self, test: &ImageSet, epsilon: f32, title: String) -> Result<()> {
+    fn autoattack(&mut self, test: &ImageSet, epsilon: f32) -> Result<()> {
+        let title = self.table_title(test.len(), epsilon);
+        let context = self.table_context(test.len(), epsilon);
         let config = AutoAttackConfig {
             epsilon,
             version: Version::Standard,
@@ -155,14 +169,14 @@ impl Engine {
             100.0 * report.clean_accuracy,
             100.0 * report.robust_accuracy
         ));
-        self.shared.update(|s| {
-            s.attack = Some(AttackTable {
-                title,
-                clean: 100.0 * report.clean_accuracy,
-                rows,
-                flags,
-            })
-        });
+        let table = AttackTable {
+            title,
+            clean: 100.0 * report.clean_accuracy,
+            rows,
+            flags,
+            context: Some(context),
+        };
+        self.shared.update(|s| results::record(s, table));
         Ok(())
     }
 }

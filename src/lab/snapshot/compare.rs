@@ -12,7 +12,9 @@
 //! The structs are destructured exhaustively: a new field in a snapshot does not compile until
 //! this file says how it is compared (or why it is not).
 
-use super::{AttackRow, AttackTable, Curves, EpochPoint, SampleView, Snapshot, Status};
+use super::{
+    AttackRow, AttackTable, Curves, EpochPoint, SampleView, Snapshot, Status, TableContext,
+};
 use crate::lab::session::Outcome;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -389,6 +391,9 @@ fn snapshot(c: &mut Checker, r: &Snapshot, g: &Snapshot) {
         curves,
         sample,
         attack,
+        // Every table on the board was compared as `attack` when it was made; the board is
+        // not recorded (and may hold tables from before a `load session`).
+        results: _,
         log: _, // wording and times; the log lines are kept beside the outcome, not compared
     } = r;
     self::status(c, status, &g.status);
@@ -680,8 +685,18 @@ fn attack(c: &mut Checker, r: &AttackTable, g: &AttackTable) {
         clean,
         rows,
         flags,
+        context,
     } = r;
     c.same("attack.title", title, &g.title);
+    match (context, &g.context) {
+        (Some(r), Some(g)) => table_context(c, r, g),
+        // Recorded before tables carried their context: nothing to compare it with.
+        (None, _) => {}
+        (Some(_), None) => {
+            c.tally("attack.context", Kind::Exact, 0.0, true);
+            c.fail("attack.context: present in the recording only".into());
+        }
+    }
     c.number(
         "attack.clean accuracy",
         "attack clean accuracy",
@@ -706,4 +721,30 @@ fn attack(c: &mut Checker, r: &AttackTable, g: &AttackTable) {
         );
     }
     c.same("attack.flags (count)", &flags.len(), &g.flags.len());
+}
+
+fn table_context(c: &mut Checker, r: &TableContext, g: &TableContext) {
+    let TableContext {
+        number: _, // counts the tables of a workbench, which may have held some before
+        dataset,
+        model,
+        method,
+        epochs,
+        batches,
+        epsilon,
+        images,
+    } = r;
+    c.same("attack.context.dataset", dataset, &g.dataset);
+    c.same("attack.context.model", model, &g.model);
+    c.same("attack.context.method", method, &g.method);
+    c.same("attack.context.epochs", epochs, &g.epochs);
+    c.same("attack.context.batches", batches, &g.batches);
+    c.number(
+        "attack.context.epsilon",
+        "attack ε",
+        Kind::Pixel,
+        (*epsilon).into(),
+        g.epsilon.into(),
+    );
+    c.same("attack.context.images", images, &g.images);
 }

@@ -4,6 +4,7 @@
 
 use super::{
     AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
+    TableContext,
 };
 
 pub const TEXT_CHARS: usize = 10_000;
@@ -61,6 +62,7 @@ pub fn check(field: &str, snapshot: &Snapshot) -> Result<(), Problem> {
         curves,
         sample,
         attack,
+        results: _, // never read from a file (not serialized)
         log,
     } = snapshot;
     check_status(&f("status"), status)?;
@@ -203,8 +205,24 @@ fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
         clean: _,
         rows,
         flags,
+        context,
     } = table;
     too_long(&f("title"), title, TEXT_CHARS)?;
+    if let Some(context) = context {
+        let TableContext {
+            number: _,
+            dataset,
+            model,
+            method,
+            epochs: _,
+            batches: _,
+            epsilon: _,
+            images: _,
+        } = context;
+        for (name, text) in [("dataset", dataset), ("model", model), ("method", method)] {
+            too_long(&f(&format!("context.{name}")), text, TEXT_CHARS)?;
+        }
+    }
     too_many(&f("rows"), rows.len(), ATTACK_ROWS)?;
     too_many(&f("flags"), flags.len(), ATTACK_ROWS)?;
     for row in rows {

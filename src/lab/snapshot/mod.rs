@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod limits;
+pub mod results;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,12 @@ pub struct Snapshot {
     pub sample: Option<SampleView>,
     /// The last attack's results (None before the first attack or eval).
     pub attack: Option<AttackTable>,
+    /// Every attack table of this session, oldest first: the results board (at most
+    /// [`results::BOARD_LIMIT`]). Kept in memory only: a session file holds each command's
+    /// newest table (`attack`), from which playback builds the board again, so the board is
+    /// never written into every recorded snapshot.
+    #[serde(skip)]
+    pub results: Vec<AttackTable>,
     /// Oldest first; the view shows the newest lines that fit.
     pub log: Vec<LogLine>,
 }
@@ -131,6 +138,31 @@ pub struct AttackTable {
     pub rows: Vec<AttackRow>,
     /// Warnings such as AutoAttack's sanity flags.
     pub flags: Vec<String>,
+    /// What was attacked, for the results board. None in tables recorded before the board
+    /// existed (playback then takes it from the status line of the same snapshot).
+    #[serde(default)]
+    pub context: Option<TableContext>,
+}
+
+/// What an attack table measured: which student, trained how far with which method, under
+/// which ε on how many test images.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableContext {
+    /// The table's number in the session (1 for the first).
+    pub number: usize,
+    /// e.g. "mnist".
+    pub dataset: String,
+    /// The student's architecture, e.g. "micro-cnn".
+    pub model: String,
+    /// The training method set when the table was made, e.g. "rslad α=0.833".
+    pub method: String,
+    /// Training done: whole epochs, and batches of the epoch under way.
+    pub epochs: usize,
+    pub batches: usize,
+    /// The attack radius.
+    pub epsilon: f32,
+    /// Test images attacked (0: unknown).
+    pub images: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ const ROBUST: Color = Color::Red;
 /// Columns left of the sparkline for its label.
 const SPARK_LABEL: u16 = 6;
 
-pub fn render(buf: &mut Buffer, area: Rect, curves: &Curves, focused: bool) {
+pub fn render(buf: &mut Buffer, area: Rect, curves: &Curves, focused: bool, empty_hint: &str) {
     let inner = draw_panel(buf, area, title(curves), focused);
     if inner.is_empty() {
         return;
@@ -30,7 +30,7 @@ pub fn render(buf: &mut Buffer, area: Rect, curves: &Curves, focused: bool) {
     let chart_area = Rect::new(inner.x, inner.y, inner.width, inner.height - spark_rows);
     let spark_area = Rect::new(inner.x, chart_area.bottom(), inner.width, spark_rows);
     if curves.epochs.is_empty() {
-        hint(buf, chart_area, "no epochs yet: type `step`");
+        hint(buf, chart_area, empty_hint);
     } else {
         render_chart(buf, chart_area, curves);
     }

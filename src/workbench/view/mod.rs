@@ -5,16 +5,27 @@
 //! labels over Perturbation on the right); the Log; the completions line (only while there
 //! are candidates); the prompt; and a one-line key help when the terminal is tall enough.
 //! Every size is handled: below [`MIN_WIDTH`]×[`MIN_HEIGHT`] only a notice is drawn.
+//!
+//! `z` on a focused panel zooms it to the whole space between the status line and the prompt
+//! (for a projector). Lecture mode (the playback of a recorded session, [`draw_lecture`]) uses
+//! the same panels with a Notes panel beside the Log, a title screen, and its own status and
+//! key lines ([`lecture`]).
 
 mod attacks;
 mod curves;
+mod lecture;
 mod log;
+mod notes;
 mod overlay;
 mod perturbation;
 mod prompt;
 mod soft_labels;
 mod status;
-mod text;
+pub mod text;
+mod title;
+
+pub use lecture::{Lecture, LectureAreas, LecturePanels, draw_lecture, lecture_areas};
+pub use notes::max_scroll as notes_max_scroll;
 
 use crate::lab::snapshot::Snapshot;
 use ratatui::Frame;
@@ -41,6 +52,8 @@ pub enum Panel {
     Log,
     #[default]
     Prompt,
+    /// The current marker's note (lecture mode only).
+    Notes,
 }
 
 impl Panel {
@@ -53,19 +66,30 @@ impl Panel {
         Panel::Log,
     ];
 
+    /// The panels Tab visits in lecture mode (there is no prompt).
+    pub const LECTURE_CYCLE: [Panel; 6] = [
+        Panel::Log,
+        Panel::Notes,
+        Panel::Curves,
+        Panel::SoftLabels,
+        Panel::Perturbation,
+        Panel::Attacks,
+    ];
+
     /// The panel Tab moves to.
     pub fn next(self) -> Panel {
-        self.step(1)
+        self.step(&Panel::CYCLE, 1)
     }
 
     /// The panel Shift-Tab moves to.
     pub fn previous(self) -> Panel {
-        self.step(Panel::CYCLE.len() - 1)
+        self.step(&Panel::CYCLE, Panel::CYCLE.len() - 1)
     }
 
-    fn step(self, by: usize) -> Panel {
-        let i = Panel::CYCLE.iter().position(|p| *p == self).unwrap_or(0);
-        Panel::CYCLE[(i + by) % Panel::CYCLE.len()]
+    /// The panel `by` steps further in `cycle` (from its first when `self` is not in it).
+    pub fn step(self, cycle: &[Panel], by: usize) -> Panel {
+        let i = cycle.iter().position(|p| *p == self).unwrap_or(0);
+        cycle[(i + by) % cycle.len()]
     }
 }
 
@@ -95,6 +119,10 @@ pub struct UiState {
     pub overlay: Option<Overlay>,
     /// Ctrl-R's search through the history, while it is open.
     pub search: Option<HistorySearch>,
+    /// The focused panel fills the screen (`z`).
+    pub zoomed: bool,
+    /// Rows of the note scrolled past (lecture mode).
+    pub notes_scroll: usize,
 }
 
 /// A reverse search through the history: what was typed, how many older matches were skipped
@@ -104,6 +132,35 @@ pub struct HistorySearch {
     pub query: String,
     pub skip: usize,
     pub found: Option<String>,
+}
+
+impl UiState {
+    /// The panel drawn alone, when one is zoomed.
+    pub fn zoomed_panel(&self) -> Option<Panel> {
+        (self.zoomed && self.focus != Panel::Prompt).then_some(self.focus)
+    }
+}
+
+/// What the panels say when they have nothing to show: the workbench names the command that
+/// fills them; lecture mode only says what is missing.
+#[derive(Clone, Copy, Debug)]
+pub struct Hints {
+    pub curves: &'static str,
+    pub attacks: &'static str,
+    pub sample: &'static str,
+}
+
+impl Hints {
+    pub const WORKBENCH: Hints = Hints {
+        curves: "no epochs yet: type `step`",
+        attacks: "no attack yet: `attack pgd` or `eval`",
+        sample: "no sample yet: load data",
+    };
+    pub const LECTURE: Hints = Hints {
+        curves: "no epoch finished yet",
+        attacks: "no attack yet",
+        sample: "no sample yet",
+    };
 }
 
 /// Where each part of the workbench goes in a frame (outer rectangles, borders included).
@@ -180,37 +237,27 @@ pub fn draw(frame: &mut Frame, snapshot: &Snapshot, ui: &UiState) {
     };
     let buf = frame.buffer_mut();
     status::render(buf, areas.status, &snapshot.status);
-    curves::render(
-        buf,
-        areas.curves,
-        &snapshot.curves,
-        ui.focus == Panel::Curves,
-    );
-    attacks::render(
-        buf,
-        areas.attacks,
-        snapshot.attack.as_ref(),
-        ui.focus == Panel::Attacks,
-    );
-    soft_labels::render(
-        buf,
-        areas.soft_labels,
-        snapshot.sample.as_ref(),
-        ui.focus == Panel::SoftLabels,
-    );
-    perturbation::render(
-        buf,
-        areas.perturbation,
-        snapshot.sample.as_ref(),
-        ui.focus == Panel::Perturbation,
-    );
-    log::render(
-        buf,
-        areas.log,
-        &snapshot.log,
-        ui.log_scroll,
-        ui.focus == Panel::Log,
-    );
+    match ui.zoomed_panel() {
+        Some(panel) => {
+            // Everything from under the status line down to the completions or the prompt.
+            let bottom = areas.completions.unwrap_or(areas.prompt).y;
+            let top = areas.status.bottom();
+            let full = Rect::new(area.x, top, area.width, bottom.saturating_sub(top));
+            draw_panel_in(buf, panel, full, snapshot, ui, &Hints::WORKBENCH);
+        }
+        None => {
+            let panels = [
+                (Panel::Curves, areas.curves),
+                (Panel::Attacks, areas.attacks),
+                (Panel::SoftLabels, areas.soft_labels),
+                (Panel::Perturbation, areas.perturbation),
+                (Panel::Log, areas.log),
+            ];
+            for (panel, rect) in panels {
+                draw_panel_in(buf, panel, rect, snapshot, ui, &Hints::WORKBENCH);
+            }
+        }
+    }
     if let Some(row) = areas.completions {
         prompt::render_completions(buf, row, &ui.completions);
     }
@@ -228,6 +275,55 @@ pub fn draw(frame: &mut Frame, snapshot: &Snapshot, ui: &UiState) {
                 frame.set_cursor_position(position);
             }
         }
+    }
+}
+
+/// Draws one panel (the Notes panel needs lecture mode's data: [`lecture`] draws it).
+fn draw_panel_in(
+    buf: &mut ratatui::buffer::Buffer,
+    panel: Panel,
+    rect: Rect,
+    snapshot: &Snapshot,
+    ui: &UiState,
+    hints: &Hints,
+) {
+    let focused = ui.focus == panel;
+    match panel {
+        Panel::Curves => curves::render(buf, rect, &snapshot.curves, focused, hints.curves),
+        Panel::Attacks => attacks::render(
+            buf,
+            rect,
+            &snapshot.results,
+            snapshot.attack.as_ref(),
+            focused,
+            hints.attacks,
+        ),
+        Panel::SoftLabels => {
+            soft_labels::render(buf, rect, snapshot.sample.as_ref(), focused, hints.sample)
+        }
+        Panel::Perturbation => {
+            perturbation::render(buf, rect, snapshot.sample.as_ref(), focused, hints.sample)
+        }
+        Panel::Log => log::render(buf, rect, &snapshot.log, ui.log_scroll, focused),
+        Panel::Notes | Panel::Prompt => {}
+    }
+    if focused && rect.height >= 3 {
+        zoom_hint(buf, rect, ui.zoomed);
+    }
+}
+
+/// " z zoom " (or " z back ") on the right of a focused panel's bottom border.
+fn zoom_hint(buf: &mut ratatui::buffer::Buffer, rect: Rect, zoomed: bool) {
+    let label = if zoomed { " z/Esc back " } else { " z zoom " };
+    let w = text::width(label) as u16;
+    if rect.width < w + 12 {
+        return;
+    }
+    let (x, y) = (rect.right() - w - 1, rect.bottom() - 1);
+    // Only over bare border: never over a footer the panel wrote there.
+    let bare = (x..x + w).all(|x| buf.cell((x, y)).is_some_and(|c| c.symbol() == "─"));
+    if bare {
+        text::put_line(buf, Rect::new(x, y, w, 1), &Line::styled(label, FOCUS));
     }
 }
 
@@ -350,10 +446,10 @@ fn split_columns(middle: Rect, snapshot: &Snapshot) -> (Rect, Rect) {
     )
 }
 
-/// Curves over Attacks: the table gets the rows it needs, up to 40% of the column.
+/// Curves over Attacks: the table gets the rows it needs, up to half the column.
 fn split_left(left: Rect, snapshot: &Snapshot) -> (Rect, Rect) {
-    let wanted = attacks::wanted_height(snapshot.attack.as_ref());
-    let most = (left.height as u32 * 2 / 5) as u16;
+    let wanted = attacks::wanted_height(&snapshot.results, snapshot.attack.as_ref());
+    let most = left.height / 2;
     let attacks = wanted.min(most).max(left.height.min(3));
     split_rows(left, left.height - attacks)
 }

@@ -8,19 +8,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 /// The help text in a centred window (80% of the terminal, at least 40×10 when there is
-/// room), scrolled by `scroll` lines (at most to the last line).
+/// room), wrapped at word boundaries (continuation rows of indented lines indented more),
+/// scrolled so that source
+/// line `scroll` is at the top (at most the last line, so every row can be reached).
 pub fn help(buf: &mut Buffer, area: Rect, text: &str, scroll: usize) {
     let width = (area.width as u32 * 4 / 5).max(40).min(area.width as u32) as u16;
     let height = (area.height as u32 * 4 / 5).max(10).min(area.height as u32) as u16;
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    // Wrapped at word boundaries, each command's summary under its own column.
-    let wrapped: Vec<String> = text
-        .lines()
-        .flat_map(|line| crate::text::wrap(line, popup.width.saturating_sub(2) as usize))
-        .collect();
-    let text = wrapped.join("\n");
-    let lines = wrapped.len();
-    let scroll = scroll.min(lines.saturating_sub(1)).min(u16::MAX as usize) as u16;
     let style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let block = Block::bordered()
         .border_style(style)
@@ -30,10 +24,21 @@ pub fn help(buf: &mut Buffer, area: Rect, text: &str, scroll: usize) {
             Style::new().fg(Color::DarkGray),
         ));
     Clear.render(popup, buf);
-    Paragraph::new(text.as_str())
-        .block(block)
-        .scroll((scroll, 0))
-        .render(popup, buf);
+    let inner = block.inner(popup);
+    block.render(popup, buf);
+    let lines: Vec<&str> = text.lines().collect();
+    let first = scroll.min(lines.len().saturating_sub(1));
+    let mut y = inner.y;
+    for line in lines.iter().skip(first) {
+        // Table rows (indented) wrap under their second column; prose does not hang.
+        for row in text::wrap_table_row(line, inner.width as usize) {
+            if y >= inner.bottom() {
+                return;
+            }
+            text::put_line(buf, Rect::new(inner.x, y, inner.width, 1), &Line::raw(row));
+            y += 1;
+        }
+    }
 }
 
 /// "Unsaved work: quit anyway? (y/n)" in a small centred window.

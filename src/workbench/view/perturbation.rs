@@ -75,7 +75,13 @@ pub fn placement(inner: Rect, sample: &SampleView) -> Option<Placement> {
     })
 }
 
-pub fn render(buf: &mut Buffer, area: Rect, sample: Option<&SampleView>, focused: bool) {
+pub fn render(
+    buf: &mut Buffer,
+    area: Rect,
+    sample: Option<&SampleView>,
+    focused: bool,
+    empty_hint: &str,
+) {
     let title = match sample {
         Some(s) if !s.attack.is_empty() => {
             format!("Perturbation · {} · ε {:.3}", s.attack, s.epsilon)
@@ -85,7 +91,7 @@ pub fn render(buf: &mut Buffer, area: Rect, sample: Option<&SampleView>, focused
     };
     let inner = draw_panel(buf, area, title, focused);
     let Some(sample) = sample else {
-        hint(buf, inner, "no sample yet: load data");
+        hint(buf, inner, empty_hint);
         return;
     };
     let Some(place) = placement(inner, sample) else {

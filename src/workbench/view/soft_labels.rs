@@ -19,10 +19,16 @@ const MAX_NAME: usize = 10;
 /// Bar cells per eighth: index = eighths of a cell covered.
 const EIGHTHS: [&str; 8] = [" ", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
 
-pub fn render(buf: &mut Buffer, area: Rect, sample: Option<&SampleView>, focused: bool) {
+pub fn render(
+    buf: &mut Buffer,
+    area: Rect,
+    sample: Option<&SampleView>,
+    focused: bool,
+    empty_hint: &str,
+) {
     let Some(sample) = sample else {
         let inner = draw_panel(buf, area, "Soft labels", focused);
-        hint(buf, inner, "no sample yet: load data");
+        hint(buf, inner, empty_hint);
         return;
     };
     let title = format!("Soft labels · sample {}/{}", sample.index, sample.of);

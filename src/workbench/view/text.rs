@@ -115,3 +115,5 @@ pub fn class_name(names: &[String], class: usize) -> String {
         .cloned()
         .unwrap_or_else(|| class.to_string())
 }
+
+pub use crate::text::{wrap, wrap_hanging, wrap_table_row};
