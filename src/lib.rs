@@ -9,6 +9,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod compare;
+pub mod conv;
 pub mod data;
 pub mod device;
 pub mod error;

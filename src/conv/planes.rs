@@ -1,0 +1,165 @@
+//! Source planes: one image copied with its zero padding and, for strides above 1, split into
+//! phase planes, so that every kernel tap becomes a constant offset in memory.
+//!
+//! Plane (channel c, phase (a, b)) holds `padded[s_h·i + a][s_w·j + b]`, where `padded` is the
+//! channel shifted down by `top` and right by `left` with zeros around it. A stride-s
+//! convolution of the padded image is then a stride-1 correlation of the phase planes: tap
+//! (kh, kw) reads plane (kh mod s_h, kw mod s_w) at row offset kh / s_h, column kw / s_w.
+
+/// Where the planes of one image lie in a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaneLayout {
+    pub planes: usize,
+    pub rows: usize,
+    pub row_stride: usize,
+}
+
+impl PlaneLayout {
+    pub fn plane_len(&self) -> usize {
+        self.rows * self.row_stride
+    }
+
+    pub fn len(&self) -> usize {
+        self.planes * self.plane_len()
+    }
+}
+
+/// How an image becomes planes: its shape, the shift that pads it, the stride that splits it
+/// into phases and the phases kept (only those some tap reads).
+#[derive(Clone, Debug)]
+pub struct PlaneSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub top: usize,
+    pub left: usize,
+    pub stride: [usize; 2],
+    pub phases: Vec<(usize, usize)>,
+    pub layout: PlaneLayout,
+}
+
+impl PlaneSpec {
+    /// Fills the planes of `image` (`[channels][height][width]`) into `dst[..layout.len()]`,
+    /// writing every element (padding included), so `dst` may hold anything before.
+    pub fn fill(&self, image: &[f32], dst: &mut [f32]) {
+        let layout = self.layout;
+        assert_eq!(image.len(), self.channels * self.height * self.width);
+        assert!(dst.len() >= layout.len());
+        let [s_h, s_w] = self.stride;
+        let plane_len = layout.plane_len();
+        for c in 0..self.channels {
+            let channel = &image[c * self.height * self.width..][..self.height * self.width];
+            for (p, &(a, b)) in self.phases.iter().enumerate() {
+                let plane = &mut dst[(c * self.phases.len() + p) * plane_len..][..plane_len];
+                for (i, row) in plane.chunks_exact_mut(layout.row_stride).enumerate() {
+                    // Padded row s_h·i + a is image row s_h·i + a − top.
+                    let Some(u) = (s_h * i + a)
+                        .checked_sub(self.top)
+                        .filter(|&u| u < self.height)
+                    else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    let source = &channel[u * self.width..][..self.width];
+                    if s_w == 1 {
+                        // Columns j with 0 ≤ j + b − left < width are copied, the rest zero.
+                        let first = self.left.saturating_sub(b).min(row.len());
+                        let skip = (b + first) - self.left.min(b + first);
+                        let count = (self.width - skip.min(self.width)).min(row.len() - first);
+                        row[..first].fill(0.0);
+                        row[first..first + count].copy_from_slice(&source[skip..skip + count]);
+                        row[first + count..].fill(0.0);
+                    } else {
+                        for (j, value) in row.iter_mut().enumerate() {
+                            *value = (s_w * j + b)
+                                .checked_sub(self.left)
+                                .and_then(|v| source.get(v))
+                                .copied()
+                                .unwrap_or(0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Index of phase (a, b) among the kept ones.
+    pub fn phase_index(&self, a: usize, b: usize) -> usize {
+        self.phases
+            .iter()
+            .position(|&p| p == (a, b))
+            .expect("a tap reads a kept phase")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(top: usize, left: usize, stride: usize, rows: usize, row_stride: usize) -> PlaneSpec {
+        let phases = (0..stride)
+            .flat_map(|a| (0..stride).map(move |b| (a, b)))
+            .collect::<Vec<_>>();
+        PlaneSpec {
+            channels: 1,
+            height: 3,
+            width: 3,
+            top,
+            left,
+            stride: [stride, stride],
+            layout: PlaneLayout {
+                planes: phases.len(),
+                rows,
+                row_stride,
+            },
+            phases,
+        }
+    }
+
+    #[test]
+    fn padding_surrounds_the_image_with_zeros() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 1, 5, 6);
+        let mut dst = vec![f32::NAN; spec.layout.len()];
+        spec.fill(&image, &mut dst);
+        #[rustfmt::skip]
+        let expected = [
+            0., 0., 0., 0., 0., 0.,
+            0., 1., 2., 3., 0., 0.,
+            0., 4., 5., 6., 0., 0.,
+            0., 7., 8., 9., 0., 0.,
+            0., 0., 0., 0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn stride_two_splits_the_padded_image_into_four_phases() {
+        // padded (pad 1) is 5×5: rows/cols 0 and 4 zero. Phase (a, b) takes padded[2i+a][2j+b].
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 2, 3, 3);
+        let mut dst = vec![f32::NAN; spec.layout.len()];
+        spec.fill(&image, &mut dst);
+        #[rustfmt::skip]
+        let expected = [
+            // (0, 0): padded rows 0, 2, 4 × cols 0, 2, 4
+            0., 0., 0.,  0., 5., 0.,  0., 0., 0.,
+            // (0, 1): rows 0, 2, 4 × cols 1, 3, 5
+            0., 0., 0.,  4., 6., 0.,  0., 0., 0.,
+            // (1, 0): rows 1, 3, 5 × cols 0, 2, 4
+            0., 2., 0.,  0., 8., 0.,  0., 0., 0.,
+            // (1, 1): rows 1, 3, 5 × cols 1, 3, 5
+            1., 3., 0.,  7., 9., 0.,  0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn a_row_stride_narrower_than_the_image_crops_it() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(0, 0, 1, 2, 2);
+        let mut dst = vec![f32::NAN; spec.layout.len()];
+        spec.fill(&image, &mut dst);
+        assert_eq!(dst, [1., 2., 4., 5.]);
+    }
+}

@@ -1,0 +1,198 @@
+//! Max pooling with non-overlapping windows (the zoo's 2×2, stride 2), forward and backward.
+//!
+//! burn-flex's max pool is a general scalar loop that divides per output element and always
+//! records 64-bit indices; on small-cnn it cost as much as all four convolutions together
+//! (docs/performance.md). Windows that tile the input need none of that: each output is the
+//! maximum of its k×k block, and its gradient goes to that block's argmax, kept as one byte.
+//! Ties and NaNs follow PyTorch and burn-flex: the first maximum in row-major order wins, a NaN
+//! always wins (so the last NaN of a window is the one reported).
+
+use super::op::{flex_tensor, values};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, BackendTypes, Flex};
+use burn::prelude::*;
+use burn::tensor::DType;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+
+/// The shape of a pooling: NCHW input, a square window equal to its stride.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub batch: usize,
+    pub channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub window: usize,
+}
+
+impl PoolGeometry {
+    pub fn out_h(&self) -> usize {
+        self.in_h / self.window
+    }
+
+    pub fn out_w(&self) -> usize {
+        self.in_w / self.window
+    }
+
+    fn planes(&self) -> usize {
+        self.batch * self.channels
+    }
+
+    fn out_dims(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.out_h(), self.out_w()]
+    }
+}
+
+/// Maxima of every window, and (if asked) the argmax within each window, row-major.
+pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], with_argmax: bool) -> (Vec<f32>, Vec<u8>) {
+    assert_eq!(x.len(), g.planes() * g.in_h * g.in_w, "input length");
+    let k = g.window;
+    let (out_h, out_w) = (g.out_h(), g.out_w());
+    let plane_out = out_h * out_w;
+    let mut out = vec![0.0f32; g.planes() * plane_out];
+    let mut argmax = vec![0u8; if with_argmax { out.len() } else { 0 }];
+    let work = |plane: usize, out: &mut [f32], mut argmax: Option<&mut [u8]>| {
+        let input = &x[plane * g.in_h * g.in_w..][..g.in_h * g.in_w];
+        for oh in 0..out_h {
+            for ow in 0..out_w {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_at = 0u8;
+                for i in 0..k {
+                    let row = &input[(oh * k + i) * g.in_w + ow * k..][..k];
+                    for (j, &v) in row.iter().enumerate() {
+                        if (i == 0 && j == 0) || v > best || v.is_nan() {
+                            best = v;
+                            best_at = (i * k + j) as u8;
+                        }
+                    }
+                }
+                out[oh * out_w + ow] = best;
+                if let Some(argmax) = argmax.as_deref_mut() {
+                    argmax[oh * out_w + ow] = best_at;
+                }
+            }
+        }
+    };
+    if with_argmax {
+        out.par_chunks_mut(plane_out)
+            .zip(argmax.par_chunks_mut(plane_out))
+            .enumerate()
+            .for_each(|(plane, (out, argmax))| work(plane, out, Some(argmax)));
+    } else {
+        out.par_chunks_mut(plane_out)
+            .enumerate()
+            .for_each(|(plane, out)| work(plane, out, None));
+    }
+    (out, argmax)
+}
+
+/// The input gradient: each output's gradient at its window's argmax, zero elsewhere.
+pub fn max_pool_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -> Vec<f32> {
+    let k = g.window;
+    let (out_h, out_w) = (g.out_h(), g.out_w());
+    let plane_out = out_h * out_w;
+    assert_eq!(output_grad.len(), g.planes() * plane_out, "gradient length");
+    let mut grad = vec![0.0f32; g.planes() * g.in_h * g.in_w];
+    grad.par_chunks_mut(g.in_h * g.in_w)
+        .enumerate()
+        .for_each(|(plane, grad)| {
+            let argmax = &argmax[plane * plane_out..][..plane_out];
+            let output_grad = &output_grad[plane * plane_out..][..plane_out];
+            for oh in 0..out_h {
+                for ow in 0..out_w {
+                    let at = usize::from(argmax[oh * out_w + ow]);
+                    let (i, j) = (at / k, at % k);
+                    grad[(oh * k + i) * g.in_w + ow * k + j] = output_grad[oh * out_w + ow];
+                }
+            }
+        });
+    grad
+}
+
+/// Runs the pooling on our kernels if `x` lives on the flex device (with or without
+/// autodiff); `None` otherwise.
+pub fn try_max_pool2d(x: &Tensor<4>, window: usize) -> Option<Tensor<4>> {
+    let [batch, channels, in_h, in_w] = x.dims();
+    let g = PoolGeometry {
+        batch,
+        channels,
+        in_h,
+        in_w,
+        window,
+    };
+    if !(1..=15).contains(&window) || g.out_h() == 0 || g.out_w() == 0 || g.planes() == 0 {
+        return None;
+    }
+    if x.is_autodiff() {
+        let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
+        if x.primitive().dtype() != DType::F32 {
+            return None;
+        }
+        Some(Tensor::from_primitive::<AutodiffFlex>(autodiff_max_pool(
+            x, g,
+        )))
+    } else {
+        let x = x.clone().try_into_primitive::<Flex>().ok()?;
+        if x.dtype() != DType::F32 {
+            return None;
+        }
+        let (out, _) = max_pool_forward(&g, &values(&x), false);
+        Some(Tensor::from_primitive::<Flex>(flex_tensor(
+            out,
+            &g.out_dims(),
+        )))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PoolSaved {
+    argmax: Arc<[u8]>,
+    geometry: PoolGeometry,
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = PoolSaved;
+
+    fn backward(self, ops: Ops<PoolSaved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let g = ops.state.geometry;
+        let grad = max_pool_backward(&g, &ops.state.argmax, &values(&output_grad));
+        grads.register::<Flex>(
+            node.id,
+            flex_tensor(grad, &[g.batch, g.channels, g.in_h, g.in_w]),
+        );
+    }
+}
+
+fn autodiff_max_pool(
+    x: <AutodiffFlex as BackendTypes>::FloatTensorPrimitive,
+    g: PoolGeometry,
+) -> <AutodiffFlex as BackendTypes>::FloatTensorPrimitive {
+    let prep = MaxPoolBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let (out, argmax) = max_pool_forward(&g, &values(x.primitive()), true);
+            let saved = PoolSaved {
+                argmax: argmax.into(),
+                geometry: g,
+            };
+            prep.finish(saved, flex_tensor(out, &g.out_dims()))
+        }
+        OpsKind::UnTracked(prep) => {
+            let (out, _) = max_pool_forward(&g, &values(x.primitive()), false);
+            prep.finish(flex_tensor(out, &g.out_dims()))
+        }
+    }
+}

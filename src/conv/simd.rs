@@ -1,0 +1,174 @@
+//! The vector instructions the kernels are written in, and which set runs here.
+//!
+//! Every kernel is generic over [`Simd`] and instantiated three times: AVX-512 (16 lanes),
+//! AVX2 + FMA (8 lanes) and a portable fallback. Each output element is one lane of one
+//! accumulator that sums its terms in a fixed order with fused multiply-adds, whatever the
+//! vector width, so the three produce bit-identical results (tested) and a recording made on
+//! one machine replays exactly on the other.
+
+use std::sync::OnceLock;
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run the set (the portable one always).
+    pub fn is_available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+                Isa::Portable => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Portable
+        }
+    }
+
+    /// The set the kernels run: the widest this CPU has, AVX-512 only in builds with the
+    /// `avx512` feature (as for gemm's kernels, so `--no-default-features` runs the AVX2 kernels
+    /// everywhere); `RSLAD_TUI_CONV_ISA=avx2` or `=portable` forces a narrower one, for
+    /// measurements and tests. Decided once per process.
+    pub fn detected() -> Isa {
+        static CHOSEN: OnceLock<Isa> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let widest = [Isa::Avx512, Isa::Avx2, Isa::Portable]
+                .into_iter()
+                .find(|isa| isa.is_available() && (*isa != Isa::Avx512 || cfg!(feature = "avx512")))
+                .unwrap_or(Isa::Portable);
+            match std::env::var("RSLAD_TUI_CONV_ISA").as_deref() {
+                Ok("avx2") if Isa::Avx2.is_available() && widest != Isa::Portable => Isa::Avx2,
+                Ok("portable") => Isa::Portable,
+                Ok("avx512") | Err(_) => widest,
+                Ok(other) => {
+                    eprintln!(
+                        "RSLAD_TUI_CONV_ISA={other} is not available here; using {}",
+                        widest.name()
+                    );
+                    widest
+                }
+            }
+        })
+    }
+}
+
+/// One vector register's worth of f32 lanes and the four operations the kernels need.
+///
+/// # Safety
+/// The methods are only called from functions compiled for the instruction set (see
+/// `kernels!` in the kernel modules), on pointers valid for `LANES` floats.
+pub trait Simd: Copy {
+    const LANES: usize;
+    /// Output rows of the forward/input-gradient register tile.
+    const ROWS: usize;
+    type V: Copy;
+    unsafe fn splat(x: f32) -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// `a · b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use std::arch::x86_64::*;
+
+    #[derive(Clone, Copy)]
+    pub struct Avx512;
+
+    impl Simd for Avx512 {
+        const LANES: usize = 16;
+        const ROWS: usize = 8;
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct Avx2;
+
+    impl Simd for Avx2 {
+        const LANES: usize = 8;
+        const ROWS: usize = 4;
+        type V = __m256;
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+    }
+}
+
+/// Plain Rust, 8 lanes, `f32::mul_add` (fused, so it rounds as the vector kernels do).
+#[derive(Clone, Copy)]
+pub struct Portable;
+
+impl Simd for Portable {
+    const LANES: usize = 8;
+    const ROWS: usize = 4;
+    type V = [f32; 8];
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> [f32; 8] {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> [f32; 8] {
+        unsafe { p.cast::<[f32; 8]>().read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: [f32; 8]) {
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+}
