@@ -125,59 +125,174 @@ impl Correlation {
 
     /// Computes the grid of one image from its source planes.
     pub fn run(&self, source: &[f32], grid: &mut [f32]) {
-        assert!(source.len() >= self.source_extent(), "source too short");
         assert!(grid.len() >= self.grid_size(), "grid too short");
-        let (source, grid) = (source.as_ptr(), grid.as_mut_ptr());
-        // SAFETY: the lengths were checked above; each ISA's entry point only runs where
-        // `Isa::is_available` said the CPU has it (the plan's ISA comes from there).
+        let out = Out::Grid {
+            grid: grid.as_mut_ptr(),
+        };
+        self.run_into(source, out);
+    }
+
+    /// Computes one image straight into its NCHW output `[group · rows][plane]`, where grid
+    /// position `i · row_stride + j` is output `i · columns + j` for `j < columns` (the other
+    /// columns are garbage and never stored): no grid buffer, no copy.
+    pub fn run_direct(&self, source: &[f32], map: &DirectMap, out: &mut [f32]) {
+        assert!(
+            out.len() >= self.groups * self.rows * map.plane,
+            "output too short"
+        );
+        assert!(
+            map.starts.len() == self.grid_len / map.lanes + 1,
+            "map of another grid"
+        );
+        let out = Out::Direct {
+            out: out.as_mut_ptr(),
+            map,
+        };
+        self.run_into(source, out);
+    }
+
+    fn run_into(&self, source: &[f32], out: Out) {
+        assert!(source.len() >= self.source_extent(), "source too short");
+        let source = source.as_ptr();
+        // SAFETY: the lengths were checked by the callers; each ISA's entry point only runs
+        // where `Isa::is_available` said the CPU has it (the plan's ISA comes from there).
         unsafe {
             match self.isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => run_avx512(self, source, grid),
+                Isa::Avx512 => run_avx512(self, source, out),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => run_avx2(self, source, grid),
-                _ => run_generic::<Portable>(self, source, grid),
+                Isa::Avx2 => run_avx2(self, source, out),
+                _ => run_generic::<Portable>(self, source, out),
             }
+        }
+    }
+
+    /// The map for [`Correlation::run_direct`], or `None` when rows are so short that a
+    /// vector would straddle many of them (the grid and a copy are then cheaper).
+    pub fn direct_map(&self, row_stride: usize, columns: usize, rows: usize) -> Option<DirectMap> {
+        let lanes = self.lanes();
+        if columns < lanes / 2 || rows * row_stride > self.grid_len {
+            return None;
+        }
+        let mut segments = Vec::new();
+        let mut starts = vec![0];
+        for v in 0..self.grid_len / lanes {
+            let mut open: Option<Segment> = None;
+            for lane in 0..lanes {
+                let q = v * lanes + lane;
+                let (i, j) = (q / row_stride, q % row_stride);
+                let valid = i < rows && j < columns;
+                match (&mut open, valid) {
+                    (Some(seg), true) if j > 0 => seg.end = lane as u8 + 1,
+                    (_, true) => {
+                        segments.extend(open.take());
+                        open = Some(Segment {
+                            start: lane as u8,
+                            end: lane as u8 + 1,
+                            out: i * columns + j,
+                        });
+                    }
+                    (_, false) => segments.extend(open.take()),
+                }
+            }
+            segments.extend(open);
+            starts.push(segments.len());
+        }
+        Some(DirectMap {
+            segments,
+            starts,
+            plane: rows * columns,
+            lanes,
+        })
+    }
+
+    fn lanes(&self) -> usize {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => super::simd::Avx512::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => super::simd::Avx2::LANES,
+            _ => Portable::LANES,
         }
     }
 }
 
+/// Where grid vectors go in an NCHW output plane: per vector, the runs of lanes that are
+/// valid output positions of one row.
+#[derive(Debug, Clone)]
+pub struct DirectMap {
+    segments: Vec<Segment>,
+    /// Segments of vector v: `segments[starts[v]..starts[v + 1]]`.
+    starts: Vec<usize>,
+    /// Output positions per channel.
+    plane: usize,
+    lanes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// Lanes `start..end` of the vector...
+    start: u8,
+    end: u8,
+    /// ...go to the output plane from this position on.
+    out: usize,
+}
+
+/// Where a correlation writes.
+#[derive(Clone, Copy)]
+enum Out<'a> {
+    Grid { grid: *mut f32 },
+    Direct { out: *mut f32, map: &'a DirectMap },
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(c: &Correlation, source: *const f32, grid: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx512>(c, source, grid) }
+unsafe fn run_avx512(c: &Correlation, source: *const f32, out: Out) {
+    unsafe { run_generic::<super::simd::Avx512>(c, source, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(c: &Correlation, source: *const f32, grid: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx2>(c, source, grid) }
+unsafe fn run_avx2(c: &Correlation, source: *const f32, out: Out) {
+    unsafe { run_generic::<super::simd::Avx2>(c, source, out) }
 }
 
 #[inline(always)]
-unsafe fn run_generic<S: Simd>(c: &Correlation, source: *const f32, grid: *mut f32) {
+unsafe fn run_generic<S: Simd>(c: &Correlation, source: *const f32, out: Out) {
     let m = c.block_rows;
     let k_len = c.taps.len();
     let blocks = c.rows.div_ceil(m);
     let vectors = c.grid_len / S::LANES;
     let row_stride = c.grid_len;
     for g in 0..c.groups {
-        // SAFETY (whole loop): `run` checked that the source holds the furthest read and the
-        // grid every row of every block.
+        // SAFETY (whole loop): the callers checked that the source holds the furthest read
+        // and the output every row (and, for a grid, every padded row) of every block.
         let source_g = unsafe { source.add(g * c.group_shift) };
-        let grid_g = unsafe { grid.add(g * c.padded_rows() * row_stride) };
         let mut v0 = 0;
         while v0 < vectors {
             let n = c.max_vectors.min(vectors - v0);
             for block in 0..blocks {
+                let first_row = g * c.padded_rows() + block * m;
+                let dest = match out {
+                    Out::Grid { grid } => TileOut::Grid {
+                        out: unsafe { grid.add(first_row * row_stride + v0 * S::LANES) },
+                        stride: row_stride,
+                    },
+                    Out::Direct { out, map } => TileOut::Direct {
+                        out: unsafe { out.add((g * c.rows + block * m) * map.plane) },
+                        stride: map.plane,
+                        rows: m.min(c.rows - block * m),
+                        map,
+                        first_vector: v0,
+                    },
+                };
                 let tile = Tile {
                     k_len,
                     weights: unsafe { c.packed.as_ptr().add((g * blocks + block) * k_len * m) },
                     taps: c.taps.as_ptr(),
                     source: unsafe { source_g.add(v0 * S::LANES) },
                     init: unsafe { c.init.as_ptr().add((g * blocks + block) * m) },
-                    out: unsafe { grid_g.add(block * m * row_stride + v0 * S::LANES) },
-                    out_stride: row_stride,
+                    dest,
                 };
                 unsafe { tile.run::<S>(m, n) };
             }
@@ -187,14 +302,30 @@ unsafe fn run_generic<S: Simd>(c: &Correlation, source: *const f32, grid: *mut f
 }
 
 /// The arguments of one register tile.
-struct Tile {
+struct Tile<'a> {
     k_len: usize,
     weights: *const f32,
     taps: *const usize,
     source: *const f32,
     init: *const f32,
-    out: *mut f32,
-    out_stride: usize,
+    dest: TileOut<'a>,
+}
+
+/// Where a tile's accumulators go: rows of a grid, or the valid lanes of output planes.
+enum TileOut<'a> {
+    Grid {
+        out: *mut f32,
+        stride: usize,
+    },
+    Direct {
+        /// The plane of the tile's first row.
+        out: *mut f32,
+        stride: usize,
+        /// Rows that are real channels (the last block may be padded).
+        rows: usize,
+        map: &'a DirectMap,
+        first_vector: usize,
+    },
 }
 
 /// Expands to a `match` from the runtime (rows, vectors) to the micro-kernel instantiated for
@@ -208,7 +339,7 @@ macro_rules! dispatch_tile {
     };
 }
 
-impl Tile {
+impl Tile<'_> {
     #[inline(always)]
     unsafe fn run<S: Simd>(&self, m: usize, n: usize) {
         dispatch_tile!(self, S, m, n;
@@ -240,9 +371,33 @@ impl Tile {
                     }
                 }
             }
-            for (m, row) in acc.iter().enumerate() {
-                for (n, a) in row.iter().enumerate() {
-                    S::store(self.out.add(m * self.out_stride + n * S::LANES), *a);
+            match self.dest {
+                TileOut::Grid { out, stride } => {
+                    for (m, row) in acc.iter().enumerate() {
+                        for (n, a) in row.iter().enumerate() {
+                            S::store(out.add(m * stride + n * S::LANES), *a);
+                        }
+                    }
+                }
+                TileOut::Direct {
+                    out,
+                    stride,
+                    rows,
+                    map,
+                    first_vector,
+                } => {
+                    for n in 0..N {
+                        let v = first_vector + n;
+                        for seg in &map.segments[map.starts[v]..map.starts[v + 1]] {
+                            let (start, end) = (usize::from(seg.start), usize::from(seg.end));
+                            // Lane `start` lands on `seg.out`: lane 0 would be `start` before
+                            // it (possibly before the buffer, never written).
+                            let lane0 = out.wrapping_add(seg.out).wrapping_sub(start);
+                            for (m, row) in acc.iter().enumerate().take(rows) {
+                                S::store_lanes(lane0.wrapping_add(m * stride), row[n], start, end);
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -2,9 +2,10 @@
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
 //! the extended grid copied out.
 
-use super::correlate::Correlation;
+use super::correlate::{Correlation, DirectMap};
 use super::geometry::ConvGeometry;
-use super::planes::{PlaneLayout, PlaneSpec};
+use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
 use super::simd::Isa;
 use rayon::prelude::*;
@@ -14,11 +15,15 @@ struct ForwardPlan {
     geometry: ConvGeometry,
     planes: PlaneSpec,
     correlation: Correlation,
+    /// Writing tiles straight into the output, where rows are long enough.
+    direct: Option<DirectMap>,
+    /// One output channel per group (depthwise), stride 1: the row engine instead.
+    rows: Option<RowCorrelation>,
 }
 
 impl ForwardPlan {
     fn new(isa: Isa, g: &ConvGeometry, weight: &[f32], bias: Option<&[f32]>) -> Self {
-        let planes = source_planes(g);
+        let planes = source_planes(isa, g);
         let layout = planes.layout;
         let [s_h, s_w] = g.stride;
         let in_per_group = g.in_per_group();
@@ -46,29 +51,67 @@ impl ForwardPlan {
             |group, r, k| weight[(group * out_per_group + r) * k_len + k],
             |group, r| bias.map_or(0.0, |b| b[group * out_per_group + r]),
         );
+        // Measured on small-cnn (docs/performance.md): straight stores win where the
+        // reduction is short (a first layer: the grid copy is then most of the work) and lose
+        // a quarter on long ones, where the grid stays in L2 and the copy streams.
+        let direct = (correlation.taps.len() < 64)
+            .then(|| correlation.direct_map(layout.row_stride, g.out_w, g.out_h))
+            .flatten();
+        let rows = (out_per_group == 1 && g.stride == [1, 1])
+            .then(|| {
+                let columns: Vec<usize> = (0..in_per_group)
+                    .flat_map(|c| (0..g.kernel_w).map(move |kw| c * layout.plane_len() + kw))
+                    .collect();
+                RowCorrelation::new(
+                    isa,
+                    g.groups,
+                    g.kernel_h,
+                    columns,
+                    in_per_group * layout.plane_len(),
+                    layout.row_stride,
+                    g.out_h,
+                    g.out_w,
+                    |group, column, kh| {
+                        let (c, kw) = (column / g.kernel_w, column % g.kernel_w);
+                        weight[((group * in_per_group + c) * g.kernel_h + kh) * g.kernel_w + kw]
+                    },
+                    |group| bias.map_or(0.0, |b| b[group]),
+                )
+            })
+            .flatten();
         ForwardPlan {
             geometry: *g,
             planes,
             correlation,
+            direct,
+            rows,
+        }
+    }
+
+    /// Floats past an image's start that the engine reads.
+    fn source_extent(&self) -> usize {
+        match &self.rows {
+            Some(rows) => rows.source_extent(),
+            None => self.correlation.source_extent(),
         }
     }
 
     /// Floats a source copy of one image needs (the planes and the engine's overrun).
     fn source_len(&self) -> usize {
-        self.planes
-            .layout
-            .len()
-            .max(self.correlation.source_extent())
+        (self.planes.layout.len() + FILL_OVERRUN).max(self.source_extent())
     }
 
     fn image(&self, b: usize, x: &[f32], out: &mut [f32]) {
         let g = &self.geometry;
         let image = &x[b * g.in_image()..][..g.in_image()];
-        let grid_len = self.correlation.grid_size();
+        let grid_len = match (&self.direct, &self.rows) {
+            (None, None) => self.correlation.grid_size(),
+            _ => 0,
+        };
         // Read the input in place when nothing needs padding and the engine's overrun past
         // this image stays inside the batch (true for all but the last image or two).
-        let in_place = g.reads_input_in_place()
-            && b * g.in_image() + self.correlation.source_extent() <= x.len();
+        let in_place =
+            g.reads_input_in_place() && b * g.in_image() + self.source_extent() <= x.len();
         let source_len = if in_place { 0 } else { self.source_len() };
         with_scratch(source_len + grid_len, |scratch| {
             let (source, grid) = scratch.split_at_mut(source_len);
@@ -78,8 +121,14 @@ impl ForwardPlan {
                 self.planes.fill(image, source);
                 source
             };
-            self.correlation.run(source, grid);
-            self.store(grid, out);
+            match (&self.rows, &self.direct) {
+                (Some(rows), _) => rows.run(source, out),
+                (None, Some(map)) => self.correlation.run_direct(source, map, out),
+                (None, None) => {
+                    self.correlation.run(source, grid);
+                    self.store(grid, out);
+                }
+            }
         });
     }
 
@@ -104,7 +153,7 @@ impl ForwardPlan {
 
 /// The planes the forward pass and the weight gradient read: the input padded and split
 /// into the phases its taps use, with rows of `out_w + (kw − 1) / s_w` (the extended width).
-pub(super) fn source_planes(g: &ConvGeometry) -> PlaneSpec {
+pub(super) fn source_planes(isa: Isa, g: &ConvGeometry) -> PlaneSpec {
     let [s_h, s_w] = g.stride;
     let phases: Vec<(usize, usize)> = (0..s_h.min(g.kernel_h))
         .flat_map(|a| (0..s_w.min(g.kernel_w)).map(move |b| (a, b)))
@@ -123,6 +172,7 @@ pub(super) fn source_planes(g: &ConvGeometry) -> PlaneSpec {
         stride: g.stride,
         phases,
         layout,
+        isa,
     }
 }
 

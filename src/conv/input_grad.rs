@@ -11,9 +11,10 @@
 //! `oh` sits at `oh + T` and the tap offset `i₀ + T − q` is never negative (`i₀` is the phase's
 //! first row inside the image). Columns the same.
 
-use super::correlate::Correlation;
+use super::correlate::{Correlation, DirectMap};
 use super::geometry::ConvGeometry;
-use super::planes::{PlaneLayout, PlaneSpec};
+use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
 use super::simd::Isa;
 use rayon::prelude::*;
@@ -58,6 +59,8 @@ struct Phase {
     rows: PhaseAxis,
     cols: PhaseAxis,
     correlation: Correlation,
+    /// With stride 1 the one phase covers the input row by row: tiles go straight there.
+    direct: Option<DirectMap>,
 }
 
 struct InputGradPlan {
@@ -65,6 +68,8 @@ struct InputGradPlan {
     /// The output gradient of one image, padded.
     planes: PlaneSpec,
     phases: Vec<Phase>,
+    /// One input channel per group, stride 1 (a first layer, depthwise): the row engine.
+    rows: Option<RowCorrelation>,
 }
 
 impl InputGradPlan {
@@ -94,6 +99,7 @@ impl InputGradPlan {
             stride: [1, 1],
             phases: vec![(0, 0)],
             layout,
+            isa,
         };
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
@@ -130,17 +136,58 @@ impl InputGradPlan {
                     },
                     |_, _| 0.0,
                 );
+                let direct = (g.stride == [1, 1])
+                    .then(|| correlation.direct_map(layout.row_stride, g.in_w, g.in_h))
+                    .flatten();
                 phases.push(Phase {
                     rows: *rows,
                     cols: *cols,
                     correlation,
+                    direct,
                 });
             }
         }
+        let rows = (g.stride == [1, 1] && in_per_group == 1)
+            .then(|| {
+                // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
+                // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
+                // from the column's base (pad_top here is the gradient's, kernel_h − 1).
+                let (first_row, first_col) = (g.pad_h.0, g.pad_w.0);
+                let columns: Vec<usize> = (0..out_per_group)
+                    .flat_map(|co| {
+                        (0..g.kernel_w).map(move |qw| {
+                            co * layout.plane_len()
+                                + first_row * layout.row_stride
+                                + first_col
+                                + pad_left
+                                - qw
+                        })
+                    })
+                    .collect();
+                RowCorrelation::new(
+                    isa,
+                    g.groups,
+                    g.kernel_h,
+                    columns,
+                    out_per_group * layout.plane_len(),
+                    layout.row_stride,
+                    g.in_h,
+                    g.in_w,
+                    |group, column, kh| {
+                        let (co, qw) = (column / g.kernel_w, column % g.kernel_w);
+                        let co = group * out_per_group + co;
+                        let q = pad_top - kh;
+                        weight[co * taps_total + q * g.kernel_w + qw]
+                    },
+                    |_| 0.0,
+                )
+            })
+            .flatten();
         InputGradPlan {
             geometry: *g,
             planes,
             phases,
+            rows,
         }
     }
 
@@ -151,21 +198,32 @@ impl InputGradPlan {
             .phases
             .iter()
             .map(|p| p.correlation.source_extent())
+            .chain(self.rows.as_ref().map(|r| r.source_extent()))
             .max()
             .unwrap_or(0)
-            .max(self.planes.layout.len());
+            .max(self.planes.layout.len() + FILL_OVERRUN);
         let grid_len = self
             .phases
             .iter()
+            .filter(|p| p.direct.is_none())
             .map(|p| p.correlation.grid_size())
             .max()
             .unwrap_or(0);
         with_scratch(source_len + grid_len, |scratch| {
             let (source, grid) = scratch.split_at_mut(source_len);
             self.planes.fill(image, source);
+            if let Some(rows) = &self.rows {
+                rows.run(source, out);
+                return;
+            }
             for phase in &self.phases {
-                phase.correlation.run(source, grid);
-                self.store(phase, grid, out);
+                match &phase.direct {
+                    Some(map) => phase.correlation.run_direct(source, map, out),
+                    None => {
+                        phase.correlation.run(source, grid);
+                        self.store(phase, grid, out);
+                    }
+                }
             }
         });
     }

@@ -21,6 +21,7 @@ mod input_grad;
 mod op;
 mod planes;
 mod pool;
+mod rows;
 mod scratch;
 pub mod simd;
 mod weight_grad;

@@ -6,6 +6,12 @@
 //! convolution of the padded image is then a stride-1 correlation of the phase planes: tap
 //! (kh, kw) reads plane (kh mod s_h, kw mod s_w) at row offset kh / s_h, column kw / s_w.
 
+use super::simd::{Isa, Portable, Simd};
+
+/// Floats past `layout.len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
+/// so the last row's last vector can run past the planes.
+pub const FILL_OVERRUN: usize = 16;
+
 /// Where the planes of one image lie in a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlaneLayout {
@@ -36,15 +42,31 @@ pub struct PlaneSpec {
     pub stride: [usize; 2],
     pub phases: Vec<(usize, usize)>,
     pub layout: PlaneLayout,
+    /// The instruction set of the copy (its result is the same on every one).
+    pub isa: Isa,
 }
 
 impl PlaneSpec {
     /// Fills the planes of `image` (`[channels][height][width]`) into `dst[..layout.len()]`,
-    /// writing every element (padding included), so `dst` may hold anything before.
+    /// writing every element (padding included), so `dst` may hold anything before; `dst`
+    /// needs [`FILL_OVERRUN`] more floats, which it may overwrite too.
     pub fn fill(&self, image: &[f32], dst: &mut [f32]) {
         let layout = self.layout;
         assert_eq!(image.len(), self.channels * self.height * self.width);
-        assert!(dst.len() >= layout.len());
+        assert!(dst.len() >= layout.len() + FILL_OVERRUN);
+        if self.stride[1] == 1 {
+            // SAFETY: lengths checked above; each ISA only where the CPU has it.
+            unsafe {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => fill_avx512(self, image, dst),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => fill_avx2(self, image, dst),
+                    _ => fill_unit_stride::<Portable>(self, image, dst),
+                }
+            }
+            return;
+        }
         let [s_h, s_w] = self.stride;
         let plane_len = layout.plane_len();
         for c in 0..self.channels {
@@ -92,6 +114,69 @@ impl PlaneSpec {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_avx512(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx512>(spec, image, dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, dst) }
+}
+
+/// `fill` for a column stride of 1, a vector at a time: image rows are short (tens of
+/// floats), so per-row `memcpy`/`memset` calls would cost more than the copying. Each row is
+/// stored as whole vectors (the last one running into the next row, which is written after
+/// it), each loaded with the image's columns and zeros elsewhere.
+#[inline(always)]
+unsafe fn fill_unit_stride<S: Simd>(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
+    let layout = spec.layout;
+    let (lanes, row_stride) = (S::LANES, layout.row_stride);
+    let chunks = row_stride.div_ceil(lanes);
+    let base = dst.as_mut_ptr();
+    for c in 0..spec.channels {
+        let channel = image[c * spec.height * spec.width..].as_ptr();
+        for (p, &(a, _)) in spec.phases.iter().enumerate() {
+            let plane = (c * spec.phases.len() + p) * layout.plane_len();
+            for i in 0..layout.rows {
+                // SAFETY: rows are written in order and each stores at most `lanes − 1`
+                // floats past its end, inside the next row or the FILL_OVERRUN floats;
+                // loads touch only lanes inside the image row.
+                unsafe {
+                    let row = base.add(plane + i * row_stride);
+                    let u = (spec.stride[0] * i + a)
+                        .checked_sub(spec.top)
+                        .filter(|&u| u < spec.height);
+                    match u {
+                        None => {
+                            for chunk in 0..chunks {
+                                S::store(row.add(chunk * lanes), S::splat(0.0));
+                            }
+                        }
+                        Some(u) => {
+                            // Column j holds image column j − left.
+                            let source = channel.add(u * spec.width).wrapping_sub(spec.left);
+                            for chunk in 0..chunks {
+                                let j0 = chunk * lanes;
+                                let start = spec.left.saturating_sub(j0).min(lanes);
+                                let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
+                                let v = if start < end {
+                                    S::load_lanes(source.wrapping_add(j0), start, end)
+                                } else {
+                                    S::splat(0.0)
+                                };
+                                S::store(row.add(j0), v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +198,7 @@ mod tests {
                 row_stride,
             },
             phases,
+            isa: Isa::detected(),
         }
     }
 
@@ -120,8 +206,9 @@ mod tests {
     fn padding_surrounds_the_image_with_zeros() {
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(1, 1, 1, 5, 6);
-        let mut dst = vec![f32::NAN; spec.layout.len()];
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
         #[rustfmt::skip]
         let expected = [
             0., 0., 0., 0., 0., 0.,
@@ -138,8 +225,9 @@ mod tests {
         // padded (pad 1) is 5×5: rows/cols 0 and 4 zero. Phase (a, b) takes padded[2i+a][2j+b].
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(1, 1, 2, 3, 3);
-        let mut dst = vec![f32::NAN; spec.layout.len()];
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
         #[rustfmt::skip]
         let expected = [
             // (0, 0): padded rows 0, 2, 4 × cols 0, 2, 4
@@ -158,8 +246,9 @@ mod tests {
     fn a_row_stride_narrower_than_the_image_crops_it() {
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(0, 0, 1, 2, 2);
-        let mut dst = vec![f32::NAN; spec.layout.len()];
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
         assert_eq!(dst, [1., 2., 4., 5.]);
     }
 }

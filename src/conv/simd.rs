@@ -83,7 +83,13 @@ pub trait Simd: Copy {
     type V: Copy;
     unsafe fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
+    /// Loads lanes `start..end` from `p + start..p + end`, the other lanes zero; `p` may point
+    /// outside the allocation (only the loaded lanes must be inside it).
+    unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// Stores lanes `start..end` of `v` at `p + start..p + end`; `p` itself may point before
+    /// the allocation (only the stored lanes must be inside it).
+    unsafe fn store_lanes(p: *mut f32, v: Self::V, start: usize, end: usize);
     /// `a · b + c`, rounded once.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
 }
@@ -112,8 +118,18 @@ mod x86 {
             unsafe { _mm512_loadu_ps(p) }
         }
         #[inline(always)]
+        unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> __m512 {
+            let mask = ((1u32 << end) - 1) & !((1u32 << start) - 1);
+            unsafe { _mm512_maskz_loadu_ps(mask as __mmask16, p) }
+        }
+        #[inline(always)]
         unsafe fn store(p: *mut f32, v: __m512) {
             unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_lanes(p: *mut f32, v: __m512, start: usize, end: usize) {
+            let mask = ((1u32 << end) - 1) & !((1u32 << start) - 1);
+            unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
         }
         #[inline(always)]
         unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -137,8 +153,26 @@ mod x86 {
             unsafe { _mm256_loadu_ps(p) }
         }
         #[inline(always)]
+        unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> __m256 {
+            unsafe {
+                let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let from = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1));
+                let to = _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane);
+                _mm256_maskload_ps(p, _mm256_and_si256(from, to))
+            }
+        }
+        #[inline(always)]
         unsafe fn store(p: *mut f32, v: __m256) {
             unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_lanes(p: *mut f32, v: __m256, start: usize, end: usize) {
+            unsafe {
+                let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let from = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1));
+                let to = _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane);
+                _mm256_maskstore_ps(p, _mm256_and_si256(from, to), v)
+            }
         }
         #[inline(always)]
         unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
@@ -164,8 +198,24 @@ impl Simd for Portable {
         unsafe { p.cast::<[f32; 8]>().read_unaligned() }
     }
     #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> [f32; 8] {
+        std::array::from_fn(|lane| {
+            if (start..end).contains(&lane) {
+                unsafe { p.wrapping_add(lane).read() }
+            } else {
+                0.0
+            }
+        })
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: [f32; 8]) {
         unsafe { p.cast::<[f32; 8]>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(p: *mut f32, v: [f32; 8], start: usize, end: usize) {
+        for (lane, value) in v.iter().enumerate().take(end).skip(start) {
+            unsafe { p.wrapping_add(lane).write(*value) }
+        }
     }
     #[inline(always)]
     unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {

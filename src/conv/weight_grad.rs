@@ -14,7 +14,7 @@
 
 use super::forward::source_planes;
 use super::geometry::ConvGeometry;
-use super::planes::PlaneSpec;
+use super::planes::{FILL_OVERRUN, PlaneSpec};
 use super::scratch::with_scratch;
 use super::simd::{Isa, Portable, Simd};
 use rayon::prelude::*;
@@ -40,7 +40,7 @@ struct WeightGradPlan {
 
 impl WeightGradPlan {
     fn new(isa: Isa, g: &ConvGeometry) -> Self {
-        let planes = source_planes(g);
+        let planes = source_planes(isa, g);
         let layout = planes.layout;
         let [s_h, s_w] = g.stride;
         let mut taps = Vec::with_capacity(g.in_per_group() * g.taps());
@@ -88,7 +88,7 @@ impl WeightGradPlan {
         let source_len = if in_place {
             0
         } else {
-            self.planes.layout.len()
+            self.planes.layout.len() + FILL_OVERRUN
         };
         let per_image = source_len + self.transposed_len();
         with_scratch(per_image * images.len(), |scratch| {
@@ -135,16 +135,18 @@ impl WeightGradPlan {
         for group in 0..g.groups {
             let out = &mut out[group * positions * self.channel_stride..]
                 [..positions * self.channel_stride];
-            for c in 0..self.channel_stride {
-                if c >= per_group {
-                    for p in 0..positions {
-                        out[p * self.channel_stride + c] = 0.0;
+            // In blocks of 32 positions, so the rows being written stay in L1.
+            for p0 in (0..positions).step_by(32) {
+                let block = 32.min(positions - p0);
+                let out = &mut out[p0 * self.channel_stride..][..block * self.channel_stride];
+                for c in 0..per_group {
+                    let row = &output_grad[(group * per_group + c) * positions + p0..][..block];
+                    for (out, &v) in out.chunks_exact_mut(self.channel_stride).zip(row) {
+                        out[c] = v;
                     }
-                    continue;
                 }
-                let row = &output_grad[(group * per_group + c) * positions..][..positions];
-                for (p, &v) in row.iter().enumerate() {
-                    out[p * self.channel_stride + c] = v;
+                for out in out.chunks_exact_mut(self.channel_stride) {
+                    out[per_group..].fill(0.0);
                 }
             }
         }
