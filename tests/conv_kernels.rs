@@ -253,9 +253,9 @@ fn ours_on_every_isa(case: &Case, d: &Data) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let g = case.geometry();
     let run = |isa| {
         (
-            kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref()),
-            kernels::input_grad(isa, &g, &d.weight, &d.output_grad),
-            kernels::weight_grad(isa, &g, &d.x, &d.output_grad),
+            kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false),
+            kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None),
+            kernels::weight_grad(isa, &g, &d.x, &d.output_grad, None),
         )
     };
     let isas = available_isas();
@@ -304,7 +304,7 @@ fn kernels_match_an_f64_reference_and_agree_bit_for_bit_across_instruction_sets(
             assert_close(
                 "bias gradient",
                 case,
-                &kernels::bias_grad(&g, &d.output_grad),
+                &kernels::bias_grad(&g, &d.output_grad, None),
                 &expected,
             );
         }
@@ -370,9 +370,84 @@ fn through_burns_autodiff_the_kernels_match_burn_flex_own_convolution() {
     }
 }
 
+#[test]
+fn a_fused_relu_matches_relu_after_the_convolution() {
+    for (i, case) in all_cases().iter().enumerate().step_by(2) {
+        let d = data(case, 700 + i as u64);
+        let g = case.geometry();
+        // Through autodiff, against burn-flex's conv2d then relu.
+        let ours = through_autodiff(conv::conv2d_relu, case, &d);
+        let burns = through_autodiff(
+            |x, w, b, o| burn::tensor::activation::relu(burn::tensor::module::conv2d(x, w, b, o)),
+            case,
+            &d,
+        );
+        let close = |what: &str, a: &[f32], b: &[f32]| {
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (j, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-5 * scale,
+                    "{what}[{j}]: ours {p}, burn-flex {q} for {case:?}"
+                );
+            }
+        };
+        close("forward", &ours.0, &burns.0);
+        close("input gradient", &ours.1, &burns.1);
+        close("weight gradient", &ours.2, &burns.2);
+        if let (Some(a), Some(b)) = (&ours.3, &burns.3) {
+            close("bias gradient", a, b);
+        }
+        // The kernels: the ReLU and its mask exactly as a separate ReLU would apply them, on
+        // every instruction set.
+        let plain = kernels::forward(
+            Isa::detected(),
+            &g,
+            &d.x,
+            &d.weight,
+            d.bias.as_deref(),
+            false,
+        );
+        let relu: Vec<f32> = plain
+            .iter()
+            .map(|&v| if v <= 0.0 { 0.0 } else { v })
+            .collect();
+        let masked: Vec<f32> = d
+            .output_grad
+            .iter()
+            .zip(&relu)
+            .map(|(&g, &o)| if o <= 0.0 { 0.0 } else { g })
+            .collect();
+        for isa in available_isas() {
+            let fused = kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), true);
+            assert_eq!(fused, relu, "{} {case:?}", isa.name());
+            let r = Some(&relu[..]);
+            assert_eq!(
+                kernels::input_grad(isa, &g, &d.weight, &d.output_grad, r),
+                kernels::input_grad(isa, &g, &d.weight, &masked, None),
+                "{} {case:?}",
+                isa.name()
+            );
+            assert_eq!(
+                kernels::weight_grad(isa, &g, &d.x, &d.output_grad, r),
+                kernels::weight_grad(isa, &g, &d.x, &masked, None),
+                "{} {case:?}",
+                isa.name()
+            );
+            assert_eq!(
+                kernels::bias_grad(&g, &d.output_grad, r),
+                kernels::bias_grad(&g, &masked, None)
+            );
+        }
+        assert_eq!(
+            ours.0, relu,
+            "the tensor path runs the kernels for {case:?}"
+        );
+    }
+}
+
 /// Σ output · r in f64, for finite differences.
 fn weighted_sum(case: &Case, x: &[f32], weight: &[f32], bias: Option<&[f32]>, r: &[f32]) -> f64 {
-    let out = kernels::forward(Isa::detected(), &case.geometry(), x, weight, bias);
+    let out = kernels::forward(Isa::detected(), &case.geometry(), x, weight, bias, false);
     out.iter()
         .zip(r)
         .map(|(&o, &r)| f64::from(o) * f64::from(r))
@@ -427,11 +502,11 @@ fn gradients_agree_with_finite_differences() {
             })
         };
         let (gx, scale_x) = dot(
-            &kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad),
+            &kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad, None),
             &dx,
         );
         let (gw, scale_w) = dot(
-            &kernels::weight_grad(Isa::detected(), &g, &d.x, &d.output_grad),
+            &kernels::weight_grad(Isa::detected(), &g, &d.x, &d.output_grad, None),
             &dw,
         );
         assert!(
@@ -459,10 +534,10 @@ fn results_are_bit_identical_across_runs_and_thread_counts() {
         let run = || {
             let isa = Isa::detected();
             (
-                kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref()),
-                kernels::input_grad(isa, &g, &d.weight, &d.output_grad),
-                kernels::weight_grad(isa, &g, &d.x, &d.output_grad),
-                kernels::bias_grad(&g, &d.output_grad),
+                kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false),
+                kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None),
+                kernels::weight_grad(isa, &g, &d.x, &d.output_grad, None),
+                kernels::bias_grad(&g, &d.output_grad, None),
             )
         };
         let first = run();
@@ -500,7 +575,7 @@ fn an_attack_gradient_with_fixed_weights_runs_on_the_kernels() {
     let g = case.geometry();
     assert_eq!(
         to_vec(x.grad(&grads).unwrap()),
-        kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad)
+        kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad, None)
     );
     // Without autodiff at all, the forward pass is the kernel's too.
     let plain = conv::conv2d(
@@ -511,7 +586,7 @@ fn an_attack_gradient_with_fixed_weights_runs_on_the_kernels() {
     );
     assert_eq!(
         to_vec(plain),
-        kernels::forward(Isa::detected(), &g, &d.x, &d.weight, None)
+        kernels::forward(Isa::detected(), &g, &d.x, &d.weight, None, false)
     );
 }
 

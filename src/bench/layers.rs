@@ -136,15 +136,15 @@ pub fn time_ours(layer: &Layer, batch: usize, seconds: f64) -> LayerTimes {
     let isa = Isa::detected();
     LayerTimes {
         forward: timed(seconds, 5, &mut || {
-            kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref());
+            kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false);
         }),
         input_grad: timed(seconds, 5, &mut || {
-            kernels::input_grad(isa, &g, &d.weight, &d.output_grad);
+            kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None);
         }),
         weight_grad: timed(seconds, 5, &mut || {
-            kernels::weight_grad(isa, &g, &d.x, &d.output_grad);
+            kernels::weight_grad(isa, &g, &d.x, &d.output_grad, None);
             if layer.bias {
-                kernels::bias_grad(&g, &d.output_grad);
+                kernels::bias_grad(&g, &d.output_grad, None);
             }
         }),
     }

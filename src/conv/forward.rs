@@ -176,13 +176,15 @@ pub(super) fn source_planes(isa: Isa, g: &ConvGeometry) -> PlaneSpec {
     }
 }
 
-/// `conv2d(x, weight, bias)` for NCHW `x` and OIHW `weight`, returned as NCHW.
+/// `conv2d(x, weight, bias)` for NCHW `x` and OIHW `weight`, returned as NCHW; with `relu`,
+/// `relu(conv2d(..))` (applied to each image while it is still in cache).
 pub fn forward(
     isa: Isa,
     g: &ConvGeometry,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    relu: bool,
 ) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
@@ -190,6 +192,11 @@ pub fn forward(
     let mut out = vec![0.0; g.batch * g.out_image()];
     out.par_chunks_mut(g.out_image())
         .enumerate()
-        .for_each(|(b, out)| plan.image(b, x, out));
+        .for_each(|(b, out)| {
+            plan.image(b, x, out);
+            if relu {
+                out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
+            }
+        });
     out
 }

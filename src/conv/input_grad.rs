@@ -191,9 +191,10 @@ impl InputGradPlan {
         }
     }
 
-    fn image(&self, b: usize, output_grad: &[f32], out: &mut [f32]) {
+    fn image(&self, b: usize, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
         let g = &self.geometry;
         let image = &output_grad[b * g.out_image()..][..g.out_image()];
+        let relu_output = relu_output.map(|o| &o[b * g.out_image()..][..g.out_image()]);
         let source_len = self
             .phases
             .iter()
@@ -211,7 +212,7 @@ impl InputGradPlan {
             .unwrap_or(0);
         with_scratch(source_len + grid_len, |scratch| {
             let (source, grid) = scratch.split_at_mut(source_len);
-            self.planes.fill(image, source);
+            self.planes.fill_masked(image, relu_output, source);
             if let Some(rows) = &self.rows {
                 rows.run(source, out);
                 return;
@@ -258,9 +259,21 @@ impl InputGradPlan {
     }
 }
 
-/// The gradient of `conv2d(x, weight)` with respect to `x`, given the output gradient.
-pub fn input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
+/// The gradient of `conv2d(x, weight)` with respect to `x`, given the output gradient; with
+/// `relu_output`, of `relu(conv2d(x, weight))` given that output (the gradient is zeroed where
+/// it is ≤ 0, as it is read).
+pub fn input_grad(
+    isa: Isa,
+    g: &ConvGeometry,
+    weight: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
     assert_eq!(weight.len(), g.weight_len(), "weight length");
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
     assert_eq!(
         output_grad.len(),
         g.batch * g.out_image(),
@@ -270,6 +283,6 @@ pub fn input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32], output_grad: &[f32
     let mut out = vec![0.0; g.batch * g.in_image()];
     out.par_chunks_mut(g.in_image())
         .enumerate()
-        .for_each(|(b, out)| plan.image(b, output_grad, out));
+        .for_each(|(b, out)| plan.image(b, output_grad, relu_output, out));
     out
 }

@@ -80,6 +80,19 @@ impl ConvPath {
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (weight, bias, options) = arguments(conv, &x);
+    conv2d(x, weight, bias, options)
+}
+
+/// `relu(conv.forward(x))` in one pass on our kernels (the ReLU applied to each image while it
+/// is in cache, its backward step folded into the convolution's); burn's two ops elsewhere.
+pub fn forward_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (weight, bias, options) = arguments(conv, &x);
+    conv2d_relu(x, weight, bias, options)
+}
+
+/// The weight, bias and options `Conv2d::forward` passes to `conv2d` for this input.
+fn arguments(conv: &Conv2d, x: &Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) {
     let [_, _, height, width] = x.dims();
     let options = ConvOptions::new_with_padding(
         conv.stride,
@@ -92,8 +105,7 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         conv.dilation,
         conv.groups,
     );
-    conv2d(
-        x,
+    (
         conv.weight.val(),
         conv.bias.as_ref().map(|b| b.val()),
         options,
@@ -107,13 +119,36 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if ConvPath::selected() == ConvPath::Rslad
-        && let Some(geometry) = ConvGeometry::new(x.dims(), weight.dims(), &options)
-        && let Some(out) = op::try_conv2d(&x, &weight, bias.as_ref(), &geometry)
-    {
-        return out;
+    ours(&x, &weight, bias.as_ref(), &options, false)
+        .unwrap_or_else(|| burn::tensor::module::conv2d(x, weight, bias, options))
+}
+
+/// `relu(conv2d(..))`, fused on our kernels where they apply.
+pub fn conv2d_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    ours(&x, &weight, bias.as_ref(), &options, true).unwrap_or_else(|| {
+        burn::tensor::activation::relu(burn::tensor::module::conv2d(x, weight, bias, options))
+    })
+}
+
+/// The convolution on our kernels, or `None` where burn's op must run (another path, device,
+/// dtype or shape).
+fn ours(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+    relu: bool,
+) -> Option<Tensor<4>> {
+    if ConvPath::selected() != ConvPath::Rslad {
+        return None;
     }
-    burn::tensor::module::conv2d(x, weight, bias, options)
+    let geometry = ConvGeometry::new(x.dims(), weight.dims(), options)?;
+    op::try_conv2d(x, weight, bias, &geometry, relu)
 }
 
 /// `pool.forward(x)`, on our kernel where it applies: square windows that tile the input

@@ -25,13 +25,15 @@ use burn::tensor::{DType, TensorData};
 
 type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
-/// Runs the convolution on our kernels if the tensors live on the flex device (with or
-/// without autodiff); `None` otherwise, leaving the caller to use burn's op.
+/// Runs the convolution (followed by a ReLU if `relu`) on our kernels if the tensors live on
+/// the flex device (with or without autodiff); `None` otherwise, leaving the caller to use
+/// burn's ops.
 pub fn try_conv2d(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     geometry: &ConvGeometry,
+    relu: bool,
 ) -> Option<Tensor<4>> {
     let tracked = x.is_autodiff() || weight.is_autodiff() || bias.is_some_and(|b| b.is_autodiff());
     if tracked {
@@ -62,7 +64,7 @@ pub fn try_conv2d(
         if !all_f32 {
             return None;
         }
-        let out = autodiff_conv2d(x, weight, bias, *geometry);
+        let out = autodiff_conv2d(x, weight, bias, *geometry, relu);
         Some(Tensor::from_primitive::<AutodiffFlex>(out))
     } else {
         let x = x.clone().try_into_primitive::<Flex>().ok()?;
@@ -78,7 +80,7 @@ pub fn try_conv2d(
         if !all_f32 {
             return None;
         }
-        let out = flex_forward(&x, &weight, bias.as_ref(), geometry);
+        let out = flex_forward(&x, &weight, bias.as_ref(), geometry, relu);
         Some(Tensor::from_primitive::<Flex>(out))
     }
 }
@@ -100,6 +102,7 @@ fn flex_forward(
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     g: &ConvGeometry,
+    relu: bool,
 ) -> FlexTensor {
     let bias = bias.map(values);
     let out = forward::forward(
@@ -108,17 +111,19 @@ fn flex_forward(
         &values(x),
         &values(weight),
         bias.as_deref(),
+        relu,
     );
     flex_tensor(out, &g.out_dims())
 }
 
-/// What the backward step keeps: the input and weight (to differentiate against each other)
-/// and the shape.
+/// What the backward step keeps: the input and weight (to differentiate against each other),
+/// the shape, and with a fused ReLU its output (whose sign masks the incoming gradient).
 #[derive(Clone, Debug)]
 struct Saved {
     x: FlexTensor,
     weight: FlexTensor,
     geometry: ConvGeometry,
+    relu_output: Option<FlexTensor>,
 }
 
 #[derive(Debug)]
@@ -132,20 +137,23 @@ impl ConvBackward {
             x,
             weight,
             geometry: g,
+            relu_output,
         } = ops.state;
         let output_grad = values(&output_grad);
+        let relu_output = relu_output.as_ref().map(values);
+        let relu_output = relu_output.as_deref();
         let isa = Isa::detected();
         let [x_node, weight_node, bias_node] =
             [0, 1, 2].map(|i| ops.parents.get(i).cloned().flatten());
         if let Some(node) = x_node {
-            let dx = input_grad::input_grad(isa, &g, &values(&weight), &output_grad);
+            let dx = input_grad::input_grad(isa, &g, &values(&weight), &output_grad, relu_output);
             grads.register::<Flex>(
                 node.id,
                 flex_tensor(dx, &[g.batch, g.in_channels, g.in_h, g.in_w]),
             );
         }
         if let Some(node) = weight_node {
-            let dw = weight_grad::weight_grad(isa, &g, &values(&x), &output_grad);
+            let dw = weight_grad::weight_grad(isa, &g, &values(&x), &output_grad, relu_output);
             grads.register::<Flex>(
                 node.id,
                 flex_tensor(
@@ -155,7 +163,7 @@ impl ConvBackward {
             );
         }
         if let Some(node) = bias_node {
-            let db = weight_grad::bias_grad(&g, &output_grad);
+            let db = weight_grad::bias_grad(&g, &output_grad, relu_output);
             grads.register::<Flex>(node.id, flex_tensor(db, &[g.out_channels]));
         }
     }
@@ -184,18 +192,21 @@ fn autodiff_conv2d(
     weight: AutodiffTensor,
     bias: Option<AutodiffTensor>,
     geometry: ConvGeometry,
+    relu: bool,
 ) -> AutodiffTensor {
-    let saved = |x: &AutodiffTensor, weight: &AutodiffTensor| Saved {
-        x: x.primitive().clone(),
-        weight: weight.primitive().clone(),
-        geometry,
-    };
     let output = flex_forward(
         x.primitive(),
         weight.primitive(),
         bias.as_ref().map(|b| b.primitive()),
         &geometry,
+        relu,
     );
+    let saved = |x: &AutodiffTensor, weight: &AutodiffTensor| Saved {
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
+        geometry,
+        relu_output: relu.then(|| output.clone()),
+    };
     match bias {
         Some(bias) => {
             let prep = <ConvBackward as Backward<Flex, 3>>::prepare::<NoCheckpointing>(

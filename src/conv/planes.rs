@@ -6,7 +6,7 @@
 //! convolution of the padded image is then a stride-1 correlation of the phase planes: tap
 //! (kh, kw) reads plane (kh mod s_h, kw mod s_w) at row offset kh / s_h, column kw / s_w.
 
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, relu_backward};
 
 /// Floats past `layout.len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
 /// so the last row's last vector can run past the planes.
@@ -51,24 +51,43 @@ impl PlaneSpec {
     /// writing every element (padding included), so `dst` may hold anything before; `dst`
     /// needs [`FILL_OVERRUN`] more floats, which it may overwrite too.
     pub fn fill(&self, image: &[f32], dst: &mut [f32]) {
+        self.fill_masked(image, None, dst);
+    }
+
+    /// [`PlaneSpec::fill`] of `image` through a ReLU's backward step: where `relu_output`
+    /// (same shape) is ≤ 0 the copy holds 0 (the gradient a fused ReLU passes back).
+    pub fn fill_masked(&self, image: &[f32], relu_output: Option<&[f32]>, dst: &mut [f32]) {
         let layout = self.layout;
         assert_eq!(image.len(), self.channels * self.height * self.width);
+        assert!(relu_output.is_none_or(|m| m.len() == image.len()));
         assert!(dst.len() >= layout.len() + FILL_OVERRUN);
         if self.stride[1] == 1 {
             // SAFETY: lengths checked above; each ISA only where the CPU has it.
             unsafe {
                 match self.isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => fill_avx512(self, image, dst),
+                    Isa::Avx512 => fill_avx512(self, image, relu_output, dst),
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => fill_avx2(self, image, dst),
-                    _ => fill_unit_stride::<Portable>(self, image, dst),
+                    Isa::Avx2 => fill_avx2(self, image, relu_output, dst),
+                    _ => fill_unit_stride::<Portable>(self, image, relu_output, dst),
                 }
             }
             return;
         }
         let [s_h, s_w] = self.stride;
         let plane_len = layout.plane_len();
+        let masked;
+        let image = match relu_output {
+            Some(out) => {
+                masked = image
+                    .iter()
+                    .zip(out)
+                    .map(|(&g, &o)| relu_backward(g, o))
+                    .collect::<Vec<f32>>();
+                &masked[..]
+            }
+            None => image,
+        };
         for c in 0..self.channels {
             let channel = &image[c * self.height * self.width..][..self.height * self.width];
             for (p, &(a, b)) in self.phases.iter().enumerate() {
@@ -116,14 +135,14 @@ impl PlaneSpec {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fill_avx512(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
-    unsafe { fill_unit_stride::<super::simd::Avx512>(spec, image, dst) }
+unsafe fn fill_avx512(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx512>(spec, image, mask, dst) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
-    unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, dst) }
+unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, mask, dst) }
 }
 
 /// `fill` for a column stride of 1, a vector at a time: image rows are short (tens of
@@ -131,13 +150,19 @@ unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
 /// stored as whole vectors (the last one running into the next row, which is written after
 /// it), each loaded with the image's columns and zeros elsewhere.
 #[inline(always)]
-unsafe fn fill_unit_stride<S: Simd>(spec: &PlaneSpec, image: &[f32], dst: &mut [f32]) {
+unsafe fn fill_unit_stride<S: Simd>(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
     let layout = spec.layout;
     let (lanes, row_stride) = (S::LANES, layout.row_stride);
     let chunks = row_stride.div_ceil(lanes);
     let base = dst.as_mut_ptr();
     for c in 0..spec.channels {
         let channel = image[c * spec.height * spec.width..].as_ptr();
+        let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
         for (p, &(a, _)) in spec.phases.iter().enumerate() {
             let plane = (c * spec.phases.len() + p) * layout.plane_len();
             for i in 0..layout.rows {
@@ -162,11 +187,16 @@ unsafe fn fill_unit_stride<S: Simd>(spec: &PlaneSpec, image: &[f32], dst: &mut [
                                 let j0 = chunk * lanes;
                                 let start = spec.left.saturating_sub(j0).min(lanes);
                                 let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
-                                let v = if start < end {
+                                let mut v = if start < end {
                                     S::load_lanes(source.wrapping_add(j0), start, end)
                                 } else {
                                     S::splat(0.0)
                                 };
+                                if let (Some(mask), true) = (mask_channel, start < end) {
+                                    let mask = mask.add(u * spec.width).wrapping_sub(spec.left);
+                                    let out = S::load_lanes(mask.wrapping_add(j0), start, end);
+                                    v = S::relu_mask(v, out);
+                                }
                                 S::store(row.add(j0), v);
                             }
                         }

@@ -90,6 +90,9 @@ pub trait Simd: Copy {
     /// Stores lanes `start..end` of `v` at `p + start..p + end`; `p` itself may point before
     /// the allocation (only the stored lanes must be inside it).
     unsafe fn store_lanes(p: *mut f32, v: Self::V, start: usize, end: usize);
+    /// `v` where `out > 0` or `out` is NaN, else +0: the ReLU's backward step given its output
+    /// (burn's rule: the gradient is zeroed where the output is ≤ 0).
+    unsafe fn relu_mask(v: Self::V, out: Self::V) -> Self::V;
     /// `a · b + c`, rounded once.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
 }
@@ -130,6 +133,13 @@ mod x86 {
         unsafe fn store_lanes(p: *mut f32, v: __m512, start: usize, end: usize) {
             let mask = ((1u32 << end) - 1) & !((1u32 << start) - 1);
             unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
+        }
+        #[inline(always)]
+        unsafe fn relu_mask(v: __m512, out: __m512) -> __m512 {
+            unsafe {
+                let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(out, _mm512_setzero_ps());
+                _mm512_maskz_mov_ps(keep, v)
+            }
         }
         #[inline(always)]
         unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -175,6 +185,10 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn relu_mask(v: __m256, out: __m256) -> __m256 {
+            unsafe { _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(out, _mm256_setzero_ps()), v) }
+        }
+        #[inline(always)]
         unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
             unsafe { _mm256_fmadd_ps(a, b, c) }
         }
@@ -218,7 +232,23 @@ impl Simd for Portable {
         }
     }
     #[inline(always)]
+    unsafe fn relu_mask(v: [f32; 8], out: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| relu_backward(v[i], out[i]))
+    }
+    #[inline(always)]
     unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
     }
+}
+
+/// The ReLU: `x` where `x > 0` or NaN, else +0 (burn's rule, NaN passes).
+#[inline(always)]
+pub fn relu(x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { x }
+}
+
+/// The ReLU's backward step for one element, given its output (see [`Simd::relu_mask`]).
+#[inline(always)]
+pub fn relu_backward(grad: f32, out: f32) -> f32 {
+    if out <= 0.0 { 0.0 } else { grad }
 }

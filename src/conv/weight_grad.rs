@@ -16,7 +16,7 @@ use super::forward::source_planes;
 use super::geometry::ConvGeometry;
 use super::planes::{FILL_OVERRUN, PlaneSpec};
 use super::scratch::with_scratch;
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, relu_backward};
 use rayon::prelude::*;
 
 /// Floats of a chunk's data (source planes and transposed gradients) aimed at: 640 KiB, well
@@ -80,7 +80,13 @@ impl WeightGradPlan {
     }
 
     /// Partial sums of one chunk: `[group][term][channel_stride]`.
-    fn chunk(&self, images: std::ops::Range<usize>, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+    fn chunk<'a>(
+        &self,
+        images: std::ops::Range<usize>,
+        x: &[f32],
+        output_grad: &'a [f32],
+        relu_output: Option<&'a [f32]>,
+    ) -> Vec<f32> {
         let g = &self.geometry;
         let terms = self.taps.len();
         let mut partial = vec![0.0; g.groups * terms * self.channel_stride];
@@ -99,10 +105,8 @@ impl WeightGradPlan {
                 if !in_place {
                     self.planes.fill(image, source);
                 }
-                self.transpose(
-                    &output_grad[b * g.out_image()..][..g.out_image()],
-                    transposed,
-                );
+                let of_image = |t: &'a [f32]| &t[b * g.out_image()..][..g.out_image()];
+                self.transpose(of_image(output_grad), relu_output.map(of_image), transposed);
                 inputs.push((b, in_place));
             }
             let scratch: &[f32] = scratch;
@@ -128,7 +132,7 @@ impl WeightGradPlan {
 
     /// Output gradient `[channel][position]` → `[group][position][channel_stride]`, the
     /// padding channels zero.
-    fn transpose(&self, output_grad: &[f32], out: &mut [f32]) {
+    fn transpose(&self, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
         let g = &self.geometry;
         let positions = g.out_h * g.out_w;
         let per_group = g.out_per_group();
@@ -140,9 +144,20 @@ impl WeightGradPlan {
                 let block = 32.min(positions - p0);
                 let out = &mut out[p0 * self.channel_stride..][..block * self.channel_stride];
                 for c in 0..per_group {
-                    let row = &output_grad[(group * per_group + c) * positions + p0..][..block];
-                    for (out, &v) in out.chunks_exact_mut(self.channel_stride).zip(row) {
-                        out[c] = v;
+                    let at = (group * per_group + c) * positions + p0;
+                    let row = &output_grad[at..][..block];
+                    let rows = out.chunks_exact_mut(self.channel_stride).zip(row);
+                    match relu_output {
+                        Some(relu_output) => {
+                            for ((out, &v), &o) in rows.zip(&relu_output[at..][..block]) {
+                                out[c] = relu_backward(v, o);
+                            }
+                        }
+                        None => {
+                            for (out, &v) in rows {
+                                out[c] = v;
+                            }
+                        }
                     }
                 }
                 for out in out.chunks_exact_mut(self.channel_stride) {
@@ -286,9 +301,19 @@ impl WeightTile<'_> {
 }
 
 /// The gradient of `conv2d(x, weight)` with respect to `weight` (OIHW), given the output
-/// gradient.
-pub fn weight_grad(isa: Isa, g: &ConvGeometry, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+/// gradient (and, for a fused ReLU, its output, as for [`super::input_grad::input_grad`]).
+pub fn weight_grad(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
     assert_eq!(
         output_grad.len(),
         g.batch * g.out_image(),
@@ -301,7 +326,7 @@ pub fn weight_grad(isa: Isa, g: &ConvGeometry, x: &[f32], output_grad: &[f32]) -
         .collect();
     let partials: Vec<Vec<f32>> = chunks
         .into_par_iter()
-        .map(|images| plan.chunk(images, x, output_grad))
+        .map(|images| plan.chunk(images, x, output_grad, relu_output))
         .collect();
     // Chunk order, then [group][term][channel] → [channel][term].
     let terms = plan.taps.len();
@@ -323,9 +348,14 @@ pub fn weight_grad(isa: Isa, g: &ConvGeometry, x: &[f32], output_grad: &[f32]) -
     weight
 }
 
-/// The gradient of the bias: the output gradient summed over images and positions, per
-/// channel, in a fixed order (16 running sums over consecutive elements, added pairwise).
-pub fn bias_grad(g: &ConvGeometry, output_grad: &[f32]) -> Vec<f32> {
+/// The gradient of the bias: the output gradient (through the fused ReLU's mask, if any)
+/// summed over images and positions, per channel, in a fixed order (16 running sums over
+/// consecutive elements, added pairwise).
+pub fn bias_grad(g: &ConvGeometry, output_grad: &[f32], relu_output: Option<&[f32]>) -> Vec<f32> {
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
     assert_eq!(
         output_grad.len(),
         g.batch * g.out_image(),
@@ -337,7 +367,19 @@ pub fn bias_grad(g: &ConvGeometry, output_grad: &[f32]) -> Vec<f32> {
         .map(|co| {
             let mut lanes = [0.0f32; 16];
             for b in 0..g.batch {
-                let row = &output_grad[(b * g.out_channels + co) * positions..][..positions];
+                let at = (b * g.out_channels + co) * positions;
+                let masked: Vec<f32>;
+                let row = match relu_output {
+                    Some(o) => {
+                        let grad = output_grad[at..][..positions].iter();
+                        masked = grad
+                            .zip(&o[at..][..positions])
+                            .map(|(&v, &o)| relu_backward(v, o))
+                            .collect();
+                        &masked[..]
+                    }
+                    None => &output_grad[at..][..positions],
+                };
                 let mut chunks = row.chunks_exact(16);
                 for chunk in &mut chunks {
                     for (lane, &v) in lanes.iter_mut().zip(chunk) {

@@ -41,8 +41,8 @@ impl MadryCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = conv::max_pool2d(&self.pool, relu(conv::forward(&self.conv1, images)));
-        let x = conv::max_pool2d(&self.pool, relu(conv::forward(&self.conv2, x)));
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv1, images));
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv2, x));
         let x = relu(self.fc1.forward(x.flatten::<2>(1, 3)));
         self.fc2.forward(x)
     }

@@ -47,10 +47,10 @@ impl SmallCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(conv::forward(&self.conv1, images));
-        let x = conv::max_pool2d(&self.pool, relu(conv::forward(&self.conv2, x)));
-        let x = relu(conv::forward(&self.conv3, x));
-        let x = conv::max_pool2d(&self.pool, relu(conv::forward(&self.conv4, x)));
+        let x = conv::forward_relu(&self.conv1, images);
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv2, x));
+        let x = conv::forward_relu(&self.conv3, x);
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv4, x));
         let x = x.flatten::<2>(1, 3);
         let x = relu(self.fc1.forward(x));
         let x = relu(self.fc2.forward(x));
