@@ -175,7 +175,9 @@ impl WeightGradPlan {
         let vectors = self.channel_stride / self.lanes;
         let mut v0 = 0;
         while v0 < vectors {
-            let n = vectors.min(v0 + 4) - v0;
+            // At most 4 vectors of channels (2 with AVX2's 16 registers: 12 accumulators,
+            // the loaded vectors and a broadcast must fit).
+            let n = vectors.min(v0 + self.accumulators / 6) - v0;
             let m = self.accumulators / n;
             for t0 in (0..terms).step_by(m) {
                 let rows = m.min(terms - t0);
