@@ -69,7 +69,7 @@ impl Case {
     }
 
     fn geometry(&self) -> ConvGeometry {
-        ConvGeometry::new(self.x_dims(), self.w_dims(), &self.options())
+        conv::geometry(self.x_dims(), self.w_dims(), &self.options())
             .unwrap_or_else(|| panic!("our kernels cover {self:?}"))
     }
 }
@@ -669,5 +669,126 @@ fn max_pooling_matches_burn_flex_forward_and_backward_ties_and_nans_included() {
             bits(&kernels::max_pool_backward(&g, &argmax, &r)),
             bits(&ours.1)
         );
+    }
+}
+
+/// The geometry's output sizes and the cases left to burn's op.
+mod geometry {
+    use rslad_kernels::ConvGeometry;
+
+    fn geometry(
+        x: [usize; 4],
+        w: [usize; 4],
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Option<ConvGeometry> {
+        ConvGeometry::new(x, w, [stride; 2], [(pad, pad); 2], [1, 1], groups)
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        // small-cnn conv1: 28 → 26; a 3×3 stride-2 pad-1 conv: 32 → 16; 1×1 stride 2: 32 → 16.
+        let g = geometry([2, 1, 28, 28], [32, 1, 3, 3], 1, 0, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (26, 26));
+        let g = geometry([2, 8, 32, 32], [8, 8, 3, 3], 2, 1, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (16, 16));
+        let g = geometry([2, 8, 32, 32], [4, 8, 1, 1], 2, 0, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (16, 16));
+        // 5×5 "same": 28 → 28; a depthwise conv.
+        let g = geometry([1, 6, 28, 28], [6, 1, 5, 5], 1, 2, 6).unwrap();
+        assert_eq!((g.out_h, g.out_w), (28, 28));
+        assert!(g.is_depthwise());
+    }
+
+    #[test]
+    fn unsupported_cases_are_left_to_burn() {
+        let dilated = ConvGeometry::new([1, 1, 8, 8], [1, 1, 3, 3], [1, 1], [(0, 0); 2], [2, 2], 1);
+        assert!(dilated.is_none());
+        // padding as large as the kernel
+        assert!(geometry([1, 1, 8, 8], [1, 1, 3, 3], 1, 3, 1).is_none());
+        // channels that do not match the weight
+        assert!(geometry([1, 2, 8, 8], [1, 1, 3, 3], 1, 0, 1).is_none());
+        // a kernel larger than the padded input
+        assert!(geometry([1, 1, 2, 2], [1, 1, 5, 5], 1, 1, 1).is_none());
+        // an empty batch
+        assert!(geometry([0, 1, 8, 8], [1, 1, 3, 3], 1, 0, 1).is_none());
+    }
+}
+
+/// Source planes: padding, phase splitting, cropping.
+mod planes {
+    use rslad_kernels::Isa;
+    use rslad_kernels::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+
+    fn spec(top: usize, left: usize, stride: usize, rows: usize, row_stride: usize) -> PlaneSpec {
+        let phases = (0..stride)
+            .flat_map(|a| (0..stride).map(move |b| (a, b)))
+            .collect::<Vec<_>>();
+        PlaneSpec {
+            channels: 1,
+            height: 3,
+            width: 3,
+            top,
+            left,
+            stride: [stride, stride],
+            layout: PlaneLayout {
+                planes: phases.len(),
+                rows,
+                row_stride,
+            },
+            phases,
+            isa: Isa::detected(),
+        }
+    }
+
+    #[test]
+    fn padding_surrounds_the_image_with_zeros() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 1, 5, 6);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        #[rustfmt::skip]
+        let expected = [
+            0., 0., 0., 0., 0., 0.,
+            0., 1., 2., 3., 0., 0.,
+            0., 4., 5., 6., 0., 0.,
+            0., 7., 8., 9., 0., 0.,
+            0., 0., 0., 0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn stride_two_splits_the_padded_image_into_four_phases() {
+        // padded (pad 1) is 5×5: rows/cols 0 and 4 zero. Phase (a, b) takes padded[2i+a][2j+b].
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 2, 3, 3);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        #[rustfmt::skip]
+        let expected = [
+            // (0, 0): padded rows 0, 2, 4 × cols 0, 2, 4
+            0., 0., 0.,  0., 5., 0.,  0., 0., 0.,
+            // (0, 1): rows 0, 2, 4 × cols 1, 3, 5
+            0., 0., 0.,  4., 6., 0.,  0., 0., 0.,
+            // (1, 0): rows 1, 3, 5 × cols 0, 2, 4
+            0., 2., 0.,  0., 8., 0.,  0., 0., 0.,
+            // (1, 1): rows 1, 3, 5 × cols 1, 3, 5
+            1., 3., 0.,  7., 9., 0.,  0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn a_row_stride_narrower_than_the_image_crops_it() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(0, 0, 1, 2, 2);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        assert_eq!(dst, [1., 2., 4., 5.]);
     }
 }

@@ -55,7 +55,7 @@ impl Layer {
     }
 
     pub fn geometry(&self, batch: usize) -> ConvGeometry {
-        ConvGeometry::new(
+        crate::conv::geometry(
             [batch, self.in_channels, self.size, self.size],
             [
                 self.out_channels,

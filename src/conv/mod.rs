@@ -3,7 +3,8 @@
 //!
 //! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
-//! the flex device the convolution runs here ([`op`]); on any other device (a GPU, the
+//! the flex device the convolution runs on the kernels of the `rslad-kernels` crate
+//! (`kernels/`), recorded in burn's autodiff graph here ([`op`]); on any other device (a GPU, the
 //! experimental ndarray/LibTorch backends) it is burn's own op. `RSLAD_TUI_CONV=burn` runs
 //! burn's op on the CPU too, to compare (docs/performance.md).
 //!
@@ -14,20 +15,10 @@
 //! gradient that vectorises over output channels. Results are deterministic: the same for any
 //! thread count and bit-identical on AVX2 and AVX-512.
 
-mod correlate;
-mod forward;
-pub mod geometry;
-mod input_grad;
 mod op;
-mod planes;
 mod pool;
-mod rows;
-mod scratch;
-pub mod simd;
-mod weight_grad;
 
-pub use geometry::ConvGeometry;
-pub use simd::Isa;
+pub use rslad_kernels::{ConvGeometry, Isa};
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -38,10 +29,26 @@ use std::sync::OnceLock;
 
 /// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
 pub mod kernels {
-    pub use super::forward::forward;
-    pub use super::input_grad::input_grad;
-    pub use super::pool::{PoolGeometry, max_pool_backward, max_pool_forward};
-    pub use super::weight_grad::{bias_grad, weight_grad};
+    pub use rslad_kernels::{
+        PoolGeometry, bias_grad, forward, input_grad, max_pool_backward, max_pool_forward,
+        weight_grad,
+    };
+}
+
+/// The kernels' geometry of `conv2d(x, weight, options)`: `None` where they do not apply.
+pub fn geometry(
+    x: [usize; 4],
+    weight: [usize; 4],
+    options: &ConvOptions<2>,
+) -> Option<ConvGeometry> {
+    ConvGeometry::new(
+        x,
+        weight,
+        options.stride,
+        options.padding,
+        options.dilation,
+        options.groups,
+    )
 }
 
 /// Which convolution the CPU device runs.
@@ -147,7 +154,7 @@ fn ours(
     if ConvPath::selected() != ConvPath::Rslad {
         return None;
     }
-    let geometry = ConvGeometry::new(x.dims(), weight.dims(), options)?;
+    let geometry = geometry(x.dims(), weight.dims(), options)?;
     op::try_conv2d(x, weight, bias, &geometry, relu)
 }
 

@@ -11,9 +11,6 @@
 //! Anything else (another device, another dtype, gradient checkpointing, a shape the kernels
 //! do not cover) returns `None` and the caller runs burn's op.
 
-use super::geometry::ConvGeometry;
-use super::simd::Isa;
-use super::{forward, input_grad, weight_grad};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -22,6 +19,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
+use rslad_kernels::{ConvGeometry, Isa};
 
 type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
@@ -105,7 +103,7 @@ fn flex_forward(
     relu: bool,
 ) -> FlexTensor {
     let bias = bias.map(values);
-    let out = forward::forward(
+    let out = rslad_kernels::forward(
         Isa::detected(),
         g,
         &values(x),
@@ -146,14 +144,15 @@ impl ConvBackward {
         let [x_node, weight_node, bias_node] =
             [0, 1, 2].map(|i| ops.parents.get(i).cloned().flatten());
         if let Some(node) = x_node {
-            let dx = input_grad::input_grad(isa, &g, &values(&weight), &output_grad, relu_output);
+            let dx =
+                rslad_kernels::input_grad(isa, &g, &values(&weight), &output_grad, relu_output);
             grads.register::<Flex>(
                 node.id,
                 flex_tensor(dx, &[g.batch, g.in_channels, g.in_h, g.in_w]),
             );
         }
         if let Some(node) = weight_node {
-            let dw = weight_grad::weight_grad(isa, &g, &values(&x), &output_grad, relu_output);
+            let dw = rslad_kernels::weight_grad(isa, &g, &values(&x), &output_grad, relu_output);
             grads.register::<Flex>(
                 node.id,
                 flex_tensor(
@@ -163,7 +162,7 @@ impl ConvBackward {
             );
         }
         if let Some(node) = bias_node {
-            let db = weight_grad::bias_grad(&g, &output_grad, relu_output);
+            let db = rslad_kernels::bias_grad(&g, &output_grad, relu_output);
             grads.register::<Flex>(node.id, flex_tensor(db, &[g.out_channels]));
         }
     }
