@@ -75,10 +75,15 @@ impl Correlation {
             _ => tile_rows,
         };
         // Accumulators a tile may hold, leaving registers for its loaded vectors and a
-        // broadcast weight: 24 of AVX-512's 32; 8 of AVX2's 16 (12, as 4 × 3, made the
-        // compiler shuffle and spill registers on every step and ran 3× slower).
-        let accumulators = if lanes == 16 { 24 } else { 8 };
-        let max_vectors = (accumulators / block_rows).min(8);
+        // broadcast weight: 24 of AVX-512's 32 (8 × 3); 12 of AVX2's 16 as 6 rows × 2 vectors
+        // (gemm's AVX2 shape). 4 × 3 needs a 17th register: the compiler then shuffled and
+        // spilled registers on every step and ran 3× slower.
+        let max_vectors = match (lanes, block_rows) {
+            (16, m) => (24 / m).min(8),
+            (_, 1) => 8,
+            (_, 2) => 6,
+            _ => 2,
+        };
         let blocks = rows.div_ceil(block_rows);
         let k_len = taps.len();
         let mut packed = vec![0.0; groups * blocks * k_len * block_rows];
@@ -349,6 +354,7 @@ impl Tile<'_> {
             1 => [1, 2, 3, 4, 5, 6, 7, 8],
             2 => [1, 2, 3, 4, 5, 6, 7, 8],
             4 => [1, 2, 3, 4, 5, 6],
+            6 => [1, 2],
             8 => [1, 2, 3])
     }
 

@@ -152,7 +152,7 @@ mod x86 {
 
     impl Simd for Avx2 {
         const LANES: usize = 8;
-        const ROWS: usize = 4;
+        const ROWS: usize = 6;
         type V = __m256;
         #[inline(always)]
         unsafe fn splat(x: f32) -> __m256 {
