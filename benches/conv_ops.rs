@@ -1,79 +1,35 @@
-//! Where a convolution's time goes in burn-flex: forward, input gradient and weight gradient
-//! of each of small-cnn's four 3×3 convolutions at batch 128, timed separately (median of
-//! repeated runs). `bench/conv_ops_torch.py` times the same in PyTorch. Run with
-//! `cargo bench --bench conv_ops`; numbers in docs/performance.md.
+//! Where a convolution's time goes: forward pass, input gradient and weight gradient of each
+//! MNIST-scale zoo convolution at batch 128, for our kernels (src/conv/) and burn-flex's own
+//! convolution, as a fraction of the matrix-multiply rate measured in the same run, and for
+//! PyTorch too when `RSLAD_TORCH_PYTHON` names a Python with torch. The same table as
+//! `rslad-tui bench --layers [--compare]`. Run with `cargo bench --bench conv_ops`; numbers in
+//! docs/performance.md.
 
-use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use rslad_tui::bench::workload::timed;
+use rslad_tui::bench::layers;
+use rslad_tui::bench::workload::{Workload, timed};
 use rslad_tui::device::autodiff_device;
 
 fn main() {
-    let device = autodiff_device();
     let batch = 128;
-    // (input channels, output channels, input side) of small-cnn's conv1..conv4 on MNIST.
-    let layers = [(1, 32, 28), (32, 32, 26), (32, 64, 12), (64, 64, 10)];
+    let seconds = 2.0;
+    let matmul = Workload::MatMul { size: 1024 };
+    let matmul_gflops =
+        matmul.flops(batch).unwrap() / matmul.measure(batch, seconds).unwrap().steady.seconds / 1e9;
     println!(
-        "| layer | forward ms | input-gradient ms | weight-gradient ms | im2col+matmul: forward ms | weight-gradient ms |"
+        "{} on {}; matmul 1024²: {matmul_gflops:.1} GFLOP/s\n",
+        rslad_tui::conv::Isa::detected().name(),
+        rslad_tui::device::backend_id(),
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (i, (cin, cout, side)) in layers.into_iter().enumerate() {
-        let conv = Conv2dConfig::new([cin, cout], [3, 3]).init(&device);
-        let plain = conv.valid();
-        let x = Tensor::<4>::random([batch, cin, side, side], Distribution::Default, &device)
-            .without_autodiff();
-        let forward = timed(2.0, 5, &mut || {
-            let _ = plain
-                .forward(x.clone())
-                .slice([0..1, 0..1, 0..1, 0..1])
-                .into_data();
-        });
-        // The attack's case: gradient for the input only, the weights held fixed.
-        let input_only = timed(2.0, 5, &mut || {
-            let leaf = x.clone().autodiff().require_grad();
-            let grads = plain.forward(leaf.clone()).sum().backward();
-            let _ = leaf
-                .grad(&grads)
-                .map(|g| g.slice([0..1, 0..1, 0..1, 0..1]).into_data());
-        });
-        // The training update's case for a first layer: weight gradient, no input gradient.
-        let weight_only = timed(2.0, 5, &mut || {
-            let out = conv.forward(x.clone().autodiff());
-            let grads = out.sum().backward();
-            let _ = conv.weight.grad(&grads).map(|g| g.into_data());
-        });
-        // The same convolution as 9 shifted slices stacked into columns and one matmul: its
-        // weight gradient is then a matmul too.
-        let weight = conv.weight.val();
-        let bias = conv.bias.as_ref().map(|b| b.val());
-        let check = im2col_conv(x.clone().autodiff(), weight.clone(), bias.clone());
-        let reference = conv.forward(x.clone().autodiff());
-        let error = (check - reference).abs().max().into_scalar::<f32>();
-        assert!(error < 1e-4, "im2col conv differs from conv2d by {error}");
-        let im2col_forward = timed(2.0, 5, &mut || {
-            let out = im2col_conv(x.clone(), weight.clone().without_autodiff(), None);
-            let _ = out.slice([0..1, 0..1, 0..1, 0..1]).into_data();
-        });
-        let im2col_weight = timed(2.0, 5, &mut || {
-            let w = weight.clone().detach().require_grad();
-            let out = im2col_conv(x.clone().autodiff(), w.clone(), bias.clone());
-            let grads = out.sum().backward();
-            let _ = w.grad(&grads).map(|g| g.into_data());
-        });
-        let ms = |m: rslad_tui::bench::workload::Measurement| m.seconds * 1e3;
-        // Input- and weight-gradient runs include their forward pass; subtract it.
-        println!(
-            "| conv{} {cin}→{cout} on {side}² | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            i + 1,
-            ms(forward),
-            ms(input_only) - ms(forward),
-            ms(weight_only) - ms(forward),
-            ms(im2col_forward),
-            ms(im2col_weight) - ms(im2col_forward),
-        );
-    }
-    attack_views(&device, batch);
+    let torch = std::env::var("RSLAD_TORCH_PYTHON").ok().map(|python| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rslad_tui::bench::torch::TorchReference::start(&python, threads)
+            .expect("a Python with torch")
+    });
+    let rows = layers::measure(batch, seconds, None, torch.as_ref()).unwrap();
+    print!("{}", layers::table(&rows, batch, matmul_gflops));
+    attack_views(&autodiff_device(), batch);
 }
 
 /// What the attacks save by holding the weights fixed: one attack step's input gradient on
@@ -99,27 +55,4 @@ fn attack_views(device: &Device, batch: usize) {
         fixed.seconds * 1e3,
         tracked.seconds * 1e3
     );
-}
-
-/// A valid 3×3 convolution written as im2col (nine shifted views stacked) and a matmul.
-fn im2col_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [out, _, k, _] = weight.dims();
-    let (oh, ow) = (h - k + 1, w - k + 1);
-    let mut shifted = Vec::with_capacity(k * k);
-    for i in 0..k {
-        for j in 0..k {
-            shifted.push(x.clone().slice([0..b, 0..c, i..i + oh, j..j + ow]));
-        }
-    }
-    // [b, c, k², oh, ow] → [b, c·k², oh·ow], matching weight [out, c, k, k] → [out, c·k²].
-    let columns = Tensor::stack::<5>(shifted, 2).reshape([b, c * k * k, oh * ow]);
-    let y = weight
-        .reshape([1, out, c * k * k])
-        .matmul(columns)
-        .reshape([b, out, oh, ow]);
-    match bias {
-        Some(bias) => y + bias.reshape([1, out, 1, 1]),
-        None => y,
-    }
 }

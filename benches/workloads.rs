@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
         only: None,
         model: None,
         scaling: false,
+        layers: false,
         memory_probe: false,
     };
     // The memory figure comes from a child process of this same binary (see bench::memory).

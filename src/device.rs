@@ -412,10 +412,13 @@ pub fn backend_id() -> String {
         return backend_name();
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The convolution path rounds differently from burn's: sessions recorded on one must not
+    // be expected to replay bit-identically on the other.
     format!(
-        "{} (CPU, {}, {threads} threads)",
+        "{} (CPU, {}, {threads} threads, {})",
         backend_crate(),
-        simd_level()
+        simd_level(),
+        crate::conv::ConvPath::selected().name()
     )
 }
 

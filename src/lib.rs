@@ -11,6 +11,7 @@ pub mod bench;
 pub mod bounded_read;
 pub mod checkpoint;
 pub mod cli;
+pub mod conv;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -5,9 +5,10 @@
 //! Tables print as Markdown so they paste into `docs/performance.md` unchanged.
 
 pub mod flops;
+pub mod layers;
 mod memory;
 pub mod timing;
-mod torch;
+pub mod torch;
 pub mod workload;
 
 use crate::zoo::Arch;
@@ -50,6 +51,11 @@ pub struct BenchArgs {
     /// instead of the main table.
     #[arg(long)]
     pub scaling: bool,
+    /// Instead of the workloads: each MNIST-scale convolution layer's forward pass, input
+    /// gradient and weight gradient, for our kernels and burn-flex's (and PyTorch's with
+    /// --compare); --model keeps one model's layers.
+    #[arg(long, conflicts_with_all = ["scaling", "only"])]
+    pub layers: bool,
     /// Internal: run one RSLAD epoch on the embedded subset and print the peak memory (the
     /// main table runs this in a child process so earlier workloads do not count).
     #[arg(long, hide = true)]
@@ -121,6 +127,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .unwrap_or(f64::NAN);
     if args.scaling {
         return print_scaling(args, &measure, peak);
+    }
+    if args.layers {
+        print!("{}", table(&[matmul], peak));
+        let rows = layers::measure(
+            args.batch,
+            args.seconds,
+            args.model.as_deref(),
+            reference.as_ref(),
+        )?;
+        println!("\nconvolutions at batch {}:\n", args.batch);
+        print!("{}", layers::table(&rows, args.batch, peak));
+        return Ok(());
     }
     let micro = zoo(Arch::MicroCnn, 1);
     let small = zoo(Arch::SmallCnn, 1);

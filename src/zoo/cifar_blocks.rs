@@ -2,6 +2,7 @@
 //! WideResNet): bias-free convolutions as the reference PyTorch models declare them, a
 //! convolution followed by batch norm, and the final global average pool.
 
+use crate::conv;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -48,7 +49,7 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv::forward(&self.conv, x))
     }
 }
 

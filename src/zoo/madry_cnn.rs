@@ -2,6 +2,7 @@
 //! pool, conv 5×5 64 (same), pool, fc 1024, logits. The classic robust MNIST teacher.
 
 use super::ModelSpec;
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -40,8 +41,8 @@ impl MadryCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(images)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv1, images));
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv2, x));
         let x = relu(self.fc1.forward(x.flatten::<2>(1, 3)));
         self.fc2.forward(x)
     }

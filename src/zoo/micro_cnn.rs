@@ -3,6 +3,7 @@
 //! makes the train/eval-mode distinctions of RSLAD, TRADES and ARD observable.
 
 use super::ModelSpec;
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -57,12 +58,10 @@ impl MicroCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .pool
-            .forward(relu(self.bn1.forward(self.conv1.forward(images))));
-        let x = self
-            .pool
-            .forward(relu(self.bn2.forward(self.conv2.forward(x))));
+        let x = relu(self.bn1.forward(conv::forward(&self.conv1, images)));
+        let x = conv::max_pool2d(&self.pool, x);
+        let x = relu(self.bn2.forward(conv::forward(&self.conv2, x)));
+        let x = conv::max_pool2d(&self.pool, x);
         self.fc.forward(x.flatten::<2>(1, 3))
     }
 }

@@ -9,6 +9,7 @@
 
 use super::ModelSpec;
 use super::cifar_blocks::{ConvBn, conv1x1, conv3x3, final_avg_pool};
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -67,9 +68,9 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
+        let out = relu(self.bn2.forward(conv::forward(&self.conv2, out)));
+        let out = self.bn3.forward(conv::forward(&self.conv3, out));
         if !self.residual {
             return out;
         }
@@ -117,11 +118,11 @@ impl MobileNetV2 {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(images)));
+        let mut x = relu(self.bn1.forward(conv::forward(&self.conv1, images)));
         for block in &self.layers {
             x = block.forward(x);
         }
-        let x = relu(self.bn2.forward(self.conv2.forward(x)));
+        let x = relu(self.bn2.forward(conv::forward(&self.conv2, x)));
         self.linear.forward(final_avg_pool(x, 4))
     }
 }

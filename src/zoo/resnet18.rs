@@ -8,6 +8,7 @@
 
 use super::ModelSpec;
 use super::cifar_blocks::{ConvBn, conv3x3, final_avg_pool};
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -39,8 +40,8 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
+        let out = self.bn2.forward(conv::forward(&self.conv2, out));
         let skip = match &self.shortcut {
             Some(projection) => projection.forward(x),
             None => x,
@@ -86,7 +87,7 @@ impl ResNet18 {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(images)));
+        let mut x = relu(self.bn1.forward(conv::forward(&self.conv1, images)));
         for block in self
             .layer1
             .iter()

@@ -5,6 +5,7 @@
 //! training is exactly reproducible from a seed (see the README's notes on deviations).
 
 use super::ModelSpec;
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -46,10 +47,10 @@ impl SmallCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(images));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
-        let x = relu(self.conv3.forward(x));
-        let x = self.pool.forward(relu(self.conv4.forward(x)));
+        let x = conv::forward_relu(&self.conv1, images);
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv2, x));
+        let x = conv::forward_relu(&self.conv3, x);
+        let x = conv::max_pool2d(&self.pool, conv::forward_relu(&self.conv4, x));
         let x = x.flatten::<2>(1, 3);
         let x = relu(self.fc1.forward(x));
         let x = relu(self.fc2.forward(x));

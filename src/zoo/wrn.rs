@@ -13,6 +13,7 @@
 
 use super::ModelSpec;
 use super::cifar_blocks::{conv1x1, conv3x3, final_avg_pool};
+use crate::conv;
 use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -48,12 +49,15 @@ impl BasicBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let activated = relu(self.bn1.forward(x.clone()));
-        let out = relu(self.bn2.forward(self.conv1.forward(activated.clone())));
-        let out = self.conv2.forward(out);
+        let out = relu(
+            self.bn2
+                .forward(conv::forward(&self.conv1, activated.clone())),
+        );
+        let out = conv::forward(&self.conv2, out);
         // As in TRADES: a widening block projects the pre-activated input, an identity block
         // adds the raw input.
         match &self.conv_shortcut {
-            Some(projection) => out + projection.forward(activated),
+            Some(projection) => out + conv::forward(projection, activated),
             None => out + x,
         }
     }
@@ -118,7 +122,7 @@ impl WideResNet {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.conv1.forward(images);
+        let x = conv::forward(&self.conv1, images);
         let x = self.block1.forward(x);
         let x = self.block2.forward(x);
         let x = self.block3.forward(x);

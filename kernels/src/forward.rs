@@ -1,0 +1,202 @@
+//! The forward convolution: per image, its source planes (the input itself when the
+//! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
+//! the extended grid copied out.
+
+use super::correlate::{Correlation, DirectMap};
+use super::geometry::ConvGeometry;
+use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+use super::rows::RowCorrelation;
+use super::scratch::with_scratch;
+use super::simd::Isa;
+use rayon::prelude::*;
+
+/// The plan of a forward pass, shared by every image.
+struct ForwardPlan {
+    geometry: ConvGeometry,
+    planes: PlaneSpec,
+    correlation: Correlation,
+    /// Writing tiles straight into the output, where rows are long enough.
+    direct: Option<DirectMap>,
+    /// One output channel per group (depthwise), stride 1: the row engine instead.
+    rows: Option<RowCorrelation>,
+}
+
+impl ForwardPlan {
+    fn new(isa: Isa, g: &ConvGeometry, weight: &[f32], bias: Option<&[f32]>) -> Self {
+        let planes = source_planes(isa, g);
+        let layout = planes.layout;
+        let [s_h, s_w] = g.stride;
+        let in_per_group = g.in_per_group();
+        let mut taps = Vec::with_capacity(in_per_group * g.taps());
+        for c in 0..in_per_group {
+            for kh in 0..g.kernel_h {
+                for kw in 0..g.kernel_w {
+                    let plane = c * planes.phases.len() + planes.phase_index(kh % s_h, kw % s_w);
+                    taps.push(
+                        plane * layout.plane_len() + (kh / s_h) * layout.row_stride + kw / s_w,
+                    );
+                }
+            }
+        }
+        let out_per_group = g.out_per_group();
+        let k_len = taps.len();
+        let correlation = Correlation::new(
+            isa,
+            out_per_group,
+            g.groups,
+            taps,
+            in_per_group * planes.phases.len() * layout.plane_len(),
+            g.out_h * layout.row_stride,
+            // Weight [out][in/groups][kh][kw]: term k of output row r is in the same order.
+            |group, r, k| weight[(group * out_per_group + r) * k_len + k],
+            |group, r| bias.map_or(0.0, |b| b[group * out_per_group + r]),
+        );
+        // Measured on small-cnn (docs/performance.md): straight stores win where the
+        // reduction is short (a first layer: the grid copy is then most of the work) and lose
+        // a quarter on long ones, where the grid stays in L2 and the copy streams.
+        let direct = (correlation.taps.len() < 64)
+            .then(|| correlation.direct_map(layout.row_stride, g.out_w, g.out_h))
+            .flatten();
+        let rows = (out_per_group == 1 && g.stride == [1, 1])
+            .then(|| {
+                let columns: Vec<usize> = (0..in_per_group)
+                    .flat_map(|c| (0..g.kernel_w).map(move |kw| c * layout.plane_len() + kw))
+                    .collect();
+                RowCorrelation::new(
+                    isa,
+                    g.groups,
+                    g.kernel_h,
+                    columns,
+                    in_per_group * layout.plane_len(),
+                    layout.row_stride,
+                    g.out_h,
+                    g.out_w,
+                    |group, column, kh| {
+                        let (c, kw) = (column / g.kernel_w, column % g.kernel_w);
+                        weight[((group * in_per_group + c) * g.kernel_h + kh) * g.kernel_w + kw]
+                    },
+                    |group| bias.map_or(0.0, |b| b[group]),
+                )
+            })
+            .flatten();
+        ForwardPlan {
+            geometry: *g,
+            planes,
+            correlation,
+            direct,
+            rows,
+        }
+    }
+
+    /// Floats past an image's start that the engine reads.
+    fn source_extent(&self) -> usize {
+        match &self.rows {
+            Some(rows) => rows.source_extent(),
+            None => self.correlation.source_extent(),
+        }
+    }
+
+    /// Floats a source copy of one image needs (the planes and the engine's overrun).
+    fn source_len(&self) -> usize {
+        (self.planes.layout.len() + FILL_OVERRUN).max(self.source_extent())
+    }
+
+    fn image(&self, b: usize, x: &[f32], out: &mut [f32]) {
+        let g = &self.geometry;
+        let image = &x[b * g.in_image()..][..g.in_image()];
+        let grid_len = match (&self.direct, &self.rows) {
+            (None, None) => self.correlation.grid_size(),
+            _ => 0,
+        };
+        // Read the input in place when nothing needs padding and the engine's overrun past
+        // this image stays inside the batch (true for all but the last image or two).
+        let in_place =
+            g.reads_input_in_place() && b * g.in_image() + self.source_extent() <= x.len();
+        let source_len = if in_place { 0 } else { self.source_len() };
+        with_scratch(source_len + grid_len, |scratch| {
+            let (source, grid) = scratch.split_at_mut(source_len);
+            let source: &[f32] = if in_place {
+                &x[b * g.in_image()..]
+            } else {
+                self.planes.fill(image, source);
+                source
+            };
+            match (&self.rows, &self.direct) {
+                (Some(rows), _) => rows.run(source, out),
+                (None, Some(map)) => self.correlation.run_direct(source, map, out),
+                (None, None) => {
+                    self.correlation.run(source, grid);
+                    self.store(grid, out);
+                }
+            }
+        });
+    }
+
+    /// Copies the valid columns of every grid row into the image's NCHW output.
+    fn store(&self, grid: &[f32], out: &mut [f32]) {
+        let g = &self.geometry;
+        let c = &self.correlation;
+        let row_stride = self.planes.layout.row_stride;
+        let out_per_group = g.out_per_group();
+        for group in 0..g.groups {
+            for r in 0..out_per_group {
+                let grid_row = &grid[(group * c.padded_rows() + r) * c.grid_len..];
+                let channel = group * out_per_group + r;
+                let out_channel = &mut out[channel * g.out_h * g.out_w..][..g.out_h * g.out_w];
+                for (oh, out_row) in out_channel.chunks_exact_mut(g.out_w).enumerate() {
+                    out_row.copy_from_slice(&grid_row[oh * row_stride..][..g.out_w]);
+                }
+            }
+        }
+    }
+}
+
+/// The planes the forward pass and the weight gradient read: the input padded and split
+/// into the phases its taps use, with rows of `out_w + (kw − 1) / s_w` (the extended width).
+pub(super) fn source_planes(isa: Isa, g: &ConvGeometry) -> PlaneSpec {
+    let [s_h, s_w] = g.stride;
+    let phases: Vec<(usize, usize)> = (0..s_h.min(g.kernel_h))
+        .flat_map(|a| (0..s_w.min(g.kernel_w)).map(move |b| (a, b)))
+        .collect();
+    let layout = PlaneLayout {
+        planes: g.in_channels * phases.len(),
+        rows: g.out_h + (g.kernel_h - 1) / s_h,
+        row_stride: g.out_w + (g.kernel_w - 1) / s_w,
+    };
+    PlaneSpec {
+        channels: g.in_channels,
+        height: g.in_h,
+        width: g.in_w,
+        top: g.pad_h.0,
+        left: g.pad_w.0,
+        stride: g.stride,
+        phases,
+        layout,
+        isa,
+    }
+}
+
+/// `conv2d(x, weight, bias)` for NCHW `x` and OIHW `weight`, returned as NCHW; with `relu`,
+/// `relu(conv2d(..))` (applied to each image while it is still in cache).
+pub fn forward(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.in_image(), "input length");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    let plan = ForwardPlan::new(isa, g, weight, bias);
+    let mut out = vec![0.0; g.batch * g.out_image()];
+    out.par_chunks_mut(g.out_image())
+        .enumerate()
+        .for_each(|(b, out)| {
+            plan.image(b, x, out);
+            if relu {
+                out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
+            }
+        });
+    out
+}

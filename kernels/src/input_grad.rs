@@ -1,0 +1,288 @@
+//! The input gradient: a correlation of the (padded) output gradient with the flipped,
+//! transposed weights, through the same engine as the forward pass.
+//!
+//! With stride s, input row `ih` receives only the kernel rows `kh ≡ ih + pad (mod s)`, so
+//! the input gradient splits into s_h · s_w *phases*, each a stride-1 correlation with its own
+//! sub-kernel, whose grids interleave into the result. Stride 1 is the one-phase case: a
+//! "full" correlation of the output gradient padded by kernel − 1 − padding.
+//!
+//! For phase a (rows `ih = s·i + a − pad_top`), kernel row `kh = s·q + a` reads output row
+//! `oh = i − q`. The output gradient is padded on top by `T = ⌈kh/s⌉ − 1` rows, so that row
+//! `oh` sits at `oh + T` and the tap offset `i₀ + T − q` is never negative (`i₀` is the phase's
+//! first row inside the image). Columns the same.
+
+use super::correlate::{Correlation, DirectMap};
+use super::geometry::ConvGeometry;
+use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+use super::rows::RowCorrelation;
+use super::scratch::with_scratch;
+use super::simd::Isa;
+use rayon::prelude::*;
+
+/// The rows (or columns) of one phase along one axis.
+#[derive(Clone, Copy, Debug)]
+struct PhaseAxis {
+    /// The phase: input positions `s·i + phase − pad`.
+    phase: usize,
+    /// First and one-past-last `i` inside the input.
+    first: usize,
+    end: usize,
+}
+
+impl PhaseAxis {
+    fn new(phase: usize, stride: usize, pad: usize, size: usize) -> PhaseAxis {
+        let first = pad.saturating_sub(phase).div_ceil(stride);
+        // The last i has s·i + phase − pad ≤ size − 1.
+        let end = match (size + pad).checked_sub(phase + 1) {
+            Some(last) => last / stride + 1,
+            None => 0,
+        };
+        PhaseAxis {
+            phase,
+            first,
+            end: end.max(first),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.first
+    }
+
+    /// The kernel positions `s·q + phase` of this phase, as q.
+    fn taps(&self, stride: usize, kernel: usize) -> std::ops::Range<usize> {
+        0..kernel.saturating_sub(self.phase).div_ceil(stride)
+    }
+}
+
+/// One phase: its correlation and where its grid goes.
+struct Phase {
+    rows: PhaseAxis,
+    cols: PhaseAxis,
+    correlation: Correlation,
+    /// With stride 1 the one phase covers the input row by row: tiles go straight there.
+    direct: Option<DirectMap>,
+}
+
+struct InputGradPlan {
+    geometry: ConvGeometry,
+    /// The output gradient of one image, padded.
+    planes: PlaneSpec,
+    phases: Vec<Phase>,
+    /// One input channel per group, stride 1 (a first layer, depthwise): the row engine.
+    rows: Option<RowCorrelation>,
+}
+
+impl InputGradPlan {
+    fn new(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Self {
+        let [s_h, s_w] = g.stride;
+        // Top/left padding of the output gradient: the most taps any phase has, minus one.
+        let pad_top = g.kernel_h.div_ceil(s_h) - 1;
+        let pad_left = g.kernel_w.div_ceil(s_w) - 1;
+        let axes_h: Vec<PhaseAxis> = (0..s_h)
+            .map(|a| PhaseAxis::new(a, s_h, g.pad_h.0, g.in_h))
+            .collect();
+        let axes_w: Vec<PhaseAxis> = (0..s_w)
+            .map(|b| PhaseAxis::new(b, s_w, g.pad_w.0, g.in_w))
+            .collect();
+        // Every grid row i reads source rows up to end − 1 + pad_top; columns the same.
+        let layout = PlaneLayout {
+            planes: g.out_channels,
+            rows: axes_h.iter().map(|a| a.end).max().unwrap_or(0) + pad_top,
+            row_stride: axes_w.iter().map(|a| a.end).max().unwrap_or(0) + pad_left,
+        };
+        let planes = PlaneSpec {
+            channels: g.out_channels,
+            height: g.out_h,
+            width: g.out_w,
+            top: pad_top,
+            left: pad_left,
+            stride: [1, 1],
+            phases: vec![(0, 0)],
+            layout,
+            isa,
+        };
+        let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
+        let taps_total = g.taps();
+        let mut phases = Vec::new();
+        for rows in axes_h.iter().filter(|a| a.len() > 0) {
+            for cols in axes_w.iter().filter(|a| a.len() > 0) {
+                // Terms (output channel, q, q_w) and their weights' kernel positions.
+                let mut taps = Vec::new();
+                let mut kernel_positions = Vec::new();
+                for co in 0..out_per_group {
+                    for q in rows.taps(s_h, g.kernel_h) {
+                        for qw in cols.taps(s_w, g.kernel_w) {
+                            taps.push(
+                                co * layout.plane_len()
+                                    + (rows.first + pad_top - q) * layout.row_stride
+                                    + (cols.first + pad_left - qw),
+                            );
+                            let (kh, kw) = (s_h * q + rows.phase, s_w * qw + cols.phase);
+                            kernel_positions.push((co, kh * g.kernel_w + kw));
+                        }
+                    }
+                }
+                let correlation = Correlation::new(
+                    isa,
+                    in_per_group,
+                    g.groups,
+                    taps,
+                    out_per_group * layout.plane_len(),
+                    rows.len() * layout.row_stride,
+                    |group, ci, k| {
+                        let (co, position) = kernel_positions[k];
+                        let co = group * out_per_group + co;
+                        weight[(co * in_per_group + ci) * taps_total + position]
+                    },
+                    |_, _| 0.0,
+                );
+                let direct = (g.stride == [1, 1])
+                    .then(|| correlation.direct_map(layout.row_stride, g.in_w, g.in_h))
+                    .flatten();
+                phases.push(Phase {
+                    rows: *rows,
+                    cols: *cols,
+                    correlation,
+                    direct,
+                });
+            }
+        }
+        let rows = (g.stride == [1, 1] && in_per_group == 1)
+            .then(|| {
+                // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
+                // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
+                // from the column's base (pad_top here is the gradient's, kernel_h − 1).
+                let (first_row, first_col) = (g.pad_h.0, g.pad_w.0);
+                let columns: Vec<usize> = (0..out_per_group)
+                    .flat_map(|co| {
+                        (0..g.kernel_w).map(move |qw| {
+                            co * layout.plane_len()
+                                + first_row * layout.row_stride
+                                + first_col
+                                + pad_left
+                                - qw
+                        })
+                    })
+                    .collect();
+                RowCorrelation::new(
+                    isa,
+                    g.groups,
+                    g.kernel_h,
+                    columns,
+                    out_per_group * layout.plane_len(),
+                    layout.row_stride,
+                    g.in_h,
+                    g.in_w,
+                    |group, column, kh| {
+                        let (co, qw) = (column / g.kernel_w, column % g.kernel_w);
+                        let co = group * out_per_group + co;
+                        let q = pad_top - kh;
+                        weight[co * taps_total + q * g.kernel_w + qw]
+                    },
+                    |_| 0.0,
+                )
+            })
+            .flatten();
+        InputGradPlan {
+            geometry: *g,
+            planes,
+            phases,
+            rows,
+        }
+    }
+
+    fn image(&self, b: usize, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
+        let g = &self.geometry;
+        let image = &output_grad[b * g.out_image()..][..g.out_image()];
+        let relu_output = relu_output.map(|o| &o[b * g.out_image()..][..g.out_image()]);
+        let source_len = self
+            .phases
+            .iter()
+            .map(|p| p.correlation.source_extent())
+            .chain(self.rows.as_ref().map(|r| r.source_extent()))
+            .max()
+            .unwrap_or(0)
+            .max(self.planes.layout.len() + FILL_OVERRUN);
+        let grid_len = self
+            .phases
+            .iter()
+            .filter(|p| p.direct.is_none())
+            .map(|p| p.correlation.grid_size())
+            .max()
+            .unwrap_or(0);
+        with_scratch(source_len + grid_len, |scratch| {
+            let (source, grid) = scratch.split_at_mut(source_len);
+            self.planes.fill_masked(image, relu_output, source);
+            if let Some(rows) = &self.rows {
+                rows.run(source, out);
+                return;
+            }
+            for phase in &self.phases {
+                match &phase.direct {
+                    Some(map) => phase.correlation.run_direct(source, map, out),
+                    None => {
+                        phase.correlation.run(source, grid);
+                        self.store(phase, grid, out);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Writes a phase's grid into the input positions `s·i + phase − pad` it covers.
+    fn store(&self, phase: &Phase, grid: &[f32], out: &mut [f32]) {
+        let g = &self.geometry;
+        let c = &phase.correlation;
+        let row_stride = self.planes.layout.row_stride;
+        let [s_h, s_w] = g.stride;
+        let in_per_group = g.in_per_group();
+        let col0 = s_w * phase.cols.first + phase.cols.phase - g.pad_w.0;
+        for group in 0..g.groups {
+            for r in 0..in_per_group {
+                let grid_row = &grid[(group * c.padded_rows() + r) * c.grid_len..];
+                let channel = group * in_per_group + r;
+                let out_channel = &mut out[channel * g.in_h * g.in_w..][..g.in_h * g.in_w];
+                for i in 0..phase.rows.len() {
+                    let ih = s_h * (phase.rows.first + i) + phase.rows.phase - g.pad_h.0;
+                    let values = &grid_row[i * row_stride..][..phase.cols.len()];
+                    let out_row = &mut out_channel[ih * g.in_w..][..g.in_w];
+                    if s_w == 1 {
+                        out_row[col0..col0 + values.len()].copy_from_slice(values);
+                    } else {
+                        for (j, &v) in values.iter().enumerate() {
+                            out_row[col0 + s_w * j] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of `conv2d(x, weight)` with respect to `x`, given the output gradient; with
+/// `relu_output`, of `relu(conv2d(x, weight))` given that output (the gradient is zeroed where
+/// it is ≤ 0, as it is read).
+pub fn input_grad(
+    isa: Isa,
+    g: &ConvGeometry,
+    weight: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
+    assert_eq!(
+        output_grad.len(),
+        g.batch * g.out_image(),
+        "gradient length"
+    );
+    let plan = InputGradPlan::new(isa, g, weight);
+    let mut out = vec![0.0; g.batch * g.in_image()];
+    out.par_chunks_mut(g.in_image())
+        .enumerate()
+        .for_each(|(b, out)| plan.image(b, output_grad, relu_output, out));
+    out
+}

@@ -1,0 +1,27 @@
+//! rslad-tui's convolution and pooling kernels for the CPU, on plain `f32` slices (NCHW
+//! activations, OIHW weights): the forward pass, input gradient and weight gradient of a 2-D
+//! convolution, with an optional fused ReLU, and max pooling over windows that tile the input.
+//! rslad-tui registers them in burn's autodiff graph (`src/conv/`); the design and the
+//! measurements that chose it are in rslad-tui's docs/performance.md.
+//!
+//! Every kernel runs on AVX-512, AVX2 + FMA or portable code chosen at run time ([`Isa`]), is
+//! parallel over images with rayon, and gives results that do not depend on the instruction
+//! set or the number of threads (each output is one accumulator summed in a fixed order).
+
+mod correlate;
+mod forward;
+pub mod geometry;
+mod input_grad;
+pub mod planes;
+mod pool;
+mod rows;
+mod scratch;
+pub mod simd;
+mod weight_grad;
+
+pub use forward::forward;
+pub use geometry::ConvGeometry;
+pub use input_grad::input_grad;
+pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};
+pub use simd::Isa;
+pub use weight_grad::{bias_grad, weight_grad};

@@ -1,0 +1,208 @@
+//! Source planes: one image copied with its zero padding and, for strides above 1, split into
+//! phase planes, so that every kernel tap becomes a constant offset in memory.
+//!
+//! Plane (channel c, phase (a, b)) holds `padded[s_h·i + a][s_w·j + b]`, where `padded` is the
+//! channel shifted down by `top` and right by `left` with zeros around it. A stride-s
+//! convolution of the padded image is then a stride-1 correlation of the phase planes: tap
+//! (kh, kw) reads plane (kh mod s_h, kw mod s_w) at row offset kh / s_h, column kw / s_w.
+
+use super::simd::{Isa, Portable, Simd, relu_backward};
+
+/// Floats past `layout.len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
+/// so the last row's last vector can run past the planes.
+pub const FILL_OVERRUN: usize = 16;
+
+/// Where the planes of one image lie in a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaneLayout {
+    pub planes: usize,
+    pub rows: usize,
+    pub row_stride: usize,
+}
+
+impl PlaneLayout {
+    pub fn plane_len(&self) -> usize {
+        self.rows * self.row_stride
+    }
+
+    pub fn len(&self) -> usize {
+        self.planes * self.plane_len()
+    }
+}
+
+/// How an image becomes planes: its shape, the shift that pads it, the stride that splits it
+/// into phases and the phases kept (only those some tap reads).
+#[derive(Clone, Debug)]
+pub struct PlaneSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub top: usize,
+    pub left: usize,
+    pub stride: [usize; 2],
+    pub phases: Vec<(usize, usize)>,
+    pub layout: PlaneLayout,
+    /// The instruction set of the copy (its result is the same on every one).
+    pub isa: Isa,
+}
+
+impl PlaneSpec {
+    /// Fills the planes of `image` (`[channels][height][width]`) into `dst[..layout.len()]`,
+    /// writing every element (padding included), so `dst` may hold anything before; `dst`
+    /// needs [`FILL_OVERRUN`] more floats, which it may overwrite too.
+    pub fn fill(&self, image: &[f32], dst: &mut [f32]) {
+        self.fill_masked(image, None, dst);
+    }
+
+    /// [`PlaneSpec::fill`] of `image` through a ReLU's backward step: where `relu_output`
+    /// (same shape) is ≤ 0 the copy holds 0 (the gradient a fused ReLU passes back).
+    pub fn fill_masked(&self, image: &[f32], relu_output: Option<&[f32]>, dst: &mut [f32]) {
+        let layout = self.layout;
+        assert_eq!(image.len(), self.channels * self.height * self.width);
+        assert!(relu_output.is_none_or(|m| m.len() == image.len()));
+        assert!(dst.len() >= layout.len() + FILL_OVERRUN);
+        if self.stride[1] == 1 {
+            // SAFETY: lengths checked above; each ISA only where the CPU has it.
+            unsafe {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => fill_avx512(self, image, relu_output, dst),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => fill_avx2(self, image, relu_output, dst),
+                    _ => fill_unit_stride::<Portable>(self, image, relu_output, dst),
+                }
+            }
+            return;
+        }
+        let [s_h, s_w] = self.stride;
+        let plane_len = layout.plane_len();
+        let masked;
+        let image = match relu_output {
+            Some(out) => {
+                masked = image
+                    .iter()
+                    .zip(out)
+                    .map(|(&g, &o)| relu_backward(g, o))
+                    .collect::<Vec<f32>>();
+                &masked[..]
+            }
+            None => image,
+        };
+        for c in 0..self.channels {
+            let channel = &image[c * self.height * self.width..][..self.height * self.width];
+            for (p, &(a, b)) in self.phases.iter().enumerate() {
+                let plane = &mut dst[(c * self.phases.len() + p) * plane_len..][..plane_len];
+                for (i, row) in plane.chunks_exact_mut(layout.row_stride).enumerate() {
+                    // Padded row s_h·i + a is image row s_h·i + a − top.
+                    let Some(u) = (s_h * i + a)
+                        .checked_sub(self.top)
+                        .filter(|&u| u < self.height)
+                    else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    let source = &channel[u * self.width..][..self.width];
+                    if s_w == 1 {
+                        // Columns j with 0 ≤ j + b − left < width are copied, the rest zero.
+                        let first = self.left.saturating_sub(b).min(row.len());
+                        let skip = (b + first) - self.left.min(b + first);
+                        let count = (self.width - skip.min(self.width)).min(row.len() - first);
+                        row[..first].fill(0.0);
+                        row[first..first + count].copy_from_slice(&source[skip..skip + count]);
+                        row[first + count..].fill(0.0);
+                    } else {
+                        for (j, value) in row.iter_mut().enumerate() {
+                            *value = (s_w * j + b)
+                                .checked_sub(self.left)
+                                .and_then(|v| source.get(v))
+                                .copied()
+                                .unwrap_or(0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Index of phase (a, b) among the kept ones.
+    pub fn phase_index(&self, a: usize, b: usize) -> usize {
+        self.phases
+            .iter()
+            .position(|&p| p == (a, b))
+            .expect("a tap reads a kept phase")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_avx512(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx512>(spec, image, mask, dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
+    unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, mask, dst) }
+}
+
+/// `fill` for a column stride of 1, a vector at a time: image rows are short (tens of
+/// floats), so per-row `memcpy`/`memset` calls would cost more than the copying. Each row is
+/// stored as whole vectors (the last one running into the next row, which is written after
+/// it), each loaded with the image's columns and zeros elsewhere.
+#[inline(always)]
+unsafe fn fill_unit_stride<S: Simd>(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let layout = spec.layout;
+    let (lanes, row_stride) = (S::LANES, layout.row_stride);
+    let chunks = row_stride.div_ceil(lanes);
+    let base = dst.as_mut_ptr();
+    for c in 0..spec.channels {
+        let channel = image[c * spec.height * spec.width..].as_ptr();
+        let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
+        for (p, &(a, _)) in spec.phases.iter().enumerate() {
+            let plane = (c * spec.phases.len() + p) * layout.plane_len();
+            for i in 0..layout.rows {
+                // SAFETY: rows are written in order and each stores at most `lanes − 1`
+                // floats past its end, inside the next row or the FILL_OVERRUN floats;
+                // loads touch only lanes inside the image row.
+                unsafe {
+                    let row = base.add(plane + i * row_stride);
+                    let u = (spec.stride[0] * i + a)
+                        .checked_sub(spec.top)
+                        .filter(|&u| u < spec.height);
+                    match u {
+                        None => {
+                            for chunk in 0..chunks {
+                                S::store(row.add(chunk * lanes), S::splat(0.0));
+                            }
+                        }
+                        Some(u) => {
+                            // Column j holds image column j − left.
+                            let source = channel.add(u * spec.width).wrapping_sub(spec.left);
+                            for chunk in 0..chunks {
+                                let j0 = chunk * lanes;
+                                let start = spec.left.saturating_sub(j0).min(lanes);
+                                let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
+                                let mut v = if start < end {
+                                    S::load_lanes(source.wrapping_add(j0), start, end)
+                                } else {
+                                    S::splat(0.0)
+                                };
+                                if let (Some(mask), true) = (mask_channel, start < end) {
+                                    let mask = mask.add(u * spec.width).wrapping_sub(spec.left);
+                                    let out = S::load_lanes(mask.wrapping_add(j0), start, end);
+                                    v = S::relu_mask(v, out);
+                                }
+                                S::store(row.add(j0), v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

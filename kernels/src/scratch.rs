@@ -1,0 +1,24 @@
+//! Per-thread scratch memory for the kernels: each rayon worker keeps one buffer and grows
+//! it as needed, so an image's source planes and grid stay in that core's cache and nothing
+//! is allocated per image.
+
+use std::cell::RefCell;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` on at least `len` floats of this thread's scratch. The contents are whatever
+/// an earlier call left (finite or not): callers write before they read.
+pub fn with_scratch<T>(len: usize, work: impl FnOnce(&mut [f32]) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            work(&mut buffer[..len])
+        }
+        // Only if a kernel were re-entered on this thread; never the case today.
+        Err(_) => work(&mut vec![0.0; len]),
+    })
+}

@@ -1,0 +1,254 @@
+//! The vector instructions the kernels are written in, and which set runs here.
+//!
+//! Every kernel is generic over [`Simd`] and instantiated three times: AVX-512 (16 lanes),
+//! AVX2 + FMA (8 lanes) and a portable fallback. Each output element is one lane of one
+//! accumulator that sums its terms in a fixed order with fused multiply-adds, whatever the
+//! vector width, so the three produce bit-identical results (tested) and a recording made on
+//! one machine replays exactly on the other.
+
+use std::sync::OnceLock;
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run the set (the portable one always).
+    pub fn is_available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+                Isa::Portable => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Portable
+        }
+    }
+
+    /// The set the kernels run: the widest this CPU has, AVX-512 only in builds with the
+    /// `avx512` feature (as for gemm's kernels, so `--no-default-features` runs the AVX2 kernels
+    /// everywhere); `RSLAD_TUI_CONV_ISA=avx2` or `=portable` forces a narrower one, for
+    /// measurements and tests. Decided once per process.
+    pub fn detected() -> Isa {
+        static CHOSEN: OnceLock<Isa> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let widest = [Isa::Avx512, Isa::Avx2, Isa::Portable]
+                .into_iter()
+                .find(|isa| isa.is_available() && (*isa != Isa::Avx512 || cfg!(feature = "avx512")))
+                .unwrap_or(Isa::Portable);
+            match std::env::var("RSLAD_TUI_CONV_ISA").as_deref() {
+                Ok("avx2") if Isa::Avx2.is_available() && widest != Isa::Portable => Isa::Avx2,
+                Ok("portable") => Isa::Portable,
+                Ok("avx512") | Err(_) => widest,
+                Ok(other) => {
+                    eprintln!(
+                        "RSLAD_TUI_CONV_ISA={other} is not available here; using {}",
+                        widest.name()
+                    );
+                    widest
+                }
+            }
+        })
+    }
+}
+
+/// One vector register's worth of f32 lanes and the four operations the kernels need.
+///
+/// # Safety
+/// The methods are only called from functions compiled for the instruction set (see
+/// `kernels!` in the kernel modules), on pointers valid for `LANES` floats.
+pub trait Simd: Copy {
+    const LANES: usize;
+    /// Output rows of the forward/input-gradient register tile.
+    const ROWS: usize;
+    type V: Copy;
+    unsafe fn splat(x: f32) -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Loads lanes `start..end` from `p + start..p + end`, the other lanes zero; `p` may point
+    /// outside the allocation (only the loaded lanes must be inside it).
+    unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// Stores lanes `start..end` of `v` at `p + start..p + end`; `p` itself may point before
+    /// the allocation (only the stored lanes must be inside it).
+    unsafe fn store_lanes(p: *mut f32, v: Self::V, start: usize, end: usize);
+    /// `v` where `out > 0` or `out` is NaN, else +0: the ReLU's backward step given its output
+    /// (burn's rule: the gradient is zeroed where the output is ≤ 0).
+    unsafe fn relu_mask(v: Self::V, out: Self::V) -> Self::V;
+    /// `a · b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use std::arch::x86_64::*;
+
+    #[derive(Clone, Copy)]
+    pub struct Avx512;
+
+    impl Simd for Avx512 {
+        const LANES: usize = 16;
+        const ROWS: usize = 8;
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> __m512 {
+            let mask = ((1u32 << end) - 1) & !((1u32 << start) - 1);
+            unsafe { _mm512_maskz_loadu_ps(mask as __mmask16, p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_lanes(p: *mut f32, v: __m512, start: usize, end: usize) {
+            let mask = ((1u32 << end) - 1) & !((1u32 << start) - 1);
+            unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
+        }
+        #[inline(always)]
+        unsafe fn relu_mask(v: __m512, out: __m512) -> __m512 {
+            unsafe {
+                let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(out, _mm512_setzero_ps());
+                _mm512_maskz_mov_ps(keep, v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct Avx2;
+
+    impl Simd for Avx2 {
+        const LANES: usize = 8;
+        const ROWS: usize = 6;
+        type V = __m256;
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> __m256 {
+            unsafe {
+                let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let from = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1));
+                let to = _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane);
+                _mm256_maskload_ps(p, _mm256_and_si256(from, to))
+            }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_lanes(p: *mut f32, v: __m256, start: usize, end: usize) {
+            unsafe {
+                let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let from = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(start as i32 - 1));
+                let to = _mm256_cmpgt_epi32(_mm256_set1_epi32(end as i32), lane);
+                _mm256_maskstore_ps(p, _mm256_and_si256(from, to), v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn relu_mask(v: __m256, out: __m256) -> __m256 {
+            unsafe { _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(out, _mm256_setzero_ps()), v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+    }
+}
+
+/// Plain Rust, 8 lanes, `f32::mul_add` (fused, so it rounds as the vector kernels do).
+#[derive(Clone, Copy)]
+pub struct Portable;
+
+impl Simd for Portable {
+    const LANES: usize = 8;
+    const ROWS: usize = 4;
+    type V = [f32; 8];
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> [f32; 8] {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> [f32; 8] {
+        unsafe { p.cast::<[f32; 8]>().read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, start: usize, end: usize) -> [f32; 8] {
+        std::array::from_fn(|lane| {
+            if (start..end).contains(&lane) {
+                unsafe { p.wrapping_add(lane).read() }
+            } else {
+                0.0
+            }
+        })
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: [f32; 8]) {
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(p: *mut f32, v: [f32; 8], start: usize, end: usize) {
+        for (lane, value) in v.iter().enumerate().take(end).skip(start) {
+            unsafe { p.wrapping_add(lane).write(*value) }
+        }
+    }
+    #[inline(always)]
+    unsafe fn relu_mask(v: [f32; 8], out: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| relu_backward(v[i], out[i]))
+    }
+    #[inline(always)]
+    unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+}
+
+/// The ReLU: `x` where `x > 0` or NaN, else +0 (burn's rule, NaN passes).
+#[inline(always)]
+pub fn relu(x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { x }
+}
+
+/// The ReLU's backward step for one element, given its output (see [`Simd::relu_mask`]).
+#[inline(always)]
+pub fn relu_backward(grad: f32, out: f32) -> f32 {
+    if out <= 0.0 { 0.0 } else { grad }
+}

@@ -1,0 +1,405 @@
+//! The weight gradient: for every kernel term t = (input channel, kh, kw) and output channel
+//! co, `Σ_images Σ_positions source[t + position] · output_grad[co][position]`.
+//!
+//! Vectors run over output channels: each image's output gradient is transposed once into
+//! `[position][channel]` rows, and the micro-kernel broadcasts the source value of each of its
+//! `M` terms at a position and multiplies it into `N` vectors of channels. Every
+//! (term, channel) is one lane of one accumulator summed over positions in order, so the
+//! vector width does not change the result.
+//!
+//! The batch is cut into chunks whose data fits in a core's L2 cache; the chunk size comes
+//! from the layer's shape alone (never the thread count or the vector width), each chunk's
+//! partial sums are computed independently, in parallel, and added up in chunk order at the
+//! end. The result is therefore the same for any number of threads and on AVX2 and AVX-512.
+
+use super::forward::source_planes;
+use super::geometry::ConvGeometry;
+use super::planes::{FILL_OVERRUN, PlaneSpec};
+use super::scratch::with_scratch;
+use super::simd::{Isa, Portable, Simd, relu_backward};
+use rayon::prelude::*;
+
+/// Floats of a chunk's data (source planes and transposed gradients) aimed at: 640 KiB, well
+/// inside a 1–2 MiB L2.
+const CHUNK_BUDGET: usize = 160 * 1024;
+
+struct WeightGradPlan {
+    geometry: ConvGeometry,
+    planes: PlaneSpec,
+    /// Offsets of the terms of group 0 in the source planes.
+    taps: Vec<usize>,
+    group_shift: usize,
+    /// Output channels per group, padded to whole vectors.
+    channel_stride: usize,
+    lanes: usize,
+    /// Accumulators a register tile may hold.
+    accumulators: usize,
+    images_per_chunk: usize,
+    isa: Isa,
+}
+
+impl WeightGradPlan {
+    fn new(isa: Isa, g: &ConvGeometry) -> Self {
+        let planes = source_planes(isa, g);
+        let layout = planes.layout;
+        let [s_h, s_w] = g.stride;
+        let mut taps = Vec::with_capacity(g.in_per_group() * g.taps());
+        for c in 0..g.in_per_group() {
+            for kh in 0..g.kernel_h {
+                for kw in 0..g.kernel_w {
+                    let plane = c * planes.phases.len() + planes.phase_index(kh % s_h, kw % s_w);
+                    taps.push(
+                        plane * layout.plane_len() + (kh / s_h) * layout.row_stride + kw / s_w,
+                    );
+                }
+            }
+        }
+        let (lanes, accumulators) = match isa {
+            Isa::Avx512 => (16, 24),
+            _ => (Portable::LANES, 12),
+        };
+        // The chunk size may depend on the shape only: count channels padded to 16 lanes.
+        let per_image =
+            layout.len() + g.groups * g.out_h * g.out_w * g.out_per_group().next_multiple_of(16);
+        WeightGradPlan {
+            geometry: *g,
+            group_shift: g.in_per_group() * planes.phases.len() * layout.plane_len(),
+            planes,
+            taps,
+            channel_stride: g.out_per_group().next_multiple_of(lanes),
+            lanes,
+            accumulators,
+            images_per_chunk: (CHUNK_BUDGET / per_image.max(1)).clamp(1, g.batch),
+            isa,
+        }
+    }
+
+    fn transposed_len(&self) -> usize {
+        let g = &self.geometry;
+        g.groups * g.out_h * g.out_w * self.channel_stride
+    }
+
+    /// Partial sums of one chunk: `[group][term][channel_stride]`.
+    fn chunk<'a>(
+        &self,
+        images: std::ops::Range<usize>,
+        x: &[f32],
+        output_grad: &'a [f32],
+        relu_output: Option<&'a [f32]>,
+    ) -> Vec<f32> {
+        let g = &self.geometry;
+        let terms = self.taps.len();
+        let mut partial = vec![0.0; g.groups * terms * self.channel_stride];
+        let in_place = g.reads_input_in_place();
+        let source_len = if in_place {
+            0
+        } else {
+            self.planes.layout.len() + FILL_OVERRUN
+        };
+        let per_image = source_len + self.transposed_len();
+        with_scratch(per_image * images.len(), |scratch| {
+            let mut inputs = Vec::with_capacity(images.len());
+            for (b, data) in images.clone().zip(scratch.chunks_exact_mut(per_image)) {
+                let (source, transposed) = data.split_at_mut(source_len);
+                let image = &x[b * g.in_image()..][..g.in_image()];
+                if !in_place {
+                    self.planes.fill(image, source);
+                }
+                let of_image = |t: &'a [f32]| &t[b * g.out_image()..][..g.out_image()];
+                self.transpose(of_image(output_grad), relu_output.map(of_image), transposed);
+                inputs.push((b, in_place));
+            }
+            let scratch: &[f32] = scratch;
+            let sources: Vec<(*const f32, *const f32)> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, &(b, in_place))| {
+                    let data = &scratch[i * per_image..][..per_image];
+                    let source = if in_place {
+                        x[b * g.in_image()..].as_ptr()
+                    } else {
+                        data.as_ptr()
+                    };
+                    (source, data[source_len..].as_ptr())
+                })
+                .collect();
+            for group in 0..g.groups {
+                self.group_tiles(group, &sources, &mut partial);
+            }
+        });
+        partial
+    }
+
+    /// Output gradient `[channel][position]` → `[group][position][channel_stride]`, the
+    /// padding channels zero.
+    fn transpose(&self, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
+        let g = &self.geometry;
+        let positions = g.out_h * g.out_w;
+        let per_group = g.out_per_group();
+        for group in 0..g.groups {
+            let out = &mut out[group * positions * self.channel_stride..]
+                [..positions * self.channel_stride];
+            // In blocks of 32 positions, so the rows being written stay in L1.
+            for p0 in (0..positions).step_by(32) {
+                let block = 32.min(positions - p0);
+                let out = &mut out[p0 * self.channel_stride..][..block * self.channel_stride];
+                for c in 0..per_group {
+                    let at = (group * per_group + c) * positions + p0;
+                    let row = &output_grad[at..][..block];
+                    let rows = out.chunks_exact_mut(self.channel_stride).zip(row);
+                    match relu_output {
+                        Some(relu_output) => {
+                            for ((out, &v), &o) in rows.zip(&relu_output[at..][..block]) {
+                                out[c] = relu_backward(v, o);
+                            }
+                        }
+                        None => {
+                            for (out, &v) in rows {
+                                out[c] = v;
+                            }
+                        }
+                    }
+                }
+                for out in out.chunks_exact_mut(self.channel_stride) {
+                    out[per_group..].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// Every register tile of one group over the chunk's images.
+    fn group_tiles(&self, group: usize, images: &[(*const f32, *const f32)], partial: &mut [f32]) {
+        let g = &self.geometry;
+        let terms = self.taps.len();
+        let positions = g.out_h * g.out_w;
+        let vectors = self.channel_stride / self.lanes;
+        let mut v0 = 0;
+        while v0 < vectors {
+            // At most 4 vectors of channels (2 with AVX2's 16 registers: 12 accumulators,
+            // the loaded vectors and a broadcast must fit).
+            let n = vectors.min(v0 + self.accumulators / 6) - v0;
+            let m = self.accumulators / n;
+            for t0 in (0..terms).step_by(m) {
+                let rows = m.min(terms - t0);
+                // Surplus rows of the last block repeat a real term; they are not stored.
+                let taps: Vec<usize> = (0..m)
+                    .map(|i| self.taps[(t0 + i).min(terms - 1)] + group * self.group_shift)
+                    .collect();
+                let tile = WeightTile {
+                    images,
+                    taps: &taps,
+                    transposed_offset: group * positions * self.channel_stride + v0 * self.lanes,
+                    out_h: g.out_h,
+                    out_w: g.out_w,
+                    row_stride: self.planes.layout.row_stride,
+                    channel_stride: self.channel_stride,
+                    out: partial[(group * terms + t0) * self.channel_stride + v0 * self.lanes..]
+                        .as_mut_ptr(),
+                    rows,
+                };
+                assert!(
+                    (group * terms + t0 + rows - 1) * self.channel_stride + (v0 + n) * self.lanes
+                        <= partial.len()
+                );
+                // SAFETY: the plan's ISA is available (it came from `Isa::detected` or a test
+                // that checked it); the taps lie inside every image's planes and the
+                // transposed gradients hold `positions` rows of `channel_stride`.
+                unsafe { tile.run(self.isa, m, n) };
+            }
+            v0 += n;
+        }
+    }
+}
+
+/// One register tile of the weight gradient over a chunk of images.
+struct WeightTile<'a> {
+    /// (source planes, transposed output gradient) of each image.
+    images: &'a [(*const f32, *const f32)],
+    taps: &'a [usize],
+    transposed_offset: usize,
+    out_h: usize,
+    out_w: usize,
+    row_stride: usize,
+    channel_stride: usize,
+    out: *mut f32,
+    /// Rows of the tile that are real terms.
+    rows: usize,
+}
+
+macro_rules! dispatch_weight_tile {
+    ($self:ident, $S:ty, $m:expr, $n:expr; $(($rows:literal, $vectors:literal)),*) => {
+        match ($m, $n) {
+            $(($rows, $vectors) => unsafe { $self.kernel::<$S, $rows, $vectors>() },)*
+            (m, n) => unreachable!("no {m}×{n} weight tile"),
+        }
+    };
+}
+
+impl WeightTile<'_> {
+    unsafe fn run(&self, isa: Isa, m: usize, n: usize) {
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => self.run_avx512(m, n),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => self.run_avx2(m, n),
+                _ => self.run_generic::<Portable>(m, n),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, m: usize, n: usize) {
+        unsafe { self.run_generic::<super::simd::Avx512>(m, n) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, m: usize, n: usize) {
+        unsafe { self.run_generic::<super::simd::Avx2>(m, n) }
+    }
+
+    #[inline(always)]
+    unsafe fn run_generic<S: Simd>(&self, m: usize, n: usize) {
+        dispatch_weight_tile!(self, S, m, n;
+            (24, 1), (12, 2), (8, 3), (6, 4), (12, 1), (6, 2), (4, 3), (3, 4))
+    }
+
+    #[inline(always)]
+    unsafe fn kernel<S: Simd, const M: usize, const N: usize>(&self) {
+        unsafe {
+            let mut acc = [[S::splat(0.0); N]; M];
+            let mut taps = [0usize; M];
+            taps.copy_from_slice(self.taps);
+            for &(source, transposed) in self.images {
+                let transposed = transposed.add(self.transposed_offset);
+                for oh in 0..self.out_h {
+                    let source_row = source.add(oh * self.row_stride);
+                    let grad_row = transposed.add(oh * self.out_w * self.channel_stride);
+                    for ow in 0..self.out_w {
+                        let grad = grad_row.add(ow * self.channel_stride);
+                        let mut dy = [S::splat(0.0); N];
+                        for (n, v) in dy.iter_mut().enumerate() {
+                            *v = S::load(grad.add(n * S::LANES));
+                        }
+                        let source = source_row.add(ow);
+                        for (row, &tap) in acc.iter_mut().zip(&taps) {
+                            let x = S::splat(*source.add(tap));
+                            for (a, v) in row.iter_mut().zip(dy) {
+                                *a = S::fma(x, v, *a);
+                            }
+                        }
+                    }
+                }
+            }
+            for (m, row) in acc.iter().enumerate().take(self.rows) {
+                for (n, a) in row.iter().enumerate() {
+                    S::store(self.out.add(m * self.channel_stride + n * S::LANES), *a);
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of `conv2d(x, weight)` with respect to `weight` (OIHW), given the output
+/// gradient (and, for a fused ReLU, its output, as for [`super::input_grad::input_grad`]).
+pub fn weight_grad(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.in_image(), "input length");
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
+    assert_eq!(
+        output_grad.len(),
+        g.batch * g.out_image(),
+        "gradient length"
+    );
+    let plan = WeightGradPlan::new(isa, g);
+    let chunks: Vec<std::ops::Range<usize>> = (0..g.batch)
+        .step_by(plan.images_per_chunk)
+        .map(|start| start..(start + plan.images_per_chunk).min(g.batch))
+        .collect();
+    let partials: Vec<Vec<f32>> = chunks
+        .into_par_iter()
+        .map(|images| plan.chunk(images, x, output_grad, relu_output))
+        .collect();
+    // Chunk order, then [group][term][channel] → [channel][term].
+    let terms = plan.taps.len();
+    let per_group = g.out_per_group();
+    let mut weight = vec![0.0; g.weight_len()];
+    for group in 0..g.groups {
+        for c in 0..per_group {
+            let co = group * per_group + c;
+            for t in 0..terms {
+                let index = (group * terms + t) * plan.channel_stride + c;
+                let mut sum = partials[0][index];
+                for partial in &partials[1..] {
+                    sum += partial[index];
+                }
+                weight[co * terms + t] = sum;
+            }
+        }
+    }
+    weight
+}
+
+/// The gradient of the bias: the output gradient (through the fused ReLU's mask, if any)
+/// summed over images and positions, per channel, in a fixed order (16 running sums over
+/// consecutive elements, added pairwise).
+pub fn bias_grad(g: &ConvGeometry, output_grad: &[f32], relu_output: Option<&[f32]>) -> Vec<f32> {
+    assert!(
+        relu_output.is_none_or(|o| o.len() == output_grad.len()),
+        "ReLU output length"
+    );
+    assert_eq!(
+        output_grad.len(),
+        g.batch * g.out_image(),
+        "gradient length"
+    );
+    let positions = g.out_h * g.out_w;
+    (0..g.out_channels)
+        .into_par_iter()
+        .map(|co| {
+            let mut lanes = [0.0f32; 16];
+            for b in 0..g.batch {
+                let at = (b * g.out_channels + co) * positions;
+                let masked: Vec<f32>;
+                let row = match relu_output {
+                    Some(o) => {
+                        let grad = output_grad[at..][..positions].iter();
+                        masked = grad
+                            .zip(&o[at..][..positions])
+                            .map(|(&v, &o)| relu_backward(v, o))
+                            .collect();
+                        &masked[..]
+                    }
+                    None => &output_grad[at..][..positions],
+                };
+                let mut chunks = row.chunks_exact(16);
+                for chunk in &mut chunks {
+                    for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                        *lane += v;
+                    }
+                }
+                for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+                    *lane += v;
+                }
+            }
+            let mut width = 16;
+            while width > 1 {
+                width /= 2;
+                for i in 0..width {
+                    lanes[i] += lanes[i + width];
+                }
+            }
+            lanes[0]
+        })
+        .collect()
+}

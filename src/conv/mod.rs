@@ -1,0 +1,227 @@
+//! Our own 2-D convolution kernels for the CPU (flex) backend: forward pass, input gradient and
+//! weight gradient, on AVX-512, AVX2 or portable code chosen at run time.
+//!
+//! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
+//! same parameters (so checkpoints, export/import and initialisation are untouched), but on
+//! the flex device the convolution runs on the kernels of the `rslad-kernels` crate
+//! (`kernels/`), recorded in burn's autodiff graph here ([`op`]); on any other device (a GPU, the
+//! experimental ndarray/LibTorch backends) it is burn's own op. `RSLAD_TUI_CONV=burn` runs
+//! burn's op on the CPU too, to compare (docs/performance.md).
+//!
+//! Why these kernels, and what they achieve against burn-flex and PyTorch, is in
+//! docs/performance.md. In short: an implicit GEMM on NCHW data whose vector loads read the
+//! (padded) image directly ([`correlate`]), the same engine for the input gradient (a
+//! correlation with the flipped kernel, split into phases for strides above 1), and a weight
+//! gradient that vectorises over output channels. Results are deterministic: the same for any
+//! thread count and bit-identical on AVX2 and AVX-512.
+
+mod op;
+mod pool;
+
+pub use rslad_kernels::{ConvGeometry, Isa};
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+use std::sync::OnceLock;
+
+/// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
+pub mod kernels {
+    pub use rslad_kernels::{
+        PoolGeometry, bias_grad, forward, input_grad, max_pool_backward, max_pool_forward,
+        weight_grad,
+    };
+}
+
+/// The kernels' geometry of `conv2d(x, weight, options)`: `None` where they do not apply.
+pub fn geometry(
+    x: [usize; 4],
+    weight: [usize; 4],
+    options: &ConvOptions<2>,
+) -> Option<ConvGeometry> {
+    ConvGeometry::new(
+        x,
+        weight,
+        options.stride,
+        options.padding,
+        options.dilation,
+        options.groups,
+    )
+}
+
+/// Which convolution the CPU device runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Our kernels (the default).
+    Rslad,
+    /// burn-flex's own convolution (`RSLAD_TUI_CONV=burn`), kept to compare.
+    Burn,
+}
+
+impl ConvPath {
+    /// The path of this process, from `RSLAD_TUI_CONV` (`rslad`, the default, or `burn`).
+    pub fn selected() -> ConvPath {
+        static CHOSEN: OnceLock<ConvPath> = OnceLock::new();
+        *CHOSEN.get_or_init(|| match std::env::var("RSLAD_TUI_CONV").as_deref() {
+            Ok("burn") => ConvPath::Burn,
+            Ok("rslad") | Err(_) => ConvPath::Rslad,
+            Ok(other) => {
+                eprintln!(
+                    "RSLAD_TUI_CONV={other} is not a convolution path (rslad or burn); using rslad"
+                );
+                ConvPath::Rslad
+            }
+        })
+    }
+
+    /// How reports and session files name it: results of the two paths round differently.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPath::Rslad => "rslad conv",
+            ConvPath::Burn => "burn conv",
+        }
+    }
+}
+
+/// `conv.forward(x)`, on our kernels where they apply.
+pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (weight, bias, options) = arguments(conv, &x);
+    conv2d(x, weight, bias, options)
+}
+
+/// `relu(conv.forward(x))` in one pass on our kernels (the ReLU applied to each image while it
+/// is in cache, its backward step folded into the convolution's); burn's two ops elsewhere.
+pub fn forward_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (weight, bias, options) = arguments(conv, &x);
+    conv2d_relu(x, weight, bias, options)
+}
+
+/// The weight, bias and options `Conv2d::forward` passes to `conv2d` for this input.
+fn arguments(conv: &Conv2d, x: &Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) {
+    let [_, _, height, width] = x.dims();
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        padding_pairs(
+            &conv.padding,
+            [height, width],
+            conv.kernel_size,
+            conv.stride,
+        ),
+        conv.dilation,
+        conv.groups,
+    );
+    (
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// burn's `module::conv2d` with the same arguments, on our kernels where they apply.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    ours(&x, &weight, bias.as_ref(), &options, false)
+        .unwrap_or_else(|| burn::tensor::module::conv2d(x, weight, bias, options))
+}
+
+/// `relu(conv2d(..))`, fused on our kernels where they apply.
+pub fn conv2d_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    ours(&x, &weight, bias.as_ref(), &options, true).unwrap_or_else(|| {
+        burn::tensor::activation::relu(burn::tensor::module::conv2d(x, weight, bias, options))
+    })
+}
+
+/// The convolution on our kernels, or `None` where burn's op must run (another path, device,
+/// dtype or shape).
+fn ours(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+    relu: bool,
+) -> Option<Tensor<4>> {
+    if ConvPath::selected() != ConvPath::Rslad {
+        return None;
+    }
+    let geometry = geometry(x.dims(), weight.dims(), options)?;
+    op::try_conv2d(x, weight, bias, &geometry, relu)
+}
+
+/// `pool.forward(x)`, on our kernel where it applies: square windows that tile the input
+/// (kernel = stride, no padding, no dilation, floor mode), as the zoo's 2×2 pools do.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [k, k_w] = pool.kernel_size;
+    let tiles = k == k_w
+        && pool.stride == pool.kernel_size
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && matches!(
+            pool.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    if ConvPath::selected() == ConvPath::Rslad
+        && tiles
+        && let Some(out) = pool::try_max_pool2d(&x, k)
+    {
+        return out;
+    }
+    pool.forward(x)
+}
+
+/// ((top, bottom), (left, right)) as burn-nn computes it for `Conv2d` (its own function is
+/// crate-private): "same" pads so that the output has ⌈size / stride⌉ positions.
+fn padding_pairs(
+    padding: &PaddingConfig2d,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> [(usize, usize); 2] {
+    match *padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => std::array::from_fn(|d| {
+            let out = size[d].div_ceil(stride[d]);
+            let total = ((out.max(1) - 1) * stride[d] + kernel[d]).saturating_sub(size[d]);
+            let total = if out == 0 { 0 } else { total };
+            (total / 2, total - total / 2)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_burn_nn() {
+        // 28 wide, 5×5, stride 1: 2 each side; 32 wide, 3×3, stride 2: 16 outputs need 33 → 0/1.
+        assert_eq!(
+            padding_pairs(&PaddingConfig2d::Same, [28, 28], [5, 5], [1, 1]),
+            [(2, 2), (2, 2)]
+        );
+        assert_eq!(
+            padding_pairs(&PaddingConfig2d::Same, [32, 32], [3, 3], [2, 2]),
+            [(0, 1), (0, 1)]
+        );
+        assert_eq!(
+            padding_pairs(
+                &PaddingConfig2d::Explicit(1, 2, 3, 4),
+                [8, 8],
+                [3, 3],
+                [1, 1]
+            ),
+            [(1, 3), (2, 4)]
+        );
+    }
+}

@@ -1,0 +1,794 @@
+//! Our convolution kernels (src/conv/) against an f64 reference written out as loops, against
+//! burn-flex's own op and autodiff, against finite differences, and against themselves:
+//! bit-identical on every instruction set and for every thread count. Shapes: those of the
+//! zoo (3×3 and 5×5, stride 1 and 2, padding 0/1/2, depthwise, 1×1) at small sizes, and random
+//! ones from a seeded generator.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::ops::ConvOptions;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rslad_tui::conv::{self, ConvGeometry, Isa, kernels};
+use rslad_tui::device::{autodiff_device, compute_device};
+use rslad_tui::tensor_util::to_vec;
+
+/// One convolution to test: shapes and options.
+#[derive(Clone, Debug)]
+struct Case {
+    batch: usize,
+    in_channels: usize,
+    out_channels: usize,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    groups: usize,
+    bias: bool,
+}
+
+impl Case {
+    #[allow(clippy::too_many_arguments)]
+    fn square(
+        batch: usize,
+        channels: [usize; 2],
+        size: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Case {
+        Case {
+            batch,
+            in_channels: channels[0],
+            out_channels: channels[1],
+            size: [size, size],
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [(pad, pad), (pad, pad)],
+            groups,
+            bias,
+        }
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new_with_padding(self.stride, self.padding, [1, 1], self.groups)
+    }
+
+    fn x_dims(&self) -> [usize; 4] {
+        [self.batch, self.in_channels, self.size[0], self.size[1]]
+    }
+
+    fn w_dims(&self) -> [usize; 4] {
+        [
+            self.out_channels,
+            self.in_channels / self.groups,
+            self.kernel[0],
+            self.kernel[1],
+        ]
+    }
+
+    fn geometry(&self) -> ConvGeometry {
+        conv::geometry(self.x_dims(), self.w_dims(), &self.options())
+            .unwrap_or_else(|| panic!("our kernels cover {self:?}"))
+    }
+}
+
+/// The zoo's convolutions, shrunk: small-cnn (3×3 valid), micro-cnn (3×3 pad 1, no bias),
+/// Madry's CNN (5×5 pad 2), ResNet/WRN (3×3 stride 1 and 2 pad 1, 1×1 stride 1 and 2),
+/// MobileNetV2 (1×1, depthwise 3×3 stride 1 and 2).
+fn zoo_cases() -> Vec<Case> {
+    vec![
+        Case::square(3, [1, 32], 12, 3, 1, 0, 1, true),
+        Case::square(2, [32, 32], 10, 3, 1, 0, 1, true),
+        Case::square(2, [32, 64], 6, 3, 1, 0, 1, true),
+        Case::square(2, [1, 8], 12, 3, 1, 1, 1, false),
+        Case::square(2, [8, 16], 6, 3, 1, 1, 1, false),
+        Case::square(2, [1, 32], 12, 5, 1, 2, 1, true),
+        Case::square(2, [32, 64], 6, 5, 1, 2, 1, true),
+        Case::square(2, [3, 16], 8, 3, 1, 1, 1, false),
+        Case::square(2, [16, 32], 8, 3, 2, 1, 1, false),
+        Case::square(2, [16, 32], 8, 1, 2, 0, 1, false),
+        Case::square(2, [16, 24], 8, 1, 1, 0, 1, false),
+        Case::square(2, [24, 24], 8, 3, 1, 1, 24, false),
+        Case::square(2, [24, 24], 8, 3, 2, 1, 24, false),
+    ]
+}
+
+/// Random shapes: kernels 1–5 (not square), strides 1–3, uneven padding below the kernel,
+/// groups, with and without bias.
+fn random_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let groups = [1, 1, 1, 2, 3][rng.gen_range(0..5)];
+            let kernel = [rng.gen_range(1..=5), rng.gen_range(1..=5)];
+            let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+            let padding = [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])];
+            let size = [rng.gen_range(kernel[0]..=13), rng.gen_range(kernel[1]..=13)];
+            Case {
+                batch: rng.gen_range(1..=3),
+                in_channels: groups * rng.gen_range(1..=5),
+                out_channels: groups * rng.gen_range(1..=7),
+                size,
+                kernel,
+                stride: [rng.gen_range(1..=3), rng.gen_range(1..=3)],
+                padding,
+                groups,
+                bias: rng.gen_bool(0.5),
+            }
+        })
+        .collect()
+}
+
+fn all_cases() -> Vec<Case> {
+    let mut cases = zoo_cases();
+    cases.extend(random_cases(40, 22));
+    cases
+}
+
+fn random_values(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+/// Inputs of a case: x, weight, bias, and an output gradient.
+struct Data {
+    x: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    output_grad: Vec<f32>,
+}
+
+fn data(case: &Case, seed: u64) -> Data {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let g = case.geometry();
+    Data {
+        x: random_values(&mut rng, g.batch * g.in_image()),
+        weight: random_values(&mut rng, g.weight_len()),
+        bias: case
+            .bias
+            .then(|| random_values(&mut rng, case.out_channels)),
+        output_grad: random_values(&mut rng, g.batch * g.out_image()),
+    }
+}
+
+/// The convolution's terms written out in f64: for each (image, output channel, output
+/// position, input channel of the group, kernel position) that lands inside the input,
+/// `visit(x index, weight index, output index)`.
+fn for_each_term(g: &ConvGeometry, mut visit: impl FnMut(usize, usize, usize)) {
+    let (cin, cout) = (g.in_per_group(), g.out_per_group());
+    for b in 0..g.batch {
+        for co in 0..g.out_channels {
+            let group = co / cout;
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    let o = ((b * g.out_channels + co) * g.out_h + oh) * g.out_w + ow;
+                    for c in 0..cin {
+                        let ci = group * cin + c;
+                        for kh in 0..g.kernel_h {
+                            for kw in 0..g.kernel_w {
+                                let ih = (g.stride[0] * oh + kh).checked_sub(g.pad_h.0);
+                                let iw = (g.stride[1] * ow + kw).checked_sub(g.pad_w.0);
+                                let (Some(ih), Some(iw)) = (ih, iw) else {
+                                    continue;
+                                };
+                                if ih >= g.in_h || iw >= g.in_w {
+                                    continue;
+                                }
+                                let xi = ((b * g.in_channels + ci) * g.in_h + ih) * g.in_w + iw;
+                                let wi = ((co * cin + c) * g.kernel_h + kh) * g.kernel_w + kw;
+                                visit(xi, wi, o);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// f64 forward pass, input gradient and weight gradient, each with the sum of the absolute
+/// values of its terms (the scale of the f32 rounding error).
+struct Reference {
+    forward: Vec<(f64, f64)>,
+    input_grad: Vec<(f64, f64)>,
+    weight_grad: Vec<(f64, f64)>,
+}
+
+fn reference(case: &Case, d: &Data) -> Reference {
+    let g = case.geometry();
+    let mut forward = vec![(0.0, 0.0); g.batch * g.out_image()];
+    let mut input_grad = vec![(0.0, 0.0); d.x.len()];
+    let mut weight_grad = vec![(0.0, 0.0); d.weight.len()];
+    let add = |slot: &mut (f64, f64), term: f64| {
+        slot.0 += term;
+        slot.1 += term.abs();
+    };
+    for_each_term(&g, |xi, wi, o| {
+        let (x, w, dy) = (
+            f64::from(d.x[xi]),
+            f64::from(d.weight[wi]),
+            f64::from(d.output_grad[o]),
+        );
+        add(&mut forward[o], x * w);
+        add(&mut input_grad[xi], w * dy);
+        add(&mut weight_grad[wi], x * dy);
+    });
+    if let Some(bias) = &d.bias {
+        let positions = g.out_h * g.out_w;
+        for (o, slot) in forward.iter_mut().enumerate() {
+            add(slot, f64::from(bias[(o / positions) % g.out_channels]));
+        }
+    }
+    Reference {
+        forward,
+        input_grad,
+        weight_grad,
+    }
+}
+
+/// Each f32 value within 1e-5 of the scale of its terms (a few units of f32 rounding per term,
+/// far below any indexing mistake, which moves whole terms).
+fn assert_close(what: &str, case: &Case, ours: &[f32], expected: &[(f64, f64)]) {
+    assert_eq!(ours.len(), expected.len(), "{what} length for {case:?}");
+    for (i, (&value, &(exact, scale))) in ours.iter().zip(expected).enumerate() {
+        let error = (f64::from(value) - exact).abs();
+        assert!(
+            error <= 1e-5 * scale + 1e-7,
+            "{what}[{i}] = {value}, exact {exact} (scale {scale}) for {case:?}"
+        );
+    }
+}
+
+fn available_isas() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2, Isa::Portable]
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .collect()
+}
+
+/// Runs the three kernels of a case on every ISA, checks they agree to the bit, and returns
+/// the results.
+fn ours_on_every_isa(case: &Case, d: &Data) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let g = case.geometry();
+    let run = |isa| {
+        (
+            kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false),
+            kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None),
+            kernels::weight_grad(isa, &g, &d.x, &d.output_grad, None),
+        )
+    };
+    let isas = available_isas();
+    let first = run(isas[0]);
+    for &isa in &isas[1..] {
+        let other = run(isa);
+        for (what, a, b) in [
+            ("forward", &first.0, &other.0),
+            ("input gradient", &first.1, &other.1),
+            ("weight gradient", &first.2, &other.2),
+        ] {
+            let same = a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(
+                same,
+                "{what} differs between {} and {} for {case:?}",
+                isas[0].name(),
+                isa.name()
+            );
+        }
+    }
+    first
+}
+
+#[test]
+fn kernels_match_an_f64_reference_and_agree_bit_for_bit_across_instruction_sets() {
+    for (i, case) in all_cases().iter().enumerate() {
+        let d = data(case, i as u64);
+        let exact = reference(case, &d);
+        let (forward, input_grad, weight_grad) = ours_on_every_isa(case, &d);
+        assert_close("forward", case, &forward, &exact.forward);
+        assert_close("input gradient", case, &input_grad, &exact.input_grad);
+        assert_close("weight gradient", case, &weight_grad, &exact.weight_grad);
+        if case.bias {
+            let g = case.geometry();
+            let positions = g.out_h * g.out_w;
+            let expected: Vec<(f64, f64)> = (0..g.out_channels)
+                .map(|co| {
+                    let terms = (0..g.batch)
+                        .flat_map(|b| (0..positions).map(move |p| (b, p)))
+                        .map(|(b, p)| {
+                            f64::from(d.output_grad[(b * g.out_channels + co) * positions + p])
+                        });
+                    terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()))
+                })
+                .collect();
+            assert_close(
+                "bias gradient",
+                case,
+                &kernels::bias_grad(&g, &d.output_grad, None),
+                &expected,
+            );
+        }
+    }
+}
+
+fn tensor<const D: usize>(values: &[f32], dims: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values.to_vec(), dims), device)
+}
+
+/// Forward through `conv2d` and the gradients of Σ output·output_grad for x, weight and bias.
+fn through_autodiff(
+    conv2d: fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) -> Tensor<4>,
+    case: &Case,
+    d: &Data,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let device = autodiff_device();
+    let x = tensor(&d.x, case.x_dims(), &device).require_grad();
+    let w = tensor(&d.weight, case.w_dims(), &device).require_grad();
+    let b = d
+        .bias
+        .as_ref()
+        .map(|b| tensor(b, [case.out_channels], &device).require_grad());
+    let out = conv2d(x.clone(), w.clone(), b.clone(), case.options());
+    let dims = out.dims();
+    let loss = (out.clone() * tensor(&d.output_grad, dims, &device)).sum();
+    let grads = loss.backward();
+    (
+        to_vec(out),
+        to_vec(x.grad(&grads).unwrap()),
+        to_vec(w.grad(&grads).unwrap()),
+        b.map(|b| to_vec(b.grad(&grads).unwrap())),
+    )
+}
+
+#[test]
+fn through_burns_autodiff_the_kernels_match_burn_flex_own_convolution() {
+    for (i, case) in all_cases().iter().enumerate() {
+        let d = data(case, 100 + i as u64);
+        let ours = through_autodiff(conv::conv2d, case, &d);
+        let burns = through_autodiff(burn::tensor::module::conv2d, case, &d);
+        let close = |what: &str, a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len(), "{what} for {case:?}");
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (j, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-5 * scale,
+                    "{what}[{j}]: ours {p}, burn-flex {q} for {case:?}"
+                );
+            }
+        };
+        close("forward", &ours.0, &burns.0);
+        close("input gradient", &ours.1, &burns.1);
+        close("weight gradient", &ours.2, &burns.2);
+        if let (Some(a), Some(b)) = (&ours.3, &burns.3) {
+            close("bias gradient", a, b);
+        }
+        // And the tensor path runs the kernels themselves (not burn's op by a fallback).
+        let (forward, input_grad, weight_grad) = ours_on_every_isa(case, &d);
+        assert_eq!(ours.0, forward, "{case:?}");
+        assert_eq!(ours.1, input_grad, "{case:?}");
+        assert_eq!(ours.2, weight_grad, "{case:?}");
+    }
+}
+
+#[test]
+fn a_fused_relu_matches_relu_after_the_convolution() {
+    for (i, case) in all_cases().iter().enumerate().step_by(2) {
+        let d = data(case, 700 + i as u64);
+        let g = case.geometry();
+        // Through autodiff, against burn-flex's conv2d then relu.
+        let ours = through_autodiff(conv::conv2d_relu, case, &d);
+        let burns = through_autodiff(
+            |x, w, b, o| burn::tensor::activation::relu(burn::tensor::module::conv2d(x, w, b, o)),
+            case,
+            &d,
+        );
+        let close = |what: &str, a: &[f32], b: &[f32]| {
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (j, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-5 * scale,
+                    "{what}[{j}]: ours {p}, burn-flex {q} for {case:?}"
+                );
+            }
+        };
+        close("forward", &ours.0, &burns.0);
+        close("input gradient", &ours.1, &burns.1);
+        close("weight gradient", &ours.2, &burns.2);
+        if let (Some(a), Some(b)) = (&ours.3, &burns.3) {
+            close("bias gradient", a, b);
+        }
+        // The kernels: the ReLU and its mask exactly as a separate ReLU would apply them, on
+        // every instruction set.
+        let plain = kernels::forward(
+            Isa::detected(),
+            &g,
+            &d.x,
+            &d.weight,
+            d.bias.as_deref(),
+            false,
+        );
+        let relu: Vec<f32> = plain
+            .iter()
+            .map(|&v| if v <= 0.0 { 0.0 } else { v })
+            .collect();
+        let masked: Vec<f32> = d
+            .output_grad
+            .iter()
+            .zip(&relu)
+            .map(|(&g, &o)| if o <= 0.0 { 0.0 } else { g })
+            .collect();
+        for isa in available_isas() {
+            let fused = kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), true);
+            assert_eq!(fused, relu, "{} {case:?}", isa.name());
+            let r = Some(&relu[..]);
+            assert_eq!(
+                kernels::input_grad(isa, &g, &d.weight, &d.output_grad, r),
+                kernels::input_grad(isa, &g, &d.weight, &masked, None),
+                "{} {case:?}",
+                isa.name()
+            );
+            assert_eq!(
+                kernels::weight_grad(isa, &g, &d.x, &d.output_grad, r),
+                kernels::weight_grad(isa, &g, &d.x, &masked, None),
+                "{} {case:?}",
+                isa.name()
+            );
+            assert_eq!(
+                kernels::bias_grad(&g, &d.output_grad, r),
+                kernels::bias_grad(&g, &masked, None)
+            );
+        }
+        assert_eq!(
+            ours.0, relu,
+            "the tensor path runs the kernels for {case:?}"
+        );
+    }
+}
+
+/// Σ output · r in f64, for finite differences.
+fn weighted_sum(case: &Case, x: &[f32], weight: &[f32], bias: Option<&[f32]>, r: &[f32]) -> f64 {
+    let out = kernels::forward(Isa::detected(), &case.geometry(), x, weight, bias, false);
+    out.iter()
+        .zip(r)
+        .map(|(&o, &r)| f64::from(o) * f64::from(r))
+        .sum()
+}
+
+#[test]
+fn gradients_agree_with_finite_differences() {
+    // The convolution is linear in x and in the weight separately, so a central difference
+    // along a direction is exact up to rounding: a large step keeps rounding small.
+    let step = 0.5f32;
+    for (i, case) in all_cases().iter().enumerate().step_by(3) {
+        let d = data(case, 200 + i as u64);
+        let g = case.geometry();
+        let mut rng = StdRng::seed_from_u64(300 + i as u64);
+        let bias = d.bias.as_deref();
+        let dx = random_values(&mut rng, d.x.len());
+        let dw = random_values(&mut rng, d.weight.len());
+        let shift = |v: &[f32], dir: &[f32], s: f32| -> Vec<f32> {
+            v.iter().zip(dir).map(|(a, b)| a + s * b).collect()
+        };
+        let along_x = (weighted_sum(
+            case,
+            &shift(&d.x, &dx, step),
+            &d.weight,
+            bias,
+            &d.output_grad,
+        ) - weighted_sum(
+            case,
+            &shift(&d.x, &dx, -step),
+            &d.weight,
+            bias,
+            &d.output_grad,
+        )) / (2.0 * f64::from(step));
+        let along_w = (weighted_sum(
+            case,
+            &d.x,
+            &shift(&d.weight, &dw, step),
+            bias,
+            &d.output_grad,
+        ) - weighted_sum(
+            case,
+            &d.x,
+            &shift(&d.weight, &dw, -step),
+            bias,
+            &d.output_grad,
+        )) / (2.0 * f64::from(step));
+        let dot = |a: &[f32], b: &[f32]| -> (f64, f64) {
+            a.iter().zip(b).fold((0.0, 0.0), |(s, m), (&p, &q)| {
+                let t = f64::from(p) * f64::from(q);
+                (s + t, m + t.abs())
+            })
+        };
+        let (gx, scale_x) = dot(
+            &kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad, None),
+            &dx,
+        );
+        let (gw, scale_w) = dot(
+            &kernels::weight_grad(Isa::detected(), &g, &d.x, &d.output_grad, None),
+            &dw,
+        );
+        assert!(
+            (along_x - gx).abs() <= 1e-4 * scale_x.max(1.0),
+            "input: finite difference {along_x}, gradient {gx} for {case:?}"
+        );
+        assert!(
+            (along_w - gw).abs() <= 1e-4 * scale_w.max(1.0),
+            "weight: finite difference {along_w}, gradient {gw} for {case:?}"
+        );
+    }
+}
+
+#[test]
+fn results_are_bit_identical_across_runs_and_thread_counts() {
+    // A batch large enough for the weight gradient to split into several chunks.
+    let mut cases = vec![
+        Case::square(40, [8, 16], 14, 3, 1, 1, 1, true),
+        Case::square(9, [32, 32], 12, 3, 1, 0, 1, true),
+    ];
+    cases.extend(zoo_cases());
+    for (i, case) in cases.iter().enumerate() {
+        let d = data(case, 400 + i as u64);
+        let g = case.geometry();
+        let run = || {
+            let isa = Isa::detected();
+            (
+                kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false),
+                kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None),
+                kernels::weight_grad(isa, &g, &d.x, &d.output_grad, None),
+                kernels::bias_grad(&g, &d.output_grad, None),
+            )
+        };
+        let first = run();
+        assert!(first == run(), "two runs differ for {case:?}");
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert!(
+                pool.install(run) == first,
+                "{threads} threads differ for {case:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_attack_gradient_with_fixed_weights_runs_on_the_kernels() {
+    // The attacks' case: x tracked on the autodiff device, the weights plain tensors.
+    let case = Case::square(2, [3, 8], 9, 3, 1, 1, 1, true);
+    let d = data(&case, 500);
+    let x = tensor(&d.x, case.x_dims(), &autodiff_device()).require_grad();
+    let w = tensor(&d.weight, case.w_dims(), &compute_device());
+    let b = tensor(
+        d.bias.as_ref().unwrap(),
+        [case.out_channels],
+        &compute_device(),
+    );
+    let out = conv::conv2d(x.clone(), w, Some(b), case.options());
+    let dims = out.dims();
+    let grads = (out * tensor(&d.output_grad, dims, &autodiff_device()))
+        .sum()
+        .backward();
+    let g = case.geometry();
+    assert_eq!(
+        to_vec(x.grad(&grads).unwrap()),
+        kernels::input_grad(Isa::detected(), &g, &d.weight, &d.output_grad, None)
+    );
+    // Without autodiff at all, the forward pass is the kernel's too.
+    let plain = conv::conv2d(
+        tensor(&d.x, case.x_dims(), &compute_device()),
+        tensor(&d.weight, case.w_dims(), &compute_device()),
+        None,
+        case.options(),
+    );
+    assert_eq!(
+        to_vec(plain),
+        kernels::forward(Isa::detected(), &g, &d.x, &d.weight, None, false)
+    );
+}
+
+#[test]
+fn rslad_tui_conv_burn_switches_back_to_burns_convolution_and_says_so() {
+    // The switch is read once per process, so it is checked through the binary's banner.
+    let banner = |path: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rslad-tui"));
+        command.args([
+            "bench",
+            "--seconds",
+            "0",
+            "--only",
+            "forward",
+            "--model",
+            "micro-cnn",
+        ]);
+        match path {
+            Some(path) => command.env("RSLAD_TUI_CONV", path),
+            None => command.env_remove("RSLAD_TUI_CONV"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(banner(Some("burn")).contains("burn conv"));
+    assert!(banner(None).contains("rslad conv"));
+}
+
+#[test]
+fn max_pooling_matches_burn_flex_forward_and_backward_ties_and_nans_included() {
+    use burn::nn::pool::MaxPool2dConfig;
+    let mut rng = StdRng::seed_from_u64(600);
+    for (dims, window) in [([2, 3, 9, 10], 2), ([1, 2, 12, 12], 3), ([3, 1, 4, 4], 2)] {
+        let len = dims.iter().product();
+        // Few distinct values, so windows hold ties; a couple of NaNs.
+        let mut values: Vec<f32> = (0..len).map(|_| rng.gen_range(0..4) as f32).collect();
+        values[5] = f32::NAN;
+        values[len - 3] = f32::NAN;
+        let pool = MaxPool2dConfig::new([window, window])
+            .with_strides([window, window])
+            .init();
+        let run = |ours: bool| {
+            let x = tensor(&values, dims, &autodiff_device()).require_grad();
+            let out = if ours {
+                conv::max_pool2d(&pool, x.clone())
+            } else {
+                pool.forward(x.clone())
+            };
+            let r: Vec<f32> = (0..out.dims().iter().product()).map(|i| i as f32).collect();
+            let grads = (out.clone() * tensor(&r, out.dims(), &autodiff_device()))
+                .sum()
+                .backward();
+            (to_vec(out), to_vec(x.grad(&grads).unwrap()))
+        };
+        let (ours, burns) = (run(true), run(false));
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&ours.0), bits(&burns.0), "forward {dims:?}");
+        // The NaN windows' gradients are NaN-free: only positions differ, so compare exactly.
+        assert_eq!(bits(&ours.1), bits(&burns.1), "backward {dims:?}");
+        let plain = conv::max_pool2d(&pool, tensor(&values, dims, &compute_device()));
+        assert_eq!(
+            bits(&to_vec(plain)),
+            bits(&ours.0),
+            "without autodiff {dims:?}"
+        );
+        // And the tensor path is the kernel's (not burn's op by a fallback).
+        let [batch, channels, in_h, in_w] = dims;
+        let g = kernels::PoolGeometry {
+            batch,
+            channels,
+            in_h,
+            in_w,
+            window,
+        };
+        let (out, argmax) = kernels::max_pool_forward(&g, &values, true);
+        assert_eq!(bits(&out), bits(&ours.0));
+        let r: Vec<f32> = (0..out.len()).map(|i| i as f32).collect();
+        assert_eq!(
+            bits(&kernels::max_pool_backward(&g, &argmax, &r)),
+            bits(&ours.1)
+        );
+    }
+}
+
+/// The geometry's output sizes and the cases left to burn's op.
+mod geometry {
+    use rslad_kernels::ConvGeometry;
+
+    fn geometry(
+        x: [usize; 4],
+        w: [usize; 4],
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Option<ConvGeometry> {
+        ConvGeometry::new(x, w, [stride; 2], [(pad, pad); 2], [1, 1], groups)
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        // small-cnn conv1: 28 → 26; a 3×3 stride-2 pad-1 conv: 32 → 16; 1×1 stride 2: 32 → 16.
+        let g = geometry([2, 1, 28, 28], [32, 1, 3, 3], 1, 0, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (26, 26));
+        let g = geometry([2, 8, 32, 32], [8, 8, 3, 3], 2, 1, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (16, 16));
+        let g = geometry([2, 8, 32, 32], [4, 8, 1, 1], 2, 0, 1).unwrap();
+        assert_eq!((g.out_h, g.out_w), (16, 16));
+        // 5×5 "same": 28 → 28; a depthwise conv.
+        let g = geometry([1, 6, 28, 28], [6, 1, 5, 5], 1, 2, 6).unwrap();
+        assert_eq!((g.out_h, g.out_w), (28, 28));
+        assert!(g.is_depthwise());
+    }
+
+    #[test]
+    fn unsupported_cases_are_left_to_burn() {
+        let dilated = ConvGeometry::new([1, 1, 8, 8], [1, 1, 3, 3], [1, 1], [(0, 0); 2], [2, 2], 1);
+        assert!(dilated.is_none());
+        // padding as large as the kernel
+        assert!(geometry([1, 1, 8, 8], [1, 1, 3, 3], 1, 3, 1).is_none());
+        // channels that do not match the weight
+        assert!(geometry([1, 2, 8, 8], [1, 1, 3, 3], 1, 0, 1).is_none());
+        // a kernel larger than the padded input
+        assert!(geometry([1, 1, 2, 2], [1, 1, 5, 5], 1, 1, 1).is_none());
+        // an empty batch
+        assert!(geometry([0, 1, 8, 8], [1, 1, 3, 3], 1, 0, 1).is_none());
+    }
+}
+
+/// Source planes: padding, phase splitting, cropping.
+mod planes {
+    use rslad_kernels::Isa;
+    use rslad_kernels::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
+
+    fn spec(top: usize, left: usize, stride: usize, rows: usize, row_stride: usize) -> PlaneSpec {
+        let phases = (0..stride)
+            .flat_map(|a| (0..stride).map(move |b| (a, b)))
+            .collect::<Vec<_>>();
+        PlaneSpec {
+            channels: 1,
+            height: 3,
+            width: 3,
+            top,
+            left,
+            stride: [stride, stride],
+            layout: PlaneLayout {
+                planes: phases.len(),
+                rows,
+                row_stride,
+            },
+            phases,
+            isa: Isa::detected(),
+        }
+    }
+
+    #[test]
+    fn padding_surrounds_the_image_with_zeros() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 1, 5, 6);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        #[rustfmt::skip]
+        let expected = [
+            0., 0., 0., 0., 0., 0.,
+            0., 1., 2., 3., 0., 0.,
+            0., 4., 5., 6., 0., 0.,
+            0., 7., 8., 9., 0., 0.,
+            0., 0., 0., 0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn stride_two_splits_the_padded_image_into_four_phases() {
+        // padded (pad 1) is 5×5: rows/cols 0 and 4 zero. Phase (a, b) takes padded[2i+a][2j+b].
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(1, 1, 2, 3, 3);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        #[rustfmt::skip]
+        let expected = [
+            // (0, 0): padded rows 0, 2, 4 × cols 0, 2, 4
+            0., 0., 0.,  0., 5., 0.,  0., 0., 0.,
+            // (0, 1): rows 0, 2, 4 × cols 1, 3, 5
+            0., 0., 0.,  4., 6., 0.,  0., 0., 0.,
+            // (1, 0): rows 1, 3, 5 × cols 0, 2, 4
+            0., 2., 0.,  0., 8., 0.,  0., 0., 0.,
+            // (1, 1): rows 1, 3, 5 × cols 1, 3, 5
+            1., 3., 0.,  7., 9., 0.,  0., 0., 0.,
+        ];
+        assert_eq!(dst, expected);
+    }
+
+    #[test]
+    fn a_row_stride_narrower_than_the_image_crops_it() {
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let spec = spec(0, 0, 1, 2, 2);
+        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        spec.fill(&image, &mut dst);
+        dst.truncate(spec.layout.len());
+        assert_eq!(dst, [1., 2., 4., 5.]);
+    }
+}
