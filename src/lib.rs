@@ -14,6 +14,7 @@ pub mod cli;
 pub mod conv;
 pub mod data;
 pub mod device;
+pub mod diagnose;
 pub mod error;
 pub mod eval;
 pub mod interop;

@@ -1,31 +1,65 @@
-//! The robust MNIST teacher shipped with the program (`--teacher embedded`): small-cnn trained
-//! with SAT at ε = 0.3 by this project's own code. Its card, with the command that reproduces
-//! it and its measured accuracy, is `assets/teachers/README.md`.
+//! The robust MNIST teachers shipped with the program. `--teacher embedded` is the TRADES
+//! authors' published SmallCNN (the stronger one); `embedded-sat` is the small-cnn this
+//! project trained with SAT on the embedded subset, the teacher of the first lessons. Their
+//! cards, with provenance, commands and measured accuracy, are `assets/teachers/README.md`.
 
 use crate::checkpoint::{self, CheckpointCard};
 use crate::error::CheckpointError;
 use crate::zoo::Model;
 use burn::prelude::*;
 
-/// The word that selects the shipped teacher in place of a checkpoint path.
+/// The word that selects the default shipped teacher in place of a checkpoint path.
 pub const EMBEDDED: &str = "embedded";
+/// The project's own SAT teacher, shipped too.
+pub const EMBEDDED_SAT: &str = "embedded-sat";
+/// Every shipped teacher's name, the default first.
+pub const SHIPPED: [&str; 2] = [EMBEDDED, EMBEDDED_SAT];
 
-const CARD: &[u8] = include_bytes!("../assets/teachers/small-cnn-sat.ron");
-const WEIGHTS: &[u8] = include_bytes!("../assets/teachers/small-cnn-sat.safetensors");
+const TRADES_CARD: &[u8] = include_bytes!("../assets/teachers/small-cnn-trades.ron");
+const TRADES_WEIGHTS: &[u8] = include_bytes!("../assets/teachers/small-cnn-trades.safetensors");
+const SAT_CARD: &[u8] = include_bytes!("../assets/teachers/small-cnn-sat.ron");
+const SAT_WEIGHTS: &[u8] = include_bytes!("../assets/teachers/small-cnn-sat.safetensors");
 
-/// The shipped teacher, checked against its card like any checkpoint.
-pub fn embedded(device: &Device) -> Result<(Model, CheckpointCard), CheckpointError> {
-    checkpoint::load_bytes(CARD, WEIGHTS, "embedded:small-cnn-sat", None, device)
+/// How the shipped teacher `name` was trained, for labels (the imported TRADES model's card
+/// records no training of ours).
+pub fn shipped_method(name: &str) -> Option<&'static str> {
+    match name {
+        EMBEDDED => Some("TRADES"),
+        EMBEDDED_SAT => Some("SAT"),
+        _ => None,
+    }
 }
 
-/// A teacher on the autodiff device: a checkpoint path, or [`EMBEDDED`] for the shipped one.
+/// Whether `name` names a shipped teacher rather than a file.
+pub fn is_shipped(name: &str) -> bool {
+    SHIPPED.contains(&name)
+}
+
+/// The default shipped teacher, checked against its card like any checkpoint.
+pub fn embedded(device: &Device) -> Result<(Model, CheckpointCard), CheckpointError> {
+    shipped(EMBEDDED, device).expect("the default teacher is shipped")
+}
+
+/// The shipped teacher called `name`, or `None` if no shipped teacher has that name.
+pub fn shipped(
+    name: &str,
+    device: &Device,
+) -> Option<Result<(Model, CheckpointCard), CheckpointError>> {
+    let (card, weights, label) = match name {
+        EMBEDDED => (TRADES_CARD, TRADES_WEIGHTS, "embedded:small-cnn-trades"),
+        EMBEDDED_SAT => (SAT_CARD, SAT_WEIGHTS, "embedded:small-cnn-sat"),
+        _ => return None,
+    };
+    Some(checkpoint::load_bytes(card, weights, label, None, device))
+}
+
+/// A teacher on the autodiff device: a checkpoint path, or a shipped teacher's name.
 pub fn load(path: &std::path::Path) -> anyhow::Result<(Model, CheckpointCard)> {
     use anyhow::Context;
     let device = crate::device::autodiff_device();
-    if path.as_os_str() == EMBEDDED {
-        Ok(embedded(&device)?)
-    } else {
-        checkpoint::load(path, None, &device)
-            .with_context(|| format!("cannot load the teacher {}", path.display()))
+    match path.to_str().and_then(|name| shipped(name, &device)) {
+        Some(teacher) => Ok(teacher?),
+        None => checkpoint::load(path, None, &device)
+            .with_context(|| format!("cannot load the teacher {}", path.display())),
     }
 }

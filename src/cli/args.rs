@@ -5,9 +5,9 @@
 use crate::attack::BnMode;
 use crate::data::{DataSource, DatasetKind};
 use crate::settings::{
-    AttackSettings, Count, DataChoice, Epsilon, EvalSettings, Gamma, LearningRate, MethodName,
-    MethodOption, MethodSettings, Milestones, Momentum, OptimizerName, OptimizerSettings, StepSize,
-    TrainSettings, ValueError, WeightDecay, defaults,
+    AttackSettings, AttackStart, Count, DataChoice, Epsilon, EvalSettings, Gamma, LearningRate,
+    MethodName, MethodOption, MethodSettings, Milestones, Momentum, OptimizerName,
+    OptimizerSettings, StepSize, TrainSettings, ValueError, WeightDecay, defaults,
 };
 use crate::zoo::Arch;
 use anyhow::{Result, bail};
@@ -92,13 +92,18 @@ pub struct TrainingOptions {
     /// Grow the training attack's ε linearly from 0 over this many epochs (0: off).
     #[arg(long, default_value_t = defaults::EPS_WARMUP)]
     pub eps_warmup: usize,
+    /// Where the training attack starts: reference (each method's own: x + 0.001·N(0, 1) for
+    /// TRADES and RSLAD, uniform for SAT, ARD and IAD), or uniform, gaussian or none for every
+    /// method.
+    #[arg(long, value_enum, default_value = "reference")]
+    pub attack_start: AttackStart,
     /// Batch-norm mode of the model during SAT's training attack (the other methods fix it:
     /// eval for TRADES and RSLAD, train for ARD and IAD).
     #[arg(long, value_enum, default_value = "eval")]
     pub attack_bn: BnMode,
-    /// Teacher checkpoint for kd, ard, iad and rslad, or "embedded" for the shipped robust
-    /// MNIST teacher (small-cnn, SAT ε 0.3). A PyTorch-layout file: convert it with
-    /// `rslad-tui import` first.
+    /// Teacher checkpoint for kd, ard, iad and rslad, or a shipped robust MNIST teacher:
+    /// "embedded" (the TRADES authors' SmallCNN, ε 0.3) or "embedded-sat" (this project's SAT
+    /// small-cnn). A PyTorch-layout file: convert it with `rslad-tui import` first.
     #[arg(long)]
     pub teacher: Option<PathBuf>,
     /// Weight α of the distillation term (default: kd 0.9, ard and iad 1.0, rslad 5/6).
@@ -168,6 +173,7 @@ impl TrainingOptions {
                     .transpose()?,
                 steps: self.steps,
                 eps_warmup: self.eps_warmup,
+                start: self.attack_start,
             },
             optimizer: OptimizerSettings {
                 kind: self.optimizer,

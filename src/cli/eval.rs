@@ -28,8 +28,8 @@ pub enum AutoAttackVersion {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint (its .safetensors or .ron file, or their common stem), or "embedded"
-    /// for the shipped teacher.
+    /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
+    /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Require the checkpoint to be this architecture.
@@ -71,14 +71,24 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// A checkpoint file, or a shipped teacher by name, on the compute device.
+pub(super) fn load_checkpoint(
+    path: &Path,
+    expected: Option<Arch>,
+) -> Result<(Model, CheckpointCard)> {
+    let shipped = path
+        .to_str()
+        .and_then(|name| crate::teacher::shipped(name, &compute_device()));
+    Ok(match shipped {
+        Some(teacher) => teacher?,
+        None => checkpoint::load(path, expected, &compute_device())
+            .with_context(|| "cannot load the checkpoint".to_string())?,
+    })
+}
+
 pub fn evaluate(args: &EvalArgs) -> Result<()> {
     let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
-    let (model, card) = if args.checkpoint.as_os_str() == crate::teacher::EMBEDDED {
-        crate::teacher::embedded(&compute_device())?
-    } else {
-        checkpoint::load(&args.checkpoint, expected, &compute_device())
-            .with_context(|| "cannot load the checkpoint".to_string())?
-    };
+    let (model, card) = load_checkpoint(&args.checkpoint, expected)?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let defaults = attack_defaults(data.kind);

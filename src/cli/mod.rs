@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod compare;
+pub mod diagnose;
 pub mod eval;
 pub mod interop;
 pub mod plain;
@@ -59,6 +60,11 @@ pub enum Command {
     /// Evaluate a checkpoint: clean, FGSM, PGD, CW∞ and AutoAttack accuracy.
     #[command(allow_negative_numbers = true)]
     Eval(eval::EvalArgs),
+    /// Check a checkpoint for gradient masking in under a minute: FGSM against PGD, PGD from x
+    /// against a random start, more steps, an unbounded attack, Square after APGD-CE, zero
+    /// gradients and the loss around a sample; each check says what it suggests.
+    #[command(allow_negative_numbers = true)]
+    Diagnose(diagnose::DiagnoseArgs),
     /// List the model zoo with parameter counts.
     Zoo(ZooArgs),
     /// Open the workbench (the same as no command): a terminal UI with a command prompt.
@@ -97,6 +103,7 @@ pub fn run() -> Result<()> {
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Eval(args)) => eval::evaluate(&args),
+        Some(Command::Diagnose(args)) => diagnose::run(&args),
         Some(Command::Compare(args)) => compare::run(&args),
         Some(Command::Zoo(args)) => list_zoo(&args),
         Some(Command::Export(args)) => interop::run_export(&args),

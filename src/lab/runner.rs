@@ -359,7 +359,7 @@ impl Runner {
     fn files_read(&self, command: &EngineCommand) -> Vec<FileRef> {
         let path = match command {
             EngineCommand::Load(path) => path,
-            EngineCommand::Teacher(path) if path != crate::teacher::EMBEDDED && path != "none" => {
+            EngineCommand::Teacher(path) if !crate::teacher::is_shipped(path) && path != "none" => {
                 path
             }
             _ => return Vec::new(),

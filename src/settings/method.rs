@@ -260,6 +260,7 @@ impl MethodSettings {
                 attack: ce,
                 alpha: get(*alpha, 1.0),
                 temperature: positive(*temperature, 30.0),
+                kl_scale: 1.0 / kind.num_classes() as f32,
             },
             MethodSettings::Iad {
                 alpha,

@@ -13,6 +13,7 @@ pub use values::{
     StepSize, ValueError, WeightDecay,
 };
 
+use crate::attack::Start;
 use crate::data::{self, DataSource, Dataset, DatasetKind};
 use crate::eval::EvalAttack;
 use crate::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig};
@@ -110,6 +111,57 @@ pub struct AttackSettings {
     pub steps: Option<usize>,
     /// Grow ε linearly from 0 over this many epochs (0: off).
     pub eps_warmup: usize,
+    /// Where the training attack starts.
+    pub start: AttackStart,
+}
+
+/// Where the training attack's first iterate lies: the method's own choice (the reference
+/// code's) or one forced for every method, to test what the start does (issue 20: a KL attack
+/// started at x climbs towards over-confident points rather than the decision boundary).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackStart {
+    /// The method's reference start: x + 0.001·N(0, 1) for TRADES and RSLAD, uniform in the
+    /// ε-ball for SAT, ARD and IAD.
+    #[default]
+    Reference,
+    /// Uniform in the ε-ball.
+    Uniform,
+    /// x + 0.001·N(0, 1).
+    Gaussian,
+    /// The natural image itself.
+    None,
+}
+
+impl AttackStart {
+    pub const ALL: [AttackStart; 4] = [
+        AttackStart::Reference,
+        AttackStart::Uniform,
+        AttackStart::Gaussian,
+        AttackStart::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackStart::Reference => "reference",
+            AttackStart::Uniform => "uniform",
+            AttackStart::Gaussian => "gaussian",
+            AttackStart::None => "none",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AttackStart> {
+        AttackStart::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The start forced on every method, or `None` for each method's own.
+    pub fn forced(self) -> Option<Start> {
+        match self {
+            AttackStart::Reference => None,
+            AttackStart::Uniform => Some(Start::Uniform),
+            AttackStart::Gaussian => Some(Start::SmallGaussian),
+            AttackStart::None => Some(Start::None),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,12 +283,15 @@ impl TrainSettings {
             .attack
             .steps
             .unwrap_or(attack_defaults(data.kind).train_steps);
-        let method = self.method.resolve(
+        let mut method = self.method.resolve(
             data.kind,
             self.epochs.get(),
             Method::ce_attack(epsilon, step_size, steps),
             Method::kl_attack(epsilon, step_size, steps),
         );
+        if let Some(start) = self.attack.start.forced() {
+            method.set_training_start(start);
+        }
         let o = &self.optimizer;
         let config = TrainConfig {
             method,

@@ -28,6 +28,10 @@ pub enum Method {
         attack: PgdConfig,
         alpha: f32,
         temperature: f32,
+        /// The KL term's factor: 1/classes reproduces ARD's code (`nn.KLDivLoss()` averages
+        /// over batch × classes). Checkpoints from before it existed trained with 1.
+        #[serde(default = "unit_scale")]
+        kl_scale: f32,
     },
     /// IAD: ARD's attack and loss, plus α·(1 − w)·KL(p(S(x)) ‖ p(S(x′))) with
     /// w = p(T(x′))_y^β from epoch `warmup_epochs` on (0-based).
@@ -86,8 +90,52 @@ impl Method {
         }
     }
 
-    /// The method and all its hyper-parameters, for logs and session settings.
+    /// The method and all its hyper-parameters, for logs and session settings; a training
+    /// attack started elsewhere than the reference code starts it is named.
     pub fn label(&self) -> String {
+        let start = match (self.training_attack(), self.reference_start()) {
+            (Some(attack), Some(reference)) if attack.start != reference => {
+                format!(", start {}", start_name(attack.start))
+            }
+            _ => String::new(),
+        };
+        self.base_label() + &start
+    }
+
+    /// The training attack, for the adversarial methods.
+    pub fn training_attack(&self) -> Option<&PgdConfig> {
+        match self {
+            Method::Natural | Method::Kd { .. } => None,
+            Method::Sat { attack, .. }
+            | Method::Trades { attack, .. }
+            | Method::Ard { attack, .. }
+            | Method::Iad { attack, .. }
+            | Method::Rslad { attack, .. } => Some(attack),
+        }
+    }
+
+    /// Where the reference code starts the method's training attack.
+    pub fn reference_start(&self) -> Option<Start> {
+        match self {
+            Method::Natural | Method::Kd { .. } => None,
+            Method::Sat { .. } | Method::Ard { .. } | Method::Iad { .. } => Some(Start::Uniform),
+            Method::Trades { .. } | Method::Rslad { .. } => Some(Start::SmallGaussian),
+        }
+    }
+
+    /// Starts the training attack at `start` instead (no effect on methods without one).
+    pub fn set_training_start(&mut self, start: Start) {
+        match self {
+            Method::Natural | Method::Kd { .. } => {}
+            Method::Sat { attack, .. }
+            | Method::Trades { attack, .. }
+            | Method::Ard { attack, .. }
+            | Method::Iad { attack, .. }
+            | Method::Rslad { attack, .. } => attack.start = start,
+        }
+    }
+
+    fn base_label(&self) -> String {
         match self {
             Method::Natural => "natural".into(),
             Method::Sat { attack, .. } => format!("sat PGD-{}", attack.steps),
@@ -97,7 +145,11 @@ impl Method {
                 attack,
                 alpha,
                 temperature,
-            } => format!("ard α={alpha:.3} τ={temperature} PGD-{}", attack.steps),
+                kl_scale,
+            } => format!(
+                "ard α={alpha:.3} τ={temperature} KL ×{kl_scale} PGD-{}",
+                attack.steps
+            ),
             Method::Iad {
                 attack,
                 alpha,
@@ -186,6 +238,7 @@ impl Method {
                 attack,
                 alpha,
                 temperature,
+                kl_scale,
             } => {
                 let view = attack::train_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
@@ -198,6 +251,7 @@ impl Method {
                     labels,
                     *alpha,
                     *temperature,
+                    *kl_scale,
                 );
                 (loss.mean(), adversarial)
             }
@@ -262,6 +316,19 @@ impl Method {
         attack::pgd(view, batch.images, &target, &scaled, rng)
             .adversarial
             .autodiff()
+    }
+}
+
+fn unit_scale() -> f32 {
+    1.0
+}
+
+/// A start as the `start=` option names it.
+fn start_name(start: Start) -> &'static str {
+    match start {
+        Start::None => "none",
+        Start::Uniform => "uniform",
+        Start::SmallGaussian => "gaussian",
     }
 }
 

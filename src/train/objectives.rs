@@ -36,7 +36,8 @@ pub fn kd(
         + distill.mul_scalar(alpha * temperature * temperature)
 }
 
-/// ARD: α · τ² · KL(p(T(x)/τ) ‖ p(S(x′)/τ)) + (1 − α) · CE(S(x), y).
+/// ARD: α · τ² · s · KL(p(T(x)/τ) ‖ p(S(x′)/τ)) + (1 − α) · CE(S(x), y). `kl_scale` s is
+/// 1/classes in ARD's code (its `nn.KLDivLoss()` averages over batch × classes), 1 in IAD's.
 pub fn ard(
     natural: Tensor<2>,
     adversarial: Tensor<2>,
@@ -44,11 +45,12 @@ pub fn ard(
     labels: Tensor<1, Int>,
     alpha: f32,
     temperature: f32,
+    kl_scale: f32,
 ) -> Tensor<1> {
     let tau = f64::from(temperature);
     let soft = soft_label(teacher_natural.detach(), tau);
     let distill = kl_to_target(soft, adversarial.div_scalar(tau));
-    distill.mul_scalar(alpha * temperature * temperature)
+    distill.mul_scalar(alpha * temperature * temperature * kl_scale)
         + cross_entropy(natural, labels).mul_scalar(1.0 - alpha)
 }
 
@@ -73,6 +75,7 @@ pub fn iad(
         labels.clone(),
         alpha,
         temperature,
+        1.0,
     );
     if !introspection {
         return base;

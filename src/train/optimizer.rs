@@ -5,6 +5,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
+/// Adam's ε as PyTorch has it (`torch.optim.Adam`): the references train with it.
+pub const ADAM_EPSILON: f32 = 1e-8;
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OptimizerKind {
     /// SGD with (heavy-ball, undampened, as PyTorch's) momentum.
@@ -40,7 +43,11 @@ impl OptimizerConfig {
                     .with_weight_decay(decay)
                     .init()
             }
-            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+            // PyTorch's ε (burn's default is 1e-5): the references train with torch.optim.Adam.
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_epsilon(ADAM_EPSILON)
+                .with_weight_decay(decay)
+                .init(),
         }
     }
 

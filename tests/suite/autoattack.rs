@@ -21,7 +21,7 @@ const SIDE: usize = 4;
 const PIXELS: usize = SIDE * SIDE;
 
 /// f(x) = Wᵀx + b on the flattened image.
-struct Linear {
+pub(crate) struct Linear {
     classes: usize,
     /// `[PIXELS × classes]`, row-major.
     weights: Vec<f32>,
@@ -29,7 +29,7 @@ struct Linear {
 }
 
 impl Linear {
-    fn new(classes: usize, seed: u64) -> Linear {
+    pub(crate) fn new(classes: usize, seed: u64) -> Linear {
         let mut rng = StdRng::seed_from_u64(seed);
         Linear {
             classes,
@@ -103,7 +103,7 @@ impl Classifier for Linear {
 
 /// Gradient masking on purpose: the input is rounded to the nearest 1/2 (zero gradient almost
 /// everywhere), the decisions are still those of a linear model on the rounded image.
-struct Rounded(Linear);
+pub(crate) struct Rounded(pub(crate) Linear);
 
 impl Classifier for Rounded {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
@@ -147,7 +147,7 @@ fn random_images(n: usize, seed: u64) -> Vec<f32> {
 
 /// `n` images whose pixels lie within 0.1 of the rounding thresholds 0.25 and 0.75 of
 /// [`Rounded`]: where its input gradient is zero but a small ε changes its output.
-fn near_rounding_thresholds(n: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn near_rounding_thresholds(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n * PIXELS)
         .map(|_| {
@@ -157,7 +157,7 @@ fn near_rounding_thresholds(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn tensor(values: &[f32]) -> Tensor<4> {
+pub(crate) fn tensor(values: &[f32]) -> Tensor<4> {
     let n = values.len() / PIXELS;
     Tensor::from_data(
         TensorData::new(values.to_vec(), [n, 1, SIDE, SIDE]),

@@ -16,6 +16,7 @@ mod checkpoints;
 mod cifar_recipe;
 mod cli;
 mod data_readers;
+mod diagnose;
 mod fab;
 mod interop;
 mod losses;

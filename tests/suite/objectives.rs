@@ -65,8 +65,20 @@ fn kd_matches_hand_computation() {
 #[test]
 fn ard_matches_hand_computation() {
     // 0.7 · 3² · KL(p(T/3) ‖ p(adv/3)) + 0.3 · CE(nat, y).
-    let loss = objectives::ard(natural(), adversarial(), teacher(), ints(&[0, 1]), 0.7, 3.0);
-    assert_close(loss, [1.432_294_6, 0.707_944_7]);
+    let ard = |scale| {
+        objectives::ard(
+            natural(),
+            adversarial(),
+            teacher(),
+            ints(&[0, 1]),
+            0.7,
+            3.0,
+            scale,
+        )
+    };
+    assert_close(ard(1.0), [1.432_294_6, 0.707_944_7]);
+    // ARD's code averages the KL over batch × classes: the KL term divided by 3 here.
+    assert_close(ard(1.0 / 3.0), [0.525_693_8, 0.360_576_4]);
 }
 
 #[test]
@@ -151,6 +163,7 @@ fn ard(steps: usize) -> Method {
         attack: Method::ce_attack(0.3, 0.1, steps),
         alpha: 0.9,
         temperature: 30.0,
+        kl_scale: 0.1,
     }
 }
 

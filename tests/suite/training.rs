@@ -347,3 +347,125 @@ fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
         assert!(tensor_bits(&loaded) == finished_bits, "{run}");
     }
 }
+
+/// Issue 20: `--attack-start` changes where each method's training attack starts, and only
+/// that; the reference start is each method's own. With no step taken, the uniform start
+/// lies well outside the 0.001·N(0, 1) neighbourhood of x, the Gaussian one inside it.
+#[test]
+fn the_training_attack_start_option_moves_the_first_iterate() {
+    use rslad_tui::settings::{AttackStart, MethodName, MethodSettings, TrainSettings};
+    let data = embedded();
+    let resolved = |name: MethodName, start: AttackStart| {
+        let mut settings = TrainSettings {
+            student: Arch::MicroCnn,
+            ..TrainSettings::default()
+        };
+        settings.method = MethodSettings::new(name);
+        settings.attack.start = start;
+        settings.resolve(&data).unwrap().1.method
+    };
+    let reference = resolved(MethodName::Rslad, AttackStart::Reference);
+    assert_eq!(
+        reference.training_attack().unwrap().start,
+        Start::SmallGaussian
+    );
+    assert!(
+        !reference.label().contains("start"),
+        "{}",
+        reference.label()
+    );
+    assert_eq!(
+        resolved(MethodName::Sat, AttackStart::Reference)
+            .training_attack()
+            .unwrap()
+            .start,
+        Start::Uniform
+    );
+    let uniform = resolved(MethodName::Rslad, AttackStart::Uniform);
+    assert!(
+        uniform.label().ends_with(", start uniform"),
+        "{}",
+        uniform.label()
+    );
+    assert_eq!(
+        resolved(MethodName::Trades, AttackStart::None)
+            .training_attack()
+            .unwrap()
+            .start,
+        Start::None
+    );
+    assert_eq!(
+        resolved(MethodName::Kd, AttackStart::Uniform).training_attack(),
+        None
+    );
+
+    // The first iterate of each start, on real images and a fresh student.
+    let device = compute_device();
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 1, &device).unwrap();
+    let (x, y) =
+        rslad_tui::tensor_util::batch_tensors(&data.test, &(0..32).collect::<Vec<_>>(), &device);
+    let first_iterate = |method: &Method| {
+        let config = PgdConfig {
+            steps: 0,
+            ..*method.training_attack().unwrap()
+        };
+        let adversarial = attack::pgd(
+            &model,
+            &x,
+            &Target::labels(y.clone()),
+            &config,
+            &mut StdRng::seed_from_u64(7),
+        )
+        .adversarial;
+        (adversarial - x.clone()).abs().max().into_scalar::<f32>()
+    };
+    let gaussian = first_iterate(&reference);
+    let spread = first_iterate(&uniform);
+    assert!(
+        gaussian > 0.0 && gaussian < 0.01,
+        "gaussian start: max |δ| {gaussian}"
+    );
+    assert!(
+        spread > 0.25 && spread <= 0.3 + 1e-6,
+        "uniform start: max |δ| {spread}"
+    );
+}
+
+/// Adam uses PyTorch's ε = 1e-8 (burn's default is 1e-5): with gradients of about 1e-6 the
+/// first step moves each weight by almost the learning rate, as `torch.optim.Adam` does,
+/// where ε = 1e-5 would move it by under a tenth of it.
+#[test]
+fn adam_uses_pytorchs_epsilon() {
+    use burn::optim::GradientsParams;
+    let device = autodiff_device();
+    let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 3, &device).unwrap();
+    let before = named_tensors(&model);
+    let data = embedded();
+    let (x, _) =
+        rslad_tui::tensor_util::batch_tensors(&data.test, &(0..8).collect::<Vec<_>>(), &device);
+    let loss = model.forward(x).sum().mul_scalar(1e-6);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let config = OptimizerConfig {
+        kind: OptimizerKind::Adam,
+        learning_rate: 1e-3,
+        weight_decay: 0.0,
+        milestones: Vec::new(),
+        gamma: 1.0,
+    };
+    let after = named_tensors(&config.build().step(1e-3, model, grads));
+    let (name, (_, weights)) = before
+        .iter()
+        .find(|(name, _)| name.ends_with("weight") && !name.contains("bn"))
+        .unwrap();
+    let mut moved: Vec<f32> = weights
+        .iter()
+        .zip(&after[name].1)
+        .map(|(a, b)| (a - b).abs() / 1e-3)
+        .collect();
+    moved.sort_by(f32::total_cmp);
+    let median = moved[moved.len() / 2];
+    assert!(
+        median > 0.8 && median <= 1.0 + 1e-3,
+        "{name}: median step {median} of lr"
+    );
+}

@@ -83,6 +83,27 @@ fn every_command_of_the_issue_parses() {
     }
 }
 
+/// `start=` chooses where the training attack starts; an unknown start is refused by name.
+#[test]
+fn method_start_option_parses_and_unknown_starts_are_refused() {
+    let Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) =
+        parse("method rslad start=uniform alpha=0.5")
+    else {
+        panic!("method did not parse");
+    };
+    assert_eq!(
+        change.start,
+        Some(rslad_tui::settings::AttackStart::Uniform)
+    );
+    let error = parse("method rslad start=middle").unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("reference, uniform, gaussian or none"),
+        "{error}"
+    );
+}
+
 #[test]
 fn method_options_take_fractions() {
     let Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) =
@@ -95,6 +116,7 @@ fn method_options_take_fractions() {
         steps: None,
         step_size: None,
         eps_warmup: None,
+        start: None,
     } = change
     else {
         panic!("rslad with one option: {change:?}");

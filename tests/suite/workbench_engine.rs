@@ -47,7 +47,7 @@ fn the_default_session_shows_teacher_student_and_a_sample() {
     let s = shared.snapshot();
     assert_eq!(s.status.dataset, "mnist (embedded)");
     assert!(
-        s.status.teacher.starts_with("small-cnn SAT"),
+        s.status.teacher.starts_with("small-cnn TRADES (shipped)"),
         "{}",
         s.status.teacher
     );

@@ -70,7 +70,7 @@ pub fn complete(line: &str) -> Vec<String> {
             .map(|s| s.to_string())
             .chain(paths(partial))
             .collect(),
-        Arg::Teacher => ["embedded", "none"]
+        Arg::Teacher => ["embedded", "embedded-sat", "none"]
             .iter()
             .map(|s| s.to_string())
             .chain(paths(partial))

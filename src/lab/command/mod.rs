@@ -18,8 +18,8 @@ pub use words::session_name;
 
 use crate::settings::values::number as parse_number;
 use crate::settings::{
-    AttackName, Epsilon, Gamma, LearningRate, MethodSettings, Milestones, Momentum, OptimizerName,
-    StepSize, WeightDecay,
+    AttackName, AttackStart, Epsilon, Gamma, LearningRate, MethodSettings, Milestones, Momentum,
+    OptimizerName, StepSize, WeightDecay,
 };
 use crate::zoo::Arch;
 use std::fmt;
@@ -82,6 +82,8 @@ pub struct MethodChange {
     pub steps: Option<usize>,
     pub step_size: Option<StepSize>,
     pub eps_warmup: Option<usize>,
+    /// Where the training attack starts (`None`: unchanged).
+    pub start: Option<AttackStart>,
 }
 
 /// `optimizer sgd|adam key=value ...`; keys left out keep their value.

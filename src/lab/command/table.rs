@@ -9,8 +9,8 @@ use super::{
 };
 use crate::settings::values::{number, whole};
 use crate::settings::{
-    AttackName, Epsilon, Gamma, LearningRate, MethodName, MethodOption, MethodSettings, Milestones,
-    Momentum, OptimizerName, StepSize, WeightDecay,
+    AttackName, AttackStart, Epsilon, Gamma, LearningRate, MethodName, MethodOption,
+    MethodSettings, Milestones, Momentum, OptimizerName, StepSize, WeightDecay,
 };
 use crate::zoo::Arch;
 use clap::ValueEnum;
@@ -50,7 +50,7 @@ pub struct CommandSpec {
 }
 
 /// The keys `method` accepts: the method's own options and the training attack's numbers.
-const METHOD_KEYS: [&str; 8] = [
+const METHOD_KEYS: [&str; 9] = [
     "alpha",
     "beta",
     "temperature",
@@ -59,6 +59,7 @@ const METHOD_KEYS: [&str; 8] = [
     "steps",
     "step-size",
     "eps-warmup",
+    "start",
 ];
 
 /// The keys `optimizer` accepts (the `train` options of the same names).
@@ -353,8 +354,16 @@ fn parse_method(rest: &str) -> Result<Command, String> {
         steps: None,
         step_size: None,
         eps_warmup: None,
+        start: None,
     };
     for pair in options {
+        if let Some(name) = pair.strip_prefix("start=") {
+            let start = AttackStart::from_name(name).ok_or_else(|| {
+                format!("start={name}: the training attack starts at reference, uniform, gaussian or none")
+            })?;
+            change.start = Some(start);
+            continue;
+        }
         let (key, value) = key_value(pair, &METHOD_KEYS)?;
         match key {
             "steps" => change.steps = Some(whole(value).map_err(|e| e.named(key))?),

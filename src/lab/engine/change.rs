@@ -32,6 +32,7 @@ impl Engine {
         attack.steps = change.steps.or(attack.steps);
         attack.step_size = change.step_size.or(attack.step_size);
         attack.eps_warmup = change.eps_warmup.unwrap_or(attack.eps_warmup);
+        attack.start = change.start.unwrap_or(attack.start);
         self.apply(settings, false)?;
         self.info(format!("method {}", self.trainer.config.method.label()));
         Ok(())

@@ -16,13 +16,15 @@ pub(super) struct Teacher {
     pub dataset: String,
 }
 
-/// The teacher at `source`: a checkpoint path or "embedded".
+/// The teacher at `source`: a checkpoint path or a shipped teacher's name.
 pub(super) fn load_teacher(source: &str) -> Result<Teacher> {
     let (model, card) = crate::teacher::load(source.as_ref())?;
-    let method = card.training.as_ref().map_or(String::new(), |t| {
-        format!(" {}", t.method.name().to_uppercase())
-    });
-    let label = if source == crate::teacher::EMBEDDED {
+    let method = match (&card.training, crate::teacher::shipped_method(source)) {
+        (_, Some(shipped)) => format!(" {shipped}"),
+        (Some(t), None) => format!(" {}", t.method.name().to_uppercase()),
+        (None, None) => String::new(),
+    };
+    let label = if crate::teacher::is_shipped(source) {
         format!("{}{method} (shipped)", card.spec.arch)
     } else {
         format!("{}{method} ({source})", card.spec.arch)
@@ -50,7 +52,7 @@ impl Engine {
             });
             self.info("no teacher");
         } else {
-            let teacher = if source == crate::teacher::EMBEDDED {
+            let teacher = if crate::teacher::is_shipped(source) {
                 load_teacher(source)?
             } else {
                 let path = self.scope.resolve(source)?;

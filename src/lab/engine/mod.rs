@@ -20,8 +20,8 @@ use super::scope::FileScope;
 use super::snapshot::LogLevel;
 use crate::data::Dataset;
 use crate::settings::{
-    AttackSettings, Count, DataChoice, EvalSettings, LearningRate, MethodName, MethodSettings,
-    Milestones, OptimizerName, OptimizerSettings, StepSize, TrainSettings,
+    AttackSettings, AttackStart, Count, DataChoice, EvalSettings, LearningRate, MethodName,
+    MethodSettings, Milestones, OptimizerName, OptimizerSettings, StepSize, TrainSettings,
 };
 use crate::train::Trainer;
 use crate::zoo::{Arch, Model};
@@ -46,6 +46,7 @@ pub fn default_settings() -> TrainSettings {
             step_size: Some(StepSize::new(0.05).expect(valid)),
             steps: Some(10),
             eps_warmup: 1,
+            start: AttackStart::Reference,
         },
         optimizer: OptimizerSettings {
             kind: OptimizerName::Adam,

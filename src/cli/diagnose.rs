@@ -1,0 +1,98 @@
+//! `rslad-tui diagnose`: the gradient-masking checks of [`crate::diagnose`] on a checkpoint,
+//! as plain lines or JSON.
+
+use super::args::DataArgs;
+use super::eval::load_checkpoint;
+use crate::device::compute_device;
+use crate::diagnose::{DiagnoseConfig, diagnose};
+use crate::settings::{DataChoice, Epsilon, attack_defaults, check_fit};
+use crate::tensor_util::batch_tensors;
+use crate::zoo::Arch;
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct DiagnoseArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
+    /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Require the checkpoint to be this architecture.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Diagnose on the first N test images.
+    #[arg(long, default_value_t = 200)]
+    pub n: usize,
+    /// Attack radius ε in L∞ (default: the dataset's conventional ε).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// Steps of the PGD comparisons (step size ε/30).
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the diagnosis as JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Most images a diagnosis takes: its checks run on one batch held in memory.
+pub const MAX_IMAGES: usize = 1000;
+
+pub fn run(args: &DiagnoseArgs) -> Result<()> {
+    if args.n == 0 || args.n > MAX_IMAGES {
+        bail!("--n must be between 1 and {MAX_IMAGES} images");
+    }
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
+    let (model, card) = load_checkpoint(&args.checkpoint, expected)?;
+    let data = DataChoice::try_from(&args.data)?.load()?;
+    check_fit(&card.spec, &data)?;
+    let epsilon = match args.eps {
+        Some(eps) => Epsilon::new(eps)
+            .map_err(|e| anyhow::anyhow!(e.named("--eps")))?
+            .get(),
+        None => attack_defaults(data.kind).epsilon,
+    };
+    let n = args.n.min(data.test.len());
+    let indices: Vec<usize> = (0..n).collect();
+    let (x, _) = batch_tensors(&data.test, &indices, &compute_device());
+    let labels: Vec<i64> = data.test.labels[..n]
+        .iter()
+        .map(|&l| i64::from(l))
+        .collect();
+    let mut config = DiagnoseConfig::new(epsilon);
+    config.seed = args.seed;
+    config.steps = args.steps;
+    if !config.step_counts.contains(&args.steps) {
+        config.step_counts.push(args.steps);
+        config.step_counts.sort_unstable();
+    }
+    let view = crate::attack::eval_view(&model);
+    let started = Instant::now();
+    let json = args.json;
+    let diagnosis = diagnose(&view, &x, &labels, &config, &mut |check| {
+        if !json {
+            eprintln!(
+                "checking {check} ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+    } else {
+        println!("{} on {}", card.spec.arch, args.checkpoint.display());
+        for line in diagnosis.lines() {
+            println!("{line}");
+        }
+        println!("({:.0} s)", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
