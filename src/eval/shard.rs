@@ -211,3 +211,39 @@ pub fn save_merged(path: &Path, whole: &Journal) -> Result<()> {
     }
     journal::write(path, whole)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_written_i_of_n_from_zero() {
+        assert_eq!("3/4".parse(), Ok(Shard { index: 3, count: 4 }));
+        for bad in ["4/4", "0/0", "1", "-1/4", "a/4", "1/4/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn interleaved_shards_cover_every_block_once() {
+        let count = 3;
+        for block in 0..10 {
+            let owners = (0..count)
+                .filter(|&index| Shard { index, count }.owns(block))
+                .count();
+            assert_eq!(owners, 1, "block {block}");
+        }
+    }
+
+    #[test]
+    fn part_names_round_trip_and_other_files_are_not_parts() {
+        let shard = Shard { index: 2, count: 5 };
+        let path = part_path(Path::new("runs/aa.ron"), shard);
+        assert_eq!(path, Path::new("runs/aa.ron.part-2-of-5"));
+        assert_eq!(parse_part_suffix("2-of-5"), Some(shard));
+        // The atomic writer's temporary file, and names that only look like parts.
+        for other in ["2-of-5.partial", "2-of-", "x-of-5", "5-of-5", "+2-of-5"] {
+            assert_eq!(parse_part_suffix(other), None, "{other}");
+        }
+    }
+}
