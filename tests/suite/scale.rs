@@ -165,6 +165,24 @@ fn a_part_of_another_evaluation_is_refused_by_name() {
             && error.contains("--seed 7 in the journal, 0 now"),
         "{error}"
     );
+    // Merged as another evaluation (other images, other components): every part is foreign.
+    let mut other_n = with(&base, &["--merge"]);
+    let at = other_n.iter().position(|a| *a == "--n").unwrap();
+    other_n[at + 1] = "6";
+    let error = run_err(&other_n);
+    assert!(
+        error.contains("aa.ron.part-0-of-2 belongs to another evaluation")
+            && error.contains("4 in the journal, 6 now"),
+        "{error}"
+    );
+    let mut other_components = with(&base, &["--merge"]);
+    let at = other_components
+        .iter()
+        .position(|a| *a == "apgd-ce")
+        .unwrap();
+    other_components[at] = "apgd-dlr";
+    let error = run_err(&other_components);
+    assert!(error.contains("components custom (apgd-ce)"), "{error}");
     assert!(!dir.path().join("aa.ron").exists(), "a refused merge wrote");
 }
 
@@ -175,6 +193,18 @@ fn a_missing_or_duplicated_shard_is_refused_by_name() {
     let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let part = |i: usize| dir.path().join(format!("aa.ron.part-{i}-of-2"));
     let merge = with(&base, &["--merge"]);
+
+    // A shard stopped before its block finished: named, and its part continues when run again.
+    let mut stopped = journal::read(&part(1)).unwrap().unwrap();
+    stopped.blocks.clear();
+    std::fs::write(part(1), ron::to_string(&stopped).unwrap()).unwrap();
+    let error = run_err(&merge);
+    assert!(
+        error.contains("aa.ron.part-1-of-2 has 0 of its 1 blocks: run shard 1/2 again"),
+        "{error}"
+    );
+    run_ok(&with(&base, &["--shard", "1/2"]));
+    assert_eq!(journal::read(&part(1)).unwrap().unwrap().blocks.len(), 1);
 
     // Shard 0's part copied over shard 1's: shard 0 twice, shard 1 nowhere.
     let shard_1 = std::fs::read(part(1)).unwrap();
