@@ -3,6 +3,7 @@
 //! builds the table from the rows that exist, naming the missing ones (docs/scale.md).
 
 use super::compare::{Row, Table};
+use crate::bounded_read::{self, ReadError};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,15 +72,15 @@ pub fn assemble(out: &Path, key: &TableKey, methods: &[&str]) -> Result<Table> {
     };
     for &method in methods {
         let path = row_path(out, method);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match bounded_read::read(&path, bounded_read::COMPARE_ROW) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 table.missing.push(method.to_string());
                 continue;
             }
             Err(e) => bail!("cannot read {}: {e}", path.display()),
         };
-        let file: RowFile = serde_json::from_str(&text)
+        let file: RowFile = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a row of compare's table", path.display()))?;
         let differences = differences(&file.key, key);
         if !differences.is_empty() {

@@ -7,6 +7,9 @@
 //! was interrupted. AutoAttack decides every image on its own (the model is in evaluation
 //! mode), so the merged report is a standard AutoAttack evaluation of all the images; only the
 //! random starts differ from a single unblocked run with the same seed.
+//!
+//! A journal can also be one shard's part of an evaluation run as several processes
+//! (`super::shard`): it then holds only that shard's blocks.
 
 use super::autoattack_cancellable;
 use super::shard::Shard;
@@ -170,8 +173,8 @@ pub fn open_part(path: &Path, key: JournalKey, shard: Option<Shard>) -> Result<J
 
 /// Runs AutoAttack on the blocks of `test` that `journal` (opened with [`open`] at `path` for
 /// this `test`) does not have yet, writing it after every block, and returns the report of all
-/// the images it covers (a shard's part: the images of its blocks only). `Ok(None)` if `cancel` was raised; the blocks finished until then stay in the
-/// journal.
+/// the images it covers (a shard's part: the images of its blocks only). `Ok(None)` if
+/// `cancel` was raised; the blocks finished until then stay in the journal.
 pub fn autoattack_in_blocks(
     model: &Model,
     test: &ImageSet,
