@@ -309,4 +309,16 @@ fn compare_rows_from_separate_jobs_assemble_into_the_table_of_one_run() {
     );
     let error = run_err(&with(&job_args, &["--assemble", "--methods", "trades"]));
     assert!(error.contains("no rows of trades"), "{error}");
+    // A damaged row file is named, not skipped as missing.
+    let sat = jobs.join("rows/sat.json");
+    let text = std::fs::read_to_string(&sat).unwrap();
+    std::fs::write(&sat, &text[..text.len() / 2]).unwrap();
+    let error = run_err(&with(
+        &job_args,
+        &["--assemble", "--methods", "natural,sat"],
+    ));
+    assert!(
+        error.contains("rows/sat.json is not a row of compare's table"),
+        "{error}"
+    );
 }
