@@ -54,6 +54,12 @@ pub const JOURNAL: Limit = Limit {
     what: "an AutoAttack journal",
 };
 
+/// A row of `compare`'s table (`compare --only`, `--assemble`): under a KiB in practice.
+pub const COMPARE_ROW: Limit = Limit {
+    bytes: 1 << 20,
+    what: "a row of compare's table",
+};
+
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

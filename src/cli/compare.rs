@@ -3,15 +3,16 @@
 //! Clean, FGSM, PGD-SAT, PGD-TRADES, CW∞ and AutoAttack, written as Markdown and JSON.
 
 use super::args::{DataArgs, Foreign, TrainingOptions};
+use super::compare_rows::{self, TableKey};
 use super::train::train;
 use crate::attack::autoattack::AutoAttackConfig;
-use crate::data::DatasetKind;
+use crate::data::{DatasetKind, ImageSet};
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
 use crate::progress::Bars;
 use crate::settings::{DataChoice, MethodName};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -47,10 +48,19 @@ pub struct CompareArgs {
     /// checkpoint exists is refused before it trains).
     #[arg(long)]
     pub overwrite: bool,
+    /// Train and evaluate this one method only, writing its row to OUT/rows/METHOD.json and
+    /// no table: one job of a comparison spread over a cluster (docs/scale.md).
+    #[arg(long, value_enum, conflicts_with_all = ["methods", "assemble"])]
+    pub only: Option<MethodName>,
+    /// Train nothing: build table.md and table.json from the rows of --methods in
+    /// OUT/rows (written by --only jobs or an earlier run), naming the missing ones. The
+    /// other options must be those the jobs were given.
+    #[arg(long)]
+    pub assemble: bool,
 }
 
 /// One row of the table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub method: String,
     pub clean: f64,
@@ -71,6 +81,9 @@ pub struct Table {
     pub autoattack_images: usize,
     pub columns: Vec<String>,
     pub rows: Vec<Row>,
+    /// Methods asked for whose rows do not exist yet (`--assemble`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 impl Table {
@@ -100,6 +113,9 @@ impl Table {
                 " {:.0} s | {:.0} s |\n",
                 row.training_seconds, row.evaluation_seconds
             );
+        }
+        if !self.missing.is_empty() {
+            out += &format!("\nMissing rows: {}\n", self.missing.join(", "));
         }
         out
     }
@@ -136,15 +152,22 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if args.methods.is_empty() {
         bail!("--methods needs at least one method");
     }
-    let distils = args.methods.iter().any(|m| m.distils());
+    if args.assemble {
+        return assemble(args);
+    }
+    // One job of a spread-out comparison trains its method alone.
+    let methods = match args.only {
+        Some(method) => vec![method],
+        None => args.methods.clone(),
+    };
+    let distils = methods.iter().any(|m| m.distils());
     if distils && args.options.teacher.is_none() {
         bail!("kd, ard, iad and rslad distil from a teacher: give its checkpoint with --teacher");
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     // Every method's settings checked before the first one trains.
-    let settings = args
-        .methods
+    let settings = methods
         .iter()
         .map(|&method| {
             let settings =
@@ -154,26 +177,22 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             Ok((method, settings, teacher))
         })
         .collect::<Result<Vec<_>>>()?;
-    let choice = DataChoice::try_from(&args.data)?;
-    let kind = choice.kind;
-    let dataset = choice.load()?;
-    let epsilon = args.options.eps.unwrap_or(kind.default_epsilon());
-    let test_n = args
-        .test_n
-        .unwrap_or(dataset.test.len())
-        .min(dataset.test.len());
-    let test = dataset.test.take(test_n);
-    let aa_test = dataset.test.take(args.autoattack_n.min(test_n));
-    let attacks = columns(kind, epsilon);
-
+    let Evaluation {
+        key,
+        test,
+        aa_test,
+        attacks,
+    } = evaluation(args)?;
+    let epsilon = key.epsilon;
     let mut table = Table {
-        dataset: dataset.origin.clone(),
-        student: args.model.clone(),
+        dataset: key.dataset.clone(),
+        student: key.student.clone(),
         epsilon,
-        test_images: test.len(),
-        autoattack_images: aa_test.len(),
-        columns: attacks.iter().map(|a| a.name.clone()).collect(),
+        test_images: key.test_images,
+        autoattack_images: key.autoattack_images,
+        columns: key.columns.clone(),
         rows: Vec::new(),
+        missing: Vec::new(),
     };
     for (method, settings, teacher) in &settings {
         let name = method.name().to_string();
@@ -219,6 +238,17 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             evaluation_seconds: started.elapsed().as_secs_f64(),
         });
         // Written after every method, so a long comparison stopped half-way keeps its rows.
+        let row = table.rows.last().expect("just pushed");
+        compare_rows::write_row(&args.out, &key, row)?;
+        if args.only.is_some() {
+            println!("\n{}", table.markdown());
+            println!(
+                "row written to {}; build the table with the same command, --assemble instead \
+                 of --only",
+                compare_rows::row_path(&args.out, &row.method).display()
+            );
+            return Ok(());
+        }
         write_table(&table, &args.out)?;
     }
     println!("\n{}", table.markdown());
@@ -227,6 +257,64 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         args.out.join("table.md").display(),
         args.out.join("table.json").display()
     );
+    Ok(())
+}
+
+/// What every row of one table is evaluated on, from the command line.
+struct Evaluation {
+    key: TableKey,
+    test: ImageSet,
+    aa_test: ImageSet,
+    attacks: Vec<EvalAttack>,
+}
+
+fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
+    let choice = DataChoice::try_from(&args.data)?;
+    let kind = choice.kind;
+    let dataset = choice.load()?;
+    let epsilon = args.options.eps.unwrap_or(kind.default_epsilon());
+    let test_n = args
+        .test_n
+        .unwrap_or(dataset.test.len())
+        .min(dataset.test.len());
+    let test = dataset.test.take(test_n);
+    let aa_test = dataset.test.take(args.autoattack_n.min(test_n));
+    let attacks = columns(kind, epsilon);
+    let key = TableKey {
+        dataset: dataset.origin.clone(),
+        student: args.model.clone(),
+        epsilon,
+        test_images: test.len(),
+        autoattack_images: aa_test.len(),
+        columns: attacks.iter().map(|a| a.name.clone()).collect(),
+        training_options: compare_rows::options_fingerprint(&args.options),
+    };
+    Ok(Evaluation {
+        key,
+        test,
+        aa_test,
+        attacks,
+    })
+}
+
+/// `compare --assemble`: the table from the rows in --out, the missing ones named.
+fn assemble(args: &CompareArgs) -> Result<()> {
+    let key = evaluation(args)?.key;
+    let methods: Vec<&str> = args.methods.iter().map(|m| m.name()).collect();
+    let table = compare_rows::assemble(&args.out, &key, &methods)?;
+    write_table(&table, &args.out)?;
+    println!("{}", table.markdown());
+    println!(
+        "written to {} and {}",
+        args.out.join("table.md").display(),
+        args.out.join("table.json").display()
+    );
+    if !table.missing.is_empty() {
+        eprintln!(
+            "warning: no rows yet for {}: run the same command with --only METHOD for each",
+            table.missing.join(", ")
+        );
+    }
     Ok(())
 }
 

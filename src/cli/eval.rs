@@ -5,6 +5,8 @@ use super::args::DataArgs;
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
 use crate::checkpoint::{self, CheckpointCard};
 use crate::device::compute_device;
+use crate::eval::journal::{Journal, JournalKey};
+use crate::eval::shard::Shard;
 use crate::eval::{self, EvalAttack, RobustnessReport};
 use crate::progress::{Bars, Progress, Silent};
 use crate::settings::{AttackName, DataChoice, Epsilon, StepSize, attack_defaults, check_fit};
@@ -66,6 +68,20 @@ pub struct EvalArgs {
     /// Images per AutoAttack block with --resume; each block has its own seed.
     #[arg(long, default_value_t = 500, requires = "resume")]
     pub block: usize,
+    /// Run only shard I of N (I from 0) of the --resume evaluation: the blocks b with
+    /// b % N == I, journaled in FILE.part-I-of-N, so N processes (a cluster's job array) share
+    /// nothing but a folder. Only AutoAttack runs; --merge then reports the whole evaluation.
+    #[arg(
+        long,
+        value_name = "I/N",
+        requires = "resume",
+        conflicts_with = "merge"
+    )]
+    pub shard: Option<Shard>,
+    /// Merge the finished parts FILE.part-I-of-N of every shard into the --resume journal
+    /// (the same command otherwise) and report the whole evaluation, as one run would.
+    #[arg(long, requires = "resume")]
+    pub merge: bool,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -135,15 +151,34 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     }
     let n = args.n.unwrap_or(data.test.len()).min(data.test.len());
     let test = data.test.take(n);
-    // Opened before any work, so a journal of another evaluation does not cost a PGD run.
-    let mut journal = match (&autoattack_config, &args.resume) {
-        (Some(config), Some(path)) => Some(open_journal(&card, &test, config, args.block, path)?),
-        _ => None,
-    };
     let progress: Box<dyn Progress> = if args.json {
         Box::new(Silent)
     } else {
         Box::new(Bars::default())
+    };
+    // Opened before any work, so a journal of another evaluation does not cost a PGD run.
+    let mut journal = match (&autoattack_config, &args.resume) {
+        (Some(config), Some(path)) => {
+            let key = JournalKey::new(&card.weights_sha256, &test, config, args.block)?;
+            if let Some(shard) = args.shard {
+                if !attacks.is_empty() {
+                    eprintln!(
+                        "note: a shard runs only AutoAttack; the other attacks run at --merge"
+                    );
+                }
+                return super::shard::run_shard(
+                    &model,
+                    &test,
+                    key,
+                    path,
+                    shard,
+                    args.json,
+                    progress.as_ref(),
+                );
+            }
+            Some(open_journal(key, path, args.merge)?)
+        }
+        _ => None,
     };
     let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref())?;
     let autoattack = match (autoattack_config, &args.resume, &mut journal) {
@@ -179,16 +214,11 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `eval --resume`: the journal at `path`, continued (saying how far it got) or new.
-fn open_journal(
-    card: &CheckpointCard,
-    test: &crate::data::ImageSet,
-    config: &AutoAttackConfig,
-    block: usize,
-    path: &Path,
-) -> Result<eval::journal::Journal> {
-    let key = eval::journal::JournalKey::new(&card.weights_sha256, test, config, block)?;
+/// `eval --resume`: the journal at `path`, continued (saying how far it got) or new; with
+/// `merge`, assembled from the shards' parts first.
+fn open_journal(key: JournalKey, path: &Path, merge: bool) -> Result<Journal> {
     let blocks = key.blocks();
+    super::shard::merge_or_refuse_parts(&key, path, merge)?;
     let journal = eval::journal::open(path, key)?;
     let done = journal.blocks.len();
     if done == blocks && blocks > 0 {
@@ -205,10 +235,10 @@ fn open_journal(
 /// `eval --resume`: AutoAttack on the blocks the journal lacks, a line per block on standard
 /// error. Ctrl-C stops it with an error (the finished blocks stay in the journal), so a
 /// script can tell a cut-short run from a finished one.
-fn resume_autoattack(
+pub(super) fn resume_autoattack(
     model: &Model,
     test: &crate::data::ImageSet,
-    journal: &mut eval::journal::Journal,
+    journal: &mut Journal,
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<AutoAttackReport> {
@@ -226,7 +256,7 @@ fn resume_autoattack(
                 done.index + 1,
                 done.blocks,
                 done.first_image,
-                done.images_done,
+                done.first_image + done.report.images,
                 100.0 * done.report.robust_accuracy,
                 100.0 * done.robust_done as f64 / done.images_done as f64,
                 done.images_done,
@@ -239,7 +269,7 @@ fn resume_autoattack(
             "stopped by Ctrl-C: {} of {} blocks are in {}, the block in progress is lost; run \
              the same command to continue",
             journal.blocks.len(),
-            journal.key.blocks(),
+            journal.block_indices().len(),
             path.display()
         );
     };

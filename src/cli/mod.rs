@@ -4,12 +4,14 @@
 
 pub mod args;
 pub mod compare;
+pub mod compare_rows;
 pub mod diagnose;
 pub mod eval;
 pub mod interop;
 pub mod plain;
 pub mod repl;
 pub mod replay;
+pub mod shard;
 pub mod train;
 
 use crate::device::compute_device;

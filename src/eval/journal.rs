@@ -7,8 +7,12 @@
 //! was interrupted. AutoAttack decides every image on its own (the model is in evaluation
 //! mode), so the merged report is a standard AutoAttack evaluation of all the images; only the
 //! random starts differ from a single unblocked run with the same seed.
+//!
+//! A journal can also be one shard's part of an evaluation run as several processes
+//! (`super::shard`): it then holds only that shard's blocks.
 
 use super::autoattack_cancellable;
+use super::shard::Shard;
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Version};
 use crate::data::ImageSet;
 use crate::progress::Progress;
@@ -38,7 +42,12 @@ pub struct JournalKey {
 pub struct Journal {
     pub format: u32,
     pub key: JournalKey,
-    /// The finished blocks in order: block `i` covers images `i * block_size ..`.
+    /// Set in a shard's part (`eval --shard`): the journal holds only that shard's blocks.
+    /// Absent from a whole evaluation's journal, so those keep the layout of format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The finished blocks in order of [`Journal::block_indices`]: block `i` covers images
+    /// `i * block_size ..`.
     pub blocks: Vec<AutoAttackReport>,
 }
 
@@ -109,21 +118,51 @@ impl JournalKey {
     pub fn blocks(&self) -> usize {
         block_count(self.images, self.block_size)
     }
+
+    /// Number of images in block `index`: `block_size`, fewer for the last one.
+    pub fn block_images(&self, index: usize) -> usize {
+        self.block_size.min(self.images - index * self.block_size)
+    }
+}
+
+impl Journal {
+    /// The indices of the blocks this journal covers, in order: every block of the
+    /// evaluation, or those of its shard.
+    pub fn block_indices(&self) -> Vec<usize> {
+        let all = 0..self.key.blocks();
+        match self.shard {
+            None => all.collect(),
+            Some(shard) => all.filter(|&b| shard.owns(b)).collect(),
+        }
+    }
+
+    /// Whether every block this journal covers is done.
+    pub fn is_complete(&self) -> bool {
+        self.blocks.len() == self.block_indices().len()
+    }
 }
 
 /// The journal at `path` if it continues the evaluation `key` (refused, naming what differs,
 /// if it belongs to another), or a new empty one written there now, so that an unwritable
 /// path fails before any work.
 pub fn open(path: &Path, key: JournalKey) -> Result<Journal> {
+    open_part(path, key, None)
+}
+
+/// [`open`] for the part of `shard` (`None`: the whole evaluation); a journal of another
+/// shard, or a part where a whole journal is expected, is refused.
+pub fn open_part(path: &Path, key: JournalKey, shard: Option<Shard>) -> Result<Journal> {
     match read(path)? {
         Some(journal) => {
             check_continues(&journal, &key, path)?;
+            check_shard(&journal, shard, path)?;
             Ok(journal)
         }
         None => {
             let journal = Journal {
                 format: JOURNAL_FORMAT,
                 key,
+                shard,
                 blocks: Vec::new(),
             };
             write(path, &journal)?;
@@ -134,8 +173,8 @@ pub fn open(path: &Path, key: JournalKey) -> Result<Journal> {
 
 /// Runs AutoAttack on the blocks of `test` that `journal` (opened with [`open`] at `path` for
 /// this `test`) does not have yet, writing it after every block, and returns the report of all
-/// the images. `Ok(None)` if `cancel` was raised; the blocks finished until then stay in the
-/// journal.
+/// the images it covers (a shard's part: the images of its blocks only). `Ok(None)` if
+/// `cancel` was raised; the blocks finished until then stay in the journal.
 pub fn autoattack_in_blocks(
     model: &Model,
     test: &ImageSet,
@@ -160,7 +199,12 @@ pub fn autoattack_in_blocks(
             cancel,
         )?);
     }
-    for index in journal.blocks.len()..blocks {
+    let to_do: Vec<usize> = journal
+        .block_indices()
+        .into_iter()
+        .skip(journal.blocks.len())
+        .collect();
+    for index in to_do {
         // Checked here too: a block whose points are all misclassified has no batch to attack.
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(None);
@@ -182,7 +226,7 @@ pub fn autoattack_in_blocks(
             blocks,
             first_image,
             report: journal.blocks.last().expect("just pushed"),
-            images_done: (first_image + block_size).min(test.len()),
+            images_done: journal.blocks.iter().map(|b| b.images).sum(),
             robust_done: journal
                 .blocks
                 .iter()
@@ -231,16 +275,35 @@ struct Header {
     format: u32,
 }
 
-fn write(path: &Path, journal: &Journal) -> Result<()> {
+/// Writes `journal` to `path` atomically (a reader sees the old file or the new one).
+pub(super) fn write(path: &Path, journal: &Journal) -> Result<()> {
     let text = ron::ser::to_string_pretty(journal, ron::ser::PrettyConfig::default())
         .context("cannot encode the AutoAttack journal")?;
     crate::atomic::write(path, text.as_bytes())
         .with_context(|| format!("cannot write the journal {}", path.display()))
 }
 
+/// Refuses a part of another shard, a part where the whole journal is expected and the
+/// other way round: their blocks are different images.
+fn check_shard(journal: &Journal, shard: Option<Shard>, path: &Path) -> Result<()> {
+    let name = |shard: Option<Shard>| match shard {
+        Some(shard) => format!("the part of shard {shard}"),
+        None => "a whole evaluation's journal".to_string(),
+    };
+    if journal.shard != shard {
+        bail!(
+            "{} is {}, not {}; use another file or move it away",
+            path.display(),
+            name(journal.shard),
+            name(shard)
+        );
+    }
+    Ok(())
+}
+
 /// Refuses a journal of another evaluation, or whose blocks do not fit its own key, naming
 /// what differs.
-fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) -> Result<()> {
+pub(super) fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) -> Result<()> {
     let stored = &journal.key;
     let mut differences = Vec::new();
     if stored.weights_sha256 != key.weights_sha256 {
@@ -282,18 +345,24 @@ fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) -> Result<(
             differences.join("; ")
         );
     }
-    let blocks = key.blocks();
-    if journal.blocks.len() > blocks {
+    if let Some(shard) = journal.shard
+        && (shard.count == 0 || shard.index >= shard.count)
+    {
+        bail!("{} is inconsistent: it names shard {shard}", path.display());
+    }
+    let indices = journal.block_indices();
+    if journal.blocks.len() > indices.len() {
         bail!(
-            "{} is inconsistent: it has {} blocks, the evaluation has {blocks}; move it away \
+            "{} is inconsistent: it has {} blocks, the evaluation has {}; move it away \
              to start over",
             path.display(),
-            journal.blocks.len()
+            journal.blocks.len(),
+            indices.len()
         );
     }
     let components = now.version.components();
-    for (index, block) in journal.blocks.iter().enumerate() {
-        let expected = key.block_size.min(key.images - index * key.block_size);
+    for (&index, block) in indices.iter().zip(&journal.blocks) {
+        let expected = key.block_images(index);
         let fits = block.images == expected
             && block.robust.len() == expected
             && block.epsilon == now.epsilon

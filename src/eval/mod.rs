@@ -4,6 +4,7 @@
 //! the attack (the convention of AutoAttack and the RSLAD tables).
 
 pub mod journal;
+pub mod shard;
 
 use crate::attack::autoattack::{self, AutoAttackConfig, AutoAttackReport};
 use crate::attack::{self, AttackLoss, PgdConfig, Selection, Start, Target};
