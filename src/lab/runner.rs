@@ -510,9 +510,11 @@ impl Runner {
                     report.max_difference = report.max_difference.max(comparison.max_difference);
                     if let Some(what) = &comparison.divergence {
                         report.differing_commands += 1;
-                        report
-                            .divergence
-                            .get_or_insert((i, line.clone(), what.clone()));
+                        report.divergence.get_or_insert((
+                            i,
+                            line.clone(),
+                            with_new_error(what, outcome, &got),
+                        ));
                     }
                     report.comparison.merge(comparison);
                 }
@@ -563,6 +565,15 @@ fn default_engine(shared: &Arc<Shared>, seed: u64) -> Result<Engine> {
     settings.seed = seed;
     Engine::new(Arc::clone(shared), settings, Some(crate::teacher::EMBEDDED))
         .context("cannot open the default session")
+}
+
+/// A divergence, with the error of a command that failed now but not in the recording (a
+/// refused path says why there).
+fn with_new_error(what: &str, recorded: &Outcome, got: &Outcome) -> String {
+    match (&recorded.error, &got.error) {
+        (None, Some(error)) => format!("{what}; it failed: {error}"),
+        _ => what.to_string(),
+    }
 }
 
 /// The bytes of a weights file a command reads, as bounded as the checkpoint reader's (None:

@@ -452,6 +452,8 @@ fn a_session_loaded_by_name_is_confined_to_its_folder() {
     r.set_sessions_dir(&folder);
     let error = r.run_line("load session evil").expect_err("diverges");
     assert_mentions("load session", &format!("{error:#}"), "diverged at entry 1");
+    assert_mentions("load session", &format!("{error:#}"), "it failed: `/");
+    assert_mentions("load session", &format!("{error:#}"), "is refused");
     assert!(names_in(&outside).is_empty(), "{:?}", names_in(&outside));
     assert!(!root.path().join("escaped.safetensors").exists());
     // The user's own scope is back: an absolute path of theirs is fine.
@@ -534,6 +536,7 @@ fn strings_from_a_session_file_reach_the_terminal_without_escapes() {
     let (ok, output) = run_binary(dir.path(), &["repl"], "load session evil\n");
     assert!(!ok, "{output}");
     assert_mentions("repl", &output, "diverged at entry 2");
+    assert_mentions("repl", &output, "is refused");
     assert_no_escapes("load session", &output);
     assert!(
         !outside.exists()
