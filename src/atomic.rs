@@ -36,7 +36,7 @@ pub fn write_temporary(
 ) -> io::Result<PathBuf> {
     let temporary = temporary_path(path);
     let result = (|| {
-        let mut file = BufWriter::new(File::create(&temporary)?);
+        let mut file = BufWriter::new(create_fresh(&temporary)?);
         write(&mut file)?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
@@ -48,6 +48,33 @@ pub fn write_temporary(
             Err(error)
         }
     }
+}
+
+/// Creates the temporary file `path` (or a probe) as a new file, never through a symlink: whatever is
+/// already there (a file a stopped save left, or a symlink planted by a session's author to
+/// make the save write elsewhere) is removed first (`remove_file` removes a link, not what it
+/// points to), then the file is created only if nothing is there (`create_new`, `O_EXCL`) and
+/// not through a symlink (`O_NOFOLLOW`), so a link planted in between makes the save fail
+/// instead of writing through it.
+pub fn create_fresh(path: &Path) -> io::Result<File> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is a folder", path.display()),
+            ));
+        }
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 /// The second half: renames `from` over `to` in one step (a reader sees the old file or the

@@ -63,7 +63,7 @@ pub const COMPARE_ROW: Limit = Limit {
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("is {kind}, not a regular file; only regular files are read")]
     NotAFile { kind: &'static str },

@@ -144,9 +144,9 @@ pub fn save_with_hook(
 ) -> Result<PathBuf, CheckpointError> {
     let (weights_path, card_path) = paths(path);
     if let Some(parent) = weights_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| CheckpointError::Io {
+        std::fs::create_dir_all(parent).map_err(|error| CheckpointError::Io {
             path: parent.to_path_buf(),
-            source,
+            error,
         })?;
     }
     let bytes = weights_to_safetensors(model).map_err(|reason| CheckpointError::Corrupt {
@@ -180,7 +180,7 @@ pub fn save_with_hook(
     // Until the commit, a failure removes what this save staged; the old pair is untouched.
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| CheckpointError::Io { path, source }
+        move |error| CheckpointError::Io { path, error }
     };
     // (Weights already staged under this hash may be what the current card names, left by a
     // save stopped between its commit and its rename: those stay.)
@@ -574,13 +574,13 @@ fn file_name(path: &Path) -> String {
 pub(crate) fn read(path: &Path, limit: Limit) -> Result<Vec<u8>, CheckpointError> {
     bounded_read::read(path, limit).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source: error.into(),
+        error: error.into(),
     })
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    crate::atomic::write(path, bytes).map_err(|source| CheckpointError::Io {
+    crate::atomic::write(path, bytes).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }

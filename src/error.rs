@@ -16,10 +16,12 @@ pub enum ZooError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
+    // The cause is in the message, so it is not also a `source` (which `{:#}` would print a
+    // second time: "… (os error 2): … (os error 2)").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
@@ -33,10 +35,10 @@ pub enum DataError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a valid checkpoint: {reason}")]
     Corrupt { path: PathBuf, reason: String },

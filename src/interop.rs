@@ -273,9 +273,9 @@ pub fn pytorch_safetensors(model: &Model) -> Result<Vec<u8>, String> {
 /// is written under a temporary name and renamed, so a failed export leaves no partial file.
 pub fn export_pytorch(model: &Model, path: &Path) -> Result<(), CheckpointError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| CheckpointError::Io {
+        std::fs::create_dir_all(parent).map_err(|error| CheckpointError::Io {
             path: parent.to_path_buf(),
-            source,
+            error,
         })?;
     }
     let bytes = pytorch_safetensors(model).map_err(|reason| CheckpointError::Corrupt {
@@ -359,7 +359,7 @@ pub fn import_pytorch_pickle(
     crate::bounded_read::check(path, crate::bounded_read::WEIGHTS).map_err(|error| {
         CheckpointError::Io {
             path: path.to_path_buf(),
-            source: error.into(),
+            error: error.into(),
         }
     })?;
     let reader = pytorch_reader::PytorchReader::new(path)

@@ -4,7 +4,8 @@ fn main() -> ExitCode {
     match rslad_tui::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // A message may quote a file (a session's line, a card's field): scrubbed of escapes.
+            eprintln!("error: {}", rslad_tui::text::scrub(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

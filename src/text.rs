@@ -9,8 +9,35 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// `s` safe to print on a terminal: every control character (C0 such as ESC and BEL, DEL,
+/// C1 such as CSI) is dropped except newline and tab, so a string from a file (a session's
+/// title, a mark, a command line, a file name) cannot move the cursor, retitle the window or
+/// write the clipboard (OSC 52). The terminal UI and playback draw through ratatui, which
+/// drops control characters itself; everything printed as plain text goes through here.
+pub fn scrub(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if s.chars().any(unsafe_char) {
+        s.chars()
+            .filter(|&c| !unsafe_char(c))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_scrubbed_but_newlines_and_tabs_stay() {
+        let hostile = "a\u{1b}]0;TITLE\u{7}b\u{1b}]52;c;aGk=\u{1b}\\c\u{9b}2Jd\u{7f}\r\n\te";
+        assert_eq!(super::scrub(hostile), "a]0;TITLEb]52;c;aGk=\\c2Jd\n\te");
+        assert!(matches!(
+            super::scrub("plain ε"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
     #[test]
     fn counts_agree_with_their_word() {
         assert_eq!(super::count(1, "batch", "batches"), "1 batch");

@@ -70,7 +70,7 @@ fn a_replay_uses_the_recorded_device_unless_told_otherwise() {
         "/sessions/lesson-1-soft-labels.ron"
     ))
     .unwrap();
-    // The lessons record their device (since they were re-recorded on main, e591502).
+    // The lessons record their device (`device: cpu`) since they were re-recorded.
     let on_wgpu = lesson.replacen("    device: cpu,", "    device: wgpu,", 1);
     assert_ne!(
         on_wgpu, lesson,

@@ -321,9 +321,7 @@ fn assemble(args: &CompareArgs) -> Result<()> {
 fn write_table(table: &Table, folder: &Path) -> Result<()> {
     let write = |name: &str, contents: String| -> Result<()> {
         let path = folder.join(name);
-        let temporary = folder.join(format!(".{name}.tmp"));
-        std::fs::write(&temporary, contents)
-            .and_then(|_| std::fs::rename(&temporary, &path))
+        crate::atomic::write(&path, contents.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
     };
     write("table.md", table.markdown())?;

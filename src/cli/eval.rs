@@ -202,7 +202,9 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     } else {
         println!(
             "{} on {} ({} test images), ε = {epsilon}",
-            card.spec.arch, data.origin, report.images
+            card.spec.arch,
+            crate::text::scrub(&data.origin.to_string()),
+            report.images
         );
         if !report.attacks.is_empty() || autoattack.is_none() {
             print!("{}", report_table(&report));

@@ -8,6 +8,7 @@ use crate::interop::{
     batch_norm_modules, export_pytorch, import_pytorch_bytes, import_pytorch_pickle,
     is_pickle_checkpoint, pytorch_layout,
 };
+use crate::text::scrub;
 use crate::zoo::{Arch, Model, ModelSpec};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -65,7 +66,7 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
         card.spec.arch,
         model.parameter_count(),
         card.spec.num_classes,
-        out.display()
+        scrub(&out.display().to_string())
     );
     println!("load it in PyTorch as docs/pytorch-layout.md shows");
     Ok(())
@@ -131,8 +132,8 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         arch,
         model.parameter_count(),
         spec.num_classes,
-        args.weights.display(),
-        path.display()
+        scrub(&args.weights.display().to_string()),
+        scrub(&path.display().to_string())
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session::journal_path;
 use crate::lab::snapshot::{LogLevel, LogLine, results};
+use crate::text::scrub;
 use anyhow::{Result, bail};
 use clap::Args;
 use rustyline::completion::{Completer, Pair};
@@ -51,7 +52,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         interactive(&mut runner, &shared, recovery)
     } else {
         if let Some(notice) = recovery {
-            eprintln!("note: {notice}");
+            eprintln!("note: {}", scrub(&notice));
         }
         shared.stop_on_ctrl_c();
         piped(&mut runner, &shared)
@@ -69,7 +70,7 @@ fn piped(runner: &mut Runner, shared: &Shared) -> Result<()> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        println!("> {line}");
+        println!("> {}", scrub(line));
         match step(runner, shared, line)? {
             Flow::Continue => {}
             Flow::Quit => return Ok(()),
@@ -101,12 +102,12 @@ fn interactive(runner: &mut Runner, shared: &Arc<Shared>, recovery: Option<Strin
         runner.engine().settings_summary()
     );
     if let Some(notice) = recovery {
-        println!("{notice}");
+        println!("{}", scrub(&notice));
         if runner.can_recover()
             && confirm(&mut editor, "recover it now? [y/N] ")
             && let Flow::Failed(error) = step(runner, shared, "recover")?
         {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", scrub(&error));
         }
     }
     loop {
@@ -122,7 +123,7 @@ fn interactive(runner: &mut Runner, shared: &Arc<Shared>, recovery: Option<Strin
                 }
                 match step(runner, shared, &line)? {
                     Flow::Continue => {}
-                    Flow::Failed(error) => eprintln!("error: {error}"),
+                    Flow::Failed(error) => eprintln!("error: {}", scrub(&error)),
                     Flow::Quit => {
                         if !shared.snapshot().status.unsaved
                             || confirm(&mut editor, "the student is unsaved; quit anyway? [y/N] ")
@@ -158,7 +159,7 @@ fn save_and_quit(runner: &mut Runner, shared: &Shared) -> Result<()> {
     if shared.snapshot().status.unsaved
         && let Flow::Failed(error) = step(runner, shared, "save")?
     {
-        eprintln!("error: {error}; the student is not saved");
+        eprintln!("error: {}; the student is not saved", scrub(&error));
     }
     if let Some(path) = journal_path() {
         println!("session journal: {}", path.display());
@@ -195,7 +196,10 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
             return Ok(Flow::Continue);
         }
         Command::Ui(UiCommand::Results { markdown }) => {
-            print!("{}", results::text(&shared.snapshot().results, markdown));
+            print!(
+                "{}",
+                scrub(&results::text(&shared.snapshot().results, markdown))
+            );
             return Ok(Flow::Continue);
         }
         Command::Ui(UiCommand::Stop) => {
@@ -226,7 +230,7 @@ fn step(runner: &mut Runner, shared: &Shared, line: &str) -> Result<Flow> {
     if after.attack != table_before
         && let Some(table) = &after.attack
     {
-        print!("{}", super::plain::attack_table(table));
+        print!("{}", scrub(&super::plain::attack_table(table)));
     }
     if shows_sample && let Some(view) = &after.sample {
         print!("{}", super::plain::sample(view));
@@ -338,8 +342,8 @@ fn print_wrapped(text: &str) {
 
 pub(crate) fn print_log(line: &LogLine) {
     match line.level {
-        LogLevel::Info | LogLevel::Command => println!("{}", line.text),
-        LogLevel::Warning => println!("warning: {}", line.text),
+        LogLevel::Info | LogLevel::Command => println!("{}", scrub(&line.text)),
+        LogLevel::Warning => println!("warning: {}", scrub(&line.text)),
         // Errors are printed once, from the command's result.
         LogLevel::Error => {}
     }

@@ -6,6 +6,7 @@ use crate::lab::live::Shared;
 use crate::lab::runner::Runner;
 use crate::lab::session;
 use crate::lab::snapshot::compare::Tolerances;
+use crate::text::scrub;
 use crate::workbench::playback;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -65,13 +66,14 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     runner.confine_to(&folder);
     runner.set_tolerances(args.tolerance);
     shared.stop_on_ctrl_c();
+    // Every string from the file is scrubbed of terminal escapes before it is printed.
     println!(
         "re-running {} ({} entries, seed {}, recorded by {} on {})",
-        args.file.display(),
+        scrub(&args.file.display().to_string()),
         session.entries.len(),
         session.seed,
-        session.created_by,
-        session.backend
+        scrub(&session.created_by),
+        scrub(&session.backend)
     );
     if session.backend != crate::device::backend_id() {
         println!(
@@ -90,6 +92,6 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     if report.divergence.is_some() {
         bail!("{}: {summary}", args.file.display());
     }
-    println!("{summary}");
+    println!("{}", scrub(&summary));
     Ok(())
 }

@@ -55,7 +55,8 @@ impl Destination {
         // A file written and removed now, so a read-only or full folder fails before the
         // training, not after it.
         let probe = folder.join(format!(".rslad-tui-write-test-{}", std::process::id()));
-        std::fs::write(&probe, b"test")
+        crate::atomic::create_fresh(&probe)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, b"test"))
             .and_then(|()| std::fs::remove_file(&probe))
             .with_context(|| format!("cannot write checkpoints into {}", folder.display()))?;
         Ok(Destination { path, existed })

@@ -89,7 +89,7 @@ fn read(path: &Path, layout: Layout) -> Result<ImageSet, DataError> {
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     bounded_read::read(path, CIFAR).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source: error.into(),
+        error: error.into(),
     })
 }
 

@@ -55,7 +55,7 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     let bytes = bounded_read::read(path, IDX).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source: error.into(),
+        error: error.into(),
     })?;
     parse_idx(&bytes, path)
 }

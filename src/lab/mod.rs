@@ -6,6 +6,7 @@
 pub mod command;
 pub mod engine;
 pub mod history;
+pub mod journal;
 pub mod live;
 pub mod runner;
 pub mod scope;

@@ -1,10 +1,11 @@
 //! The session runner: the engine plus the session being recorded. Every front end (the
 //! workbench's engine thread, the REPL, `replay --execute`) runs commands through it, so each
-//! command is recorded with its results, the journal is rewritten after each one, and the
+//! command is recorded with its results, appended to the journal after each one, and the
 //! session commands (`save session`, `load session`, `mark`) work the same everywhere.
 
 use super::command::{self, Command, EngineCommand, SessionCommand, Work};
 use super::engine::{Engine, default_settings};
+use super::journal::Journal;
 use super::live::Shared;
 use super::scope::FileScope;
 use super::session::{self, Entry, FileRef, Outcome, Session};
@@ -34,8 +35,8 @@ pub struct Runner {
     shared: Arc<Shared>,
     session: Session,
     started: Instant,
-    /// Rewritten after every command, so a crash loses at most the command in flight.
-    journal: Option<PathBuf>,
+    /// Appended to after every command, so a crash loses at most the command in flight.
+    journal: Option<Journal>,
     /// Whether the journal is the autosave (moved aside at a clean exit) rather than a
     /// recording the user asked for (kept).
     autosave: bool,
@@ -129,10 +130,10 @@ impl Runner {
         })
     }
 
-    /// Rewrites `path` with the session after every command (a recording the user asked
-    /// for: kept at exit).
+    /// Keeps the session in `path` as it grows, after every command (a recording the user
+    /// asked for: kept at exit).
     pub fn set_journal(&mut self, path: Option<PathBuf>) {
-        self.journal = path;
+        self.journal = path.map(Journal::new);
         self.autosave = false;
     }
 
@@ -181,7 +182,7 @@ impl Runner {
         } else {
             None
         };
-        self.journal = Some(path);
+        self.journal = Some(Journal::new(path));
         self.autosave = true;
         notice
     }
@@ -190,9 +191,10 @@ impl Runner {
     /// finds nothing unfinished, and the session can still be saved from there).
     pub fn finish(&mut self) {
         if self.autosave
-            && let Some(path) = self.journal.take()
+            && let Some(journal) = self.journal.take()
         {
-            let _ = std::fs::rename(&path, path.with_file_name("journal-last.ron"));
+            let path = journal.path();
+            let _ = std::fs::rename(path, path.with_file_name("journal-last.ron"));
         }
     }
 
@@ -201,13 +203,15 @@ impl Runner {
         self.unfinished.is_some()
     }
 
+    /// Where `save session NAME` and `load session NAME` look (default `sessions`).
+    pub fn set_sessions_dir(&mut self, folder: &Path) {
+        self.sessions_dir = folder.to_path_buf();
+    }
+
     /// Confines every file path to `folder` (for sessions from elsewhere): checkpoints and
-    /// sessions are read and written there only.
+    /// sessions are read and written there only, judged by where paths resolve.
     pub fn confine_to(&mut self, folder: &Path) {
-        self.engine.set_scope(FileScope {
-            base: Some(folder.to_path_buf()),
-            confined: true,
-        });
+        self.engine.set_scope(FileScope::confined_to(folder));
         self.sessions_dir = folder.to_path_buf();
     }
 
@@ -368,9 +372,9 @@ impl Runner {
     }
 
     fn file_ref(&self, path: &str) -> Option<FileRef> {
-        let resolved = self.engine.scope().resolve(path).ok()?;
+        let resolved = self.engine.scope().resolve_checkpoint(path).ok()?;
         let (weights, _) = checkpoint::paths(&resolved);
-        let bytes = std::fs::read(weights).ok()?;
+        let bytes = read_weights(&weights)?;
         Some(FileRef {
             path: path.to_string(),
             sha256: format!("{:x}", Sha256::digest(&bytes)),
@@ -378,10 +382,10 @@ impl Runner {
     }
 
     fn write_journal(&mut self) {
-        let Some(path) = &self.journal else {
+        let Some(journal) = &mut self.journal else {
             return;
         };
-        if let Err(error) = session::save(&self.session, path) {
+        if let Err(error) = journal.write(&self.session) {
             self.shared.log(
                 LogLevel::Warning,
                 format!("the session journal cannot be written ({error}); nothing else is lost"),
@@ -421,10 +425,17 @@ impl Runner {
     }
 
     /// Starts over from the session's seed and re-runs its commands, checking each result.
+    /// The session may come from anyone: while it runs, its commands read and write only in
+    /// its own folder (as `replay --execute`); the user's own scope is back afterwards.
     fn load_session(&mut self, name: &str) -> Result<()> {
         let path = session::named_path(&self.sessions_dir, name);
         let session = session::load(&path)?;
-        let report = self.replay(&session)?;
+        let own_scope = self.engine.scope().clone();
+        self.engine
+            .set_scope(FileScope::confined_to(&self.sessions_dir));
+        let report = self.replay(&session);
+        self.engine.set_scope(own_scope);
+        let report = report?;
         let summary = report.summary(&self.tolerances);
         if report.divergence.is_some() {
             bail!("session {name}: {summary}");
@@ -447,6 +458,9 @@ impl Runner {
         self.engine = default_engine(&self.shared, recorded.seed)?;
         self.engine.set_scope(scope);
         self.session = Session::new(recorded.seed);
+        if let Some(journal) = &mut self.journal {
+            journal.restart();
+        }
         self.session.settings = self.engine.settings_summary();
         self.session.title = recorded.title.clone();
         self.session.intro = recorded.intro.clone();
@@ -496,9 +510,11 @@ impl Runner {
                     report.max_difference = report.max_difference.max(comparison.max_difference);
                     if let Some(what) = &comparison.divergence {
                         report.differing_commands += 1;
-                        report
-                            .divergence
-                            .get_or_insert((i, line.clone(), what.clone()));
+                        report.divergence.get_or_insert((
+                            i,
+                            line.clone(),
+                            with_new_error(what, outcome, &got),
+                        ));
                     }
                     report.comparison.merge(comparison);
                 }
@@ -515,11 +531,11 @@ impl Runner {
     /// A weight file the recording read that is not the same file now.
     fn changed_input(&self, recorded: &Outcome) -> Option<String> {
         for file in &recorded.files {
-            let Ok(resolved) = self.engine.scope().resolve(&file.path) else {
+            let Ok(resolved) = self.engine.scope().resolve_checkpoint(&file.path) else {
                 return Some(format!("{} may not be read here", file.path));
             };
             let (weights, _) = checkpoint::paths(&resolved);
-            let Ok(bytes) = std::fs::read(&weights) else {
+            let Some(bytes) = read_weights(&weights) else {
                 continue; // written by this command (save), not read
             };
             let now = format!("{:x}", Sha256::digest(&bytes));
@@ -527,8 +543,8 @@ impl Runner {
                 return Some(format!(
                     "{} changed since the recording (SHA-256 {}… now, {}… recorded)",
                     file.path,
-                    &now[..12],
-                    &file.sha256[..file.sha256.len().min(12)]
+                    prefix(&now, 12),
+                    prefix(&file.sha256, 12)
                 ));
             }
         }
@@ -549,6 +565,29 @@ fn default_engine(shared: &Arc<Shared>, seed: u64) -> Result<Engine> {
     settings.seed = seed;
     Engine::new(Arc::clone(shared), settings, Some(crate::teacher::EMBEDDED))
         .context("cannot open the default session")
+}
+
+/// A divergence, with the error of a command that failed now but not in the recording (a
+/// refused path says why there).
+fn with_new_error(what: &str, recorded: &Outcome, got: &Outcome) -> String {
+    match (&recorded.error, &got.error) {
+        (None, Some(error)) => format!("{what}; it failed: {error}"),
+        _ => what.to_string(),
+    }
+}
+
+/// The bytes of a weights file a command reads, as bounded as the checkpoint reader's (None:
+/// absent or unreadable, which the command itself then reports).
+fn read_weights(path: &Path) -> Option<Vec<u8>> {
+    crate::bounded_read::read(path, crate::bounded_read::WEIGHTS).ok()
+}
+
+/// The first `chars` characters of `text` (a hash from a file may hold any characters, and
+/// cutting at a byte index could split one).
+fn prefix(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

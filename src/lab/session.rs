@@ -6,7 +6,7 @@
 //! capped before parsing, every list and string has a limit, a newer format is refused by
 //! name, and a malformed file gets an error with the line, column and field, never a panic.
 
-use super::snapshot::limits::{Problem, check_log, too_long, too_many};
+use super::snapshot::limits::{Problem, check_log, not_sha256, too_long, too_many};
 use super::snapshot::{LogLine, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,9 @@ pub mod limits {
     pub use crate::lab::snapshot::limits::TEXT_CHARS;
     /// The file, read before parsing.
     pub const FILE_BYTES: u64 = 64 << 20;
-    pub const ENTRIES: usize = 10_000;
+    /// Entries: a long session's own journal holds one per command and marker (the journal
+    /// stops short of this and of `FILE_BYTES`, so what it writes reads back).
+    pub const ENTRIES: usize = 100_000;
     pub const LINE_CHARS: usize = 1_000;
     pub const TITLE_CHARS: usize = crate::lab::command::MARK_TITLE_LIMIT;
     pub const NOTE_CHARS: usize = crate::lab::command::MARK_NOTE_LIMIT;
@@ -124,15 +126,17 @@ impl Session {
 
 #[derive(Debug, Error)]
 pub enum SessionError {
-    #[error("cannot read {path}: {source}")]
+    // The cause is in the message, so it is not also a `source` (which `{:#}` would print a
+    // second time).
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is {size} bytes; a session file may be at most {limit} bytes")]
     TooBig {
@@ -181,7 +185,7 @@ pub fn load(path: &Path) -> Result<Session, SessionError> {
         },
         other => SessionError::Read {
             path: path.to_path_buf(),
-            source: other.into(),
+            error: other.into(),
         },
     })?;
     let text = String::from_utf8(bytes).map_err(|e| SessionError::Invalid {
@@ -226,9 +230,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Session, SessionError> {
 
 /// Writes a session atomically (a temporary file renamed over the old one).
 pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
-    let write_error = |source| SessionError::Write {
+    let write_error = |error| SessionError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(write_error)?;
@@ -297,7 +301,7 @@ fn validate_outcome(field: &str, o: &Outcome) -> Result<(), Problem> {
     for (i, file) in files.iter().enumerate() {
         let FileRef { path, sha256 } = file;
         too_long(&f(&format!("files[{i}].path")), path, limits::LINE_CHARS)?;
-        too_long(&f(&format!("files[{i}].sha256")), sha256, 64)?;
+        not_sha256(&f(&format!("files[{i}].sha256")), sha256)?;
     }
     super::snapshot::limits::check(&f("snapshot"), snapshot)
 }

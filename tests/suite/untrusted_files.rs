@@ -298,3 +298,332 @@ fn a_sample_whose_dimensions_overflow_is_refused() {
         "sample.channels` describes 2×2×4611686018427387904 images",
     );
 }
+
+// ---- Issue 21, items 1-6 and 16: confinement by resolved paths, no-follow temporary files,
+// sessions loaded by name, terminal escapes, hashes that are not hashes, the journal. ----
+
+use rslad_tui::lab::live::Shared;
+use rslad_tui::lab::runner::Runner;
+use rslad_tui::lab::session::{Entry, FileRef, Outcome, Session};
+use std::sync::Arc;
+
+fn runner() -> Runner {
+    Runner::new(Arc::new(Shared::default()), 0).expect("the default session opens")
+}
+
+/// A scratch root holding a session folder `s` and a folder `outside` that a session must not
+/// reach.
+fn session_and_outside() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("s");
+    let outside = root.path().join("outside");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    (root, folder, outside)
+}
+
+fn names_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn command_entry(line: &str) -> Entry {
+    Entry::Command {
+        line: line.into(),
+        at: 0.0,
+        outcome: Box::default(),
+    }
+}
+
+/// Item 1: the check follows symlinks: a folder or a checkpoint file inside the session's
+/// folder that links outside is refused; an ordinary subfolder still works.
+#[test]
+fn a_symlink_inside_the_session_folder_that_leads_outside_is_refused() {
+    let (_root, folder, outside) = session_and_outside();
+    link(&folder, "sub", &outside);
+    let elsewhere = micro_checkpoint(&outside);
+    link(
+        &folder,
+        "theirs.safetensors",
+        &elsewhere.with_extension("safetensors"),
+    );
+    link(&folder, "theirs.ron", &elsewhere.with_extension("ron"));
+    let before = names_in(&outside);
+    let mut r = runner();
+    r.confine_to(&folder);
+    for line in [
+        "save sub/escaped",
+        "save sub/deeper/escaped",
+        "load sub/x",
+        "load theirs",
+        "teacher theirs",
+        "save theirs",
+        "data sub",
+    ] {
+        let error = r.run_line(line).expect_err(line).to_string();
+        assert_mentions(line, &error, "refused");
+    }
+    assert_eq!(names_in(&outside), before, "nothing new outside");
+    std::fs::create_dir(folder.join("real")).unwrap();
+    r.run_line("save real/mine").unwrap();
+    assert!(folder.join("real/mine.safetensors").is_file());
+}
+
+/// Item 2: a symlink planted at a temporary file's name is never written through: the save
+/// goes to the session's folder and the file the link points to keeps its bytes.
+#[test]
+fn a_planted_symlink_at_a_temporary_name_is_never_written_through() {
+    let (_root, folder, outside) = session_and_outside();
+    let victims: Vec<PathBuf> = ["victim-weights", "victim-card"]
+        .iter()
+        .map(|name| {
+            let path = outside.join(name);
+            std::fs::write(&path, b"precious").unwrap();
+            path
+        })
+        .collect();
+    link(&folder, "victim.safetensors.partial", &victims[0]);
+    link(&folder, "victim.ron.partial", &victims[1]);
+    let mut r = runner();
+    r.confine_to(&folder);
+    r.run_line("save victim").unwrap();
+    for victim in &victims {
+        assert_eq!(std::fs::read(victim).unwrap(), b"precious", "{victim:?}");
+    }
+    for name in ["victim.safetensors", "victim.ron"] {
+        let metadata = std::fs::symlink_metadata(folder.join(name)).unwrap();
+        assert!(metadata.is_file(), "{name} is a regular file");
+    }
+    // The link at the card's temporary name is gone (the weights' temporary name carries
+    // their hash, so the other link was never in the way).
+    assert!(std::fs::symlink_metadata(folder.join("victim.ron.partial")).is_err());
+
+    // The same for any atomic save (sessions, tables, exports), and a stale temporary file
+    // a stopped save left is replaced, not appended to.
+    let target = folder.join("table.md");
+    link(&folder, "table.md.partial", &victims[0]);
+    rslad_tui::atomic::write(&target, b"new").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    assert_eq!(std::fs::read(&victims[0]).unwrap(), b"precious");
+    std::fs::write(folder.join("table.md.partial"), b"stale and longer").unwrap();
+    rslad_tui::atomic::write(&target, b"newer").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"newer");
+}
+
+/// Item 3: `save` without a path writes runs/workbench-…, which a session cannot redirect
+/// with a symlinked `runs`.
+#[test]
+fn the_default_save_path_does_not_follow_a_symlinked_runs_folder() {
+    let (_root, folder, outside) = session_and_outside();
+    link(&folder, "runs", &outside);
+    let mut r = runner();
+    r.confine_to(&folder);
+    let error = r.run_line("save").expect_err("save").to_string();
+    assert_mentions("save", &error, "refused");
+    assert!(names_in(&outside).is_empty(), "{:?}", names_in(&outside));
+
+    // A real `runs` folder is where the default save goes.
+    std::fs::remove_file(folder.join("runs")).unwrap();
+    std::fs::create_dir(folder.join("runs")).unwrap();
+    r.run_line("save").unwrap();
+    assert!(
+        folder
+            .join("runs/workbench-micro-cnn-rslad.safetensors")
+            .is_file()
+    );
+}
+
+/// Item 4: `load session NAME` runs a session from anyone: confined to its folder while it
+/// runs, and the user's own paths work again afterwards.
+#[test]
+fn a_session_loaded_by_name_is_confined_to_its_folder() {
+    let (root, folder, outside) = session_and_outside();
+    let target = outside.join("x");
+    let mut evil = Session::new(0);
+    evil.entries
+        .push(command_entry(&format!("save {}", target.display())));
+    evil.entries.push(command_entry("save ../escaped"));
+    session::save(&evil, &folder.join("evil.ron")).unwrap();
+    let mut r = runner();
+    r.set_sessions_dir(&folder);
+    let error = r.run_line("load session evil").expect_err("diverges");
+    assert_mentions("load session", &format!("{error:#}"), "diverged at entry 1");
+    assert_mentions("load session", &format!("{error:#}"), "it failed: `/");
+    assert_mentions("load session", &format!("{error:#}"), "is refused");
+    assert!(names_in(&outside).is_empty(), "{:?}", names_in(&outside));
+    assert!(!root.path().join("escaped.safetensors").exists());
+    // The user's own scope is back: an absolute path of theirs is fine.
+    let mine = root.path().join("mine");
+    r.run_line(&format!("save {}", mine.display())).unwrap();
+    assert!(mine.with_extension("safetensors").is_file());
+}
+
+/// Runs the binary in `dir` with `args` and `stdin`; gives (success, stdout + stderr).
+fn run_binary(dir: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args(args)
+        .current_dir(dir)
+        .env("RSLAD_TUI_HISTORY", dir.join("history"))
+        .env("RSLAD_TUI_JOURNAL", dir.join("journal.ron"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+fn assert_no_escapes(what: &str, output: &str) {
+    let bad: Vec<char> = output
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect();
+    assert!(bad.is_empty(), "{what} printed {bad:?}:\n{output}");
+}
+
+/// Item 5: no string from a session file reaches the terminal with its control characters,
+/// whether `replay --execute` or `load session` in the REPL prints it (and item 4 through the
+/// REPL: the absolute path in it is refused).
+#[test]
+fn strings_from_a_session_file_reach_the_terminal_without_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let title = "\u{1b}]0;OWNED\u{7}";
+    let clipboard = "\u{1b}]52;c;aGVsbG8=\u{1b}\\";
+    let outside = dir.path().join("outside");
+    let mut evil = Session::new(0);
+    evil.created_by = format!("rslad-tui {title}");
+    evil.backend = format!("flex {clipboard}");
+    evil.title = format!("Lesson {title}");
+    evil.entries.push(Entry::Mark {
+        title: format!("Mark {title}"),
+        note: format!("note {clipboard}\u{9b}2J"),
+        at: 0.0,
+    });
+    evil.entries
+        .push(command_entry(&format!("save {}{title}", outside.display())));
+    session::save(&evil, &sessions.join("evil.ron")).unwrap();
+
+    let (ok, output) = run_binary(
+        dir.path(),
+        &["replay", "--execute", "sessions/evil.ron"],
+        "",
+    );
+    assert!(!ok, "the refused save is a divergence:\n{output}");
+    assert_mentions("replay", &output, "Mark ]0;OWNED");
+    assert_mentions(
+        "replay",
+        &output,
+        "recorded by rslad-tui ]0;OWNED on flex ]52;c;aGVsbG8=\\",
+    );
+    assert_no_escapes("replay --execute", &output);
+
+    let (ok, output) = run_binary(dir.path(), &["repl"], "load session evil\n");
+    assert!(!ok, "{output}");
+    assert_mentions("repl", &output, "diverged at entry 2");
+    assert_mentions("repl", &output, "is refused");
+    assert_no_escapes("load session", &output);
+    assert!(
+        !outside.exists()
+            && names_in(dir.path())
+                .iter()
+                .all(|n| !n.starts_with("outside"))
+    );
+}
+
+/// Item 6: a hash from a file that is not 64 hex digits is refused when the file is read, and
+/// a replay that compares one (a session built in memory) reports it without a panic.
+#[test]
+fn a_hash_that_is_not_a_sha256_is_an_error_never_a_panic() {
+    let (_root, folder, _outside) = session_and_outside();
+    let mut r = runner();
+    r.confine_to(&folder);
+    r.run_line("save t").unwrap();
+    let mut hostile = Session::new(0);
+    hostile.entries.push(Entry::Command {
+        line: "load t".into(),
+        at: 0.0,
+        outcome: Box::new(Outcome {
+            files: vec![FileRef {
+                path: "t".into(),
+                sha256: "aéééééé".into(),
+            }],
+            ..Outcome::default()
+        }),
+    });
+    let path = folder.join("hostile.ron");
+    session::save(&hostile, &path).unwrap();
+    let error = session::load(&path).unwrap_err().to_string();
+    assert_mentions("load", &error, "files[0].sha256");
+    assert_mentions("load", &error, "64 lowercase hex digits");
+
+    let report = r.replay(&hostile).expect("a report, not a panic");
+    let (_, _, what) = report.divergence.expect("the input changed");
+    assert_mentions("replay", &what, "aéééééé");
+}
+
+/// Item 16: the journal grows by one appended entry per command (the same file, never
+/// rewritten), and a session longer than the old limit of 10,000 entries reads back and
+/// replays.
+#[test]
+fn the_journal_is_appended_to_and_reads_back_past_ten_thousand_entries() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.ron");
+    let mut r = runner();
+    r.set_journal(Some(path.clone()));
+    r.run_line("mark \"first\"").unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let first = std::fs::read(&path).unwrap();
+    for i in 1..10_005 {
+        r.run_line(&format!("mark \"m{i}\"")).unwrap();
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        inode,
+        "the journal is appended to in place, not replaced"
+    );
+    // Everything before the tail that follows the entries stays as it was written.
+    let tail: &[u8] = b"],title:\"\",intro:\"\")\n";
+    assert!(first.ends_with(tail), "{}", String::from_utf8_lossy(&first));
+    let last = std::fs::read(&path).unwrap();
+    assert!(last.starts_with(&first[..first.len() - tail.len()]));
+    let recorded = session::load(&path).expect("the program reads what it wrote");
+    assert_eq!(recorded.entries.len(), 10_005);
+    assert_eq!(&recorded, r.session());
+    let report = runner().replay(&recorded).unwrap();
+    assert_eq!(report.markers, 10_005);
+    assert!(report.divergence.is_none(), "{report:?}");
+}
+
+/// An I/O error is said once: its cause is in the message and not also its `source`, which
+/// `{:#}` would print a second time ("… (os error 2): … (os error 2)").
+#[test]
+fn a_missing_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let session_error =
+        anyhow::Error::from(session::load(&missing.with_extension("ron")).unwrap_err());
+    let checkpoint_error =
+        anyhow::Error::from(checkpoint::load(&missing, None, &autodiff_device()).unwrap_err());
+    let data_error = anyhow::Error::from(idx::read_idx(&missing).unwrap_err());
+    for error in [session_error, checkpoint_error, data_error] {
+        let message = format!("{error:#}");
+        assert_eq!(message.matches("(os error 2)").count(), 1, "{message}");
+    }
+}

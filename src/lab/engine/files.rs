@@ -55,7 +55,7 @@ impl Engine {
             let teacher = if crate::teacher::is_shipped(source) {
                 load_teacher(source)?
             } else {
-                let path = self.scope.resolve(source)?;
+                let path = self.scope.resolve_checkpoint(source)?;
                 load_teacher(&path.to_string_lossy())?
             };
             check_teacher_fits(&teacher.model.spec(), &self.trainer.model.spec())?;
@@ -87,7 +87,7 @@ impl Engine {
             Some(path) => path,
             None => self.fresh_save_path()?,
         };
-        let path = self.scope.resolve(&typed)?;
+        let path = self.scope.resolve_checkpoint(&typed)?;
         let saved = checkpoint::save(
             &self.trainer.model,
             &path,
@@ -119,7 +119,7 @@ impl Engine {
             } else {
                 format!("{base}-{n}")
             };
-            let (weights, card) = checkpoint::paths(&self.scope.resolve(&candidate)?);
+            let (weights, card) = checkpoint::paths(&self.scope.resolve_checkpoint(&candidate)?);
             if !weights.exists() && !card.exists() {
                 return Ok(candidate);
             }
@@ -133,7 +133,7 @@ impl Engine {
     }
 
     pub(super) fn load(&mut self, path: &str) -> Result<()> {
-        let resolved = self.scope.resolve(path)?;
+        let resolved = self.scope.resolve_checkpoint(path)?;
         let (model, card) = checkpoint::load(&resolved, None, &autodiff_device())
             .with_context(|| format!("cannot load {path}"))?;
         check_fit(&card.spec, &self.data)?;

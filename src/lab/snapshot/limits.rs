@@ -43,6 +43,23 @@ pub fn too_long(field: &str, text: &str, limit: usize) -> Result<(), Problem> {
     }
 }
 
+/// A SHA-256 as this program writes it: 64 lowercase hex digits (anything else in a file is
+/// refused when it is read, not found out later by a comparison that slices it).
+pub fn not_sha256(field: &str, text: &str) -> Result<(), Problem> {
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if text.len() == 64 && text.bytes().all(hex) {
+        Ok(())
+    } else {
+        Err((
+            field.to_string(),
+            format!(
+                "must be a SHA-256 of 64 lowercase hex digits; got {:?}",
+                text.chars().take(70).collect::<String>()
+            ),
+        ))
+    }
+}
+
 /// Log lines: at most [`LOG_LINES`], each at most [`TEXT_CHARS`].
 pub fn check_log(field: &str, log: &[LogLine]) -> Result<(), Problem> {
     too_many(field, log.len(), LOG_LINES)?;
