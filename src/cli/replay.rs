@@ -22,8 +22,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub execute: bool,
     /// How far re-executed results may differ from the recording, per kind of quantity:
-    /// `exact`, `default`, or KIND=VALUE,... overriding the defaults (accuracy=4 points,
-    /// loss=0.02 relative to max(1, loss), probability=0.05, pixel=0.01 for pixel values and the
+    /// `exact`, `default`, or KIND=VALUE,... overriding the defaults (accuracy=5 points,
+    /// loss=0.05 relative to max(1, loss), probability=0.05, pixel=0.02 for pixel values and the
     /// size of a perturbation, pixels-reversed=0.03: the share of an adversarial image's pixels
     /// pushed the other way). On the kernels that recorded it the results are bit-identical;
     /// elsewhere floats round differently (docs/replay.md).

@@ -79,7 +79,7 @@ fn a_changed_result_is_the_first_divergence() {
     let Entry::Command { outcome, .. } = &mut recorded.entries[2] else {
         panic!();
     };
-    outcome.snapshot.attack.as_mut().unwrap().rows[0].robust += 5.0;
+    outcome.snapshot.attack.as_mut().unwrap().rows[0].robust += 10.0;
     let report = runner().replay(&recorded).unwrap();
     let (index, line, what) = report.divergence.clone().expect("a divergence");
     assert_eq!((index, line.as_str()), (2, "attack fgsm n=20"));

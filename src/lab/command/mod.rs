@@ -69,6 +69,9 @@ pub enum EngineCommand {
     Eval {
         n: Option<usize>,
     },
+    Diagnose {
+        n: Option<usize>,
+    },
     Save(Option<String>),
     Load(String),
     Reset,

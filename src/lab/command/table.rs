@@ -100,7 +100,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "method NAME [key=value ...]",
         summary: "training method: natural sat trades kd ard iad rslad; keys alpha beta \
                   temperature iad-warmup rslad-scale steps step-size eps-warmup (fractions \
-                  such as alpha=5/6 allowed)",
+                  such as alpha=5/6 allowed); start=reference, uniform, gaussian or none (where \
+                  the training attack starts)",
         args: &[Arg::Method, Arg::Keys(&METHOD_KEYS)],
         parse: parse_method,
     },
@@ -119,12 +120,16 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "teacher",
-        usage: "teacher PATH | embedded | none",
-        summary: "the teacher for kd, ard, iad and rslad: a checkpoint, the shipped one, or none",
+        usage: "teacher PATH | embedded | embedded-sat | none",
+        summary: "the teacher for kd, ard, iad and rslad: a checkpoint, a shipped one (the \
+                  TRADES authors' SmallCNN, or this project's SAT small-cnn), or none",
         args: &[Arg::Teacher],
         parse: |rest| {
-            one(rest, "give a checkpoint path, `embedded` or `none`")
-                .map(|t| EngineCommand::Teacher(t).into())
+            one(
+                rest,
+                "give a checkpoint path, `embedded`, `embedded-sat` or `none`",
+            )
+            .map(|t| EngineCommand::Teacher(t).into())
         },
     },
     CommandSpec {
@@ -225,6 +230,22 @@ pub const COMMANDS: &[CommandSpec] = &[
                 n = Some(key_count(key, value)?);
             }
             Ok(EngineCommand::Eval { n }.into())
+        },
+    },
+    CommandSpec {
+        name: "diagnose",
+        usage: "diagnose [n=N]",
+        summary: "check the student for gradient masking on N test images (default 200): FGSM \
+                  against PGD, the start, more steps, ε = 1, Square after APGD-CE, zero \
+                  gradients, the loss around a sample",
+        args: &[Arg::Keys(&["n"])],
+        parse: |rest| {
+            let mut n = None;
+            for pair in words(rest) {
+                let (key, value) = key_value(pair, &["n"])?;
+                n = Some(key_count(key, value)?);
+            }
+            Ok(EngineCommand::Diagnose { n }.into())
         },
     },
     CommandSpec {

@@ -9,6 +9,7 @@
 
 mod attacks;
 mod change;
+mod diagnose;
 mod files;
 mod publish;
 mod sample;
@@ -168,6 +169,7 @@ impl Engine {
             EngineCommand::ShowMisclassified => self.find_misclassified(),
             EngineCommand::Attack(request) => self.attack(request),
             EngineCommand::Eval { n } => self.eval(n),
+            EngineCommand::Diagnose { n } => self.diagnose(n),
             EngineCommand::Save(path) => self.save(path),
             EngineCommand::Load(path) => self.load(&path),
             EngineCommand::Reset => self.reset(),

@@ -65,15 +65,16 @@ pub struct Tolerances {
 
 impl Default for Tolerances {
     /// Chosen from the shipped lessons re-executed on both of gemm's kernel families (AVX-512
-    /// and AVX2, the latter also on an emulated AVX2-only CPU): two to seven times the largest
-    /// difference measured there, and far below what another seed or another method changes
+    /// and AVX2, the latter also on an emulated AVX2-only CPU): about twice the largest
+    /// difference measured there (3 points, 0.024, 0.019, 8.2e-3, 1.2% after lesson 4's three
+    /// epochs), and far below what another seed or another method changes
     /// (docs/replay.md has the measurements).
     fn default() -> Self {
         Tolerances {
-            accuracy: 4.0,
-            loss: 0.02,
+            accuracy: 5.0,
+            loss: 0.05,
             probability: 0.05,
-            pixel: 0.01,
+            pixel: 0.02,
             pixels_reversed: 0.03,
         }
     }
@@ -242,8 +243,13 @@ impl Comparison {
                 } else {
                     format!(" (largest difference {})", short(t.max_difference))
                 };
+                let verb = if t.mismatched == 1 {
+                    "differs"
+                } else {
+                    "differ"
+                };
                 format!(
-                    "{field}: {} of {} differ{largest}",
+                    "{field}: {} of {} {verb}{largest}",
                     t.mismatched,
                     crate::text::count(t.compared, "value", "values")
                 )
