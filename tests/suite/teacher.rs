@@ -8,7 +8,7 @@ use rslad_tui::train::Method;
 use rslad_tui::zoo::Arch;
 
 /// The default teacher is the TRADES authors' SmallCNN: 99.48% clean on all 10,000 test
-/// images in their paper and here; PGD-40 95.20% on the first 1,000 (docs: its card).
+/// images in their paper and here; PGD-40 96.59% (its card).
 #[test]
 fn the_default_shipped_teacher_is_the_trades_small_cnn() {
     let (model, card) = rslad_tui::teacher::embedded(&compute_device()).expect("it loads");
