@@ -11,9 +11,10 @@ use crate::attack::{
     self, ApgdConfig, ApgdLoss, AttackLoss, Classifier, PgdConfig, Selection, SquareConfig, Start,
     Target,
 };
+use crate::data::ImageSet;
 use crate::error::AttackError;
 use crate::rng::{seeded, stream};
-use crate::tensor_util::{images, predictions, to_vec};
+use crate::tensor_util::{batch_tensors, images, predictions, to_vec};
 use burn::prelude::*;
 use rand::Rng;
 use serde::Serialize;
@@ -183,6 +184,16 @@ pub mod thresholds {
     /// Share of images the black-box Square breaks after the white-box APGD-CE (the
     /// AutoAttack code's `check_square_sr` threshold).
     pub const SQUARE: f64 = 0.002;
+}
+
+/// The first `n` images of `set` (at most all of them) and their labels, as [`diagnose`]
+/// takes them.
+pub fn first_images(set: &ImageSet, n: usize, device: &Device) -> (Tensor<4>, Vec<i64>) {
+    let n = n.min(set.len());
+    let indices: Vec<usize> = (0..n).collect();
+    let (x, _) = batch_tensors(set, &indices, device);
+    let labels = set.labels[..n].iter().map(|&l| i64::from(l)).collect();
+    (x, labels)
 }
 
 /// Runs every check on `x` (images in [0, 1]) with true `labels`. `progress` is told the

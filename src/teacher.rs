@@ -53,13 +53,22 @@ pub fn shipped(
     Some(checkpoint::load_bytes(card, weights, label, None, device))
 }
 
+/// The shipped teacher `path` names, else the checkpoint at `path` (required to be `expected`
+/// when given), on `device`.
+pub fn shipped_or_checkpoint(
+    path: &std::path::Path,
+    expected: Option<crate::zoo::Arch>,
+    device: &Device,
+) -> Result<(Model, CheckpointCard), CheckpointError> {
+    match path.to_str().and_then(|name| shipped(name, device)) {
+        Some(teacher) => teacher,
+        None => checkpoint::load(path, expected, device),
+    }
+}
+
 /// A teacher on the autodiff device: a checkpoint path, or a shipped teacher's name.
 pub fn load(path: &std::path::Path) -> anyhow::Result<(Model, CheckpointCard)> {
     use anyhow::Context;
-    let device = crate::device::autodiff_device();
-    match path.to_str().and_then(|name| shipped(name, &device)) {
-        Some(teacher) => Ok(teacher?),
-        None => checkpoint::load(path, None, &device)
-            .with_context(|| format!("cannot load the teacher {}", path.display())),
-    }
+    shipped_or_checkpoint(path, None, &crate::device::autodiff_device())
+        .with_context(|| format!("cannot load the teacher {}", path.display()))
 }

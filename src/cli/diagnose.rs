@@ -4,9 +4,8 @@
 use super::args::DataArgs;
 use super::eval::load_checkpoint;
 use crate::device::compute_device;
-use crate::diagnose::{DiagnoseConfig, diagnose};
+use crate::diagnose::{DiagnoseConfig, diagnose, first_images};
 use crate::settings::{DataChoice, Epsilon, attack_defaults, check_fit};
-use crate::tensor_util::batch_tensors;
 use crate::zoo::Arch;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -60,13 +59,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
             .get(),
         None => attack_defaults(data.kind).epsilon,
     };
-    let n = args.n.min(data.test.len());
-    let indices: Vec<usize> = (0..n).collect();
-    let (x, _) = batch_tensors(&data.test, &indices, &compute_device());
-    let labels: Vec<i64> = data.test.labels[..n]
-        .iter()
-        .map(|&l| i64::from(l))
-        .collect();
+    let (x, labels) = first_images(&data.test, args.n, &compute_device());
     let mut config = DiagnoseConfig::new(epsilon);
     config.seed = args.seed;
     config.steps = args.steps;

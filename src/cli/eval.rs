@@ -3,7 +3,7 @@
 
 use super::args::DataArgs;
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
-use crate::checkpoint::{self, CheckpointCard};
+use crate::checkpoint::CheckpointCard;
 use crate::device::compute_device;
 use crate::eval::journal::{Journal, JournalKey};
 use crate::eval::shard::Shard;
@@ -92,14 +92,8 @@ pub(super) fn load_checkpoint(
     path: &Path,
     expected: Option<Arch>,
 ) -> Result<(Model, CheckpointCard)> {
-    let shipped = path
-        .to_str()
-        .and_then(|name| crate::teacher::shipped(name, &compute_device()));
-    Ok(match shipped {
-        Some(teacher) => teacher?,
-        None => checkpoint::load(path, expected, &compute_device())
-            .with_context(|| "cannot load the checkpoint".to_string())?,
-    })
+    crate::teacher::shipped_or_checkpoint(path, expected, &compute_device())
+        .with_context(|| "cannot load the checkpoint".to_string())
 }
 
 pub fn evaluate(args: &EvalArgs) -> Result<()> {

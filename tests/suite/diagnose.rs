@@ -5,8 +5,8 @@ use super::autoattack::{Linear, Rounded, near_rounding_thresholds, tensor};
 use rslad_tui::attack::{Classifier, eval_view};
 use rslad_tui::data::{self, DataSource, DatasetKind};
 use rslad_tui::device::compute_device;
-use rslad_tui::diagnose::{DiagnoseConfig, diagnose};
-use rslad_tui::tensor_util::{batch_tensors, predictions};
+use rslad_tui::diagnose::{DiagnoseConfig, diagnose, first_images};
+use rslad_tui::tensor_util::predictions;
 
 fn flagged(d: &rslad_tui::diagnose::Diagnosis) -> Vec<&'static str> {
     d.findings
@@ -75,12 +75,7 @@ fn the_shipped_sat_teacher_is_not_flagged() {
         .unwrap()
         .unwrap();
     let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
-    let indices: Vec<usize> = (0..64).collect();
-    let (x, _) = batch_tensors(&data.test, &indices, &device);
-    let labels: Vec<i64> = data.test.labels[..64]
-        .iter()
-        .map(|&l| i64::from(l))
-        .collect();
+    let (x, labels) = first_images(&data.test, 64, &device);
     let d = diagnose(
         &eval_view(&model),
         &x,

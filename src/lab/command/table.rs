@@ -224,12 +224,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "clean, FGSM, PGD and CW∞ accuracy of the student on N test images (default 1000)",
         args: &[Arg::Keys(&["n"])],
         parse: |rest| {
-            let mut n = None;
-            for pair in words(rest) {
-                let (key, value) = key_value(pair, &["n"])?;
-                n = Some(key_count(key, value)?);
+            Ok(EngineCommand::Eval {
+                n: image_count(rest)?,
             }
-            Ok(EngineCommand::Eval { n }.into())
+            .into())
         },
     },
     CommandSpec {
@@ -240,12 +238,10 @@ pub const COMMANDS: &[CommandSpec] = &[
                   gradients, the loss around a sample",
         args: &[Arg::Keys(&["n"])],
         parse: |rest| {
-            let mut n = None;
-            for pair in words(rest) {
-                let (key, value) = key_value(pair, &["n"])?;
-                n = Some(key_count(key, value)?);
+            Ok(EngineCommand::Diagnose {
+                n: image_count(rest)?,
             }
-            Ok(EngineCommand::Diagnose { n }.into())
+            .into())
         },
     },
     CommandSpec {
@@ -355,6 +351,16 @@ fn parse_step(rest: &str) -> Result<Command, String> {
         _ => return Err("too many arguments".into()),
     };
     Ok(command.into())
+}
+
+/// `[n=N]`: how many test images a command takes, `None` for its default.
+fn image_count(rest: &str) -> Result<Option<usize>, String> {
+    let mut n = None;
+    for pair in words(rest) {
+        let (key, value) = key_value(pair, &["n"])?;
+        n = Some(key_count(key, value)?);
+    }
+    Ok(n)
 }
 
 fn method_names() -> String {

@@ -2,10 +2,9 @@
 //! per check (a warning where a check suggests masking), then the verdict.
 
 use super::Engine;
-use crate::diagnose::{DiagnoseConfig, diagnose_cancellable};
+use crate::diagnose::{DiagnoseConfig, diagnose_cancellable, first_images};
 use crate::lab::snapshot::LogLevel;
 use crate::progress::Progress;
-use crate::tensor_util::batch_tensors;
 use anyhow::Result;
 
 /// Test images diagnosed unless `n=` says otherwise, and the most it takes (one batch).
@@ -18,13 +17,7 @@ impl Engine {
         if n > DIAGNOSE_MAX {
             anyhow::bail!("diagnose takes at most {DIAGNOSE_MAX} images (n={n})");
         }
-        let indices: Vec<usize> = (0..n).collect();
-        let device = crate::device::compute_device();
-        let (x, _) = batch_tensors(&self.data.test, &indices, &device);
-        let labels: Vec<i64> = self.data.test.labels[..n]
-            .iter()
-            .map(|&l| i64::from(l))
-            .collect();
+        let (x, labels) = first_images(&self.data.test, n, &crate::device::compute_device());
         let mut config = DiagnoseConfig::new(self.epsilon());
         config.seed = self.settings.seed;
         let view = crate::attack::eval_view(&self.trainer.model);
