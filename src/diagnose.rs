@@ -105,25 +105,39 @@ impl Diagnosis {
 
     /// The diagnosis as plain text, one check per line, then the verdict.
     pub fn lines(&self) -> Vec<String> {
+        self.marked_lines()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect()
+    }
+
+    /// [`Diagnosis::lines`], each with whether it warns (a flagged check, a verdict of masking).
+    pub fn marked_lines(&self) -> Vec<(bool, String)> {
         let pct = |a: f64| format!("{:.1}%", 100.0 * a);
-        let mut lines = vec![format!(
-            "{} images, ε = {:.3}: clean {}, FGSM {}, PGD-{} from x {}, from a uniform start {}, \
+        let mut lines = vec![(
+            false,
+            format!(
+                "{} images, ε = {:.3}: clean {}, FGSM {}, PGD-{} from x {}, from a uniform start {}, \
              APGD-CE {}",
-            self.images,
-            self.epsilon,
-            pct(self.clean),
-            pct(self.fgsm),
-            self.steps,
-            pct(self.pgd_from_x),
-            pct(self.pgd_uniform),
-            pct(self.apgd_ce),
+                self.images,
+                self.epsilon,
+                pct(self.clean),
+                pct(self.fgsm),
+                self.steps,
+                pct(self.pgd_from_x),
+                pct(self.pgd_uniform),
+                pct(self.apgd_ce),
+            ),
         )];
         let steps: Vec<String> = self
             .by_steps
             .iter()
             .map(|(s, a)| format!("{s}: {}", pct(*a)))
             .collect();
-        lines.push(format!("PGD accuracy by steps: {}", steps.join(", ")));
+        lines.push((
+            false,
+            format!("PGD accuracy by steps: {}", steps.join(", ")),
+        ));
         if let Some(p) = &self.profile {
             let row = |v: &[f32]| {
                 v.iter()
@@ -132,20 +146,23 @@ impl Diagnosis {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            lines.push(format!(
-                "cross-entropy around test image {} at {} × ε: along the gradient's sign {}; \
-                 random sign directions, highest {}",
-                p.sample,
-                row(&p.offsets),
-                row(&p.along_gradient),
-                row(&p.random_max)
+            lines.push((
+                false,
+                format!(
+                    "cross-entropy around test image {} at {} × ε: along the gradient's sign {}; \
+                     random sign directions, highest {}",
+                    p.sample,
+                    row(&p.offsets),
+                    row(&p.along_gradient),
+                    row(&p.random_max)
+                ),
             ));
         }
         for f in &self.findings {
             let mark = if f.flagged { "⚠" } else { "✓" };
-            lines.push(format!("{mark} {}: {}", f.check, f.message));
+            lines.push((f.flagged, format!("{mark} {}: {}", f.check, f.message)));
         }
-        lines.push(match self.flagged() {
+        let verdict = match self.flagged() {
             0 => "No sign of gradient masking: PGD's number is probably a fair estimate (confirm \
                   with AutoAttack before you report it)."
                 .to_string(),
@@ -153,7 +170,8 @@ impl Diagnosis {
                 "{n} sign(s) of gradient masking: the robustness PGD measures looks inflated; \
                  report AutoAttack's number, not PGD's."
             ),
-        });
+        };
+        lines.push((self.flagged() > 0, verdict));
         lines
     }
 }

@@ -45,8 +45,8 @@ impl Engine {
             "diagnose {student} ({}):",
             self.trainer.config.method.short_label()
         ));
-        for line in diagnosis.lines() {
-            let level = if line.starts_with('⚠') || line.contains("sign(s) of gradient masking") {
+        for (warns, line) in diagnosis.marked_lines() {
+            let level = if warns {
                 LogLevel::Warning
             } else {
                 LogLevel::Info
