@@ -8,7 +8,7 @@ use crate::device::{autodiff_device, compute_device};
 use crate::progress::Silent;
 use crate::rng::seeded;
 use crate::tensor_util::batch_tensors;
-use crate::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use crate::train::{BnStats, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 use crate::zoo::{Arch, MicroCnn, Model, ModelSpec};
 use anyhow::{Result, bail};
 use burn::prelude::*;
@@ -307,6 +307,7 @@ pub fn rslad_trainer(model: &ModelChoice, steps: usize, batch: usize) -> Result<
             attack: Method::kl_attack(epsilon, step_size, steps),
             alpha: 5.0 / 6.0,
             scale: 1.0,
+            bn_stats: BnStats::Both,
         },
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,

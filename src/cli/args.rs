@@ -9,6 +9,7 @@ use crate::settings::{
     MethodName, MethodOption, MethodSettings, Milestones, Momentum, OptimizerName,
     OptimizerSettings, StepSize, TrainSettings, ValueError, WeightDecay, defaults,
 };
+use crate::train::BnStats;
 use crate::zoo::Arch;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -101,6 +102,11 @@ pub struct TrainingOptions {
     /// eval for TRADES and RSLAD, train for ARD and IAD).
     #[arg(long, value_enum, default_value = "eval")]
     pub attack_bn: BnMode,
+    /// Which of TRADES' and RSLAD's two training-mode forwards (on x′, then on x) update the
+    /// batch-norm running statistics: both (the reference code), adversarial (as SAT) or
+    /// natural. The loss and its gradient are the same in every mode.
+    #[arg(long, value_enum, default_value = "both")]
+    pub bn_stats: BnStats,
     /// Teacher checkpoint for kd, ard, iad and rslad, or a shipped robust MNIST teacher:
     /// "embedded" (the TRADES authors' SmallCNN, ε 0.3) or "embedded-sat" (this project's SAT
     /// small-cnn). A PyTorch-layout file: convert it with `rslad-tui import` first.
@@ -209,6 +215,15 @@ impl TrainingOptions {
         let mut method = MethodSettings::new(name);
         if let MethodSettings::Sat { attack_bn } = &mut method {
             *attack_bn = self.attack_bn;
+        }
+        if self.bn_stats != BnStats::Both
+            && !method.set_bn_stats(self.bn_stats)
+            && foreign == Foreign::Refuse
+        {
+            bail!(
+                "--bn-stats applies to --method trades and rslad (the methods whose two training \
+                 forwards are the only batch-norm updates), not to {name}"
+            );
         }
         let given = [
             (MethodOption::Alpha, self.alpha.map(f64::from)),

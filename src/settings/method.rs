@@ -5,7 +5,7 @@
 use super::values::{Fraction, NonNegative, Positive, ValueError, whole};
 use crate::attack::{BnMode, PgdConfig};
 use crate::data::DatasetKind;
-use crate::train::Method;
+use crate::train::{BnStats, Method};
 use clap::ValueEnum;
 
 /// The methods by name, as `--method` and `method NAME` take them.
@@ -121,6 +121,7 @@ pub enum MethodSettings {
     },
     Trades {
         beta: Option<NonNegative>,
+        bn_stats: BnStats,
     },
     Kd {
         alpha: Option<Fraction>,
@@ -139,6 +140,7 @@ pub enum MethodSettings {
     Rslad {
         alpha: Option<Fraction>,
         scale: Option<Positive>,
+        bn_stats: BnStats,
     },
 }
 
@@ -154,7 +156,10 @@ impl MethodSettings {
             MethodName::Sat => MethodSettings::Sat {
                 attack_bn: BnMode::Eval,
             },
-            MethodName::Trades => MethodSettings::Trades { beta: None },
+            MethodName::Trades => MethodSettings::Trades {
+                beta: None,
+                bn_stats: BnStats::Both,
+            },
             MethodName::Kd => MethodSettings::Kd {
                 alpha: None,
                 temperature: None,
@@ -172,6 +177,7 @@ impl MethodSettings {
             MethodName::Rslad => MethodSettings::Rslad {
                 alpha: None,
                 scale: None,
+                bn_stats: BnStats::Both,
             },
         }
     }
@@ -209,7 +215,7 @@ impl MethodSettings {
                 | MethodSettings::Rslad { alpha, .. },
                 Alpha,
             ) => *alpha = Some(Fraction::new(value).map_err(invalid)?),
-            (MethodSettings::Trades { beta } | MethodSettings::Iad { beta, .. }, Beta) => {
+            (MethodSettings::Trades { beta, .. } | MethodSettings::Iad { beta, .. }, Beta) => {
                 *beta = Some(NonNegative::new(value).map_err(invalid)?)
             }
             (
@@ -227,6 +233,19 @@ impl MethodSettings {
             _ => return Err(refused()),
         }
         Ok(())
+    }
+
+    /// Sets which training-mode forwards update the batch-norm running statistics. Only
+    /// TRADES and RSLAD have the option (their attack runs in eval mode, so their two outer
+    /// forwards are the only updates); false for any other method.
+    pub fn set_bn_stats(&mut self, mode: BnStats) -> bool {
+        match self {
+            MethodSettings::Trades { bn_stats, .. } | MethodSettings::Rslad { bn_stats, .. } => {
+                *bn_stats = mode;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The core's method: every default filled in for `kind` and a run of `epochs`, with the
@@ -248,9 +267,10 @@ impl MethodSettings {
                 attack: ce,
                 bn_mode: *attack_bn,
             },
-            MethodSettings::Trades { beta: b } => Method::Trades {
+            MethodSettings::Trades { beta: b, bn_stats } => Method::Trades {
                 attack: kl,
                 beta: beta(*b, if kind.augments() { 6.0 } else { 1.0 }),
+                bn_stats: *bn_stats,
             },
             MethodSettings::Kd { alpha, temperature } => Method::Kd {
                 alpha: get(*alpha, 0.9),
@@ -275,10 +295,15 @@ impl MethodSettings {
                 // 60 of 200 epochs in the authors' runs.
                 warmup_epochs: warmup_epochs.unwrap_or((epochs as f64 * 0.3).round() as usize),
             },
-            MethodSettings::Rslad { alpha, scale } => Method::Rslad {
+            MethodSettings::Rslad {
+                alpha,
+                scale,
+                bn_stats,
+            } => Method::Rslad {
                 attack: kl,
                 alpha: get(*alpha, 5.0 / 6.0),
                 scale: positive(*scale, RSLAD_DEFAULT_SCALE),
+                bn_stats: *bn_stats,
             },
         }
     }

@@ -2,6 +2,7 @@
 //! loss is (methods spec §1); the attack is part of the method (its loss, start and batch-norm
 //! mode), so a method cannot be paired with the wrong attack.
 
+use super::bn_stats::BnStats;
 use super::objectives;
 use crate::attack::{self, AttackLoss, BnMode, PgdConfig, Selection, Start, Target};
 use crate::loss::{self, soft_label};
@@ -19,7 +20,14 @@ pub enum Method {
     Sat { attack: PgdConfig, bn_mode: BnMode },
     /// TRADES: x′ maximises KL(p(S(x)) ‖ p(S(x′))) from x + 0.001·N(0, 1), student in eval
     /// mode; loss CE(S(x), y) + β · KL(p(S(x)) ‖ p(S(x′))).
-    Trades { attack: PgdConfig, beta: f32 },
+    Trades {
+        attack: PgdConfig,
+        beta: f32,
+        /// Which of the two training-mode forwards update the batch-norm running statistics
+        /// (both in the reference; cards from before the option read as both).
+        #[serde(default)]
+        bn_stats: BnStats,
+    },
     /// Hinton's knowledge distillation on natural images only.
     Kd { alpha: f32, temperature: f32 },
     /// ARD: x′ maximises CE(S(x′), y) from a uniform start with the student's batch norm in
@@ -48,6 +56,9 @@ pub enum Method {
         attack: PgdConfig,
         alpha: f32,
         scale: f32,
+        /// As TRADES' `bn_stats`.
+        #[serde(default)]
+        bn_stats: BnStats,
     },
 }
 
@@ -99,7 +110,20 @@ impl Method {
             }
             _ => String::new(),
         };
-        self.base_label() + &start
+        let bn_stats = match self.bn_stats() {
+            Some(mode) if mode != BnStats::Both => format!(", bn-stats {}", mode.name()),
+            _ => String::new(),
+        };
+        self.base_label() + &start + &bn_stats
+    }
+
+    /// Which forwards update the batch-norm running statistics, for the two-forward methods
+    /// whose attack runs in eval mode (TRADES and RSLAD).
+    pub fn bn_stats(&self) -> Option<BnStats> {
+        match self {
+            Method::Trades { bn_stats, .. } | Method::Rslad { bn_stats, .. } => Some(*bn_stats),
+            _ => None,
+        }
     }
 
     /// The training attack, for the adversarial methods.
@@ -139,7 +163,9 @@ impl Method {
         match self {
             Method::Natural => "natural".into(),
             Method::Sat { attack, .. } => format!("sat PGD-{}", attack.steps),
-            Method::Trades { attack, beta } => format!("trades β={beta} PGD-{}", attack.steps),
+            Method::Trades { attack, beta, .. } => {
+                format!("trades β={beta} PGD-{}", attack.steps)
+            }
             Method::Kd { alpha, temperature } => format!("kd α={alpha:.3} τ={temperature}"),
             Method::Ard {
                 attack,
@@ -164,6 +190,7 @@ impl Method {
                 attack,
                 alpha,
                 scale,
+                ..
             } => format!("rslad α={alpha:.3} scale {scale} PGD-{}", attack.steps),
         }
     }
@@ -220,12 +247,17 @@ impl Method {
                 let logits = model.forward(x_adv);
                 (loss::cross_entropy(logits.clone(), labels).mean(), logits)
             }
-            Method::Trades { attack, beta } => {
+            Method::Trades {
+                attack,
+                beta,
+                bn_stats,
+            } => {
                 let view = attack::eval_view(model);
                 let own = soft_label(view.forward(batch.images.clone()), 1.0);
                 let x_adv = self.attack(&view, batch, attack, Target::soft(own), rng);
-                let adversarial = model.forward(x_adv);
-                let loss = objectives::trades(natural(), adversarial.clone(), labels, *beta);
+                let (adversarial, natural) =
+                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff());
+                let loss = objectives::trades(natural, adversarial.clone(), labels, *beta);
                 (loss.mean(), adversarial)
             }
             Method::Kd { alpha, temperature } => {
@@ -284,6 +316,7 @@ impl Method {
                 attack,
                 alpha,
                 scale,
+                bn_stats,
             } => {
                 // The teacher's soft label on the natural image: the attack's target and both
                 // terms' target. The true labels are never read.
@@ -291,9 +324,9 @@ impl Method {
                 let soft = soft_label(teacher.clone(), 1.0);
                 let view = attack::eval_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::soft(soft), rng);
-                let adversarial = model.forward(x_adv);
-                let loss =
-                    objectives::rslad(natural(), adversarial.clone(), teacher, *alpha, *scale);
+                let (adversarial, natural) =
+                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff());
+                let loss = objectives::rslad(natural, adversarial.clone(), teacher, *alpha, *scale);
                 (loss.mean(), adversarial)
             }
         }

@@ -1,10 +1,12 @@
 //! Training: optimisers and schedules, the training objectives, and the epoch loop.
 
+mod bn_stats;
 mod method;
 pub mod objectives;
 mod optimizer;
 mod trainer;
 
+pub use bn_stats::{BnStats, RunningStats};
 pub use method::{Batch, Method};
 pub use optimizer::{OptimizerConfig, OptimizerKind};
 pub use trainer::{EpochMetrics, StepOutcome, TrainConfig, Trainer};

@@ -362,6 +362,10 @@ fn distillation_without_a_teacher_or_with_foreign_options_is_refused() {
         &["train", "--method", "trades", "--beta", "-1"],
         "--beta must be finite and at least 0",
     );
+    assert_clean_failure(
+        &["train", "--method", "sat", "--bn-stats", "adversarial"],
+        "--bn-stats applies to --method trades and rslad",
+    );
 }
 
 /// Reads `stream` of `child` line by line until `ready` holds for one, sends SIGINT, reads the

@@ -13,7 +13,7 @@ use rslad_tui::eval::{self, EvalAttack};
 use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{labels, to_vec};
 use rslad_tui::train::{
-    Batch, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, objectives,
+    Batch, BnStats, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, objectives,
 };
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::sync::atomic::AtomicBool;
@@ -155,6 +155,7 @@ fn rslad(steps: usize) -> Method {
         attack: Method::kl_attack(0.3, 0.1, steps),
         alpha: 5.0 / 6.0,
         scale: 0.1,
+        bn_stats: BnStats::Both,
     }
 }
 
@@ -211,6 +212,81 @@ fn rslad_never_reads_the_labels() {
     assert_ne!(ard_run(&y), ard_run(&permuted));
 }
 
+/// The model's batch-norm running statistics, in a fixed order.
+fn running_stats(model: &Model) -> Vec<f32> {
+    named_tensors(model)
+        .into_iter()
+        .filter(|(name, _)| name.contains("running"))
+        .flat_map(|(_, (_, values))| values)
+        .collect()
+}
+
+#[test]
+fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
+    let (x, _) = first_images(&embedded(), 32);
+    // A second batch with other statistics, standing for the adversarial one.
+    let shifted = x.clone().mul_scalar(0.5).add_scalar(0.3);
+    let run = |mode: BnStats| {
+        let student = micro(4);
+        let (adversarial, natural) =
+            mode.two_forwards(&student, shifted.clone().autodiff(), x.clone().autodiff());
+        let logits = [adversarial, natural].map(|l| to_vec(l.detach()));
+        (running_stats(&student), logits)
+    };
+    // The same student running only the named forwards, in the reference's order.
+    let only = |inputs: &[&Tensor<4>]| {
+        let student = micro(4);
+        for input in inputs {
+            let _ = student.forward((*input).clone().autodiff());
+        }
+        running_stats(&student)
+    };
+    let (both, both_logits) = run(BnStats::Both);
+    let (adversarial, adversarial_logits) = run(BnStats::Adversarial);
+    let (natural, natural_logits) = run(BnStats::Natural);
+    assert_eq!(both, only(&[&shifted, &x]));
+    assert_eq!(adversarial, only(&[&shifted]));
+    assert_eq!(natural, only(&[&x]));
+    assert_ne!(
+        adversarial, natural,
+        "the two batches must differ for this test"
+    );
+    assert_ne!(both, adversarial);
+    // Each forward normalises with its own batch whatever is remembered: same logits.
+    assert_eq!(adversarial_logits, both_logits);
+    assert_eq!(natural_logits, both_logits);
+}
+
+#[test]
+fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
+    let data = embedded();
+    let (x, _) = first_images(&data, 32);
+    // With ε scaled to 0 the adversarial points are the natural ones, so a mode that keeps one
+    // forward leaves the statistics of one train-mode forward on x, and `both` those of two.
+    let once = {
+        let student = micro(4);
+        let _ = student.forward(x.clone().autodiff());
+        running_stats(&student)
+    };
+    for mode in [BnStats::Adversarial, BnStats::Natural] {
+        let with_mode = |method: Method| running_stats_after(&method, &data);
+        let rslad = Method::Rslad {
+            attack: Method::kl_attack(0.3, 0.1, 2),
+            alpha: 5.0 / 6.0,
+            scale: 0.1,
+            bn_stats: mode,
+        };
+        let trades = Method::Trades {
+            attack: Method::kl_attack(0.3, 0.1, 2),
+            beta: 1.0,
+            bn_stats: mode,
+        };
+        assert_eq!(with_mode(rslad), once, "rslad, {mode:?}");
+        assert_eq!(with_mode(trades), once, "trades, {mode:?}");
+    }
+    assert_ne!(running_stats_after(&rslad(2), &data), once);
+}
+
 /// The student's running batch-norm statistics after one loss evaluation with the attack's
 /// ε scaled to 0: the adversarial points are then the natural ones whatever the number of
 /// attack steps, so any difference in the running statistics comes from the attack's own
@@ -228,11 +304,7 @@ fn running_stats_after(method: &Method, data: &Dataset) -> Vec<f32> {
         epsilon_scale: 0.0,
     };
     let _ = method.loss(&batch, &mut StdRng::seed_from_u64(6));
-    named_tensors(&student)
-        .into_iter()
-        .filter(|(name, _)| name.contains("running"))
-        .flat_map(|(_, (_, values))| values)
-        .collect()
+    running_stats(&student)
 }
 
 #[test]
@@ -255,6 +327,7 @@ fn ard_attacks_in_train_mode_and_rslad_in_eval_mode() {
     let trades = |steps| Method::Trades {
         attack: Method::kl_attack(0.3, 0.1, steps),
         beta: 1.0,
+        bn_stats: BnStats::Both,
     };
     assert_eq!(
         running_stats_after(&trades(0), &data),
@@ -299,6 +372,7 @@ fn a_short_rslad_run_makes_the_student_more_robust() {
             attack: Method::kl_attack(epsilon, 0.025, 5),
             alpha: 5.0 / 6.0,
             scale: 1.0,
+            bn_stats: BnStats::Both,
         },
         ..small(2000, 1)
     };
@@ -358,6 +432,7 @@ fn one_step_of_each_method_trains_every_parameter() {
         Method::Trades {
             attack: Method::kl_attack(0.3, 0.1, 2),
             beta: 1.0,
+            bn_stats: BnStats::Natural,
         },
         ard(2),
         Method::Iad {

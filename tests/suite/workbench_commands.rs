@@ -83,6 +83,45 @@ fn every_command_of_the_issue_parses() {
     }
 }
 
+/// `bn-stats=` reaches TRADES' and RSLAD's settings and the method they resolve to (whose label
+/// names it); other methods and unknown modes are refused.
+#[test]
+fn method_bn_stats_option_parses_for_trades_and_rslad_only() {
+    use rslad_tui::data::DatasetKind;
+    use rslad_tui::train::{BnStats, Method};
+    for (line, mode) in [
+        (
+            "method trades bn-stats=adversarial beta=2",
+            BnStats::Adversarial,
+        ),
+        ("method rslad bn-stats=natural", BnStats::Natural),
+        ("method rslad bn-stats=both", BnStats::Both),
+    ] {
+        let Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) = parse(line)
+        else {
+            panic!("{line} did not parse");
+        };
+        let attack = Method::kl_attack(0.3, 0.01, 10);
+        let method = change.method.resolve(DatasetKind::Mnist, 3, attack, attack);
+        assert_eq!(method.bn_stats(), Some(mode), "{line}");
+        assert_eq!(
+            method
+                .label()
+                .contains(&format!("bn-stats {}", mode.name())),
+            mode != BnStats::Both,
+            "{line}: {}",
+            method.label()
+        );
+    }
+    let error = parse("method sat bn-stats=adversarial").unwrap_err();
+    assert!(error.message.contains("trades and rslad"), "{error}");
+    let error = parse("method rslad bn-stats=half").unwrap_err();
+    assert!(
+        error.message.contains("both, adversarial or natural"),
+        "{error}"
+    );
+}
+
 /// `start=` chooses where the training attack starts; an unknown start is refused by name.
 #[test]
 fn method_start_option_parses_and_unknown_starts_are_refused() {
@@ -112,7 +151,7 @@ fn method_options_take_fractions() {
         panic!("method did not parse");
     };
     let MethodChange {
-        method: MethodSettings::Rslad { alpha, scale },
+        method: MethodSettings::Rslad { alpha, scale, .. },
         steps: None,
         step_size: None,
         eps_warmup: None,

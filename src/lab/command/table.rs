@@ -12,6 +12,7 @@ use crate::settings::{
     AttackName, AttackStart, Epsilon, Gamma, LearningRate, MethodName, MethodOption,
     MethodSettings, Milestones, Momentum, OptimizerName, StepSize, WeightDecay,
 };
+use crate::train::BnStats;
 use crate::zoo::Arch;
 use clap::ValueEnum;
 
@@ -50,7 +51,7 @@ pub struct CommandSpec {
 }
 
 /// The keys `method` accepts: the method's own options and the training attack's numbers.
-const METHOD_KEYS: [&str; 9] = [
+const METHOD_KEYS: [&str; 10] = [
     "alpha",
     "beta",
     "temperature",
@@ -60,6 +61,7 @@ const METHOD_KEYS: [&str; 9] = [
     "step-size",
     "eps-warmup",
     "start",
+    "bn-stats",
 ];
 
 /// The keys `optimizer` accepts (the `train` options of the same names).
@@ -101,7 +103,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "training method: natural sat trades kd ard iad rslad; keys alpha beta \
                   temperature iad-warmup rslad-scale steps step-size eps-warmup (fractions \
                   such as alpha=5/6 allowed); start=reference, uniform, gaussian or none (where \
-                  the training attack starts)",
+                  the training attack starts); bn-stats=both, adversarial or natural (trades \
+                  and rslad: which training forwards update the batch-norm statistics)",
         args: &[Arg::Method, Arg::Keys(&METHOD_KEYS)],
         parse: parse_method,
     },
@@ -389,6 +392,18 @@ fn parse_method(rest: &str) -> Result<Command, String> {
                 format!("start={name}: the training attack starts at reference, uniform, gaussian or none")
             })?;
             change.start = Some(start);
+            continue;
+        }
+        if let Some(mode) = pair.strip_prefix("bn-stats=") {
+            let mode = BnStats::from_name(mode).ok_or_else(|| {
+                format!("bn-stats={mode}: the statistics come from both, adversarial or natural")
+            })?;
+            if !change.method.set_bn_stats(mode) {
+                return Err(format!(
+                    "bn-stats= applies to trades and rslad, not to {}",
+                    change.method.name()
+                ));
+            }
             continue;
         }
         let (key, value) = key_value(pair, &METHOD_KEYS)?;

@@ -1,0 +1,137 @@
+//! Which of the two training-mode forwards of TRADES and RSLAD (the student on x′, then on x)
+//! update the batch-norm running statistics (issue 20's batch-norm hypothesis).
+//!
+//! In the reference code both do, so the statistics settle near a mix of adversarial and
+//! natural inputs while the student is attacked, and evaluated, on them in eval mode; SAT's are
+//! all adversarial. Each forward still normalises with its own batch's statistics whatever the
+//! mode: only what is remembered for eval mode changes, never the loss or its gradient.
+
+use crate::zoo::Model;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Which forwards update the running statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum BnStats {
+    /// Both, adversarial first (the reference code: PyTorch's `model.train()`).
+    #[default]
+    Both,
+    /// The adversarial forward only, as in SAT.
+    Adversarial,
+    /// The natural forward only.
+    Natural,
+}
+
+impl BnStats {
+    pub const ALL: [BnStats; 3] = [BnStats::Both, BnStats::Adversarial, BnStats::Natural];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BnStats::Both => "both",
+            BnStats::Adversarial => "adversarial",
+            BnStats::Natural => "natural",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BnStats> {
+        BnStats::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The student's logits on `adversarial` and then on `natural`, both in training mode, with
+    /// the running statistics left as if only the forwards this mode names had run.
+    pub fn two_forwards(
+        self,
+        model: &Model,
+        adversarial: Tensor<4>,
+        natural: Tensor<4>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        match self {
+            BnStats::Both => (model.forward(adversarial), model.forward(natural)),
+            BnStats::Adversarial => {
+                let adversarial = model.forward(adversarial);
+                let kept = RunningStats::of(model);
+                let natural = model.forward(natural);
+                kept.restore(model);
+                (adversarial, natural)
+            }
+            BnStats::Natural => {
+                let kept = RunningStats::of(model);
+                let adversarial = model.forward(adversarial);
+                kept.restore(model);
+                (adversarial, model.forward(natural))
+            }
+        }
+    }
+}
+
+/// A copy of every batch-norm running statistic of a model, by parameter id.
+pub struct RunningStats {
+    values: HashMap<ParamId, TensorData>,
+}
+
+impl RunningStats {
+    /// The statistics as they stand now (updates still pending are folded in first: a
+    /// `RunningState` keeps the last update per thread until it is read).
+    pub fn of(model: &Model) -> RunningStats {
+        let mut collector = StatCollector {
+            path: Vec::new(),
+            values: HashMap::new(),
+        };
+        // `valid` folds the pending updates in and copies the values out.
+        model.valid().visit(&mut collector);
+        RunningStats {
+            values: collector.values,
+        }
+    }
+
+    /// Puts these statistics back into `model` (and every copy sharing its state).
+    pub fn restore(&self, model: &Model) {
+        // Fold pending updates in first, so none lands on top of the restored values later.
+        let _ = model.valid();
+        // `RunningState::map` writes the shared value in place: mapping a clone is enough.
+        let _ = model.clone().map(&mut StatRestorer { stats: self });
+    }
+}
+
+fn is_running_stat(path: &[String]) -> bool {
+    path.last()
+        .is_some_and(|name| name == "running_mean" || name == "running_var")
+}
+
+struct StatCollector {
+    path: Vec<String>,
+    values: HashMap<ParamId, TensorData>,
+}
+
+impl ModuleVisitor for StatCollector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if is_running_stat(&self.path) {
+            self.values.insert(param.id, param.val().into_data());
+        }
+    }
+}
+
+struct StatRestorer<'a> {
+    stats: &'a RunningStats,
+}
+
+impl ModuleMapper for StatRestorer<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(data) = self.stats.values.get(&param.id) else {
+            return param;
+        };
+        let device = param.val().device();
+        Param::initialized(param.id, Tensor::from_data(data.clone(), &device))
+    }
+}
