@@ -286,6 +286,12 @@ pub fn load(
     Ok((model, card))
 }
 
+/// The card of the checkpoint at `path`, without its weights.
+pub fn read_card(path: &Path) -> Result<CheckpointCard, CheckpointError> {
+    let (_, card_path) = paths(path);
+    parse_card(read(&card_path, bounded_read::CARD)?, &card_path, None)
+}
+
 /// The weights file the card names by its hash, and its bytes.
 fn committed_weights(
     weights_path: &Path,
@@ -557,7 +563,7 @@ impl ModuleMapper for Loader {
     }
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod lab;
 pub mod loss;
 pub mod progress;
+pub mod resume;
 pub mod rng;
 pub mod settings;
 pub mod teacher;

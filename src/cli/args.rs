@@ -56,6 +56,12 @@ pub struct TrainArgs {
     /// starts). A run that is stopped or diverges never replaces one.
     #[arg(long)]
     pub overwrite: bool,
+    /// Go on with the run whose checkpoint is at --out (stopped, killed, or finished with
+    /// fewer than --epochs epochs) from its last finished epoch, with the same settings and
+    /// teacher: the result is the model one uninterrupted run would give. Every finished epoch
+    /// is saved with the optimiser's state (`--out` + `.resume`) for this.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
 }
 
 /// Training options shared by `train` and `compare`.

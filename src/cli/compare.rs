@@ -4,7 +4,7 @@
 
 use super::args::{DataArgs, Foreign, TrainingOptions};
 use super::compare_rows::{self, TableKey};
-use super::train::train;
+use super::train::{Start, train};
 use crate::attack::autoattack::AutoAttackConfig;
 use crate::data::{DatasetKind, ImageSet};
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
@@ -194,12 +194,17 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         rows: Vec::new(),
         missing: Vec::new(),
     };
+    let start = if args.overwrite {
+        Start::Overwrite
+    } else {
+        Start::Fresh
+    };
     for (method, settings, teacher) in &settings {
         let name = method.name().to_string();
         println!("\n== {name} ==");
         let started = Instant::now();
         let out = Some(args.out.join(&name));
-        let (model, _) = train(settings, teacher.as_deref(), out, args.overwrite).map_err(|e| {
+        let (model, _) = train(settings, teacher.as_deref(), out, start).map_err(|e| {
             let kept = if table.rows.is_empty() {
                 "no method finished".to_string()
             } else {

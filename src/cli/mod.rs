@@ -197,7 +197,7 @@ fn demo(args: &DataArgs) -> Result<()> {
         &settings,
         None,
         Some(PathBuf::from("runs/demo-micro-cnn")),
-        true,
+        train::Start::Overwrite,
     )?;
     println!("\nnext: `rslad-tui train --help`, `rslad-tui eval --checkpoint runs/demo-micro-cnn`");
     Ok(())

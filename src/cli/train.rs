@@ -5,6 +5,7 @@ use crate::checkpoint::{self, SaveInfo};
 use crate::device::autodiff_device;
 use crate::eval::EvalAttack;
 use crate::progress::Bars;
+use crate::resume;
 use crate::settings::{TrainSettings, check_teacher_fits};
 use crate::text::count;
 use crate::train::{EpochMetrics, Method, OptimizerKind, StepOutcome, TrainConfig, Trainer};
@@ -18,33 +19,54 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let teacher = args
         .options
         .teacher_for(args.method, super::args::Foreign::Refuse)?;
-    train(
-        &settings,
-        teacher.as_deref(),
-        args.out.clone(),
-        args.overwrite,
-    )
-    .map(|_| ())
+    let start = if args.resume {
+        Start::Resume
+    } else if args.overwrite {
+        Start::Overwrite
+    } else {
+        Start::Fresh
+    };
+    train(&settings, teacher.as_deref(), args.out.clone(), start).map(|_| ())
+}
+
+/// How a run begins with respect to what is already at its destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; a checkpoint already there is an error.
+    Fresh,
+    /// A new run that replaces a checkpoint already there once it finishes.
+    Overwrite,
+    /// Go on with the run saved there, from its last finished epoch.
+    Resume,
 }
 
 /// Where a run's checkpoint goes, checked before any training: writable, and not an existing
 /// checkpoint unless replacing it was asked for.
 struct Destination {
     path: PathBuf,
-    /// A checkpoint was there before the run.
+    /// A checkpoint was there before the run (and is not this run's own).
     existed: bool,
+    /// Where each finished epoch is saved as it ends (with the optimiser's state, so a
+    /// stopped or killed run can go on): `path` itself unless that would replace a checkpoint
+    /// before the run has finished.
+    progress: PathBuf,
 }
 
 impl Destination {
-    fn prepare(path: PathBuf, overwrite: bool) -> Result<Destination> {
+    fn prepare(path: PathBuf, start: Start) -> Result<Destination> {
         let (weights, card) = checkpoint::paths(&path);
         let existed = weights.exists() || card.exists();
-        if existed && !overwrite {
-            bail!(
-                "{} already holds a checkpoint: choose another --out, or pass --overwrite to \
-                 replace it",
+        match start {
+            Start::Fresh if existed => bail!(
+                "{} already holds a checkpoint: choose another --out, pass --resume to go on \
+                 with its run, or --overwrite to replace it",
                 path.display()
-            );
+            ),
+            Start::Resume if !existed => bail!(
+                "--resume: there is no checkpoint at {} to go on from",
+                path.display()
+            ),
+            _ => {}
         }
         let folder = match path.parent() {
             Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
@@ -59,32 +81,132 @@ impl Destination {
             .and_then(|mut file| std::io::Write::write_all(&mut file, b"test"))
             .and_then(|()| std::fs::remove_file(&probe))
             .with_context(|| format!("cannot write checkpoints into {}", folder.display()))?;
-        Ok(Destination { path, existed })
+        let existed = existed && start != Start::Resume;
+        let progress = if existed {
+            free_name_beside(&path)
+        } else {
+            path.clone()
+        };
+        Ok(Destination {
+            path,
+            existed,
+            progress,
+        })
     }
+}
 
-    /// Where an incomplete run (stopped or diverged) saves: the destination if nothing was
-    /// there, else a fresh name beside it, so a finished checkpoint is never replaced by a
-    /// worse one.
-    fn for_incomplete_run(&self) -> PathBuf {
-        if !self.existed {
-            return self.path.clone();
-        }
-        let stem = self.path.with_extension("");
-        (1..)
-            .map(|n| {
-                let suffix = if n == 1 {
-                    String::new()
-                } else {
-                    format!("-{n}")
-                };
-                PathBuf::from(format!("{}-stopped{suffix}", stem.display()))
-            })
-            .find(|candidate| {
-                let (weights, card) = checkpoint::paths(candidate);
-                !weights.exists() && !card.exists()
-            })
-            .expect("some name is free")
+/// A fresh name beside `path` for an incomplete run (`x-stopped`, `x-stopped-2`, ...), so a
+/// finished checkpoint is never replaced by a worse one.
+fn free_name_beside(path: &Path) -> PathBuf {
+    let stem = path.with_extension("");
+    (1..)
+        .map(|n| {
+            let suffix = if n == 1 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            PathBuf::from(format!("{}-stopped{suffix}", stem.display()))
+        })
+        .find(|candidate| {
+            let (weights, card) = checkpoint::paths(candidate);
+            !weights.exists() && !card.exists() && !resume::path(candidate).exists()
+        })
+        .expect("some name is free")
+}
+
+/// Saves the trainer's model with its card and, between epochs, the optimiser's state beside
+/// it (what `--resume` needs).
+fn save_run(trainer: &Trainer, path: &Path, dataset: &str, seed: u64) -> Result<PathBuf> {
+    let info = SaveInfo {
+        dataset,
+        training: Some(&trainer.config),
+        metrics: &trainer.history,
+        seed,
+    };
+    let saved = checkpoint::save(&trainer.model, path, &info)?;
+    let card = checkpoint::read_card(path)?;
+    let optimizer = trainer.optimizer_state().map_err(anyhow::Error::msg)?;
+    resume::save(path, &trainer.model, &card.weights_sha256, &optimizer).with_context(|| {
+        format!(
+            "cannot write {} (the optimiser's state for --resume)",
+            resume::path(path).display()
+        )
+    })?;
+    Ok(saved)
+}
+
+/// Removes a checkpoint and its resume state (an incomplete run's progress, once the run has
+/// finished and saved its result elsewhere).
+fn remove_run(path: &Path) {
+    let (weights, card) = checkpoint::paths(path);
+    for file in [card, weights, resume::path(path)] {
+        let _ = std::fs::remove_file(file);
     }
+}
+
+/// The run saved at `path`, to go on with under `config`: its model with the parameter ids
+/// its optimiser state knows, its finished epochs, and that state. The settings must be the
+/// run's own, apart from the number of epochs.
+fn saved_run(
+    path: &Path,
+    config: &TrainConfig,
+    spec: &ModelSpec,
+    dataset: &str,
+) -> Result<(Model, Vec<EpochMetrics>, Vec<u8>)> {
+    let (model, card) = checkpoint::load(path, Some(spec.arch), &autodiff_device())
+        .with_context(|| format!("--resume: cannot load {}", path.display()))?;
+    let shown = path.display();
+    let Some(saved) = &card.training else {
+        bail!("--resume: {shown} records no training settings (it was imported, not trained)");
+    };
+    let mut differences = config_differences(saved, config);
+    if card.spec != *spec {
+        differences.push("the model".into());
+    }
+    if card.dataset != dataset {
+        differences.push(format!("the dataset ({} there)", card.dataset));
+    }
+    if !differences.is_empty() {
+        bail!(
+            "--resume: {shown} was trained with other settings ({}); give the run's own \
+             (its card, {}, lists them)",
+            differences.join(", "),
+            checkpoint::paths(path).1.display()
+        );
+    }
+    let state =
+        resume::load(path, &card.weights_sha256).map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
+    let model = state
+        .apply(model)
+        .map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
+    Ok((model, card.metrics, state.optimizer().to_vec()))
+}
+
+/// The settings in which `saved` and `now` differ, by their option names (the number of
+/// epochs is not one: a run may go on for more).
+fn config_differences(saved: &TrainConfig, now: &TrainConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |same: bool, name: &str| {
+        if !same {
+            out.push(name.to_string());
+        }
+    };
+    check(saved.method == now.method, "the method or its options");
+    check(
+        saved.optimizer == now.optimizer,
+        "the optimiser or its options",
+    );
+    check(saved.batch_size == now.batch_size, "--batch-size");
+    check(saved.seed == now.seed, "--seed");
+    check(saved.train_n == now.train_n, "--train-n");
+    check(saved.eval_n == now.eval_n, "--eval-n");
+    check(saved.eval_attack == now.eval_attack, "--eval-steps");
+    check(
+        saved.epsilon_warmup_epochs == now.epsilon_warmup_epochs,
+        "--eps-warmup",
+    );
+    out
 }
 
 /// The teacher checkpoint of a distillation method, checked against the student's data shape.
@@ -110,14 +232,15 @@ fn load_teacher(
 }
 
 /// Trains `settings` (from `teacher` for a distillation method) and saves the checkpoint at
-/// `out` (default runs/MODEL-METHOD), replacing one already there only if `overwrite`. A run
-/// stopped by Ctrl-C or by a diverging loss saves its finished epochs (never over an existing
-/// checkpoint) and fails, saying what it kept.
+/// `out` (default runs/MODEL-METHOD), as `start` says: a new run, one replacing a checkpoint
+/// there, or the run saved there going on. Each finished epoch is saved as it ends (with the
+/// optimiser's state, for `--resume`), never over another run's checkpoint. A run stopped by
+/// Ctrl-C or by a diverging loss keeps its finished epochs and fails, saying where.
 pub fn train(
     settings: &TrainSettings,
     teacher: Option<&Path>,
     out: Option<PathBuf>,
-    overwrite: bool,
+    start: Start,
 ) -> Result<(Model, Vec<EpochMetrics>)> {
     let data = settings.data.load()?;
     let (spec, config) = settings.resolve(&data)?;
@@ -126,9 +249,15 @@ pub fn train(
     let teacher = load_teacher(teacher, &config.method, &spec)?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", arch, config.method.name())));
-    let destination = Destination::prepare(out, overwrite)?;
+    let destination = Destination::prepare(out, start)?;
+    let dataset = data.kind.name();
 
-    let model = Model::build(spec, settings.seed, &autodiff_device())?;
+    let (model, resumed) = if start == Start::Resume {
+        let (model, history, optimizer) = saved_run(&destination.path, &config, &spec, dataset)?;
+        (model, Some((history, optimizer)))
+    } else {
+        (Model::build(spec, settings.seed, &autodiff_device())?, None)
+    };
     println!(
         "training {} ({} parameters) with {} on {}: {} training images, ε = {epsilon}, seed {}",
         arch,
@@ -158,13 +287,39 @@ pub fn train(
         Some(teacher) => Trainer::with_teacher(model, teacher, config),
         None => Trainer::new(model, config),
     };
+    if let Some((history, optimizer)) = resumed {
+        trainer
+            .resume(history, &optimizer)
+            .map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
+        for metrics in &trainer.history {
+            println!(
+                "{}  (before)",
+                epoch_line(metrics, epochs, trainer.config.eval_attack.as_ref())
+            );
+        }
+        let done = trainer.epochs_done();
+        if done >= epochs {
+            println!(
+                "{} already has {} of --epochs {epochs}: nothing to train (give a larger \
+                 --epochs to go on)",
+                destination.path.display(),
+                count(done, "epoch", "epochs")
+            );
+            return Ok((trainer.model, trainer.history));
+        }
+        println!(
+            "going on from {} after {}",
+            destination.path.display(),
+            count(done, "finished epoch", "finished epochs")
+        );
+    }
     let cancel = crate::interrupt::flag();
     let bars = Bars::default();
     // The model as of the last finished epoch: what is saved if Ctrl-C stops an epoch midway,
     // so the checkpoint and its card (which counts finished epochs) agree.
     let mut finished = trainer.model.clone();
     let mut stopped = None;
-    for _ in 0..epochs {
+    while trainer.epochs_done() < epochs {
         let metrics = match trainer.step_batches(&data, usize::MAX, &bars, cancel) {
             StepOutcome::EpochDone(metrics) => metrics,
             StepOutcome::Diverged { batch, loss } => {
@@ -195,16 +350,16 @@ pub fn train(
             "{}",
             epoch_line(&metrics, epochs, trainer.config.eval_attack.as_ref())
         );
+        if trainer.epochs_done() < epochs {
+            save_run(&trainer, &destination.progress, dataset, settings.seed)?;
+        }
     }
-    let info = SaveInfo {
-        dataset: data.kind.name(),
-        training: Some(&trainer.config),
-        metrics: &trainer.history,
-        seed: settings.seed,
-    };
     let seconds = started.elapsed().as_secs_f64();
     let Some(why) = stopped else {
-        let path = checkpoint::save(&trainer.model, &destination.path, &info)?;
+        let path = save_run(&trainer, &destination.path, dataset, settings.seed)?;
+        if destination.progress != destination.path {
+            remove_run(&destination.progress);
+        }
         println!("done in {seconds:.1} s; checkpoint {}", path.display());
         return Ok((trainer.model, trainer.history));
     };
@@ -215,16 +370,18 @@ pub fn train(
             destination.path.display()
         );
     }
-    let path = checkpoint::save(&trainer.model, &destination.for_incomplete_run(), &info)?;
+    let path = save_run(&trainer, &destination.progress, dataset, settings.seed)?;
     let kept = if destination.existed {
         format!("; {} is unchanged", destination.path.display())
     } else {
         String::new()
     };
     bail!(
-        "{why} after {seconds:.1} s: saved the model after {} to {}{kept}",
+        "{why} after {seconds:.1} s: saved the model after {} to {}{kept}; go on with the \
+         same command and --resume --out {}",
         crate::text::count(done, "finished epoch", "finished epochs"),
-        path.display()
+        path.display(),
+        path.with_extension("").display()
     )
 }
 

@@ -177,6 +177,35 @@ impl Trainer {
         }
     }
 
+    /// The optimiser's state (Adam's moments and step count, SGD's momentum) as burn
+    /// serialises it, for [`crate::resume`]. Only between epochs: the epoch under way is not
+    /// part of it.
+    pub fn optimizer_state(&self) -> Result<Vec<u8>, String> {
+        self.optimizer
+            .into_bytes()
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| format!("cannot serialise the optimiser's state: {e:?}"))
+    }
+
+    /// Goes on with a run whose epochs in `history` are done: the model must be the one saved
+    /// after them with its parameters' ids of then ([`crate::resume::ResumeState::apply`]),
+    /// `optimizer` the state [`Trainer::optimizer_state`] gave then.
+    pub fn resume(&mut self, history: Vec<EpochMetrics>, optimizer: &[u8]) -> Result<(), String> {
+        assert!(
+            self.cursor.is_none() && self.history.is_empty(),
+            "resume a fresh trainer only"
+        );
+        let bytes = burn::tensor::Bytes::from_bytes_vec(optimizer.to_vec());
+        self.optimizer = self
+            .config
+            .optimizer
+            .build()
+            .from_bytes(bytes)
+            .map_err(|e| format!("cannot read the optimiser's state: {e:?}"))?;
+        self.history = history;
+        Ok(())
+    }
+
     /// Epochs finished so far.
     pub fn epochs_done(&self) -> usize {
         self.history.len()

@@ -482,7 +482,7 @@ fn a_finished_checkpoint_is_never_replaced_unasked_or_by_a_stopped_run() {
     let started = std::time::Instant::now();
     assert_clean_failure(
         &[&quick[..], &["--epochs", "1"]].concat(),
-        "already holds a checkpoint: choose another --out, or pass --overwrite",
+        "already holds a checkpoint: choose another --out",
     );
     assert!(started.elapsed().as_secs() < 60, "refused before training");
 

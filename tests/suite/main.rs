@@ -24,6 +24,7 @@ mod objectives;
 mod pytorch_import;
 mod recovery;
 mod repl;
+mod resume;
 mod scale;
 mod sessions;
 mod square;

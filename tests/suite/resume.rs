@@ -1,0 +1,125 @@
+//! `train --resume`: a run stopped after an epoch and resumed gives the very model one
+//! uninterrupted run gives (weights, batch-norm statistics, and so the optimiser's state and
+//! the random streams), and a resume that cannot be exact is refused.
+
+use rslad_tui::checkpoint::{self, named_tensors};
+use rslad_tui::device::compute_device;
+use std::path::Path;
+use std::process::Command;
+
+/// SAT (a random attack start each batch) on micro-cnn (batch norm) with Adam (moments).
+const RUN: [&str; 17] = [
+    "train",
+    "--model",
+    "micro-cnn",
+    "--method",
+    "sat",
+    "--steps",
+    "2",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.002",
+    "--train-n",
+    "256",
+    "--batch-size",
+    "64",
+    "--eval-n",
+    "20",
+];
+
+fn train(out: &Path, extra: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args(RUN)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!text.contains("panicked"), "{text}");
+    (output.status.success(), text)
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let (model, _) = checkpoint::load(path, None, &compute_device()).unwrap();
+    named_tensors(&model)
+        .into_iter()
+        .map(|(name, (_, values))| (name, values))
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_gives_the_model_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let (ok, text) = train(&straight, &["--epochs", "3"]);
+    assert!(ok, "{text}");
+
+    // One epoch, then two more in two resumes.
+    let pieces = dir.path().join("pieces");
+    let (ok, text) = train(&pieces, &["--epochs", "1"]);
+    assert!(ok, "{text}");
+    for epochs in ["2", "3"] {
+        let (ok, text) = train(&pieces, &["--epochs", epochs, "--resume"]);
+        assert!(ok, "{text}");
+        assert!(text.contains("going on from"), "{text}");
+    }
+    assert_eq!(weights(&pieces), weights(&straight));
+    let card = |p: &Path| checkpoint::read_card(p).unwrap();
+    assert_eq!(card(&pieces).metrics.len(), 3);
+    assert_eq!(card(&pieces).training, card(&straight).training);
+
+    // Nothing left to do is not an error, and changes nothing.
+    let (ok, text) = train(&pieces, &["--epochs", "3", "--resume"]);
+    assert!(ok && text.contains("nothing to train"), "{text}");
+    assert_eq!(weights(&pieces), weights(&straight));
+}
+
+#[test]
+fn a_resume_that_cannot_be_exact_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, text) = train(&run, &["--epochs", "1"]);
+    assert!(ok, "{text}");
+    let card_before = std::fs::read(dir.path().join("run.ron")).unwrap();
+
+    // Other settings: refused, naming the setting.
+    let (ok, text) = train(&run, &["--epochs", "2", "--resume", "--seed", "7"]);
+    assert!(!ok && text.contains("--seed"), "{text}");
+    let (ok, text) = train(
+        &run,
+        &["--epochs", "2", "--resume", "--weight-decay", "0.01"],
+    );
+    assert!(!ok && text.contains("the optimiser"), "{text}");
+
+    // The optimiser's state of another save: refused.
+    let other = dir.path().join("other");
+    let (ok, text) = train(&other, &["--epochs", "1", "--seed", "3"]);
+    assert!(ok, "{text}");
+    std::fs::copy(
+        dir.path().join("other.resume"),
+        dir.path().join("run.resume"),
+    )
+    .unwrap();
+    let (ok, text) = train(&run, &["--epochs", "2", "--resume"]);
+    assert!(!ok && text.contains("belongs to another save"), "{text}");
+
+    // No optimiser state at all (a checkpoint from before --resume): refused.
+    std::fs::remove_file(dir.path().join("run.resume")).unwrap();
+    let (ok, text) = train(&run, &["--epochs", "2", "--resume"]);
+    assert!(!ok && text.contains("run.resume is missing"), "{text}");
+
+    // Nothing to resume, and --resume with --overwrite.
+    let (ok, text) = train(&dir.path().join("nothing"), &["--epochs", "2", "--resume"]);
+    assert!(!ok && text.contains("no checkpoint at"), "{text}");
+    let (ok, text) = train(&run, &["--epochs", "2", "--resume", "--overwrite"]);
+    assert!(!ok && text.contains("cannot be used with"), "{text}");
+
+    assert_eq!(
+        std::fs::read(dir.path().join("run.ron")).unwrap(),
+        card_before,
+        "a refused resume changed the checkpoint"
+    );
+}
