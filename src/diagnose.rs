@@ -62,7 +62,7 @@ pub struct Finding {
 
 /// The loss (cross-entropy) around one correctly classified sample: along the sign of its
 /// gradient and along random sign directions, at fractions of ε.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LossProfile {
     /// Index of the sample among the diagnosed images.
     pub sample: usize,

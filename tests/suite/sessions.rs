@@ -11,7 +11,7 @@ use rslad_tui::lab::session::{self, Entry, Session, SessionError};
 use rslad_tui::lab::snapshot::compare::{Kind, Tolerances, compare};
 use rslad_tui::lab::snapshot::{
     AttackRow, AttackTable, Curves, EpochPoint, LogLevel, SampleView, Snapshot, Status,
-    TableContext, results,
+    TableContext, limits, results,
 };
 use rslad_tui::workbench::playback::{Controls, Playback};
 use std::path::Path;
@@ -938,6 +938,117 @@ fn every_table_goes_on_the_board_with_what_it_measured_and_replays() {
     let (_, line, what) = report.divergence.expect("a divergence");
     assert_eq!(line, "attack fgsm n=20");
     assert!(what.contains("attack.context.method"), "{what}");
+}
+
+/// `diagnose`'s loss profile is recorded with each snapshot, re-executes to the same
+/// numbers, diverges when a loss differs, is checked when read (one loss per offset), and a
+/// recording made before snapshots carried it still replays.
+#[test]
+fn a_diagnosis_is_recorded_checked_and_replayed() {
+    let mut r = runner();
+    for line in [
+        "step batch 1",
+        "diagnose n=16",
+        "step batch 1",
+        "student micro-cnn",
+    ] {
+        r.run_line(line).unwrap();
+    }
+    let recorded = r.session().clone();
+    let got = outcomes(&recorded);
+    assert!(got[0].snapshot.diagnosis.is_none());
+    let d = got[1]
+        .snapshot
+        .diagnosis
+        .clone()
+        .expect("diagnose records it");
+    assert!(d.image.is_some() && d.offsets.len() == 11, "{d:?}");
+    assert_eq!((d.epochs, d.batches), (0, 1));
+    assert_eq!(
+        got[2].snapshot.diagnosis.as_ref(),
+        Some(&d),
+        "kept while the student trains"
+    );
+    assert!(got[3].snapshot.diagnosis.is_none(), "a fresh student");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ron");
+    session::save(&recorded, &path).unwrap();
+    assert_eq!(session::load(&path).unwrap(), recorded);
+    let report = runner().replay(&recorded).unwrap();
+    assert_eq!(report.divergence, None);
+    assert_eq!(report.max_difference, 0.0);
+
+    // A loss beyond the tolerance is a divergence, named by its field.
+    let mut changed = recorded.clone();
+    let Entry::Command { outcome, .. } = &mut changed.entries[1] else {
+        panic!("entry 1 is the diagnosis")
+    };
+    let profile = outcome.snapshot.diagnosis.as_mut().unwrap();
+    profile.along_gradient[10] = 2.0 * profile.along_gradient[10] + 1.0;
+    let report = runner().replay(&changed).unwrap();
+    let (_, line, what) = report.divergence.expect("a divergence");
+    assert_eq!(line, "diagnose n=16");
+    assert!(
+        what.contains("diagnosis.loss along the gradient[10]"),
+        "{what}"
+    );
+
+    // A recording from before snapshots carried the diagnosis replays without one.
+    let mut old = recorded.clone();
+    for entry in &mut old.entries {
+        if let Entry::Command { outcome, .. } = entry {
+            outcome.snapshot.diagnosis = None;
+        }
+    }
+    session::save(&old, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without = text.replace("diagnosis: None,", "");
+    assert!(
+        !without.contains("diagnosis"),
+        "saved as an older session would be"
+    );
+    std::fs::write(&path, without).unwrap();
+    let report = runner().replay(&session::load(&path).unwrap()).unwrap();
+    assert_eq!(report.divergence, None);
+
+    // Read from a file, each curve must have one loss per offset, and no more offsets than
+    // the limit.
+    let mut short = recorded.clone();
+    let Entry::Command { outcome, .. } = &mut short.entries[1] else {
+        panic!()
+    };
+    outcome
+        .snapshot
+        .diagnosis
+        .as_mut()
+        .unwrap()
+        .random_mean
+        .pop();
+    session::save(&short, &path).unwrap();
+    let error = session::load(&path).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("diagnosis.random_mean` has 10 values for 11 offsets"),
+        "{error}"
+    );
+    let mut long = recorded.clone();
+    let Entry::Command { outcome, .. } = &mut long.entries[1] else {
+        panic!()
+    };
+    let d = outcome.snapshot.diagnosis.as_mut().unwrap();
+    for curve in [
+        &mut d.offsets,
+        &mut d.along_gradient,
+        &mut d.random_max,
+        &mut d.random_mean,
+    ] {
+        curve.resize(limits::PROFILE_POINTS + 1, 0.5);
+    }
+    session::save(&long, &path).unwrap();
+    let error = session::load(&path).unwrap_err();
+    assert!(error.to_string().contains("diagnosis.offsets"), "{error}");
 }
 
 #[test]

@@ -358,3 +358,130 @@ fn huge_attacks_are_accepted_and_stop_when_asked() {
         assert!(last_log(&s).contains("ttack stopped"), "{}", last_log(&s));
     }
 }
+
+/// `diagnose` puts the loss around one test image into the snapshot for the Curves panel's
+/// plot, with the student it measured; the loss at offset 0 is the student's cross-entropy on
+/// that image, whatever the direction. Training marks it stale; a fresh student clears it.
+#[test]
+fn diagnose_publishes_the_loss_profile_until_the_student_is_replaced() {
+    let (mut engine, shared) = engine();
+    assert!(shared.snapshot().diagnosis.is_none());
+    // The fresh student gets none of the first 8 images right: no image to take the loss
+    // around, and the plot's data says so.
+    run(&mut engine, "diagnose n=8").unwrap();
+    let fresh = shared
+        .snapshot()
+        .diagnosis
+        .expect("diagnose fills the plot's data");
+    assert_eq!(fresh.image, None);
+    assert!(fresh.offsets.is_empty() && fresh.along_gradient.is_empty());
+    assert!(fresh.checks > 0);
+
+    run(&mut engine, "step").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("student");
+    run(&mut engine, &format!("save {}", saved.display())).unwrap();
+    run(&mut engine, "diagnose n=16").unwrap();
+    let s = shared.snapshot();
+    let d = s.diagnosis.clone().expect("diagnose fills the plot's data");
+    assert_eq!(d.images, 16);
+    assert!((d.epsilon - 0.3).abs() < 1e-6);
+    assert_eq!(
+        (d.model.as_str(), d.method.as_str()),
+        (s.status.student.as_str(), s.status.method.as_str())
+    );
+    assert_eq!((d.epochs, d.batches), (1, 0));
+    assert!(!d.is_stale(&s.status));
+    let image = d
+        .image
+        .expect("after an epoch the student gets some images right");
+    assert!(image < 16);
+    // The lines of this diagnosis: from its heading on.
+    let log: Vec<&str> = s.log.iter().map(|l| l.text.as_str()).collect();
+    let heading = log
+        .iter()
+        .rposition(|l| l.starts_with("diagnose "))
+        .unwrap();
+    let log = &log[heading..];
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("around test image {image} at"))),
+        "the plot and the log name the same image: {log:?}"
+    );
+    // Each check's line in the log, one of them per finding, and the verdict's count.
+    let checks = log
+        .iter()
+        .filter(|l| l.starts_with("✓ ") || l.starts_with("⚠ "))
+        .count();
+    assert_eq!(d.checks, checks, "{log:?}");
+    assert_eq!(
+        d.flagged,
+        log.iter().filter(|l| l.starts_with("⚠ ")).count(),
+        "{log:?}"
+    );
+
+    let expected_offsets: Vec<f32> = (0..=10).map(|k| k as f32 / 10.0).collect();
+    assert_eq!(d.offsets, expected_offsets);
+    for curve in [&d.along_gradient, &d.random_max, &d.random_mean] {
+        assert_eq!(curve.len(), d.offsets.len());
+        assert!(
+            curve.iter().all(|l| l.is_finite() && *l >= 0.0),
+            "{curve:?}"
+        );
+    }
+    for (max, mean) in d.random_max.iter().zip(&d.random_mean) {
+        // (At offset 0 all directions give the same loss; their mean may round above it.)
+        assert!(
+            max + 1e-5 >= *mean,
+            "{:?} {:?}",
+            d.random_max,
+            d.random_mean
+        );
+    }
+    // At offset 0 every direction stands on the image itself: the cross-entropy of the
+    // student's logits there, computed here by hand.
+    let data = rslad_tui::data::load(
+        rslad_tui::data::DatasetKind::Mnist,
+        &rslad_tui::data::DataSource::Embedded,
+    )
+    .unwrap();
+    let (x, labels) = rslad_tui::diagnose::first_images(&data.test, image + 1, &compute_device());
+    let logits = to_vec(engine.student().valid_forward(x));
+    let row = &logits[image * 10..(image + 1) * 10];
+    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = top + row.iter().map(|l| (l - top).exp()).sum::<f32>().ln();
+    let cross_entropy = log_sum - row[labels[image] as usize];
+    for curve in [&d.along_gradient, &d.random_max, &d.random_mean] {
+        assert!(
+            (curve[0] - cross_entropy).abs() < 1e-4,
+            "{} vs {cross_entropy}",
+            curve[0]
+        );
+    }
+
+    run(&mut engine, "step batch 1").unwrap();
+    let s = shared.snapshot();
+    let kept = s
+        .diagnosis
+        .clone()
+        .expect("training keeps the last diagnosis");
+    assert_eq!(kept, d);
+    assert!(kept.is_stale(&s.status), "trained since: the plot is stale");
+    run(&mut engine, "method sat").unwrap();
+    assert!(shared.snapshot().diagnosis.is_some(), "same weights");
+
+    run(&mut engine, "student micro-cnn").unwrap();
+    assert!(shared.snapshot().diagnosis.is_none(), "a fresh student");
+    shared.update(|s| s.diagnosis = Some(d.clone()));
+    run(&mut engine, "reset").unwrap();
+    assert!(shared.snapshot().diagnosis.is_none(), "reset");
+    shared.update(|s| s.diagnosis = Some(d.clone()));
+    run(&mut engine, "data mnist").unwrap();
+    assert!(
+        shared.snapshot().diagnosis.is_none(),
+        "new data, fresh student"
+    );
+    shared.update(|s| s.diagnosis = Some(d.clone()));
+    run(&mut engine, &format!("load {}", saved.display())).unwrap();
+    assert!(shared.snapshot().diagnosis.is_none(), "a loaded student");
+}

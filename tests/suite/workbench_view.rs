@@ -8,10 +8,10 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 use rslad_tui::lab::snapshot::{
-    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
-    TableContext, results,
+    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, LogLevel, LogLine, SampleView,
+    Snapshot, Status, TableContext, results,
 };
 use rslad_tui::workbench::view::{
     self, Lecture, MIN_HEIGHT, MIN_WIDTH, Overlay, Panel, UiState, areas, diverging, heatmap_area,
@@ -203,6 +203,7 @@ fn fixture() -> Snapshot {
             context: None,
         }),
         results: Vec::new(),
+        diagnosis: None,
         log: log(),
     }
 }
@@ -670,7 +671,7 @@ fn status_line_names_the_device_only_when_every_other_field_fits() {
 
 #[test]
 fn no_size_panics() {
-    let snapshots = [fixture(), Snapshot::default()];
+    let snapshots = [fixture(), Snapshot::default(), diagnosed()];
     let overlays = [
         None,
         Some(Overlay::ConfirmQuit),
@@ -1302,4 +1303,215 @@ fn a_title_screen_too_small_for_everything_says_what_it_left_out() {
         !text.contains("recorded by"),
         "the least important part goes first:\n{text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The loss around a diagnosed image (the Curves panel's second plot)
+
+/// The fixture after a `diagnose` of the student as the status shows it (epoch 3, batch 23):
+/// along the gradient's sign the loss climbs to 2.4 at ε, random directions reach 0.35 at
+/// most, 0.15 on average; two of eight checks fired.
+fn diagnosed() -> Snapshot {
+    let offsets: Vec<f32> = (0..=10).map(|k| k as f32 / 10.0).collect();
+    let curve = |top: f32| -> Vec<f32> {
+        offsets
+            .iter()
+            .map(|t| 0.05 + (top - 0.05) * t * t)
+            .collect()
+    };
+    Snapshot {
+        diagnosis: Some(DiagnosisView {
+            image: Some(7),
+            images: 200,
+            epsilon: EPS,
+            along_gradient: curve(2.4),
+            random_max: curve(0.35),
+            random_mean: curve(0.15),
+            offsets,
+            checks: 8,
+            flagged: 2,
+            model: "micro-cnn".into(),
+            method: "rslad α=0.833".into(),
+            epochs: 3,
+            batches: 23,
+        }),
+        ..fixture()
+    }
+}
+
+/// Braille cells of `color` inside `area`: (column, row) of each.
+fn braille_cells(buf: &Buffer, area: Rect, color: Color) -> Vec<(u16, u16)> {
+    let mut cells = Vec::new();
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            let cell = &buf[(x, y)];
+            let braille = cell
+                .symbol()
+                .chars()
+                .next()
+                .is_some_and(|c| ('\u{2801}'..='\u{28FF}').contains(&c));
+            if braille && cell.fg == color && !cell.modifier.contains(Modifier::DIM) {
+                cells.push((x, y));
+            }
+        }
+    }
+    cells
+}
+
+#[test]
+fn a_diagnosis_draws_the_loss_around_its_image_beside_the_curves() {
+    let snapshot = diagnosed();
+    let terminal = render(160, 48, &snapshot, &prompt_ui());
+    let buf = terminal.backend().buffer();
+    let text = buffer_text(buf);
+    for expected in [
+        "Curves · epoch 3",
+        "Loss · image 7 · 3 ep + 23 b",
+        "⚠ 2 of 8 checks suggest masking",
+        "sign(∇) 2.40",
+        "random max 0.35",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("stale"), "{text}");
+    // Zoomed, the panel has room for every word and the mean.
+    let zoomed = UiState {
+        focus: Panel::Curves,
+        zoomed: true,
+        ..UiState::default()
+    };
+    let text = buffer_text(render(160, 48, &snapshot, &zoomed).backend().buffer());
+    for expected in [
+        "Loss around test image 7 · after 3 epochs + 23 batches",
+        "⚠ 2 of 8 checks suggest masking · 200 images, ε 0.300",
+        "along sign(∇) 2.40",
+        "random, highest 0.35",
+        "mean 0.15",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in\n{text}");
+    }
+    // The plot is the right half of the Curves panel: the gradient's line (red) climbs
+    // above the highest random direction's (cyan), and both are drawn.
+    let curves = areas(Rect::new(0, 0, 160, 48), &snapshot, &prompt_ui())
+        .unwrap()
+        .curves;
+    let half = curves.width / 2;
+    let plot = Rect::new(
+        curves.x + curves.width - half,
+        curves.y,
+        half,
+        curves.height,
+    );
+    let red = braille_cells(buf, plot, Color::Red);
+    let cyan = braille_cells(buf, plot, Color::Cyan);
+    assert!(!red.is_empty() && !cyan.is_empty(), "{text}");
+    let top = |cells: &[(u16, u16)]| cells.iter().map(|c| c.1).min().unwrap();
+    assert!(
+        top(&red) + 3 < top(&cyan),
+        "the gradient's loss should rise far above the random one's:\n{text}"
+    );
+    // The training curves keep the left half.
+    let left = Rect::new(curves.x, curves.y, curves.width - half, curves.height);
+    assert!(!braille_cells(buf, left, Color::Green).is_empty(), "{text}");
+}
+
+#[test]
+fn a_diagnosis_says_stale_once_the_student_has_trained_since() {
+    let mut snapshot = diagnosed();
+    (snapshot.status.epoch, snapshot.status.batch) = (4, 0);
+    let text = buffer_text(render(160, 48, &snapshot, &prompt_ui()).backend().buffer());
+    assert!(text.contains("Loss · 3 ep + 23 b · stale"), "{text}");
+    let zoomed = UiState {
+        focus: Panel::Curves,
+        zoomed: true,
+        ..UiState::default()
+    };
+    let text = buffer_text(render(160, 48, &snapshot, &zoomed).backend().buffer());
+    assert!(
+        text.contains("after 3 epochs + 23 batches · stale: trained since"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_small_curves_panel_keeps_the_curves_and_zooming_shows_both() {
+    let snapshot = diagnosed();
+    let text = buffer_text(render(80, 24, &snapshot, &prompt_ui()).backend().buffer());
+    assert!(text.contains("Curves · epoch 3"), "{text}");
+    assert!(
+        !text.contains("Loss"),
+        "no room for the plot at 80×24:\n{text}"
+    );
+    let zoomed = UiState {
+        focus: Panel::Curves,
+        zoomed: true,
+        ..UiState::default()
+    };
+    let text = buffer_text(render(80, 24, &snapshot, &zoomed).backend().buffer());
+    assert!(text.contains("Curves · epoch 3"), "{text}");
+    assert!(text.contains("Loss · image 7 · 3 ep + 23 b"), "{text}");
+    assert!(text.contains("sign(∇)"), "{text}");
+}
+
+#[test]
+fn a_diagnosis_without_a_correct_image_says_there_is_nothing_to_plot() {
+    let mut snapshot = diagnosed();
+    let d = snapshot.diagnosis.as_mut().unwrap();
+    d.image = None;
+    for curve in [
+        &mut d.offsets,
+        &mut d.along_gradient,
+        &mut d.random_max,
+        &mut d.random_mean,
+    ] {
+        curve.clear();
+    }
+    d.flagged = 0;
+    let text = buffer_text(render(160, 48, &snapshot, &prompt_ui()).backend().buffer());
+    assert!(
+        text.contains("Loss · after 3 epochs + 23 batches"),
+        "{text}"
+    );
+    assert!(text.contains("✓ no sign of gradient masking"), "{text}");
+    assert!(text.contains("no image classified correctly"), "{text}");
+}
+
+#[test]
+fn lecture_mode_draws_the_loss_plot_and_odd_values_never_panic() {
+    let snapshot = diagnosed();
+    let text = buffer_text(
+        render_lecture(160, 48, &snapshot, &lecture(), &lecture_ui())
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("Loss · image 7"), "{text}");
+    let mut odd = diagnosed();
+    let d = odd.diagnosis.as_mut().unwrap();
+    d.along_gradient[3] = f32::NAN;
+    d.random_max[10] = f32::INFINITY;
+    d.random_mean.truncate(2);
+    d.offsets.truncate(1);
+    for (w, h) in [
+        (0, 0),
+        (1, 1),
+        (40, 12),
+        (61, 20),
+        (80, 24),
+        (120, 36),
+        (250, 12),
+    ] {
+        for focus in Panel::LECTURE_CYCLE {
+            for zoomed in [false, true] {
+                let ui = UiState {
+                    focus,
+                    zoomed,
+                    ..UiState::default()
+                };
+                for s in [&snapshot, &odd] {
+                    render_lecture(w, h, s, &lecture(), &ui);
+                    render(w, h, s, &ui);
+                }
+            }
+        }
+    }
 }

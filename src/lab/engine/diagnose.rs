@@ -1,9 +1,10 @@
 //! `diagnose`: the gradient-masking checks of [`crate::diagnose`] on the student, one log line
-//! per check (a warning where a check suggests masking), then the verdict.
+//! per check (a warning where a check suggests masking), then the verdict; the loss profile
+//! goes into the snapshot for the Curves panel's plot, with the student it was computed on.
 
 use super::Engine;
-use crate::diagnose::{DiagnoseConfig, diagnose_cancellable, first_images};
-use crate::lab::snapshot::LogLevel;
+use crate::diagnose::{DiagnoseConfig, Diagnosis, diagnose_cancellable, first_images};
+use crate::lab::snapshot::{DiagnosisView, LogLevel};
 use crate::progress::Progress;
 use anyhow::Result;
 
@@ -40,6 +41,8 @@ impl Engine {
                 .log(LogLevel::Warning, "diagnose stopped before its last check");
             return Ok(());
         };
+        let plot = self.diagnosis_view(&diagnosis);
+        self.shared.update(|s| s.diagnosis = Some(plot));
         let student = self.trainer.model.spec().arch;
         self.info(format!(
             "diagnose {student} ({}):",
@@ -54,5 +57,32 @@ impl Engine {
             self.shared.log(level, line);
         }
         Ok(())
+    }
+
+    /// What the plot needs from a diagnosis of the student as it is now.
+    fn diagnosis_view(&self, diagnosis: &Diagnosis) -> DiagnosisView {
+        // No profile (no image classified correctly): no image and empty curves.
+        let profile = diagnosis.profile.clone().unwrap_or_default();
+        DiagnosisView {
+            // The diagnosed images are the first of the test set: their index is the image's.
+            image: diagnosis.profile.as_ref().map(|p| p.sample),
+            images: diagnosis.images,
+            epsilon: diagnosis.epsilon,
+            offsets: profile.offsets,
+            along_gradient: profile.along_gradient,
+            random_max: profile.random_max,
+            random_mean: profile.random_mean,
+            checks: diagnosis.findings.len(),
+            flagged: diagnosis.flagged(),
+            model: self.settings.student.to_string(),
+            method: self.trainer.config.method.short_label(),
+            epochs: self.trainer.epochs_done(),
+            batches: self.trainer.epoch_position().0,
+        }
+    }
+
+    /// Forgets the last diagnosis: the student it was computed on is gone.
+    pub(super) fn forget_diagnosis(&self) {
+        self.shared.update(|s| s.diagnosis = None);
     }
 }

@@ -152,6 +152,7 @@ impl Engine {
             s.curves.batch_losses.clear();
             s.status.unsaved = false;
         });
+        self.forget_diagnosis();
         self.info(format!(
             "loaded {} ({}, {} recorded)",
             path,

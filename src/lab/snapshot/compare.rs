@@ -1,5 +1,6 @@
 //! Does a re-executed command reproduce its recording? Every number a view shows is compared
-//! (status, curves, batch losses, soft labels, the adversarial image, the attack table); times
+//! (status, curves, batch losses, soft labels, the adversarial image, the attack table, the
+//! diagnosis's loss profile); times
 //! and log wording are not, since they differ from run to run.
 //!
 //! Machines round differently (gemm picks AVX2 or AVX-512 kernels at run time), and one flipped
@@ -13,7 +14,8 @@
 //! this file says how it is compared (or why it is not).
 
 use super::{
-    AttackRow, AttackTable, Curves, EpochPoint, SampleView, Snapshot, Status, TableContext,
+    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, SampleView, Snapshot, Status,
+    TableContext,
 };
 use crate::lab::session::Outcome;
 use std::collections::BTreeMap;
@@ -400,6 +402,7 @@ fn snapshot(c: &mut Checker, r: &Snapshot, g: &Snapshot) {
         // Every table on the board was compared as `attack` when it was made; the board is
         // not recorded (and may hold tables from before a `load session`).
         results: _,
+        diagnosis,
         log: _, // wording and times; the log lines are kept beside the outcome, not compared
     } = r;
     self::status(c, status, &g.status);
@@ -420,6 +423,70 @@ fn snapshot(c: &mut Checker, r: &Snapshot, g: &Snapshot) {
             c.fail("attack table: present in one run only".into());
         }
     }
+    match (diagnosis, &g.diagnosis) {
+        (Some(r), Some(g)) => self::diagnosis(c, r, g),
+        // Recorded before snapshots carried the diagnosis (its lines are in the log, which
+        // is not compared): nothing to compare it with.
+        (None, _) => {}
+        (Some(_), None) => {
+            c.tally("diagnosis", Kind::Exact, 0.0, true);
+            c.fail("diagnosis: present in the recording only".into());
+        }
+    }
+}
+
+/// The loss profile as losses; which image, how many checks fired and on which student,
+/// exactly.
+fn diagnosis(c: &mut Checker, r: &DiagnosisView, g: &DiagnosisView) {
+    let DiagnosisView {
+        image,
+        images,
+        epsilon,
+        offsets,
+        along_gradient,
+        random_max,
+        random_mean,
+        checks,
+        flagged,
+        model,
+        method,
+        epochs,
+        batches,
+    } = r;
+    c.same("diagnosis.image", image, &g.image);
+    c.same("diagnosis.images", images, &g.images);
+    c.number(
+        "diagnosis.epsilon",
+        "diagnosis ε",
+        Kind::Pixel,
+        (*epsilon).into(),
+        g.epsilon.into(),
+    );
+    c.same("diagnosis.offsets", offsets, &g.offsets);
+    c.numbers(
+        "diagnosis.loss along the gradient",
+        Kind::Loss,
+        along_gradient,
+        &g.along_gradient,
+    );
+    c.numbers(
+        "diagnosis.loss along random directions (highest)",
+        Kind::Loss,
+        random_max,
+        &g.random_max,
+    );
+    c.numbers(
+        "diagnosis.loss along random directions (mean)",
+        Kind::Loss,
+        random_mean,
+        &g.random_mean,
+    );
+    c.same("diagnosis.checks", checks, &g.checks);
+    c.same("diagnosis.flagged", flagged, &g.flagged);
+    c.same("diagnosis.model", model, &g.model);
+    c.same("diagnosis.method", method, &g.method);
+    c.same("diagnosis.epochs", epochs, &g.epochs);
+    c.same("diagnosis.batches", batches, &g.batches);
 }
 
 fn status(c: &mut Checker, r: &Status, g: &Status) {

@@ -3,8 +3,8 @@
 //! are destructured exhaustively: a new field does not compile until it is checked here.
 
 use super::{
-    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, LogLine, SampleView, Snapshot, Status,
-    TableContext,
+    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, LogLevel, LogLine, SampleView,
+    Snapshot, Status, TableContext,
 };
 
 pub const TEXT_CHARS: usize = 10_000;
@@ -15,6 +15,8 @@ pub const BATCH_LOSSES: usize = crate::lab::live::BATCH_LOSS_LIMIT;
 pub const PIXELS: usize = 3 * 64 * 64;
 pub const CLASSES: usize = 1_000;
 pub const ATTACK_ROWS: usize = 100;
+/// Offsets of a loss profile (`diagnose` takes 11).
+pub const PROFILE_POINTS: usize = 1_000;
 const CLASS_NAME_CHARS: usize = 100;
 
 /// A field (by its path in the file) and what is wrong with it.
@@ -80,6 +82,7 @@ pub fn check(field: &str, snapshot: &Snapshot) -> Result<(), Problem> {
         sample,
         attack,
         results: _, // never read from a file (not serialized)
+        diagnosis,
         log,
     } = snapshot;
     check_status(&f("status"), status)?;
@@ -90,6 +93,9 @@ pub fn check(field: &str, snapshot: &Snapshot) -> Result<(), Problem> {
     }
     if let Some(table) = attack {
         check_attack(&f("attack"), table)?;
+    }
+    if let Some(diagnosis) = diagnosis {
+        check_diagnosis(&f("diagnosis"), diagnosis)?;
     }
     Ok(())
 }
@@ -255,4 +261,39 @@ fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
         too_long(&f("flags"), flag, TEXT_CHARS)?;
     }
     Ok(())
+}
+
+/// A loss profile: at most [`PROFILE_POINTS`] offsets, and one loss per offset on each curve.
+fn check_diagnosis(field: &str, diagnosis: &DiagnosisView) -> Result<(), Problem> {
+    let f = |name: &str| format!("{field}.{name}");
+    let DiagnosisView {
+        image: _,
+        images: _,
+        epsilon: _,
+        offsets,
+        along_gradient,
+        random_max,
+        random_mean,
+        checks: _,
+        flagged: _,
+        model,
+        method,
+        epochs: _,
+        batches: _,
+    } = diagnosis;
+    too_many(&f("offsets"), offsets.len(), PROFILE_POINTS)?;
+    for (name, curve) in [
+        ("along_gradient", along_gradient),
+        ("random_max", random_max),
+        ("random_mean", random_mean),
+    ] {
+        if curve.len() != offsets.len() {
+            return Err((
+                f(name),
+                format!("has {} values for {} offsets", curve.len(), offsets.len()),
+            ));
+        }
+    }
+    too_long(&f("model"), model, TEXT_CHARS)?;
+    too_long(&f("method"), method, TEXT_CHARS)
 }

@@ -23,6 +23,10 @@ pub struct Snapshot {
     /// never written into every recorded snapshot.
     #[serde(skip)]
     pub results: Vec<AttackTable>,
+    /// The last `diagnose` of the student (None before one, and after the student is
+    /// replaced). Sessions recorded before it existed load without it.
+    #[serde(default)]
+    pub diagnosis: Option<DiagnosisView>,
     /// Oldest first; the view shows the newest lines that fit.
     pub log: Vec<LogLine>,
 }
@@ -173,6 +177,45 @@ pub struct AttackRow {
     pub robust: f64,
     /// e.g. "max |δ| 0.300 · 4.1 s" or "broke 12".
     pub detail: String,
+}
+
+/// The last `diagnose`: the loss around one test image (the Curves panel's small plot), the
+/// verdict in numbers, and which student it was computed on, trained how far, so the plot
+/// is never read as the current student's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisView {
+    /// The test image the loss was taken around (None when no diagnosed image was classified
+    /// correctly, so there is no profile and the curves below are empty).
+    pub image: Option<usize>,
+    /// Test images diagnosed.
+    pub images: usize,
+    /// The attack radius of the diagnosis: the offsets are multiples of it.
+    pub epsilon: f32,
+    /// Multiples of ε (0 … 1) at which the loss was taken.
+    pub offsets: Vec<f32>,
+    /// Cross-entropy along the sign of the input gradient, at each offset.
+    pub along_gradient: Vec<f32>,
+    /// Cross-entropy along random sign directions: the highest and the mean at each offset.
+    pub random_max: Vec<f32>,
+    pub random_mean: Vec<f32>,
+    /// Checks run, and those that suggest gradient masking.
+    pub checks: usize,
+    pub flagged: usize,
+    /// The student's architecture, e.g. "micro-cnn".
+    pub model: String,
+    /// The training method set when it was diagnosed, e.g. "rslad α=0.833".
+    pub method: String,
+    /// Training done when it was diagnosed: whole epochs, and batches of the epoch under way.
+    pub epochs: usize,
+    pub batches: usize,
+}
+
+impl DiagnosisView {
+    /// Whether the student shown in `status` has trained since (or is another one): the
+    /// plot is then about an earlier student.
+    pub fn is_stale(&self, status: &Status) -> bool {
+        self.model != status.student || self.epochs != status.epoch || self.batches != status.batch
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,6 +176,7 @@ pub fn interpolate(
     }
     frame.sample = blend(shown.sample.as_ref(), next.sample.as_ref(), fraction);
     frame.attack = shown.attack.clone();
+    frame.diagnosis = shown.diagnosis.clone();
     frame.results = shown.results.clone();
     frame.log = shown.log.clone();
     frame.log.push(LogLine {

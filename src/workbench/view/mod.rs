@@ -2,8 +2,10 @@
 //! state (focus, prompt, overlays). Nothing here computes anything.
 //!
 //! Layout, top to bottom: the status line; two columns (Curves over Attacks on the left, Soft
-//! labels over Perturbation on the right); the Log; the completions line (only while there
-//! are candidates); the prompt; and a one-line key help when the terminal is tall enough.
+//! labels over Perturbation on the right; after a `diagnose`, the Curves panel shares its
+//! space with the loss around the diagnosed image when both fit); the Log; the completions
+//! line (only while there are candidates); the prompt; and a one-line key help when the
+//! terminal is tall enough.
 //! Every size is handled: below [`MIN_WIDTH`]×[`MIN_HEIGHT`] only a notice is drawn.
 //!
 //! `z` on a focused panel zooms it to the whole space between the status line and the prompt
@@ -15,6 +17,7 @@ mod attacks;
 mod curves;
 mod lecture;
 mod log;
+mod loss_profile;
 mod notes;
 mod overlay;
 mod perturbation;
@@ -289,7 +292,20 @@ fn draw_panel_in(
 ) {
     let focused = ui.focus == panel;
     match panel {
-        Panel::Curves => curves::render(buf, rect, &snapshot.curves, focused, hints.curves),
+        Panel::Curves => {
+            // The last diagnosis's loss plot beside (or under) the curves, when both fit.
+            let split = snapshot
+                .diagnosis
+                .as_ref()
+                .and_then(|d| loss_profile::split(rect).map(|areas| (d, areas)));
+            match split {
+                Some((diagnosis, (curves_rect, profile_rect))) => {
+                    curves::render(buf, curves_rect, &snapshot.curves, focused, hints.curves);
+                    loss_profile::render(buf, profile_rect, diagnosis, &snapshot.status, focused);
+                }
+                None => curves::render(buf, rect, &snapshot.curves, focused, hints.curves),
+            }
+        }
         Panel::Attacks => attacks::render(
             buf,
             rect,
