@@ -15,6 +15,8 @@ use crate::data::ImageSet;
 use crate::error::AttackError;
 use crate::rng::{seeded, stream};
 use crate::tensor_util::{batch_tensors, images, predictions, to_vec};
+use crate::train::{BnStats, Method};
+use crate::zoo::Arch;
 use burn::prelude::*;
 use rand::Rng;
 use serde::Serialize;
@@ -202,6 +204,27 @@ pub mod thresholds {
     /// Share of images the black-box Square breaks after the white-box APGD-CE (the
     /// AutoAttack code's `check_square_sr` threshold).
     pub const SQUARE: f64 = 0.002;
+}
+
+/// What in how a student was trained may explain a diagnosis that found signs of masking,
+/// or `None`. One cause is known (docs/results.md, the ablation): a student with batch norm
+/// trained by TRADES or RSLAD, whose two training-mode forwards (on x′ and on x) both update
+/// the running statistics, is attacked and evaluated with statistics of a mix of natural and
+/// adversarial inputs that neither forward trained on.
+pub fn training_hint(diagnosis: &Diagnosis, arch: Arch, method: &Method) -> Option<String> {
+    if diagnosis.flagged() == 0 || !arch.has_batch_norm() {
+        return None;
+    }
+    (method.bn_stats() == Some(BnStats::Both)).then(|| {
+        format!(
+            "a likely cause: this {arch} has batch norm and was trained with {}, whose forwards \
+             on x′ and on x both update its running statistics, so it is evaluated and attacked \
+             with statistics of a mix neither forward trained on; on MNIST at ε = 0.3 that \
+             explained most of the masking (docs/results.md). Train it again with --bn-stats \
+             adversarial (bn-stats=adversarial after `method` in the workbench) to compare.",
+            method.name()
+        )
+    })
 }
 
 /// The first `n` images of `set` (at most all of them) and their labels, as [`diagnose`]

@@ -4,7 +4,7 @@
 use super::args::DataArgs;
 use super::eval::load_checkpoint;
 use crate::device::compute_device;
-use crate::diagnose::{DiagnoseConfig, diagnose, first_images};
+use crate::diagnose::{DiagnoseConfig, diagnose, first_images, training_hint};
 use crate::settings::{DataChoice, Epsilon, attack_defaults, check_fit};
 use crate::zoo::Arch;
 use anyhow::{Result, bail};
@@ -84,6 +84,10 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
         println!("{} on {}", card.spec.arch, args.checkpoint.display());
         for line in diagnosis.lines() {
             println!("{line}");
+        }
+        let method = card.training.as_ref().map(|t| &t.method);
+        if let Some(hint) = method.and_then(|m| training_hint(&diagnosis, card.spec.arch, m)) {
+            println!("{hint}");
         }
         println!("({:.0} s)", started.elapsed().as_secs_f64());
     }

@@ -87,6 +87,14 @@ impl Arch {
     }
 
     /// How the architecture's reference code initialises its weights.
+    /// Whether the architecture has batch norm (whose running statistics eval mode uses).
+    pub fn has_batch_norm(self) -> bool {
+        match self {
+            Arch::MicroCnn | Arch::ResNet18 | Arch::MobileNetV2 | Arch::Wrn34_10 => true,
+            Arch::Mlp | Arch::SmallCnn | Arch::MadryCnn => false,
+        }
+    }
+
     pub fn init_rule(self) -> InitRule {
         match self {
             Arch::SmallCnn => InitRule::TradesSmallCnn,

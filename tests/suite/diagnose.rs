@@ -94,3 +94,58 @@ fn no_images_is_an_error() {
     let x = tensor(&[]);
     assert!(diagnose(&model, &x, &[], &DiagnoseConfig::new(0.1), &mut |_| {}).is_err());
 }
+
+/// The training hint names the batch-norm mix only where it applies: a flagged diagnosis of a
+/// student with batch norm trained by TRADES or RSLAD with both forwards updating the
+/// statistics.
+#[test]
+fn the_batch_norm_hint_appears_only_where_the_mix_can_be_the_cause() {
+    use rslad_tui::diagnose::training_hint;
+    use rslad_tui::train::{BnStats, Method};
+    use rslad_tui::zoo::Arch;
+    let x = tensor(&near_rounding_thresholds(24, 6));
+    let rounded = Rounded(Linear::new(5, 3));
+    let mut config = DiagnoseConfig::new(0.2);
+    config.square_queries = 200;
+    let labels = predictions(rounded.logits(x.clone()));
+    let masked = diagnose(&rounded, &x, &labels, &config, &mut |_| {}).unwrap();
+    let linear = Linear::new(5, 3);
+    let labels = predictions(linear.logits(x.clone()));
+    let honest = diagnose(&linear, &x, &labels, &config, &mut |_| {}).unwrap();
+    assert!(masked.flagged() > 0 && honest.flagged() == 0);
+
+    let rslad = |bn_stats| Method::Rslad {
+        attack: Method::kl_attack(0.3, 0.01, 10),
+        alpha: 5.0 / 6.0,
+        scale: 0.1,
+        bn_stats,
+    };
+    let trades = Method::Trades {
+        attack: Method::kl_attack(0.3, 0.01, 10),
+        beta: 1.0,
+        bn_stats: BnStats::Both,
+    };
+    let hint = training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Both)).unwrap();
+    assert!(
+        hint.contains("--bn-stats adversarial") && hint.contains("rslad"),
+        "{hint}"
+    );
+    assert!(training_hint(&masked, Arch::ResNet18, &trades).is_some());
+    assert_eq!(
+        training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Adversarial)),
+        None
+    );
+    assert_eq!(
+        training_hint(&masked, Arch::SmallCnn, &rslad(BnStats::Both)),
+        None
+    );
+    assert_eq!(
+        training_hint(&honest, Arch::MicroCnn, &rslad(BnStats::Both)),
+        None
+    );
+    let sat = Method::Sat {
+        attack: Method::ce_attack(0.3, 0.01, 10),
+        bn_mode: rslad_tui::attack::BnMode::Eval,
+    };
+    assert_eq!(training_hint(&masked, Arch::MicroCnn, &sat), None);
+}
