@@ -548,14 +548,14 @@ fn judge(m: &Measured, config: &DiagnoseConfig) -> Vec<Finding> {
         flagged: square_share > SQUARE,
         message: if square_share > SQUARE {
             format!(
-                "Square, which uses no gradients, broke {} points APGD-CE could not: the \
+                "Square, which uses no gradients, broke {} APGD-CE could not: the \
                  gradients hide adversarial points that exist",
-                m.square_after_apgd
+                crate::text::count(m.square_after_apgd, "point", "points")
             )
         } else {
             format!(
-                "Square broke {} points APGD-CE left standing",
-                m.square_after_apgd
+                "Square broke {} APGD-CE left standing",
+                crate::text::count(m.square_after_apgd, "point", "points")
             )
         },
     });
