@@ -9,7 +9,8 @@ use crate::attack::autoattack::AutoAttackConfig;
 use crate::data::{DatasetKind, ImageSet};
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
 use crate::progress::Bars;
-use crate::settings::{DataChoice, MethodName};
+use crate::settings::{AttackStart, DataChoice, MethodName, MethodSettings};
+use crate::train::BnStats;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,10 @@ pub struct CompareArgs {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub method: String,
+    /// What this row changed from the method's reference recipe, e.g. "bn-stats adversarial"
+    /// (empty for the reference; rows written before it existed read as empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
     pub clean: f64,
     /// Robust accuracy per attack column, in [`Table::columns`] order.
     pub robust: Vec<f64>,
@@ -102,7 +107,12 @@ impl Table {
             self.student, self.dataset, self.epsilon, self.test_images, self.autoattack_images
         );
         for row in &self.rows {
-            out += &format!("| {} | {:.2} |", row.method, 100.0 * row.clean);
+            let method = if row.variant.is_empty() {
+                row.method.clone()
+            } else {
+                format!("{} ({})", row.method, row.variant)
+            };
+            out += &format!("| {method} | {:.2} |", 100.0 * row.clean);
             for r in &row.robust {
                 out += &format!(" {:.2} |", 100.0 * r);
             }
@@ -119,6 +129,21 @@ impl Table {
         }
         out
     }
+}
+
+/// What `options` change from `method`'s reference recipe, for its row: a forced start of the
+/// training attack, batch-norm statistics other than both forwards'.
+fn variant(options: &TrainingOptions, method: MethodName) -> String {
+    let mut parts = Vec::new();
+    if options.attack_start != AttackStart::Reference && method.trains_adversarially() {
+        parts.push(format!("start {}", options.attack_start.name()));
+    }
+    if options.bn_stats != BnStats::Both
+        && MethodSettings::new(method).set_bn_stats(options.bn_stats)
+    {
+        parts.push(format!("bn-stats {}", options.bn_stats.name()));
+    }
+    parts.join(", ")
 }
 
 /// The evaluation columns of the paper's tables, with each attack's reference settings.
@@ -235,6 +260,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             Some(report.robust_accuracy)
         };
         table.rows.push(Row {
+            variant: variant(&args.options, *method),
             method: name,
             clean: report.clean_accuracy,
             robust: report.attacks.iter().map(|a| a.robust_accuracy).collect(),

@@ -60,6 +60,11 @@ impl MethodName {
         )
     }
 
+    /// Whether the method trains on adversarial points (and so has a training attack).
+    pub fn trains_adversarially(self) -> bool {
+        !matches!(self, MethodName::Natural | MethodName::Kd)
+    }
+
     /// The options this method takes (the teacher aside).
     pub fn options(self) -> Vec<MethodOption> {
         MethodOption::ALL

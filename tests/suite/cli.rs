@@ -680,3 +680,46 @@ fn ctrl_c_during_a_resumable_autoattack_keeps_the_finished_blocks_and_fails() {
     assert!((1..200).contains(&kept), "{kept} blocks kept");
     assert_eq!(kept, printed, "every announced block is in the journal");
 }
+
+/// A compare row trained off the reference recipe says so beside the method's name; the
+/// reference rows and methods the option does not apply to stay plain.
+#[test]
+fn compare_names_the_options_a_row_changed_from_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let (code, _, stderr) = run(&[
+        "compare",
+        "--model",
+        "micro-cnn",
+        "--methods",
+        "natural,sat,trades",
+        "--epochs",
+        "1",
+        "--train-n",
+        "64",
+        "--eval-n",
+        "10",
+        "--eval-steps",
+        "0",
+        "--steps",
+        "2",
+        "--test-n",
+        "20",
+        "--autoattack-n",
+        "0",
+        "--attack-start",
+        "uniform",
+        "--bn-stats",
+        "adversarial",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| natural |"), "{table}");
+    assert!(table.contains("| sat (start uniform) |"), "{table}");
+    assert!(
+        table.contains("| trades (start uniform, bn-stats adversarial) |"),
+        "{table}"
+    );
+}
