@@ -14,7 +14,7 @@
 
 use crate::bounded_read::{self, Limit};
 use crate::checkpoint::sha256_hex;
-use crate::zoo::Model;
+use crate::zoo::{Model, is_running_stat};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -157,10 +157,6 @@ fn param_ids(model: &Model) -> BTreeMap<String, u64> {
     };
     model.visit(&mut collector);
     collector.ids
-}
-
-fn is_running_stat(name: &str) -> bool {
-    name == "running_mean" || name == "running_var"
 }
 
 struct IdCollector {

@@ -6,7 +6,7 @@
 //! all adversarial. Each forward still normalises with its own batch's statistics whatever the
 //! mode: only what is remembered for eval mode changes, never the loss or its gradient.
 
-use crate::zoo::Model;
+use crate::zoo::{Model, is_running_stat};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -96,11 +96,6 @@ impl RunningStats {
     }
 }
 
-fn is_running_stat(path: &[String]) -> bool {
-    path.last()
-        .is_some_and(|name| name == "running_mean" || name == "running_var")
-}
-
 struct StatCollector {
     path: Vec<String>,
     values: HashMap<ParamId, TensorData>,
@@ -116,7 +111,7 @@ impl ModuleVisitor for StatCollector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if is_running_stat(&self.path) {
+        if self.path.last().is_some_and(|name| is_running_stat(name)) {
             self.values.insert(param.id, param.val().into_data());
         }
     }

@@ -14,6 +14,7 @@ mod resnet18;
 mod small_cnn;
 mod wrn;
 
+pub(crate) use init::is_running_stat;
 pub use init::{InitRule, count_parameters, seeded_init};
 pub use madry_cnn::MadryCnn;
 pub use micro_cnn::MicroCnn;
