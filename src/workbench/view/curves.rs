@@ -213,20 +213,8 @@ fn legend_line(curves: &Curves, width: usize) -> Line<'static> {
             .collect(),
     ];
     variants.push(students(false).into());
-    let join = |items: Vec<Vec<Span<'static>>>| {
-        let mut spans = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                spans.push(Span::raw("  "));
-            }
-            spans.extend(item);
-        }
-        Line::from(spans)
-    };
-    let lines: Vec<Line<'static>> = variants.into_iter().map(join).collect();
-    let fits = lines.iter().position(|l| text::line_width(l) <= width);
-    let index = fits.unwrap_or(lines.len() - 1);
-    lines.into_iter().nth(index).unwrap_or_default()
+    let lines = variants.into_iter().map(text::legend).collect();
+    text::first_fitting_line(lines, width)
 }
 
 /// The batch losses of the current epoch: a label column ("loss" and the last value) and a

@@ -263,23 +263,14 @@ fn legend_line(d: &DiagnosisView, width: usize) -> Line<'static> {
         if with_mean {
             items.push(item(mean, format!("{m}{}", value(&d.random_mean))));
         }
-        let mut spans = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                spans.push(Span::raw("  "));
-            }
-            spans.extend(item);
-        }
-        Line::from(spans)
+        text::legend(items)
     };
-    let lines = [
+    let lines = vec![
         variant(true, true, true),
         variant(true, false, true),
         variant(true, true, false),
         variant(true, false, false),
         variant(false, false, false),
     ];
-    let fits = lines.iter().position(|l| text::line_width(l) <= width);
-    let index = fits.unwrap_or(lines.len() - 1);
-    lines.into_iter().nth(index).unwrap_or_default()
+    text::first_fitting_line(lines, width)
 }

@@ -82,6 +82,27 @@ pub fn first_fitting(candidates: &[String], max: usize) -> String {
         .unwrap_or_else(|| fit(candidates.last().map_or("", String::as_str), max))
 }
 
+/// Legend items on one line, two spaces apart.
+pub fn legend(items: Vec<Vec<Span<'static>>>) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw("  "));
+        }
+        spans.extend(item);
+    }
+    Line::from(spans)
+}
+
+/// The first line that fits in `max` columns, or the last one (the shortest variant).
+pub fn first_fitting_line(lines: Vec<Line<'static>>, max: usize) -> Line<'static> {
+    let index = lines
+        .iter()
+        .position(|l| line_width(l) <= max)
+        .unwrap_or(lines.len().saturating_sub(1));
+    lines.into_iter().nth(index).unwrap_or_default()
+}
+
 /// Elapsed time as m:ss below an hour, h:mm:ss from there; negative or NaN as 0:00.
 pub fn elapsed(seconds: f64) -> String {
     let total = if seconds.is_finite() && seconds > 0.0 {
