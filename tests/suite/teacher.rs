@@ -45,20 +45,29 @@ fn the_shipped_sat_teacher_is_a_robust_sat_small_cnn() {
     assert!(report.attacks[0].robust_accuracy >= 0.8, "{report:?}");
 }
 
-/// The Fashion-MNIST teacher ships as a plain checkpoint (not compiled in); the embedded data
-/// has no Fashion-MNIST, so this checks the files and the card, not the accuracy.
+/// The Fashion-MNIST teachers ship as plain checkpoints (not compiled in); the embedded data
+/// has no Fashion-MNIST, so this checks the files and the cards, not the accuracy: the
+/// 3-epoch teacher of the first tables and the 15-epoch one (lr ×0.1 at epochs 10 and 13).
 #[test]
-fn the_shipped_fashion_teacher_loads_and_matches_its_card() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/teachers/small-cnn-fashion-sat");
-    let (model, card) = rslad_tui::checkpoint::load(&path, Some(Arch::SmallCnn), &compute_device())
-        .expect("it loads and its hash matches");
-    assert_eq!(card.dataset, "fashion");
-    assert_eq!(model.parameter_count(), card.parameters);
-    let training = card.training.expect("the card records its training");
-    let Method::Sat { attack, .. } = training.method else {
-        panic!("not SAT");
-    };
-    assert!((attack.epsilon - 0.1).abs() < 1e-6);
-    assert_eq!(card.metrics.len(), 3);
+fn the_shipped_fashion_teachers_load_and_match_their_cards() {
+    for (name, epochs, milestones) in [
+        ("small-cnn-fashion-sat", 3, vec![]),
+        ("small-cnn-fashion-sat-15ep", 15, vec![10, 13]),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/teachers")
+            .join(name);
+        let (model, card) =
+            rslad_tui::checkpoint::load(&path, Some(Arch::SmallCnn), &compute_device())
+                .unwrap_or_else(|e| panic!("{name} loads and its hash matches: {e}"));
+        assert_eq!(card.dataset, "fashion", "{name}");
+        assert_eq!(model.parameter_count(), card.parameters, "{name}");
+        let training = card.training.expect("the card records its training");
+        let Method::Sat { attack, .. } = training.method else {
+            panic!("{name}: not SAT");
+        };
+        assert!((attack.epsilon - 0.1).abs() < 1e-6, "{name}");
+        assert_eq!(card.metrics.len(), epochs, "{name}");
+        assert_eq!(training.optimizer.milestones, milestones, "{name}");
+    }
 }
