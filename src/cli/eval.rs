@@ -82,6 +82,11 @@ pub struct EvalArgs {
     /// (the same command otherwise) and report the whole evaluation, as one run would.
     #[arg(long, requires = "resume")]
     pub merge: bool,
+    /// Continue the --resume journal of an evaluation of fewer images (the first ones of this
+    /// one, in whole blocks) on all --n images: its finished blocks are this evaluation's
+    /// first blocks, the same images with the same seeds, so they count as they are.
+    #[arg(long, requires = "resume", conflicts_with_all = ["shard", "merge"])]
+    pub extend: bool,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -170,6 +175,9 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
                     progress.as_ref(),
                 );
             }
+            if args.extend {
+                extend_journal(&key, path, &test)?;
+            }
             Some(open_journal(key, path, args.merge)?)
         }
         _ => None,
@@ -206,6 +214,19 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
         if let Some(autoattack) = &autoattack {
             print!("{}", autoattack_table(autoattack));
         }
+    }
+    Ok(())
+}
+
+/// `eval --resume --extend`: the journal at `path` grown to the evaluation `key` of `test`,
+/// saying so (nothing to do where there is no journal yet or it already has all the images).
+fn extend_journal(key: &JournalKey, path: &Path, test: &crate::data::ImageSet) -> Result<()> {
+    if let Some(before) = eval::journal::extend(path, key, test)? {
+        eprintln!(
+            "{}: extended from {before} to {} images; its blocks count as the first of this evaluation",
+            path.display(),
+            key.images
+        );
     }
     Ok(())
 }

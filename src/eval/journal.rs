@@ -171,6 +171,62 @@ pub fn open_part(path: &Path, key: JournalKey, shard: Option<Shard>) -> Result<J
     }
 }
 
+/// Lets the journal at `path`, an evaluation of the first images of `test`, continue as the
+/// evaluation `key` of all of `test` (`eval --resume --extend`): its finished blocks are the
+/// first blocks of the larger evaluation (the same images with the same seeds), so they count
+/// as they are. Refused, saying why and writing nothing, unless everything but the number of
+/// images matches, the journal's images are the first of `test` and fill whole blocks.
+/// Returns the number of images the journal had if it was extended; `None` if there was
+/// nothing to extend (no journal yet, or it already has `key`'s images).
+pub fn extend(path: &Path, key: &JournalKey, test: &ImageSet) -> Result<Option<usize>> {
+    let Some(mut journal) = read(path)? else {
+        return Ok(None);
+    };
+    let before = journal.key.images;
+    if before == key.images {
+        return Ok(None);
+    }
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "--extend cannot continue {} on {} images: {why}",
+            path.display(),
+            key.images
+        )
+    };
+    if journal.shard.is_some() {
+        return Err(refuse(
+            "it is one shard's part; extend the whole journal, then shard again".into(),
+        ));
+    }
+    if before > key.images {
+        return Err(refuse(format!(
+            "it holds {before} images, more than that (--extend only adds images)"
+        )));
+    }
+    if before % journal.key.block_size != 0 {
+        return Err(refuse(format!(
+            "its {before} images end in a partial block of {} (--block), which the larger \
+             evaluation would cut differently",
+            journal.key.block_size
+        )));
+    }
+    if test_set_digest(&test.take(before)) != journal.key.test_sha256 {
+        return Err(refuse(format!(
+            "its {before} images are not the first {before} of these (another dataset or \
+             order)"
+        )));
+    }
+    if key.test_sha256 != test_set_digest(test) {
+        bail!("the evaluation to extend to was not made for these test images");
+    }
+    journal.key.images = key.images;
+    journal.key.test_sha256 = key.test_sha256.clone();
+    // Every other setting must still be the journal's, as for a plain continuation.
+    check_continues(&journal, key, path)?;
+    write(path, &journal)?;
+    Ok(Some(before))
+}
+
 /// Runs AutoAttack on the blocks of `test` that `journal` (opened with [`open`] at `path` for
 /// this `test`) does not have yet, writing it after every block, and returns the report of all
 /// the images it covers (a shard's part: the images of its blocks only). `Ok(None)` if
@@ -310,8 +366,13 @@ pub(super) fn check_continues(journal: &Journal, key: &JournalKey, path: &Path) 
         differences.push("the model's weights differ".to_string());
     }
     if stored.test_sha256 != key.test_sha256 || stored.images != key.images {
+        let hint = if stored.images < key.images {
+            "; --extend continues it on more images"
+        } else {
+            ""
+        };
         differences.push(format!(
-            "the test images differ ({} in the journal, {} now; dataset or --n)",
+            "the test images differ ({} in the journal, {} now; dataset or --n{hint})",
             stored.images, key.images
         ));
     }

@@ -169,3 +169,69 @@ fn an_empty_test_set_is_an_error() {
     let error = format!("{error:#}");
     assert!(error.contains("no images to evaluate"), "{error}");
 }
+
+/// `eval --resume --extend`: a finished evaluation of the first 4 images, grown to 6, runs only
+/// the new block and reports what one evaluation of the 6 images reports.
+#[test]
+fn an_extended_journal_runs_only_the_new_blocks_and_matches_the_larger_evaluation() {
+    let (model, test) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let grown = dir.path().join("grown.ron");
+    let straight = dir.path().join("straight.ron");
+    let first_four = run(&model, &test.take(4), &grown, 0, None)
+        .unwrap()
+        .unwrap();
+
+    let key = JournalKey::new(WEIGHTS, &test, &config(0), 2).unwrap();
+    // Without --extend the journal is another evaluation, and the error says what to add.
+    let error = journal::open(&grown, key.clone()).unwrap_err().to_string();
+    assert!(error.contains("--extend"), "{error}");
+    assert_eq!(journal::extend(&grown, &key, &test).unwrap(), Some(4));
+    let on_disk = journal::read(&grown).unwrap().unwrap();
+    assert_eq!((on_disk.key.images, on_disk.blocks.len()), (6, 2));
+
+    let (extended, ran) = run_counting(&model, &test, &grown, 0, None).unwrap();
+    let extended = extended.unwrap();
+    assert_eq!(ran, 1, "only the new block runs");
+    let whole = run(&model, &test, &straight, 0, None).unwrap().unwrap();
+    assert_eq!(extended.images, 6);
+    assert_eq!(extended.robust, whole.robust);
+    assert_eq!(extended.robust[..4], first_four.robust[..]);
+    assert_eq!(extended.robust_accuracy, whole.robust_accuracy);
+    assert_eq!(extended.components[0].broken, whole.components[0].broken);
+    // Already extended: nothing more to do.
+    assert_eq!(journal::extend(&grown, &key, &test).unwrap(), None);
+}
+
+/// What --extend cannot continue is refused with the reason, and the journal is left as it was.
+#[test]
+fn an_extension_that_would_change_the_finished_blocks_is_refused_and_writes_nothing() {
+    let (model, test) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |journal_images: &ImageSet, to: &ImageSet, seed: u64| -> String {
+        let path = dir.path().join("journal.ron");
+        let _ = std::fs::remove_file(&path);
+        run(&model, journal_images, &path, 0, None)
+            .unwrap()
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let key = JournalKey::new(WEIGHTS, to, &config(seed), 2).unwrap();
+        let error = format!("{:#}", journal::extend(&path, &key, to).unwrap_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{error}");
+        error
+    };
+    // 3 images in blocks of 2 end in a partial block.
+    let error = refused(&test.take(3), &test, 0);
+    assert!(error.contains("partial block"), "{error}");
+    // Fewer images than the journal holds.
+    let error = refused(&test, &test.take(4), 0);
+    assert!(error.contains("only adds images"), "{error}");
+    // Not the first images of the larger set.
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
+    let later = data.test.slice(2, 6);
+    let error = refused(&later, &test, 0);
+    assert!(error.contains("not the first 4"), "{error}");
+    // Another setting than the number of images.
+    let error = refused(&test.take(4), &test, 1);
+    assert!(error.contains("--seed 0 in the journal, 1 now"), "{error}");
+}

@@ -723,3 +723,50 @@ fn compare_names_the_options_a_row_changed_from_the_reference() {
         "{table}"
     );
 }
+
+/// `eval --resume --extend` grows a finished journal to more images; without --extend the
+/// error names it, and --extend does not combine with --shard.
+#[test]
+fn eval_extend_continues_a_journal_on_more_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("aa.ron");
+    let eval = |n: &str, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--checkpoint",
+            "embedded",
+            "--attacks",
+            "autoattack",
+            "--version",
+            "custom",
+            "--components",
+            "apgd-ce",
+            "--n",
+            n,
+            "--block",
+            "2",
+            "--resume",
+            journal.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, _, stderr) = eval("4", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = eval("6", &[]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--extend continues it on more images"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = eval("6", &["--extend"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("extended from 4 to 6 images"), "{stderr}");
+    assert!(stderr.contains("2 of 3 AutoAttack blocks done"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["autoattack"]["images"], 6, "{stdout}");
+    let (code, _, stderr) = eval("6", &["--extend", "--shard", "0/2"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--shard"), "{stderr}");
+}
