@@ -13,8 +13,10 @@
 //! gradient is one accumulator summing the terms (output channel, kernel row, kernel column)
 //! in the same order with fused multiply-adds; the terms left out would each add
 //! `weight · (+0)`, which leaves an accumulator unchanged (it starts at +0 and a sum of
-//! products never becomes −0 in round-to-nearest). The gradient of a transposed result is
-//! written back to NCHW once per image.
+//! products never becomes −0 in round-to-nearest). With an infinite or NaN weight the two
+//! engines can differ where only padding met it; the choice of engine depends on the shape
+//! alone, so every ISA still gives the same bits. Each image's result, computed as
+//! `[position][channel]`, is transposed into NCHW once.
 
 use super::simd::{Isa, Portable, Simd};
 
