@@ -5,6 +5,7 @@
 //! (commands, engine, snapshots, sessions), the terminal UI ([`workbench`]), and the front
 //! ends ([`cli`]: the clap commands, the REPL, replay, compare).
 
+pub mod allocator;
 pub mod atomic;
 pub mod attack;
 pub mod bench;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    rslad_tui::allocator::keep_freed_memory();
     match rslad_tui::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -121,9 +121,35 @@ fn random_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// Random stride-1 ungrouped shapes with 16 or more input channels: the input gradient's
+/// channel engine (kernels/src/channels.rs) runs on these, with uneven padding, kernels that
+/// are not square and rows whose length is not a multiple of its tiles.
+fn random_wide_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let kernel = [rng.gen_range(1..=5), rng.gen_range(1..=5)];
+            let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+            let padding = [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])];
+            Case {
+                batch: rng.gen_range(1..=2),
+                in_channels: rng.gen_range(16..=40),
+                out_channels: rng.gen_range(1..=12),
+                size: [rng.gen_range(kernel[0]..=15), rng.gen_range(kernel[1]..=30)],
+                kernel,
+                stride: [1, 1],
+                padding,
+                groups: 1,
+                bias: rng.gen_bool(0.5),
+            }
+        })
+        .collect()
+}
+
 fn all_cases() -> Vec<Case> {
     let mut cases = zoo_cases();
     cases.extend(random_cases(40, 22));
+    cases.extend(random_wide_cases(10, 23));
     cases
 }
 
@@ -517,6 +543,43 @@ fn gradients_agree_with_finite_differences() {
             (along_w - gw).abs() <= 1e-4 * scale_w.max(1.0),
             "weight: finite difference {along_w}, gradient {gw} for {case:?}"
         );
+    }
+}
+
+#[test]
+fn the_channel_engine_gives_the_position_engines_bits() {
+    // Stride-1 input gradients with 16+ input channels run on the channel engine, which
+    // leaves out terms that read the padding; the shipped lessons were recorded with the
+    // position engine, so both must agree to the bit (through a fused ReLU's mask too).
+    let mut cases = vec![
+        Case::square(3, [32, 32], 26, 3, 1, 0, 1, true),
+        Case::square(2, [32, 64], 12, 3, 1, 0, 1, true),
+        Case::square(2, [64, 64], 10, 3, 1, 0, 1, true),
+    ];
+    cases.extend(random_wide_cases(10, 24));
+    for (i, case) in cases.iter().enumerate() {
+        let d = data(case, 600 + i as u64);
+        let g = case.geometry();
+        // A "ReLU output" in (−1, 1): it masks about half of the gradient.
+        let mut rng = StdRng::seed_from_u64(700 + i as u64);
+        let relu_output = random_values(&mut rng, d.output_grad.len());
+        for isa in available_isas() {
+            for mask in [None, Some(&relu_output[..])] {
+                let channels = kernels::input_grad(isa, &g, &d.weight, &d.output_grad, mask);
+                let positions =
+                    kernels::input_grad_on_positions(isa, &g, &d.weight, &d.output_grad, mask);
+                let same = channels
+                    .iter()
+                    .zip(&positions)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same && channels.len() == positions.len(),
+                    "{} differs from the position engine (mask: {}) for {case:?}",
+                    isa.name(),
+                    mask.is_some()
+                );
+            }
+        }
     }
 }
 

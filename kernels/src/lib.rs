@@ -8,6 +8,7 @@
 //! parallel over images with rayon, and gives results that do not depend on the instruction
 //! set or the number of threads (each output is one accumulator summed in a fixed order).
 
+mod channels;
 mod correlate;
 mod forward;
 pub mod geometry;
@@ -21,7 +22,7 @@ mod weight_grad;
 
 pub use forward::forward;
 pub use geometry::ConvGeometry;
-pub use input_grad::input_grad;
+pub use input_grad::{input_grad, input_grad_on_positions};
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};
 pub use simd::Isa;
 pub use weight_grad::{bias_grad, weight_grad};

@@ -158,7 +158,17 @@ unsafe fn fill_unit_stride<S: Simd>(
 ) {
     let layout = spec.layout;
     let (lanes, row_stride) = (S::LANES, layout.row_stride);
-    let chunks = row_stride.div_ceil(lanes);
+    // The image's lanes of each vector of a row, the same for every row: lanes start..end of
+    // chunk k hold image columns k·lanes + lane − left. Whole chunks take a plain load; only
+    // the edges need a masked one (which AVX2 builds and runs at several times the cost).
+    let chunks: Vec<(usize, usize)> = (0..row_stride.div_ceil(lanes))
+        .map(|chunk| {
+            let j0 = chunk * lanes;
+            let start = spec.left.saturating_sub(j0).min(lanes);
+            let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
+            (start, end)
+        })
+        .collect();
     let base = dst.as_mut_ptr();
     for c in 0..spec.channels {
         let channel = image[c * spec.height * spec.width..].as_ptr();
@@ -174,32 +184,31 @@ unsafe fn fill_unit_stride<S: Simd>(
                     let u = (spec.stride[0] * i + a)
                         .checked_sub(spec.top)
                         .filter(|&u| u < spec.height);
-                    match u {
-                        None => {
-                            for chunk in 0..chunks {
-                                S::store(row.add(chunk * lanes), S::splat(0.0));
-                            }
+                    let Some(u) = u else {
+                        for chunk in 0..chunks.len() {
+                            S::store(row.add(chunk * lanes), S::splat(0.0));
                         }
-                        Some(u) => {
-                            // Column j holds image column j − left.
-                            let source = channel.add(u * spec.width).wrapping_sub(spec.left);
-                            for chunk in 0..chunks {
-                                let j0 = chunk * lanes;
-                                let start = spec.left.saturating_sub(j0).min(lanes);
-                                let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
-                                let mut v = if start < end {
-                                    S::load_lanes(source.wrapping_add(j0), start, end)
-                                } else {
-                                    S::splat(0.0)
-                                };
-                                if let (Some(mask), true) = (mask_channel, start < end) {
-                                    let mask = mask.add(u * spec.width).wrapping_sub(spec.left);
-                                    let out = S::load_lanes(mask.wrapping_add(j0), start, end);
-                                    v = S::relu_mask(v, out);
-                                }
-                                S::store(row.add(j0), v);
-                            }
-                        }
+                        continue;
+                    };
+                    // Column j holds image column j − left.
+                    let source = channel.add(u * spec.width).wrapping_sub(spec.left);
+                    let mask_row =
+                        mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
+                    for (chunk, &(start, end)) in chunks.iter().enumerate() {
+                        let j0 = chunk * lanes;
+                        let load = |p: *const f32| match (start, end) {
+                            (0, e) if e == lanes => S::load(p),
+                            _ => S::load_lanes(p, start, end),
+                        };
+                        let v = match (start < end, mask_row) {
+                            (false, _) => S::splat(0.0),
+                            (true, None) => load(source.wrapping_add(j0)),
+                            (true, Some(mask)) => S::relu_mask(
+                                load(source.wrapping_add(j0)),
+                                load(mask.wrapping_add(j0)),
+                            ),
+                        };
+                        S::store(row.add(j0), v);
                     }
                 }
             }

@@ -10,9 +10,11 @@
 //!
 //! Why these kernels, and what they achieve against burn-flex and PyTorch, is in
 //! docs/performance.md. In short: an implicit GEMM on NCHW data whose vector loads read the
-//! (padded) image directly ([`correlate`]), the same engine for the input gradient (a
-//! correlation with the flipped kernel, split into phases for strides above 1), and a weight
-//! gradient that vectorises over output channels. Results are deterministic: the same for any
+//! (padded) image directly (`correlate`), the same engine for the input gradient (a
+//! correlation with the flipped kernel, split into phases for strides above 1) except for
+//! stride-1 layers with many input channels, whose input gradient vectorises over input
+//! channels and skips the terms that read padding (`channels`), and a weight gradient that
+//! vectorises over output channels. Results are deterministic: the same for any
 //! thread count and bit-identical on AVX2 and AVX-512.
 
 mod op;
@@ -30,8 +32,8 @@ use std::sync::OnceLock;
 /// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
 pub mod kernels {
     pub use rslad_kernels::{
-        PoolGeometry, bias_grad, forward, input_grad, max_pool_backward, max_pool_forward,
-        weight_grad,
+        PoolGeometry, bias_grad, forward, input_grad, input_grad_on_positions, max_pool_backward,
+        max_pool_forward, weight_grad,
     };
 }
 

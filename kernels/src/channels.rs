@@ -1,0 +1,264 @@
+//! A third engine, for the input gradient of stride-1 ungrouped convolutions with many input
+//! channels (small-cnn's conv2–conv4): vectors run over *input channels*, and each tile skips
+//! the kernel rows that fall on the output gradient's zero padding.
+//!
+//! The position engine ([`super::correlate`]) computes the "full" correlation of the padded
+//! output gradient: on a 12×12 input from a 10×10 output a third of its terms read padding,
+//! and rows of the extended grid carry columns that are never stored. Here a tile is `M`
+//! positions of one input row × `N` vectors of input channels: every term of a kernel row
+//! that reads outside the output gradient is the same for the whole tile, so it is left out.
+//! Terms that read the padding at the left and right edges stay (their source is +0).
+//!
+//! Results are bit-identical to the position engine for finite weights: every input
+//! gradient is one accumulator summing the terms (output channel, kernel row, kernel column)
+//! in the same order with fused multiply-adds; the terms left out would each add
+//! `weight · (+0)`, which leaves an accumulator unchanged (it starts at +0 and a sum of
+//! products never becomes −0 in round-to-nearest). With an infinite or NaN weight the two
+//! engines can differ where only padding met it; the choice of engine depends on the shape
+//! alone, so every ISA still gives the same bits. Each image's result, computed as
+//! `[position][channel]`, is transposed into NCHW once.
+
+use super::simd::{Isa, Portable, Simd};
+
+/// Input channels from which the engine replaces the position engine (one AVX-512 vector).
+pub const MIN_CHANNELS: usize = 16;
+
+/// The input gradient of one image, planned: packed weights and where the terms lie in the
+/// padded output gradient (the planes of [`super::input_grad`]'s stride-1 phase).
+#[derive(Debug, Clone)]
+pub struct ChannelGrad {
+    in_channels: usize,
+    out_channels: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    /// The convolution's top padding.
+    pad_top: usize,
+    plane_len: usize,
+    row_stride: usize,
+    /// Source row of input row 0 and kernel row 0 (its top padding plus the convolution's),
+    /// source column of input column 0 and kernel column 0.
+    row_origin: usize,
+    column_origin: usize,
+    /// Input channels padded to whole vectors.
+    channel_stride: usize,
+    /// `[co][kh][kw][channel_stride]`, the padding channels zero.
+    packed: Vec<f32>,
+    isa: Isa,
+}
+
+impl ChannelGrad {
+    /// `weight` is OIHW `[out][in][kernel_h][kernel_w]`; the source planes hold each output
+    /// gradient channel padded on top by `kernel_h − 1` and on the left by `kernel_w − 1`, in
+    /// rows of `row_stride` floats, `plane_len` floats per channel.
+    pub fn new(
+        isa: Isa,
+        g: &super::geometry::ConvGeometry,
+        weight: &[f32],
+        plane_len: usize,
+        row_stride: usize,
+    ) -> ChannelGrad {
+        assert!(g.groups == 1 && g.stride == [1, 1], "stride 1, one group");
+        let lanes = match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => super::simd::Avx512::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => super::simd::Avx2::LANES,
+            _ => Portable::LANES,
+        };
+        let channel_stride = g.in_channels.next_multiple_of(lanes);
+        let taps = g.taps();
+        let mut packed = vec![0.0; g.out_channels * taps * channel_stride];
+        for co in 0..g.out_channels {
+            for ci in 0..g.in_channels {
+                for t in 0..taps {
+                    packed[(co * taps + t) * channel_stride + ci] =
+                        weight[(co * g.in_channels + ci) * taps + t];
+                }
+            }
+        }
+        ChannelGrad {
+            in_channels: g.in_channels,
+            out_channels: g.out_channels,
+            kernel_h: g.kernel_h,
+            kernel_w: g.kernel_w,
+            in_h: g.in_h,
+            in_w: g.in_w,
+            out_h: g.out_h,
+            pad_top: g.pad_h.0,
+            plane_len,
+            row_stride,
+            row_origin: g.kernel_h - 1 + g.pad_h.0,
+            column_origin: g.kernel_w - 1 + g.pad_w.0,
+            channel_stride,
+            packed,
+            isa,
+        }
+    }
+
+    /// Floats of the transposed result of one image (the scratch [`ChannelGrad::run`] needs).
+    pub fn buffer_len(&self) -> usize {
+        self.in_h * self.in_w * self.channel_stride
+    }
+
+    /// Floats the source must hold.
+    pub fn source_extent(&self) -> usize {
+        self.out_channels * self.plane_len
+    }
+
+    /// One image: `source` is its padded output gradient, `out` its NCHW input gradient.
+    pub fn run(&self, source: &[f32], buffer: &mut [f32], out: &mut [f32]) {
+        assert!(source.len() >= self.source_extent(), "source too short");
+        assert!(buffer.len() >= self.buffer_len(), "buffer too short");
+        let positions = self.in_h * self.in_w;
+        assert!(
+            out.len() >= self.in_channels * positions,
+            "output too short"
+        );
+        // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
+        unsafe {
+            match self.isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => run_avx512(self, source.as_ptr(), buffer.as_mut_ptr()),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => run_avx2(self, source.as_ptr(), buffer.as_mut_ptr()),
+                _ => run_generic::<Portable>(self, source.as_ptr(), buffer.as_mut_ptr()),
+            }
+        }
+        // [position][channel] → [channel][position].
+        for (ci, plane) in out
+            .chunks_exact_mut(positions)
+            .take(self.in_channels)
+            .enumerate()
+        {
+            let column = buffer[ci..].iter().step_by(self.channel_stride);
+            for (value, &v) in plane.iter_mut().zip(column) {
+                *value = v;
+            }
+        }
+    }
+
+    /// The kernel rows whose terms read real output-gradient rows for input row `i`.
+    fn kernel_rows(&self, i: usize) -> std::ops::Range<usize> {
+        // Kernel row kh reads output row i + pad_top − kh, which must be in 0..out_h.
+        let first = (i + self.pad_top).saturating_sub(self.out_h - 1);
+        let end = (i + self.pad_top + 1).min(self.kernel_h);
+        first..end.max(first)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
+    unsafe { run_generic::<super::simd::Avx512>(c, source, buffer) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
+    unsafe { run_generic::<super::simd::Avx2>(c, source, buffer) }
+}
+
+/// Register tiles: up to `N` = 2 vectors of channels × the most positions whose accumulators
+/// fit beside the two loaded weight vectors and a broadcast (12 with AVX-512's 32 registers,
+/// 6 with AVX2's 16); one vector when only one is left, with twice the positions.
+#[inline(always)]
+unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
+    let vectors = c.channel_stride / S::LANES;
+    let wide = if S::LANES == 16 { 12 } else { 6 };
+    let mut v0 = 0;
+    while v0 < vectors {
+        let n = 2.min(vectors - v0);
+        let most = if n == 2 { wide } else { 12 };
+        // Tiles of a row as even as possible: 26 positions by 6 → 6, 5, 5, 5, 5.
+        let tiles = c.in_w.div_ceil(most);
+        for i in 0..c.in_h {
+            let rows = c.kernel_rows(i);
+            let mut j0 = 0;
+            for t in 0..tiles {
+                let m = c.in_w / tiles + usize::from(t < c.in_w % tiles);
+                let tile = ChannelTile {
+                    plan: c,
+                    source: unsafe { source.add(j0 + c.column_origin) },
+                    row: i,
+                    kernel_rows: rows.clone(),
+                    weights: unsafe { c.packed.as_ptr().add(v0 * S::LANES) },
+                    out: unsafe {
+                        buffer.add((i * c.in_w + j0) * c.channel_stride + v0 * S::LANES)
+                    },
+                };
+                unsafe { tile.run::<S>(m, n) };
+                j0 += m;
+            }
+        }
+        v0 += n;
+    }
+}
+
+struct ChannelTile<'a> {
+    plan: &'a ChannelGrad,
+    /// The source at the tile's first position, kernel column 0, row 0 of channel 0.
+    source: *const f32,
+    row: usize,
+    kernel_rows: std::ops::Range<usize>,
+    /// The packed weights at the tile's first channel.
+    weights: *const f32,
+    out: *mut f32,
+}
+
+macro_rules! dispatch_channel_tile {
+    ($self:ident, $S:ty, $m:expr, $n:expr; $($vectors:literal => [$($positions:literal),*]),*) => {
+        match ($m, $n) {
+            $($(($positions, $vectors) => unsafe { $self.kernel::<$S, $positions, $vectors>() },)*)*
+            (m, n) => unreachable!("no {m}×{n} channel tile"),
+        }
+    };
+}
+
+impl ChannelTile<'_> {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, m: usize, n: usize) {
+        dispatch_channel_tile!(self, S, m, n;
+            1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+            2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    }
+
+    /// `M` positions × `N` vectors of channels, summed over (co, kh, kw) in order.
+    #[inline(always)]
+    unsafe fn kernel<S: Simd, const M: usize, const N: usize>(&self) {
+        let c = self.plan;
+        let cs = c.channel_stride;
+        unsafe {
+            let mut acc = [[S::splat(0.0); N]; M];
+            for co in 0..c.out_channels {
+                let plane = self.source.add(co * c.plane_len);
+                for kh in self.kernel_rows.clone() {
+                    // Source row of input row i, kernel row kh: i + row_origin − kh.
+                    let row = plane.add((self.row + c.row_origin - kh) * c.row_stride);
+                    let weights = self.weights.add((co * c.kernel_h + kh) * c.kernel_w * cs);
+                    for kw in 0..c.kernel_w {
+                        let x = row.sub(kw);
+                        let w_at = weights.add(kw * cs);
+                        let mut w = [S::splat(0.0); N];
+                        for (n, v) in w.iter_mut().enumerate() {
+                            *v = S::load(w_at.add(n * S::LANES));
+                        }
+                        for (m, row_acc) in acc.iter_mut().enumerate() {
+                            let x = S::splat(*x.add(m));
+                            for (a, w) in row_acc.iter_mut().zip(w) {
+                                *a = S::fma(x, w, *a);
+                            }
+                        }
+                    }
+                }
+            }
+            for (m, row_acc) in acc.iter().enumerate() {
+                for (n, a) in row_acc.iter().enumerate() {
+                    S::store(self.out.add(m * cs + n * S::LANES), *a);
+                }
+            }
+        }
+    }
+}
