@@ -50,6 +50,8 @@ pub struct Correlation {
 impl Correlation {
     /// Plans a correlation. `weight(g, r, k)` gives the weight of term `k` for output row `r`
     /// of group `g`, `init(g, r)` its starting value; `positions` is the extended grid's length.
+    // One plan's eight facts; a struct for them would only rename the arguments at each call.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         isa: Isa,
         rows: usize,

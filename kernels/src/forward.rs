@@ -98,7 +98,7 @@ impl ForwardPlan {
 
     /// Floats a source copy of one image needs (the planes and the engine's overrun).
     fn source_len(&self) -> usize {
-        (self.planes.layout.len() + FILL_OVERRUN).max(self.source_extent())
+        (self.planes.layout.total_len() + FILL_OVERRUN).max(self.source_extent())
     }
 
     fn image(&self, b: usize, x: &[f32], out: &mut [f32]) {

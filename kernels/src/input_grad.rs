@@ -228,7 +228,7 @@ impl InputGradPlan {
             .chain(self.rows.as_ref().map(|r| r.source_extent()))
             .max()
             .unwrap_or(0)
-            .max(self.planes.layout.len() + FILL_OVERRUN);
+            .max(self.planes.layout.total_len() + FILL_OVERRUN);
         let grid_len = match &self.channels {
             Some(channels) => channels.buffer_len(),
             None => self

@@ -8,7 +8,7 @@
 
 use super::simd::{Isa, Portable, Simd, relu_backward};
 
-/// Floats past `layout.len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
+/// Floats past `layout.total_len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
 /// so the last row's last vector can run past the planes.
 pub const FILL_OVERRUN: usize = 16;
 
@@ -25,7 +25,8 @@ impl PlaneLayout {
         self.rows * self.row_stride
     }
 
-    pub fn len(&self) -> usize {
+    /// Floats in all the planes together.
+    pub fn total_len(&self) -> usize {
         self.planes * self.plane_len()
     }
 }
@@ -47,7 +48,7 @@ pub struct PlaneSpec {
 }
 
 impl PlaneSpec {
-    /// Fills the planes of `image` (`[channels][height][width]`) into `dst[..layout.len()]`,
+    /// Fills the planes of `image` (`[channels][height][width]`) into `dst[..layout.total_len()]`,
     /// writing every element (padding included), so `dst` may hold anything before; `dst`
     /// needs [`FILL_OVERRUN`] more floats, which it may overwrite too.
     pub fn fill(&self, image: &[f32], dst: &mut [f32]) {
@@ -60,7 +61,7 @@ impl PlaneSpec {
         let layout = self.layout;
         assert_eq!(image.len(), self.channels * self.height * self.width);
         assert!(relu_output.is_none_or(|m| m.len() == image.len()));
-        assert!(dst.len() >= layout.len() + FILL_OVERRUN);
+        assert!(dst.len() >= layout.total_len() + FILL_OVERRUN);
         if self.stride[1] == 1 {
             // SAFETY: lengths checked above; each ISA only where the CPU has it.
             unsafe {

@@ -76,6 +76,8 @@ impl Isa {
 /// # Safety
 /// The methods are only called from functions compiled for the instruction set (see
 /// `kernels!` in the kernel modules), on pointers valid for `LANES` floats.
+// This section covers every method below; clippy would have it repeated on each.
+#[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy {
     const LANES: usize;
     /// Output rows of the forward/input-gradient register tile.

@@ -59,8 +59,8 @@ impl WeightGradPlan {
             _ => (Portable::LANES, 12),
         };
         // The chunk size may depend on the shape only: count channels padded to 16 lanes.
-        let per_image =
-            layout.len() + g.groups * g.out_h * g.out_w * g.out_per_group().next_multiple_of(16);
+        let per_image = layout.total_len()
+            + g.groups * g.out_h * g.out_w * g.out_per_group().next_multiple_of(16);
         WeightGradPlan {
             geometry: *g,
             group_shift: g.in_per_group() * planes.phases.len() * layout.plane_len(),
@@ -94,7 +94,7 @@ impl WeightGradPlan {
         let source_len = if in_place {
             0
         } else {
-            self.planes.layout.len() + FILL_OVERRUN
+            self.planes.layout.total_len() + FILL_OVERRUN
         };
         let per_image = source_len + self.transposed_len();
         with_scratch(per_image * images.len(), |scratch| {
