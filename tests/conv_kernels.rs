@@ -809,9 +809,9 @@ mod planes {
     fn padding_surrounds_the_image_with_zeros() {
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(1, 1, 1, 5, 6);
-        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        let mut dst = vec![f32::NAN; spec.layout.total_len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
-        dst.truncate(spec.layout.len());
+        dst.truncate(spec.layout.total_len());
         #[rustfmt::skip]
         let expected = [
             0., 0., 0., 0., 0., 0.,
@@ -828,9 +828,9 @@ mod planes {
         // padded (pad 1) is 5×5: rows/cols 0 and 4 zero. Phase (a, b) takes padded[2i+a][2j+b].
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(1, 1, 2, 3, 3);
-        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        let mut dst = vec![f32::NAN; spec.layout.total_len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
-        dst.truncate(spec.layout.len());
+        dst.truncate(spec.layout.total_len());
         #[rustfmt::skip]
         let expected = [
             // (0, 0): padded rows 0, 2, 4 × cols 0, 2, 4
@@ -849,9 +849,9 @@ mod planes {
     fn a_row_stride_narrower_than_the_image_crops_it() {
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let spec = spec(0, 0, 1, 2, 2);
-        let mut dst = vec![f32::NAN; spec.layout.len() + FILL_OVERRUN];
+        let mut dst = vec![f32::NAN; spec.layout.total_len() + FILL_OVERRUN];
         spec.fill(&image, &mut dst);
-        dst.truncate(spec.layout.len());
+        dst.truncate(spec.layout.total_len());
         assert_eq!(dst, [1., 2., 4., 5.]);
     }
 }
