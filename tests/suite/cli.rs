@@ -208,12 +208,10 @@ fn with_value<'a>(args: &[&'a str], flag: &str, value: &'a str) -> Vec<&'a str> 
     changed
 }
 
-#[test]
-fn eval_resume_continues_autoattack_from_its_journal() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("aa.ron");
-    let journal = journal.to_str().unwrap();
-    let args = [
+/// `eval` of the embedded teacher by APGD-CE alone on the first `n` images, in blocks of 2
+/// journaled in `journal`: the quick resumable evaluation the journal tests share.
+fn apgd_ce_resume_args<'a>(n: &'a str, journal: &'a str) -> Vec<&'a str> {
+    vec![
         "eval",
         "--checkpoint",
         "embedded",
@@ -224,13 +222,21 @@ fn eval_resume_continues_autoattack_from_its_journal() {
         "--components",
         "apgd-ce",
         "--n",
-        "4",
+        n,
         "--block",
         "2",
         "--resume",
         journal,
         "--json",
-    ];
+    ]
+}
+
+#[test]
+fn eval_resume_continues_autoattack_from_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("aa.ron");
+    let journal = journal.to_str().unwrap();
+    let args = apgd_ce_resume_args("4", journal);
     let (code, first, stderr) = run(&args);
     assert_eq!(code, 0, "eval failed: {stderr}");
     assert!(stderr.contains("block 2/2 (images 2..4)"), "{stderr}");
@@ -731,24 +737,7 @@ fn eval_extend_continues_a_journal_on_more_images() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("aa.ron");
     let eval = |n: &str, extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "--checkpoint",
-            "embedded",
-            "--attacks",
-            "autoattack",
-            "--version",
-            "custom",
-            "--components",
-            "apgd-ce",
-            "--n",
-            n,
-            "--block",
-            "2",
-            "--resume",
-            journal.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = apgd_ce_resume_args(n, journal.to_str().unwrap());
         args.extend_from_slice(extra);
         run(&args)
     };
