@@ -208,9 +208,32 @@ impl Correlation {
             segments.extend(open);
             starts.push(segments.len());
         }
+        let packs = (0..self.grid_len / lanes)
+            .map(|v| {
+                let valid: Vec<(usize, usize)> = (0..lanes)
+                    .map(|lane| (lane, v * lanes + lane))
+                    .filter(|&(_, q)| q / row_stride < rows && q % row_stride < columns)
+                    .map(|(lane, q)| (lane, q / row_stride * columns + q % row_stride))
+                    .collect();
+                let out = valid.first().map_or(0, |&(_, o)| o);
+                // Output rows are contiguous and the grid's extra columns are never stored, so
+                // the valid lanes of a vector go to consecutive output positions.
+                debug_assert!(valid.iter().enumerate().all(|(i, &(_, o))| o == out + i));
+                let mut index: [u32; 16] = std::array::from_fn(|i| i as u32);
+                for (i, &(lane, _)) in valid.iter().enumerate() {
+                    index[i] = lane as u32;
+                }
+                Pack {
+                    out,
+                    count: valid.len(),
+                    index,
+                }
+            })
+            .collect();
         Some(DirectMap {
             segments,
             starts,
+            packs,
             plane: rows * columns,
             lanes,
         })
@@ -234,6 +257,8 @@ pub struct DirectMap {
     segments: Vec<Segment>,
     /// Segments of vector v: `segments[starts[v]..starts[v + 1]]`.
     starts: Vec<usize>,
+    /// Per vector, its valid lanes gathered to the front (for [`Simd::PACK_PARTIAL_STORES`]).
+    packs: Vec<Pack>,
     /// Output positions per channel.
     plane: usize,
     lanes: usize,
@@ -246,6 +271,15 @@ struct Segment {
     end: u8,
     /// ...go to the output plane from this position on.
     out: usize,
+}
+
+/// A vector's valid lanes gathered to its front: lane `i` of `permute(v, index)` goes to output
+/// position `out + i`, for `i < count`.
+#[derive(Debug, Clone, Copy)]
+struct Pack {
+    out: usize,
+    count: usize,
+    index: [u32; 16],
 }
 
 /// Where a correlation writes.
@@ -387,6 +421,34 @@ impl Tile<'_> {
                     for (m, row) in acc.iter().enumerate() {
                         for (n, a) in row.iter().enumerate() {
                             S::store(out.add(m * stride + n * S::LANES), *a);
+                        }
+                    }
+                }
+                TileOut::Direct {
+                    out,
+                    stride,
+                    rows,
+                    map,
+                    first_vector,
+                } if S::PACK_PARTIAL_STORES => {
+                    for n in 0..N {
+                        let pack = &map.packs[first_vector + n];
+                        if pack.count == 0 {
+                            continue;
+                        }
+                        // A whole-vector store writes past the valid lanes onto positions of
+                        // later vectors, which store their own values there afterwards (each
+                        // row's vectors are stored in order); only at a plane's end would it
+                        // reach another row's plane.
+                        let whole = pack.out + S::LANES <= map.plane;
+                        for (m, row) in acc.iter().enumerate().take(rows) {
+                            let at = out.add(m * stride + pack.out);
+                            let packed = S::permute(row[n], &pack.index);
+                            if whole {
+                                S::store(at, packed);
+                            } else {
+                                S::store_lanes(at, packed, 0, pack.count);
+                            }
                         }
                     }
                 }

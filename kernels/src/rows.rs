@@ -151,10 +151,14 @@ unsafe fn blocks<S: Simd, const M: usize, const KH: usize, const R: usize>(
 ) {
     let vectors = c.width.div_ceil(S::LANES);
     let columns = c.columns.len();
+    let total = c.groups * c.rows * c.width;
     for g in 0..c.groups {
         let weights = &c.weights[g * columns * KH..][..columns * KH];
         for i0 in (0..c.rows).step_by(M) {
-            for n in 0..vectors {
+            // Right to left: a row's last vector, stored whole where partial stores are slow,
+            // spills onto the start of the next row, which is stored after it (by this block's
+            // first vector, or the next block's).
+            for n in (0..vectors).rev() {
                 unsafe {
                     let origin = source.add(g * c.group_shift + i0 * c.row_stride + n * S::LANES);
                     let mut acc = [S::splat(c.init[g]); M];
@@ -173,8 +177,15 @@ unsafe fn blocks<S: Simd, const M: usize, const KH: usize, const R: usize>(
                     }
                     let valid = (c.width - n * S::LANES).min(S::LANES);
                     for (m, a) in acc.iter().enumerate().take(c.rows - i0) {
-                        let at = out.add((g * c.rows + i0 + m) * c.width + n * S::LANES);
-                        S::store_lanes(at, *a, 0, valid);
+                        let offset = (g * c.rows + i0 + m) * c.width + n * S::LANES;
+                        let at = out.add(offset);
+                        if valid == S::LANES
+                            || (S::PACK_PARTIAL_STORES && offset + S::LANES <= total)
+                        {
+                            S::store(at, *a);
+                        } else {
+                            S::store_lanes(at, *a, 0, valid);
+                        }
                     }
                 }
             }
