@@ -1,0 +1,67 @@
+//! One convolution layer's forward pass, input gradient or weight gradient on the kernels alone,
+//! timed (docs/performance.md, "conv1 on Zen 3"): the median and fastest of N calls at batch 128.
+//!
+//! ```text
+//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE
+//! cargo run --release --example layer -- wgrad 100 1 32 28    # small-cnn's conv1
+//! ```
+//!
+//! PASS is `fwd`, `igrad` or `wgrad`; the kernel is 3 × 3, unpadded, stride 1. rslad-tui also
+//! raises glibc's mmap threshold (src/allocator.rs); this program does not, so each call's
+//! output may be page-faulted in, as the first call in rslad-tui is.
+
+use rslad_kernels::{ConvGeometry, Isa};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let pass = args.get(1).map_or("fwd", String::as_str);
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (calls, c_in, c_out, size) = (
+        number(2, 50).max(1),
+        number(3, 1),
+        number(4, 32),
+        number(5, 28),
+    );
+    let g = ConvGeometry::new(
+        [128, c_in, size, size],
+        [c_out, c_in, 3, 3],
+        [1, 1],
+        [(0, 0), (0, 0)],
+        [1, 1],
+        1,
+    )
+    .expect("a 3 × 3 convolution the kernels handle (SIZE ≥ 3)");
+    let isa = Isa::detected();
+    let values = |len: usize, a: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * a) % m) as f32 / m as f32 - 0.5)
+            .collect()
+    };
+    let x = values(g.batch * g.in_image(), 7919, 1000);
+    let weight = values(g.weight_len(), 31, 17);
+    let output_grad = values(g.batch * g.out_image(), 13, 101);
+    let mut times = Vec::with_capacity(calls);
+    let mut checksum = 0.0f64;
+    for _ in 0..calls {
+        let start = Instant::now();
+        let result = match pass {
+            "fwd" => rslad_kernels::forward(isa, &g, &x, &weight, None, true),
+            "igrad" => rslad_kernels::input_grad(isa, &g, &weight, &output_grad, None),
+            "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
+            other => panic!("PASS is fwd, igrad or wgrad, not {other}"),
+        };
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        checksum += result.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    times.sort_by(f64::total_cmp);
+    let flop = 2.0 * (g.batch * g.out_h * g.out_w * c_out * c_in * 9) as f64;
+    let median = times[calls / 2];
+    println!(
+        "{pass} {}: median {median:.2} ms, fastest {:.2} ms, {:.1} GFLOP/s at the median (checksum {checksum:.6e})",
+        isa.name(),
+        times[0],
+        flop / median / 1e6
+    );
+}
