@@ -208,24 +208,24 @@ impl Correlation {
             segments.extend(open);
             starts.push(segments.len());
         }
-        let packs = (0..self.grid_len / lanes)
-            .map(|v| {
-                let valid: Vec<(usize, usize)> = (0..lanes)
-                    .map(|lane| (lane, v * lanes + lane))
-                    .filter(|&(_, q)| q / row_stride < rows && q % row_stride < columns)
-                    .map(|(lane, q)| (lane, q / row_stride * columns + q % row_stride))
-                    .collect();
-                let out = valid.first().map_or(0, |&(_, o)| o);
-                // Output rows are contiguous and the grid's extra columns are never stored, so
-                // the valid lanes of a vector go to consecutive output positions.
-                debug_assert!(valid.iter().enumerate().all(|(i, &(_, o))| o == out + i));
+        // The same runs, gathered: output rows are contiguous and the grid's extra columns
+        // are never stored, so a vector's segments go to consecutive output positions.
+        let packs = starts
+            .windows(2)
+            .map(|run| {
+                let segments = &segments[run[0]..run[1]];
                 let mut index: [u32; 16] = std::array::from_fn(|i| i as u32);
-                for (i, &(lane, _)) in valid.iter().enumerate() {
-                    index[i] = lane as u32;
+                let mut count = 0;
+                for seg in segments {
+                    debug_assert_eq!(seg.out, segments[0].out + count);
+                    for lane in seg.start..seg.end {
+                        index[count] = u32::from(lane);
+                        count += 1;
+                    }
                 }
                 Pack {
-                    out,
-                    count: valid.len(),
+                    out: segments.first().map_or(0, |seg| seg.out),
+                    count,
                     index,
                 }
             })
