@@ -411,7 +411,8 @@ pub fn backend_id() -> String {
     if selection().open.choice != DeviceChoice::Cpu {
         return backend_name();
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // rayon's pool runs the CPU work: RAYON_NUM_THREADS when set, else one per core.
+    let threads = rayon::current_num_threads();
     // The convolution path rounds differently from burn's: sessions recorded on one must not
     // be expected to replay bit-identically on the other.
     format!(

@@ -4,11 +4,11 @@
 
 use super::correlate::{Correlation, DirectMap};
 use super::geometry::ConvGeometry;
+use super::output::par_images;
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
 use super::simd::Isa;
-use rayon::prelude::*;
 
 /// The plan of a forward pass, shared by every image.
 struct ForwardPlan {
@@ -189,14 +189,10 @@ pub fn forward(
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let plan = ForwardPlan::new(isa, g, weight, bias);
-    let mut out = vec![0.0; g.batch * g.out_image()];
-    out.par_chunks_mut(g.out_image())
-        .enumerate()
-        .for_each(|(b, out)| {
-            plan.image(b, x, out);
-            if relu {
-                out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
-            }
-        });
-    out
+    par_images(g.batch, g.out_image(), |b, out| {
+        plan.image(b, x, out);
+        if relu {
+            out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
+        }
+    })
 }

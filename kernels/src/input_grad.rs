@@ -14,11 +14,11 @@
 use super::channels::{self, ChannelGrad};
 use super::correlate::{Correlation, DirectMap};
 use super::geometry::ConvGeometry;
+use super::output::par_images;
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
 use super::simd::Isa;
-use rayon::prelude::*;
 
 /// The rows (or columns) of one phase along one axis.
 #[derive(Clone, Copy, Debug)]
@@ -337,9 +337,7 @@ fn run(
         "gradient length"
     );
     let plan = InputGradPlan::new(isa, g, weight, engine);
-    let mut out = vec![0.0; g.batch * g.in_image()];
-    out.par_chunks_mut(g.in_image())
-        .enumerate()
-        .for_each(|(b, out)| plan.image(b, output_grad, relu_output, out));
-    out
+    par_images(g.batch, g.in_image(), |b, out| {
+        plan.image(b, output_grad, relu_output, out)
+    })
 }

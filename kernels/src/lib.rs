@@ -13,6 +13,7 @@ mod correlate;
 mod forward;
 pub mod geometry;
 mod input_grad;
+mod output;
 pub mod planes;
 mod pool;
 mod rows;

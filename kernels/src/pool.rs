@@ -7,6 +7,7 @@
 //! Ties and NaNs follow PyTorch and burn-flex: the first maximum in row-major order wins, a NaN
 //! always wins (so the last NaN of a window is the one reported).
 
+use super::output::par_images;
 use super::simd::Isa;
 use rayon::prelude::*;
 
@@ -150,22 +151,18 @@ pub fn max_pool_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -
     assert_eq!(output_grad.len(), g.planes() * plane_out, "gradient length");
     // Where argmax a of a window lies relative to the window's corner.
     let offsets: Vec<usize> = (0..k * k).map(|a| (a / k) * g.in_w + a % k).collect();
-    let mut grad = vec![0.0f32; g.planes() * g.in_h * g.in_w];
-    grad.par_chunks_mut(g.in_h * g.in_w)
-        .enumerate()
-        .for_each(|(plane, grad)| {
-            let argmax = &argmax[plane * plane_out..][..plane_out];
-            let output_grad = &output_grad[plane * plane_out..][..plane_out];
-            for (oh, (argmax, output_grad)) in argmax
-                .chunks_exact(out_w)
-                .zip(output_grad.chunks_exact(out_w))
-                .enumerate()
-            {
-                let corner_row = oh * k * g.in_w;
-                for (ow, (&at, &value)) in argmax.iter().zip(output_grad).enumerate() {
-                    grad[corner_row + ow * k + offsets[usize::from(at)]] = value;
-                }
+    par_images(g.planes(), g.in_h * g.in_w, |plane, grad| {
+        let argmax = &argmax[plane * plane_out..][..plane_out];
+        let output_grad = &output_grad[plane * plane_out..][..plane_out];
+        for (oh, (argmax, output_grad)) in argmax
+            .chunks_exact(out_w)
+            .zip(output_grad.chunks_exact(out_w))
+            .enumerate()
+        {
+            let corner_row = oh * k * g.in_w;
+            for (ow, (&at, &value)) in argmax.iter().zip(output_grad).enumerate() {
+                grad[corner_row + ow * k + offsets[usize::from(at)]] = value;
             }
-        });
-    grad
+        }
+    })
 }

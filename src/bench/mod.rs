@@ -82,7 +82,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.seconds >= 0.0 && args.seconds.is_finite(),
         "--seconds must be a non-negative number"
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Our CPU kernels run on rayon's pool (RAYON_NUM_THREADS when set): PyTorch gets as many.
+    let threads = rayon::current_num_threads();
     let reference = if args.compare {
         let python = args
             .python

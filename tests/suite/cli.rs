@@ -635,6 +635,23 @@ fn bench_times_a_cifar_scale_student_when_named() {
     assert_positive(&cells[4..6]);
 }
 
+/// The thread count in the header (and the one PyTorch gets with `--compare`) is the one our
+/// kernels run with: RAYON_NUM_THREADS when set, not the number of cores.
+#[test]
+fn bench_reports_the_thread_count_rayon_runs_with() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args(["bench", "--seconds", "0", "--batch", "2"])
+        .args(["--only", "forward", "--model", "micro-cnn"])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let header = stdout.lines().next().unwrap_or_default();
+    // Once in the backend's id, once for the run.
+    assert_eq!(header.matches(" 1 threads").count(), 2, "{header}");
+}
+
 #[test]
 fn bench_compare_without_torch_says_what_is_missing() {
     assert_clean_failure(
