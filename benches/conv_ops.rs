@@ -23,7 +23,8 @@ fn main() {
         rslad_tui::device::backend_id(),
     );
     let torch = std::env::var("RSLAD_TORCH_PYTHON").ok().map(|python| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // As many threads as our kernels run with (RAYON_NUM_THREADS when set).
+        let threads = rayon::current_num_threads();
         rslad_tui::bench::torch::TorchReference::start(&python, threads)
             .expect("a Python with torch")
     });
