@@ -23,9 +23,7 @@ fn main() {
         rslad_tui::device::backend_id(),
     );
     let torch = std::env::var("RSLAD_TORCH_PYTHON").ok().map(|python| {
-        // As many threads as our kernels run with (RAYON_NUM_THREADS when set).
-        let threads = rayon::current_num_threads();
-        rslad_tui::bench::torch::TorchReference::start(&python, threads)
+        rslad_tui::bench::torch::TorchReference::start(&python, rslad_tui::device::cpu_threads())
             .expect("a Python with torch")
     });
     let rows = layers::measure(batch, seconds, None, torch.as_ref()).unwrap();

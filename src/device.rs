@@ -404,6 +404,12 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
     })
 }
 
+/// The threads the CPU work runs on: burn-flex and our kernels both use rayon's global pool,
+/// so RAYON_NUM_THREADS when set, else one per core. Benchmarks give PyTorch as many.
+pub fn cpu_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// The backend and what decides its floating-point results on this machine: the CPU's widest
 /// SIMD level and the number of threads (both change summation order). Results are
 /// bit-identical between runs with the same id.
@@ -411,8 +417,7 @@ pub fn backend_id() -> String {
     if selection().open.choice != DeviceChoice::Cpu {
         return backend_name();
     }
-    // rayon's pool runs the CPU work: RAYON_NUM_THREADS when set, else one per core.
-    let threads = rayon::current_num_threads();
+    let threads = cpu_threads();
     // The convolution path rounds differently from burn's: sessions recorded on one must not
     // be expected to replay bit-identically on the other.
     format!(

@@ -82,8 +82,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.seconds >= 0.0 && args.seconds.is_finite(),
         "--seconds must be a non-negative number"
     );
-    // Our CPU kernels run on rayon's pool (RAYON_NUM_THREADS when set): PyTorch gets as many.
-    let threads = rayon::current_num_threads();
+    let threads = crate::device::cpu_threads();
     let reference = if args.compare {
         let python = args
             .python
