@@ -4,7 +4,7 @@
 
 use super::args::{DataArgs, Foreign, TrainingOptions};
 use super::compare_rows::{self, TableKey};
-use super::train::{Start, train};
+use super::train::{Start, Stopped, train};
 use crate::attack::autoattack::AutoAttackConfig;
 use crate::data::{DatasetKind, ImageSet};
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
@@ -49,6 +49,13 @@ pub struct CompareArgs {
     /// checkpoint exists is refused before it trains).
     #[arg(long)]
     pub overwrite: bool,
+    /// Go on with a comparison that was stopped or killed part-way, given the same options:
+    /// a method whose row is in OUT/rows is kept as it is; a method whose checkpoint is in
+    /// --out goes on from its last finished epoch, as `train --resume` does (a finished one is
+    /// only evaluated); the others train from the start. A method stopped during its
+    /// evaluation is evaluated again from the beginning.
+    #[arg(long, conflicts_with_all = ["overwrite", "assemble"])]
+    pub resume: bool,
     /// Train and evaluate this one method only, writing its row to OUT/rows/METHOD.json and
     /// no table: one job of a comparison spread over a cluster (docs/scale.md).
     #[arg(long, value_enum, conflicts_with_all = ["methods", "assemble"])]
@@ -219,17 +226,34 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         rows: Vec::new(),
         missing: Vec::new(),
     };
-    let start = if args.overwrite {
-        Start::Overwrite
-    } else {
-        Start::Fresh
-    };
     for (method, settings, teacher) in &settings {
         let name = method.name().to_string();
         println!("\n== {name} ==");
+        if args.resume
+            && let Some(row) = compare_rows::read_row(&args.out, &key, &name)?
+        {
+            println!(
+                "kept its row from {} (--resume)",
+                compare_rows::row_path(&args.out, &name).display()
+            );
+            table.rows.push(row);
+            if args.only.is_some() {
+                println!("\n{}", table.markdown());
+                return Ok(());
+            }
+            write_table(&table, &args.out)?;
+            continue;
+        }
+        let checkpoint = args.out.join(&name);
+        let (start, seconds_before) = start_of(args, &checkpoint)?;
         let started = Instant::now();
-        let out = Some(args.out.join(&name));
-        let (model, _) = train(settings, teacher.as_deref(), out, start).map_err(|e| {
+        let trained = train(
+            settings,
+            teacher.as_deref(),
+            Some(checkpoint.clone()),
+            start,
+        );
+        let (model, _) = trained.map_err(|e| {
             let kept = if table.rows.is_empty() {
                 "no method finished".to_string()
             } else {
@@ -238,9 +262,19 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                     args.out.join("table.md").display()
                 )
             };
-            anyhow::anyhow!("{name}: {e:#}; {name} is not evaluated, {kept}")
+            // Epochs saved where --resume looks for them: say how to go on with the comparison.
+            match e.downcast_ref::<Stopped>() {
+                Some(stopped) if stopped.saved.with_extension("") == checkpoint => {
+                    anyhow::anyhow!(
+                        "{name}: {}; {name} is not evaluated, {kept}; go on with the same \
+                         command and --resume",
+                        stopped.what()
+                    )
+                }
+                _ => anyhow::anyhow!("{name}: {e:#}; {name} is not evaluated, {kept}"),
+            }
         })?;
-        let training_seconds = started.elapsed().as_secs_f64();
+        let training_seconds = seconds_before + started.elapsed().as_secs_f64();
 
         let started = Instant::now();
         let bars = Bars::default();
@@ -289,6 +323,21 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         args.out.join("table.json").display()
     );
     Ok(())
+}
+
+/// How the training of a method whose checkpoint goes to `checkpoint` starts, and the seconds
+/// its finished epochs took before (a resumed run's row counts its whole training).
+fn start_of(args: &CompareArgs, checkpoint: &Path) -> Result<(Start, f64)> {
+    if args.overwrite {
+        return Ok((Start::Overwrite, 0.0));
+    }
+    let (weights, card) = crate::checkpoint::paths(checkpoint);
+    if !args.resume || !(weights.exists() || card.exists()) {
+        return Ok((Start::Fresh, 0.0));
+    }
+    let card = crate::checkpoint::read_card(checkpoint)
+        .with_context(|| format!("--resume: cannot read {}", card.display()))?;
+    Ok((Start::Resume, card.metrics.iter().map(|m| m.seconds).sum()))
 }
 
 /// What every row of one table is evaluated on, from the command line.

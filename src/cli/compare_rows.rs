@@ -71,34 +71,10 @@ pub fn assemble(out: &Path, key: &TableKey, methods: &[&str]) -> Result<Table> {
         missing: Vec::new(),
     };
     for &method in methods {
-        let path = row_path(out, method);
-        let bytes = match bounded_read::read(&path, bounded_read::COMPARE_ROW) {
-            Ok(bytes) => bytes,
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                table.missing.push(method.to_string());
-                continue;
-            }
-            Err(e) => bail!("cannot read {}: {e}", path.display()),
-        };
-        let file: RowFile = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a row of compare's table", path.display()))?;
-        let differences = differences(&file.key, key);
-        if !differences.is_empty() {
-            bail!(
-                "{} is a row of another table: {}; run its job again with this command's \
-                 settings or move it away",
-                path.display(),
-                differences.join("; ")
-            );
+        match read_row(out, key, method)? {
+            Some(row) => table.rows.push(row),
+            None => table.missing.push(method.to_string()),
         }
-        if file.row.method != method {
-            bail!(
-                "{} holds the row of {}, not {method}",
-                path.display(),
-                file.row.method
-            );
-        }
-        table.rows.push(file.row);
     }
     if table.rows.is_empty() {
         bail!(
@@ -108,6 +84,36 @@ pub fn assemble(out: &Path, key: &TableKey, methods: &[&str]) -> Result<Table> {
         );
     }
     Ok(table)
+}
+
+/// The row of `method` in `out`, if its file exists; a row of another table (or of another
+/// method) is refused, naming what differs.
+pub fn read_row(out: &Path, key: &TableKey, method: &str) -> Result<Option<Row>> {
+    let path = row_path(out, method);
+    let bytes = match bounded_read::read(&path, bounded_read::COMPARE_ROW) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    };
+    let file: RowFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a row of compare's table", path.display()))?;
+    let differences = differences(&file.key, key);
+    if !differences.is_empty() {
+        bail!(
+            "{} is a row of another table: {}; run its job again with this command's \
+             settings or move it away",
+            path.display(),
+            differences.join("; ")
+        );
+    }
+    if file.row.method != method {
+        bail!(
+            "{} holds the row of {}, not {method}",
+            path.display(),
+            file.row.method
+        );
+    }
+    Ok(Some(file.row))
 }
 
 /// What differs between a row's table and this command's, in words.

@@ -370,20 +370,59 @@ pub fn train(
             destination.path.display()
         );
     }
-    let path = save_run(&trainer, &destination.progress, dataset, settings.seed)?;
-    let kept = if destination.existed {
-        format!("; {} is unchanged", destination.path.display())
-    } else {
-        String::new()
-    };
-    bail!(
-        "{why} after {seconds:.1} s: saved the model after {} to {}{kept}; go on with the \
-         same command and --resume --out {}",
-        crate::text::count(done, "finished epoch", "finished epochs"),
-        path.display(),
-        path.with_extension("").display()
-    )
+    let saved = save_run(&trainer, &destination.progress, dataset, settings.seed)?;
+    Err(Stopped {
+        why,
+        seconds,
+        epochs: done,
+        saved,
+        unchanged: destination.existed.then_some(destination.path),
+    }
+    .into())
 }
+
+/// A run stopped before its last epoch (Ctrl-C, a diverging loss) after saving what it had.
+#[derive(Debug)]
+pub struct Stopped {
+    pub why: String,
+    pub seconds: f64,
+    /// Finished epochs, saved.
+    pub epochs: usize,
+    /// The checkpoint file they were saved to.
+    pub saved: PathBuf,
+    /// The checkpoint the run was to replace, left as it was.
+    pub unchanged: Option<PathBuf>,
+}
+
+impl Stopped {
+    /// What happened and where the epochs are, without how to go on.
+    pub fn what(&self) -> String {
+        let kept = self
+            .unchanged
+            .as_ref()
+            .map_or(String::new(), |p| format!("; {} is unchanged", p.display()));
+        format!(
+            "{} after {:.1} s: saved the model after {} to {}{kept}",
+            self.why,
+            self.seconds,
+            count(self.epochs, "finished epoch", "finished epochs"),
+            self.saved.display()
+        )
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; go on with the same command and --resume --out {}",
+            self.what(),
+            self.saved.with_extension("").display()
+        )
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// Every setting the run uses, resolved (the method's defaults filled in), in one line.
 fn settings_line(settings: &TrainSettings, config: &TrainConfig) -> String {

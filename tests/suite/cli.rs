@@ -569,6 +569,12 @@ fn a_diverging_run_stops_saves_the_last_finished_epoch_and_fails() {
         stderr.contains("training diverged at batch 2 of epoch 1"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "go on with the same command and --resume --out {out}"
+        )),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The checkpoint holds the last finished epoch (none here: the fresh model).
     let card = std::fs::read_to_string(format!("{out}.ron")).unwrap();

@@ -123,3 +123,148 @@ fn a_resume_that_cannot_be_exact_is_refused() {
         "a refused resume changed the checkpoint"
     );
 }
+
+/// The training options of the comparison tests (train's and compare's alike).
+const TRAINING: [&str; 14] = [
+    "--model",
+    "micro-cnn",
+    "--steps",
+    "2",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.002",
+    "--train-n",
+    "256",
+    "--batch-size",
+    "64",
+    "--eval-n",
+    "20",
+];
+
+fn rslad_tui(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!text.contains("panicked"), "{text}");
+    (output.status.success(), text)
+}
+
+fn compare(out: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["compare", "--out", out.to_str().unwrap()];
+    args.extend(TRAINING);
+    args.extend(["--test-n", "30", "--autoattack-n", "0"]);
+    args.extend(extra);
+    rslad_tui(&args)
+}
+
+/// Each row's method and accuracies (not its times), from a comparison's table.json.
+fn accuracies(out: &Path) -> Vec<(String, f64, Vec<f64>)> {
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table.json")).unwrap()).unwrap();
+    table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let robust = row["robust"].as_array().unwrap();
+            (
+                row["method"].as_str().unwrap().to_string(),
+                row["clean"].as_f64().unwrap(),
+                robust.iter().map(|r| r.as_f64().unwrap()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let (ok, text) = compare(&straight, &["--methods", "natural,sat", "--epochs", "2"]);
+    assert!(ok, "{text}");
+
+    // A comparison killed during SAT's second epoch: natural's row is written, SAT's first
+    // epoch is saved in its checkpoint with the optimiser's state.
+    let stopped = dir.path().join("stopped");
+    let (ok, text) = compare(&stopped, &["--methods", "natural", "--epochs", "2"]);
+    assert!(ok, "{text}");
+    let sat = stopped.join("sat");
+    let mut args = vec!["train", "--method", "sat", "--epochs", "1"];
+    args.extend(["--out", sat.to_str().unwrap()]);
+    args.extend(TRAINING);
+    let (ok, text) = rslad_tui(&args);
+    assert!(ok, "{text}");
+
+    let (ok, text) = compare(
+        &stopped,
+        &["--methods", "natural,sat", "--epochs", "2", "--resume"],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("kept its row"), "{text}");
+    assert!(text.contains("going on from"), "{text}");
+    assert_eq!(accuracies(&stopped), accuracies(&straight));
+    assert_eq!(weights(&sat), weights(&straight.join("sat")));
+    assert_eq!(checkpoint::read_card(&sat).unwrap().metrics.len(), 2);
+
+    // Everything done: a second resume keeps both rows and trains nothing.
+    let (ok, text) = compare(
+        &stopped,
+        &["--methods", "natural,sat", "--epochs", "2", "--resume"],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(text.matches("kept its row").count(), 2, "{text}");
+    assert_eq!(accuracies(&stopped), accuracies(&straight));
+
+    // Other options: the kept row is refused, naming why; --overwrite contradicts --resume.
+    let (ok, text) = compare(
+        &stopped,
+        &[
+            "--methods",
+            "natural,sat",
+            "--epochs",
+            "2",
+            "--resume",
+            "--seed",
+            "7",
+        ],
+    );
+    assert!(!ok && text.contains("a row of another table"), "{text}");
+    let (ok, text) = compare(&stopped, &["--methods", "sat", "--resume", "--overwrite"]);
+    assert!(!ok && text.contains("cannot be used with"), "{text}");
+}
+
+#[test]
+fn a_stopped_comparison_says_to_go_on_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let (ok, text) = rslad_tui(&[
+        "compare",
+        "--methods",
+        "natural",
+        "--model",
+        "micro-cnn",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e30",
+        "--train-n",
+        "512",
+        "--eval-n",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("training diverged"), "{text}");
+    // compare's own way on, not train's (`--out` would name the method's checkpoint).
+    assert!(
+        text.contains(
+            "natural is not evaluated, no method finished; go on with the same command and --resume"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("--resume --out"), "{text}");
+}
