@@ -7,13 +7,11 @@ use rslad_tui::device::compute_device;
 use std::path::Path;
 use std::process::Command;
 
-/// SAT (a random attack start each batch) on micro-cnn (batch norm) with Adam (moments).
-const RUN: [&str; 17] = [
-    "train",
+/// The training options of these tests (train's and compare's alike): micro-cnn (batch norm)
+/// with Adam (moments).
+const TRAINING: [&str; 14] = [
     "--model",
     "micro-cnn",
-    "--method",
-    "sat",
     "--steps",
     "2",
     "--optimizer",
@@ -28,18 +26,23 @@ const RUN: [&str; 17] = [
     "20",
 ];
 
-fn train(out: &Path, extra: &[&str]) -> (bool, String) {
+fn rslad_tui(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
-        .args(RUN)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
+        .args(args)
         .output()
         .expect("the binary runs");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(!text.contains("panicked"), "{text}");
     (output.status.success(), text)
+}
+
+/// SAT (a random attack start each batch) to `out`.
+fn train(out: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["train", "--method", "sat", "--out", out.to_str().unwrap()];
+    args.extend(TRAINING);
+    args.extend(extra);
+    rslad_tui(&args)
 }
 
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -124,35 +127,6 @@ fn a_resume_that_cannot_be_exact_is_refused() {
     );
 }
 
-/// The training options of the comparison tests (train's and compare's alike).
-const TRAINING: [&str; 14] = [
-    "--model",
-    "micro-cnn",
-    "--steps",
-    "2",
-    "--optimizer",
-    "adam",
-    "--lr",
-    "0.002",
-    "--train-n",
-    "256",
-    "--batch-size",
-    "64",
-    "--eval-n",
-    "20",
-];
-
-fn rslad_tui(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(!text.contains("panicked"), "{text}");
-    (output.status.success(), text)
-}
-
 fn compare(out: &Path, extra: &[&str]) -> (bool, String) {
     let mut args = vec!["compare", "--out", out.to_str().unwrap()];
     args.extend(TRAINING);
@@ -193,10 +167,7 @@ fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
     let (ok, text) = compare(&stopped, &["--methods", "natural", "--epochs", "2"]);
     assert!(ok, "{text}");
     let sat = stopped.join("sat");
-    let mut args = vec!["train", "--method", "sat", "--epochs", "1"];
-    args.extend(["--out", sat.to_str().unwrap()]);
-    args.extend(TRAINING);
-    let (ok, text) = rslad_tui(&args);
+    let (ok, text) = train(&sat, &["--epochs", "1"]);
     assert!(ok, "{text}");
 
     let (ok, text) = compare(
