@@ -7,6 +7,7 @@ use super::compare_rows::{self, TableKey};
 use super::train::{Start, Stopped, train};
 use crate::attack::autoattack::AutoAttackConfig;
 use crate::data::{DatasetKind, ImageSet};
+use crate::eval::journal::JournalKey;
 use crate::eval::{self, EVAL_BATCH, EvalAttack};
 use crate::progress::Bars;
 use crate::settings::{AttackStart, DataChoice, MethodName, MethodSettings};
@@ -42,6 +43,12 @@ pub struct CompareArgs {
     /// Run AutoAttack on the first N test images (0: leave the AA column out).
     #[arg(long, default_value_t = 1000)]
     pub autoattack_n: usize,
+    /// Run each method's AutoAttack in blocks of this many images, every finished block kept
+    /// in OUT/METHOD.autoattack-journal.ron, so that `--resume` goes on from the last finished
+    /// block. Each block has its own seed, as with `eval --resume --block`, whose numbers it
+    /// gives; without it AutoAttack runs as one block that a stop loses.
+    #[arg(long)]
+    pub autoattack_block: Option<usize>,
     /// Folder for the checkpoints (one per method) and table.md / table.json.
     #[arg(long, default_value = "runs/compare")]
     pub out: PathBuf,
@@ -91,6 +98,9 @@ pub struct Table {
     pub epsilon: f32,
     pub test_images: usize,
     pub autoattack_images: usize,
+    /// AutoAttack in blocks of this many images, each with its own seed (`--autoattack-block`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoattack_block: Option<usize>,
     pub columns: Vec<String>,
     pub rows: Vec<Row>,
     /// Methods asked for whose rows do not exist yet (`--assemble`).
@@ -109,8 +119,11 @@ impl Table {
         }
         head += " train time | eval time |";
         rule += "---:|---:|";
+        let blocks = self
+            .autoattack_block
+            .map_or(String::new(), |b| format!(", in blocks of {b}"));
         let mut out = format!(
-            "{} student on {}, ε = {}, {} test images (AutoAttack: first {})\n\n{head}\n{rule}\n",
+            "{} student on {}, ε = {}, {} test images (AutoAttack: first {}{blocks})\n\n{head}\n{rule}\n",
             self.student, self.dataset, self.epsilon, self.test_images, self.autoattack_images
         );
         for row in &self.rows {
@@ -184,6 +197,9 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if args.methods.is_empty() {
         bail!("--methods needs at least one method");
     }
+    if args.autoattack_block == Some(0) {
+        bail!("--autoattack-block must be at least 1 image");
+    }
     if args.assemble {
         return assemble(args);
     }
@@ -222,6 +238,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         epsilon,
         test_images: key.test_images,
         autoattack_images: key.autoattack_images,
+        autoattack_block: key.autoattack_block,
         columns: key.columns.clone(),
         rows: Vec::new(),
         missing: Vec::new(),
@@ -287,7 +304,17 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                 batch_size: EVAL_BATCH,
                 ..AutoAttackConfig::standard(epsilon)
             };
-            let report = eval::autoattack(&model, &aa_test, &config, &bars)?;
+            let report = match args.autoattack_block {
+                None => eval::autoattack(&model, &aa_test, &config, &bars)?,
+                Some(block) => {
+                    let card = crate::checkpoint::read_card(&checkpoint)?;
+                    let key = JournalKey::new(&card.weights_sha256, &aa_test, &config, block)?;
+                    let path = journal_path(&args.out, &name);
+                    let mut journal = super::eval::open_journal(key, &path, false)?;
+                    super::eval::resume_autoattack(&model, &aa_test, &mut journal, &path, &bars)
+                        .with_context(|| format!("{name}: AutoAttack"))?
+                }
+            };
             for flag in &report.flags {
                 eprintln!("WARNING (AutoAttack, {name}): {}", flag.message());
             }
@@ -323,6 +350,11 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         args.out.join("table.json").display()
     );
     Ok(())
+}
+
+/// Where a method's AutoAttack blocks are kept (`--autoattack-block`).
+pub fn journal_path(out: &Path, method: &str) -> PathBuf {
+    out.join(format!("{method}.autoattack-journal.ron"))
 }
 
 /// How the training of a method whose checkpoint goes to `checkpoint` starts, and the seconds
@@ -366,6 +398,7 @@ fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
         epsilon,
         test_images: test.len(),
         autoattack_images: aa_test.len(),
+        autoattack_block: args.autoattack_block,
         columns: attacks.iter().map(|a| a.name.clone()).collect(),
         training_options: compare_rows::options_fingerprint(&args.options),
     };

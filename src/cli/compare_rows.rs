@@ -18,6 +18,10 @@ pub struct TableKey {
     pub epsilon: f32,
     pub test_images: usize,
     pub autoattack_images: usize,
+    /// `--autoattack-block`: AutoAttack in blocks of this many images, each with its own seed
+    /// (absent in rows written before it existed: one block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoattack_block: Option<usize>,
     pub columns: Vec<String>,
     /// [`options_fingerprint`] of the shared training options.
     pub training_options: String,
@@ -66,6 +70,7 @@ pub fn assemble(out: &Path, key: &TableKey, methods: &[&str]) -> Result<Table> {
         epsilon: key.epsilon,
         test_images: key.test_images,
         autoattack_images: key.autoattack_images,
+        autoattack_block: key.autoattack_block,
         columns: key.columns.clone(),
         rows: Vec::new(),
         missing: Vec::new(),
@@ -136,6 +141,12 @@ fn differences(row: &TableKey, now: &TableKey) -> Vec<String> {
         "AutoAttack images",
         row.autoattack_images.to_string(),
         now.autoattack_images.to_string(),
+    );
+    let block = |b: Option<usize>| b.map_or("one".to_string(), |b| b.to_string());
+    differ(
+        "AutoAttack block",
+        block(row.autoattack_block),
+        block(now.autoattack_block),
     );
     differ("columns", row.columns.join(","), now.columns.join(","));
     if row.training_options != now.training_options {

@@ -233,7 +233,7 @@ fn extend_journal(key: &JournalKey, path: &Path, test: &crate::data::ImageSet) -
 
 /// `eval --resume`: the journal at `path`, continued (saying how far it got) or new; with
 /// `merge`, assembled from the shards' parts first.
-fn open_journal(key: JournalKey, path: &Path, merge: bool) -> Result<Journal> {
+pub(super) fn open_journal(key: JournalKey, path: &Path, merge: bool) -> Result<Journal> {
     let blocks = key.blocks();
     super::shard::merge_or_refuse_parts(&key, path, merge)?;
     let journal = eval::journal::open(path, key)?;

@@ -130,7 +130,10 @@ fn a_resume_that_cannot_be_exact_is_refused() {
 fn compare(out: &Path, extra: &[&str]) -> (bool, String) {
     let mut args = vec!["compare", "--out", out.to_str().unwrap()];
     args.extend(TRAINING);
-    args.extend(["--test-n", "30", "--autoattack-n", "0"]);
+    args.extend(["--test-n", "30"]);
+    if !extra.contains(&"--autoattack-n") {
+        args.extend(["--autoattack-n", "0"]);
+    }
     args.extend(extra);
     rslad_tui(&args)
 }
@@ -208,27 +211,26 @@ fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
     assert!(!ok && text.contains("cannot be used with"), "{text}");
 }
 
+/// A comparison of a natural micro-cnn student with Adam; the learning rate comes next.
+const NATURAL_COMPARISON: [&str; 8] = [
+    "compare",
+    "--methods",
+    "natural",
+    "--model",
+    "micro-cnn",
+    "--optimizer",
+    "adam",
+    "--lr",
+];
+
 #[test]
 fn a_stopped_comparison_says_to_go_on_with_resume() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cmp");
-    let (ok, text) = rslad_tui(&[
-        "compare",
-        "--methods",
-        "natural",
-        "--model",
-        "micro-cnn",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e30",
-        "--train-n",
-        "512",
-        "--eval-n",
-        "20",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut args = NATURAL_COMPARISON.to_vec();
+    args.extend(["1e30", "--train-n", "512", "--eval-n", "20"]);
+    args.extend(["--out", out.to_str().unwrap()]);
+    let (ok, text) = rslad_tui(&args);
     assert!(!ok && text.contains("training diverged"), "{text}");
     // compare's own way on, not train's (`--out` would name the method's checkpoint).
     assert!(
@@ -238,4 +240,114 @@ fn a_stopped_comparison_says_to_go_on_with_resume() {
         "{text}"
     );
     assert!(!text.contains("--resume --out"), "{text}");
+}
+
+#[test]
+fn a_comparison_keeps_its_autoattack_blocks_and_gives_eval_resumes_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let out_arg = out.to_str().unwrap();
+    // A natural student at a small ε: robust on some of the images, so AutoAttack has work
+    // to do in both blocks and its accuracy is not a trivial 0.
+    let mut options = NATURAL_COMPARISON.to_vec();
+    options.extend([
+        "0.002",
+        "--train-n",
+        "2048",
+        "--eval-n",
+        "20",
+        "--epochs",
+        "1",
+        "--eps",
+        "0.03",
+        "--test-n",
+        "10",
+        "--autoattack-n",
+        "4",
+        "--autoattack-block",
+        "2",
+        "--out",
+        out_arg,
+    ]);
+    let (ok, text) = rslad_tui(&options);
+    assert!(ok, "{text}");
+    assert!(
+        out.join("natural.autoattack-journal.ron").exists(),
+        "{text}"
+    );
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(
+        table.contains("AutoAttack: first 4, in blocks of 2"),
+        "{table}"
+    );
+    let row_aa = || -> f64 {
+        let table: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("table.json")).unwrap())
+                .unwrap();
+        table["rows"][0]["autoattack"].as_f64().unwrap()
+    };
+    let compared = row_aa();
+    assert!(
+        compared > 0.0,
+        "AutoAttack broke every image: the check below would be empty"
+    );
+
+    // `eval --resume` with the same blocks, on a journal of its own, gives the same number.
+    let journal = dir.path().join("eval.journal.ron");
+    let (ok, text) = rslad_tui(&[
+        "eval",
+        "--checkpoint",
+        out.join("natural").to_str().unwrap(),
+        "--attacks",
+        "autoattack",
+        "--eps",
+        "0.03",
+        "--n",
+        "4",
+        "--block",
+        "2",
+        "--resume",
+        journal.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{text}");
+    // Standard output (the JSON) comes first in `text`, the block lines after it.
+    let json: serde_json::Value = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        json["autoattack"]["robust_accuracy"].as_f64().unwrap(),
+        compared
+    );
+
+    // Stopped after its AutoAttack but before its row: --resume trains and attacks nothing.
+    std::fs::remove_file(out.join("rows/natural.json")).unwrap();
+    let mut resumed = options.clone();
+    resumed.push("--resume");
+    let (ok, text) = rslad_tui(&resumed);
+    assert!(ok, "{text}");
+    assert!(text.contains("nothing to train"), "{text}");
+    assert!(text.contains("all 2 AutoAttack blocks done"), "{text}");
+    assert_eq!(row_aa(), compared);
+
+    // A row attacked in other blocks belongs to another table.
+    let block = resumed
+        .iter()
+        .position(|&a| a == "--autoattack-block")
+        .unwrap()
+        + 1;
+    resumed[block] = "1";
+    let (ok, text) = rslad_tui(&resumed);
+    assert!(
+        !ok && text.contains("AutoAttack block 2 in the row, 1 now"),
+        "{text}"
+    );
+    resumed[block] = "0";
+    let (ok, text) = rslad_tui(&resumed);
+    assert!(
+        !ok && text.contains("--autoattack-block must be at least 1 image"),
+        "{text}"
+    );
 }
