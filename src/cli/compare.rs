@@ -262,7 +262,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             continue;
         }
         let checkpoint = args.out.join(&name);
-        let (start, seconds_before) = start_of(args, &checkpoint)?;
+        let (start, seconds_before) = start_of(args, &checkpoint, &name, settings.epochs.get())?;
         let started = Instant::now();
         let trained = train(
             settings,
@@ -288,7 +288,15 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                         stopped.what()
                     )
                 }
-                _ => anyhow::anyhow!("{name}: {e:#}; {name} is not evaluated, {kept}"),
+                // Beside a checkpoint --overwrite was to replace: compare resumes only from
+                // its own name.
+                Some(stopped) => anyhow::anyhow!(
+                    "{name}: {}; {name} is not evaluated, {kept}; to go on from it, put it in \
+                     place of {} and run the same command with --resume instead of --overwrite",
+                    stopped.what(),
+                    checkpoint.display()
+                ),
+                None => anyhow::anyhow!("{name}: {e:#}; {name} is not evaluated, {kept}"),
             }
         })?;
         let training_seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -311,8 +319,15 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                     let key = JournalKey::new(&card.weights_sha256, &aa_test, &config, block)?;
                     let path = journal_path(&args.out, &name);
                     let mut journal = super::eval::open_journal(key, &path, false)?;
-                    super::eval::resume_autoattack(&model, &aa_test, &mut journal, &path, &bars)
-                        .with_context(|| format!("{name}: AutoAttack"))?
+                    super::eval::resume_autoattack(
+                        &model,
+                        &aa_test,
+                        &mut journal,
+                        &path,
+                        &bars,
+                        "run the same command with --resume (not --overwrite) to continue",
+                    )
+                    .with_context(|| format!("{name}: AutoAttack"))?
                 }
             };
             for flag in &report.flags {
@@ -359,16 +374,47 @@ pub fn journal_path(out: &Path, method: &str) -> PathBuf {
 
 /// How the training of a method whose checkpoint goes to `checkpoint` starts, and the seconds
 /// its finished epochs took before (a resumed run's row counts its whole training).
-fn start_of(args: &CompareArgs, checkpoint: &Path) -> Result<(Start, f64)> {
+/// With --overwrite, an AutoAttack journal of the checkpoint being replaced is removed; a
+/// fresh start refuses one left from an earlier run before it trains. A checkpoint to resume
+/// may not have finished more epochs than the comparison's (it would be evaluated as a row of
+/// a shorter run); fewer go on to them, as `train --resume` does. Its teacher is not recorded
+/// in a checkpoint, so it is not checked.
+fn start_of(
+    args: &CompareArgs,
+    checkpoint: &Path,
+    method: &str,
+    epochs: usize,
+) -> Result<(Start, f64)> {
+    let journal = journal_path(&args.out, method);
     if args.overwrite {
+        if journal.exists() {
+            std::fs::remove_file(&journal)
+                .with_context(|| format!("cannot remove {}", journal.display()))?;
+        }
         return Ok((Start::Overwrite, 0.0));
     }
     let (weights, card) = crate::checkpoint::paths(checkpoint);
     if !args.resume || !(weights.exists() || card.exists()) {
+        if journal.exists() {
+            bail!(
+                "{}: the AutoAttack blocks of an earlier run of {method} are there: go on \
+                 with that run with --resume, or move the file away",
+                journal.display()
+            );
+        }
         return Ok((Start::Fresh, 0.0));
     }
+    let shown = card.display().to_string();
     let card = crate::checkpoint::read_card(checkpoint)
-        .with_context(|| format!("--resume: cannot read {}", card.display()))?;
+        .with_context(|| format!("--resume: cannot read {shown}"))?;
+    let finished = card.metrics.len();
+    if finished > epochs {
+        bail!(
+            "--resume: {} has {finished} finished epochs, more than this comparison's \
+             --epochs {epochs}; give the run's own --epochs or move it away",
+            checkpoint.display()
+        );
+    }
     Ok((Start::Resume, card.metrics.iter().map(|m| m.seconds).sum()))
 }
 
@@ -398,7 +444,7 @@ fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
         epsilon,
         test_images: test.len(),
         autoattack_images: aa_test.len(),
-        autoattack_block: args.autoattack_block,
+        autoattack_block: args.autoattack_block.filter(|_| !aa_test.is_empty()),
         columns: attacks.iter().map(|a| a.name.clone()).collect(),
         training_options: compare_rows::options_fingerprint(&args.options),
     };

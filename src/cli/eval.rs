@@ -190,6 +190,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
             journal,
             path,
             progress.as_ref(),
+            "run the same command to continue",
         )?),
         (Some(config), _, _) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
         _ => None,
@@ -258,6 +259,7 @@ pub(super) fn resume_autoattack(
     journal: &mut Journal,
     path: &Path,
     progress: &dyn Progress,
+    how_to_continue: &str,
 ) -> Result<AutoAttackReport> {
     let started = Instant::now();
     let report = eval::journal::autoattack_in_blocks(
@@ -283,8 +285,8 @@ pub(super) fn resume_autoattack(
     )?;
     let Some(report) = report else {
         bail!(
-            "stopped by Ctrl-C: {} of {} blocks are in {}, the block in progress is lost; run \
-             the same command to continue",
+            "stopped by Ctrl-C: {} of {} blocks are in {}, the block in progress is lost; \
+             {how_to_continue}",
             journal.blocks.len(),
             journal.block_indices().len(),
             path.display()

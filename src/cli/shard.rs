@@ -51,7 +51,14 @@ pub fn run_shard(
     } else if part.is_complete() {
         eprintln!("{}: all blocks of shard {shard} done", path.display());
     }
-    let report = resume_autoattack(model, test, &mut part, &path, progress)?;
+    let report = resume_autoattack(
+        model,
+        test,
+        &mut part,
+        &path,
+        progress,
+        "run the same command to continue",
+    )?;
     let output = ShardOutput {
         shard: shard.to_string(),
         part: path.display().to_string(),

@@ -172,6 +172,7 @@ fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
     let sat = stopped.join("sat");
     let (ok, text) = train(&sat, &["--epochs", "1"]);
     assert!(ok, "{text}");
+    let first_epoch = checkpoint::read_card(&sat).unwrap().metrics[0].seconds;
 
     let (ok, text) = compare(
         &stopped,
@@ -183,6 +184,11 @@ fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
     assert_eq!(accuracies(&stopped), accuracies(&straight));
     assert_eq!(weights(&sat), weights(&straight.join("sat")));
     assert_eq!(checkpoint::read_card(&sat).unwrap().metrics.len(), 2);
+    // SAT's train time counts the epoch before the stop too.
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stopped.join("table.json")).unwrap())
+            .unwrap();
+    assert!(table["rows"][1]["training_seconds"].as_f64().unwrap() >= first_epoch);
 
     // Everything done: a second resume keeps both rows and trains nothing.
     let (ok, text) = compare(
@@ -209,6 +215,11 @@ fn a_resumed_comparison_gives_the_table_of_an_uninterrupted_one() {
     assert!(!ok && text.contains("a row of another table"), "{text}");
     let (ok, text) = compare(&stopped, &["--methods", "sat", "--resume", "--overwrite"]);
     assert!(!ok && text.contains("cannot be used with"), "{text}");
+    // A checkpoint with more finished epochs than asked is refused, not evaluated as a row of
+    // the shorter run.
+    std::fs::remove_file(stopped.join("rows/sat.json")).unwrap();
+    let (ok, text) = compare(&stopped, &["--methods", "sat", "--epochs", "1", "--resume"]);
+    assert!(!ok && text.contains("has 2 finished epochs"), "{text}");
 }
 
 /// A comparison of a natural micro-cnn student with Adam; the learning rate comes next.
@@ -350,4 +361,15 @@ fn a_comparison_keeps_its_autoattack_blocks_and_gives_eval_resumes_numbers() {
         !ok && text.contains("--autoattack-block must be at least 1 image"),
         "{text}"
     );
+    // A fresh run refuses the journal an earlier one left, before it trains.
+    std::fs::remove_dir_all(out.join("rows")).unwrap();
+    for file in ["natural.safetensors", "natural.ron"] {
+        std::fs::remove_file(out.join(file)).unwrap();
+    }
+    let (ok, text) = rslad_tui(&options);
+    assert!(
+        !ok && text.contains("AutoAttack blocks of an earlier run"),
+        "{text}"
+    );
+    assert!(!text.contains("epoch "), "it trained first: {text}");
 }
