@@ -42,6 +42,12 @@ pub struct CheckpointCard {
     pub created_by: String,
 }
 
+/// Whether either file of the checkpoint at `path` exists (a half-written one counts).
+pub fn exists(path: &Path) -> bool {
+    let (weights, card) = paths(path);
+    weights.exists() || card.exists()
+}
+
 /// The two files of a checkpoint, from either of their paths or their common stem.
 pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
     let stem = match path.extension().and_then(|e| e.to_str()) {

@@ -393,20 +393,30 @@ fn start_of(
         }
         return Ok((Start::Overwrite, 0.0));
     }
-    let (weights, card) = crate::checkpoint::paths(checkpoint);
-    if !args.resume || !(weights.exists() || card.exists()) {
+    if !args.resume || !crate::checkpoint::exists(checkpoint) {
         if journal.exists() {
+            // With --resume the run's checkpoint is gone: its blocks cannot be continued.
+            let way = if args.resume {
+                format!(
+                    "but not its checkpoint {}: move the file away",
+                    checkpoint.display()
+                )
+            } else {
+                "go on with that run with --resume, or move the file away".to_string()
+            };
             bail!(
-                "{}: the AutoAttack blocks of an earlier run of {method} are there: go on \
-                 with that run with --resume, or move the file away",
+                "{}: the AutoAttack blocks of an earlier run of {method} are there, {way}",
                 journal.display()
             );
         }
         return Ok((Start::Fresh, 0.0));
     }
-    let shown = card.display().to_string();
-    let card = crate::checkpoint::read_card(checkpoint)
-        .with_context(|| format!("--resume: cannot read {shown}"))?;
+    let card = crate::checkpoint::read_card(checkpoint).with_context(|| {
+        format!(
+            "--resume: cannot read {}",
+            crate::checkpoint::paths(checkpoint).1.display()
+        )
+    })?;
     let finished = card.metrics.len();
     if finished > epochs {
         bail!(

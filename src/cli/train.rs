@@ -54,8 +54,7 @@ struct Destination {
 
 impl Destination {
     fn prepare(path: PathBuf, start: Start) -> Result<Destination> {
-        let (weights, card) = checkpoint::paths(&path);
-        let existed = weights.exists() || card.exists();
+        let existed = checkpoint::exists(&path);
         match start {
             Start::Fresh if existed => bail!(
                 "{} already holds a checkpoint: choose another --out, pass --resume to go on \
@@ -108,10 +107,7 @@ fn free_name_beside(path: &Path) -> PathBuf {
             };
             PathBuf::from(format!("{}-stopped{suffix}", stem.display()))
         })
-        .find(|candidate| {
-            let (weights, card) = checkpoint::paths(candidate);
-            !weights.exists() && !card.exists() && !resume::path(candidate).exists()
-        })
+        .find(|candidate| !checkpoint::exists(candidate) && !resume::path(candidate).exists())
         .expect("some name is free")
 }
 

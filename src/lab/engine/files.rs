@@ -119,8 +119,7 @@ impl Engine {
             } else {
                 format!("{base}-{n}")
             };
-            let (weights, card) = checkpoint::paths(&self.scope.resolve_checkpoint(&candidate)?);
-            if !weights.exists() && !card.exists() {
+            if !checkpoint::exists(&self.scope.resolve_checkpoint(&candidate)?) {
                 return Ok(candidate);
             }
         }
