@@ -584,6 +584,66 @@ fn the_channel_engine_gives_the_position_engines_bits() {
 }
 
 #[test]
+fn the_first_layer_engines_give_the_older_engines_bits() {
+    // One-channel, stride-1, 3 × 3 convolutions run their forward pass and input gradient on
+    // the first-layer engines (kernels/src/first_layer*.rs); the shipped lessons were recorded
+    // with the main and row engines, so they must agree to the bit, with and without the fused
+    // ReLU. The zoo's first layers at MNIST's size, then random sizes whose rows and columns
+    // are not multiples of the tiles.
+    let mut cases = vec![
+        Case::square(3, [1, 32], 28, 3, 1, 0, 1, true),
+        Case::square(2, [1, 8], 28, 3, 1, 1, 1, false),
+    ];
+    let mut rng = StdRng::seed_from_u64(25);
+    for _ in 0..12 {
+        let pad = |rng: &mut StdRng| (rng.gen_range(0..3), rng.gen_range(0..3));
+        cases.push(Case {
+            batch: rng.gen_range(1..=3),
+            in_channels: 1,
+            out_channels: rng.gen_range(1..=12),
+            size: [rng.gen_range(3..=40), rng.gen_range(3..=70)],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [pad(&mut rng), pad(&mut rng)],
+            groups: 1,
+            bias: rng.gen_bool(0.5),
+        });
+    }
+    let same = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+    };
+    for (i, case) in cases.iter().enumerate() {
+        let d = data(case, 800 + i as u64);
+        let g = case.geometry();
+        // A "ReLU output" in (−1, 1): it masks about half of the gradient.
+        let relu_output = random_values(&mut rng, d.output_grad.len());
+        for isa in available_isas() {
+            let bias = d.bias.as_deref();
+            for relu in [false, true] {
+                let first = kernels::forward(isa, &g, &d.x, &d.weight, bias, relu);
+                let grid = kernels::forward_on_grid(isa, &g, &d.x, &d.weight, bias, relu);
+                assert!(
+                    same(&first, &grid),
+                    "{}: the forward pass differs from the main engine's (ReLU: {relu}) for {case:?}",
+                    isa.name()
+                );
+            }
+            for mask in [None, Some(&relu_output[..])] {
+                let first = kernels::input_grad(isa, &g, &d.weight, &d.output_grad, mask);
+                let rows =
+                    kernels::input_grad_on_positions(isa, &g, &d.weight, &d.output_grad, mask);
+                assert!(
+                    same(&first, &rows),
+                    "{}: the input gradient differs from the row engine's (mask: {}) for {case:?}",
+                    isa.name(),
+                    mask.is_some()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn results_are_bit_identical_across_runs_and_thread_counts() {
     // A batch large enough for the weight gradient to split into several chunks.
     let mut cases = vec![

@@ -1,12 +1,14 @@
 //! One convolution layer's forward pass, input gradient or weight gradient on the kernels alone,
-//! timed (docs/performance.md, "conv1 on Zen 3"): the median and fastest of N calls at batch 128.
+//! timed (docs/performance.md, "conv1 on Zen 3"): the median and fastest of N calls at batch 128
+//! (or BATCH: a small one keeps the output in cache).
 //!
 //! ```text
-//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE
+//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE [BATCH]
 //! cargo run --release --example layer -- wgrad 100 1 32 28    # small-cnn's conv1
 //! ```
 //!
-//! PASS is `fwd`, `igrad` or `wgrad`; the kernel is 3 × 3, unpadded, stride 1. rslad-tui also
+//! PASS is `fwd`, `igrad` or `wgrad` (`fwd-grid`, `igrad-rows`: on the older engines even where
+//! the first-layer engines would run); the kernel is 3 × 3, unpadded, stride 1. rslad-tui also
 //! raises glibc's mmap threshold (src/allocator.rs); this program does not, so each call's
 //! output may be page-faulted in, as the first call in rslad-tui is.
 
@@ -18,14 +20,15 @@ fn main() {
     let pass = args.get(1).map_or("fwd", String::as_str);
     let number =
         |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
-    let (calls, c_in, c_out, size) = (
+    let (calls, c_in, c_out, size, batch) = (
         number(2, 50).max(1),
         number(3, 1),
         number(4, 32),
         number(5, 28),
+        number(6, 128).max(1),
     );
     let g = ConvGeometry::new(
-        [128, c_in, size, size],
+        [batch, c_in, size, size],
         [c_out, c_in, 3, 3],
         [1, 1],
         [(0, 0), (0, 0)],
@@ -48,9 +51,13 @@ fn main() {
         let start = Instant::now();
         let result = match pass {
             "fwd" => rslad_kernels::forward(isa, &g, &x, &weight, None, true),
+            "fwd-grid" => rslad_kernels::forward_on_grid(isa, &g, &x, &weight, None, true),
             "igrad" => rslad_kernels::input_grad(isa, &g, &weight, &output_grad, None),
+            "igrad-rows" => {
+                rslad_kernels::input_grad_on_positions(isa, &g, &weight, &output_grad, None)
+            }
             "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
-            other => panic!("PASS is fwd, igrad or wgrad, not {other}"),
+            other => panic!("PASS is fwd, fwd-grid, igrad, igrad-rows or wgrad, not {other}"),
         };
         times.push(start.elapsed().as_secs_f64() * 1e3);
         checksum += result.iter().map(|&v| f64::from(v)).sum::<f64>();

@@ -240,13 +240,7 @@ impl Correlation {
     }
 
     fn lanes(&self) -> usize {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => super::simd::Avx512::LANES,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => super::simd::Avx2::LANES,
-            _ => Portable::LANES,
-        }
+        self.isa.lanes()
     }
 }
 

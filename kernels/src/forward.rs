@@ -3,8 +3,9 @@
 //! the extended grid copied out.
 
 use super::correlate::{Correlation, DirectMap};
+use super::first_layer::FirstLayer;
 use super::geometry::ConvGeometry;
-use super::output::par_images;
+use super::output::{par_images, par_images_written};
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
@@ -19,10 +20,28 @@ struct ForwardPlan {
     direct: Option<DirectMap>,
     /// One output channel per group (depthwise), stride 1: the row engine instead.
     rows: Option<RowCorrelation>,
+    /// One input channel, stride 1, 3 × 3 (a first layer on grey images): the first-layer
+    /// engine instead, with the ReLU fused into its stores.
+    first_layer: Option<FirstLayer>,
+}
+
+/// Which engine computes a forward pass the first-layer engine can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// The first-layer engine where it applies (the default).
+    Auto,
+    /// The main engine everywhere (to check that both give the same bits).
+    Grid,
 }
 
 impl ForwardPlan {
-    fn new(isa: Isa, g: &ConvGeometry, weight: &[f32], bias: Option<&[f32]>) -> Self {
+    fn new(
+        isa: Isa,
+        g: &ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        engine: Engine,
+    ) -> Self {
         let planes = source_planes(isa, g);
         let layout = planes.layout;
         let [s_h, s_w] = g.stride;
@@ -79,20 +98,37 @@ impl ForwardPlan {
                 )
             })
             .flatten();
+        let one_grey_channel = g.in_channels == 1 && g.groups == 1 && g.stride == [1, 1];
+        let first_layer = (one_grey_channel && engine == Engine::Auto)
+            .then(|| {
+                FirstLayer::new(
+                    isa,
+                    g.out_channels,
+                    [g.kernel_h, g.kernel_w],
+                    layout.row_stride,
+                    g.out_h,
+                    g.out_w,
+                    |co, kh, kw| weight[(co * g.kernel_h + kh) * g.kernel_w + kw],
+                    |co| bias.map_or(0.0, |b| b[co]),
+                )
+            })
+            .flatten();
         ForwardPlan {
             geometry: *g,
             planes,
             correlation,
             direct,
             rows,
+            first_layer,
         }
     }
 
     /// Floats past an image's start that the engine reads.
     fn source_extent(&self) -> usize {
-        match &self.rows {
-            Some(rows) => rows.source_extent(),
-            None => self.correlation.source_extent(),
+        match (&self.first_layer, &self.rows) {
+            (Some(first), _) => first.source_extent(),
+            (None, Some(rows)) => rows.source_extent(),
+            (None, None) => self.correlation.source_extent(),
         }
     }
 
@@ -101,26 +137,41 @@ impl ForwardPlan {
         (self.planes.layout.total_len() + FILL_OVERRUN).max(self.source_extent())
     }
 
-    fn image(&self, b: usize, x: &[f32], out: &mut [f32]) {
+    /// Runs `work` on image `b`'s source (its planes, or the input itself where nothing needs
+    /// padding) and `extra` floats of scratch.
+    fn with_source<T>(
+        &self,
+        b: usize,
+        x: &[f32],
+        extra: usize,
+        work: impl FnOnce(&[f32], &mut [f32]) -> T,
+    ) -> T {
         let g = &self.geometry;
         let image = &x[b * g.in_image()..][..g.in_image()];
-        let grid_len = match (&self.direct, &self.rows) {
-            (None, None) => self.correlation.grid_size(),
-            _ => 0,
-        };
         // Read the input in place when nothing needs padding and the engine's overrun past
         // this image stays inside the batch (true for all but the last image or two).
         let in_place =
             g.reads_input_in_place() && b * g.in_image() + self.source_extent() <= x.len();
         let source_len = if in_place { 0 } else { self.source_len() };
-        with_scratch(source_len + grid_len, |scratch| {
-            let (source, grid) = scratch.split_at_mut(source_len);
+        with_scratch(source_len + extra, |scratch| {
+            let (source, rest) = scratch.split_at_mut(source_len);
             let source: &[f32] = if in_place {
                 &x[b * g.in_image()..]
             } else {
                 self.planes.fill(image, source);
                 source
             };
+            work(source, rest)
+        })
+    }
+
+    /// Image `b` into `out` on the main or the row engine, through the ReLU when `relu`.
+    fn image(&self, b: usize, x: &[f32], out: &mut [f32], relu: bool) {
+        let grid_len = match (&self.direct, &self.rows) {
+            (None, None) => self.correlation.grid_size(),
+            _ => 0,
+        };
+        self.with_source(b, x, grid_len, |source, grid| {
             match (&self.rows, &self.direct) {
                 (Some(rows), _) => rows.run(source, out),
                 (None, Some(map)) => self.correlation.run_direct(source, map, out),
@@ -128,6 +179,9 @@ impl ForwardPlan {
                     self.correlation.run(source, grid);
                     self.store(grid, out);
                 }
+            }
+            if relu {
+                out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
             }
         });
     }
@@ -186,13 +240,42 @@ pub fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
+    run(isa, g, x, weight, bias, relu, Engine::Auto)
+}
+
+/// [`forward`] on the main engine alone, even where the first-layer engine would run: for
+/// tests that the two give the same bits, and for measurements.
+#[doc(hidden)]
+pub fn forward_on_grid(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    run(isa, g, x, weight, bias, relu, Engine::Grid)
+}
+
+fn run(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    engine: Engine,
+) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
-    let plan = ForwardPlan::new(isa, g, weight, bias);
-    par_images(g.batch, g.out_image(), |b, out| {
-        plan.image(b, x, out);
-        if relu {
-            out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
-        }
-    })
+    let plan = ForwardPlan::new(isa, g, weight, bias, engine);
+    match &plan.first_layer {
+        // It writes every output value (with the ReLU in its stores), a channel's plane at a
+        // time: no zeroing first (measured faster: docs/performance.md, "conv1 on engines of
+        // its own").
+        Some(first) => par_images_written(g.batch, g.out_image(), |b, out| {
+            plan.with_source(b, x, 0, |source, _| first.run(source, out, relu))
+        }),
+        None => par_images(g.batch, g.out_image(), |b, out| plan.image(b, x, out, relu)),
+    }
 }

@@ -13,6 +13,7 @@
 
 use super::channels::{self, ChannelGrad};
 use super::correlate::{Correlation, DirectMap};
+use super::first_layer_grad::FirstLayerGrad;
 use super::geometry::ConvGeometry;
 use super::output::par_images;
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
@@ -73,14 +74,17 @@ struct InputGradPlan {
     rows: Option<RowCorrelation>,
     /// Stride 1, one group, many input channels: the channel engine.
     channels: Option<ChannelGrad>,
+    /// One input channel, stride 1, 3 × 3 (a first layer on grey images): the first-layer
+    /// engine instead of the row engine.
+    first_layer: Option<FirstLayerGrad>,
 }
 
 /// Which engine computes a stride-1, ungrouped input gradient with many input channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
-    /// The channel engine where it applies (the default).
+    /// The channel or first-layer engine where it applies (the default).
     Auto,
-    /// The position engine everywhere (to check that both give the same bits).
+    /// The position and row engines everywhere (to check that they give the same bits).
     Positions,
 }
 
@@ -208,12 +212,27 @@ impl InputGradPlan {
                 )
             })
             .flatten();
+        let one_grey_channel = g.in_channels == 1 && g.groups == 1 && g.stride == [1, 1];
+        let first_layer = (one_grey_channel && engine == Engine::Auto)
+            .then(|| {
+                FirstLayerGrad::new(
+                    isa,
+                    [g.kernel_h, g.kernel_w],
+                    g.out_channels,
+                    [g.in_h, g.in_w],
+                    [g.out_h, g.out_w],
+                    [g.pad_h.0, g.pad_w.0],
+                    weight,
+                )
+            })
+            .flatten();
         InputGradPlan {
             geometry: *g,
             planes,
             phases,
             rows,
             channels,
+            first_layer,
         }
     }
 
@@ -221,6 +240,13 @@ impl InputGradPlan {
         let g = &self.geometry;
         let image = &output_grad[b * g.out_image()..][..g.out_image()];
         let relu_output = relu_output.map(|o| &o[b * g.out_image()..][..g.out_image()]);
+        if let Some(first) = &self.first_layer {
+            // It copies one output channel at a time into its own small plane.
+            with_scratch(first.scratch_len(), |plane| {
+                first.run(image, relu_output, plane, out)
+            });
+            return;
+        }
         let source_len = self
             .phases
             .iter()
@@ -305,8 +331,8 @@ pub fn input_grad(
     run(isa, g, weight, output_grad, relu_output, Engine::Auto)
 }
 
-/// [`input_grad`] on the position engine alone, even where the channel engine would run: for
-/// tests that the two give the same bits, and for measurements.
+/// [`input_grad`] on the position and row engines alone, even where the channel or the
+/// first-layer engine would run: for tests that they give the same bits, and for measurements.
 #[doc(hidden)]
 pub fn input_grad_on_positions(
     isa: Isa,

@@ -10,6 +10,8 @@
 
 mod channels;
 mod correlate;
+mod first_layer;
+mod first_layer_grad;
 mod forward;
 pub mod geometry;
 mod input_grad;
@@ -21,7 +23,7 @@ mod scratch;
 pub mod simd;
 mod weight_grad;
 
-pub use forward::forward;
+pub use forward::{forward, forward_on_grid};
 pub use geometry::ConvGeometry;
 pub use input_grad::{input_grad, input_grad_on_positions};
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};

@@ -37,6 +37,28 @@ pub(crate) fn par_images(
     out
 }
 
+/// `images × image_len` floats, image `b` handed uninitialised to `fill(b, image)`, which must
+/// write every element of it; the images in parallel. For kernels that store each output
+/// once, in order: zeroing first would only add a pass over the memory.
+pub(crate) fn par_images_written(
+    images: usize,
+    image_len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let len = images * image_len;
+    if len == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(image_len)
+        .enumerate()
+        .for_each(|(b, image)| fill(b, image));
+    // SAFETY: the chunks cover the first `len` elements and each `fill` wrote all of its own.
+    unsafe { out.set_len(len) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::par_images;

@@ -25,6 +25,17 @@ impl Isa {
         }
     }
 
+    /// Floats per vector register in this set.
+    pub fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Avx512::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Avx2::LANES,
+            _ => Portable::LANES,
+        }
+    }
+
     /// Whether this CPU can run the set (the portable one always).
     pub fn is_available(self) -> bool {
         #[cfg(target_arch = "x86_64")]

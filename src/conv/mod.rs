@@ -32,8 +32,8 @@ use std::sync::OnceLock;
 /// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
 pub mod kernels {
     pub use rslad_kernels::{
-        PoolGeometry, bias_grad, forward, input_grad, input_grad_on_positions, max_pool_backward,
-        max_pool_forward, weight_grad,
+        PoolGeometry, bias_grad, forward, forward_on_grid, input_grad, input_grad_on_positions,
+        max_pool_backward, max_pool_forward, weight_grad,
     };
 }
 
