@@ -593,6 +593,8 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
     let mut cases = vec![
         Case::square(3, [1, 32], 28, 3, 1, 0, 1, true),
         Case::square(2, [1, 8], 28, 3, 1, 1, 1, false),
+        // One output channel: the forward pass stays on the row engine, the gradient does not.
+        Case::square(2, [1, 1], 20, 3, 1, 1, 1, true),
     ];
     let mut rng = StdRng::seed_from_u64(25);
     for _ in 0..12 {
@@ -615,8 +617,16 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
     for (i, case) in cases.iter().enumerate() {
         let d = data(case, 800 + i as u64);
         let g = case.geometry();
-        // A "ReLU output" in (−1, 1): it masks about half of the gradient.
-        let relu_output = random_values(&mut rng, d.output_grad.len());
+        // A "ReLU output" in (−1, 1), with some zeros of both signs and NaNs (burn's rule:
+        // the gradient passes where the output is > 0 or NaN).
+        let mut relu_output = random_values(&mut rng, d.output_grad.len());
+        for (i, v) in relu_output
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| i % 7 == 0)
+        {
+            *v = [0.0, -0.0, f32::NAN][i % 3];
+        }
         for isa in available_isas() {
             let bias = d.bias.as_deref();
             for relu in [false, true] {

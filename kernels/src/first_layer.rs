@@ -41,8 +41,9 @@ pub struct FirstLayer {
 
 impl FirstLayer {
     /// Plans the pass of `out_channels` channels of `out_h × out_w` from a source whose rows are
-    /// `row_stride` apart; `weight(co, kh, kw)`, `init(co)`. `None` unless the kernel is 3 × 3 and
-    /// a row takes between one and four whole-or-shifted vectors.
+    /// `row_stride` apart; `weight(co, kh, kw)`, `init(co)`. `None` unless the kernel is 3 × 3, a
+    /// row takes between one and four whole-or-shifted vectors, the image has at least a tile's
+    /// rows and `row_stride` is at least `out_w + 2`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         isa: Isa,
@@ -237,8 +238,9 @@ mod tests {
     #[test]
     fn every_output_value_is_written() {
         // The output starts uninitialised in the forward pass: a NaN left anywhere here would
-        // be a value the engine never stored. Shapes whose last vector and last row tile overlap.
-        for (out, row_stride) in [([26, 26], 28), ([9, 19], 21), ([28, 28], 30)] {
+        // be a value the engine never stored. Shapes whose last vector overlaps the one before,
+        // and (27 rows in tiles of 2, 10 in tiles of 3) whose last tile of rows overlaps too.
+        for (out, row_stride) in [([26, 26], 28), ([27, 26], 28), ([10, 19], 21), ([28, 28], 30)] {
             let Some(plan) = plan(Isa::Portable, out, row_stride) else {
                 panic!("no plan for {out:?}");
             };

@@ -7,7 +7,7 @@
 //! plane fill, whose masked loads at row edges took about half of the pass in a profile on
 //! Zen 3, and then reads every plane for every tile. Here one output channel at a time is
 //! copied, whole vectors along each row, into a small padded plane that stays in L1 (its
-//! border zeroed once per image), and added into the image's gradient, which stays there too:
+//! plane zeroed once per image, its border never written), and added into the image's gradient, which stays there too:
 //! each tile of rows loads its partial sums, adds that channel's 9 terms and stores them back.
 //! The terms are the row engine's (the same padded values, the same weights) in its order,
 //! output channel by output channel, then kernel column, then kernel row, so the two give the
@@ -70,6 +70,12 @@ impl FirstLayerGrad {
             return None;
         }
         assert_eq!(weight.len(), out_channels * KERNEL * KERNEL, "weight length");
+        // The copy puts gradient row u at plane row u + 2 (columns the same): the gradient may
+        // reach past the input by at most 2 rows and columns (padding below the kernel's size).
+        assert!(
+            out_size[0] <= in_h + pad_begin[0] && out_size[1] <= in_w + pad_begin[1],
+            "a gradient of {out_size:?} for an input of {in_size:?} padded by {pad_begin:?}"
+        );
         // As for the forward pass: 8 or 9 independent sums a tile, within AVX2's registers.
         let tile_rows = match vectors {
             1 => 8,

@@ -98,8 +98,10 @@ impl ForwardPlan {
                 )
             })
             .flatten();
+        // A single output channel stays on the row engine (above), which sums in another order:
+        // the first-layer engine must give the bits of the engine it replaces.
         let one_grey_channel = g.in_channels == 1 && g.groups == 1 && g.stride == [1, 1];
-        let first_layer = (one_grey_channel && engine == Engine::Auto)
+        let first_layer = (one_grey_channel && g.out_channels > 1 && engine == Engine::Auto)
             .then(|| {
                 FirstLayer::new(
                     isa,
