@@ -14,12 +14,9 @@
 //! Each output is `init + Σ_(kh, kw) weight · source`, summed in the main engine's order with
 //! fused multiply-adds, so the two engines give the same bits (tested).
 
+use super::row_tile::{KERNEL, MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Portable, Simd};
 use std::mem::MaybeUninit;
-
-const KERNEL: usize = 3;
-/// Vectors a row may take (accumulators held at once, beside the 9 weights).
-const MAX_VECTORS: usize = 4;
 
 /// The plan of one first-layer forward pass, the same for every image.
 #[derive(Debug, Clone)]
@@ -57,15 +54,7 @@ impl FirstLayer {
     ) -> Option<FirstLayer> {
         let lanes = isa.lanes();
         let vectors = out_w.div_ceil(lanes);
-        // Rows per tile: 8 or 9 independent sums, enough to hide the multiply-add's latency
-        // (4 cycles, 2 a cycle), and with the loaded vector and up to 3 weights within AVX2's
-        // 16 registers.
-        let tile_rows = match vectors {
-            1 => 8,
-            2 => 4,
-            3 => 3,
-            _ => 2,
-        };
+        let tile_rows = tile_rows(vectors);
         let fits = kernel == [KERNEL, KERNEL]
             && out_w >= lanes
             && vectors <= MAX_VECTORS
@@ -78,7 +67,7 @@ impl FirstLayer {
             .flat_map(|co| (0..KERNEL * KERNEL).map(move |t| (co, t / KERNEL, t % KERNEL)))
             .map(|(co, kh, kw)| weight(co, kh, kw))
             .collect();
-        let starts = (0..vectors).map(|n| (n * lanes).min(out_w - lanes)).collect();
+        let starts = vector_starts(out_w, lanes);
         Some(FirstLayer {
             weights,
             init: (0..out_channels).map(init).collect(),
@@ -172,23 +161,13 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(
                 let i0 = (tile * M).min(p.out_h - M);
                 let top = source.add(i0 * p.row_stride);
                 let mut acc = [[S::splat(init); N]; M];
-                // Source row r feeds output row m with kernel row r − m: every sum still
-                // takes its terms in (kh, kw) order.
+                // Kernel rows outer, columns inner: every sum takes its terms in (kh, kw) order.
                 for r in 0..M + KERNEL - 1 {
                     for kw in 0..KERNEL {
                         let row = top.add(r * p.row_stride + kw);
-                        let w: [S::V; M] = std::array::from_fn(|m| match r.checked_sub(m) {
-                            Some(kh) if kh < KERNEL => S::splat(weights[kh * KERNEL + kw]),
-                            _ => S::splat(0.0),
+                        add_source_row::<S, N, M>(&mut acc, r, row, &starts, |kh| {
+                            weights[kh * KERNEL + kw]
                         });
-                        for (n, &start) in starts.iter().enumerate() {
-                            let x = S::load(row.add(start));
-                            for (m, acc) in acc.iter_mut().enumerate() {
-                                if r >= m && r - m < KERNEL {
-                                    acc[n] = S::fma(w[m], x, acc[n]);
-                                }
-                            }
-                        }
                     }
                 }
                 for (m, acc) in acc.iter().enumerate() {
@@ -240,7 +219,12 @@ mod tests {
         // The output starts uninitialised in the forward pass: a NaN left anywhere here would
         // be a value the engine never stored. Shapes whose last vector overlaps the one before,
         // and (27 rows in tiles of 2, 10 in tiles of 3) whose last tile of rows overlaps too.
-        for (out, row_stride) in [([26, 26], 28), ([27, 26], 28), ([10, 19], 21), ([28, 28], 30)] {
+        for (out, row_stride) in [
+            ([26, 26], 28),
+            ([27, 26], 28),
+            ([10, 19], 21),
+            ([28, 28], 30),
+        ] {
             let Some(plan) = plan(Isa::Portable, out, row_stride) else {
                 panic!("no plan for {out:?}");
             };
@@ -248,7 +232,11 @@ mod tests {
             let mut output = vec![MaybeUninit::new(f32::NAN); 5 * out[0] * out[1]];
             plan.run(&source, &mut output, false);
             // SAFETY: initialised with NaN above.
-            assert!(output.iter().all(|v| unsafe { v.assume_init() }.is_finite()));
+            assert!(
+                output
+                    .iter()
+                    .all(|v| unsafe { v.assume_init() }.is_finite())
+            );
         }
     }
 }

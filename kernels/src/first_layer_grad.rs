@@ -18,9 +18,8 @@
 //! share get the same sum from both. Tiles of rows never overlap (the rows left over after the
 //! last whole tile run one at a time): a row updated twice would take a channel's terms twice.
 
+use super::row_tile::{KERNEL, MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Portable, Simd};
-
-const KERNEL: usize = 3;
 
 /// The plan of one first-layer input gradient, the same for every image.
 #[derive(Debug, Clone)]
@@ -66,23 +65,25 @@ impl FirstLayerGrad {
         let vectors = in_w.div_ceil(lanes);
         // Rows of the input and of the gradient at least a vector wide (the gradient's are
         // copied a vector at a time, the last one moved back to end at the row's end).
-        if kernel != [KERNEL, KERNEL] || in_w < lanes || out_size[1] < lanes || vectors > 4 {
+        if kernel != [KERNEL, KERNEL]
+            || in_w < lanes
+            || out_size[1] < lanes
+            || vectors > MAX_VECTORS
+        {
             return None;
         }
-        assert_eq!(weight.len(), out_channels * KERNEL * KERNEL, "weight length");
+        assert_eq!(
+            weight.len(),
+            out_channels * KERNEL * KERNEL,
+            "weight length"
+        );
         // The copy puts gradient row u at plane row u + 2 (columns the same): the gradient may
         // reach past the input by at most 2 rows and columns (padding below the kernel's size).
         assert!(
             out_size[0] <= in_h + pad_begin[0] && out_size[1] <= in_w + pad_begin[1],
             "a gradient of {out_size:?} for an input of {in_size:?} padded by {pad_begin:?}"
         );
-        // As for the forward pass: 8 or 9 independent sums a tile, within AVX2's registers.
-        let tile_rows = match vectors {
-            1 => 8,
-            2 => 4,
-            3 => 3,
-            _ => 2,
-        };
+        let tile_rows = tile_rows(vectors);
         let weights = (0..out_channels)
             .flat_map(|co| (0..KERNEL).flat_map(move |kw| (0..KERNEL).map(move |kh| (co, kw, kh))))
             .map(|(co, kw, kh)| weight[(co * KERNEL + (KERNEL - 1 - kh)) * KERNEL + kw])
@@ -92,7 +93,7 @@ impl FirstLayerGrad {
         let plane_rows = in_h + pad_begin[0] + KERNEL - 1;
         let row_stride = in_w + pad_begin[1] + KERNEL - 1;
         let origin = pad_begin[0] * row_stride + pad_begin[1] + KERNEL - 1;
-        let starts = (0..vectors).map(|n| (n * lanes).min(in_w - lanes)).collect();
+        let starts = vector_starts(in_w, lanes);
         Some(FirstLayerGrad {
             weights,
             grad_h: out_size[0],
@@ -286,21 +287,13 @@ unsafe fn add_tile<S: Simd, const N: usize, const M: usize>(
             }
         }
         let top = source.add(p.origin + i0 * stride);
+        // Kernel columns outer, rows inner: the row engine's order.
         for kw in 0..KERNEL {
             for r in 0..M + KERNEL - 1 {
                 let row = top.add(r * stride).sub(kw);
-                let w: [S::V; M] = std::array::from_fn(|m| match r.checked_sub(m) {
-                    Some(kh) if kh < KERNEL => S::splat(weights[kw * KERNEL + kh]),
-                    _ => S::splat(0.0),
+                add_source_row::<S, N, M>(&mut acc, r, row, &starts, |kh| {
+                    weights[kw * KERNEL + kh]
                 });
-                for (n, &start) in starts.iter().enumerate() {
-                    let x = S::load(row.add(start));
-                    for (m, acc) in acc.iter_mut().enumerate() {
-                        if r >= m && r - m < KERNEL {
-                            acc[n] = S::fma(w[m], x, acc[n]);
-                        }
-                    }
-                }
             }
         }
         for (m, acc) in acc.iter().enumerate() {
@@ -339,7 +332,10 @@ mod tests {
         let (input, pad) = ([11, 29], 0);
         let p = plan(Isa::Portable, input, pad).unwrap();
         let ones = |len| vec![1.0f32; len];
-        let p = FirstLayerGrad { weights: ones(36), ..p };
+        let p = FirstLayerGrad {
+            weights: ones(36),
+            ..p
+        };
         let mut scratch = vec![f32::NAN; p.scratch_len()];
         let mut out = vec![0.0; input[0] * input[1]];
         p.run(&ones(4 * 9 * 27), None, &mut scratch, &mut out);

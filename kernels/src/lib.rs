@@ -18,6 +18,7 @@ mod input_grad;
 mod output;
 pub mod planes;
 mod pool;
+mod row_tile;
 mod rows;
 mod scratch;
 pub mod simd;
