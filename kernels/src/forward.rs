@@ -70,10 +70,29 @@ impl ForwardPlan {
             |group, r, k| weight[(group * out_per_group + r) * k_len + k],
             |group, r| bias.map_or(0.0, |b| b[group * out_per_group + r]),
         );
+        // A single output channel stays on the row engine (below), which sums in another order:
+        // the first-layer engine must give the bits of the engine it replaces.
+        let first_layer = (g.has_one_input_channel_at_stride_1()
+            && g.out_channels > 1
+            && engine == Engine::Auto)
+            .then(|| {
+                FirstLayer::new(
+                    isa,
+                    g.out_channels,
+                    [g.kernel_h, g.kernel_w],
+                    layout.row_stride,
+                    g.out_h,
+                    g.out_w,
+                    |co, kh, kw| weight[(co * g.kernel_h + kh) * g.kernel_w + kw],
+                    |co| bias.map_or(0.0, |b| b[co]),
+                )
+            })
+            .flatten();
         // Measured on small-cnn (docs/performance.md): straight stores win where the
         // reduction is short (a first layer: the grid copy is then most of the work) and lose
         // a quarter on long ones, where the grid stays in L2 and the copy streams.
-        let direct = (correlation.taps.len() < 64)
+        // (Not needed where the first-layer engine runs.)
+        let direct = (first_layer.is_none() && correlation.taps.len() < 64)
             .then(|| correlation.direct_map(layout.row_stride, g.out_w, g.out_h))
             .flatten();
         let rows = (out_per_group == 1 && g.stride == [1, 1])
@@ -95,23 +114,6 @@ impl ForwardPlan {
                         weight[((group * in_per_group + c) * g.kernel_h + kh) * g.kernel_w + kw]
                     },
                     |group| bias.map_or(0.0, |b| b[group]),
-                )
-            })
-            .flatten();
-        // A single output channel stays on the row engine (above), which sums in another order:
-        // the first-layer engine must give the bits of the engine it replaces.
-        let one_grey_channel = g.in_channels == 1 && g.groups == 1 && g.stride == [1, 1];
-        let first_layer = (one_grey_channel && g.out_channels > 1 && engine == Engine::Auto)
-            .then(|| {
-                FirstLayer::new(
-                    isa,
-                    g.out_channels,
-                    [g.kernel_h, g.kernel_w],
-                    layout.row_stride,
-                    g.out_h,
-                    g.out_w,
-                    |co, kh, kw| weight[(co * g.kernel_h + kh) * g.kernel_w + kw],
-                    |co| bias.map_or(0.0, |b| b[co]),
                 )
             })
             .flatten();

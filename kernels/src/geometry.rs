@@ -110,6 +110,12 @@ impl ConvGeometry {
         self.stride == [1, 1] && self.pad_h == (0, 0) && self.pad_w == (0, 0)
     }
 
+    /// Whether the input has one channel (a grey image), in one group, at stride 1: where the
+    /// first-layer engines may run.
+    pub fn has_one_input_channel_at_stride_1(&self) -> bool {
+        self.in_channels == 1 && self.groups == 1 && self.stride == [1, 1]
+    }
+
     /// Whether this is a depthwise convolution (one input and one output channel per group).
     pub fn is_depthwise(&self) -> bool {
         self.in_per_group() == 1 && self.out_per_group() == 1

@@ -117,6 +117,19 @@ impl InputGradPlan {
             layout,
             isa,
         };
+        let first_layer = (g.has_one_input_channel_at_stride_1() && engine == Engine::Auto)
+            .then(|| {
+                FirstLayerGrad::new(
+                    isa,
+                    [g.kernel_h, g.kernel_w],
+                    g.out_channels,
+                    [g.in_h, g.in_w],
+                    [g.out_h, g.out_w],
+                    [g.pad_h.0, g.pad_w.0],
+                    weight,
+                )
+            })
+            .flatten();
         // Measured on small-cnn (docs/performance.md): the channel engine wins 10–48% on AVX2
         // and up to 25% on AVX-512 where the input has at least one AVX-512 vector of channels.
         let channels = (g.stride == [1, 1]
@@ -127,8 +140,8 @@ impl InputGradPlan {
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
         let mut phases = Vec::new();
-        // The channel engine replaces the phases: skip packing their weights.
-        let phase_axes = if channels.is_some() {
+        // The channel and first-layer engines replace the phases: skip packing their weights.
+        let phase_axes = if channels.is_some() || first_layer.is_some() {
             &[][..]
         } else {
             &axes_h[..]
@@ -176,7 +189,10 @@ impl InputGradPlan {
                 });
             }
         }
-        let rows = (g.stride == [1, 1] && in_per_group == 1 && channels.is_none())
+        let rows = (g.stride == [1, 1]
+            && in_per_group == 1
+            && channels.is_none()
+            && first_layer.is_none())
             .then(|| {
                 // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
                 // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
@@ -209,20 +225,6 @@ impl InputGradPlan {
                         weight[co * taps_total + q * g.kernel_w + qw]
                     },
                     |_| 0.0,
-                )
-            })
-            .flatten();
-        let one_grey_channel = g.in_channels == 1 && g.groups == 1 && g.stride == [1, 1];
-        let first_layer = (one_grey_channel && engine == Engine::Auto)
-            .then(|| {
-                FirstLayerGrad::new(
-                    isa,
-                    [g.kernel_h, g.kernel_w],
-                    g.out_channels,
-                    [g.in_h, g.in_w],
-                    [g.out_h, g.out_w],
-                    [g.pad_h.0, g.pad_w.0],
-                    weight,
                 )
             })
             .flatten();

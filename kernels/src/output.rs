@@ -17,24 +17,13 @@ pub(crate) fn par_images(
     image_len: usize,
     fill: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let len = images * image_len;
-    if len == 0 {
-        return vec![0.0; len];
-    }
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(image_len)
-        .enumerate()
-        .for_each(|(b, image)| {
-            image.fill(MaybeUninit::new(0.0));
-            // SAFETY: every element of `image` was initialised on the line above, and
-            // `MaybeUninit<f32>` has the layout of `f32`.
-            let image = unsafe { &mut *(image as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            fill(b, image);
-        });
-    // SAFETY: the chunks cover the first `len` elements and each one was initialised.
-    unsafe { out.set_len(len) };
-    out
+    par_images_written(images, image_len, |b, image| {
+        image.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element of `image` was initialised on the line above, and
+        // `MaybeUninit<f32>` has the layout of `f32`.
+        let image = unsafe { &mut *(image as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        fill(b, image);
+    })
 }
 
 /// `images × image_len` floats, image `b` handed uninitialised to `fill(b, image)`, which must
