@@ -42,6 +42,18 @@ pub struct CheckpointCard {
     pub created_by: String,
 }
 
+impl CheckpointCard {
+    /// The dataset's name (`mnist`), without the provenance `import` and `recalibrate` append
+    /// to it (`mnist (imported from ...)`, `mnist; batch-norm statistics ...`).
+    pub fn dataset_name(&self) -> &str {
+        let end = self
+            .dataset
+            .find([' ', ';', '('])
+            .unwrap_or(self.dataset.len());
+        &self.dataset[..end]
+    }
+}
+
 /// Whether either file of the checkpoint at `path` exists (a half-written one counts).
 pub fn exists(path: &Path) -> bool {
     let (weights, card) = paths(path);

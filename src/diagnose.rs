@@ -207,24 +207,42 @@ pub mod thresholds {
 }
 
 /// What in how a student was trained may explain a diagnosis that found signs of masking,
-/// or `None`. One cause is known (docs/results.md, the ablation): a student with batch norm
-/// trained by TRADES or RSLAD, whose two training-mode forwards (on x′ and on x) both update
-/// the running statistics, is attacked and evaluated with statistics of a mix of natural and
-/// adversarial inputs that neither forward trained on.
+/// or `None`. One cause is known (docs/results.md, the ablation and the recalibration): a
+/// student with batch norm trained by TRADES or RSLAD is attacked and evaluated with running
+/// statistics that its training stream gathered (with both of its training-mode forwards, on x′
+/// and on x, a mix neither forward trained on; with the adversarial one only, its own training
+/// attack's points), not those of the points a strong attack finds. Gathering them again from
+/// adversarial images, weights unchanged (`recalibrate`), tells whether that is it.
 pub fn training_hint(diagnosis: &Diagnosis, arch: Arch, method: &Method) -> Option<String> {
     if diagnosis.flagged() == 0 || !arch.has_batch_norm() {
         return None;
     }
-    (method.bn_stats() == Some(BnStats::Both)).then(|| {
-        format!(
-            "a likely cause: this {arch} has batch norm and was trained with {}, whose forwards \
-             on x′ and on x both update its running statistics, so it is evaluated and attacked \
-             with statistics of a mix neither forward trained on; on MNIST at ε = 0.3 that \
-             explained most of the masking (docs/results.md). Train it again with --bn-stats \
-             adversarial (bn-stats=adversarial after `method` in the workbench) to compare.",
-            method.name()
-        )
-    })
+    let (cause, retrain) = match method.bn_stats()? {
+        BnStats::Both => (
+            "whose forwards on x′ and on x both update its running statistics, so it is \
+             evaluated and attacked with statistics of a mix neither forward trained on",
+            "; or train it again with --bn-stats adversarial (bn-stats=adversarial after \
+             `method` in the workbench)",
+        ),
+        BnStats::Adversarial => (
+            "whose running statistics come from its own training attack's points, which need \
+             not be the ones a stronger attack finds",
+            "",
+        ),
+        BnStats::Natural => (
+            "whose running statistics come from natural images only, while it is attacked \
+             with adversarial ones",
+            "",
+        ),
+    };
+    Some(format!(
+        "a likely cause: this {arch} has batch norm and was trained with {}, {cause}; on MNIST \
+         at ε = 0.3 the statistics, not the weights, explained most of the masking \
+         (docs/results.md). To check, keep the weights and gather the statistics again from \
+         adversarial training images: `rslad-tui recalibrate --checkpoint <this one> --out \
+         <new>`, then diagnose the new one{retrain}.",
+        method.name()
+    ))
 }
 
 /// The first `n` images of `set` (at most all of them) and their labels, as [`diagnose`]

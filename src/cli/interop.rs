@@ -139,7 +139,7 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
 }
 
 /// Whether two paths name the same file (by canonical path when both exist).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(super) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod eval;
 pub mod interop;
 pub mod plain;
+pub mod recalibrate;
 pub mod repl;
 pub mod replay;
 pub mod shard;
@@ -67,6 +68,11 @@ pub enum Command {
     /// gradients and the loss around a sample; each check says what it suggests.
     #[command(allow_negative_numbers = true)]
     Diagnose(diagnose::DiagnoseArgs),
+    /// Gather a batch-norm checkpoint's running statistics again from adversarial (or natural)
+    /// training images, weights unchanged, into a new checkpoint: whether a student's weakness
+    /// under strong attacks lies in its weights or in the statistics eval mode normalises with.
+    #[command(allow_negative_numbers = true)]
+    Recalibrate(recalibrate::RecalibrateArgs),
     /// List the model zoo with parameter counts.
     Zoo(ZooArgs),
     /// Open the workbench (the same as no command): a terminal UI with a command prompt.
@@ -106,6 +112,7 @@ pub fn run() -> Result<()> {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Eval(args)) => eval::evaluate(&args),
         Some(Command::Diagnose(args)) => diagnose::run(&args),
+        Some(Command::Recalibrate(args)) => recalibrate::run(&args),
         Some(Command::Compare(args)) => compare::run(&args),
         Some(Command::Zoo(args)) => list_zoo(&args),
         Some(Command::Export(args)) => interop::run_export(&args),

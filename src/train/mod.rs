@@ -4,9 +4,11 @@ mod bn_stats;
 mod method;
 pub mod objectives;
 mod optimizer;
+mod recalibrate;
 mod trainer;
 
 pub use bn_stats::{BnStats, RunningStats};
 pub use method::{Batch, Method};
 pub use optimizer::{OptimizerConfig, OptimizerKind};
+pub use recalibrate::{RecalibrateConfig, StatShift, StatsSource, Stopped, recalibrate, shifts};
 pub use trainer::{EpochMetrics, StepOutcome, TrainConfig, Trainer};

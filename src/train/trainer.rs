@@ -489,7 +489,7 @@ impl Trainer {
 }
 
 /// A batch with random crop (padding 4) and horizontal flip applied to its images.
-fn augmented_batch(
+pub(super) fn augmented_batch(
     set: &ImageSet,
     indices: &[usize],
     rng: &mut StdRng,

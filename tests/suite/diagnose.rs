@@ -95,11 +95,11 @@ fn no_images_is_an_error() {
     assert!(diagnose(&model, &x, &[], &DiagnoseConfig::new(0.1), &mut |_| {}).is_err());
 }
 
-/// The training hint names the batch-norm mix only where it applies: a flagged diagnosis of a
-/// student with batch norm trained by TRADES or RSLAD with both forwards updating the
-/// statistics.
+/// The training hint names the batch-norm statistics only where they can be the cause: a
+/// flagged diagnosis of a student with batch norm trained by TRADES or RSLAD (the mix of both
+/// forwards, or its own training attack's points); it suggests `recalibrate` to tell.
 #[test]
-fn the_batch_norm_hint_appears_only_where_the_mix_can_be_the_cause() {
+fn the_batch_norm_hint_appears_only_where_the_statistics_can_be_the_cause() {
     use rslad_tui::diagnose::training_hint;
     use rslad_tui::train::{BnStats, Method};
     use rslad_tui::zoo::Arch;
@@ -127,13 +127,18 @@ fn the_batch_norm_hint_appears_only_where_the_mix_can_be_the_cause() {
     };
     let hint = training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Both)).unwrap();
     assert!(
-        hint.contains("--bn-stats adversarial") && hint.contains("rslad"),
+        hint.contains("--bn-stats adversarial")
+            && hint.contains("rslad")
+            && hint.contains("rslad-tui recalibrate"),
         "{hint}"
     );
     assert!(training_hint(&masked, Arch::ResNet18, &trades).is_some());
-    assert_eq!(
-        training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Adversarial)),
-        None
+    // Statistics from the adversarial forward only can still be the wrong ones (the 10-epoch
+    // run of docs/results.md): the hint points to recalibrate, not to the option already used.
+    let hint = training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Adversarial)).unwrap();
+    assert!(
+        hint.contains("rslad-tui recalibrate") && !hint.contains("--bn-stats adversarial"),
+        "{hint}"
     );
     assert_eq!(
         training_hint(&masked, Arch::SmallCnn, &rslad(BnStats::Both)),

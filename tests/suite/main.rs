@@ -22,6 +22,7 @@ mod interop;
 mod losses;
 mod objectives;
 mod pytorch_import;
+mod recalibrate;
 mod recovery;
 mod repl;
 mod resume;

@@ -122,6 +122,38 @@ fn method_bn_stats_option_parses_for_trades_and_rslad_only() {
     );
 }
 
+/// `recalibrate` takes where the statistics come from first (adversarial by default) and
+/// `batches=`; anything else is refused.
+#[test]
+fn recalibrate_parses_its_source_and_batches() {
+    use rslad_tui::train::StatsSource;
+    let cases = [
+        ("recalibrate", StatsSource::Adversarial, None),
+        ("recalibrate natural", StatsSource::Natural, None),
+        (
+            "recalibrate adversarial batches=20",
+            StatsSource::Adversarial,
+            Some(20),
+        ),
+        ("recalibrate batches=5", StatsSource::Adversarial, Some(5)),
+    ];
+    for (line, source, batches) in cases {
+        assert_eq!(
+            parse(line),
+            Ok(engine(EngineCommand::Recalibrate { source, batches })),
+            "{line}"
+        );
+    }
+    for bad in [
+        "recalibrate both",
+        "recalibrate batches=0",
+        "recalibrate batches=2 natural",
+        "recalibrate n=3",
+    ] {
+        assert!(parse(bad).is_err(), "{bad} parsed");
+    }
+}
+
 /// `start=` chooses where the training attack starts; an unknown start is refused by name.
 #[test]
 fn method_start_option_parses_and_unknown_starts_are_refused() {

@@ -72,6 +72,11 @@ pub enum EngineCommand {
     Diagnose {
         n: Option<usize>,
     },
+    /// Gather the student's batch-norm running statistics again (`None`: the default batches).
+    Recalibrate {
+        source: crate::train::StatsSource,
+        batches: Option<usize>,
+    },
     Save(Option<String>),
     Load(String),
     Reset,

@@ -12,7 +12,7 @@ use crate::settings::{
     AttackName, AttackStart, Epsilon, Gamma, LearningRate, MethodName, MethodOption,
     MethodSettings, Milestones, Momentum, OptimizerName, StepSize, WeightDecay,
 };
-use crate::train::BnStats;
+use crate::train::{BnStats, StatsSource};
 use crate::zoo::Arch;
 use clap::ValueEnum;
 
@@ -248,6 +248,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         },
     },
     CommandSpec {
+        name: "recalibrate",
+        usage: "recalibrate [adversarial|natural] [batches=N]",
+        summary: "gather the student's batch-norm running statistics again from N training \
+                  batches (default 100), adversarial (PGD, cross-entropy, uniform start, the \
+                  training attack's ε and steps) or natural, weights unchanged: is a masked \
+                  student's weakness in its weights or in its statistics? `diagnose` after",
+        args: &[
+            Arg::Words(&["adversarial", "natural"]),
+            Arg::Keys(&["batches"]),
+        ],
+        parse: parse_recalibrate,
+    },
+    CommandSpec {
         name: "results",
         usage: "results [--markdown]",
         summary: "every attack table of the session side by side (model, method, training \
@@ -364,6 +377,22 @@ fn image_count(rest: &str) -> Result<Option<usize>, String> {
         n = Some(key_count(key, value)?);
     }
     Ok(n)
+}
+
+/// `recalibrate [adversarial|natural] [batches=N]`.
+fn parse_recalibrate(rest: &str) -> Result<Command, String> {
+    let mut source = StatsSource::Adversarial;
+    let mut batches = None;
+    for (i, word) in words(rest).into_iter().enumerate() {
+        match StatsSource::from_str(word, false) {
+            Ok(named) if i == 0 => source = named,
+            _ => {
+                let (key, value) = key_value(word, &["batches"])?;
+                batches = Some(key_count(key, value)?);
+            }
+        }
+    }
+    Ok(EngineCommand::Recalibrate { source, batches }.into())
 }
 
 fn method_names() -> String {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 pub(super) struct Teacher {
     pub model: Model,
     pub label: String,
-    /// The dataset its card says it was trained on.
+    /// The name of the dataset its card says it was trained on.
     pub dataset: String,
 }
 
@@ -31,7 +31,7 @@ pub(super) fn load_teacher(source: &str) -> Result<Teacher> {
     };
     Ok(Teacher {
         model,
-        dataset: card.dataset.clone(),
+        dataset: card.dataset_name().to_string(),
         label,
     })
 }

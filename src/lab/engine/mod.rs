@@ -12,6 +12,7 @@ mod change;
 mod diagnose;
 mod files;
 mod publish;
+mod recalibrate;
 mod sample;
 mod training;
 
@@ -170,6 +171,7 @@ impl Engine {
             EngineCommand::Attack(request) => self.attack(request),
             EngineCommand::Eval { n } => self.eval(n),
             EngineCommand::Diagnose { n } => self.diagnose(n),
+            EngineCommand::Recalibrate { source, batches } => self.recalibrate(source, batches),
             EngineCommand::Save(path) => self.save(path),
             EngineCommand::Load(path) => self.load(&path),
             EngineCommand::Reset => self.reset(),

@@ -1,0 +1,97 @@
+//! `recalibrate`: the student's batch-norm running statistics gathered again from adversarial
+//! or natural training batches, weights unchanged ([`crate::train::recalibrate`]); how far each
+//! layer's moved goes to the log. Stopped part-way, the student keeps the statistics it had.
+
+use super::Engine;
+use crate::attack::Start;
+use crate::lab::snapshot::LogLevel;
+use crate::progress::Progress;
+use crate::settings::attack_defaults;
+use crate::train::{Method, RecalibrateConfig, RunningStats, StatsSource, Stopped, recalibrate};
+use anyhow::{Result, bail};
+
+/// Training batches run unless `batches=` says otherwise: the statistics the student had then
+/// weigh 0.9^100 = 3·10⁻⁵.
+const RECALIBRATE_BATCHES: usize = 100;
+
+impl Engine {
+    pub(super) fn recalibrate(
+        &mut self,
+        source: StatsSource,
+        batches: Option<usize>,
+    ) -> Result<()> {
+        let student = self.trainer.model.spec().arch;
+        if !student.has_batch_norm() {
+            bail!("{student} has no batch norm: there are no running statistics to gather again");
+        }
+        let batches = batches.unwrap_or(RECALIBRATE_BATCHES);
+        // The training attack's numbers, as cross-entropy PGD from a uniform start (SAT's).
+        let defaults = attack_defaults(self.data.kind);
+        let (epsilon, step_size, steps) = match self.trainer.config.method.training_attack() {
+            Some(a) => (a.epsilon, a.step_size, a.steps),
+            None => (
+                self.epsilon(),
+                self.settings.step_size(),
+                self.settings.attack.steps.unwrap_or(defaults.train_steps),
+            ),
+        };
+        let mut attack = Method::ce_attack(epsilon, step_size, steps);
+        attack.start = Start::Uniform;
+        let config = RecalibrateConfig {
+            source,
+            attack,
+            batches,
+            batch_size: self.settings.batch_size.get(),
+            augment: self.data.kind.augments(),
+            seed: self.settings.seed,
+        };
+        let model = &self.trainer.model;
+        let kept = RunningStats::of(model);
+        let progress = self.progress();
+        progress.start(&format!("recalibrate ({})", source.name()), batches as u64);
+        let outcome = recalibrate(
+            model,
+            &self.data.train,
+            &config,
+            &crate::device::compute_device(),
+            &mut |_| progress.advance(1),
+            &self.shared.cancel,
+        );
+        progress.finish();
+        drop(progress);
+        let shifts = match outcome {
+            Ok(shifts) => shifts,
+            Err(Stopped::Cancelled) => {
+                kept.restore(model);
+                self.shared.log(
+                    LogLevel::Warning,
+                    "recalibrate stopped: the student keeps the statistics it had",
+                );
+                return Ok(());
+            }
+            Err(Stopped::NoImages) => bail!("the data has no training images"),
+        };
+        let attack = match source {
+            StatsSource::Adversarial => {
+                format!(" (PGD-{steps}, ε {epsilon}, step {step_size}, uniform start)")
+            }
+            StatsSource::Natural => String::new(),
+        };
+        self.info(format!(
+            "recalibrate {student}: {} statistics from {batches} training batches{attack}, \
+             weights unchanged; how far they moved (mean shift in new σ, variance old/new):",
+            source.name()
+        ));
+        for shift in &shifts {
+            self.info(format!(
+                "  {}: {:.3}σ, ×{:.3} ({} channels)",
+                shift.layer, shift.mean_shift, shift.variance_ratio, shift.channels
+            ));
+        }
+        // The student changed: the diagnosis was of the one before, and it is not saved.
+        self.forget_diagnosis();
+        self.shared.update(|s| s.status.unsaved = true);
+        self.refresh_sample();
+        Ok(())
+    }
+}
