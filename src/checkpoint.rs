@@ -52,6 +52,12 @@ impl CheckpointCard {
             .unwrap_or(self.dataset.len());
         &self.dataset[..end]
     }
+
+    /// What was done to the batch-norm statistics after training (`recalibrate`'s note after
+    /// the dataset's name and "; "), if anything.
+    pub fn statistics_note(&self) -> Option<&str> {
+        self.dataset.split_once("; ").map(|(_, note)| note)
+    }
 }
 
 /// Whether either file of the checkpoint at `path` exists (a half-written one counts).

@@ -239,8 +239,8 @@ pub fn training_hint(diagnosis: &Diagnosis, arch: Arch, method: &Method) -> Opti
         "a likely cause: this {arch} has batch norm and was trained with {}, {cause}; on MNIST \
          at ε = 0.3 the statistics, not the weights, explained most of the masking \
          (docs/results.md). To check, keep the weights and gather the statistics again from \
-         adversarial training images: `rslad-tui recalibrate --checkpoint <this one> --out \
-         <new>`, then diagnose the new one{retrain}.",
+         adversarial training images: `rslad-tui recalibrate --dataset <its data> --data \
+         <folder> --checkpoint <this one> --out <new>`, then diagnose the new one{retrain}.",
         method.name()
     ))
 }

@@ -88,6 +88,15 @@ pub fn run(args: &RecalibrateArgs) -> Result<()> {
     }
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
+    if card.dataset_name() != data.kind.name() {
+        bail!(
+            "the checkpoint was trained on {}, not {}: give --dataset {} (and --data for its \
+             folder)",
+            card.dataset_name(),
+            data.kind.name(),
+            card.dataset_name()
+        );
+    }
     let method = card.training.as_ref().map(|t| &t.method);
     let config = RecalibrateConfig {
         source: args.source,
@@ -119,7 +128,7 @@ pub fn run(args: &RecalibrateArgs) -> Result<()> {
         Err(Stopped::Cancelled) => bail!("interrupted: nothing saved"),
         Err(Stopped::NoImages) => bail!("the dataset has no training images"),
     };
-    let provenance = provenance(args, &config, &card.dataset, method);
+    let provenance = provenance(&config, &card, method);
     if let Some(folder) = args.out.parent().filter(|f| !f.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
@@ -139,8 +148,14 @@ pub fn run(args: &RecalibrateArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&shifts)?);
     } else {
+        let attack = match args.source {
+            StatsSource::Adversarial => {
+                format!(", each attacked by {}", attack_words(&config.attack))
+            }
+            StatsSource::Natural => String::new(),
+        };
         println!(
-            "{} statistics of {} from {} batches of {} ({:.0} s)",
+            "{} statistics of {} from {} batches of {}{attack} ({:.0} s)",
             args.source.name(),
             card.spec.arch,
             args.batches,
@@ -191,27 +206,37 @@ fn attack_settings(
     Ok(config)
 }
 
-/// The new card's dataset line: the data, and where the statistics and weights came from.
+/// The new card's dataset line: the data, and where the statistics and weights came from (the
+/// weights by their file's SHA-256, not by a path on this machine).
 fn provenance(
-    args: &RecalibrateArgs,
     config: &RecalibrateConfig,
-    dataset: &str,
+    card: &crate::checkpoint::CheckpointCard,
     method: Option<&Method>,
 ) -> String {
     let inputs = match config.source {
         StatsSource::Natural => "natural training images".to_string(),
         StatsSource::Adversarial => format!(
-            "adversarial training images (PGD-{}, ε {}, step {}, uniform start)",
-            config.attack.steps, config.attack.epsilon, config.attack.step_size
+            "adversarial training images ({})",
+            attack_words(&config.attack)
         ),
     };
     let trained = method.map_or(String::new(), |m| format!(", trained by {}", m.label()));
     format!(
-        "{dataset}; batch-norm statistics re-estimated by `rslad-tui recalibrate` from {} \
-         batches of {} {inputs}, seed {}; weights of {}{trained}",
+        "{}; batch-norm statistics re-estimated by `rslad-tui recalibrate` from {} batches of \
+         {} {inputs}, seed {}; weights of {} (sha256 {}){trained}",
+        card.dataset,
         config.batches,
         config.batch_size,
         config.seed,
-        args.checkpoint.display()
+        card.weights,
+        card.weights_sha256
+    )
+}
+
+/// "PGD-10, ε 0.3, step 0.05, uniform start".
+fn attack_words(attack: &crate::attack::PgdConfig) -> String {
+    format!(
+        "PGD-{}, ε {}, step {}, uniform start",
+        attack.steps, attack.epsilon, attack.step_size
     )
 }

@@ -154,7 +154,10 @@ fn saved_run(
         .with_context(|| format!("--resume: cannot load {}", path.display()))?;
     let shown = path.display();
     let Some(saved) = &card.training else {
-        bail!("--resume: {shown} records no training settings (it was imported, not trained)");
+        bail!(
+            "--resume: {shown} records no training settings (it was imported, or its \
+             statistics were recalibrated: its card says which)"
+        );
     };
     let mut differences = config_differences(saved, config);
     if card.spec != *spec {

@@ -12,6 +12,7 @@
 //! at that batch. After `batches` batches the statistics the model came with weigh 0.9^batches
 //! (3·10⁻⁵ after 100).
 
+use super::bn_stats::RunningStats;
 use super::trainer::augmented_batch;
 use crate::attack::{self, PgdConfig, Target};
 use crate::checkpoint::named_tensors;
@@ -80,8 +81,7 @@ pub enum Stopped {
 /// place; every copy of the model shares them) and returns how far each layer's moved.
 /// Batches are built on `device` (the plain compute device; they are made autodiff for the
 /// training-mode forward). `progress` is told after each batch how many are done; `cancel` is
-/// checked between batches (a cancelled run leaves the statistics part-way: the caller discards
-/// the model or puts back a [`super::RunningStats`] copy).
+/// checked between batches; a cancelled run puts the statistics back as they were.
 pub fn recalibrate(
     model: &Model,
     train: &ImageSet,
@@ -94,6 +94,7 @@ pub fn recalibrate(
         return Err(Stopped::NoImages);
     }
     let before = running_stats(model);
+    let kept = RunningStats::of(model);
     let mut rng = seeded(config.seed, stream::ATTACK);
     let mut augment_rng = seeded(config.seed, stream::AUGMENT);
     let mut done = 0;
@@ -105,6 +106,7 @@ pub fn recalibrate(
                 break;
             }
             if cancel.load(Ordering::SeqCst) {
+                kept.restore(model);
                 return Err(Stopped::Cancelled);
             }
             let (x, labels) = if config.augment {

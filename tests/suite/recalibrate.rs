@@ -178,6 +178,33 @@ fn a_cancelled_recalibration_stops_before_its_first_batch() {
     assert_eq!(split(&model).0, before);
 }
 
+/// Stopped after its first batch (whose forward moved the statistics), a recalibration puts
+/// them back as they were.
+#[test]
+fn a_recalibration_stopped_part_way_puts_the_statistics_back() {
+    let data = embedded();
+    let model = micro(6);
+    let (before, _) = split(&model);
+    let cancel = AtomicBool::new(false);
+    let mut moved = false;
+    let result = recalibrate(
+        &model,
+        &data.train,
+        &config(StatsSource::Natural, 10),
+        &compute_device(),
+        &mut |done| {
+            if done == 1 {
+                moved = split(&model).0 != before;
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        },
+        &cancel,
+    );
+    assert_eq!(result, Err(Stopped::Cancelled));
+    assert!(moved, "the first batch should have moved the statistics");
+    assert_eq!(split(&model).0, before);
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
         .args(args)
@@ -266,6 +293,11 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
     // What a teacher's data is checked against: the name, without the provenance.
     assert_eq!(card.dataset_name(), "mnist");
     assert!(card.dataset.contains("PGD-2"), "{}", card.dataset);
+    assert!(card.dataset.contains("sha256"), "{}", card.dataset);
+    assert!(
+        card.statistics_note()
+            .is_some_and(|n| n.starts_with("batch-norm statistics"))
+    );
 
     let card_bytes = std::fs::read(dir.path().join("student-adv.ron")).unwrap();
     refused(&recal, "already holds a checkpoint");
@@ -299,6 +331,34 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
     refused(
         &[&natural[..], &["--eps", "0.1"]].concat(),
         "natural statistics take none",
+    );
+    // A checkpoint of other data than --dataset's is refused, not recalibrated on the wrong
+    // images (the shapes of MNIST and Fashion-MNIST agree, so only the card can tell).
+    let fashion = dir.path().join("fashion");
+    let card_text = std::fs::read_to_string(dir.path().join("student.ron")).unwrap();
+    assert!(card_text.contains("dataset: \"mnist\""), "{card_text}");
+    std::fs::write(
+        fashion.with_extension("ron"),
+        card_text
+            .replace("dataset: \"mnist\"", "dataset: \"fashion\"")
+            .replace("\"student.safetensors\"", "\"fashion.safetensors\""),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("student.safetensors"),
+        fashion.with_extension("safetensors"),
+    )
+    .unwrap();
+    refused(
+        &[
+            "recalibrate",
+            "--checkpoint",
+            fashion.to_str().unwrap(),
+            "--out",
+            out,
+            "--overwrite",
+        ],
+        "trained on fashion, not mnist",
     );
     refused(
         &["recalibrate", "--checkpoint", trained, "--out", trained],

@@ -543,6 +543,30 @@ fn recalibrate_changes_only_the_statistics_and_a_stop_keeps_the_old_ones() {
     );
     assert!(log.iter().any(|l| l.starts_with("  bn1: ")), "{log:?}");
     assert!(s.diagnosis.is_none() && s.status.unsaved);
+    // A save says on the card what was done, and a load and save keep saying it.
+    let saved = dir.path().join("recalibrated");
+    run(&mut engine, &format!("save {}", saved.display())).unwrap();
+    let card = rslad_tui::checkpoint::read_card(&saved).unwrap();
+    assert_eq!(card.dataset_name(), "mnist");
+    let note = card
+        .statistics_note()
+        .expect("the card names the recalibration");
+    assert!(note.contains("`recalibrate` after epoch 1"), "{note}");
+    run(&mut engine, "reset").unwrap();
+    run(&mut engine, &format!("load {}", saved.display())).unwrap();
+    let again = dir.path().join("again");
+    run(&mut engine, &format!("save {}", again.display())).unwrap();
+    let card = rslad_tui::checkpoint::read_card(&again).unwrap();
+    assert_eq!(card.statistics_note(), Some(note));
+    run(&mut engine, "student micro-cnn").unwrap();
+    let fresh = dir.path().join("fresh");
+    run(&mut engine, &format!("save {}", fresh.display())).unwrap();
+    assert_eq!(
+        rslad_tui::checkpoint::read_card(&fresh)
+            .unwrap()
+            .statistics_note(),
+        None
+    );
 
     run(&mut engine, "student mlp").unwrap();
     let error = run(&mut engine, "recalibrate").unwrap_err();

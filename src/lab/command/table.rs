@@ -252,7 +252,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "recalibrate [adversarial|natural] [batches=N]",
         summary: "gather the student's batch-norm running statistics again from N training \
                   batches (default 100), adversarial (PGD, cross-entropy, uniform start, the \
-                  training attack's ε and steps) or natural, weights unchanged: is a masked \
+                  training attack's ε, step size and steps) or natural, weights unchanged: is a masked \
                   student's weakness in its weights or in its statistics? `diagnose` after",
         args: &[
             Arg::Words(&["adversarial", "natural"]),

@@ -111,7 +111,7 @@ impl Engine {
                 s.curves.batch_losses.clear();
                 s.status.unsaved = false;
             });
-            self.forget_diagnosis();
+            self.student_replaced();
         }
         Ok(())
     }
@@ -186,7 +186,7 @@ impl Engine {
             s.curves.teacher_robust = None;
             s.status.unsaved = false;
         });
-        self.forget_diagnosis();
+        self.student_replaced();
         self.info(format!(
             "data: {}; {} training and {} test images; a fresh student",
             self.data.origin,

@@ -85,4 +85,10 @@ impl Engine {
     pub(super) fn forget_diagnosis(&self) {
         self.shared.update(|s| s.diagnosis = None);
     }
+
+    /// A fresh or loaded student: no diagnosis of it yet, and its statistics are as trained.
+    pub(super) fn student_replaced(&mut self) {
+        self.forget_diagnosis();
+        self.statistics_note = None;
+    }
 }

@@ -88,11 +88,16 @@ impl Engine {
             None => self.fresh_save_path()?,
         };
         let path = self.scope.resolve_checkpoint(&typed)?;
+        // A recalibrated student's card says so after the dataset's name, as `recalibrate`'s.
+        let dataset = match &self.statistics_note {
+            Some(note) => format!("{}; {note}", self.data.kind.name()),
+            None => self.data.kind.name().to_string(),
+        };
         let saved = checkpoint::save(
             &self.trainer.model,
             &path,
             &SaveInfo {
-                dataset: self.data.kind.name(),
+                dataset: &dataset,
                 training: Some(&self.trainer.config),
                 metrics: &self.trainer.history,
                 seed: self.settings.seed,
@@ -151,7 +156,8 @@ impl Engine {
             s.curves.batch_losses.clear();
             s.status.unsaved = false;
         });
-        self.forget_diagnosis();
+        self.student_replaced();
+        self.statistics_note = card.statistics_note().map(str::to_string);
         self.info(format!(
             "loaded {} ({}, {} recorded)",
             path,

@@ -79,6 +79,9 @@ pub struct Engine {
     scope: FileScope,
     /// The path the last `save` wrote to, as typed or chosen.
     last_saved: Option<String>,
+    /// What `recalibrate` did to the student's batch-norm statistics, for the card of a `save`
+    /// (`None` for a student as trained; a fresh or loaded student clears it).
+    statistics_note: Option<String>,
 }
 
 impl Engine {
@@ -103,6 +106,7 @@ impl Engine {
             command_started: Instant::now(),
             scope: FileScope::default(),
             last_saved: None,
+            statistics_note: None,
         };
         if let Some(message) = crate::device::selection().fallback_message() {
             engine.shared.log(LogLevel::Warning, message);

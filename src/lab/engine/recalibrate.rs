@@ -1,13 +1,14 @@
 //! `recalibrate`: the student's batch-norm running statistics gathered again from adversarial
 //! or natural training batches, weights unchanged ([`crate::train::recalibrate`]); how far each
-//! layer's moved goes to the log. Stopped part-way, the student keeps the statistics it had.
+//! layer's moved goes to the log, and what was done to the card of the next `save`. Stopped
+//! part-way, the student keeps the statistics it had.
 
 use super::Engine;
 use crate::attack::Start;
 use crate::lab::snapshot::LogLevel;
 use crate::progress::Progress;
 use crate::settings::attack_defaults;
-use crate::train::{Method, RecalibrateConfig, RunningStats, StatsSource, Stopped, recalibrate};
+use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, recalibrate};
 use anyhow::{Result, bail};
 
 /// Training batches run unless `batches=` says otherwise: the statistics the student had then
@@ -46,7 +47,6 @@ impl Engine {
             seed: self.settings.seed,
         };
         let model = &self.trainer.model;
-        let kept = RunningStats::of(model);
         let progress = self.progress();
         progress.start(&format!("recalibrate ({})", source.name()), batches as u64);
         let outcome = recalibrate(
@@ -62,7 +62,6 @@ impl Engine {
         let shifts = match outcome {
             Ok(shifts) => shifts,
             Err(Stopped::Cancelled) => {
-                kept.restore(model);
                 self.shared.log(
                     LogLevel::Warning,
                     "recalibrate stopped: the student keeps the statistics it had",
@@ -77,6 +76,15 @@ impl Engine {
             }
             StatsSource::Natural => String::new(),
         };
+        let (epochs, batch) = (self.trainer.epochs_done(), self.trainer.epoch_position().0);
+        self.statistics_note = Some(format!(
+            "batch-norm statistics re-estimated by the workbench's `recalibrate` after epoch \
+             {epochs} and {batch} batches, from {batches} batches of {} {} training images{attack}, \
+             seed {}",
+            config.batch_size,
+            source.name(),
+            config.seed
+        ));
         self.info(format!(
             "recalibrate {student}: {} statistics from {batches} training batches{attack}, \
              weights unchanged; how far they moved (mean shift in new σ, variance old/new):",
@@ -88,7 +96,8 @@ impl Engine {
                 shift.layer, shift.mean_shift, shift.variance_ratio, shift.channels
             ));
         }
-        // The student changed: the diagnosis was of the one before, and it is not saved.
+        // The student changed: the diagnosis was of the one before, and it is not saved (its
+        // card will say what was done, `statistics_note`).
         self.forget_diagnosis();
         self.shared.update(|s| s.status.unsaved = true);
         self.refresh_sample();
