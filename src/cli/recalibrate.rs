@@ -21,7 +21,7 @@ pub struct RecalibrateArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The checkpoint (its .safetensors or .ron file, or their common stem). It must have batch
-    /// norm (micro-cnn, resnet18, mobilenetv2, wrn-34-10).
+    /// norm (micro-cnn, resnet18, mobilenet-v2, wrn-34-10).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Which training images the statistics come from: adversarial (PGD with cross-entropy from
