@@ -37,6 +37,24 @@ impl TryFrom<&DataArgs> for DataChoice {
     }
 }
 
+/// `--eps` as given (checked), else `default`.
+pub fn epsilon_or(given: Option<f32>, default: f32) -> Result<f32> {
+    given.map_or(Ok(default), |eps| {
+        Epsilon::new(eps)
+            .map(Epsilon::get)
+            .map_err(|e| anyhow::anyhow!(e.named("--eps")))
+    })
+}
+
+/// `--step-size` as given (checked), else `default`.
+pub fn step_size_or(given: Option<f32>, default: f32) -> Result<f32> {
+    given.map_or(Ok(default), |step| {
+        StepSize::new(step)
+            .map(StepSize::get)
+            .map_err(|e| anyhow::anyhow!(e.named("--step-size")))
+    })
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]

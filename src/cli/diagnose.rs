@@ -1,11 +1,11 @@
 //! `rslad-tui diagnose`: the gradient-masking checks of [`crate::diagnose`] on a checkpoint,
 //! as plain lines or JSON.
 
-use super::args::DataArgs;
+use super::args::{DataArgs, epsilon_or};
 use super::eval::load_checkpoint;
 use crate::device::compute_device;
 use crate::diagnose::{DiagnoseConfig, diagnose, first_images, training_hint};
-use crate::settings::{DataChoice, Epsilon, attack_defaults, check_fit};
+use crate::settings::{DataChoice, attack_defaults, check_fit};
 use crate::zoo::Arch;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -53,12 +53,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     let (model, card) = load_checkpoint(&args.checkpoint, expected)?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
-    let epsilon = match args.eps {
-        Some(eps) => Epsilon::new(eps)
-            .map_err(|e| anyhow::anyhow!(e.named("--eps")))?
-            .get(),
-        None => attack_defaults(data.kind).epsilon,
-    };
+    let epsilon = epsilon_or(args.eps, attack_defaults(data.kind).epsilon)?;
     let (x, labels) = first_images(&data.test, args.n, &compute_device());
     let mut config = DiagnoseConfig::new(epsilon);
     config.seed = args.seed;

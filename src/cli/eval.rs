@@ -1,7 +1,7 @@
 //! `rslad-tui eval`: a checkpoint's clean and robust accuracy under FGSM, PGD, CW∞ and
 //! AutoAttack, as a table or JSON; `--resume` runs AutoAttack in blocks kept in a journal.
 
-use super::args::DataArgs;
+use super::args::{DataArgs, epsilon_or, step_size_or};
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
 use crate::checkpoint::CheckpointCard;
 use crate::device::compute_device;
@@ -9,7 +9,7 @@ use crate::eval::journal::{Journal, JournalKey};
 use crate::eval::shard::Shard;
 use crate::eval::{self, EvalAttack, RobustnessReport};
 use crate::progress::{Bars, Progress, Silent};
-use crate::settings::{AttackName, DataChoice, Epsilon, StepSize, attack_defaults, check_fit};
+use crate::settings::{AttackName, DataChoice, attack_defaults, check_fit};
 use crate::zoo::{Arch, Model};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -107,18 +107,8 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let defaults = attack_defaults(data.kind);
-    let epsilon = match args.eps {
-        Some(eps) => Epsilon::new(eps)
-            .map_err(|e| anyhow::anyhow!(e.named("--eps")))?
-            .get(),
-        None => defaults.epsilon,
-    };
-    let step_size = match args.step_size {
-        Some(step) => StepSize::new(step)
-            .map_err(|e| anyhow::anyhow!(e.named("--step-size")))?
-            .get(),
-        None => defaults.step_size,
-    };
+    let epsilon = epsilon_or(args.eps, defaults.epsilon)?;
+    let step_size = step_size_or(args.step_size, defaults.step_size)?;
     let steps = args.steps.unwrap_or(defaults.eval_steps);
     let attacks: Vec<EvalAttack> = args
         .attacks

@@ -2,15 +2,14 @@
 //! adversarial (or natural) training images, weights unchanged, saved as a new checkpoint
 //! ([`crate::train::recalibrate`] does the work).
 
-use super::args::DataArgs;
+use super::args::{DataArgs, epsilon_or, step_size_or};
 use super::eval::load_checkpoint;
 use super::interop::same_file;
-use crate::attack::Start;
 use crate::checkpoint::{self, SaveInfo};
 use crate::device::compute_device;
-use crate::settings::{DataChoice, Epsilon, StepSize, attack_defaults, check_fit};
+use crate::settings::{DataChoice, attack_defaults, check_fit};
 use crate::text::scrub;
-use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, recalibrate};
+use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, attack_words, recalibrate};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -186,24 +185,15 @@ fn attack_settings(
 ) -> Result<crate::attack::PgdConfig> {
     let defaults = attack_defaults(kind);
     let trained = method.and_then(Method::training_attack);
-    let epsilon = match args.eps {
-        Some(eps) => Epsilon::new(eps)
-            .map_err(|e| anyhow::anyhow!(e.named("--eps")))?
-            .get(),
-        None => trained.map_or(defaults.epsilon, |a| a.epsilon),
-    };
-    let step_size = match args.step_size {
-        Some(step) => StepSize::new(step)
-            .map_err(|e| anyhow::anyhow!(e.named("--step-size")))?
-            .get(),
-        None => trained.map_or(defaults.step_size, |a| a.step_size),
-    };
+    let epsilon = epsilon_or(args.eps, trained.map_or(defaults.epsilon, |a| a.epsilon))?;
+    let step_size = step_size_or(
+        args.step_size,
+        trained.map_or(defaults.step_size, |a| a.step_size),
+    )?;
     let steps = args
         .steps
         .unwrap_or_else(|| trained.map_or(defaults.train_steps, |a| a.steps));
-    let mut config = Method::ce_attack(epsilon, step_size, steps);
-    config.start = Start::Uniform;
-    Ok(config)
+    Ok(Method::ce_attack(epsilon, step_size, steps))
 }
 
 /// The new card's dataset line: the data, and where the statistics and weights came from (the
@@ -230,13 +220,5 @@ fn provenance(
         config.seed,
         card.weights,
         card.weights_sha256
-    )
-}
-
-/// "PGD-10, ε 0.3, step 0.05, uniform start".
-fn attack_words(attack: &crate::attack::PgdConfig) -> String {
-    format!(
-        "PGD-{}, ε {}, step {}, uniform start",
-        attack.steps, attack.epsilon, attack.step_size
     )
 }

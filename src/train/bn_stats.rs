@@ -6,12 +6,13 @@
 //! all adversarial. Each forward still normalises with its own batch's statistics whatever the
 //! mode: only what is remembered for eval mode changes, never the loss or its gradient.
 
+use crate::checkpoint;
 use crate::zoo::{Model, is_running_stat};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Which forwards update the running statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -67,9 +68,10 @@ impl BnStats {
     }
 }
 
-/// A copy of every batch-norm running statistic of a model, by parameter id.
+/// A copy of every batch-norm running statistic of a model, by parameter id, with its module
+/// path (`bn1.running_mean`, as in checkpoints).
 pub struct RunningStats {
-    values: HashMap<ParamId, TensorData>,
+    values: HashMap<ParamId, (String, TensorData)>,
 }
 
 impl RunningStats {
@@ -87,6 +89,20 @@ impl RunningStats {
         }
     }
 
+    /// The values by module path.
+    pub fn by_name(&self) -> BTreeMap<String, Vec<f32>> {
+        self.values
+            .values()
+            .map(|(name, data)| {
+                let values = data
+                    .clone()
+                    .try_into_vec::<f32>()
+                    .expect("running statistics are f32");
+                (name.clone(), values)
+            })
+            .collect()
+    }
+
     /// Puts these statistics back into `model` (and every copy sharing its state).
     pub fn restore(&self, model: &Model) {
         // Fold pending updates in first, so none lands on top of the restored values later.
@@ -98,21 +114,23 @@ impl RunningStats {
 
 struct StatCollector {
     path: Vec<String>,
-    values: HashMap<ParamId, TensorData>,
+    values: HashMap<ParamId, (String, TensorData)>,
 }
 
 impl ModuleVisitor for StatCollector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        checkpoint::enter(&mut self.path, name, container_type);
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        checkpoint::exit(&mut self.path, container_type);
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if self.path.last().is_some_and(|name| is_running_stat(name)) {
-            self.values.insert(param.id, param.val().into_data());
+            let name = checkpoint::path_name(&self.path);
+            self.values
+                .insert(param.id, (name, param.val().into_data()));
         }
     }
 }
@@ -123,7 +141,7 @@ struct StatRestorer<'a> {
 
 impl ModuleMapper for StatRestorer<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(data) = self.stats.values.get(&param.id) else {
+        let Some((_, data)) = self.stats.values.get(&param.id) else {
             return param;
         };
         let device = param.val().device();

@@ -10,5 +10,7 @@ mod trainer;
 pub use bn_stats::{BnStats, RunningStats};
 pub use method::{Batch, Method};
 pub use optimizer::{OptimizerConfig, OptimizerKind};
-pub use recalibrate::{RecalibrateConfig, StatShift, StatsSource, Stopped, recalibrate, shifts};
+pub use recalibrate::{
+    RecalibrateConfig, StatShift, StatsSource, Stopped, attack_words, recalibrate, shifts,
+};
 pub use trainer::{EpochMetrics, StepOutcome, TrainConfig, Trainer};

@@ -15,7 +15,6 @@
 use super::bn_stats::RunningStats;
 use super::trainer::augmented_batch;
 use crate::attack::{self, PgdConfig, Target};
-use crate::checkpoint::named_tensors;
 use crate::data::ImageSet;
 use crate::data::batch::{batches, epoch_order};
 use crate::rng::{seeded, stream};
@@ -47,7 +46,8 @@ impl StatsSource {
 #[derive(Clone, Debug)]
 pub struct RecalibrateConfig {
     pub source: StatsSource,
-    /// The attack for [`StatsSource::Adversarial`] (ignored for natural statistics).
+    /// The attack for [`StatsSource::Adversarial`] (ignored for natural statistics): SAT's,
+    /// [`super::Method::ce_attack`], whose start is uniform.
     pub attack: PgdConfig,
     pub batches: usize,
     pub batch_size: usize,
@@ -55,6 +55,14 @@ pub struct RecalibrateConfig {
     pub augment: bool,
     /// Orders the training images (and seeds the attack's random starts and the augmentation).
     pub seed: u64,
+}
+
+/// "PGD-10, ε 0.3, step 0.05, uniform start": the attack as the log and the card name it.
+pub fn attack_words(attack: &PgdConfig) -> String {
+    format!(
+        "PGD-{}, ε {}, step {}, uniform start",
+        attack.steps, attack.epsilon, attack.step_size
+    )
 }
 
 /// How far one batch-norm layer's statistics moved.
@@ -93,7 +101,6 @@ pub fn recalibrate(
     if train.is_empty() || config.batch_size == 0 {
         return Err(Stopped::NoImages);
     }
-    let before = running_stats(model);
     let kept = RunningStats::of(model);
     let mut rng = seeded(config.seed, stream::ATTACK);
     let mut augment_rng = seeded(config.seed, stream::AUGMENT);
@@ -130,16 +137,7 @@ pub fn recalibrate(
         }
         epoch += 1;
     }
-    Ok(shifts(&before, &running_stats(model)))
-}
-
-/// Every running statistic by name (`bn1.running_mean`, ...).
-fn running_stats(model: &Model) -> BTreeMap<String, Vec<f32>> {
-    named_tensors(model)
-        .into_iter()
-        .filter(|(name, _)| name.ends_with(".running_mean") || name.ends_with(".running_var"))
-        .map(|(name, (_, values))| (name, values))
-        .collect()
+    Ok(shifts(&kept.by_name(), &RunningStats::of(model).by_name()))
 }
 
 /// Per layer, how far the statistics in `after` are from those in `before`.

@@ -7,8 +7,27 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{Classifier, max_linf_distance};
+use rslad_tui::checkpoint::named_tensors;
+use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
+use rslad_tui::device::autodiff_device;
 use rslad_tui::tensor_util::{predictions, to_vec};
-use rslad_tui::zoo::Model;
+use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use std::collections::BTreeMap;
+
+/// A 10-class micro-cnn on the autodiff device, its weights drawn from `seed`.
+pub fn micro_cnn(seed: u64) -> Model {
+    Model::build(
+        ModelSpec::native(Arch::MicroCnn, 10),
+        seed,
+        &autodiff_device(),
+    )
+    .unwrap()
+}
+
+/// The MNIST subset inside the program.
+pub fn embedded_mnist() -> Dataset {
+    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
+}
 
 /// The model's predicted class for each image.
 pub fn clean_predictions(model: &impl Classifier, x: &Tensor<4>) -> Vec<i64> {
@@ -81,4 +100,16 @@ impl ModuleMapper for Perturb {
             Tensor::from_data(TensorData::new(values, dims), &tensor.device())
         })
     }
+}
+
+/// Tensors' values by name.
+pub type Tensors = BTreeMap<String, Vec<f32>>;
+
+/// A model's batch-norm running statistics (`.running_mean`, `.running_var`) and its other
+/// tensors, apart, by name.
+pub fn statistics_and_weights(model: &Model) -> (Tensors, Tensors) {
+    named_tensors(model)
+        .into_iter()
+        .map(|(name, (_, values))| (name, values))
+        .partition(|(name, _)| name.contains(".running_"))
 }

@@ -1,6 +1,7 @@
 //! Checkpoints round-trip exactly and refuse, with a precise message, anything that does not
 //! match.
 
+use crate::common::micro_cnn;
 use burn::module::Module;
 use rslad_tui::checkpoint::{self, SaveInfo, SaveStep};
 use rslad_tui::device::{autodiff_device, compute_device};
@@ -175,15 +176,6 @@ fn a_card_naming_a_model_that_does_not_exist_is_refused_with_the_list() {
     );
 }
 
-fn micro(seed: u64) -> Model {
-    Model::build(
-        ModelSpec::native(Arch::MicroCnn, 10),
-        seed,
-        &autodiff_device(),
-    )
-    .unwrap()
-}
-
 /// The names of the files in `dir`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -202,7 +194,7 @@ fn listing(dir: &Path) -> Vec<String> {
 /// old card, which `eval` refused: the good checkpoint was gone.
 #[test]
 fn a_save_stopped_after_any_step_leaves_the_previous_or_the_new_checkpoint() {
-    let (old, new, next) = (micro(1), micro(2), micro(3));
+    let (old, new, next) = (micro_cnn(1), micro_cnn(2), micro_cnn(3));
     let tensors = |model: &Model| checkpoint::named_tensors(model);
     for step in SaveStep::ALL {
         for kill in [true, false] {
@@ -271,7 +263,7 @@ fn a_save_stopped_after_any_step_leaves_the_previous_or_the_new_checkpoint() {
 fn staged_weights_are_found_only_by_the_hash_of_the_card() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run");
-    save(&micro(1), &path);
+    save(&micro_cnn(1), &path);
     let weights = path.with_extension("safetensors");
     let card = std::fs::read_to_string(path.with_extension("ron")).unwrap();
     let start = card.find("weights_sha256: \"").unwrap() + 17;
@@ -312,7 +304,7 @@ fn a_save_killed_at_each_rename_leaves_a_loadable_checkpoint() {
     }
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/micro-cnn.safetensors");
-    let good = micro(1);
+    let good = micro_cnn(1);
     for rename in 1..=4 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("imported");
@@ -405,14 +397,14 @@ fn edit_tensor(path: &Path, name: &str, change: impl Fn(&mut [f32])) {
 fn a_negative_or_non_finite_running_variance_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run");
-    save(&micro(1), &path);
+    save(&micro_cnn(1), &path);
     edit_tensor(&path, "bn2.running_var", |v| v[3] = -0.5);
     let message = expect_error(checkpoint::load(&path, None, &compute_device()));
     assert!(
         message.contains("tensor bn2.running_var has negative values"),
         "{message}"
     );
-    save(&micro(1), &path);
+    save(&micro_cnn(1), &path);
     edit_tensor(&path, "bn1.running_var", |v| v[0] = f32::NAN);
     let message = expect_error(checkpoint::load(&path, None, &compute_device()));
     assert!(
@@ -420,7 +412,7 @@ fn a_negative_or_non_finite_running_variance_is_refused_at_load() {
         "{message}"
     );
     // A variance of 0 is a variance (batch norm adds its ε).
-    save(&micro(1), &path);
+    save(&micro_cnn(1), &path);
     edit_tensor(&path, "bn1.running_var", |v| v[0] = 0.0);
     checkpoint::load(&path, None, &compute_device()).expect("a zero variance loads");
 }
@@ -438,8 +430,8 @@ fn tidying_up_never_removes_weights_a_card_names() {
         metrics: &[],
         seed: 2,
     };
-    save(&micro(1), &path);
-    let new = micro(2);
+    save(&micro_cnn(1), &path);
+    let new = micro_cnn(2);
     // Killed between the commit and the rename: the card names the staged weights.
     let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         checkpoint::save_with_hook(&new, &path, &info, &mut |step| {
@@ -473,7 +465,7 @@ fn tidying_up_never_removes_weights_a_card_names() {
         )
         .unwrap();
     }
-    save(&micro(4), &path);
+    save(&micro_cnn(4), &path);
     assert_eq!(
         listing(dir.path()),
         [

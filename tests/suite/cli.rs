@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-fn run(args: &[&str]) -> (i32, String, String) {
+/// The binary's exit code, standard output and standard error for `args`.
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
         .args(args)
         .output()
@@ -14,7 +15,8 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn assert_clean_failure(args: &[&str], expected: &str) {
+/// `args` fail with a message holding `expected`, and without a panic.
+pub(crate) fn assert_clean_failure(args: &[&str], expected: &str) {
     let (code, _, stderr) = run(args);
     assert_ne!(code, 0, "{args:?} succeeded");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");

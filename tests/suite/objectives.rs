@@ -2,20 +2,21 @@
 //! float64, outside this code), RSLAD's independence from the labels, the batch-norm mode of
 //! each method's attack, and a short RSLAD run that makes a student more robust.
 
+use crate::common::{embedded_mnist, micro_cnn};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{self, BnMode};
 use rslad_tui::checkpoint::named_tensors;
-use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
-use rslad_tui::device::{autodiff_device, compute_device};
+use rslad_tui::data::Dataset;
+use rslad_tui::device::compute_device;
 use rslad_tui::eval::{self, EvalAttack};
 use rslad_tui::progress::Silent;
 use rslad_tui::tensor_util::{labels, to_vec};
 use rslad_tui::train::{
     Batch, BnStats, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, objectives,
 };
-use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use rslad_tui::zoo::Model;
 use std::sync::atomic::AtomicBool;
 
 fn logits(rows: [[f32; 3]; 2]) -> Tensor<2> {
@@ -127,19 +128,6 @@ fn teacher_logits_get_no_gradient() {
     assert!(student.grad(&grads).is_some());
 }
 
-fn micro(seed: u64) -> Model {
-    Model::build(
-        ModelSpec::native(Arch::MicroCnn, 10),
-        seed,
-        &autodiff_device(),
-    )
-    .unwrap()
-}
-
-fn embedded() -> Dataset {
-    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
-}
-
 fn first_images(data: &Dataset, n: usize) -> (Tensor<4>, Vec<i64>) {
     let indices: Vec<usize> = (0..n).collect();
     let (x, _) = rslad_tui::tensor_util::batch_tensors(&data.train, &indices, &compute_device());
@@ -170,14 +158,14 @@ fn ard(steps: usize) -> Method {
 
 #[test]
 fn rslad_never_reads_the_labels() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (x, y) = first_images(&data, 16);
     let mut permuted = y.clone();
     permuted.rotate_left(5);
     assert_ne!(y, permuted);
-    let teacher = attack::eval_view(&micro(1));
+    let teacher = attack::eval_view(&micro_cnn(1));
     let run = |labels_: &[i64]| {
-        let student = micro(2);
+        let student = micro_cnn(2);
         let batch = Batch {
             model: &student,
             teacher: Some(&teacher),
@@ -193,7 +181,7 @@ fn rslad_never_reads_the_labels() {
     assert_eq!(run(&y), run(&permuted));
     // ARD, which does use them, changes.
     let ard_run = |labels_: &[i64]| {
-        let student = micro(2);
+        let student = micro_cnn(2);
         let batch = Batch {
             model: &student,
             teacher: Some(&teacher),
@@ -223,11 +211,11 @@ fn running_stats(model: &Model) -> Vec<f32> {
 
 #[test]
 fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
-    let (x, _) = first_images(&embedded(), 32);
+    let (x, _) = first_images(&embedded_mnist(), 32);
     // A second batch with other statistics, standing for the adversarial one.
     let shifted = x.clone().mul_scalar(0.5).add_scalar(0.3);
     let run = |mode: BnStats| {
-        let student = micro(4);
+        let student = micro_cnn(4);
         let (adversarial, natural) =
             mode.two_forwards(&student, shifted.clone().autodiff(), x.clone().autodiff());
         let logits = [adversarial, natural].map(|l| to_vec(l.detach()));
@@ -235,7 +223,7 @@ fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
     };
     // The same student running only the named forwards, in the reference's order.
     let only = |inputs: &[&Tensor<4>]| {
-        let student = micro(4);
+        let student = micro_cnn(4);
         for input in inputs {
             let _ = student.forward((*input).clone().autodiff());
         }
@@ -259,12 +247,12 @@ fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
 
 #[test]
 fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (x, _) = first_images(&data, 32);
     // With ε scaled to 0 the adversarial points are the natural ones, so a mode that keeps one
     // forward leaves the statistics of one train-mode forward on x, and `both` those of two.
     let once = {
-        let student = micro(4);
+        let student = micro_cnn(4);
         let _ = student.forward(x.clone().autodiff());
         running_stats(&student)
     };
@@ -293,8 +281,8 @@ fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
 /// forward passes.
 fn running_stats_after(method: &Method, data: &Dataset) -> Vec<f32> {
     let (x, y) = first_images(data, 32);
-    let student = micro(4);
-    let teacher = attack::eval_view(&micro(5));
+    let student = micro_cnn(4);
+    let teacher = attack::eval_view(&micro_cnn(5));
     let batch = Batch {
         model: &student,
         teacher: Some(&teacher),
@@ -309,7 +297,7 @@ fn running_stats_after(method: &Method, data: &Dataset) -> Vec<f32> {
 
 #[test]
 fn ard_attacks_in_train_mode_and_rslad_in_eval_mode() {
-    let data = embedded();
+    let data = embedded_mnist();
     let rslad_without = running_stats_after(&rslad(0), &data);
     let rslad_with = running_stats_after(&rslad(4), &data);
     assert!(!rslad_without.is_empty());
@@ -337,7 +325,7 @@ fn ard_attacks_in_train_mode_and_rslad_in_eval_mode() {
 
 #[test]
 fn a_short_rslad_run_makes_the_student_more_robust() {
-    let data = embedded();
+    let data = embedded_mnist();
     let small = |train_n, epochs| TrainConfig {
         method: Method::Natural,
         optimizer: OptimizerConfig {
@@ -356,13 +344,13 @@ fn a_short_rslad_run_makes_the_student_more_robust() {
         epsilon_warmup_epochs: 0,
     };
     // A teacher: micro-cnn, natural training on 2,000 images.
-    let mut teacher = Trainer::new(micro(10), small(2000, 1));
+    let mut teacher = Trainer::new(micro_cnn(10), small(2000, 1));
     teacher
         .run_epoch(&data, &Silent, &AtomicBool::new(false))
         .unwrap();
 
     let epsilon = 0.1;
-    let student = micro(11);
+    let student = micro_cnn(11);
     let test = data.test.take(200);
     let pgd = [EvalAttack::pgd(epsilon, 10, 0.025)];
     let before = eval::evaluate(&student, &test, &pgd, 0, &Silent).unwrap();
@@ -410,7 +398,7 @@ fn a_distillation_method_without_a_teacher_is_refused() {
         eval_attack: None,
         epsilon_warmup_epochs: 0,
     };
-    let _ = Trainer::new(micro(0), config);
+    let _ = Trainer::new(micro_cnn(0), config);
 }
 
 /// Every trainable tensor of a fresh student moves in one step of each adversarial method,
@@ -418,8 +406,8 @@ fn a_distillation_method_without_a_teacher_is_refused() {
 /// student has not materialised yet).
 #[test]
 fn one_step_of_each_method_trains_every_parameter() {
-    let data = embedded();
-    let teacher = micro(21);
+    let data = embedded_mnist();
+    let teacher = micro_cnn(21);
     let methods = [
         Method::Sat {
             attack: Method::ce_attack(0.3, 0.1, 2),
@@ -462,7 +450,7 @@ fn one_step_of_each_method_trains_every_parameter() {
             eval_attack: None,
             epsilon_warmup_epochs: 0,
         };
-        let student = micro(22);
+        let student = micro_cnn(22);
         let before = named_tensors(&student);
         let mut trainer = if method.needs_teacher() {
             Trainer::with_teacher(student, teacher.clone(), config)

@@ -2,48 +2,23 @@
 //! shift it reports against a hand computation, the momentum it claims (the old statistics
 //! weigh 0.9^batches), weights left alone, cancellation, and the command's refusals.
 
-use rslad_tui::attack::{PgdConfig, Start};
-use rslad_tui::checkpoint::named_tensors;
-use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
+use crate::cli::{assert_clean_failure, run};
+use crate::common::{embedded_mnist, micro_cnn, statistics_and_weights};
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::train::{Method, RecalibrateConfig, StatsSource, Stopped, recalibrate, shifts};
-use rslad_tui::zoo::{Arch, Model, ModelSpec};
+use rslad_tui::zoo::Model;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-fn micro(seed: u64) -> Model {
-    Model::build(
-        ModelSpec::native(Arch::MicroCnn, 10),
-        seed,
-        &autodiff_device(),
-    )
-    .unwrap()
-}
-
-fn embedded() -> Dataset {
-    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
-}
-
 fn config(source: StatsSource, batches: usize) -> RecalibrateConfig {
-    let mut attack: PgdConfig = Method::ce_attack(0.3, 0.1, 3);
-    attack.start = Start::Uniform;
     RecalibrateConfig {
         source,
-        attack,
+        attack: Method::ce_attack(0.3, 0.1, 3),
         batches,
         batch_size: 32,
         augment: false,
         seed: 7,
     }
-}
-
-/// Running statistics (`.running_mean`, `.running_var`) and the other tensors, apart.
-fn split(model: &Model) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) {
-    named_tensors(model)
-        .into_iter()
-        .map(|(name, (_, values))| (name, values))
-        .partition(|(name, _)| name.contains(".running_"))
 }
 
 fn never() -> AtomicBool {
@@ -84,17 +59,17 @@ fn the_shift_is_the_mean_distance_in_new_standard_deviations_and_the_variance_ra
 /// as training), and no weight moved.
 #[test]
 fn natural_statistics_forget_the_old_ones_at_the_training_momentum_and_keep_the_weights() {
-    let data = embedded();
-    let plain = micro(4);
-    let shifted = micro(4);
+    let data = embedded_mnist();
+    let plain = micro_cnn(4);
+    let shifted = micro_cnn(4);
     // Other statistics for the second copy: training-mode forwards on brighter, flatter images.
     let indices: Vec<usize> = (0..64).collect();
     let (x, _) = rslad_tui::tensor_util::batch_tensors(&data.train, &indices, &compute_device());
     for _ in 0..3 {
         let _ = shifted.forward(x.clone().mul_scalar(0.5).add_scalar(0.3).autodiff());
     }
-    let (plain_stats, weights) = split(&plain);
-    let (shifted_stats, shifted_weights) = split(&shifted);
+    let (plain_stats, weights) = statistics_and_weights(&plain);
+    let (shifted_stats, shifted_weights) = statistics_and_weights(&shifted);
     assert_eq!(weights, shifted_weights);
     assert_ne!(plain_stats, shifted_stats);
 
@@ -110,8 +85,8 @@ fn natural_statistics_forget_the_old_ones_at_the_training_momentum_and_keep_the_
         )
         .unwrap();
     }
-    let (plain_after, weights_after) = split(&plain);
-    let (shifted_after, _) = split(&shifted);
+    let (plain_after, weights_after) = statistics_and_weights(&plain);
+    let (shifted_after, _) = statistics_and_weights(&shifted);
     assert_eq!(weights_after, weights, "a weight moved");
     let kept = 0.9f64.powi(batches as i32);
     for (name, before) in &plain_stats {
@@ -128,10 +103,10 @@ fn natural_statistics_forget_the_old_ones_at_the_training_momentum_and_keep_the_
 
 #[test]
 fn adversarial_statistics_differ_from_natural_ones_and_keep_the_weights() {
-    let data = embedded();
-    let natural = micro(5);
-    let adversarial = micro(5);
-    let (_, weights) = split(&natural);
+    let data = embedded_mnist();
+    let natural = micro_cnn(5);
+    let adversarial = micro_cnn(5);
+    let (_, weights) = statistics_and_weights(&natural);
     let run = |model: &Model, source| {
         recalibrate(
             model,
@@ -145,8 +120,8 @@ fn adversarial_statistics_differ_from_natural_ones_and_keep_the_weights() {
     };
     let natural_shift = run(&natural, StatsSource::Natural);
     let adversarial_shift = run(&adversarial, StatsSource::Adversarial);
-    let (natural_stats, _) = split(&natural);
-    let (adversarial_stats, adversarial_weights) = split(&adversarial);
+    let (natural_stats, _) = statistics_and_weights(&natural);
+    let (adversarial_stats, adversarial_weights) = statistics_and_weights(&adversarial);
     assert_eq!(adversarial_weights, weights, "a weight moved");
     assert_ne!(natural_stats, adversarial_stats);
     assert!(adversarial_stats.values().flatten().all(|v| v.is_finite()));
@@ -161,9 +136,9 @@ fn adversarial_statistics_differ_from_natural_ones_and_keep_the_weights() {
 
 #[test]
 fn a_cancelled_recalibration_stops_before_its_first_batch() {
-    let data = embedded();
-    let model = micro(6);
-    let (before, _) = split(&model);
+    let data = embedded_mnist();
+    let model = micro_cnn(6);
+    let (before, _) = statistics_and_weights(&model);
     let mut seen = 0;
     let result = recalibrate(
         &model,
@@ -175,16 +150,16 @@ fn a_cancelled_recalibration_stops_before_its_first_batch() {
     );
     assert_eq!(result, Err(Stopped::Cancelled));
     assert_eq!(seen, 0);
-    assert_eq!(split(&model).0, before);
+    assert_eq!(statistics_and_weights(&model).0, before);
 }
 
 /// Stopped after its first batch (whose forward moved the statistics), a recalibration puts
 /// them back as they were.
 #[test]
 fn a_recalibration_stopped_part_way_puts_the_statistics_back() {
-    let data = embedded();
-    let model = micro(6);
-    let (before, _) = split(&model);
+    let data = embedded_mnist();
+    let model = micro_cnn(6);
+    let (before, _) = statistics_and_weights(&model);
     let cancel = AtomicBool::new(false);
     let mut moved = false;
     let result = recalibrate(
@@ -194,7 +169,7 @@ fn a_recalibration_stopped_part_way_puts_the_statistics_back() {
         &compute_device(),
         &mut |done| {
             if done == 1 {
-                moved = split(&model).0 != before;
+                moved = statistics_and_weights(&model).0 != before;
                 cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         },
@@ -202,29 +177,7 @@ fn a_recalibration_stopped_part_way_puts_the_statistics_back() {
     );
     assert_eq!(result, Err(Stopped::Cancelled));
     assert!(moved, "the first batch should have moved the statistics");
-    assert_eq!(split(&model).0, before);
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn refused(args: &[&str], expected: &str) {
-    let (code, _, stderr) = run(args);
-    assert_ne!(code, 0, "{args:?} succeeded");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "expected '{expected}' in: {stderr}"
-    );
+    assert_eq!(statistics_and_weights(&model).0, before);
 }
 
 /// The command end to end on a quickly trained micro-cnn: a new checkpoint with the same
@@ -281,8 +234,8 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
     };
     let (original, _) = load(trained);
     let (recalibrated, card) = load(out);
-    let (original_stats, original_weights) = split(&original);
-    let (new_stats, new_weights) = split(&recalibrated);
+    let (original_stats, original_weights) = statistics_and_weights(&original);
+    let (new_stats, new_weights) = statistics_and_weights(&recalibrated);
     assert_eq!(original_weights, new_weights);
     assert_ne!(original_stats, new_stats);
     assert!(
@@ -300,7 +253,7 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
     );
 
     let card_bytes = std::fs::read(dir.path().join("student-adv.ron")).unwrap();
-    refused(&recal, "already holds a checkpoint");
+    assert_clean_failure(&recal, "already holds a checkpoint");
     assert_eq!(
         std::fs::read(dir.path().join("student-adv.ron")).unwrap(),
         card_bytes
@@ -328,7 +281,7 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
         natural_card.dataset
     );
 
-    refused(
+    assert_clean_failure(
         &[&natural[..], &["--eps", "0.1"]].concat(),
         "natural statistics take none",
     );
@@ -349,7 +302,7 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
         fashion.with_extension("safetensors"),
     )
     .unwrap();
-    refused(
+    assert_clean_failure(
         &[
             "recalibrate",
             "--checkpoint",
@@ -360,11 +313,11 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
         ],
         "trained on fashion, not mnist",
     );
-    refused(
+    assert_clean_failure(
         &["recalibrate", "--checkpoint", trained, "--out", trained],
         "is the checkpoint itself",
     );
-    refused(
+    assert_clean_failure(
         &[
             "recalibrate",
             "--checkpoint",
@@ -375,7 +328,7 @@ fn the_command_writes_a_new_checkpoint_and_overwrites_nothing_unasked() {
         ],
         "has no batch norm",
     );
-    refused(
+    assert_clean_failure(
         &[
             "recalibrate",
             "--checkpoint",

@@ -1,10 +1,11 @@
 //! Training is deterministic from its seed, actually learns, and uses batch norm the way each
 //! attack mode promises.
 
+use crate::common::embedded_mnist;
 use rand::{SeedableRng, rngs::StdRng};
 use rslad_tui::attack::{self, AttackLoss, BnMode, PgdConfig, Selection, Start, Target};
 use rslad_tui::checkpoint::named_tensors;
-use rslad_tui::data::{self, DataSource, Dataset, DatasetKind};
+use rslad_tui::data::Dataset;
 use rslad_tui::device::{autodiff_device, compute_device};
 use rslad_tui::eval::EvalAttack;
 use rslad_tui::progress::Silent;
@@ -13,10 +14,6 @@ use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, StepOutcome, Trai
 use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-
-fn embedded() -> Dataset {
-    data::load(DatasetKind::Mnist, &DataSource::Embedded).expect("the embedded subset loads")
-}
 
 fn config(method: Method, seed: u64) -> TrainConfig {
     TrainConfig {
@@ -72,7 +69,7 @@ fn train_once(
 
 #[test]
 fn natural_training_learns_and_is_deterministic() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (model_a, a) = train_once(Method::Natural, 1, &data);
     let (model_b, b) = train_once(Method::Natural, 1, &data);
     // One epoch on 2,000 images already beats chance (10%) by far.
@@ -91,7 +88,7 @@ fn natural_training_learns_and_is_deterministic() {
 
 #[test]
 fn sat_training_is_deterministic_and_differs_from_natural() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (_, a) = train_once(sat(2), 3, &data);
     let (_, b) = train_once(sat(2), 3, &data);
     assert_eq!(a.loss, b.loss);
@@ -108,7 +105,7 @@ fn sat_training_is_deterministic_and_differs_from_natural() {
 
 #[test]
 fn cancelling_keeps_the_model_of_the_last_completed_batch() {
-    let data = embedded();
+    let data = embedded_mnist();
     let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 5, &autodiff_device()).unwrap();
     let before = named_tensors(&model);
     let mut trainer = Trainer::new(model, config(Method::Natural, 5));
@@ -120,7 +117,7 @@ fn cancelling_keeps_the_model_of_the_last_completed_batch() {
 
 #[test]
 fn stepping_batch_by_batch_gives_the_same_model_as_a_whole_epoch() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (whole, whole_metrics) = train_once(sat(2), 7, &data);
 
     let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 7, &autodiff_device()).unwrap();
@@ -160,7 +157,7 @@ fn running_mean(model: &Model) -> Vec<f32> {
 #[test]
 fn eval_mode_attacks_leave_running_statistics_alone_and_train_mode_attacks_update_them() {
     let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 6, &autodiff_device()).unwrap();
-    let data = embedded();
+    let data = embedded_mnist();
     let indices: Vec<usize> = (0..32).collect();
     let (pixels, targets) = data.train.batch(&indices);
     let device = compute_device();
@@ -196,7 +193,7 @@ fn eval_mode_attacks_leave_running_statistics_alone_and_train_mode_attacks_updat
 
 #[test]
 fn the_eval_view_uses_the_statistics_of_the_last_training_batch() {
-    let data = embedded();
+    let data = embedded_mnist();
     let (model, _) = train_once(Method::Natural, 7, &data);
     let device = compute_device();
     let indices: Vec<usize> = (0..16).collect();
@@ -257,7 +254,7 @@ fn not_finite(model: &Model) -> Vec<String> {
 /// copy never changes, and a diverged batch leaves the model exactly as before it.
 #[test]
 fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
-    let data = embedded();
+    let data = embedded_mnist();
     let sgd = |learning_rate, momentum, gamma| OptimizerConfig {
         kind: OptimizerKind::Sgd { momentum },
         learning_rate,
@@ -354,7 +351,7 @@ fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
 #[test]
 fn the_training_attack_start_option_moves_the_first_iterate() {
     use rslad_tui::settings::{AttackStart, MethodName, MethodSettings, TrainSettings};
-    let data = embedded();
+    let data = embedded_mnist();
     let resolved = |name: MethodName, start: AttackStart| {
         let mut settings = TrainSettings {
             student: Arch::MicroCnn,
@@ -440,7 +437,7 @@ fn adam_uses_pytorchs_epsilon() {
     let device = autodiff_device();
     let model = Model::build(ModelSpec::native(Arch::MicroCnn, 10), 3, &device).unwrap();
     let before = named_tensors(&model);
-    let data = embedded();
+    let data = embedded_mnist();
     let (x, _) =
         rslad_tui::tensor_util::batch_tensors(&data.test, &(0..8).collect::<Vec<_>>(), &device);
     let loss = model.forward(x).sum().mul_scalar(1e-6);

@@ -486,20 +486,6 @@ fn diagnose_publishes_the_loss_profile_until_the_student_is_replaced() {
     assert!(shared.snapshot().diagnosis.is_none(), "a loaded student");
 }
 
-/// Running statistics and the other tensors of a model, apart.
-fn statistics_and_weights(model: &Model) -> (Vec<f32>, Vec<f32>) {
-    let (mut stats, mut weights) = (Vec::new(), Vec::new());
-    for (name, (_, values)) in rslad_tui::checkpoint::named_tensors(model) {
-        let kind = if name.contains(".running_") {
-            &mut stats
-        } else {
-            &mut weights
-        };
-        kind.extend(values);
-    }
-    (stats, weights)
-}
-
 /// `recalibrate` gathers the student's batch-norm statistics again and keeps its weights; the
 /// diagnosis of the student before goes, and the student is unsaved. Stopped (here before its
 /// first batch; part-way, the engine restores the statistics it copied first), the student keeps
@@ -515,11 +501,14 @@ fn recalibrate_changes_only_the_statistics_and_a_stop_keeps_the_old_ones() {
     )
     .unwrap();
     run(&mut engine, "diagnose n=8").unwrap();
-    let before = statistics_and_weights(engine.student());
+    let before = crate::common::statistics_and_weights(engine.student());
 
     shared.cancel.store(true, Ordering::Relaxed);
     run(&mut engine, "recalibrate batches=3").unwrap();
-    assert_eq!(statistics_and_weights(engine.student()), before);
+    assert_eq!(
+        crate::common::statistics_and_weights(engine.student()),
+        before
+    );
     let s = shared.snapshot();
     assert!(
         last_log(&s).contains("keeps the statistics it had"),
@@ -530,7 +519,7 @@ fn recalibrate_changes_only_the_statistics_and_a_stop_keeps_the_old_ones() {
     shared.cancel.store(false, Ordering::Relaxed);
 
     run(&mut engine, "recalibrate batches=3").unwrap();
-    let (statistics, weights) = statistics_and_weights(engine.student());
+    let (statistics, weights) = crate::common::statistics_and_weights(engine.student());
     assert_eq!(weights, before.1, "a weight moved");
     assert_ne!(statistics, before.0);
     let s = shared.snapshot();

@@ -4,11 +4,10 @@
 //! part-way, the student keeps the statistics it had.
 
 use super::Engine;
-use crate::attack::Start;
 use crate::lab::snapshot::LogLevel;
 use crate::progress::Progress;
 use crate::settings::attack_defaults;
-use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, recalibrate};
+use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, attack_words, recalibrate};
 use anyhow::{Result, bail};
 
 /// Training batches run unless `batches=` says otherwise: the statistics the student had then
@@ -26,7 +25,7 @@ impl Engine {
             bail!("{student} has no batch norm: there are no running statistics to gather again");
         }
         let batches = batches.unwrap_or(RECALIBRATE_BATCHES);
-        // The training attack's numbers, as cross-entropy PGD from a uniform start (SAT's).
+        // The training attack's numbers, in SAT's attack (cross-entropy, uniform start).
         let defaults = attack_defaults(self.data.kind);
         let (epsilon, step_size, steps) = match self.trainer.config.method.training_attack() {
             Some(a) => (a.epsilon, a.step_size, a.steps),
@@ -36,11 +35,9 @@ impl Engine {
                 self.settings.attack.steps.unwrap_or(defaults.train_steps),
             ),
         };
-        let mut attack = Method::ce_attack(epsilon, step_size, steps);
-        attack.start = Start::Uniform;
         let config = RecalibrateConfig {
             source,
-            attack,
+            attack: Method::ce_attack(epsilon, step_size, steps),
             batches,
             batch_size: self.settings.batch_size.get(),
             augment: self.data.kind.augments(),
@@ -71,9 +68,7 @@ impl Engine {
             Err(Stopped::NoImages) => bail!("the data has no training images"),
         };
         let attack = match source {
-            StatsSource::Adversarial => {
-                format!(" (PGD-{steps}, ε {epsilon}, step {step_size}, uniform start)")
-            }
+            StatsSource::Adversarial => format!(" ({})", attack_words(&config.attack)),
             StatsSource::Natural => String::new(),
         };
         let (epochs, batch) = (self.trainer.epochs_done(), self.trainer.epoch_position().0);
