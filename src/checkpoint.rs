@@ -58,6 +58,16 @@ impl CheckpointCard {
     pub fn statistics_note(&self) -> Option<&str> {
         self.dataset.split_once("; ").map(|(_, note)| note)
     }
+
+    /// Where the statistics of a recalibrated checkpoint came from, read from
+    /// [`Self::statistics_note`]: "adversarial" or "natural" (both writers of the note say
+    /// "… adversarial training images" or "… natural training images").
+    pub fn recalibrated_from(&self) -> Option<&'static str> {
+        let note = self.statistics_note()?;
+        ["adversarial", "natural"]
+            .into_iter()
+            .find(|source| note.contains(&format!(" {source} training images")))
+    }
 }
 
 /// Whether either file of the checkpoint at `path` exists (a half-written one counts).

@@ -768,6 +768,7 @@ fn the_board_of_a_playback_holds_every_table_of_the_recording() {
             batches: 0,
             epsilon: 0.3,
             images: 200,
+            recalibrated: String::new(),
         },
         "taken from the status beside a table recorded without its context"
     );

@@ -561,3 +561,58 @@ fn recalibrate_changes_only_the_statistics_and_a_stop_keeps_the_old_ones() {
     let error = run(&mut engine, "recalibrate").unwrap_err();
     assert!(error.to_string().contains("has no batch norm"), "{error}");
 }
+
+/// Attack tables made after a `recalibrate` say so on the results board, and so do those of
+/// a loaded recalibrated checkpoint, until training gathers statistics again.
+#[test]
+fn the_board_marks_tables_of_a_recalibrated_student_until_it_trains() {
+    let (mut engine, shared) = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("recalibrated");
+    run(&mut engine, "step batch 2").unwrap(); // the whole epoch of 256 images
+    run(&mut engine, "attack fgsm n=8").unwrap();
+    run(&mut engine, "recalibrate batches=2").unwrap();
+    run(&mut engine, "attack fgsm n=8").unwrap();
+    run(&mut engine, &format!("save {}", saved.display())).unwrap();
+    run(&mut engine, "step batch 1").unwrap();
+    run(&mut engine, "attack fgsm n=8").unwrap();
+    run(&mut engine, &format!("load {}", saved.display())).unwrap();
+    run(&mut engine, "attack fgsm n=8").unwrap();
+    run(&mut engine, "recalibrate natural batches=1").unwrap();
+    run(&mut engine, "attack fgsm n=8").unwrap();
+
+    let board = shared.snapshot().results;
+    let marks: Vec<&str> = board
+        .iter()
+        .map(|t| t.context.as_ref().unwrap().recalibrated.as_str())
+        .collect();
+    assert_eq!(
+        marks,
+        ["", "adversarial", "", "adversarial", "natural"],
+        "before, after, trained since, loaded, natural"
+    );
+    let lines = rslad_tui::lab::snapshot::results::lines(&board);
+    let trained: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l.training.as_str(), l.training_short.as_str()))
+        .collect();
+    assert_eq!(
+        trained,
+        [
+            ("1 epoch", "1 ep"),
+            (
+                "1 epoch, statistics recalibrated (adversarial)",
+                "1 ep · recal adv"
+            ),
+            ("1 epoch + 1 batch", "1 ep + 1 b"),
+            (
+                "1 epoch, statistics recalibrated (adversarial)",
+                "1 ep · recal adv"
+            ),
+            (
+                "1 epoch, statistics recalibrated (natural)",
+                "1 ep · recal nat"
+            ),
+        ]
+    );
+}

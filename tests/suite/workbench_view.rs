@@ -781,6 +781,7 @@ fn board_table(number: usize, method: &str, clean: f64, robust: f64) -> AttackTa
             batches: 40,
             epsilon: 0.3,
             images: 200,
+            recalibrated: String::new(),
         }),
     }
 }

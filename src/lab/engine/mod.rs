@@ -82,6 +82,9 @@ pub struct Engine {
     /// What `recalibrate` did to the student's batch-norm statistics, for the card of a `save`
     /// (`None` for a student as trained; a fresh or loaded student clears it).
     statistics_note: Option<String>,
+    /// Where the batch-norm statistics came from if `recalibrate` ran with no training since
+    /// ("adversarial", "natural"), for the attack tables' context.
+    recalibrated: Option<&'static str>,
 }
 
 impl Engine {
@@ -107,6 +110,7 @@ impl Engine {
             scope: FileScope::default(),
             last_saved: None,
             statistics_note: None,
+            recalibrated: None,
         };
         if let Some(message) = crate::device::selection().fallback_message() {
             engine.shared.log(LogLevel::Warning, message);

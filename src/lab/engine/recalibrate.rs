@@ -94,6 +94,7 @@ impl Engine {
         // The student changed: the diagnosis was of the one before, and it is not saved (its
         // card will say what was done, `statistics_note`).
         self.forget_diagnosis();
+        self.recalibrated = Some(source.name());
         self.shared.update(|s| s.status.unsaved = true);
         self.refresh_sample();
         Ok(())

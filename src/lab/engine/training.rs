@@ -30,10 +30,15 @@ impl Engine {
         }
         let shared = Arc::clone(&self.shared);
         let progress = LiveProgress::new(&shared, self.elapsed_now());
+        let before = (self.trainer.epochs_done(), self.trainer.epoch_position().0);
         let outcome = self
             .trainer
             .step_batches(&self.data, max, &progress, &self.shared.cancel);
         drop(progress);
+        if (self.trainer.epochs_done(), self.trainer.epoch_position().0) != before {
+            // Training forwards gather the statistics again: no longer the recalibrated ones.
+            self.recalibrated = None;
+        }
         match outcome {
             StepOutcome::Batches(n) => {
                 let (done, total) = self.trainer.epoch_position();

@@ -806,6 +806,7 @@ fn table_context(c: &mut Checker, r: &TableContext, g: &TableContext) {
         batches,
         epsilon,
         images,
+        recalibrated,
     } = r;
     c.same("attack.context.dataset", dataset, &g.dataset);
     c.same("attack.context.model", model, &g.model);
@@ -820,4 +821,5 @@ fn table_context(c: &mut Checker, r: &TableContext, g: &TableContext) {
         g.epsilon.into(),
     );
     c.same("attack.context.images", images, &g.images);
+    c.same("attack.context.recalibrated", recalibrated, &g.recalibrated);
 }

@@ -241,8 +241,14 @@ fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
             batches: _,
             epsilon: _,
             images: _,
+            recalibrated,
         } = context;
-        for (name, text) in [("dataset", dataset), ("model", model), ("method", method)] {
+        for (name, text) in [
+            ("dataset", dataset),
+            ("model", model),
+            ("method", method),
+            ("recalibrated", recalibrated),
+        ] {
             too_long(&f(&format!("context.{name}")), text, TEXT_CHARS)?;
         }
     }

@@ -167,6 +167,11 @@ pub struct TableContext {
     pub epsilon: f32,
     /// Test images attacked (0: unknown).
     pub images: usize,
+    /// Where the student's batch-norm statistics came from when they differ from training's:
+    /// "adversarial" or "natural" after a `recalibrate` with no training since; empty for a
+    /// student as trained.
+    #[serde(default)]
+    pub recalibrated: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

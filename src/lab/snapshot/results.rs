@@ -63,6 +63,7 @@ pub fn legacy_context(table: &AttackTable, status: &Status, number: usize) -> Ta
         batches: status.batch,
         epsilon,
         images,
+        recalibrated: String::new(),
     }
 }
 
@@ -74,9 +75,10 @@ pub struct ResultLine {
     pub dataset: String,
     pub model: String,
     pub method: String,
-    /// "40 batches", "1 epoch", "2 epochs + 5 batches".
+    /// "40 batches", "1 epoch", "2 epochs + 5 batches"; with ", statistics recalibrated
+    /// (adversarial)" after a `recalibrate`.
     pub training: String,
-    /// The same, short: "40 b", "1 ep", "2 ep + 5 b".
+    /// The same, short: "40 b", "1 ep", "2 ep + 5 b"; with " · recal adv".
     pub training_short: String,
     pub attack: String,
     pub epsilon: String,
@@ -103,8 +105,8 @@ pub fn lines<'a>(board: impl IntoIterator<Item = &'a AttackTable>) -> Vec<Result
                 dataset: context.dataset.clone(),
                 model: context.model.clone(),
                 method: context.method.clone(),
-                training: training(context.epochs, context.batches, false),
-                training_short: training(context.epochs, context.batches, true),
+                training: trained(&context, false),
+                training_short: trained(&context, true),
                 attack: row.name.clone(),
                 epsilon: epsilon(context.epsilon),
                 images: if context.images > 0 {
@@ -119,6 +121,21 @@ pub fn lines<'a>(board: impl IntoIterator<Item = &'a AttackTable>) -> Vec<Result
         }
     }
     out
+}
+
+/// What the student of a table had been through: [`training`], and a `recalibrate` of its
+/// batch-norm statistics since, if any.
+fn trained(context: &TableContext, short: bool) -> String {
+    let training = training(context.epochs, context.batches, short);
+    match (context.recalibrated.as_str(), short) {
+        ("", _) => training,
+        (source, true) => {
+            // Chars, not bytes: a session file may hold any text here.
+            let abbreviated: String = source.chars().take(3).collect();
+            format!("{training} · recal {abbreviated}")
+        }
+        (source, false) => format!("{training}, statistics recalibrated ({source})"),
+    }
 }
 
 /// Training done, e.g. "40 batches", "1 epoch", "2 epochs + 5 batches" (`short`: "40 b",
