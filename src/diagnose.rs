@@ -234,6 +234,9 @@ pub fn training_hint(diagnosis: &Diagnosis, arch: Arch, method: &Method) -> Opti
              with adversarial ones",
             "",
         ),
+        // Its statistics already come from a strong attack's points, as `recalibrate` would
+        // gather them: the cause is elsewhere.
+        BnStats::Strong => return None,
     };
     Some(format!(
         "a likely cause: this {arch} has batch norm and was trained with {}, {cause}; on MNIST \

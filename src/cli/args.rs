@@ -128,7 +128,9 @@ pub struct TrainingOptions {
     pub attack_bn: BnMode,
     /// Which of TRADES' and RSLAD's two training-mode forwards (on x′, then on x) update the
     /// batch-norm running statistics: both (the reference code), adversarial (as SAT) or
-    /// natural. The loss and its gradient are the same in every mode.
+    /// natural; or strong: neither, a third forward on the batch attacked as SAT attacks it
+    /// (cross-entropy, uniform start) does, one more attack per batch. The loss and its
+    /// gradient are the same in every mode; the training attack, run in eval mode, is not.
     #[arg(long, value_enum, default_value = "both")]
     pub bn_stats: BnStats,
     /// Teacher checkpoint for kd, ard, iad and rslad, or a shipped robust MNIST teacher:

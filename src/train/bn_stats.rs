@@ -1,11 +1,13 @@
 //! Which of the two training-mode forwards of TRADES and RSLAD (the student on x′, then on x)
-//! update the batch-norm running statistics (issue 20's batch-norm hypothesis).
+//! update the batch-norm running statistics (issue 20's batch-norm hypothesis), or whether a
+//! third forward, on the points a strong attack finds, does instead.
 //!
 //! In the reference code both do, so the statistics settle near a mix of adversarial and
 //! natural inputs while the student is attacked, and evaluated, on them in eval mode; SAT's are
 //! all adversarial. Each forward still normalises with its own batch's statistics whatever the
 //! mode: only what is remembered for eval mode changes, never the loss or its gradient.
 
+use crate::attack;
 use crate::checkpoint;
 use crate::zoo::{Model, is_running_stat};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -24,16 +26,27 @@ pub enum BnStats {
     Adversarial,
     /// The natural forward only.
     Natural,
+    /// Neither: a third training-mode forward, on the batch attacked as SAT attacks it
+    /// (cross-entropy from a uniform start, the training attack's ε, step size and steps,
+    /// against the student in eval mode), is the only one that updates them. What `recalibrate`
+    /// does after training, done at every batch; it costs one more attack per batch.
+    Strong,
 }
 
 impl BnStats {
-    pub const ALL: [BnStats; 3] = [BnStats::Both, BnStats::Adversarial, BnStats::Natural];
+    pub const ALL: [BnStats; 4] = [
+        BnStats::Both,
+        BnStats::Adversarial,
+        BnStats::Natural,
+        BnStats::Strong,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             BnStats::Both => "both",
             BnStats::Adversarial => "adversarial",
             BnStats::Natural => "natural",
+            BnStats::Strong => "strong",
         }
     }
 
@@ -42,12 +55,15 @@ impl BnStats {
     }
 
     /// The student's logits on `adversarial` and then on `natural`, both in training mode, with
-    /// the running statistics left as if only the forwards this mode names had run.
+    /// the running statistics left as if only the forwards this mode names had run. `strong`
+    /// makes the inputs of [`BnStats::Strong`]'s third forward (called only in that mode, after
+    /// the statistics are back as they were before this batch).
     pub fn two_forwards(
         self,
         model: &Model,
         adversarial: Tensor<4>,
         natural: Tensor<4>,
+        strong: impl FnOnce() -> Tensor<4>,
     ) -> (Tensor<2>, Tensor<2>) {
         match self {
             BnStats::Both => (model.forward(adversarial), model.forward(natural)),
@@ -63,6 +79,14 @@ impl BnStats {
                 let adversarial = model.forward(adversarial);
                 kept.restore(model);
                 (adversarial, model.forward(natural))
+            }
+            BnStats::Strong => {
+                let kept = RunningStats::of(model);
+                let logits = (model.forward(adversarial), model.forward(natural));
+                kept.restore(model);
+                // A forward that updates the statistics and builds no parameter gradients.
+                let _ = attack::train_view(model).forward(strong().autodiff());
+                logits
             }
         }
     }

@@ -256,7 +256,9 @@ impl Method {
                 let own = soft_label(view.forward(batch.images.clone()), 1.0);
                 let x_adv = self.attack(&view, batch, attack, Target::soft(own), rng);
                 let (adversarial, natural) =
-                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff());
+                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff(), || {
+                        strong_attack(batch, attack, rng)
+                    });
                 let loss = objectives::trades(natural, adversarial.clone(), labels, *beta);
                 (loss.mean(), adversarial)
             }
@@ -319,13 +321,16 @@ impl Method {
                 bn_stats,
             } => {
                 // The teacher's soft label on the natural image: the attack's target and both
-                // terms' target. The true labels are never read.
+                // terms' target.
                 let teacher = teacher_logits(batch, batch.images);
                 let soft = soft_label(teacher.clone(), 1.0);
                 let view = attack::eval_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::soft(soft), rng);
+                // Only `bn-stats strong` reads the true labels, for the statistics' attack.
                 let (adversarial, natural) =
-                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff());
+                    bn_stats.two_forwards(model, x_adv, batch.images.clone().autodiff(), || {
+                        strong_attack(batch, attack, rng)
+                    });
                 let loss = objectives::rslad(natural, adversarial.clone(), teacher, *alpha, *scale);
                 (loss.mean(), adversarial)
             }
@@ -350,6 +355,20 @@ impl Method {
             .adversarial
             .autodiff()
     }
+}
+
+/// The points whose statistics [`BnStats::Strong`] keeps: the batch attacked as SAT attacks
+/// it (cross-entropy, uniform start) with the training attack's ε, step size and steps at the
+/// batch's ε scale, against the student in eval mode.
+fn strong_attack(batch: &Batch, training: &PgdConfig, rng: &mut StdRng) -> Tensor<4> {
+    let config = Method::ce_attack(
+        training.epsilon * batch.epsilon_scale,
+        training.step_size * batch.epsilon_scale,
+        training.steps,
+    );
+    let view = attack::eval_view(batch.model);
+    let target = Target::labels(batch.labels.clone());
+    attack::pgd(&view, batch.images, &target, &config, rng).adversarial
 }
 
 fn unit_scale() -> f32 {

@@ -140,6 +140,12 @@ fn the_batch_norm_hint_appears_only_where_the_statistics_can_be_the_cause() {
         hint.contains("rslad-tui recalibrate") && !hint.contains("--bn-stats adversarial"),
         "{hint}"
     );
+    // Statistics gathered from a strong attack at every batch are what recalibrate would
+    // give: no hint to try it.
+    assert_eq!(
+        training_hint(&masked, Arch::MicroCnn, &rslad(BnStats::Strong)),
+        None
+    );
     assert_eq!(
         training_hint(&masked, Arch::SmallCnn, &rslad(BnStats::Both)),
         None

@@ -6,7 +6,7 @@ use crate::common::{embedded_mnist, micro_cnn};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
-use rslad_tui::attack::{self, BnMode};
+use rslad_tui::attack::{self, BnMode, Target};
 use rslad_tui::checkpoint::named_tensors;
 use rslad_tui::data::Dataset;
 use rslad_tui::device::compute_device;
@@ -214,10 +214,21 @@ fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
     let (x, _) = first_images(&embedded_mnist(), 32);
     // A second batch with other statistics, standing for the adversarial one.
     let shifted = x.clone().mul_scalar(0.5).add_scalar(0.3);
+    // A third, for the strong attack's points of `BnStats::Strong`.
+    let strong = x.clone().mul_scalar(0.8).add_scalar(0.1);
     let run = |mode: BnStats| {
         let student = micro_cnn(4);
-        let (adversarial, natural) =
-            mode.two_forwards(&student, shifted.clone().autodiff(), x.clone().autodiff());
+        let asked = std::cell::Cell::new(false);
+        let (adversarial, natural) = mode.two_forwards(
+            &student,
+            shifted.clone().autodiff(),
+            x.clone().autodiff(),
+            || {
+                asked.set(true);
+                strong.clone()
+            },
+        );
+        assert_eq!(asked.get(), mode == BnStats::Strong, "{mode:?}");
         let logits = [adversarial, natural].map(|l| to_vec(l.detach()));
         (running_stats(&student), logits)
     };
@@ -232,9 +243,12 @@ fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
     let (both, both_logits) = run(BnStats::Both);
     let (adversarial, adversarial_logits) = run(BnStats::Adversarial);
     let (natural, natural_logits) = run(BnStats::Natural);
+    let (strong_stats, strong_logits) = run(BnStats::Strong);
     assert_eq!(both, only(&[&shifted, &x]));
     assert_eq!(adversarial, only(&[&shifted]));
     assert_eq!(natural, only(&[&x]));
+    assert_eq!(strong_stats, only(&[&strong]));
+    assert_ne!(strong_stats, adversarial);
     assert_ne!(
         adversarial, natural,
         "the two batches must differ for this test"
@@ -243,6 +257,7 @@ fn each_bn_stats_mode_remembers_only_the_forwards_it_names() {
     // Each forward normalises with its own batch whatever is remembered: same logits.
     assert_eq!(adversarial_logits, both_logits);
     assert_eq!(natural_logits, both_logits);
+    assert_eq!(strong_logits, both_logits);
 }
 
 #[test]
@@ -256,7 +271,8 @@ fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
         let _ = student.forward(x.clone().autodiff());
         running_stats(&student)
     };
-    for mode in [BnStats::Adversarial, BnStats::Natural] {
+    // Strong's own attack has ε scaled to 0 as well: its one forward is on x too.
+    for mode in [BnStats::Adversarial, BnStats::Natural, BnStats::Strong] {
         let with_mode = |method: Method| running_stats_after(&method, &data);
         let rslad = Method::Rslad {
             attack: Method::kl_attack(0.3, 0.1, 2),
@@ -273,6 +289,58 @@ fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
         assert_eq!(with_mode(trades), once, "trades, {mode:?}");
     }
     assert_ne!(running_stats_after(&rslad(2), &data), once);
+}
+
+/// With `bn-stats strong` the statistics after an RSLAD step at full ε are those of one
+/// training-mode forward on SAT's attack of the batch (cross-entropy, uniform start, the
+/// training attack's ε, step size and steps, the student in eval mode), made after RSLAD's own
+/// attack from the same random stream, and they differ from those of x and of RSLAD's x′.
+#[test]
+fn bn_stats_strong_keeps_the_statistics_of_a_sat_attack_of_the_batch() {
+    let data = embedded_mnist();
+    let (x, y) = first_images(&data, 32);
+    let y = labels(&y, &compute_device());
+    let teacher = attack::eval_view(&micro_cnn(5));
+    let training = Method::kl_attack(0.3, 0.1, 3);
+    let student = micro_cnn(4);
+    let method = Method::Rslad {
+        attack: training,
+        alpha: 5.0 / 6.0,
+        scale: 0.1,
+        bn_stats: BnStats::Strong,
+    };
+    let batch = Batch {
+        model: &student,
+        teacher: Some(&teacher),
+        images: &x,
+        labels: &y,
+        epoch: 0,
+        epsilon_scale: 1.0,
+    };
+    let _ = method.loss(&batch, &mut StdRng::seed_from_u64(6));
+
+    // The same two attacks by hand, on a fresh copy of the student.
+    let fresh = micro_cnn(4);
+    let view = attack::eval_view(&fresh);
+    let mut rng = StdRng::seed_from_u64(6);
+    let soft = rslad_tui::loss::soft_label(teacher.forward(x.clone()), 1.0);
+    let x_adv = attack::pgd(&view, &x, &Target::soft(soft), &training, &mut rng).adversarial;
+    let sat = Method::ce_attack(0.3, 0.1, 3);
+    let strong = attack::pgd(&view, &x, &Target::labels(y.clone()), &sat, &mut rng).adversarial;
+    let max_offset = to_vec((strong.clone() - x.clone()).abs().max());
+    assert!(
+        max_offset[0] <= 0.3 + 1e-6 && max_offset[0] > 0.05,
+        "{max_offset:?}"
+    );
+    let stats_of = |input: &Tensor<4>| {
+        let copy = micro_cnn(4);
+        let _ = copy.forward(input.clone().autodiff());
+        running_stats(&copy)
+    };
+    let kept = running_stats(&student);
+    assert_eq!(kept, stats_of(&strong));
+    assert_ne!(kept, stats_of(&x));
+    assert_ne!(kept, stats_of(&x_adv));
 }
 
 /// The student's running batch-norm statistics after one loss evaluation with the attack's

@@ -96,6 +96,7 @@ fn method_bn_stats_option_parses_for_trades_and_rslad_only() {
         ),
         ("method rslad bn-stats=natural", BnStats::Natural),
         ("method rslad bn-stats=both", BnStats::Both),
+        ("method trades bn-stats=strong", BnStats::Strong),
     ] {
         let Ok(Command::Run(command::Work::Engine(EngineCommand::Method(change)))) = parse(line)
         else {
@@ -117,7 +118,9 @@ fn method_bn_stats_option_parses_for_trades_and_rslad_only() {
     assert!(error.message.contains("trades and rslad"), "{error}");
     let error = parse("method rslad bn-stats=half").unwrap_err();
     assert!(
-        error.message.contains("both, adversarial or natural"),
+        error
+            .message
+            .contains("both, adversarial, natural or strong"),
         "{error}"
     );
 }

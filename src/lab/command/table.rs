@@ -103,8 +103,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "training method: natural sat trades kd ard iad rslad; keys alpha beta \
                   temperature iad-warmup rslad-scale steps step-size eps-warmup (fractions \
                   such as alpha=5/6 allowed); start=reference, uniform, gaussian or none (where \
-                  the training attack starts); bn-stats=both, adversarial or natural (trades \
-                  and rslad: which training forwards update the batch-norm statistics)",
+                  the training attack starts); bn-stats=both, adversarial, natural or strong \
+                  (trades and rslad: which training forwards update the batch-norm statistics; \
+                  strong: a third forward on a SAT-attacked copy of the batch)",
         args: &[Arg::Method, Arg::Keys(&METHOD_KEYS)],
         parse: parse_method,
     },
@@ -425,7 +426,9 @@ fn parse_method(rest: &str) -> Result<Command, String> {
         }
         if let Some(mode) = pair.strip_prefix("bn-stats=") {
             let mode = BnStats::from_name(mode).ok_or_else(|| {
-                format!("bn-stats={mode}: the statistics come from both, adversarial or natural")
+                format!(
+                    "bn-stats={mode}: the statistics come from both, adversarial, natural or strong"
+                )
             })?;
             if !change.method.set_bn_stats(mode) {
                 return Err(format!(
