@@ -61,13 +61,28 @@ impl CheckpointCard {
 
     /// Where the statistics of a recalibrated checkpoint came from, read from
     /// [`Self::statistics_note`]: "adversarial" or "natural" (both writers of the note say
-    /// "… adversarial training images" or "… natural training images").
+    /// "… adversarial training images" or "… natural training images"; of several
+    /// recalibrations the last counts). None if the student trained after it (the note then
+    /// ends with [`retrained_note`]'s words): training gathered the statistics again.
     pub fn recalibrated_from(&self) -> Option<&'static str> {
         let note = self.statistics_note()?;
-        ["adversarial", "natural"]
+        let (at, source) = ["adversarial", "natural"]
             .into_iter()
-            .find(|source| note.contains(&format!(" {source} training images")))
+            .filter_map(|source| {
+                let at = note.rfind(&format!(" {source} training images"))?;
+                Some((at, source))
+            })
+            .max_by_key(|&(at, _)| at)?;
+        (!note[at..].contains(TRAINED_SINCE)).then_some(source)
     }
+}
+
+/// What [`retrained_note`] appends: the statistics of the recalibration are gone.
+const TRAINED_SINCE: &str = "trained since, which gathered the statistics again";
+
+/// A statistics note once the student has trained after the recalibration it records.
+pub fn retrained_note(note: &str) -> String {
+    format!("{note}; {TRAINED_SINCE}")
 }
 
 /// Whether either file of the checkpoint at `path` exists (a half-written one counts).

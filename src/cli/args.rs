@@ -247,8 +247,8 @@ impl TrainingOptions {
             && foreign == Foreign::Refuse
         {
             bail!(
-                "--bn-stats applies to --method trades and rslad (the methods whose two training \
-                 forwards are the only batch-norm updates), not to {name}"
+                "--bn-stats applies to --method trades and rslad (the methods whose attack runs in \
+                 eval mode, so only their training-mode forwards update batch norm), not to {name}"
             );
         }
         let given = [

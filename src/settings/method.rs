@@ -241,8 +241,9 @@ impl MethodSettings {
     }
 
     /// Sets which training-mode forwards update the batch-norm running statistics. Only
-    /// TRADES and RSLAD have the option (their attack runs in eval mode, so their two outer
-    /// forwards are the only updates); false for any other method.
+    /// TRADES and RSLAD have the option (their attack runs in eval mode, so only their
+    /// training-mode forwards, the two outer ones or `strong`'s third, update them); false for
+    /// any other method.
     pub fn set_bn_stats(&mut self, mode: BnStats) -> bool {
         match self {
             MethodSettings::Trades { bn_stats, .. } | MethodSettings::Rslad { bn_stats, .. } => {

@@ -28,8 +28,10 @@ pub enum BnStats {
     Natural,
     /// Neither: a third training-mode forward, on the batch attacked as SAT attacks it
     /// (cross-entropy from a uniform start, the training attack's ε, step size and steps,
-    /// against the student in eval mode), is the only one that updates them. What `recalibrate`
-    /// does after training, done at every batch; it costs one more attack per batch.
+    /// against the student in eval mode), is the only one that updates them: one momentum-0.1
+    /// update per training step from strong-attack points, where `recalibrate` re-estimates
+    /// them once after training. It costs one more attack per batch (none for a student
+    /// without batch norm, where every mode is the same).
     Strong,
 }
 
@@ -65,6 +67,10 @@ impl BnStats {
         natural: Tensor<4>,
         strong: impl FnOnce() -> Tensor<4>,
     ) -> (Tensor<2>, Tensor<2>) {
+        if !model.spec().arch.has_batch_norm() {
+            // No statistics to keep: every mode is the two forwards, with no third attack.
+            return (model.forward(adversarial), model.forward(natural));
+        }
         match self {
             BnStats::Both => (model.forward(adversarial), model.forward(natural)),
             BnStats::Adversarial => {

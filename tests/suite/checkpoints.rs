@@ -476,3 +476,30 @@ fn tidying_up_never_removes_weights_a_card_names() {
         ]
     );
 }
+
+/// A card's dataset line says where recalibrated statistics came from: the last
+/// recalibration counts, and none does once the student trained after it.
+#[test]
+fn the_recalibration_a_card_names_is_its_last_one_unless_trained_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    save(&micro_cnn(1), &path);
+    let mut card = checkpoint::read_card(&path).unwrap();
+    assert_eq!(card.recalibrated_from(), None, "a trained card");
+    // As `rslad-tui recalibrate` writes it, twice: natural statistics, then adversarial ones.
+    let natural = "batch-norm statistics re-estimated by `rslad-tui recalibrate` from 4 batches \
+                   of 128 natural training images, seed 0; weights of run.safetensors (sha256 ab)";
+    let adversarial = "batch-norm statistics re-estimated by `rslad-tui recalibrate` from 4 \
+                       batches of 128 adversarial training images (PGD-10, ε 0.3, step 0.05, \
+                       uniform start), seed 0; weights of run.safetensors (sha256 cd), trained by RSLAD";
+    card.dataset = format!("mnist; {natural}");
+    assert_eq!(card.recalibrated_from(), Some("natural"));
+    card.dataset = format!("mnist; {natural}; {adversarial}");
+    assert_eq!(card.recalibrated_from(), Some("adversarial"));
+    assert_eq!(card.dataset_name(), "mnist");
+    card.dataset = format!("mnist; {adversarial}; {natural}");
+    assert_eq!(card.recalibrated_from(), Some("natural"));
+    card.dataset = format!("mnist; {}", checkpoint::retrained_note(adversarial));
+    assert_eq!(card.recalibrated_from(), None);
+    assert!(card.statistics_note().unwrap().starts_with(adversarial));
+}

@@ -16,7 +16,7 @@ use rslad_tui::tensor_util::{labels, to_vec};
 use rslad_tui::train::{
     Batch, BnStats, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, objectives,
 };
-use rslad_tui::zoo::Model;
+use rslad_tui::zoo::{Arch, Model, ModelSpec};
 use std::sync::atomic::AtomicBool;
 
 fn logits(rows: [[f32; 3]; 2]) -> Tensor<2> {
@@ -297,6 +297,14 @@ fn rslad_and_trades_pass_their_bn_stats_mode_to_the_training_step() {
 /// attack from the same random stream, and they differ from those of x and of RSLAD's x′.
 #[test]
 fn bn_stats_strong_keeps_the_statistics_of_a_sat_attack_of_the_batch() {
+    // At full ε and during the warm-up (half of it): the statistics' attack is scaled as the
+    // training attack is.
+    for epsilon_scale in [1.0, 0.5] {
+        strong_statistics_at(epsilon_scale);
+    }
+}
+
+fn strong_statistics_at(epsilon_scale: f32) {
     let data = embedded_mnist();
     let (x, y) = first_images(&data, 32);
     let y = labels(&y, &compute_device());
@@ -315,22 +323,24 @@ fn bn_stats_strong_keeps_the_statistics_of_a_sat_attack_of_the_batch() {
         images: &x,
         labels: &y,
         epoch: 0,
-        epsilon_scale: 1.0,
+        epsilon_scale,
     };
     let _ = method.loss(&batch, &mut StdRng::seed_from_u64(6));
 
     // The same two attacks by hand, on a fresh copy of the student.
+    let (epsilon, step) = (0.3 * epsilon_scale, 0.1 * epsilon_scale);
     let fresh = micro_cnn(4);
     let view = attack::eval_view(&fresh);
     let mut rng = StdRng::seed_from_u64(6);
     let soft = rslad_tui::loss::soft_label(teacher.forward(x.clone()), 1.0);
-    let x_adv = attack::pgd(&view, &x, &Target::soft(soft), &training, &mut rng).adversarial;
-    let sat = Method::ce_attack(0.3, 0.1, 3);
+    let own = Method::kl_attack(epsilon, step, 3);
+    let x_adv = attack::pgd(&view, &x, &Target::soft(soft), &own, &mut rng).adversarial;
+    let sat = Method::ce_attack(epsilon, step, 3);
     let strong = attack::pgd(&view, &x, &Target::labels(y.clone()), &sat, &mut rng).adversarial;
     let max_offset = to_vec((strong.clone() - x.clone()).abs().max());
     assert!(
-        max_offset[0] <= 0.3 + 1e-6 && max_offset[0] > 0.05,
-        "{max_offset:?}"
+        max_offset[0] <= epsilon + 1e-6 && max_offset[0] > epsilon / 3.0,
+        "{epsilon_scale}: {max_offset:?}"
     );
     let stats_of = |input: &Tensor<4>| {
         let copy = micro_cnn(4);
@@ -338,9 +348,43 @@ fn bn_stats_strong_keeps_the_statistics_of_a_sat_attack_of_the_batch() {
         running_stats(&copy)
     };
     let kept = running_stats(&student);
-    assert_eq!(kept, stats_of(&strong));
+    assert_eq!(kept, stats_of(&strong), "{epsilon_scale}");
     assert_ne!(kept, stats_of(&x));
     assert_ne!(kept, stats_of(&x_adv));
+}
+
+/// A student without batch norm has no statistics to keep: `strong` is then the reference's
+/// two forwards, with no third attack drawing from the random stream.
+#[test]
+fn bn_stats_strong_on_a_student_without_batch_norm_is_the_reference() {
+    let data = embedded_mnist();
+    let (x, y) = first_images(&data, 32);
+    let y = labels(&y, &compute_device());
+    let student = Model::build(
+        ModelSpec::native(Arch::Mlp, 10),
+        4,
+        &rslad_tui::device::autodiff_device(),
+    )
+    .unwrap();
+    let trades = |bn_stats| Method::Trades {
+        attack: Method::kl_attack(0.3, 0.1, 3),
+        beta: 6.0,
+        bn_stats,
+    };
+    let batch = Batch {
+        model: &student,
+        teacher: None,
+        images: &x,
+        labels: &y,
+        epoch: 0,
+        epsilon_scale: 1.0,
+    };
+    let run = |bn_stats| {
+        let mut rng = StdRng::seed_from_u64(6);
+        let (loss, _) = trades(bn_stats).loss(&batch, &mut rng);
+        (to_vec(loss), rand::RngCore::next_u64(&mut rng))
+    };
+    assert_eq!(run(BnStats::Strong), run(BnStats::Both));
 }
 
 /// The student's running batch-norm statistics after one loss evaluation with the attack's

@@ -576,10 +576,23 @@ fn the_board_marks_tables_of_a_recalibrated_student_until_it_trains() {
     run(&mut engine, &format!("save {}", saved.display())).unwrap();
     run(&mut engine, "step batch 1").unwrap();
     run(&mut engine, "attack fgsm n=8").unwrap();
+    // Its card keeps the recalibration's note, and says the student trained since.
+    let retrained = dir.path().join("retrained");
+    run(&mut engine, &format!("save {}", retrained.display())).unwrap();
     run(&mut engine, &format!("load {}", saved.display())).unwrap();
     run(&mut engine, "attack fgsm n=8").unwrap();
     run(&mut engine, "recalibrate natural batches=1").unwrap();
     run(&mut engine, "attack fgsm n=8").unwrap();
+    run(&mut engine, &format!("load {}", retrained.display())).unwrap();
+    run(&mut engine, "attack fgsm n=8").unwrap();
+    let card = rslad_tui::checkpoint::read_card(&retrained).unwrap();
+    let note = card.statistics_note().unwrap();
+    assert!(
+        note.contains("adversarial training images")
+            && note.ends_with("gathered the statistics again"),
+        "{note}"
+    );
+    assert_eq!(card.recalibrated_from(), None);
 
     let board = shared.snapshot().results;
     let marks: Vec<&str> = board
@@ -588,8 +601,8 @@ fn the_board_marks_tables_of_a_recalibrated_student_until_it_trains() {
         .collect();
     assert_eq!(
         marks,
-        ["", "adversarial", "", "adversarial", "natural"],
-        "before, after, trained since, loaded, natural"
+        ["", "adversarial", "", "adversarial", "natural", ""],
+        "before, after, trained since, loaded, natural, loaded after training since"
     );
     let lines = rslad_tui::lab::snapshot::results::lines(&board);
     let trained: Vec<(&str, &str)> = lines
@@ -613,6 +626,9 @@ fn the_board_marks_tables_of_a_recalibrated_student_until_it_trains() {
                 "1 epoch, statistics recalibrated (natural)",
                 "1 ep · recal nat"
             ),
+            // A card records finished epochs only: the batch after the last one is in the
+            // weights, not in the count.
+            ("1 epoch", "1 ep"),
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! `step` and `step batch`: training, and the teacher's reference lines after the first epoch.
 
 use super::Engine;
+use crate::checkpoint::retrained_note;
 use crate::eval;
 use crate::lab::live::LiveProgress;
 use crate::lab::snapshot::LogLevel;
@@ -36,8 +37,11 @@ impl Engine {
             .step_batches(&self.data, max, &progress, &self.shared.cancel);
         drop(progress);
         if (self.trainer.epochs_done(), self.trainer.epoch_position().0) != before {
-            // Training forwards gather the statistics again: no longer the recalibrated ones.
-            self.recalibrated = None;
+            // Training forwards gather the statistics again: no longer the recalibrated ones,
+            // and a saved card must not say they are.
+            if self.recalibrated.take().is_some() {
+                self.statistics_note = self.statistics_note.take().map(|n| retrained_note(&n));
+            }
         }
         match outcome {
             StepOutcome::Batches(n) => {
