@@ -579,6 +579,11 @@ fn the_board_marks_tables_of_a_recalibrated_student_until_it_trains() {
     // Its card keeps the recalibration's note, and says the student trained since.
     let retrained = dir.path().join("retrained");
     run(&mut engine, &format!("save {}", retrained.display())).unwrap();
+    let log = shared.snapshot().log;
+    assert_eq!(
+        log.last().unwrap().text,
+        "  its card counts finished epochs only (1 epoch); the weights also hold 1 batch of epoch 2"
+    );
     run(&mut engine, &format!("load {}", saved.display())).unwrap();
     run(&mut engine, "attack fgsm n=8").unwrap();
     run(&mut engine, "recalibrate natural batches=1").unwrap();

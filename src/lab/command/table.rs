@@ -277,7 +277,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "save",
         usage: "save [PATH] | save session NAME",
         summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD, or \
-                  -2, -3, … if that one exists), or the session so far as sessions/NAME.ron",
+                  -2, -3, … if that one exists; its card counts finished epochs, and a save \
+                  mid-epoch says so), or the session so far as sessions/NAME.ron",
         args: &[Arg::SaveTarget],
         parse: |rest| match words(rest).as_slice() {
             [] => Ok(EngineCommand::Save(None).into()),

@@ -5,6 +5,7 @@ use super::Engine;
 use crate::checkpoint::{self, SaveInfo};
 use crate::device::autodiff_device;
 use crate::settings::{check_fit, check_teacher_fits};
+use crate::text::count;
 use crate::zoo::Model;
 use anyhow::{Context, Result, bail};
 
@@ -106,6 +107,16 @@ impl Engine {
         .with_context(|| format!("cannot save to {}", path.display()))?;
         self.shared.update(|s| s.status.unsaved = false);
         self.info(format!("saved {}", saved.display()));
+        let (batches, _) = self.trainer.epoch_position();
+        if batches > 0 {
+            // A card records finished epochs only: say so rather than let a load miscount.
+            self.info(format!(
+                "  its card counts finished epochs only ({}); the weights also hold {} of epoch {}",
+                count(self.trainer.epochs_done(), "epoch", "epochs"),
+                count(batches, "batch", "batches"),
+                self.trainer.epochs_done() + 1
+            ));
+        }
         self.last_saved = Some(typed);
         Ok(())
     }
