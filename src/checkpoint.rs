@@ -65,16 +65,21 @@ impl CheckpointCard {
     /// recalibrations the last counts). None if the student trained after it (the note then
     /// ends with [`retrained_note`]'s words): training gathered the statistics again.
     pub fn recalibrated_from(&self) -> Option<&'static str> {
-        let note = self.statistics_note()?;
-        let (at, source) = ["adversarial", "natural"]
-            .into_iter()
-            .filter_map(|source| {
-                let at = note.rfind(&format!(" {source} training images"))?;
-                Some((at, source))
-            })
-            .max_by_key(|&(at, _)| at)?;
-        (!note[at..].contains(TRAINED_SINCE)).then_some(source)
+        recalibrated_source(self.statistics_note()?)
     }
+}
+
+/// [`CheckpointCard::recalibrated_from`] for a statistics note on its own (the workbench keeps
+/// the note of its student before any card is written).
+pub fn recalibrated_source(note: &str) -> Option<&'static str> {
+    let (at, source) = ["adversarial", "natural"]
+        .into_iter()
+        .filter_map(|source| {
+            let at = note.rfind(&format!(" {source} training images"))?;
+            Some((at, source))
+        })
+        .max_by_key(|&(at, _)| at)?;
+    (!note[at..].contains(TRAINED_SINCE)).then_some(source)
 }
 
 /// What [`retrained_note`] appends: the statistics of the recalibration are gone.

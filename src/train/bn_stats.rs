@@ -67,11 +67,14 @@ impl BnStats {
         natural: Tensor<4>,
         strong: impl FnOnce() -> Tensor<4>,
     ) -> (Tensor<2>, Tensor<2>) {
-        if !model.spec().arch.has_batch_norm() {
-            // No statistics to keep: every mode is the two forwards, with no third attack.
-            return (model.forward(adversarial), model.forward(natural));
-        }
-        match self {
+        // Without batch norm there are no statistics to keep: every mode is the reference's
+        // two forwards, with no third attack.
+        let mode = if model.spec().arch.has_batch_norm() {
+            self
+        } else {
+            BnStats::Both
+        };
+        match mode {
             BnStats::Both => (model.forward(adversarial), model.forward(natural)),
             BnStats::Adversarial => {
                 let adversarial = model.forward(adversarial);

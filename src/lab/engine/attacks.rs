@@ -70,7 +70,7 @@ impl Engine {
             batches: self.trainer.epoch_position().0,
             epsilon,
             images: n,
-            recalibrated: self.recalibrated.unwrap_or_default().to_string(),
+            recalibrated: self.recalibrated().unwrap_or_default().to_string(),
         }
     }
 

@@ -90,6 +90,5 @@ impl Engine {
     pub(super) fn student_replaced(&mut self) {
         self.forget_diagnosis();
         self.statistics_note = None;
-        self.recalibrated = None;
     }
 }

@@ -169,7 +169,6 @@ impl Engine {
         });
         self.student_replaced();
         self.statistics_note = card.statistics_note().map(str::to_string);
-        self.recalibrated = card.recalibrated_from();
         self.info(format!(
             "loaded {} ({}, {} recorded)",
             path,

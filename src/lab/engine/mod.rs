@@ -80,11 +80,9 @@ pub struct Engine {
     /// The path the last `save` wrote to, as typed or chosen.
     last_saved: Option<String>,
     /// What `recalibrate` did to the student's batch-norm statistics, for the card of a `save`
-    /// (`None` for a student as trained; a fresh or loaded student clears it).
+    /// (`None` for a student as trained; a fresh or loaded student clears it, a loaded card
+    /// sets it, training after a recalibration says so in it).
     statistics_note: Option<String>,
-    /// Where the batch-norm statistics came from if `recalibrate` ran with no training since
-    /// ("adversarial", "natural"), for the attack tables' context.
-    recalibrated: Option<&'static str>,
 }
 
 impl Engine {
@@ -110,7 +108,6 @@ impl Engine {
             scope: FileScope::default(),
             last_saved: None,
             statistics_note: None,
-            recalibrated: None,
         };
         if let Some(message) = crate::device::selection().fallback_message() {
             engine.shared.log(LogLevel::Warning, message);

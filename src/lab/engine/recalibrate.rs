@@ -4,6 +4,7 @@
 //! part-way, the student keeps the statistics it had.
 
 use super::Engine;
+use crate::checkpoint;
 use crate::lab::snapshot::LogLevel;
 use crate::progress::Progress;
 use crate::settings::attack_defaults;
@@ -15,6 +16,15 @@ use anyhow::{Result, bail};
 const RECALIBRATE_BATCHES: usize = 100;
 
 impl Engine {
+    /// Where the student's batch-norm statistics came from if `recalibrate` ran with no
+    /// training since ("adversarial", "natural"), read from its statistics note; for the
+    /// attack tables' context.
+    pub(super) fn recalibrated(&self) -> Option<&'static str> {
+        self.statistics_note
+            .as_deref()
+            .and_then(checkpoint::recalibrated_source)
+    }
+
     pub(super) fn recalibrate(
         &mut self,
         source: StatsSource,
@@ -94,7 +104,6 @@ impl Engine {
         // The student changed: the diagnosis was of the one before, and it is not saved (its
         // card will say what was done, `statistics_note`).
         self.forget_diagnosis();
-        self.recalibrated = Some(source.name());
         self.shared.update(|s| s.status.unsaved = true);
         self.refresh_sample();
         Ok(())

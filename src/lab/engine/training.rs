@@ -36,12 +36,11 @@ impl Engine {
             .trainer
             .step_batches(&self.data, max, &progress, &self.shared.cancel);
         drop(progress);
-        if (self.trainer.epochs_done(), self.trainer.epoch_position().0) != before {
+        let trained = (self.trainer.epochs_done(), self.trainer.epoch_position().0) != before;
+        if trained && self.recalibrated().is_some() {
             // Training forwards gather the statistics again: no longer the recalibrated ones,
-            // and a saved card must not say they are.
-            if self.recalibrated.take().is_some() {
-                self.statistics_note = self.statistics_note.take().map(|n| retrained_note(&n));
-            }
+            // and neither the attack tables nor a saved card may say they are.
+            self.statistics_note = self.statistics_note.take().map(|n| retrained_note(&n));
         }
         match outcome {
             StepOutcome::Batches(n) => {
