@@ -418,13 +418,13 @@ pub fn backend_id() -> String {
         return backend_name();
     }
     let threads = cpu_threads();
-    // The convolution path rounds differently from burn's: sessions recorded on one must not
-    // be expected to replay bit-identically on the other.
+    // Our convolutions round differently from burn's: sessions recorded before they landed
+    // ("burn conv") are not expected to replay bit-identically.
     format!(
         "{} (CPU, {}, {threads} threads, {})",
         backend_crate(),
         simd_level(),
-        crate::conv::ConvPath::selected().name()
+        crate::conv::PATH_NAME
     )
 }
 

@@ -724,32 +724,6 @@ fn an_attack_gradient_with_fixed_weights_runs_on_the_kernels() {
 }
 
 #[test]
-fn rslad_tui_conv_burn_switches_back_to_burns_convolution_and_says_so() {
-    // The switch is read once per process, so it is checked through the binary's banner.
-    let banner = |path: Option<&str>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rslad-tui"));
-        command.args([
-            "bench",
-            "--seconds",
-            "0",
-            "--only",
-            "forward",
-            "--model",
-            "micro-cnn",
-        ]);
-        match path {
-            Some(path) => command.env("RSLAD_TUI_CONV", path),
-            None => command.env_remove("RSLAD_TUI_CONV"),
-        };
-        let output = command.output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    assert!(banner(Some("burn")).contains("burn conv"));
-    assert!(banner(None).contains("rslad conv"));
-}
-
-#[test]
 fn max_pooling_matches_burn_flex_forward_and_backward_ties_and_nans_included() {
     use burn::nn::pool::MaxPool2dConfig;
     let mut rng = StdRng::seed_from_u64(600);

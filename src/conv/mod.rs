@@ -5,8 +5,9 @@
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
 //! the flex device the convolution runs on the kernels of the `rslad-kernels` crate
 //! (`kernels/`), recorded in burn's autodiff graph here ([`op`]); on any other device (a GPU, the
-//! experimental ndarray/LibTorch backends) it is burn's own op. `RSLAD_TUI_CONV=burn` runs
-//! burn's op on the CPU too, to compare (docs/performance.md).
+//! experimental ndarray/LibTorch backends) it is burn's own op. burn-flex's own convolution is
+//! no longer selectable: the kernels beat it on every layer and workload measured, on AVX2 and
+//! AVX-512 (docs/performance.md); `bench --layers` and the tests still run it, to compare.
 //!
 //! Why these kernels, and what they achieve against burn-flex and PyTorch, is in
 //! docs/performance.md. In short: an implicit GEMM on NCHW data whose vector loads read the
@@ -27,7 +28,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
-use std::sync::OnceLock;
 
 /// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
 pub mod kernels {
@@ -53,39 +53,9 @@ pub fn geometry(
     )
 }
 
-/// Which convolution the CPU device runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConvPath {
-    /// Our kernels (the default).
-    Rslad,
-    /// burn-flex's own convolution (`RSLAD_TUI_CONV=burn`), kept to compare.
-    Burn,
-}
-
-impl ConvPath {
-    /// The path of this process, from `RSLAD_TUI_CONV` (`rslad`, the default, or `burn`).
-    pub fn selected() -> ConvPath {
-        static CHOSEN: OnceLock<ConvPath> = OnceLock::new();
-        *CHOSEN.get_or_init(|| match std::env::var("RSLAD_TUI_CONV").as_deref() {
-            Ok("burn") => ConvPath::Burn,
-            Ok("rslad") | Err(_) => ConvPath::Rslad,
-            Ok(other) => {
-                eprintln!(
-                    "RSLAD_TUI_CONV={other} is not a convolution path (rslad or burn); using rslad"
-                );
-                ConvPath::Rslad
-            }
-        })
-    }
-
-    /// How reports and session files name it: results of the two paths round differently.
-    pub fn name(self) -> &'static str {
-        match self {
-            ConvPath::Rslad => "rslad conv",
-            ConvPath::Burn => "burn conv",
-        }
-    }
-}
+/// How backend ids name the convolution path. Sessions recorded since the kernels landed carry
+/// it; those from before said "burn conv" (burn-flex's convolution, which rounds differently).
+pub const PATH_NAME: &str = "rslad conv";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -144,8 +114,8 @@ pub fn conv2d_relu(
     })
 }
 
-/// The convolution on our kernels, or `None` where burn's op must run (another path, device,
-/// dtype or shape).
+/// The convolution on our kernels, or `None` where burn's op must run (another device, dtype or
+/// shape).
 fn ours(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -153,9 +123,6 @@ fn ours(
     options: &ConvOptions<2>,
     relu: bool,
 ) -> Option<Tensor<4>> {
-    if ConvPath::selected() != ConvPath::Rslad {
-        return None;
-    }
     let geometry = geometry(x.dims(), weight.dims(), options)?;
     op::try_conv2d(x, weight, bias, &geometry, relu)
 }
@@ -172,10 +139,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
             pool.padding,
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
         );
-    if ConvPath::selected() == ConvPath::Rslad
-        && tiles
-        && let Some(out) = pool::try_max_pool2d(&x, k)
-    {
+    if tiles && let Some(out) = pool::try_max_pool2d(&x, k) {
         return out;
     }
     pool.forward(x)
