@@ -418,8 +418,9 @@ pub fn backend_id() -> String {
         return backend_name();
     }
     let threads = cpu_threads();
-    // Our convolutions round differently from burn's: sessions recorded before they landed
-    // ("burn conv") are not expected to replay bit-identically.
+    // Our convolutions round differently from burn's: sessions recorded on burn's (before the
+    // kernels, with no path in the id, or with "burn conv") are not expected to replay
+    // bit-identically.
     format!(
         "{} (CPU, {}, {threads} threads, {})",
         backend_crate(),

@@ -54,7 +54,8 @@ pub fn geometry(
 }
 
 /// How backend ids name the convolution path. Sessions recorded since the kernels landed carry
-/// it; those from before said "burn conv" (burn-flex's convolution, which rounds differently).
+/// it; older ones have no such part, and those recorded with the since-removed
+/// `RSLAD_TUI_CONV=burn` say "burn conv" (burn-flex's convolution, which rounds differently).
 pub const PATH_NAME: &str = "rslad conv";
 
 /// `conv.forward(x)`, on our kernels where they apply.
