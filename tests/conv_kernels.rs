@@ -585,7 +585,7 @@ fn the_channel_engine_gives_the_position_engines_bits() {
 
 #[test]
 fn the_first_layer_engines_give_the_older_engines_bits() {
-    // One-channel, stride-1, 3 × 3 convolutions run their forward pass and input gradient on
+    // One-channel, stride-1, 3 × 3 and 5 × 5 convolutions run their forward pass and input gradient on
     // the first-layer engines (kernels/src/first_layer*.rs); the shipped lessons were recorded
     // with the main and row engines, so they must agree to the bit, with and without the fused
     // ReLU. The zoo's first layers at MNIST's size, then random sizes whose rows and columns
@@ -595,16 +595,20 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
         Case::square(2, [1, 8], 28, 3, 1, 1, 1, false),
         // One output channel: the forward pass stays on the row engine, the gradient does not.
         Case::square(2, [1, 1], 20, 3, 1, 1, 1, true),
+        // madry-cnn's conv1: 5 × 5, padded by 2.
+        Case::square(2, [1, 32], 28, 5, 1, 2, 1, true),
     ];
     let mut rng = StdRng::seed_from_u64(25);
-    for _ in 0..12 {
-        let pad = |rng: &mut StdRng| (rng.gen_range(0..3), rng.gen_range(0..3));
+    for i in 0..18 {
+        // Two thirds 3 × 3, one third 5 × 5; padding up to the kernel's size − 1.
+        let k = if i % 3 == 2 { 5 } else { 3 };
+        let pad = |rng: &mut StdRng| (rng.gen_range(0..k), rng.gen_range(0..k));
         cases.push(Case {
             batch: rng.gen_range(1..=3),
             in_channels: 1,
             out_channels: rng.gen_range(1..=12),
-            size: [rng.gen_range(3..=40), rng.gen_range(3..=70)],
-            kernel: [3, 3],
+            size: [rng.gen_range(k..=40), rng.gen_range(k..=70)],
+            kernel: [k, k],
             stride: [1, 1],
             padding: [pad(&mut rng), pad(&mut rng)],
             groups: 1,

@@ -3,12 +3,14 @@
 //! (or BATCH: a small one keeps the output in cache).
 //!
 //! ```text
-//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE [BATCH]
+//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE [BATCH [KERNEL PAD]]
 //! cargo run --release --example layer -- wgrad 100 1 32 28    # small-cnn's conv1
+//! cargo run --release --example layer -- igrad 100 1 32 28 128 5 2    # madry-cnn's conv1
 //! ```
 //!
 //! PASS is `fwd`, `igrad` or `wgrad` (`fwd-grid`, `igrad-rows`: on the older engines even where
-//! the first-layer engines would run); the kernel is 3 × 3, unpadded, stride 1. rslad-tui also
+//! the first-layer engines would run); the kernel is KERNEL × KERNEL (3 by default), padded by
+//! PAD (0) on every side, stride 1. rslad-tui also
 //! raises glibc's mmap threshold (src/allocator.rs); this program does not, so each call's
 //! output may be page-faulted in, as the first call in rslad-tui is.
 
@@ -20,22 +22,24 @@ fn main() {
     let pass = args.get(1).map_or("fwd", String::as_str);
     let number =
         |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
-    let (calls, c_in, c_out, size, batch) = (
+    let (calls, c_in, c_out, size, batch, kernel, pad) = (
         number(2, 50).max(1),
         number(3, 1),
         number(4, 32),
         number(5, 28),
         number(6, 128).max(1),
+        number(7, 3).max(1),
+        number(8, 0),
     );
     let g = ConvGeometry::new(
         [batch, c_in, size, size],
-        [c_out, c_in, 3, 3],
+        [c_out, c_in, kernel, kernel],
         [1, 1],
-        [(0, 0), (0, 0)],
+        [(pad, pad), (pad, pad)],
         [1, 1],
         1,
     )
-    .expect("a 3 × 3 convolution the kernels handle (SIZE ≥ 3)");
+    .expect("a convolution the kernels handle (SIZE + 2 · PAD ≥ KERNEL)");
     let isa = Isa::detected();
     let values = |len: usize, a: usize, m: usize| -> Vec<f32> {
         (0..len)
@@ -63,7 +67,7 @@ fn main() {
         checksum += result.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
     times.sort_by(f64::total_cmp);
-    let flop = 2.0 * (g.batch * g.out_h * g.out_w * c_out * c_in * 9) as f64;
+    let flop = 2.0 * (g.batch * g.out_h * g.out_w * c_out * c_in * kernel * kernel) as f64;
     let median = times[calls / 2];
     println!(
         "{pass} {}: median {median:.2} ms, fastest {:.2} ms, {:.1} GFLOP/s at the median (checksum {checksum:.6e})",

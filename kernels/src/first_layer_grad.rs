@@ -1,4 +1,4 @@
-//! The input gradient of a first layer (one input channel, stride 1, 3 × 3), the counterpart of
+//! The input gradient of a first layer (one input channel, stride 1, 3 × 3 or 5 × 5), the counterpart of
 //! [`super::first_layer`]: the image's gradient is one small plane, the sum over every output
 //! channel of its padded output gradient correlated with the flipped kernel.
 //!
@@ -8,7 +8,7 @@
 //! Zen 3, and then reads every plane for every tile. Here one output channel at a time is
 //! copied, whole vectors along each row, into a small padded plane that stays in L1 (its
 //! plane zeroed once per image, its border never written), and added into the image's gradient, which stays there too:
-//! each tile of rows loads its partial sums, adds that channel's 9 terms and stores them back.
+//! each tile of rows loads its partial sums, adds that channel's K² terms and stores them back.
 //! The terms are the row engine's (the same padded values, the same weights) in its order,
 //! output channel by output channel, then kernel column, then kernel row, so the two give the
 //! same bits (tested).
@@ -18,19 +18,21 @@
 //! share get the same sum from both. Tiles of rows never overlap (the rows left over after the
 //! last whole tile run one at a time): a row updated twice would take a channel's terms twice.
 
-use super::row_tile::{KERNEL, MAX_VECTORS, add_source_row, tile_rows, vector_starts};
+use super::row_tile::{KERNELS, MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Portable, Simd};
 
 /// The plan of one first-layer input gradient, the same for every image.
 #[derive(Debug, Clone)]
 pub struct FirstLayerGrad {
+    /// The kernel's side, K.
+    kernel: usize,
     /// `[out channel][kw][kh]`: the weight of the term of kernel column kw that reads the padded
-    /// gradient kh rows down, `weight[co][2 − kh][kw]` (the kernel flipped vertically here;
+    /// gradient kh rows down, `weight[co][K − 1 − kh][kw]` (the kernel flipped vertically here;
     /// the column flip is in [`FirstLayerGrad::origin`]'s offsets).
     weights: Vec<f32>,
     /// One output channel's gradient, `[grad_h][grad_w]`, is copied into a plane of
-    /// `plane_rows × row_stride` floats two rows down and two columns right, zeros around it
-    /// (the row engine's padded planes, one at a time).
+    /// `plane_rows × row_stride` floats K − 1 rows down and K − 1 columns right, zeros around
+    /// it (the row engine's padded planes, one at a time).
     grad_h: usize,
     grad_w: usize,
     plane_rows: usize,
@@ -49,8 +51,8 @@ pub struct FirstLayerGrad {
 
 impl FirstLayerGrad {
     /// Plans the input gradient of a one-channel, stride-1 convolution with `weight` (OIHW,
-    /// `[out][1][kh][kw]`), or `None` unless its kernel is 3 × 3 and an input row takes one to
-    /// four vectors.
+    /// `[out][1][kh][kw]`), or `None` unless its kernel is 3 × 3 or 5 × 5 and an input row takes
+    /// one to four vectors.
     pub fn new(
         isa: Isa,
         kernel: [usize; 2],
@@ -65,36 +67,37 @@ impl FirstLayerGrad {
         let vectors = in_w.div_ceil(lanes);
         // Rows of the input and of the gradient at least a vector wide (the gradient's are
         // copied a vector at a time, the last one moved back to end at the row's end).
-        if kernel != [KERNEL, KERNEL]
+        let k = kernel[0];
+        if kernel[1] != k
+            || !KERNELS.contains(&k)
             || in_w < lanes
             || out_size[1] < lanes
             || vectors > MAX_VECTORS
         {
             return None;
         }
-        assert_eq!(
-            weight.len(),
-            out_channels * KERNEL * KERNEL,
-            "weight length"
-        );
-        // The copy puts gradient row u at plane row u + 2 (columns the same): the gradient may
-        // reach past the input by at most 2 rows and columns (padding below the kernel's size).
+        assert_eq!(weight.len(), out_channels * k * k, "weight length");
+        // The copy puts gradient row u at plane row u + K − 1 (columns the same): the gradient
+        // may reach past the input by at most K − 1 rows and columns (padding below the
+        // kernel's size).
         assert!(
             out_size[0] <= in_h + pad_begin[0] && out_size[1] <= in_w + pad_begin[1],
             "a gradient of {out_size:?} for an input of {in_size:?} padded by {pad_begin:?}"
         );
         let tile_rows = tile_rows(vectors);
         let weights = (0..out_channels)
-            .flat_map(|co| (0..KERNEL).flat_map(move |kw| (0..KERNEL).map(move |kh| (co, kw, kh))))
-            .map(|(co, kw, kh)| weight[(co * KERNEL + (KERNEL - 1 - kh)) * KERNEL + kw])
+            .flat_map(|co| (0..k).flat_map(move |kw| (0..k).map(move |kh| (co, kw, kh))))
+            .map(|(co, kw, kh)| weight[(co * k + (k - 1 - kh)) * k + kw])
             .collect();
-        // Input row i reads plane rows i + pad … i + pad + 2, i.e. gradient rows i + pad − 2 …
-        // i + pad (the plane holds gradient row u at row u + 2): every read is inside it.
-        let plane_rows = in_h + pad_begin[0] + KERNEL - 1;
-        let row_stride = in_w + pad_begin[1] + KERNEL - 1;
-        let origin = pad_begin[0] * row_stride + pad_begin[1] + KERNEL - 1;
+        // Input row i reads plane rows i + pad … i + pad + K − 1, i.e. gradient rows
+        // i + pad − K + 1 … i + pad (the plane holds gradient row u at row u + K − 1): every
+        // read is inside it.
+        let plane_rows = in_h + pad_begin[0] + k - 1;
+        let row_stride = in_w + pad_begin[1] + k - 1;
+        let origin = pad_begin[0] * row_stride + pad_begin[1] + k - 1;
         let starts = vector_starts(in_w, lanes);
         Some(FirstLayerGrad {
+            kernel: k,
             weights,
             grad_h: out_size[0],
             grad_w: out_size[1],
@@ -124,7 +127,7 @@ impl FirstLayerGrad {
         scratch: &mut [f32],
         out: &mut [f32],
     ) {
-        let channels = self.weights.len() / (KERNEL * KERNEL);
+        let channels = self.weights.len() / (self.kernel * self.kernel);
         assert_eq!(
             output_grad.len(),
             channels * self.grad_h * self.grad_w,
@@ -180,12 +183,18 @@ unsafe fn image_avx2(p: &FirstLayerGrad, image: Image) {
 #[inline(always)]
 unsafe fn image_generic<S: Simd>(p: &FirstLayerGrad, image: Image) {
     unsafe {
-        match (p.starts.len(), p.tile_rows) {
-            (1, 8) => channels::<S, 1, 8>(p, image),
-            (2, 4) => channels::<S, 2, 4>(p, image),
-            (3, 3) => channels::<S, 3, 3>(p, image),
-            (4, 2) => channels::<S, 4, 2>(p, image),
-            (n, m) => unreachable!("no first-layer gradient kernel for {m} rows of {n} vectors"),
+        match (p.kernel, p.starts.len(), p.tile_rows) {
+            (3, 1, 8) => channels::<S, 3, 1, 8>(p, image),
+            (3, 2, 4) => channels::<S, 3, 2, 4>(p, image),
+            (3, 3, 3) => channels::<S, 3, 3, 3>(p, image),
+            (3, 4, 2) => channels::<S, 3, 4, 2>(p, image),
+            (5, 1, 8) => channels::<S, 5, 1, 8>(p, image),
+            (5, 2, 4) => channels::<S, 5, 2, 4>(p, image),
+            (5, 3, 3) => channels::<S, 5, 3, 3>(p, image),
+            (5, 4, 2) => channels::<S, 5, 4, 2>(p, image),
+            (k, n, m) => unreachable!(
+                "no first-layer gradient kernel for {m} rows of {n} vectors, {k} × {k}"
+            ),
         }
     }
 }
@@ -193,20 +202,24 @@ unsafe fn image_generic<S: Simd>(p: &FirstLayerGrad, image: Image) {
 /// Every output channel in turn: its gradient copied into the padded plane, then its terms
 /// added into the image.
 #[inline(always)]
-unsafe fn channels<S: Simd, const N: usize, const M: usize>(p: &FirstLayerGrad, image: Image) {
+unsafe fn channels<S: Simd, const K: usize, const N: usize, const M: usize>(
+    p: &FirstLayerGrad,
+    image: Image,
+) {
     let (height, width, stride) = (p.grad_h, p.grad_w, p.row_stride);
     let plane_len = height * width;
     // The copy's vectors along a gradient row, the last one moved back to end at its end.
     let lanes = S::LANES;
     let copies = width.div_ceil(lanes);
-    for (co, weights) in p.weights.chunks_exact(KERNEL * KERNEL).enumerate() {
+    let count = p.weights.len() / (K * K);
+    for (co, weights) in p.weights.chunks_exact(K * K).enumerate() {
         // SAFETY: see `FirstLayerGrad::run`; rows of the gradient are at least a vector wide
         // (checked in `new`), so each copy stays inside its row.
         unsafe {
             let grad = image.output_grad.add(co * plane_len);
             let mask = image.relu_output.map(|m| m.add(co * plane_len));
             for u in 0..height {
-                let to = image.plane.add((u + KERNEL - 1) * stride + KERNEL - 1);
+                let to = image.plane.add((u + K - 1) * stride + K - 1);
                 for c in 0..copies {
                     let j = (c * lanes).min(width - lanes);
                     let v = S::load(grad.add(u * width + j));
@@ -218,13 +231,13 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(p: &FirstLayerGrad, 
                 }
             }
             // The next channel's gradient (and mask) from memory while this one is added.
-            if co + 1 < p.weights.len() / (KERNEL * KERNEL) {
+            if co + 1 < count {
                 prefetch(grad.add(plane_len), plane_len);
                 if let Some(mask) = mask {
                     prefetch(mask.add(plane_len), plane_len);
                 }
             }
-            add_channel::<S, N, M>(p, weights, image.plane, image.out);
+            add_channel::<S, K, N, M>(p, weights, image.plane, image.out);
         }
     }
 }
@@ -248,7 +261,7 @@ fn prefetch(p: *const f32, len: usize) {
 /// One output channel's terms added into the whole image, `M` rows at a time, then the rows
 /// left over one at a time.
 #[inline(always)]
-unsafe fn add_channel<S: Simd, const N: usize, const M: usize>(
+unsafe fn add_channel<S: Simd, const K: usize, const N: usize, const M: usize>(
     p: &FirstLayerGrad,
     weights: &[f32],
     source: *const f32,
@@ -257,10 +270,10 @@ unsafe fn add_channel<S: Simd, const N: usize, const M: usize>(
     let whole = p.in_h / M * M;
     unsafe {
         for i0 in (0..whole).step_by(M) {
-            add_tile::<S, N, M>(p, weights, source, out, i0);
+            add_tile::<S, K, N, M>(p, weights, source, out, i0);
         }
         for i0 in whole..p.in_h {
-            add_tile::<S, N, 1>(p, weights, source, out, i0);
+            add_tile::<S, K, N, 1>(p, weights, source, out, i0);
         }
     }
 }
@@ -269,7 +282,7 @@ unsafe fn add_channel<S: Simd, const N: usize, const M: usize>(
 /// (kernel column, kernel row) order, stored back. Padded row r of the tile feeds row m through
 /// kernel row r − m.
 #[inline(always)]
-unsafe fn add_tile<S: Simd, const N: usize, const M: usize>(
+unsafe fn add_tile<S: Simd, const K: usize, const N: usize, const M: usize>(
     p: &FirstLayerGrad,
     weights: &[f32],
     source: *const f32,
@@ -288,12 +301,10 @@ unsafe fn add_tile<S: Simd, const N: usize, const M: usize>(
         }
         let top = source.add(p.origin + i0 * stride);
         // Kernel columns outer, rows inner: the row engine's order.
-        for kw in 0..KERNEL {
-            for r in 0..M + KERNEL - 1 {
+        for kw in 0..K {
+            for r in 0..M + K - 1 {
                 let row = top.add(r * stride).sub(kw);
-                add_source_row::<S, N, M>(&mut acc, r, row, &starts, |kh| {
-                    weights[kw * KERNEL + kh]
-                });
+                add_source_row::<S, K, N, M>(&mut acc, r, row, &starts, |kh| weights[kw * K + kh]);
             }
         }
         for (m, acc) in acc.iter().enumerate() {
@@ -308,9 +319,21 @@ unsafe fn add_tile<S: Simd, const N: usize, const M: usize>(
 mod tests {
     use super::{FirstLayerGrad, Isa};
 
+    fn plan_k(isa: Isa, k: usize, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
+        let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
+        FirstLayerGrad::new(
+            isa,
+            [k, k],
+            4,
+            input,
+            out,
+            [pad, pad],
+            &vec![0.5; 4 * k * k],
+        )
+    }
+
     fn plan(isa: Isa, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
-        let out = [input[0] + 2 * pad - 2, input[1] + 2 * pad - 2];
-        FirstLayerGrad::new(isa, [3, 3], 4, input, out, [pad, pad], &[0.5; 36])
+        plan_k(isa, 3, input, pad)
     }
 
     #[test]
@@ -319,10 +342,26 @@ mod tests {
             // small-cnn's conv1 (unpadded) and micro-cnn's (padded by 1), on 28 × 28 images.
             assert!(plan(isa, [28, 28], 0).is_some(), "{}", isa.name());
             assert!(plan(isa, [28, 28], 1).is_some(), "{}", isa.name());
+            // madry-cnn's conv1: 5 × 5, padded by 2.
+            assert!(plan_k(isa, 5, [28, 28], 2).is_some(), "{}", isa.name());
         }
         // Rows shorter than a vector or longer than four.
         assert!(plan(Isa::Portable, [28, 7], 0).is_none());
         assert!(plan(Isa::Portable, [28, 33], 0).is_none());
+        // Kernels without a compiled tile, or not square.
+        assert!(plan_k(Isa::Portable, 7, [28, 28], 3).is_none());
+        assert!(
+            FirstLayerGrad::new(
+                Isa::Portable,
+                [3, 5],
+                1,
+                [28, 28],
+                [26, 24],
+                [0, 0],
+                &[0.5; 15]
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -342,5 +381,30 @@ mod tests {
         assert_eq!(out[5 * 29 + 10], 36.0);
         assert_eq!(out[0], 4.0);
         assert_eq!(out[10 * 29 + 28], 4.0);
+    }
+
+    #[test]
+    fn a_five_by_five_kernel_takes_every_term_once() {
+        // 13 × 19 input padded by 2 (the gradient the same size), 4 channels, every weight and
+        // gradient 1: a value takes one term per gradient position within 2 of it, per channel.
+        let (input, pad) = ([13, 19], 2);
+        let p = plan_k(Isa::Portable, 5, input, pad).unwrap();
+        let p = FirstLayerGrad {
+            weights: vec![1.0; 100],
+            ..p
+        };
+        let mut scratch = vec![f32::NAN; p.scratch_len()];
+        let mut out = vec![0.0; input[0] * input[1]];
+        p.run(&vec![1.0; 4 * 13 * 19], None, &mut scratch, &mut out);
+        let reach = |i: usize, n: usize| (i.saturating_sub(2)..(i + 3).min(n)).len() as f32;
+        for i in 0..13 {
+            for j in 0..19 {
+                assert_eq!(
+                    out[i * 19 + j],
+                    4.0 * reach(i, 13) * reach(j, 19),
+                    "({i}, {j})"
+                );
+            }
+        }
     }
 }

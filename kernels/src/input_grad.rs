@@ -74,8 +74,8 @@ struct InputGradPlan {
     rows: Option<RowCorrelation>,
     /// Stride 1, one group, many input channels: the channel engine.
     channels: Option<ChannelGrad>,
-    /// One input channel, stride 1, 3 × 3 (a first layer on grey images): the first-layer
-    /// engine instead of the row engine.
+    /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images): the
+    /// first-layer engine instead of the row engine.
     first_layer: Option<FirstLayerGrad>,
 }
 

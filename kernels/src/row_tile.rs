@@ -8,7 +8,8 @@
 
 use super::simd::Simd;
 
-pub const KERNEL: usize = 3;
+/// The kernel sizes with compiled tiles (`K` below).
+pub const KERNELS: [usize; 2] = [3, 5];
 /// Vectors a row may take (accumulators held at once).
 pub const MAX_VECTORS: usize = 4;
 
@@ -20,8 +21,8 @@ pub fn vector_starts(width: usize, lanes: usize) -> Vec<usize> {
 }
 
 /// Rows per tile for rows of `vectors` vectors: 8 or 9 independent sums, enough to hide the
-/// multiply-add's latency (4 cycles, 2 a cycle), and with the loaded vector and up to 3 weights
-/// within AVX2's 16 registers.
+/// multiply-add's latency (4 cycles, 2 a cycle), and with the loaded vector and the weights of
+/// the rows it feeds (at most min(M, K): up to 5) within AVX2's 16 registers.
 pub fn tile_rows(vectors: usize) -> usize {
     match vectors {
         1 => 8,
@@ -37,7 +38,7 @@ pub fn tile_rows(vectors: usize) -> usize {
 /// # Safety
 /// `row + starts[n]` must be readable for a whole vector, for every n.
 #[inline(always)]
-pub unsafe fn add_source_row<S: Simd, const N: usize, const M: usize>(
+pub unsafe fn add_source_row<S: Simd, const K: usize, const N: usize, const M: usize>(
     acc: &mut [[S::V; N]; M],
     r: usize,
     row: *const f32,
@@ -47,13 +48,13 @@ pub unsafe fn add_source_row<S: Simd, const N: usize, const M: usize>(
     // SAFETY: the caller's.
     unsafe {
         let w: [S::V; M] = std::array::from_fn(|m| match r.checked_sub(m) {
-            Some(kh) if kh < KERNEL => S::splat(weight(kh)),
+            Some(kh) if kh < K => S::splat(weight(kh)),
             _ => S::splat(0.0),
         });
         for (n, &start) in starts.iter().enumerate() {
             let x = S::load(row.add(start));
             for (m, acc) in acc.iter_mut().enumerate() {
-                if r >= m && r - m < KERNEL {
+                if r >= m && r - m < K {
                     acc[n] = S::fma(w[m], x, acc[n]);
                 }
             }
