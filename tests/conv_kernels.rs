@@ -585,18 +585,21 @@ fn the_channel_engine_gives_the_position_engines_bits() {
 
 #[test]
 fn the_first_layer_engines_give_the_older_engines_bits() {
-    // One-channel, stride-1, 3 × 3 and 5 × 5 convolutions run their forward pass and input gradient on
-    // the first-layer engines (kernels/src/first_layer*.rs); the shipped lessons were recorded
-    // with the main and row engines, so they must agree to the bit, with and without the fused
-    // ReLU. The zoo's first layers at MNIST's size, then random sizes whose rows and columns
-    // are not multiples of the tiles.
+    // One-channel, stride-1 convolutions run their forward pass (3 × 3) and input gradient (3 × 3
+    // and 5 × 5) on the first-layer engines (kernels/src/first_layer*.rs); the shipped lessons
+    // were recorded with the main and row engines, so they must agree to the bit, with and
+    // without the fused ReLU. The zoo's first layers at MNIST's size, then random sizes whose
+    // rows and columns are not multiples of the tiles.
     let mut cases = vec![
         Case::square(3, [1, 32], 28, 3, 1, 0, 1, true),
         Case::square(2, [1, 8], 28, 3, 1, 1, 1, false),
         // One output channel: the forward pass stays on the row engine, the gradient does not.
         Case::square(2, [1, 1], 20, 3, 1, 1, 1, true),
-        // madry-cnn's conv1: 5 × 5, padded by 2.
+        // madry-cnn's conv1: 5 × 5, padded by 2; then rows of one vector (8 wide on AVX2, 16 on
+        // AVX-512), whose gradient takes the 8-row tile.
         Case::square(2, [1, 32], 28, 5, 1, 2, 1, true),
+        Case::square(2, [1, 4], 8, 5, 1, 2, 1, false),
+        Case::square(2, [1, 4], 16, 5, 1, 2, 1, true),
     ];
     let mut rng = StdRng::seed_from_u64(25);
     for i in 0..18 {

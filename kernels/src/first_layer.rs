@@ -18,11 +18,12 @@ use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Portable, Simd};
 use std::mem::MaybeUninit;
 
-/// The kernel's side. A 5 × 5 version (madry-cnn's conv1) was measured and left out: on this
-/// engine the pass was no faster than on the main engine with AVX2 and slower with AVX-512
-/// (median of 300 calls, 1 → 32 channels on 28 × 28, padded by 2: 2.11 and 2.15 ms against 1.84
-/// and 2.07 on AVX2, 1.68 and 1.87 against 0.98 and 1.48 on AVX-512; docs/performance.md). The
-/// input gradient of that layer does gain from its engine ([`super::first_layer_grad`]).
+/// The kernel's side. A 5 × 5 version (madry-cnn's conv1; an uncommitted build) was measured
+/// and left out: on this engine the pass was slower than on the main engine with both
+/// instruction sets (median of 300 calls, 1 → 32 channels on 28 × 28, padded by 2: 2.11 and 2.15
+/// ms against 1.84 and 2.07 on AVX2, 1.68 and 1.87 against 0.98 and 1.48 on AVX-512;
+/// docs/performance.md). The input gradient of that layer does gain from its engine
+/// ([`super::first_layer_grad`]).
 const KERNEL: usize = 3;
 
 /// The plan of one first-layer forward pass, the same for every image.

@@ -1,5 +1,5 @@
-//! The input gradient of a first layer (one input channel, stride 1, 3 × 3 or 5 × 5), the counterpart of
-//! [`super::first_layer`]: the image's gradient is one small plane, the sum over every output
+//! The input gradient of a first layer (one input channel, stride 1, 3 × 3 or 5 × 5), the
+//! counterpart of [`super::first_layer`]: the image's gradient is one small plane, the sum over every output
 //! channel of its padded output gradient correlated with the flipped kernel.
 //!
 //! The row engine ([`super::rows`]) copies all the output channels' gradients into padded
@@ -18,8 +18,11 @@
 //! share get the same sum from both. Tiles of rows never overlap (the rows left over after the
 //! last whole tile run one at a time): a row updated twice would take a channel's terms twice.
 
-use super::row_tile::{KERNELS, MAX_VECTORS, add_source_row, tile_rows, vector_starts};
+use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Portable, Simd};
+
+/// The kernel sides this engine takes: each has its arms in [`image_generic`]'s dispatch.
+const KERNELS: [usize; 2] = [3, 5];
 
 /// The plan of one first-layer input gradient, the same for every image.
 #[derive(Debug, Clone)]

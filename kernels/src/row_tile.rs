@@ -1,5 +1,6 @@
 //! The register tile shared by the first-layer engines ([`super::first_layer`] and
-//! [`super::first_layer_grad`]): `M` image rows × `N` vectors along them, 3 × 3 kernels.
+//! [`super::first_layer_grad`]): `M` image rows × `N` vectors along them, `K` × `K` kernels
+//! (3 × 3 for the forward pass; 3 × 3 and 5 × 5 for the input gradient).
 //!
 //! A row of `w` values takes ⌈w / lanes⌉ vectors, the last one moved back to end at the row's
 //! end (it covers a few values of the vector before once more). Each source row of a tile is
@@ -8,8 +9,6 @@
 
 use super::simd::Simd;
 
-/// The kernel sizes with compiled tiles (`K` below).
-pub const KERNELS: [usize; 2] = [3, 5];
 /// Vectors a row may take (accumulators held at once).
 pub const MAX_VECTORS: usize = 4;
 
