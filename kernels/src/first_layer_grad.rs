@@ -1,6 +1,6 @@
 //! The input gradient of a first layer (one input channel, stride 1, 3 × 3 or 5 × 5), the
-//! counterpart of [`super::first_layer`]: the image's gradient is one small plane, the sum over every output
-//! channel of its padded output gradient correlated with the flipped kernel.
+//! counterpart of [`super::first_layer`]: the image's gradient is one small plane, the sum over
+//! every output channel of its padded output gradient correlated with the flipped kernel.
 //!
 //! The row engine ([`super::rows`]) copies all the output channels' gradients into padded
 //! planes first (115 KB per image on small-cnn's conv1, past the L1 cache) with the general
