@@ -14,6 +14,7 @@
 use super::channels::{self, ChannelGrad};
 use super::correlate::{Correlation, DirectMap};
 use super::first_layer_grad::FirstLayerGrad;
+use super::first_layer_taps::FirstLayerTaps;
 use super::geometry::ConvGeometry;
 use super::output::par_images;
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
@@ -74,8 +75,10 @@ struct InputGradPlan {
     rows: Option<RowCorrelation>,
     /// Stride 1, one group, many input channels: the channel engine.
     channels: Option<ChannelGrad>,
-    /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images): the
-    /// first-layer engine instead of the row engine.
+    /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images) that shrinks
+    /// the image: the tap-sum engine instead of the row engine.
+    first_layer_taps: Option<FirstLayerTaps>,
+    /// The same layers where the tap-sum engine does not apply: the first-layer engine.
     first_layer: Option<FirstLayerGrad>,
 }
 
@@ -117,7 +120,31 @@ impl InputGradPlan {
             layout,
             isa,
         };
-        let first_layer = (g.has_one_input_channel_at_stride_1() && engine == Engine::Auto)
+        // Where the output is smaller than the input (an unpadded layer), the older engine
+        // computes every input position from planes padded back to the input's size, a third of
+        // its multiply-adds reading zeros on small-cnn's conv1; the tap-sum engine spends none
+        // there and took 0.23–0.30 ms against 0.40–0.51 on it (AVX-512). On layers that keep the
+        // size its second pass made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19
+        // ms on AVX2 (docs/performance.md).
+        let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
+        let first_layer_taps = (g.has_one_input_channel_at_stride_1()
+            && shrinks
+            && engine == Engine::Auto)
+            .then(|| {
+                FirstLayerTaps::new(
+                    isa,
+                    [g.kernel_h, g.kernel_w],
+                    g.out_channels,
+                    [g.in_h, g.in_w],
+                    [g.out_h, g.out_w],
+                    [g.pad_h.0, g.pad_w.0],
+                    weight,
+                )
+            })
+            .flatten();
+        let first_layer = (g.has_one_input_channel_at_stride_1()
+            && engine == Engine::Auto
+            && first_layer_taps.is_none())
             .then(|| {
                 FirstLayerGrad::new(
                     isa,
@@ -141,7 +168,8 @@ impl InputGradPlan {
         let taps_total = g.taps();
         let mut phases = Vec::new();
         // The channel and first-layer engines replace the phases: skip packing their weights.
-        let phase_axes = if channels.is_some() || first_layer.is_some() {
+        let replaced = channels.is_some() || first_layer.is_some() || first_layer_taps.is_some();
+        let phase_axes = if replaced {
             &[][..]
         } else {
             &axes_h[..]
@@ -192,7 +220,8 @@ impl InputGradPlan {
         let rows = (g.stride == [1, 1]
             && in_per_group == 1
             && channels.is_none()
-            && first_layer.is_none())
+            && first_layer.is_none()
+            && first_layer_taps.is_none())
             .then(|| {
                 // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
                 // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
@@ -234,6 +263,7 @@ impl InputGradPlan {
             phases,
             rows,
             channels,
+            first_layer_taps,
             first_layer,
         }
     }
@@ -242,6 +272,12 @@ impl InputGradPlan {
         let g = &self.geometry;
         let image = &output_grad[b * g.out_image()..][..g.out_image()];
         let relu_output = relu_output.map(|o| &o[b * g.out_image()..][..g.out_image()]);
+        if let Some(taps) = &self.first_layer_taps {
+            with_scratch(taps.scratch_len(), |planes| {
+                taps.run(image, relu_output, planes, out)
+            });
+            return;
+        }
         if let Some(first) = &self.first_layer {
             // It copies one output channel at a time into its own small plane.
             with_scratch(first.scratch_len(), |plane| {

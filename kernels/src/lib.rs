@@ -12,6 +12,7 @@ mod channels;
 mod correlate;
 mod first_layer;
 mod first_layer_grad;
+mod first_layer_taps;
 mod forward;
 pub mod geometry;
 mod input_grad;
