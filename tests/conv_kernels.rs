@@ -146,8 +146,35 @@ fn random_wide_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// First layers that shrink the image (one input channel, stride 1, 3 × 3 or 5 × 5, padded by
+/// less than the kernel's reach on some side): their input gradient runs on the tap-sum engine
+/// (kernels/src/first_layer_taps.rs), which random shapes seldom reach. Gradient planes shorter
+/// than a vector on every instruction set (2 × 3) and on AVX-512 only (3 × 4), uneven padding,
+/// rows of one and two AVX-512 vectors.
+fn shrinking_first_layer_cases() -> Vec<Case> {
+    let case = |out_channels, size, kernel, padding, bias| Case {
+        batch: 2,
+        in_channels: 1,
+        out_channels,
+        size,
+        kernel: [kernel; 2],
+        stride: [1, 1],
+        padding,
+        groups: 1,
+        bias,
+    };
+    vec![
+        case(6, [4, 5], 3, [(0, 0), (0, 0)], false),
+        case(5, [5, 6], 3, [(0, 0), (0, 0)], true),
+        case(7, [13, 20], 3, [(0, 1), (1, 0)], false),
+        case(4, [9, 11], 5, [(1, 0), (0, 2)], true),
+        case(3, [6, 30], 5, [(0, 0), (1, 1)], false),
+    ]
+}
+
 fn all_cases() -> Vec<Case> {
     let mut cases = zoo_cases();
+    cases.extend(shrinking_first_layer_cases());
     cases.extend(random_cases(40, 22));
     cases.extend(random_wide_cases(10, 23));
     cases
@@ -680,6 +707,27 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
             }
         }
     }
+}
+
+#[test]
+fn a_first_layer_that_shrinks_the_image_takes_its_input_gradient_from_the_tap_sums() {
+    // The tap-sum engine sums the channels before the taps, so its bits differ from the row
+    // engine's somewhere in a 32-channel layer; a layer that keeps the image's size stays on
+    // the first-layer engine, which gives the row engine's bits (the test above).
+    let tap_sums = |case: &Case| {
+        let d = data(case, 7);
+        let g = case.geometry();
+        available_isas().into_iter().any(|isa| {
+            let ours = kernels::input_grad(isa, &g, &d.weight, &d.output_grad, None);
+            let rows = kernels::input_grad_on_positions(isa, &g, &d.weight, &d.output_grad, None);
+            ours.iter()
+                .zip(&rows)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+        })
+    };
+    // small-cnn's conv1 (unpadded) and micro-cnn's (padded by 1), at MNIST's size.
+    assert!(tap_sums(&Case::square(2, [1, 32], 28, 3, 1, 0, 1, true)));
+    assert!(!tap_sums(&Case::square(2, [1, 32], 28, 3, 1, 1, 1, true)));
 }
 
 #[test]

@@ -7,17 +7,19 @@
 //!
 //! 1. *Tap sums*: `t[kh][kw][p] = Σ_co w[co][kh][kw] · g[co][p]` for every gradient position
 //!    p, the positions taken as one flat row (a channel's gradient plane is contiguous), so
-//!    each vector of gradient read from memory feeds K² multiply-adds and no lane is computed
-//!    twice but the last vector's (moved back to end at the plane's end). The ReLU's
-//!    backward step is applied as the gradient is loaded; nothing is copied.
+//!    each vector of gradient loaded feeds a group of taps (all K² of a 3 × 3 kernel on
+//!    AVX-512; a kernel row on AVX2 and for 5 × 5, the vector loaded again, from L1, per
+//!    group) and no lane is computed twice but the last vector's (moved back to end at the
+//!    plane's end, recomputing the same values). The ReLU's backward step is applied as the
+//!    gradient is loaded; nothing is copied.
 //! 2. *Gather*: each input row sums, in kernel order (kh, then kw), the K² tap planes shifted
 //!    to it, the lanes whose gradient column falls outside the plane left out (masked loads).
 //!
 //! The older engine ([`super::first_layer_grad`]) adds every output channel's K² terms into
 //! the image one channel at a time, after copying that channel into a padded plane: about a
 //! third of its multiply-adds read the zero border, and the copy is a third of its time
-//! (docs/performance.md). Here a multiply-add is spent on a zero only in the last position
-//! vector's overlap. The sums are taken in another order than the older engines' (channels
+//! (docs/performance.md). Here no multiply-add reads a border: the gather leaves the lanes
+//! outside the plane out, a few per row. The sums are taken in another order than the older engines' (channels
 //! first, then taps), so the bits differ from theirs; on every instruction set each value is
 //! the same chain of single-rounded multiply-adds, so they do not differ between those.
 
@@ -76,7 +78,9 @@ impl FirstLayerTaps {
         let [grad_h, grad_w] = out_size;
         let lanes = isa.lanes();
         let k = kernel[0];
-        if kernel[1] != k || !KERNELS.contains(&k) {
+        // An empty input or gradient (a padding of the kernel's size or more): nothing to do
+        // here, and no vector to plan.
+        if kernel[1] != k || !KERNELS.contains(&k) || in_h * in_w == 0 || grad_h * grad_w == 0 {
             return None;
         }
         assert_eq!(weight.len(), out_channels * k * k, "weight length");
@@ -255,7 +259,8 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
             let grad = image.output_grad.add(co * plane);
             // Each channel's plane is a stream of its own (and its ReLU output another), more
             // than the hardware prefetcher follows: ask for the lines a few vectors ahead
-            // (64 floats measured best of 32–256 on Zen 5, docs/performance.md).
+            // (64 floats: 0.23–0.26 ms on small-cnn's conv1 against 0.30–0.31 without; 32
+            // to 256 within 0.02 of it; Zen 5, docs/performance.md).
             for &start in starts {
                 let ahead = start + PREFETCH_AHEAD;
                 prefetch(grad.wrapping_add(ahead));
@@ -375,8 +380,20 @@ unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
 mod tests {
     use super::{FirstLayerTaps, Isa};
 
+    fn available() -> impl Iterator<Item = Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|isa| isa.is_available())
+    }
+
     /// A K × K plan on `input` padded by `pad`, `channels` output channels, every weight 1.
-    fn ones_plan(isa: Isa, k: usize, channels: usize, input: [usize; 2], pad: usize) -> FirstLayerTaps {
+    fn ones_plan(
+        isa: Isa,
+        k: usize,
+        channels: usize,
+        input: [usize; 2],
+        pad: usize,
+    ) -> FirstLayerTaps {
         let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
         FirstLayerTaps::new(
             isa,
@@ -391,11 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn the_zoos_first_layers_run_on_it_and_other_shapes_do_not() {
+    fn it_plans_square_three_and_five_wide_kernels_of_any_size_and_no_others() {
+        // input_grad.rs runs it only where the layer shrinks the image (small-cnn's conv1);
+        // the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
                 let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
-                FirstLayerTaps::new(isa, [k, k], 2, input, out, [pad; 2], &vec![0.5; 2 * k * k])
+                let weight = vec![0.5; 2 * k * k];
+                FirstLayerTaps::new(isa, [k, k], 2, input, out, [pad; 2], &weight)
             };
             // small-cnn's and micro-cnn's conv1 (3 × 3, unpadded and padded by 1) and madry-cnn's
             // (5 × 5, padded by 2), on 28 × 28 images.
@@ -409,7 +429,16 @@ mod tests {
             assert!(plan(7, [28, 28], 3).is_none(), "{}", isa.name());
         }
         // Not square.
-        let plan = FirstLayerTaps::new(Isa::Portable, [3, 5], 1, [28, 28], [26, 24], [0; 2], &[0.5; 15]);
+        let weight = [0.5; 15];
+        let plan = FirstLayerTaps::new(
+            Isa::Portable,
+            [3, 5],
+            1,
+            [28, 28],
+            [26, 24],
+            [0; 2],
+            &weight,
+        );
         assert!(plan.is_none());
     }
 
@@ -418,17 +447,31 @@ mod tests {
         // Every weight and gradient 1: the value at (i, j) counts the gradient positions
         // (u, v) with u = i + pad − kh, v = j + pad − kw inside the plane, times the channels.
         // Shapes whose rows and planes are not multiples of the vectors; 3 × 3 and 5 × 5.
-        for (k, input, pad) in [
-            (3usize, [11usize, 29usize], 0usize), (3, [9, 17], 1), (5, [13, 19], 2), (5, [10, 21], 1), (3, [12, 12], 0), (3, [4, 5], 0), (5, [7, 6], 1)] {
-            for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_available()) {
+        let shapes: [(usize, [usize; 2], usize); 7] = [
+            (3, [11, 29], 0),
+            (3, [9, 17], 1),
+            (5, [13, 19], 2),
+            (5, [10, 21], 1),
+            (3, [12, 12], 0),
+            (3, [4, 5], 0),
+            (5, [7, 6], 1),
+        ];
+        for (k, input, pad) in shapes {
+            for isa in available() {
                 let p = ones_plan(isa, k, 4, input, pad);
                 let grad = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
                 let mut scratch = vec![f32::NAN; p.scratch_len()];
                 let mut out = vec![f32::NAN; input[0] * input[1]];
-                p.run(&vec![1.0; 4 * grad[0] * grad[1]], None, &mut scratch, &mut out);
+                p.run(
+                    &vec![1.0; 4 * grad[0] * grad[1]],
+                    None,
+                    &mut scratch,
+                    &mut out,
+                );
                 // Kernel offsets d = pad − kh ∈ [pad + 1 − k, pad] with 0 ≤ i + d < grad.
                 let reach = |i: usize, n: usize| {
-                    (0..k).filter(|&kh| (i + pad).checked_sub(kh).is_some_and(|u| u < n)).count() as f32
+                    let inside = |kh| (i + pad).checked_sub(kh).is_some_and(|u| u < n);
+                    (0..k).filter(|&kh| inside(kh)).count() as f32
                 };
                 for i in 0..input[0] {
                     for j in 0..input[1] {
@@ -450,8 +493,9 @@ mod tests {
         // positive at one gradient position only, so the input gradient is that position's
         // kernel footprint, the weights flipped back into place.
         let weight: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_available()) {
-            let p = FirstLayerTaps::new(isa, [3, 3], 1, [18, 18], [16, 16], [0, 0], &weight).unwrap();
+        for isa in available() {
+            let p = FirstLayerTaps::new(isa, [3, 3], 1, [18, 18], [16, 16], [0, 0], &weight);
+            let p = p.unwrap();
             let mut relu = vec![0.0f32; 256];
             relu[5 * 16 + 7] = 0.5;
             relu[3] = -1.0;

@@ -120,12 +120,13 @@ impl InputGradPlan {
             layout,
             isa,
         };
-        // Where the output is smaller than the input (an unpadded layer), the older engine
-        // computes every input position from planes padded back to the input's size, a third of
-        // its multiply-adds reading zeros on small-cnn's conv1; the tap-sum engine spends none
-        // there and took 0.23–0.30 ms against 0.40–0.51 on it (AVX-512). On layers that keep the
-        // size its second pass made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19
-        // ms on AVX2 (docs/performance.md).
+        // Where the output is smaller than the input (padded by less than the kernel's reach,
+        // e.g. small-cnn's unpadded conv1), the older engine computes every input position
+        // from planes padded back to the input's size, a third of its multiply-adds reading
+        // zeros on small-cnn's conv1; the tap-sum engine spends none there and took 0.23–0.37
+        // ms against 0.46–0.69 on it (AVX-512). On layers that keep the size its second pass
+        // made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19 ms on AVX2
+        // (docs/performance.md).
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
         let first_layer_taps = (g.has_one_input_channel_at_stride_1()
             && shrinks
