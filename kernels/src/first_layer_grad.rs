@@ -20,7 +20,7 @@
 //! last whole tile run one at a time): a row updated twice would take a channel's terms twice.
 
 use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, prefetch_line};
 
 /// The kernel sides this engine takes: each has its arms in [`image_generic`]'s dispatch.
 const KERNELS: [usize; 2] = [3, 5];
@@ -249,17 +249,9 @@ unsafe fn channels<S: Simd, const K: usize, const N: usize, const M: usize>(
 /// Asks for `len` floats from `p` on into the cache (x86-64; nothing elsewhere).
 #[inline(always)]
 fn prefetch(p: *const f32, len: usize) {
-    #[cfg(target_arch = "x86_64")]
     for offset in (0..len).step_by(16) {
-        // SAFETY: a prefetch never faults, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                p.wrapping_add(offset).cast(),
-            )
-        }
+        prefetch_line(p.wrapping_add(offset));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
 }
 
 /// One output channel's terms added into the whole image, `M` rows at a time, then the rows

@@ -24,7 +24,7 @@
 //! the same chain of single-rounded multiply-adds, so they do not differ between those.
 
 use super::row_tile::vector_starts;
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, prefetch_line};
 
 /// How far ahead of the vectors being read the gradient is prefetched, in floats.
 const PREFETCH_AHEAD: usize = 64;
@@ -263,18 +263,18 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
             // to 256 within 0.02 of it; Zen 5, docs/performance.md).
             for &start in starts {
                 let ahead = start + PREFETCH_AHEAD;
-                prefetch(grad.wrapping_add(ahead));
+                prefetch_line(grad.wrapping_add(ahead));
                 if let Some(out) = image.relu_output {
-                    prefetch(out.wrapping_add(co * plane + ahead));
+                    prefetch_line(out.wrapping_add(co * plane + ahead));
                 }
             }
             // A plain loop, not `array::from_fn`: a closure may be left un-inlined, outside
             // this function's target features, which made the AVX2 build 4× slower.
             let mut x = [S::splat(0.0); V];
             for (x, &start) in x.iter_mut().zip(starts) {
-                *x = load::<S>(grad.add(start), lanes);
+                *x = load::<S>(grad.add(start), 0, lanes);
                 if let Some(out) = image.relu_output {
-                    *x = S::relu_mask(*x, load::<S>(out.add(co * plane + start), lanes));
+                    *x = S::relu_mask(*x, load::<S>(out.add(co * plane + start), 0, lanes));
                 }
             }
             let weights = p.weights.as_ptr().add(co * K * K + tap0);
@@ -294,27 +294,16 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
     }
 }
 
-/// Asks for the cache line at `p` (x86-64; nothing elsewhere).
+/// Lanes `first..end` from `p + first..p + end`, the others zero: a plain load when that is
+/// the whole vector.
 #[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
+unsafe fn load<S: Simd>(p: *const f32, first: usize, end: usize) -> S::V {
+    // SAFETY: the caller's: the values of lanes `first..end` at p are readable.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// The first `lanes` values at `p` (a whole vector, or its first lanes and zeros).
-#[inline(always)]
-unsafe fn load<S: Simd>(p: *const f32, lanes: usize) -> S::V {
-    // SAFETY: the caller's: `lanes` values at p are readable.
-    unsafe {
-        if lanes == S::LANES {
+        if end - first == S::LANES {
             S::load(p)
         } else {
-            S::load_lanes(p, 0, lanes)
+            S::load_lanes(p, first, end)
         }
     }
 }
@@ -361,11 +350,7 @@ unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
                             .wrapping_add(start + pad_w)
                             .wrapping_sub(kw)
                             .cast_const();
-                        let x = if end - first == S::LANES {
-                            S::load(at)
-                        } else {
-                            S::load_lanes(at, first, end)
-                        };
+                        let x = load::<S>(at, first, end);
                         // 1 · x + acc, rounded once: the plain sum.
                         acc = S::fma(one, x, acc);
                     }

@@ -128,9 +128,9 @@ impl InputGradPlan {
         // made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19 ms on AVX2
         // (docs/performance.md).
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
-        let first_layer_taps = (g.has_one_input_channel_at_stride_1()
-            && shrinks
-            && engine == Engine::Auto)
+        // A first layer takes the tap-sum engine where it applies, else the first-layer one.
+        let first_layer_here = g.has_one_input_channel_at_stride_1() && engine == Engine::Auto;
+        let first_layer_taps = (first_layer_here && shrinks)
             .then(|| {
                 FirstLayerTaps::new(
                     isa,
@@ -143,9 +143,7 @@ impl InputGradPlan {
                 )
             })
             .flatten();
-        let first_layer = (g.has_one_input_channel_at_stride_1()
-            && engine == Engine::Auto
-            && first_layer_taps.is_none())
+        let first_layer = (first_layer_here && first_layer_taps.is_none())
             .then(|| {
                 FirstLayerGrad::new(
                     isa,
