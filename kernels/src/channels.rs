@@ -18,7 +18,7 @@
 //! alone, so every ISA still gives the same bits. Each image's result, computed as
 //! `[position][channel]`, is transposed into NCHW once.
 
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Simd, SimdKernel, run_on};
 
 /// Input channels from which the engine replaces the position engine (one AVX-512 vector).
 pub const MIN_CHANNELS: usize = 16;
@@ -61,13 +61,7 @@ impl ChannelGrad {
         row_stride: usize,
     ) -> ChannelGrad {
         assert!(g.groups == 1 && g.stride == [1, 1], "stride 1, one group");
-        let lanes = match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => super::simd::Avx512::LANES,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => super::simd::Avx2::LANES,
-            _ => Portable::LANES,
-        };
+        let lanes = isa.lanes();
         let channel_stride = g.in_channels.next_multiple_of(lanes);
         let taps = g.taps();
         let mut packed = vec![0.0; g.out_channels * taps * channel_stride];
@@ -118,15 +112,7 @@ impl ChannelGrad {
             "output too short"
         );
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => run_avx512(self, source.as_ptr(), buffer.as_mut_ptr()),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => run_avx2(self, source.as_ptr(), buffer.as_mut_ptr()),
-                _ => run_generic::<Portable>(self, source.as_ptr(), buffer.as_mut_ptr()),
-            }
-        }
+        unsafe { run_on(self.isa, self, (source.as_ptr(), buffer.as_mut_ptr())) }
         // [position][channel] → [channel][position].
         for (ci, plane) in out
             .chunks_exact_mut(positions)
@@ -149,16 +135,11 @@ impl ChannelGrad {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx512>(c, source, buffer) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx2>(c, source, buffer) }
+impl SimdKernel<(*const f32, *mut f32)> for ChannelGrad {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, (source, buffer): (*const f32, *mut f32)) {
+        unsafe { run_generic::<S>(self, source, buffer) }
+    }
 }
 
 /// Register tiles: up to `N` = 2 vectors of channels × the most positions whose accumulators

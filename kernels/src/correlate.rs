@@ -20,7 +20,7 @@
 //! Each grid value is one lane of one accumulator, summed over `k` in order with fused
 //! multiply-adds, so the result does not depend on the vector width or the thread count.
 
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, SimdKernel, run_on};
 
 /// One correlation, planned for one instruction set: the taps, the packed weights and the
 /// shape of the grid. The same plan runs on every image (and, shifted, every group).
@@ -166,15 +166,7 @@ impl Correlation {
         let source = source.as_ptr();
         // SAFETY: the lengths were checked by the callers; each ISA's entry point only runs
         // where `Isa::is_available` said the CPU has it (the plan's ISA comes from there).
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => run_avx512(self, source, out),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => run_avx2(self, source, out),
-                _ => run_generic::<Portable>(self, source, out),
-            }
-        }
+        unsafe { run_on(self.isa, self, (source, out)) }
     }
 
     /// The map for [`Correlation::run_direct`], or `None` when rows are so short that a
@@ -283,16 +275,11 @@ enum Out<'a> {
     Direct { out: *mut f32, map: &'a DirectMap },
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(c: &Correlation, source: *const f32, out: Out) {
-    unsafe { run_generic::<super::simd::Avx512>(c, source, out) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(c: &Correlation, source: *const f32, out: Out) {
-    unsafe { run_generic::<super::simd::Avx2>(c, source, out) }
+impl<'a> SimdKernel<(*const f32, Out<'a>)> for Correlation {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, (source, out): (*const f32, Out<'a>)) {
+        unsafe { run_generic::<S>(self, source, out) }
+    }
 }
 
 #[inline(always)]

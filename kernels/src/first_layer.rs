@@ -15,7 +15,7 @@
 //! fused multiply-adds, so the two engines give the same bits (tested).
 
 use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Simd, SimdKernel, run_on};
 use std::mem::MaybeUninit;
 
 /// The kernel's side. A 5 × 5 version (madry-cnn's conv1; an uncommitted build) was measured
@@ -102,28 +102,15 @@ impl FirstLayer {
         // `MaybeUninit<f32>` has the layout of `f32`; the kernel only stores through it.
         let (source, out) = (source.as_ptr(), out.as_mut_ptr().cast::<f32>());
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => run_avx512(self, source, out, relu),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => run_avx2(self, source, out, relu),
-                _ => run_generic::<Portable>(self, source, out, relu),
-            }
-        }
+        unsafe { run_on(self.isa, self, (source, out, relu)) }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(p: &FirstLayer, source: *const f32, out: *mut f32, relu: bool) {
-    unsafe { run_generic::<super::simd::Avx512>(p, source, out, relu) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(p: &FirstLayer, source: *const f32, out: *mut f32, relu: bool) {
-    unsafe { run_generic::<super::simd::Avx2>(p, source, out, relu) }
+impl SimdKernel<(*const f32, *mut f32, bool)> for FirstLayer {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, (source, out, relu): (*const f32, *mut f32, bool)) {
+        unsafe { run_generic::<S>(self, source, out, relu) }
+    }
 }
 
 #[inline(always)]

@@ -19,8 +19,9 @@
 //! share get the same sum from both. Tiles of rows never overlap (the rows left over after the
 //! last whole tile run one at a time): a row updated twice would take a channel's terms twice.
 
+use super::geometry::ConvGeometry;
 use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
-use super::simd::{Isa, Portable, Simd, prefetch_line};
+use super::simd::{Isa, Simd, SimdKernel, prefetch_line, run_on};
 
 /// The kernel sides this engine takes: each has its arms in [`image_generic`]'s dispatch.
 const KERNELS: [usize; 2] = [3, 5];
@@ -54,25 +55,20 @@ pub struct FirstLayerGrad {
 }
 
 impl FirstLayerGrad {
-    /// Plans the input gradient of a one-channel, stride-1 convolution with `weight` (OIHW,
-    /// `[out][1][kh][kw]`), or `None` unless its kernel is 3 × 3 or 5 × 5 and an input row takes
-    /// one to four vectors.
-    pub fn new(
-        isa: Isa,
-        kernel: [usize; 2],
-        out_channels: usize,
-        in_size: [usize; 2],
-        out_size: [usize; 2],
-        pad_begin: [usize; 2],
-        weight: &[f32],
-    ) -> Option<FirstLayerGrad> {
+    /// Plans the input gradient of a one-channel, stride-1 convolution `g` with `weight`
+    /// (OIHW, `[out][1][kh][kw]`), or `None` unless it is one, its kernel is 3 × 3 or 5 × 5 and
+    /// an input row takes one to four vectors.
+    pub fn new(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<FirstLayerGrad> {
+        let (in_size, out_size) = ([g.in_h, g.in_w], [g.out_h, g.out_w]);
+        let (out_channels, pad_begin) = (g.out_channels, [g.pad_h.0, g.pad_w.0]);
         let [in_h, in_w] = in_size;
         let lanes = isa.lanes();
         let vectors = in_w.div_ceil(lanes);
         // Rows of the input and of the gradient at least a vector wide (the gradient's are
         // copied a vector at a time, the last one moved back to end at the row's end).
-        let k = kernel[0];
-        if kernel[1] != k
+        let k = g.kernel_h;
+        if !g.has_one_input_channel_at_stride_1()
+            || g.kernel_w != k
             || !KERNELS.contains(&k)
             || in_w < lanes
             || out_size[1] < lanes
@@ -150,15 +146,7 @@ impl FirstLayerGrad {
         };
         // SAFETY: the lengths were checked above; the plane's reads end at its last float
         // (see `new`); the plan's ISA is available on this CPU.
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => image_avx512(self, image),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => image_avx2(self, image),
-                _ => image_generic::<Portable>(self, image),
-            }
-        }
+        unsafe { run_on(self.isa, self, image) }
     }
 }
 
@@ -172,16 +160,11 @@ struct Image {
     out: *mut f32,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn image_avx512(p: &FirstLayerGrad, image: Image) {
-    unsafe { image_generic::<super::simd::Avx512>(p, image) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn image_avx2(p: &FirstLayerGrad, image: Image) {
-    unsafe { image_generic::<super::simd::Avx2>(p, image) }
+impl SimdKernel<Image> for FirstLayerGrad {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, image: Image) {
+        unsafe { image_generic::<S>(self, image) }
+    }
 }
 
 #[inline(always)]
@@ -313,19 +296,24 @@ unsafe fn add_tile<S: Simd, const K: usize, const N: usize, const M: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{FirstLayerGrad, Isa};
+    use super::{ConvGeometry, FirstLayerGrad, Isa};
+
+    /// A `kernel` convolution of one channel to 4, on `input` padded by `pad` on every side.
+    fn geometry(kernel: [usize; 2], input: [usize; 2], pad: usize) -> ConvGeometry {
+        let [h, w] = input;
+        ConvGeometry::new(
+            [1, 1, h, w],
+            [4, 1, kernel[0], kernel[1]],
+            [1, 1],
+            [(pad, pad); 2],
+            [1, 1],
+            1,
+        )
+        .expect("a shape the kernels take")
+    }
 
     fn plan_k(isa: Isa, k: usize, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
-        let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
-        FirstLayerGrad::new(
-            isa,
-            [k, k],
-            4,
-            input,
-            out,
-            [pad, pad],
-            &vec![0.5; 4 * k * k],
-        )
+        FirstLayerGrad::new(isa, &geometry([k, k], input, pad), &vec![0.5; 4 * k * k])
     }
 
     fn plan(isa: Isa, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
@@ -346,18 +334,13 @@ mod tests {
         assert!(plan(Isa::Portable, [28, 33], 0).is_none());
         // Kernels without a compiled tile, or not square.
         assert!(plan_k(Isa::Portable, 7, [28, 28], 3).is_none());
-        assert!(
-            FirstLayerGrad::new(
-                Isa::Portable,
-                [3, 5],
-                1,
-                [28, 28],
-                [26, 24],
-                [0, 0],
-                &[0.5; 15]
-            )
-            .is_none()
-        );
+        let not_square = geometry([3, 5], [28, 28], 0);
+        assert!(FirstLayerGrad::new(Isa::Portable, &not_square, &[0.5; 60]).is_none());
+        // Not a first layer: two input channels.
+        let two_channels =
+            ConvGeometry::new([1, 2, 28, 28], [4, 2, 3, 3], [1, 1], [(1, 1); 2], [1, 1], 1)
+                .unwrap();
+        assert!(FirstLayerGrad::new(Isa::Portable, &two_channels, &[0.5; 72]).is_none());
     }
 
     #[test]

@@ -23,13 +23,14 @@
 //! first, then taps), so the bits differ from theirs; on every instruction set each value is
 //! the same chain of single-rounded multiply-adds, so they do not differ between those.
 
+use super::geometry::ConvGeometry;
 use super::row_tile::vector_starts;
-use super::simd::{Isa, Portable, Simd, prefetch_line};
+use super::simd::{Isa, Simd, SimdKernel, prefetch_line, run_on};
 
 /// How far ahead of the vectors being read the gradient is prefetched, in floats.
 const PREFETCH_AHEAD: usize = 64;
 
-/// The kernel sides this engine takes: each has its arms in [`image_generic`]'s dispatch.
+/// The kernel sides this engine takes: each has its arms in its [`SimdKernel::run`].
 const KERNELS: [usize; 2] = [3, 5];
 
 /// The plan of one first-layer input gradient by tap sums, the same for every image.
@@ -61,26 +62,23 @@ pub struct FirstLayerTaps {
 }
 
 impl FirstLayerTaps {
-    /// Plans the input gradient of a one-channel, stride-1 convolution with `weight` (OIHW,
-    /// `[out][1][kh][kw]`), or `None` unless its kernel is 3 × 3 or 5 × 5. Which shapes it
-    /// takes does not depend on the instruction set (rows and planes shorter than a vector
-    /// take a partial one), so neither do the bits.
-    pub fn new(
-        isa: Isa,
-        kernel: [usize; 2],
-        out_channels: usize,
-        in_size: [usize; 2],
-        out_size: [usize; 2],
-        pad_begin: [usize; 2],
-        weight: &[f32],
-    ) -> Option<FirstLayerTaps> {
-        let [in_h, in_w] = in_size;
-        let [grad_h, grad_w] = out_size;
+    /// Plans the input gradient of a one-channel, stride-1 convolution `g` with `weight`
+    /// (OIHW, `[out][1][kh][kw]`), or `None` unless it is one and its kernel is 3 × 3 or
+    /// 5 × 5. Which shapes it takes does not depend on the instruction set (rows and planes
+    /// shorter than a vector take a partial one), so neither do the bits.
+    pub fn new(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<FirstLayerTaps> {
+        let (in_h, in_w, grad_h, grad_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
+        let (out_channels, pad_begin) = (g.out_channels, [g.pad_h.0, g.pad_w.0]);
         let lanes = isa.lanes();
-        let k = kernel[0];
+        let k = g.kernel_h;
         // An empty input or gradient (a padding of the kernel's size or more): nothing to do
         // here, and no vector to plan.
-        if kernel[1] != k || !KERNELS.contains(&k) || in_h * in_w == 0 || grad_h * grad_w == 0 {
+        if !g.has_one_input_channel_at_stride_1()
+            || g.kernel_w != k
+            || !KERNELS.contains(&k)
+            || in_h * in_w == 0
+            || grad_h * grad_w == 0
+        {
             return None;
         }
         assert_eq!(weight.len(), out_channels * k * k, "weight length");
@@ -149,15 +147,7 @@ impl FirstLayerTaps {
         // SAFETY: the lengths were checked above; every vector start keeps a whole vector
         // inside its plane or row (see `vector_starts`); the gather's partial loads read only
         // the lanes inside the plane; the plan's ISA is available on this CPU.
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => image_avx512(self, image),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => image_avx2(self, image),
-                _ => image_generic::<Portable>(self, image),
-            }
-        }
+        unsafe { run_on(self.isa, self, image) }
     }
 }
 
@@ -171,39 +161,24 @@ struct Image {
     out: *mut f32,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn image_avx512(p: &FirstLayerTaps, image: Image) {
-    // 32 registers: 18 (or 15) sums, the loaded vectors and a weight.
-    unsafe {
-        match p.kernel {
-            3 => image_generic_with::<super::simd::Avx512, 3, 9, 2>(p, image),
-            _ => image_generic_with::<super::simd::Avx512, 5, 5, 3>(p, image),
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn image_avx2(p: &FirstLayerTaps, image: Image) {
-    // 16 registers: 9 (or 10) sums, the loaded vectors and a weight. For 3 × 3 a kernel row
-    // at a time over 3 vectors rather than all 9 taps over one: AVX2 has no broadcast operand,
-    // so each weight is a load of its own, and this takes 6 loads per 9 multiply-adds, not 10
-    // (0.45–0.48 against 0.46–0.54 ms on small-cnn's conv1, Zen 5; docs/performance.md).
-    unsafe {
-        match p.kernel {
-            3 => image_generic_with::<super::simd::Avx2, 3, 3, 3>(p, image),
-            _ => image_generic_with::<super::simd::Avx2, 5, 5, 2>(p, image),
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn image_generic<S: Simd>(p: &FirstLayerTaps, image: Image) {
-    unsafe {
-        match p.kernel {
-            3 => image_generic_with::<S, 3, 9, 1>(p, image),
-            _ => image_generic_with::<S, 5, 5, 1>(p, image),
+impl SimdKernel<Image> for FirstLayerTaps {
+    /// The register blocking per set, `G` taps × `V` position vectors: AVX-512's 32 registers
+    /// hold 18 (or 15) sums, the loaded vectors and a weight. AVX2's 16 hold 9 (or 10): for
+    /// 3 × 3 a kernel row at a time over 3 vectors rather than all 9 taps over one, as AVX2
+    /// has no broadcast operand, so each weight is a load of its own, and this takes 6 loads
+    /// per 9 multiply-adds, not 10 (0.45–0.48 against 0.46–0.54 ms on small-cnn's conv1, Zen 5;
+    /// docs/performance.md).
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, image: Image) {
+        unsafe {
+            match (S::ISA, self.kernel) {
+                (Isa::Avx512, 3) => image_generic_with::<S, 3, 9, 2>(self, image),
+                (Isa::Avx512, _) => image_generic_with::<S, 5, 5, 3>(self, image),
+                (Isa::Avx2, 3) => image_generic_with::<S, 3, 3, 3>(self, image),
+                (Isa::Avx2, _) => image_generic_with::<S, 5, 5, 2>(self, image),
+                (Isa::Portable, 3) => image_generic_with::<S, 3, 9, 1>(self, image),
+                (Isa::Portable, _) => image_generic_with::<S, 5, 5, 1>(self, image),
+            }
         }
     }
 }
@@ -363,7 +338,27 @@ unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
 
 #[cfg(test)]
 mod tests {
-    use super::{FirstLayerTaps, Isa};
+    use super::{ConvGeometry, FirstLayerTaps, Isa};
+
+    /// A `kernel` convolution of one channel to `channels`, on `input` padded by `pad` on
+    /// every side.
+    fn geometry(
+        kernel: [usize; 2],
+        channels: usize,
+        input: [usize; 2],
+        pad: usize,
+    ) -> ConvGeometry {
+        let [h, w] = input;
+        ConvGeometry::new(
+            [1, 1, h, w],
+            [channels, 1, kernel[0], kernel[1]],
+            [1, 1],
+            [(pad, pad); 2],
+            [1, 1],
+            1,
+        )
+        .expect("a shape the kernels take")
+    }
 
     fn available() -> impl Iterator<Item = Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable]
@@ -379,17 +374,8 @@ mod tests {
         input: [usize; 2],
         pad: usize,
     ) -> FirstLayerTaps {
-        let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
-        FirstLayerTaps::new(
-            isa,
-            [k, k],
-            channels,
-            input,
-            out,
-            [pad, pad],
-            &vec![1.0; channels * k * k],
-        )
-        .unwrap()
+        let weight = vec![1.0; channels * k * k];
+        FirstLayerTaps::new(isa, &geometry([k, k], channels, input, pad), &weight).unwrap()
     }
 
     #[test]
@@ -398,9 +384,8 @@ mod tests {
         // the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
-                let out = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
                 let weight = vec![0.5; 2 * k * k];
-                FirstLayerTaps::new(isa, [k, k], 2, input, out, [pad; 2], &weight)
+                FirstLayerTaps::new(isa, &geometry([k, k], 2, input, pad), &weight)
             };
             // small-cnn's and micro-cnn's conv1 (3 × 3, unpadded and padded by 1) and madry-cnn's
             // (5 × 5, padded by 2), on 28 × 28 images.
@@ -415,15 +400,7 @@ mod tests {
         }
         // Not square.
         let weight = [0.5; 15];
-        let plan = FirstLayerTaps::new(
-            Isa::Portable,
-            [3, 5],
-            1,
-            [28, 28],
-            [26, 24],
-            [0; 2],
-            &weight,
-        );
+        let plan = FirstLayerTaps::new(Isa::Portable, &geometry([3, 5], 1, [28, 28], 0), &weight);
         assert!(plan.is_none());
     }
 
@@ -479,7 +456,7 @@ mod tests {
         // kernel footprint, the weights flipped back into place.
         let weight: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         for isa in available() {
-            let p = FirstLayerTaps::new(isa, [3, 3], 1, [18, 18], [16, 16], [0, 0], &weight);
+            let p = FirstLayerTaps::new(isa, &geometry([3, 3], 1, [18, 18], 0), &weight);
             let p = p.unwrap();
             let mut relu = vec![0.0f32; 256];
             relu[5 * 16 + 7] = 0.5;

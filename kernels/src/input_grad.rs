@@ -128,40 +128,21 @@ impl InputGradPlan {
         // made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19 ms on AVX2
         // (docs/performance.md).
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
-        // A first layer takes the tap-sum engine where it applies, else the first-layer one.
-        let first_layer_here = g.has_one_input_channel_at_stride_1() && engine == Engine::Auto;
-        let first_layer_taps = (first_layer_here && shrinks)
-            .then(|| {
-                FirstLayerTaps::new(
-                    isa,
-                    [g.kernel_h, g.kernel_w],
-                    g.out_channels,
-                    [g.in_h, g.in_w],
-                    [g.out_h, g.out_w],
-                    [g.pad_h.0, g.pad_w.0],
-                    weight,
-                )
-            })
+        // A first layer (each engine checks that it is one) takes the tap-sum engine where it
+        // applies, else the first-layer one.
+        let auto = engine == Engine::Auto;
+        let first_layer_taps = (auto && shrinks)
+            .then(|| FirstLayerTaps::new(isa, g, weight))
             .flatten();
-        let first_layer = (first_layer_here && first_layer_taps.is_none())
-            .then(|| {
-                FirstLayerGrad::new(
-                    isa,
-                    [g.kernel_h, g.kernel_w],
-                    g.out_channels,
-                    [g.in_h, g.in_w],
-                    [g.out_h, g.out_w],
-                    [g.pad_h.0, g.pad_w.0],
-                    weight,
-                )
-            })
+        let first_layer = (auto && first_layer_taps.is_none())
+            .then(|| FirstLayerGrad::new(isa, g, weight))
             .flatten();
         // Measured on small-cnn (docs/performance.md): the channel engine wins 10–48% on AVX2
         // and up to 25% on AVX-512 where the input has at least one AVX-512 vector of channels.
         let channels = (g.stride == [1, 1]
             && g.groups == 1
             && g.in_channels >= channels::MIN_CHANNELS
-            && engine == Engine::Auto)
+            && auto)
             .then(|| ChannelGrad::new(isa, g, weight, layout.plane_len(), layout.row_stride));
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();

@@ -9,7 +9,7 @@
 //! Vectors run along image rows. Every output is still one lane of one accumulator summed in
 //! a fixed order (kernel columns, then kernel rows), whatever the vector width.
 
-use super::simd::{Isa, Portable, Simd};
+use super::simd::{Isa, Portable, Simd, SimdKernel, run_on};
 
 /// A correlation with one output row per group: `out[g][i][j] = init[g] +
 /// Σ_column Σ_kh weight[g][column][kh] · source[g · shift + column_base + (i + kh) · stride + j]`.
@@ -102,41 +102,23 @@ impl RowCorrelation {
         );
         let (source, out) = (source.as_ptr(), out.as_mut_ptr());
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
-        unsafe {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => run_avx512(self, source, out),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => run_avx2(self, source, out),
-                _ => run_generic::<Portable>(self, source, out),
-            }
-        }
+        unsafe { run_on(self.isa, self, (source, out)) }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_avx512(c: &RowCorrelation, source: *const f32, out: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx512>(c, source, out) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(c: &RowCorrelation, source: *const f32, out: *mut f32) {
-    unsafe { run_generic::<super::simd::Avx2>(c, source, out) }
-}
-
-#[inline(always)]
-unsafe fn run_generic<S: Simd>(c: &RowCorrelation, source: *const f32, out: *mut f32) {
-    unsafe {
-        match (c.block_rows, c.kernel_h) {
-            (8, 1) => blocks::<S, 8, 1, 8>(c, source, out),
-            (8, 3) => blocks::<S, 8, 3, 10>(c, source, out),
-            (8, 5) => blocks::<S, 8, 5, 12>(c, source, out),
-            (6, 1) => blocks::<S, 6, 1, 6>(c, source, out),
-            (6, 3) => blocks::<S, 6, 3, 8>(c, source, out),
-            (4, 5) => blocks::<S, 4, 5, 8>(c, source, out),
-            (m, kh) => unreachable!("no {m}-row tile for kernel height {kh}"),
+impl SimdKernel<(*const f32, *mut f32)> for RowCorrelation {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, (source, out): (*const f32, *mut f32)) {
+        unsafe {
+            match (self.block_rows, self.kernel_h) {
+                (8, 1) => blocks::<S, 8, 1, 8>(self, source, out),
+                (8, 3) => blocks::<S, 8, 3, 10>(self, source, out),
+                (8, 5) => blocks::<S, 8, 5, 12>(self, source, out),
+                (6, 1) => blocks::<S, 6, 1, 6>(self, source, out),
+                (6, 3) => blocks::<S, 6, 3, 8>(self, source, out),
+                (4, 5) => blocks::<S, 4, 5, 8>(self, source, out),
+                (m, kh) => unreachable!("no {m}-row tile for kernel height {kh}"),
+            }
         }
     }
 }

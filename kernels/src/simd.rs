@@ -86,10 +86,12 @@ impl Isa {
 ///
 /// # Safety
 /// The methods are only called from functions compiled for the instruction set (see
-/// `kernels!` in the kernel modules), on pointers valid for `LANES` floats.
+/// `run_on`), on pointers valid for `LANES` floats.
 // This section covers every method below; clippy would have it repeated on each.
 #[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy {
+    /// The set these vectors belong to (for kernels that tile differently per set).
+    const ISA: Isa;
     const LANES: usize;
     /// Output rows of the forward/input-gradient register tile.
     const ROWS: usize;
@@ -122,13 +124,14 @@ pub use x86::{Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Simd;
+    use super::{Isa, Simd};
     use std::arch::x86_64::*;
 
     #[derive(Clone, Copy)]
     pub struct Avx512;
 
     impl Simd for Avx512 {
+        const ISA: Isa = Isa::Avx512;
         const LANES: usize = 16;
         const ROWS: usize = 8;
         type V = __m512;
@@ -175,6 +178,7 @@ mod x86 {
     pub struct Avx2;
 
     impl Simd for Avx2 {
+        const ISA: Isa = Isa::Avx2;
         const LANES: usize = 8;
         const ROWS: usize = 6;
         type V = __m256;
@@ -229,6 +233,7 @@ mod x86 {
 pub struct Portable;
 
 impl Simd for Portable {
+    const ISA: Isa = Isa::Portable;
     const LANES: usize = 8;
     const ROWS: usize = 4;
     type V = [f32; 8];
@@ -272,6 +277,49 @@ impl Simd for Portable {
     unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
     }
+}
+
+/// A kernel written once over [`Simd`], for one plan and the arguments `A` of one call;
+/// [`run_on`] runs it compiled for the plan's instruction set.
+pub(crate) trait SimdKernel<A> {
+    /// The kernel on `S`'s vectors. Implementations are `#[inline(always)]`, so that they are
+    /// compiled into [`run_on`]'s per-set functions with those sets' target features (a
+    /// function they call without it, or a closure, may not be: see first_layer_taps.rs).
+    ///
+    /// # Safety
+    /// `S` runs on this CPU, and the arguments satisfy the kernel's own preconditions.
+    unsafe fn run<S: Simd>(&self, args: A);
+}
+
+/// Runs `kernel` on `isa`'s vectors: the one place a plan's instruction set becomes code
+/// compiled for it.
+///
+/// # Safety
+/// `isa` is available on this CPU (as [`Isa::detected`] ensures), and `args` satisfy the
+/// kernel's preconditions.
+#[inline(always)]
+pub(crate) unsafe fn run_on<A, K: SimdKernel<A>>(isa: Isa, kernel: &K, args: A) {
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => run_avx512(kernel, args),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => run_avx2(kernel, args),
+            _ => kernel.run::<Portable>(args),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<A, K: SimdKernel<A>>(kernel: &K, args: A) {
+    unsafe { kernel.run::<Avx512>(args) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<A, K: SimdKernel<A>>(kernel: &K, args: A) {
+    unsafe { kernel.run::<Avx2>(args) }
 }
 
 /// Asks for the cache line at `p` (x86-64; nothing elsewhere).

@@ -16,7 +16,7 @@ use super::forward::source_planes;
 use super::geometry::ConvGeometry;
 use super::planes::{FILL_OVERRUN, PlaneSpec};
 use super::scratch::with_scratch;
-use super::simd::{Isa, Portable, Simd, relu_backward};
+use super::simd::{Isa, Portable, Simd, SimdKernel, relu_backward, run_on};
 use rayon::prelude::*;
 
 /// Floats of a chunk's data (source planes and transposed gradients) aimed at: 640 KiB, well
@@ -211,7 +211,7 @@ impl WeightGradPlan {
                 // SAFETY: the plan's ISA is available (it came from `Isa::detected` or a test
                 // that checked it); the taps lie inside every image's planes and the
                 // transposed gradients hold `positions` rows of `channel_stride`.
-                unsafe { tile.run(self.isa, m, n) };
+                unsafe { run_on(self.isa, &tile, (m, n)) };
             }
             v0 += n;
         }
@@ -242,37 +242,16 @@ macro_rules! dispatch_weight_tile {
     };
 }
 
-impl WeightTile<'_> {
-    unsafe fn run(&self, isa: Isa, m: usize, n: usize) {
-        unsafe {
-            match isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => self.run_avx512(m, n),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => self.run_avx2(m, n),
-                _ => self.run_generic::<Portable>(m, n),
-            }
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(&self, m: usize, n: usize) {
-        unsafe { self.run_generic::<super::simd::Avx512>(m, n) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, m: usize, n: usize) {
-        unsafe { self.run_generic::<super::simd::Avx2>(m, n) }
-    }
-
+impl SimdKernel<(usize, usize)> for WeightTile<'_> {
+    /// An `m` × `n` tile.
     #[inline(always)]
-    unsafe fn run_generic<S: Simd>(&self, m: usize, n: usize) {
+    unsafe fn run<S: Simd>(&self, (m, n): (usize, usize)) {
         dispatch_weight_tile!(self, S, m, n;
             (24, 1), (12, 2), (8, 3), (6, 4), (12, 1), (6, 2), (4, 3), (3, 4))
     }
+}
 
+impl WeightTile<'_> {
     #[inline(always)]
     unsafe fn kernel<S: Simd, const M: usize, const N: usize>(&self) {
         unsafe {
