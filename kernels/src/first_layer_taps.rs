@@ -26,6 +26,7 @@
 use super::geometry::ConvGeometry;
 use super::row_tile::vector_starts;
 use super::simd::{Isa, Simd, SimdKernel, prefetch_line, run_on};
+use std::mem::MaybeUninit;
 
 /// How far ahead of the vectors being read the gradient is prefetched, in floats.
 const PREFETCH_AHEAD: usize = 64;
@@ -123,13 +124,13 @@ impl FirstLayerTaps {
 
     /// One image: writes into `out` (`[in_h][in_w]`) the gradient from `output_grad`
     /// (`[out channel][out_h][out_w]`), through the ReLU's backward step where `relu_output`
-    /// is given.
+    /// is given. Every element of `out` is written (it may start uninitialised), none read.
     pub fn run(
         &self,
         output_grad: &[f32],
         relu_output: Option<&[f32]>,
         scratch: &mut [f32],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         assert_eq!(
             output_grad.len(),
@@ -142,7 +143,8 @@ impl FirstLayerTaps {
             output_grad: output_grad.as_ptr(),
             relu_output: relu_output.map(<[f32]>::as_ptr),
             taps: scratch[..self.scratch_len()].as_mut_ptr(),
-            out: out.as_mut_ptr(),
+            // `MaybeUninit<f32>` has the layout of `f32`; the gather only stores through it.
+            out: out.as_mut_ptr().cast::<f32>(),
         };
         // SAFETY: the lengths were checked above; every vector start keeps a whole vector
         // inside its plane or row (see `vector_starts`); the gather's partial loads read only
@@ -339,6 +341,19 @@ unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
 #[cfg(test)]
 mod tests {
     use super::{ConvGeometry, FirstLayerTaps, Isa};
+    use std::mem::MaybeUninit;
+
+    /// `p` on one image, into an output that starts as NaN everywhere, so that a value the
+    /// engine leaves unwritten shows.
+    fn run(p: &FirstLayerTaps, output_grad: &[f32], relu_output: Option<&[f32]>) -> Vec<f32> {
+        let mut scratch = vec![f32::NAN; p.scratch_len()];
+        let mut out = vec![MaybeUninit::new(f32::NAN); p.in_h * p.in_w];
+        p.run(output_grad, relu_output, &mut scratch, &mut out);
+        // SAFETY: every element was initialised (to NaN) above.
+        out.into_iter()
+            .map(|v| unsafe { v.assume_init() })
+            .collect()
+    }
 
     /// A `kernel` convolution of one channel to `channels`, on `input` padded by `pad` on
     /// every side.
@@ -422,14 +437,7 @@ mod tests {
             for isa in available() {
                 let p = ones_plan(isa, k, 4, input, pad);
                 let grad = [input[0] + 2 * pad + 1 - k, input[1] + 2 * pad + 1 - k];
-                let mut scratch = vec![f32::NAN; p.scratch_len()];
-                let mut out = vec![f32::NAN; input[0] * input[1]];
-                p.run(
-                    &vec![1.0; 4 * grad[0] * grad[1]],
-                    None,
-                    &mut scratch,
-                    &mut out,
-                );
+                let out = run(&p, &vec![1.0; 4 * grad[0] * grad[1]], None);
                 // Kernel offsets d = pad − kh ∈ [pad + 1 − k, pad] with 0 ≤ i + d < grad.
                 let reach = |i: usize, n: usize| {
                     let inside = |kh| (i + pad).checked_sub(kh).is_some_and(|u| u < n);
@@ -461,9 +469,7 @@ mod tests {
             let mut relu = vec![0.0f32; 256];
             relu[5 * 16 + 7] = 0.5;
             relu[3] = -1.0;
-            let mut scratch = vec![f32::NAN; p.scratch_len()];
-            let mut out = vec![f32::NAN; 18 * 18];
-            p.run(&vec![2.0; 256], Some(&relu), &mut scratch, &mut out);
+            let out = run(&p, &vec![2.0; 256], Some(&relu));
             for i in 0..18usize {
                 for j in 0..18usize {
                     // Output (5, 7) reads input (5 + kh, 7 + kw) through weight[kh][kw].

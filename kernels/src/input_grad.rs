@@ -16,7 +16,7 @@ use super::correlate::{Correlation, DirectMap};
 use super::first_layer_grad::FirstLayerGrad;
 use super::first_layer_taps::FirstLayerTaps;
 use super::geometry::ConvGeometry;
-use super::output::par_images;
+use super::output::{par_images, par_images_written};
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
@@ -248,16 +248,20 @@ impl InputGradPlan {
         }
     }
 
+    /// Image `b`'s part of the batch's output gradient and ReLU output.
+    fn image_of<'a>(
+        &self,
+        b: usize,
+        output_grad: &'a [f32],
+        relu_output: Option<&'a [f32]>,
+    ) -> (&'a [f32], Option<&'a [f32]>) {
+        let len = self.geometry.out_image();
+        let image = |all: &'a [f32]| &all[b * len..][..len];
+        (image(output_grad), relu_output.map(image))
+    }
+
     fn image(&self, b: usize, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
-        let g = &self.geometry;
-        let image = &output_grad[b * g.out_image()..][..g.out_image()];
-        let relu_output = relu_output.map(|o| &o[b * g.out_image()..][..g.out_image()]);
-        if let Some(taps) = &self.first_layer_taps {
-            with_scratch(taps.scratch_len(), |planes| {
-                taps.run(image, relu_output, planes, out)
-            });
-            return;
-        }
+        let (image, relu_output) = self.image_of(b, output_grad, relu_output);
         if let Some(first) = &self.first_layer {
             // It copies one output channel at a time into its own small plane.
             with_scratch(first.scratch_len(), |plane| {
@@ -381,7 +385,16 @@ fn run(
         "gradient length"
     );
     let plan = InputGradPlan::new(isa, g, weight, engine);
-    par_images(g.batch, g.in_image(), |b, out| {
-        plan.image(b, output_grad, relu_output, out)
-    })
+    match &plan.first_layer_taps {
+        // It writes every input value, a row vector at a time: no zeroing first.
+        Some(taps) => par_images_written(g.batch, g.in_image(), |b, out| {
+            let (image, relu_output) = plan.image_of(b, output_grad, relu_output);
+            with_scratch(taps.scratch_len(), |planes| {
+                taps.run(image, relu_output, planes, out)
+            })
+        }),
+        None => par_images(g.batch, g.in_image(), |b, out| {
+            plan.image(b, output_grad, relu_output, out)
+        }),
+    }
 }
