@@ -5,6 +5,7 @@
 //! key events; [`run`] owns the terminal (raw mode and the alternate screen, restored on
 //! exit and on panic) and the event loop.
 
+use super::help_keys;
 use super::view::{self, Areas, HistorySearch, Overlay, Panel, UiState};
 use crate::lab::command::{self, Command, EngineCommand, UiCommand, Work};
 use crate::lab::history::{self, History};
@@ -83,7 +84,7 @@ impl App {
             return;
         }
         match self.ui.overlay.clone() {
-            Some(Overlay::Help { text, scroll }) => self.help_key(key, text, scroll),
+            Some(Overlay::Help { .. }) => help_keys::help_key(&mut self.ui, key.code),
             Some(Overlay::ConfirmQuit) => self.confirm_key(key),
             None if self.ui.focus == Panel::Prompt => self.prompt_key(key),
             None => self.panel_key(key),
@@ -212,22 +213,6 @@ impl App {
             _ if up => self.ui.log_scroll += 3,
             _ => self.ui.log_scroll = self.ui.log_scroll.saturating_sub(3),
         }
-    }
-
-    fn help_key(&mut self, key: KeyEvent, text: String, scroll: usize) {
-        let lines = text.lines().count();
-        let scroll = match key.code {
-            KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => (scroll + 1).min(lines.saturating_sub(1)),
-            KeyCode::PageUp => scroll.saturating_sub(10),
-            KeyCode::PageDown => (scroll + 10).min(lines.saturating_sub(1)),
-            KeyCode::Home => 0,
-            _ => {
-                self.ui.overlay = None;
-                return;
-            }
-        };
-        self.ui.overlay = Some(Overlay::Help { text, scroll });
     }
 
     fn confirm_key(&mut self, key: KeyEvent) {

@@ -2,5 +2,6 @@
 //! the playback of recorded sessions ([`playback`]). It draws what [`crate::lab`] computes.
 
 pub mod app;
+mod help_keys;
 pub mod playback;
 pub mod view;

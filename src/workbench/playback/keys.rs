@@ -3,6 +3,7 @@
 
 use super::Playback;
 use crate::lab::snapshot::Snapshot;
+use crate::workbench::help_keys;
 use crate::workbench::view::{self, Lecture, Overlay, Panel, UiState};
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -67,8 +68,8 @@ impl Controls {
             self.quit = true;
             return;
         }
-        if let Some(Overlay::Help { text, scroll }) = self.ui.overlay.clone() {
-            self.overlay_key(key.code, text, scroll);
+        if let Some(Overlay::Help { .. }) = self.ui.overlay {
+            help_keys::help_key(&mut self.ui, key.code);
             return;
         }
         let section = self.playback.lecture().section;
@@ -131,22 +132,6 @@ impl Controls {
             None => Rect::default(),
         };
         view::notes_max_scroll(&lecture, rect)
-    }
-
-    fn overlay_key(&mut self, code: KeyCode, text: String, scroll: usize) {
-        let lines = text.lines().count();
-        let scroll = match code {
-            KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => (scroll + 1).min(lines.saturating_sub(1)),
-            KeyCode::PageUp => scroll.saturating_sub(10),
-            KeyCode::PageDown => (scroll + 10).min(lines.saturating_sub(1)),
-            KeyCode::Home => 0,
-            _ => {
-                self.ui.overlay = None;
-                return;
-            }
-        };
-        self.ui.overlay = Some(Overlay::Help { text, scroll });
     }
 
     /// `?`: the keys, then the current note in full (the introduction on the title screen).
