@@ -31,12 +31,6 @@ use std::mem::MaybeUninit;
 /// How far ahead of the vectors being read the gradient is prefetched, in floats.
 const PREFETCH_AHEAD: usize = 64;
 
-/// The most scratch (the K² tap planes, per thread) the engine may take, in floats: 1 MiB,
-/// the Zen 5's L2. small-cnn's conv1 takes 24 KiB; larger one-channel images go to the
-/// first-layer or row engine, whose scratch is one plane (the bound depends on the shape
-/// alone, so the choice, and the bits, do not depend on the instruction set).
-const MAX_SCRATCH: usize = 1 << 18;
-
 /// The kernel sides this engine takes: each has its arms in its [`SimdKernel::run`].
 const KERNELS: [usize; 2] = [3, 5];
 
@@ -70,10 +64,9 @@ pub struct FirstLayerTaps {
 
 impl FirstLayerTaps {
     /// Plans the input gradient of a one-channel, stride-1 convolution `g` with `weight`
-    /// (OIHW, `[out][1][kh][kw]`), or `None` unless it is one, its kernel is 3 × 3 or 5 × 5
-    /// and its tap planes fit in [`MAX_SCRATCH`]. Which shapes it takes does not depend on the
-    /// instruction set (rows and planes shorter than a vector take a partial one), so neither
-    /// do the bits.
+    /// (OIHW, `[out][1][kh][kw]`), or `None` unless it is one and its kernel is 3 × 3 or
+    /// 5 × 5. Which shapes it takes does not depend on the instruction set (rows and planes
+    /// shorter than a vector take a partial one), so neither do the bits.
     pub fn new(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<FirstLayerTaps> {
         let (in_h, in_w, grad_h, grad_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
         let (out_channels, pad_begin) = (g.out_channels, [g.pad_h.0, g.pad_w.0]);
@@ -86,7 +79,6 @@ impl FirstLayerTaps {
             || !KERNELS.contains(&k)
             || in_h * in_w == 0
             || grad_h * grad_w == 0
-            || k * k * grad_h * grad_w > MAX_SCRATCH
         {
             return None;
         }
@@ -402,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn it_plans_square_three_and_five_wide_kernels_up_to_its_scratch_bound_and_no_others() {
+    fn it_plans_square_three_and_five_wide_kernels_of_any_size_and_no_others() {
         // input_grad.rs runs it only where the layer shrinks the image (small-cnn's conv1);
         // the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
@@ -420,9 +412,6 @@ mod tests {
             assert!(plan(3, [3, 3], 0).is_some(), "{}", isa.name());
             // Kernels without a compiled arm.
             assert!(plan(7, [28, 28], 3).is_none(), "{}", isa.name());
-            // Tap planes over the scratch bound: 9 × 170² floats fit, 9 × 171² do not.
-            assert!(plan(3, [172, 172], 0).is_some(), "{}", isa.name());
-            assert!(plan(3, [173, 173], 0).is_none(), "{}", isa.name());
         }
         // Not square.
         let weight = [0.5; 15];
