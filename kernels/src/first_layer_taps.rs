@@ -72,8 +72,8 @@ impl FirstLayerTaps {
         let (out_channels, pad_begin) = (g.out_channels, [g.pad_h.0, g.pad_w.0]);
         let lanes = isa.lanes();
         let k = g.kernel_h;
-        // An empty input or gradient (a padding of the kernel's size or more): nothing to do
-        // here, and no vector to plan.
+        // An empty input (an image of no rows or columns, which padding can still convolve):
+        // nothing to do here, and no vector to plan.
         if !g.has_one_input_channel_at_stride_1()
             || g.kernel_w != k
             || !KERNELS.contains(&k)
@@ -146,9 +146,11 @@ impl FirstLayerTaps {
             // `MaybeUninit<f32>` has the layout of `f32`; the gather only stores through it.
             out: out.as_mut_ptr().cast::<f32>(),
         };
-        // SAFETY: the lengths were checked above; every vector start keeps a whole vector
-        // inside its plane or row (see `vector_starts`); the gather's partial loads read only
-        // the lanes inside the plane; the plan's ISA is available on this CPU.
+        // SAFETY: the lengths were checked above; every vector start keeps its vector (whole,
+        // or of `row_lanes` / `position_lanes` lanes where a row or plane is shorter) inside
+        // its plane or row (see `vector_starts`); the gather's partial loads read only the
+        // lanes inside the plane; the gather stores every input row's vectors, which cover
+        // the row, so `out` is written whole; the plan's ISA is available on this CPU.
         unsafe { run_on(self.isa, self, image) }
     }
 }

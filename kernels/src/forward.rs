@@ -274,12 +274,14 @@ fn run(
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let plan = ForwardPlan::new(isa, g, weight, bias, engine);
     match &plan.first_layer {
-        // It writes every output value (with the ReLU in its stores), a channel's plane at a
-        // time: no zeroing first (measured faster: docs/performance.md, "conv1 on engines of
-        // its own").
-        Some(first) => par_images_written(g.batch, g.out_image(), |b, out| {
-            plan.with_source(b, x, 0, |source, _| first.run(source, out, relu))
-        }),
+        // No zeroing first (measured faster: docs/performance.md, "conv1 on engines of its
+        // own"). SAFETY: `FirstLayer::run` writes every output value (with the ReLU in its
+        // stores), a channel's plane at a time.
+        Some(first) => unsafe {
+            par_images_written(g.batch, g.out_image(), |b, out| {
+                plan.with_source(b, x, 0, |source, _| first.run(source, out, relu))
+            })
+        },
         None => par_images(g.batch, g.out_image(), |b, out| plan.image(b, x, out, relu)),
     }
 }

@@ -386,13 +386,16 @@ fn run(
     );
     let plan = InputGradPlan::new(isa, g, weight, engine);
     match &plan.first_layer_taps {
-        // It writes every input value, a row vector at a time: no zeroing first.
-        Some(taps) => par_images_written(g.batch, g.in_image(), |b, out| {
-            let (image, relu_output) = plan.image_of(b, output_grad, relu_output);
-            with_scratch(taps.scratch_len(), |planes| {
-                taps.run(image, relu_output, planes, out)
+        // No zeroing first. SAFETY: `FirstLayerTaps::run` writes every input value, a row
+        // vector at a time.
+        Some(taps) => unsafe {
+            par_images_written(g.batch, g.in_image(), |b, out| {
+                let (image, relu_output) = plan.image_of(b, output_grad, relu_output);
+                with_scratch(taps.scratch_len(), |planes| {
+                    taps.run(image, relu_output, planes, out)
+                })
             })
-        }),
+        },
         None => par_images(g.batch, g.in_image(), |b, out| {
             plan.image(b, output_grad, relu_output, out)
         }),

@@ -17,19 +17,24 @@ pub(crate) fn par_images(
     image_len: usize,
     fill: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    par_images_written(images, image_len, |b, image| {
+    let zero_then_fill = |b, image: &mut [MaybeUninit<f32>]| {
         image.fill(MaybeUninit::new(0.0));
         // SAFETY: every element of `image` was initialised on the line above, and
         // `MaybeUninit<f32>` has the layout of `f32`.
         let image = unsafe { &mut *(image as *mut [MaybeUninit<f32>] as *mut [f32]) };
         fill(b, image);
-    })
+    };
+    // SAFETY: each image is zeroed whole before `fill` sees it.
+    unsafe { par_images_written(images, image_len, zero_then_fill) }
 }
 
-/// `images × image_len` floats, image `b` handed uninitialised to `fill(b, image)`, which must
-/// write every element of it; the images in parallel. For kernels that store each output
-/// once, in order: zeroing first would only add a pass over the memory.
-pub(crate) fn par_images_written(
+/// `images × image_len` floats, image `b` handed uninitialised to `fill(b, image)`; the images
+/// in parallel. For kernels that store each output once, in order: zeroing first would only
+/// add a pass over the memory.
+///
+/// # Safety
+/// `fill` writes every element of the image it is given.
+pub(crate) unsafe fn par_images_written(
     images: usize,
     image_len: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,

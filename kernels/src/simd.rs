@@ -291,8 +291,9 @@ pub(crate) trait SimdKernel<A> {
     unsafe fn run<S: Simd>(&self, args: A);
 }
 
-/// Runs `kernel` on `isa`'s vectors: the one place a plan's instruction set becomes code
-/// compiled for it.
+/// Runs `kernel` on `isa`'s vectors: the one place a convolution engine's instruction set
+/// becomes code compiled for it (the plane fill, `planes.rs`, and max pooling, `pool.rs`, have
+/// wrappers of their own).
 ///
 /// # Safety
 /// `isa` is available on this CPU (as [`Isa::detected`] ensures), and `args` satisfy the
