@@ -14,8 +14,8 @@
 
 use crate::bounded_read::{self, Limit};
 use crate::checkpoint::sha256_hex;
-use crate::zoo::{Model, is_running_stat};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use crate::zoo::{Model, for_each_trainable};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,33 +151,11 @@ impl ResumeState {
 /// Each trainable parameter's id by module path (batch-norm running statistics are not
 /// optimised, so they are left out).
 fn param_ids(model: &Model) -> BTreeMap<String, u64> {
-    let mut collector = IdCollector {
-        path: Vec::new(),
-        ids: BTreeMap::new(),
-    };
-    model.visit(&mut collector);
-    collector.ids
-}
-
-struct IdCollector {
-    path: Vec<String>,
-    ids: BTreeMap<String, u64>,
-}
-
-impl ModuleVisitor for IdCollector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !self.path.last().is_some_and(|name| is_running_stat(name)) {
-            self.ids.insert(self.path.join("."), param.id.val());
-        }
-    }
+    let mut ids = BTreeMap::new();
+    for_each_trainable(model, |path, id, _| {
+        ids.insert(path.to_string(), id.val());
+    });
+    ids
 }
 
 struct IdSetter<'a> {

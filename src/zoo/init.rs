@@ -6,7 +6,7 @@
 //! the initialisation of each architecture's reference code ([`InitRule`]).
 
 use crate::rng::{seeded, stream};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::Rng;
@@ -164,31 +164,39 @@ impl ModuleMapper for SeededInit {
 /// Counts trainable parameters the way PyTorch's `parameters()` does: batch-norm running
 /// statistics are buffers, not parameters. Lazy parameters are not initialised by counting.
 pub fn count_parameters<M: Module>(model: &M) -> usize {
-    let mut counter = ParamCounter {
-        path: Vec::new(),
-        total: 0,
-    };
-    model.visit(&mut counter);
-    counter.total
+    let mut total = 0;
+    for_each_trainable(model, |_, _, elements| total += elements);
+    total
 }
 
-struct ParamCounter {
-    path: Vec<String>,
-    total: usize,
-}
-
-impl ModuleVisitor for ParamCounter {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+/// Calls `visit(path, id, elements)` for each trainable parameter of `module` in module order,
+/// `path` its dotted module path (`conv1.weight`); batch-norm running statistics are buffers,
+/// not parameters, and are left out. Lazy parameters are not initialised by visiting.
+pub(crate) fn for_each_trainable<M: Module>(module: &M, visit: impl FnMut(&str, ParamId, usize)) {
+    struct Trainable<F> {
+        path: Vec<String>,
+        visit: F,
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
+    impl<F: FnMut(&str, ParamId, usize)> ModuleVisitor for Trainable<F> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
 
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !self.path.last().is_some_and(|name| is_running_stat(name)) {
-            self.total += param.lazy_shape().num_elements();
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if !self.path.last().is_some_and(|name| is_running_stat(name)) {
+                let elements = param.lazy_shape().num_elements();
+                (self.visit)(&self.path.join("."), param.id, elements);
+            }
         }
     }
+
+    module.visit(&mut Trainable {
+        path: Vec::new(),
+        visit,
+    });
 }

@@ -14,8 +14,8 @@ mod resnet18;
 mod small_cnn;
 mod wrn;
 
-pub(crate) use init::is_running_stat;
 pub use init::{InitRule, count_parameters, seeded_init};
+pub(crate) use init::{for_each_trainable, is_running_stat};
 pub use madry_cnn::MadryCnn;
 pub use micro_cnn::MicroCnn;
 pub use mlp::Mlp;
