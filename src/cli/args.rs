@@ -1,19 +1,21 @@
 //! The training options as clap reads them, and their conversion into typed
-//! [`TrainSettings`] (the only place they are checked). The defaults are those of
-//! [`crate::settings::defaults`].
+//! [`TrainSettings`] (the only place they are checked); the data and checkpoint options the
+//! commands share. The defaults are those of [`crate::settings::defaults`].
 
 use crate::attack::BnMode;
+use crate::checkpoint::CheckpointCard;
 use crate::data::{DataSource, DatasetKind};
+use crate::device::compute_device;
 use crate::settings::{
     AttackSettings, AttackStart, Count, DataChoice, Epsilon, EvalSettings, Gamma, LearningRate,
     MethodName, MethodOption, MethodSettings, Milestones, Momentum, OptimizerName,
     OptimizerSettings, StepSize, TrainSettings, ValueError, WeightDecay, defaults,
 };
 use crate::train::BnStats;
-use crate::zoo::Arch;
-use anyhow::{Result, bail};
+use crate::zoo::{Arch, Model};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -24,6 +26,32 @@ pub struct DataArgs {
     /// laid out as scripts/fetch-data.sh writes it.
     #[arg(long, default_value = defaults::DATA)]
     pub data: String,
+}
+
+/// The checkpoint a command reads (`eval`, `diagnose`).
+#[derive(Args, Debug, Clone)]
+pub struct CheckpointArgs {
+    /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
+    /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Require the checkpoint to be this architecture.
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+impl CheckpointArgs {
+    /// The checkpoint's model, on the compute device, and its card.
+    pub fn load(&self) -> Result<(Model, CheckpointCard)> {
+        let expected = self.model.as_deref().map(Arch::from_name).transpose()?;
+        load_checkpoint(&self.checkpoint, expected)
+    }
+}
+
+/// A checkpoint file, or a shipped teacher by name, on the compute device.
+pub fn load_checkpoint(path: &Path, expected: Option<Arch>) -> Result<(Model, CheckpointCard)> {
+    crate::teacher::shipped_or_checkpoint(path, expected, &compute_device())
+        .context("cannot load the checkpoint")
 }
 
 impl TryFrom<&DataArgs> for DataChoice {

@@ -1,28 +1,20 @@
 //! `rslad-tui diagnose`: the gradient-masking checks of [`crate::diagnose`] on a checkpoint,
 //! as plain lines or JSON.
 
-use super::args::{DataArgs, epsilon_or};
-use super::eval::load_checkpoint;
+use super::args::{CheckpointArgs, DataArgs, epsilon_or};
 use crate::device::compute_device;
 use crate::diagnose::{DiagnoseConfig, diagnose, first_images, training_hint};
 use crate::settings::{DataChoice, attack_defaults, check_fit};
-use crate::zoo::Arch;
 use anyhow::{Result, bail};
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct DiagnoseArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
-    /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Require the checkpoint to be this architecture.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub source: CheckpointArgs,
     /// Diagnose on the first N test images.
     #[arg(long, default_value_t = 200)]
     pub n: usize,
@@ -49,8 +41,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
-    let (model, card) = load_checkpoint(&args.checkpoint, expected)?;
+    let (model, card) = args.source.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let epsilon = epsilon_or(args.eps, attack_defaults(data.kind).epsilon)?;
@@ -76,7 +67,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diagnosis)?);
     } else {
-        println!("{} on {}", card.spec.arch, args.checkpoint.display());
+        println!("{} on {}", card.spec.arch, args.source.checkpoint.display());
         for line in diagnosis.lines() {
             println!("{line}");
         }

@@ -1,17 +1,15 @@
 //! `rslad-tui eval`: a checkpoint's clean and robust accuracy under FGSM, PGD, CW∞ and
 //! AutoAttack, as a table or JSON; `--resume` runs AutoAttack in blocks kept in a journal.
 
-use super::args::{DataArgs, epsilon_or, step_size_or};
+use super::args::{CheckpointArgs, DataArgs, epsilon_or, step_size_or};
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
-use crate::checkpoint::CheckpointCard;
-use crate::device::compute_device;
 use crate::eval::journal::{Journal, JournalKey};
 use crate::eval::shard::Shard;
 use crate::eval::{self, EvalAttack, RobustnessReport};
 use crate::progress::{Bars, Progress, Silent};
 use crate::settings::{AttackName, DataChoice, attack_defaults, check_fit};
-use crate::zoo::{Arch, Model};
-use anyhow::{Context, Result, bail};
+use crate::zoo::Model;
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -30,13 +28,8 @@ pub enum AutoAttackVersion {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
-    /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Require the checkpoint to be this architecture.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub source: CheckpointArgs,
     /// Attacks to run, comma separated (autoattack: the full standard AutoAttack).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fgsm,pgd,cw")]
     pub attacks: Vec<AttackName>,
@@ -92,18 +85,8 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// A checkpoint file, or a shipped teacher by name, on the compute device.
-pub(super) fn load_checkpoint(
-    path: &Path,
-    expected: Option<Arch>,
-) -> Result<(Model, CheckpointCard)> {
-    crate::teacher::shipped_or_checkpoint(path, expected, &compute_device())
-        .with_context(|| "cannot load the checkpoint".to_string())
-}
-
 pub fn evaluate(args: &EvalArgs) -> Result<()> {
-    let expected = args.model.as_deref().map(Arch::from_name).transpose()?;
-    let (model, card) = load_checkpoint(&args.checkpoint, expected)?;
+    let (model, card) = args.source.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let defaults = attack_defaults(data.kind);

@@ -2,8 +2,7 @@
 //! adversarial (or natural) training images, weights unchanged, saved as a new checkpoint
 //! ([`crate::train::recalibrate`] does the work).
 
-use super::args::{DataArgs, epsilon_or, step_size_or};
-use super::eval::load_checkpoint;
+use super::args::{DataArgs, epsilon_or, load_checkpoint, step_size_or};
 use super::interop::same_file;
 use crate::checkpoint::{self, SaveInfo};
 use crate::device::compute_device;
