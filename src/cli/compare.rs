@@ -109,6 +109,21 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table of `key`'s dataset, student and columns, with no rows yet.
+    pub fn empty(key: &TableKey) -> Table {
+        Table {
+            dataset: key.dataset.clone(),
+            student: key.student.clone(),
+            epsilon: key.epsilon,
+            test_images: key.test_images,
+            autoattack_images: key.autoattack_images,
+            autoattack_block: key.autoattack_block,
+            columns: key.columns.clone(),
+            rows: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
     /// The table as Markdown, accuracies in percent.
     pub fn markdown(&self) -> String {
         let mut head = format!("| method | clean | {} |", self.columns.join(" | "));
@@ -232,17 +247,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         attacks,
     } = evaluation(args)?;
     let epsilon = key.epsilon;
-    let mut table = Table {
-        dataset: key.dataset.clone(),
-        student: key.student.clone(),
-        epsilon,
-        test_images: key.test_images,
-        autoattack_images: key.autoattack_images,
-        autoattack_block: key.autoattack_block,
-        columns: key.columns.clone(),
-        rows: Vec::new(),
-        missing: Vec::new(),
-    };
+    let mut table = Table::empty(&key);
     for (method, settings, teacher) in &settings {
         let name = method.name().to_string();
         println!("\n== {name} ==");

@@ -64,17 +64,7 @@ pub fn write_row(out: &Path, key: &TableKey, row: &Row) -> Result<()> {
 /// methods that have no row yet in `missing`. A row of another table is refused, naming it
 /// and what differs.
 pub fn assemble(out: &Path, key: &TableKey, methods: &[&str]) -> Result<Table> {
-    let mut table = Table {
-        dataset: key.dataset.clone(),
-        student: key.student.clone(),
-        epsilon: key.epsilon,
-        test_images: key.test_images,
-        autoattack_images: key.autoattack_images,
-        autoattack_block: key.autoattack_block,
-        columns: key.columns.clone(),
-        rows: Vec::new(),
-        missing: Vec::new(),
-    };
+    let mut table = Table::empty(key);
     for &method in methods {
         match read_row(out, key, method)? {
             Some(row) => table.rows.push(row),

@@ -89,6 +89,20 @@ pub struct LecturePanels {
     pub log: Rect,
 }
 
+impl LecturePanels {
+    /// Every panel with its place, in drawing order.
+    pub fn all(&self) -> [(Panel, Rect); 6] {
+        [
+            (Panel::Curves, self.curves),
+            (Panel::Attacks, self.attacks),
+            (Panel::SoftLabels, self.soft_labels),
+            (Panel::Perturbation, self.perturbation),
+            (Panel::Notes, self.notes),
+            (Panel::Log, self.log),
+        ]
+    }
+}
+
 impl LectureAreas {
     /// The panel drawn at a cell (for the mouse), with the zoomed one filling the body.
     pub fn panel_at(&self, x: u16, y: u16, ui: &UiState) -> Option<Panel> {
@@ -96,18 +110,11 @@ impl LectureAreas {
         if let Some(panel) = ui.zoomed_panel() {
             return inside(self.body).then_some(panel);
         }
-        let p = self.panels?;
-        [
-            (Panel::Curves, p.curves),
-            (Panel::Attacks, p.attacks),
-            (Panel::SoftLabels, p.soft_labels),
-            (Panel::Perturbation, p.perturbation),
-            (Panel::Notes, p.notes),
-            (Panel::Log, p.log),
-        ]
-        .into_iter()
-        .find(|(_, r)| inside(*r))
-        .map(|(panel, _)| panel)
+        self.panels?
+            .all()
+            .into_iter()
+            .find(|(_, r)| inside(*r))
+            .map(|(panel, _)| panel)
     }
 }
 
@@ -181,15 +188,7 @@ pub fn draw_lecture(frame: &mut Frame, snapshot: &Snapshot, lecture: &Lecture, u
     } else if let Some(panel) = ui.zoomed_panel() {
         draw_one(buf, panel, areas.body, snapshot, lecture, ui);
     } else if let Some(p) = areas.panels {
-        let all = [
-            (Panel::Curves, p.curves),
-            (Panel::Attacks, p.attacks),
-            (Panel::SoftLabels, p.soft_labels),
-            (Panel::Perturbation, p.perturbation),
-            (Panel::Notes, p.notes),
-            (Panel::Log, p.log),
-        ];
-        for (panel, rect) in all {
+        for (panel, rect) in p.all() {
             draw_one(buf, panel, rect, snapshot, lecture, ui);
         }
     }
