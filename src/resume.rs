@@ -158,6 +158,9 @@ fn param_ids(model: &Model) -> BTreeMap<String, u64> {
     ids
 }
 
+/// Gives each trainable parameter its recorded id; its paths are built as
+/// [`for_each_trainable`] builds them (module names joined with dots), which `param_ids` keyed
+/// the ids by.
 struct IdSetter<'a> {
     path: Vec<String>,
     ids: &'a BTreeMap<String, u64>,

@@ -28,13 +28,14 @@ pub struct DataArgs {
     pub data: String,
 }
 
-/// The checkpoint a command reads (`eval`, `diagnose`).
+// The checkpoint a command reads (`eval`, `diagnose`). A plain comment: clap would show a doc
+// comment here as the description of a command that flattens it and has none of its own.
 #[derive(Args, Debug, Clone)]
 pub struct CheckpointArgs {
     /// The checkpoint (its .safetensors or .ron file, or their common stem), or a shipped
     /// teacher: "embedded" (TRADES SmallCNN) or "embedded-sat".
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    #[arg(long = "checkpoint", value_name = "CHECKPOINT")]
+    pub path: PathBuf,
     /// Require the checkpoint to be this architecture.
     #[arg(long)]
     pub model: Option<String>,
@@ -44,12 +45,15 @@ impl CheckpointArgs {
     /// The checkpoint's model, on the compute device, and its card.
     pub fn load(&self) -> Result<(Model, CheckpointCard)> {
         let expected = self.model.as_deref().map(Arch::from_name).transpose()?;
-        load_checkpoint(&self.checkpoint, expected)
+        load_checkpoint(&self.path, expected)
     }
 }
 
 /// A checkpoint file, or a shipped teacher by name, on the compute device.
-pub fn load_checkpoint(path: &Path, expected: Option<Arch>) -> Result<(Model, CheckpointCard)> {
+pub(super) fn load_checkpoint(
+    path: &Path,
+    expected: Option<Arch>,
+) -> Result<(Model, CheckpointCard)> {
     crate::teacher::shipped_or_checkpoint(path, expected, &compute_device())
         .context("cannot load the checkpoint")
 }

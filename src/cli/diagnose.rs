@@ -14,7 +14,7 @@ pub struct DiagnoseArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub source: CheckpointArgs,
+    pub checkpoint: CheckpointArgs,
     /// Diagnose on the first N test images.
     #[arg(long, default_value_t = 200)]
     pub n: usize,
@@ -41,7 +41,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let (model, card) = args.source.load()?;
+    let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let epsilon = epsilon_or(args.eps, attack_defaults(data.kind).epsilon)?;
@@ -67,7 +67,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diagnosis)?);
     } else {
-        println!("{} on {}", card.spec.arch, args.source.checkpoint.display());
+        println!("{} on {}", card.spec.arch, args.checkpoint.path.display());
         for line in diagnosis.lines() {
             println!("{line}");
         }

@@ -29,7 +29,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub source: CheckpointArgs,
+    pub checkpoint: CheckpointArgs,
     /// Attacks to run, comma separated (autoattack: the full standard AutoAttack).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fgsm,pgd,cw")]
     pub attacks: Vec<AttackName>,
@@ -86,7 +86,7 @@ pub struct EvalArgs {
 }
 
 pub fn evaluate(args: &EvalArgs) -> Result<()> {
-    let (model, card) = args.source.load()?;
+    let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     let defaults = attack_defaults(data.kind);

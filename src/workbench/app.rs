@@ -195,12 +195,8 @@ impl App {
             }
             _ => return,
         };
-        if let Some(Overlay::Help { scroll, .. }) = &mut self.ui.overlay {
-            *scroll = if up {
-                scroll.saturating_sub(3)
-            } else {
-                *scroll + 3
-            };
+        if let Some(Overlay::Help { .. }) = self.ui.overlay {
+            help_keys::scroll_help(&mut self.ui, if up { -3 } else { 3 });
             return;
         }
         match areas.and_then(|a| panel_at(a, at)) {

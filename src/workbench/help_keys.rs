@@ -1,4 +1,5 @@
-//! The keys of the help overlay, the same in the workbench and in playback.
+//! The keys of the help overlay, the same in the workbench and in playback, and its scrolling
+//! (the mouse wheel's too).
 
 use super::view::{Overlay, UiState};
 use ratatui::crossterm::event::KeyCode;
@@ -6,26 +7,32 @@ use ratatui::crossterm::event::KeyCode;
 /// A key while the help overlay is open: the arrows, j/k, Page Up/Down and Home scroll it (to
 /// its last line at most); any other key closes it.
 pub fn help_key(ui: &mut UiState, code: KeyCode) {
-    let Some(Overlay::Help { text, scroll }) = &mut ui.overlay else {
-        return;
-    };
-    let last = text.lines().count().saturating_sub(1);
-    *scroll = match code {
-        KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => (*scroll + 1).min(last),
-        KeyCode::PageUp => scroll.saturating_sub(10),
-        KeyCode::PageDown => (*scroll + 10).min(last),
-        KeyCode::Home => 0,
+    let by = match code {
+        KeyCode::Up | KeyCode::Char('k') => -1,
+        KeyCode::Down | KeyCode::Char('j') => 1,
+        KeyCode::PageUp => -10,
+        KeyCode::PageDown => 10,
+        KeyCode::Home => isize::MIN,
         _ => {
             ui.overlay = None;
             return;
         }
     };
+    scroll_help(ui, by);
+}
+
+/// Scrolls the open help overlay by `by` lines (up where negative), between its first and its
+/// last line.
+pub fn scroll_help(ui: &mut UiState, by: isize) {
+    if let Some(Overlay::Help { text, scroll }) = &mut ui.overlay {
+        let last = text.lines().count().saturating_sub(1);
+        *scroll = scroll.saturating_add_signed(by).min(last);
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyCode, Overlay, UiState, help_key};
+    use super::{KeyCode, Overlay, UiState, help_key, scroll_help};
 
     fn help(lines: usize, scroll: usize) -> UiState {
         let text = (0..lines).map(|i| format!("line {i}\n")).collect();
@@ -61,5 +68,14 @@ mod tests {
         let mut ui = help(25, 7);
         help_key(&mut ui, KeyCode::Esc);
         assert_eq!(ui.overlay, None);
+    }
+
+    #[test]
+    fn the_mouse_wheel_scrolls_within_the_text() {
+        for (by, from, to) in [(3, 23, 24), (3, 5, 8), (-3, 2, 0), (-3, 9, 6)] {
+            let mut ui = help(25, from);
+            scroll_help(&mut ui, by);
+            assert_eq!(scroll_of(&ui), Some(to), "{by} from {from}");
+        }
     }
 }

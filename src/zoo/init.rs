@@ -1,4 +1,5 @@
-//! Weight initialisation from the project's own seeded generator, and parameter counting.
+//! Weight initialisation from the project's own seeded generator, parameter counting, and the
+//! visit of every trainable parameter by its module path ([`for_each_trainable`]).
 //!
 //! burn draws initial weights from a global generator shared by every thread, so two models
 //! built at the same time in different threads would not be reproducible. Here each model's
