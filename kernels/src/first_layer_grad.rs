@@ -298,22 +298,9 @@ unsafe fn add_tile<S: Simd, const K: usize, const N: usize, const M: usize>(
 mod tests {
     use super::{ConvGeometry, FirstLayerGrad, Isa};
 
-    /// A `kernel` convolution of one channel to 4, on `input` padded by `pad` on every side.
-    fn geometry(kernel: [usize; 2], input: [usize; 2], pad: usize) -> ConvGeometry {
-        let [h, w] = input;
-        ConvGeometry::new(
-            [1, 1, h, w],
-            [4, 1, kernel[0], kernel[1]],
-            [1, 1],
-            [(pad, pad); 2],
-            [1, 1],
-            1,
-        )
-        .expect("a shape the kernels take")
-    }
-
     fn plan_k(isa: Isa, k: usize, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
-        FirstLayerGrad::new(isa, &geometry([k, k], input, pad), &vec![0.5; 4 * k * k])
+        let g = ConvGeometry::first_layer([k, k], 4, input, pad);
+        FirstLayerGrad::new(isa, &g, &vec![0.5; 4 * k * k])
     }
 
     fn plan(isa: Isa, input: [usize; 2], pad: usize) -> Option<FirstLayerGrad> {
@@ -334,7 +321,7 @@ mod tests {
         assert!(plan(Isa::Portable, [28, 33], 0).is_none());
         // Kernels without a compiled tile, or not square.
         assert!(plan_k(Isa::Portable, 7, [28, 28], 3).is_none());
-        let not_square = geometry([3, 5], [28, 28], 0);
+        let not_square = ConvGeometry::first_layer([3, 5], 4, [28, 28], 0);
         assert!(FirstLayerGrad::new(Isa::Portable, &not_square, &[0.5; 60]).is_none());
         // Not a first layer: two input channels.
         let two_channels =

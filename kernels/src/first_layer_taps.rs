@@ -19,9 +19,10 @@
 //! the image one channel at a time, after copying that channel into a padded plane: about a
 //! third of its multiply-adds read the zero border, and the copy is a third of its time
 //! (docs/performance.md). Here no multiply-add reads a border: the gather leaves the lanes
-//! outside the plane out, a few per row. The sums are taken in another order than the older engines' (channels
-//! first, then taps), so the bits differ from theirs; on every instruction set each value is
-//! the same chain of single-rounded multiply-adds, so they do not differ between those.
+//! outside the plane out, a few per row. The sums are taken in another order than the older
+//! engines' (channels first, then taps), so the bits differ from theirs; on every instruction
+//! set each value is the same chain of single-rounded multiply-adds, so they do not differ
+//! between those.
 
 use super::geometry::ConvGeometry;
 use super::row_tile::vector_starts;
@@ -73,12 +74,12 @@ impl FirstLayerTaps {
         let lanes = isa.lanes();
         let k = g.kernel_h;
         // An empty input (an image of no rows or columns, which padding can still convolve):
-        // nothing to do here, and no vector to plan.
+        // nothing to do here, and no vector to plan. The gradient is never empty: a
+        // `ConvGeometry` has at least one output position.
         if !g.has_one_input_channel_at_stride_1()
             || g.kernel_w != k
             || !KERNELS.contains(&k)
             || in_h * in_w == 0
-            || grad_h * grad_w == 0
         {
             return None;
         }
@@ -357,26 +358,6 @@ mod tests {
             .collect()
     }
 
-    /// A `kernel` convolution of one channel to `channels`, on `input` padded by `pad` on
-    /// every side.
-    fn geometry(
-        kernel: [usize; 2],
-        channels: usize,
-        input: [usize; 2],
-        pad: usize,
-    ) -> ConvGeometry {
-        let [h, w] = input;
-        ConvGeometry::new(
-            [1, 1, h, w],
-            [channels, 1, kernel[0], kernel[1]],
-            [1, 1],
-            [(pad, pad); 2],
-            [1, 1],
-            1,
-        )
-        .expect("a shape the kernels take")
-    }
-
     fn available() -> impl Iterator<Item = Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable]
             .into_iter()
@@ -392,7 +373,12 @@ mod tests {
         pad: usize,
     ) -> FirstLayerTaps {
         let weight = vec![1.0; channels * k * k];
-        FirstLayerTaps::new(isa, &geometry([k, k], channels, input, pad), &weight).unwrap()
+        FirstLayerTaps::new(
+            isa,
+            &ConvGeometry::first_layer([k, k], channels, input, pad),
+            &weight,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -402,7 +388,11 @@ mod tests {
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
                 let weight = vec![0.5; 2 * k * k];
-                FirstLayerTaps::new(isa, &geometry([k, k], 2, input, pad), &weight)
+                FirstLayerTaps::new(
+                    isa,
+                    &ConvGeometry::first_layer([k, k], 2, input, pad),
+                    &weight,
+                )
             };
             // small-cnn's and micro-cnn's conv1 (3 × 3, unpadded and padded by 1) and madry-cnn's
             // (5 × 5, padded by 2), on 28 × 28 images.
@@ -417,7 +407,11 @@ mod tests {
         }
         // Not square.
         let weight = [0.5; 15];
-        let plan = FirstLayerTaps::new(Isa::Portable, &geometry([3, 5], 1, [28, 28], 0), &weight);
+        let plan = FirstLayerTaps::new(
+            Isa::Portable,
+            &ConvGeometry::first_layer([3, 5], 1, [28, 28], 0),
+            &weight,
+        );
         assert!(plan.is_none());
     }
 
@@ -466,7 +460,11 @@ mod tests {
         // kernel footprint, the weights flipped back into place.
         let weight: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         for isa in available() {
-            let p = FirstLayerTaps::new(isa, &geometry([3, 3], 1, [18, 18], 0), &weight);
+            let p = FirstLayerTaps::new(
+                isa,
+                &ConvGeometry::first_layer([3, 3], 1, [18, 18], 0),
+                &weight,
+            );
             let p = p.unwrap();
             let mut relu = vec![0.0f32; 256];
             relu[5 * 16 + 7] = 0.5;

@@ -120,4 +120,20 @@ impl ConvGeometry {
     pub fn is_depthwise(&self) -> bool {
         self.in_per_group() == 1 && self.out_per_group() == 1
     }
+
+    /// For the first-layer engines' tests: one image of one channel, `input` rows × columns
+    /// padded by `pad` on every side, to `out_channels` through a `kernel`, stride 1.
+    #[cfg(test)]
+    pub(crate) fn first_layer(
+        kernel: [usize; 2],
+        out_channels: usize,
+        input: [usize; 2],
+        pad: usize,
+    ) -> ConvGeometry {
+        let [h, w] = input;
+        let weight = [out_channels, 1, kernel[0], kernel[1]];
+        let padding = [(pad, pad); 2];
+        ConvGeometry::new([1, 1, h, w], weight, [1, 1], padding, [1, 1], 1)
+            .expect("a shape the kernels take")
+    }
 }
