@@ -11,8 +11,10 @@
 //! PASS is `fwd`, `igrad` or `wgrad` (`fwd-grid`, `igrad-rows`: on the older engines even where
 //! the first-layer engines would run); the kernel is KERNEL × KERNEL (3 by default), padded by
 //! PAD (0) on every side, stride 1. rslad-tui also
-//! raises glibc's mmap threshold (src/allocator.rs); this program does not, so each call's
-//! output may be page-faulted in, as the first call in rslad-tui is.
+//! raises glibc's mmap and trim thresholds (src/allocator.rs); this program does not, so each
+//! call's output may be page-faulted in, as the first call in rslad-tui is. To time it as
+//! rslad-tui runs, set both: `MALLOC_MMAP_THRESHOLD_=1000000000
+//! MALLOC_TRIM_THRESHOLD_=1000000000` (the first alone still lets glibc trim the heap).
 
 use rslad_kernels::{ConvGeometry, Isa};
 use std::time::Instant;
