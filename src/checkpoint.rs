@@ -96,6 +96,62 @@ pub fn exists(path: &Path) -> bool {
     weights.exists() || card.exists()
 }
 
+/// What a save at the checkpoint path `path` would replace.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Occupant {
+    /// Neither of its two files is there.
+    Nothing,
+    /// A checkpoint: its card reads as one (its weights may be missing or stale).
+    Checkpoint,
+    /// Something else under one of its two names: a session or a lesson is a `.ron` file
+    /// too, and an exported PyTorch file a `.safetensors` one. A save never replaces it.
+    Other(PathBuf),
+    /// The path names a folder (it is one, or it ends with `/`): a checkpoint needs a name in it.
+    Folder,
+}
+
+/// What is at the checkpoint path `path` (a symlink counts as there, even a dangling one).
+pub fn occupant(path: &Path) -> Occupant {
+    let text = path.as_os_str().to_string_lossy();
+    if path.is_dir() || text.ends_with(std::path::MAIN_SEPARATOR) || text.ends_with('/') {
+        return Occupant::Folder;
+    }
+    let (weights, card) = paths(path);
+    let there = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    match (there(&weights), there(&card)) {
+        (false, false) => Occupant::Nothing,
+        (_, true) if read_card(path).is_ok() => Occupant::Checkpoint,
+        (_, true) => Occupant::Other(card),
+        (true, false) => Occupant::Other(weights),
+    }
+}
+
+/// Refuses a save at `path` over anything but a checkpoint, and over a checkpoint unless
+/// `replace`; `how` says how the user asks to replace one (e.g. "pass --overwrite").
+pub fn check_destination(path: &Path, replace: bool, how: &str) -> Result<Occupant, String> {
+    match occupant(path) {
+        Occupant::Folder => Err(folder_message(path)),
+        Occupant::Other(file) => Err(format!(
+            "{} already exists and is not a checkpoint this program can read; choose another name",
+            file.display()
+        )),
+        Occupant::Checkpoint if !replace => Err(format!(
+            "{} already holds a checkpoint: choose another name, or {how} to replace it",
+            path.display()
+        )),
+        occupant => Ok(occupant),
+    }
+}
+
+/// Why a checkpoint may not be saved at the folder `path`.
+pub fn folder_message(path: &Path) -> String {
+    let folder = path.to_string_lossy();
+    format!(
+        "{folder} is a folder: name the checkpoint inside it (e.g. {}/model)",
+        folder.trim_end_matches(['/', std::path::MAIN_SEPARATOR])
+    )
+}
+
 /// The two files of a checkpoint, from either of their paths or their common stem.
 pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
     let stem = match path.extension().and_then(|e| e.to_str()) {

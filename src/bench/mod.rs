@@ -73,11 +73,19 @@ struct Row {
     torch: Option<Measurement>,
 }
 
+/// The largest `--batch`: a CIFAR-scale RSLAD step at 4,096 images already needs tens of GiB;
+/// beyond it a typo would only fail to allocate.
+pub const MAX_BATCH: usize = 4096;
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.memory_probe {
         return memory::run_probe();
     }
-    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_BATCH).contains(&args.batch),
+        "--batch must be between 1 and {MAX_BATCH}; got {}",
+        args.batch
+    );
     anyhow::ensure!(
         args.seconds >= 0.0 && args.seconds.is_finite(),
         "--seconds must be a non-negative number"

@@ -45,7 +45,16 @@ impl CheckpointArgs {
     /// The checkpoint's model, on the compute device, and its card.
     pub fn load(&self) -> Result<(Model, CheckpointCard)> {
         let expected = self.model.as_deref().map(Arch::from_name).transpose()?;
-        load_checkpoint(&self.path, expected)
+        let (model, card) = load_checkpoint(&self.path, expected)?;
+        // A shipped teacher is loaded by name, without the file check: check it here.
+        if let Some(arch) = expected.filter(|&arch| arch != card.spec.arch) {
+            bail!(
+                "--checkpoint {} is a {}, not the --model {arch} asked for",
+                self.path.display(),
+                card.spec.arch
+            );
+        }
+        Ok((model, card))
     }
 }
 
@@ -76,6 +85,18 @@ pub fn epsilon_or(given: Option<f32>, default: f32) -> Result<f32> {
             .map(Epsilon::get)
             .map_err(|e| anyhow::anyhow!(e.named("--eps")))
     })
+}
+
+/// The most steps `--steps` takes for an evaluation attack: 250 times PGD-40, hours per image
+/// batch already; more is a typo, and would run with no sign of progress.
+pub const MAX_ATTACK_STEPS: usize = 10_000;
+
+/// `--steps` for an evaluation attack (checked: 1 to [`MAX_ATTACK_STEPS`]).
+pub fn attack_steps(steps: usize) -> Result<usize> {
+    if steps == 0 || steps > MAX_ATTACK_STEPS {
+        anyhow::bail!("--steps must be between 1 and {MAX_ATTACK_STEPS}; got {steps}");
+    }
+    Ok(steps)
 }
 
 /// `--step-size` as given (checked), else `default`.
@@ -224,6 +245,12 @@ impl TrainingOptions {
     ) -> Result<TrainSettings> {
         let student = Arch::from_name(model)?;
         let data = DataChoice::try_from(data)?;
+        if foreign == Foreign::Refuse {
+            self.refuse_attack_options_for(method)?;
+        }
+        if self.train_n == Some(0) {
+            bail!("--train-n must be at least 1 (leave it out to train on every image)");
+        }
         let milestones = flag("milestones", Milestones::new(self.milestones.clone()))?;
         Ok(TrainSettings {
             data,
@@ -256,6 +283,32 @@ impl TrainingOptions {
                 steps: self.eval_steps,
             },
         })
+    }
+
+    /// Refuses the training attack's options for a method they do not apply to (`--eps` and
+    /// `--step-size` also set the evaluation's PGD, so every method takes them).
+    fn refuse_attack_options_for(&self, method: MethodName) -> Result<()> {
+        if !method.trains_adversarially() {
+            let given = [
+                ("--steps", self.steps.is_some()),
+                ("--eps-warmup", self.eps_warmup != defaults::EPS_WARMUP),
+                (
+                    "--attack-start",
+                    self.attack_start != AttackStart::Reference,
+                ),
+                ("--attack-bn", self.attack_bn != BnMode::Eval),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                bail!("{flag} sets the training attack, and --method {method} has none");
+            }
+        }
+        if method != MethodName::Sat && self.attack_bn != BnMode::Eval {
+            bail!(
+                "--attack-bn applies to --method sat; the other methods fix it (eval for TRADES \
+                 and RSLAD, train for ARD and IAD)"
+            );
+        }
+        Ok(())
     }
 
     /// The teacher given with `--teacher`, if `method` takes one.

@@ -209,6 +209,10 @@ fn columns(kind: DatasetKind, epsilon: f32) -> Vec<EvalAttack> {
 }
 
 pub fn run(args: &CompareArgs) -> Result<()> {
+    let repeated = |(i, m): (usize, &MethodName)| args.methods[..i].contains(m).then_some(*m);
+    if let Some(twice) = args.methods.iter().enumerate().find_map(repeated) {
+        bail!("--methods names {twice} twice: each method is one row of the table");
+    }
     if args.methods.is_empty() {
         bail!("--methods needs at least one method");
     }

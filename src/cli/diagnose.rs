@@ -1,10 +1,10 @@
 //! `rslad-tui diagnose`: the gradient-masking checks of [`crate::diagnose`] on a checkpoint,
 //! as plain lines or JSON.
 
-use super::args::{CheckpointArgs, DataArgs, epsilon_or};
+use super::args::{CheckpointArgs, DataArgs, attack_steps, epsilon_or};
 use crate::device::compute_device;
 use crate::diagnose::{DiagnoseConfig, diagnose, first_images, training_hint};
-use crate::settings::{DataChoice, attack_defaults, check_fit};
+use crate::settings::{DataChoice, attack_defaults, check_fit, check_trained_on};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::time::Instant;
@@ -38,13 +38,15 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     if args.n == 0 || args.n > MAX_IMAGES {
         bail!("--n must be between 1 and {MAX_IMAGES} images");
     }
-    if args.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
+    attack_steps(args.steps)?;
     let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
+    check_trained_on(&card, data.kind, "the checkpoint")?;
     let epsilon = epsilon_or(args.eps, attack_defaults(data.kind).epsilon)?;
+    if epsilon == 0.0 {
+        bail!("--eps 0 allows no perturbation: every check would pass without testing anything");
+    }
     let (x, labels) = first_images(&data.test, args.n, &compute_device());
     let mut config = DiagnoseConfig::new(epsilon);
     config.seed = args.seed;

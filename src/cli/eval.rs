@@ -1,13 +1,13 @@
 //! `rslad-tui eval`: a checkpoint's clean and robust accuracy under FGSM, PGD, CW∞ and
 //! AutoAttack, as a table or JSON; `--resume` runs AutoAttack in blocks kept in a journal.
 
-use super::args::{CheckpointArgs, DataArgs, epsilon_or, step_size_or};
+use super::args::{CheckpointArgs, DataArgs, attack_steps, epsilon_or, step_size_or};
 use crate::attack::autoattack::{AutoAttackConfig, AutoAttackReport, Component, Version};
 use crate::eval::journal::{Journal, JournalKey};
 use crate::eval::shard::Shard;
 use crate::eval::{self, EvalAttack, RobustnessReport};
 use crate::progress::{Bars, Progress, Silent};
-use crate::settings::{AttackName, DataChoice, attack_defaults, check_fit};
+use crate::settings::{AttackName, DataChoice, attack_defaults, check_fit, check_trained_on};
 use crate::zoo::Model;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
@@ -89,10 +89,11 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
+    check_trained_on(&card, data.kind, "the checkpoint")?;
     let defaults = attack_defaults(data.kind);
     let epsilon = epsilon_or(args.eps, defaults.epsilon)?;
     let step_size = step_size_or(args.step_size, defaults.step_size)?;
-    let steps = args.steps.unwrap_or(defaults.eval_steps);
+    let steps = attack_steps(args.steps.unwrap_or(defaults.eval_steps))?;
     let attacks: Vec<EvalAttack> = args
         .attacks
         .iter()

@@ -23,6 +23,9 @@ pub struct ExportArgs {
     /// The PyTorch-layout file to write (.safetensors).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace a file already at --out (never a checkpoint's own weights).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// `rslad-tui import`: a PyTorch-layout safetensors file into a checkpoint.
@@ -42,6 +45,9 @@ pub struct ImportArgs {
     /// Checkpoint path (without extension); default runs/<model>-imported.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace a checkpoint already at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run_export(args: &ExportArgs) -> Result<()> {
@@ -55,6 +61,21 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
             "--out {} is the checkpoint's own weights file; choose another name",
             out.display()
         );
+    }
+    if std::fs::symlink_metadata(out).is_ok() {
+        if checkpoint::occupant(out) == checkpoint::Occupant::Checkpoint {
+            bail!(
+                "--out {} is the weights file of a checkpoint (its card is beside it); choose \
+                 another name",
+                out.display()
+            );
+        }
+        if !args.overwrite {
+            bail!(
+                "--out {} already exists: choose another name, or pass --overwrite to replace it",
+                out.display()
+            );
+        }
     }
     let (model, card) = checkpoint::load(&args.checkpoint, None, &compute_device())
         .context("cannot load the checkpoint")?;
@@ -103,6 +124,9 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
             args.weights.display()
         );
     }
+    let replacing = checkpoint::check_destination(&out, args.overwrite, "pass --overwrite")
+        .map_err(anyhow::Error::msg)?
+        == checkpoint::Occupant::Checkpoint;
     let bytes = checkpoint::read(&args.weights, crate::bounded_read::WEIGHTS)?;
     let digest = checkpoint::sha256_hex(&bytes);
     let model = if is_pickle_checkpoint(&args.weights) {
@@ -127,6 +151,10 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
             seed: 0,
         },
     )?;
+    if replacing {
+        // The replaced run's resume state (`train`'s) names weights that are gone.
+        let _ = std::fs::remove_file(crate::resume::path(&out));
+    }
     println!(
         "imported {} ({} parameters, {} classes) from {}; checkpoint {}",
         arch,

@@ -15,8 +15,10 @@ pub mod replay;
 pub mod shard;
 pub mod train;
 
+use crate::checkpoint;
 use crate::device::compute_device;
 use crate::settings::{Count, DataChoice, LearningRate, MethodName, MethodSettings, TrainSettings};
+use crate::text::scrub;
 use crate::zoo;
 use anyhow::{Result, bail};
 use args::DataArgs;
@@ -199,13 +201,42 @@ fn demo(args: &DataArgs) -> Result<()> {
         },
         ..defaults
     };
-    // The demo's own scratch checkpoint: each demo replaces the last one.
-    train::train(
-        &settings,
-        None,
-        Some(PathBuf::from("runs/demo-micro-cnn")),
-        train::Start::Overwrite,
-    )?;
-    println!("\nnext: `rslad-tui train --help`, `rslad-tui eval --checkpoint runs/demo-micro-cnn`");
+    let (out, start) = demo_destination(&settings);
+    train::train(&settings, None, Some(out.clone()), start)?;
+    println!(
+        "\nnext: `rslad-tui train --help`, `rslad-tui eval --checkpoint {}`",
+        scrub(&out.display().to_string())
+    );
     Ok(())
+}
+
+/// Where the demo saves: runs/demo-micro-cnn, replacing only an earlier demo's checkpoint
+/// there (its student, method, epochs and batch size); anything else there is kept, and the
+/// demo takes the first free runs/demo-micro-cnn-N instead.
+fn demo_destination(settings: &TrainSettings) -> (PathBuf, train::Start) {
+    let is_demo = |path: &PathBuf| {
+        checkpoint::read_card(path).is_ok_and(|card| {
+            card.spec.arch == settings.student
+                && card.training.is_some_and(|t| {
+                    t.method.name() == settings.method.name().name()
+                        && t.epochs == settings.epochs.get()
+                        && t.batch_size == settings.batch_size.get()
+                })
+        })
+    };
+    (1..)
+        .map(|n| match n {
+            1 => PathBuf::from("runs/demo-micro-cnn"),
+            n => PathBuf::from(format!("runs/demo-micro-cnn-{n}")),
+        })
+        .find_map(|path| match checkpoint::occupant(&path) {
+            checkpoint::Occupant::Nothing if !crate::resume::path(&path).exists() => {
+                Some((path, train::Start::Fresh))
+            }
+            checkpoint::Occupant::Checkpoint if is_demo(&path) => {
+                Some((path, train::Start::Overwrite))
+            }
+            _ => None,
+        })
+        .expect("a free name among runs/demo-micro-cnn-N")
 }

@@ -6,7 +6,7 @@ use super::args::{DataArgs, epsilon_or, load_checkpoint, step_size_or};
 use super::interop::same_file;
 use crate::checkpoint::{self, SaveInfo};
 use crate::device::compute_device;
-use crate::settings::{DataChoice, attack_defaults, check_fit};
+use crate::settings::{DataChoice, attack_defaults, check_fit, check_trained_on};
 use crate::text::scrub;
 use crate::train::{Method, RecalibrateConfig, StatsSource, Stopped, attack_words, recalibrate};
 use anyhow::{Context, Result, bail};
@@ -71,12 +71,8 @@ pub fn run(args: &RecalibrateArgs) -> Result<()> {
     if same_file(&source_weights, &out_weights) {
         bail!("--out is the checkpoint itself; choose another name (the original is kept)");
     }
-    if checkpoint::exists(&args.out) && !args.overwrite {
-        bail!(
-            "{} already holds a checkpoint: choose another --out, or pass --overwrite to replace it",
-            args.out.display()
-        );
-    }
+    checkpoint::check_destination(&args.out, args.overwrite, "pass --overwrite")
+        .map_err(anyhow::Error::msg)?;
     let (model, card) = load_checkpoint(&args.checkpoint, None)?;
     if !card.spec.arch.has_batch_norm() {
         bail!(
@@ -86,15 +82,7 @@ pub fn run(args: &RecalibrateArgs) -> Result<()> {
     }
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
-    if card.dataset_name() != data.kind.name() {
-        bail!(
-            "the checkpoint was trained on {}, not {}: give --dataset {} (and --data for its \
-             folder)",
-            card.dataset_name(),
-            data.kind.name(),
-            card.dataset_name()
-        );
-    }
+    check_trained_on(&card, data.kind, "the checkpoint")?;
     let method = card.training.as_ref().map(|t| &t.method);
     let config = RecalibrateConfig {
         source: args.source,

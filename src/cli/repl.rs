@@ -57,7 +57,10 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         shared.stop_on_ctrl_c();
         piped(&mut runner, &shared)
     };
-    runner.finish();
+    let journal = runner.finish();
+    if let Some(path) = journal.filter(|_| std::io::stdin().is_terminal()) {
+        println!("session journal: {}", path.display());
+    }
     result
 }
 
@@ -160,9 +163,6 @@ fn save_and_quit(runner: &mut Runner, shared: &Shared) -> Result<()> {
         && let Flow::Failed(error) = step(runner, shared, "save")?
     {
         eprintln!("error: {}; the student is not saved", scrub(&error));
-    }
-    if let Some(path) = journal_path() {
-        println!("session journal: {}", path.display());
     }
     Ok(())
 }

@@ -2,11 +2,12 @@
 
 use super::args::TrainArgs;
 use crate::checkpoint::{self, SaveInfo};
+use crate::data::DatasetKind;
 use crate::device::autodiff_device;
 use crate::eval::EvalAttack;
 use crate::progress::Bars;
 use crate::resume;
-use crate::settings::{TrainSettings, check_teacher_fits};
+use crate::settings::{TrainSettings, check_teacher_fits, check_trained_on};
 use crate::text::count;
 use crate::train::{EpochMetrics, Method, OptimizerKind, StepOutcome, TrainConfig, Trainer};
 use crate::zoo::{Model, ModelSpec};
@@ -54,6 +55,17 @@ struct Destination {
 
 impl Destination {
     fn prepare(path: PathBuf, start: Start) -> Result<Destination> {
+        // Only a checkpoint is ever replaced or resumed, never a session or another file
+        // under one of its two names.
+        match checkpoint::occupant(&path) {
+            checkpoint::Occupant::Other(file) => bail!(
+                "{} already exists and is not a checkpoint this program can read; choose another \
+                 --out",
+                file.display()
+            ),
+            checkpoint::Occupant::Folder => bail!(checkpoint::folder_message(&path)),
+            _ => {}
+        }
         let existed = checkpoint::exists(&path);
         match start {
             Start::Fresh if existed => bail!(
@@ -213,6 +225,7 @@ fn load_teacher(
     path: Option<&Path>,
     method: &Method,
     student: &ModelSpec,
+    data: DatasetKind,
 ) -> Result<Option<Model>> {
     if !method.needs_teacher() {
         return Ok(None);
@@ -226,6 +239,7 @@ fn load_teacher(
     };
     let (teacher, card) = crate::teacher::load(path)?;
     check_teacher_fits(&card.spec, student)?;
+    check_trained_on(&card, data, "the teacher")?;
     println!("teacher: {} from {}", card.spec.arch, path.display());
     Ok(Some(teacher))
 }
@@ -245,7 +259,7 @@ pub fn train(
     let (spec, config) = settings.resolve(&data)?;
     let arch = spec.arch;
     let epsilon = settings.epsilon();
-    let teacher = load_teacher(teacher, &config.method, &spec)?;
+    let teacher = load_teacher(teacher, &config.method, &spec, data.kind)?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", arch, config.method.name())));
     let destination = Destination::prepare(out, start)?;

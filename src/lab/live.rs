@@ -131,12 +131,16 @@ pub struct LiveProgress<'a> {
     elapsed_before: f64,
     started: Instant,
     phase: Mutex<Phase>,
+    /// Training batches this work runs at most (`step batch N`), for the time left.
+    batch_limit: Option<u64>,
 }
 
 struct Phase {
     label: String,
     total: u64,
     done: u64,
+    /// Where this work stops within `total`, if before its end (`step batch N`).
+    stop_at: Option<u64>,
     /// Steps already done when this work began (an epoch resumed part-way), not counted in
     /// its pace.
     base: Option<u64>,
@@ -155,6 +159,7 @@ impl Phase {
             label: label.to_string(),
             total,
             done: 0,
+            stop_at: None,
             base: None,
             started: Instant::now(),
         }
@@ -169,8 +174,9 @@ impl Phase {
         if done_here > 0 && seconds > 0.5 {
             let rate = done_here as f64 / seconds;
             text += &format!(" · {rate:.1}/s");
-            if self.total > self.done {
-                let left = (self.total - self.done) as f64 / rate;
+            let end = self.stop_at.unwrap_or(self.total).min(self.total);
+            if end > self.done {
+                let left = (end - self.done) as f64 / rate;
                 text += &format!(" · {} left", duration(left));
             }
         }
@@ -195,7 +201,15 @@ impl<'a> LiveProgress<'a> {
             elapsed_before,
             started: Instant::now(),
             phase: Mutex::new(Phase::default()),
+            batch_limit: None,
         }
+    }
+
+    /// Training stops after `batches` batches (`step batch N`): the time left counts to there,
+    /// not to the end of the epoch.
+    pub fn stopping_after(mut self, batches: usize) -> Self {
+        self.batch_limit = Some(batches as u64);
+        self
     }
 
     fn publish(&self, extra: impl FnOnce(&mut Snapshot)) {
@@ -223,7 +237,8 @@ impl Progress for LiveProgress<'_> {
         {
             let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
             let done = report.batch as u64;
-            phase.base.get_or_insert(done.saturating_sub(1));
+            let base = *phase.base.get_or_insert(done.saturating_sub(1));
+            phase.stop_at = self.batch_limit.map(|limit| base.saturating_add(limit));
             phase.done = done;
         }
         self.publish(|s| {
@@ -242,4 +257,30 @@ impl Progress for LiveProgress<'_> {
     }
 
     fn finish(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Phase;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_time_left_counts_to_where_the_work_stops() {
+        // 10 batches of 50 done in 10 s: 40 s to the epoch's end, 20 s to a stop at batch 30.
+        let mut phase = Phase::new("epoch 1", 50);
+        phase.started = Instant::now() - Duration::from_secs(10);
+        phase.base = Some(0);
+        phase.done = 10;
+        assert!(
+            phase.describe().ends_with("· 40 s left"),
+            "{}",
+            phase.describe()
+        );
+        phase.stop_at = Some(30);
+        assert!(
+            phase.describe().ends_with("· 20 s left"),
+            "{}",
+            phase.describe()
+        );
+    }
 }

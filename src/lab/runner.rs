@@ -188,14 +188,17 @@ impl Runner {
     }
 
     /// A clean exit: the autosaved journal is moved to `journal-last.ron` (so the next start
-    /// finds nothing unfinished, and the session can still be saved from there).
-    pub fn finish(&mut self) {
+    /// finds nothing unfinished, and the session can still be saved from there). Returns where
+    /// the session's journal is now, if it was autosaved.
+    pub fn finish(&mut self) -> Option<PathBuf> {
         if self.autosave
             && let Some(journal) = self.journal.take()
         {
             let path = journal.path();
-            let _ = std::fs::rename(path, path.with_file_name("journal-last.ron"));
+            let last = path.with_file_name("journal-last.ron");
+            return std::fs::rename(path, &last).is_ok().then_some(last);
         }
+        None
     }
 
     /// Whether an unfinished session can be recovered.
@@ -250,7 +253,9 @@ impl Runner {
                 self.session.intro = intro;
                 Ok(())
             }
-            Work::Session(SessionCommand::SaveSession(name)) => self.save_session(&name),
+            Work::Session(SessionCommand::SaveSession { name, overwrite }) => {
+                self.save_session(&name, overwrite)
+            }
             Work::Session(SessionCommand::LoadSession(name)) => self.load_session(&name),
             Work::Session(SessionCommand::Recover) => self.recover(),
         };
@@ -320,7 +325,7 @@ impl Runner {
         let mark = self.shared.logged();
         let files_read = self.files_read(&command);
         let file_written = match &command {
-            EngineCommand::Save(path) => Some(path.clone()),
+            EngineCommand::Save { path, .. } => Some(path.clone()),
             _ => None,
         };
         let result = self.engine.execute(command);
@@ -394,8 +399,24 @@ impl Runner {
         }
     }
 
-    fn save_session(&mut self, name: &str) -> Result<()> {
+    fn save_session(&mut self, name: &str, overwrite: bool) -> Result<()> {
         let path = session::named_path(&self.sessions_dir, name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            if !overwrite {
+                bail!(
+                    "{} already exists: choose another name, or `save session {name} \
+                     --overwrite` to replace it",
+                    path.display()
+                );
+            }
+            // Only a session is replaced, never another kind of file under its name.
+            if session::load(&path).is_err() {
+                bail!(
+                    "{} already exists and is not a session; choose another name",
+                    path.display()
+                );
+            }
+        }
         session::save(&self.session, &path)?;
         self.shared.log(
             LogLevel::Info,
@@ -504,6 +525,9 @@ impl Runner {
                             continue;
                         }
                     };
+                    if matches!(command, EngineCommand::Save { .. }) {
+                        self.accept_recorded_outputs(outcome);
+                    }
                     let (got, _) = self.execute_and_record(line, command);
                     report.commands += 1;
                     let comparison = compare::compare(outcome, &got, &self.tolerances);
@@ -531,8 +555,9 @@ impl Runner {
     /// A weight file the recording read that is not the same file now.
     fn changed_input(&self, recorded: &Outcome) -> Option<String> {
         for file in &recorded.files {
-            let Ok(resolved) = self.engine.scope().resolve_checkpoint(&file.path) else {
-                return Some(format!("{} may not be read here", file.path));
+            let resolved = match self.engine.scope().resolve_checkpoint(&file.path) {
+                Ok(resolved) => resolved,
+                Err(refused) => return Some(refused.to_string()),
             };
             let (weights, _) = checkpoint::paths(&resolved);
             let Some(bytes) = read_weights(&weights) else {
@@ -549,6 +574,23 @@ impl Runner {
             }
         }
         None
+    }
+
+    /// Before a replayed `save`: a checkpoint already holding what the recording saved there
+    /// (the same weights, by hash; typically an earlier replay's or the recording's own) may be
+    /// written again. Anything else there stays refused.
+    fn accept_recorded_outputs(&mut self, recorded: &Outcome) {
+        for file in &recorded.files {
+            let Ok(resolved) = self.engine.scope().resolve_checkpoint(&file.path) else {
+                continue;
+            };
+            let (weights, _) = checkpoint::paths(&resolved);
+            let same = read_weights(&weights)
+                .is_some_and(|bytes| format!("{:x}", Sha256::digest(&bytes)) == file.sha256);
+            if same && checkpoint::occupant(&resolved) == checkpoint::Occupant::Checkpoint {
+                self.engine.accept_recorded_output(resolved);
+            }
+        }
     }
 
     /// Whether this replay has already saved `path` (so its contents are this run's own).

@@ -321,6 +321,27 @@ impl TrainSettings {
 }
 
 /// Checks that the data fits the model, with a message that says how to fix it.
+/// Refuses a checkpoint (`what`: "the checkpoint", "the teacher") whose card says it was
+/// trained on other data than `kind`: MNIST and Fashion-MNIST images have the same shape, so
+/// nothing else would stop it, and every number it gave would be meaningless.
+pub fn check_trained_on(
+    card: &crate::checkpoint::CheckpointCard,
+    kind: DatasetKind,
+    what: &str,
+) -> Result<()> {
+    let trained_on = card.dataset_name();
+    if trained_on != kind.name() {
+        bail!(
+            "{what} was trained on {trained_on}, not {}: give --dataset {trained_on} (and --data \
+             for its folder), or a {} {what_noun}",
+            kind.name(),
+            kind.name(),
+            what_noun = what.trim_start_matches("the ")
+        );
+    }
+    Ok(())
+}
+
 pub fn check_fit(spec: &ModelSpec, data: &Dataset) -> Result<()> {
     let set = &data.train;
     if set.channels != spec.in_channels || set.height != spec.image_size {

@@ -319,6 +319,7 @@ fn a_save_killed_at_each_rename_leaves_a_loadable_checkpoint() {
             .arg(&fixture)
             .arg("--out")
             .arg(&path)
+            .arg("--overwrite")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()

@@ -642,6 +642,7 @@ fn export_and_import_commands_write_a_checkpoint_with_provenance() {
     interop_cli::run_export(&ExportArgs {
         checkpoint: trained.with_extension("ron"),
         out: exported.clone(),
+        overwrite: false,
     })
     .expect("export command works");
     let back = dir.path().join("back/student");
@@ -650,6 +651,7 @@ fn export_and_import_commands_write_a_checkpoint_with_provenance() {
         model: "micro-cnn".into(),
         dataset: "mnist".into(),
         out: Some(back.clone()),
+        overwrite: false,
     })
     .expect("import command works");
 
@@ -696,6 +698,7 @@ fn export_refuses_to_overwrite_the_checkpoint_or_write_another_format() {
     let own = interop_cli::run_export(&ExportArgs {
         checkpoint: stem.clone(),
         out: stem.with_extension("safetensors"),
+        overwrite: false,
     })
     .unwrap_err()
     .to_string();
@@ -703,6 +706,7 @@ fn export_refuses_to_overwrite_the_checkpoint_or_write_another_format() {
     let format = interop_cli::run_export(&ExportArgs {
         checkpoint: stem.clone(),
         out: dir.path().join("m.pt"),
+        overwrite: false,
     })
     .unwrap_err()
     .to_string();
@@ -719,6 +723,7 @@ fn import_for_a_dataset_the_model_cannot_take_says_which() {
         model: "resnet18".into(),
         dataset: "mnist".into(),
         out: Some(dir.path().join("x")),
+        overwrite: false,
     })
     .unwrap_err();
     let message = format!("{error:#}");

@@ -20,6 +20,7 @@ mod diagnose;
 mod fab;
 mod interop;
 mod losses;
+mod no_overwrite;
 mod objectives;
 mod pytorch_import;
 mod recalibrate;

@@ -58,16 +58,44 @@ fn every_command_of_the_issue_parses() {
         ),
         ("eval", engine(EngineCommand::Eval { n: None })),
         ("eval n=200", engine(EngineCommand::Eval { n: Some(200) })),
-        ("save", engine(EngineCommand::Save(None))),
+        (
+            "save",
+            engine(EngineCommand::Save {
+                path: None,
+                overwrite: false,
+            }),
+        ),
         (
             "save runs/x",
-            engine(EngineCommand::Save(Some("runs/x".into()))),
+            engine(EngineCommand::Save {
+                path: Some("runs/x".into()),
+                overwrite: false,
+            }),
+        ),
+        (
+            "save runs/x --overwrite",
+            engine(EngineCommand::Save {
+                path: Some("runs/x".into()),
+                overwrite: true,
+            }),
         ),
         ("load runs/x", engine(EngineCommand::Load("runs/x".into()))),
         ("reset", engine(EngineCommand::Reset)),
         (
             "save session s1",
-            SessionCommand::SaveSession("s1".into()).into(),
+            SessionCommand::SaveSession {
+                name: "s1".into(),
+                overwrite: false,
+            }
+            .into(),
+        ),
+        (
+            "save session s1 --overwrite",
+            SessionCommand::SaveSession {
+                name: "s1".into(),
+                overwrite: true,
+            }
+            .into(),
         ),
         (
             "load session s1",

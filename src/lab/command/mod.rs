@@ -77,7 +77,11 @@ pub enum EngineCommand {
         source: crate::train::StatsSource,
         batches: Option<usize>,
     },
-    Save(Option<String>),
+    /// Save the student (`None`: a fresh name); `overwrite` replaces a checkpoint already there.
+    Save {
+        path: Option<String>,
+        overwrite: bool,
+    },
     Load(String),
     Reset,
 }
@@ -116,8 +120,9 @@ pub struct AttackRequest {
 /// What the session runner does itself: sessions and markers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionCommand {
-    /// Write the session so far to `sessions/NAME.ron`.
-    SaveSession(String),
+    /// Write the session so far to `sessions/NAME.ron`; `overwrite` replaces a session
+    /// already saved under that name.
+    SaveSession { name: String, overwrite: bool },
     /// Re-run a recorded session's commands here, checking each result against it.
     LoadSession(String),
     /// A marker in the session: a lesson's section title and its note.

@@ -275,17 +275,36 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "save",
-        usage: "save [PATH] | save session NAME",
+        usage: "save [PATH] [--overwrite] | save session NAME [--overwrite]",
         summary: "save the student as a checkpoint (default runs/workbench-MODEL-METHOD, or \
                   -2, -3, … if that one exists; its card counts finished epochs, and a save \
-                  mid-epoch says so), or the session so far as sessions/NAME.ron",
+                  mid-epoch says so), or the session so far as sessions/NAME.ron; an existing \
+                  checkpoint or session is replaced only with --overwrite, any other file never",
         args: &[Arg::SaveTarget],
-        parse: |rest| match words(rest).as_slice() {
-            [] => Ok(EngineCommand::Save(None).into()),
-            ["session", name] => session_name(name).map(|n| SessionCommand::SaveSession(n).into()),
-            ["session"] => Err("give the session a name".into()),
-            [path] => Ok(EngineCommand::Save(Some(path.to_string())).into()),
-            _ => Err("give at most one path (no spaces)".into()),
+        parse: |rest| {
+            let mut words = words(rest);
+            let overwrite = words.last() == Some(&"--overwrite");
+            if overwrite {
+                words.pop();
+            }
+            match words.as_slice() {
+                [] if overwrite => Err("--overwrite needs a path: `save PATH --overwrite`".into()),
+                [] => Ok(EngineCommand::Save {
+                    path: None,
+                    overwrite,
+                }
+                .into()),
+                ["session", name] => session_name(name)
+                    .map(|name| SessionCommand::SaveSession { name, overwrite }.into()),
+                ["session"] => Err("give the session a name".into()),
+                [path] if path.starts_with("--") => Err(format!("unknown option {path}")),
+                [path] => Ok(EngineCommand::Save {
+                    path: Some(path.to_string()),
+                    overwrite,
+                }
+                .into()),
+                _ => Err("give at most one path (no spaces)".into()),
+            }
         },
     },
     CommandSpec {

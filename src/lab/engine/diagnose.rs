@@ -14,10 +14,11 @@ const DIAGNOSE_MAX: usize = 1000;
 
 impl Engine {
     pub(super) fn diagnose(&mut self, n: Option<usize>) -> Result<()> {
-        let n = n.unwrap_or(DIAGNOSE_N).min(self.data.test.len());
-        if n > DIAGNOSE_MAX {
-            anyhow::bail!("diagnose takes at most {DIAGNOSE_MAX} images (n={n})");
+        let requested = n.unwrap_or(DIAGNOSE_N);
+        if requested > DIAGNOSE_MAX {
+            anyhow::bail!("diagnose takes at most {DIAGNOSE_MAX} images (n={requested})");
         }
+        let n = requested.min(self.data.test.len());
         let (x, labels) = first_images(&self.data.test, n, &crate::device::compute_device());
         let mut config = DiagnoseConfig::new(self.epsilon());
         config.seed = self.settings.seed;

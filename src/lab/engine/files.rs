@@ -2,7 +2,7 @@
 //! none). Every path goes through the engine's [`FileScope`](crate::lab::scope::FileScope).
 
 use super::Engine;
-use crate::checkpoint::{self, SaveInfo};
+use crate::checkpoint::{self, Occupant, SaveInfo};
 use crate::device::autodiff_device;
 use crate::settings::{check_fit, check_teacher_fits};
 use crate::text::count;
@@ -83,12 +83,36 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn save(&mut self, path: Option<String>) -> Result<()> {
+    /// Saves the student at `path` (`None`: a fresh name). Nothing but a checkpoint is ever
+    /// replaced, and a checkpoint only with `overwrite`; in a replayed session, only one that
+    /// this replay saved itself, or one holding what the recording saved there.
+    pub(super) fn save(&mut self, path: Option<String>, overwrite: bool) -> Result<()> {
         let typed = match path {
             Some(path) => path,
             None => self.fresh_save_path()?,
         };
         let path = self.scope.resolve_checkpoint(&typed)?;
+        let replacing = match checkpoint::occupant(&path) {
+            Occupant::Nothing => false,
+            Occupant::Folder => bail!(checkpoint::folder_message(&path)),
+            Occupant::Other(file) => bail!(
+                "{} already exists and is not a checkpoint this program can read; choose another name",
+                file.display()
+            ),
+            Occupant::Checkpoint if self.recorded_outputs.contains(&path) => true,
+            Occupant::Checkpoint if self.scope.confined && !self.saved_here.contains(&path) => {
+                bail!(
+                    "{typed} already holds a checkpoint that was there before this session \
+                     ran: a replayed session never replaces one (move it away, or replay in \
+                     another folder)"
+                )
+            }
+            Occupant::Checkpoint if !overwrite => bail!(
+                "{typed} already holds a checkpoint: choose another name, or `save {typed} \
+                 --overwrite` to replace it"
+            ),
+            Occupant::Checkpoint => true,
+        };
         // A recalibrated student's card says so after the dataset's name, as `recalibrate`'s.
         let dataset = match &self.statistics_note {
             Some(note) => format!("{}; {note}", self.data.kind.name()),
@@ -105,7 +129,12 @@ impl Engine {
             },
         )
         .with_context(|| format!("cannot save to {}", path.display()))?;
+        if replacing {
+            // The replaced run's resume state (`train`'s) names weights that are gone.
+            let _ = std::fs::remove_file(crate::resume::path(&path));
+        }
         self.shared.update(|s| s.status.unsaved = false);
+        self.saved_here.insert(path);
         self.info(format!("saved {}", saved.display()));
         let (batches, _) = self.trainer.epoch_position();
         if batches > 0 {

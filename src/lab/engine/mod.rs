@@ -30,6 +30,8 @@ use crate::zoo::{Arch, Model};
 use anyhow::Result;
 use change::Changed;
 use files::Teacher;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,6 +81,12 @@ pub struct Engine {
     scope: FileScope,
     /// The path the last `save` wrote to, as typed or chosen.
     last_saved: Option<String>,
+    /// Every checkpoint this engine saved: `save --overwrite` in a confined scope (a replayed
+    /// session) may replace those, never one that was there before the replay.
+    saved_here: HashSet<PathBuf>,
+    /// Checkpoints that hold, bit for bit, what the session being replayed saved there when it
+    /// was recorded: its replay may write them again (see [`Engine::accept_recorded_output`]).
+    recorded_outputs: HashSet<PathBuf>,
     /// What `recalibrate` did to the student's batch-norm statistics, for the card of a `save`
     /// (`None` for a student as trained; a fresh or loaded student clears it, a loaded card
     /// sets it, training after a recalibration says so in it).
@@ -107,6 +115,8 @@ impl Engine {
             command_started: Instant::now(),
             scope: FileScope::default(),
             last_saved: None,
+            saved_here: HashSet::new(),
+            recorded_outputs: HashSet::new(),
             statistics_note: None,
         };
         if let Some(message) = crate::device::selection().fallback_message() {
@@ -124,6 +134,13 @@ impl Engine {
 
     pub fn scope(&self) -> &FileScope {
         &self.scope
+    }
+
+    /// The checkpoint at `path` holds exactly what the session being replayed saved there when
+    /// it was recorded (the runner compared the hashes): the replay's `save` may write it again,
+    /// without `--overwrite` (the recording did not need one).
+    pub fn accept_recorded_output(&mut self, path: PathBuf) {
+        self.recorded_outputs.insert(path);
     }
 
     /// The student as it is now (for tests and saving).
@@ -177,7 +194,7 @@ impl Engine {
             EngineCommand::Eval { n } => self.eval(n),
             EngineCommand::Diagnose { n } => self.diagnose(n),
             EngineCommand::Recalibrate { source, batches } => self.recalibrate(source, batches),
-            EngineCommand::Save(path) => self.save(path),
+            EngineCommand::Save { path, overwrite } => self.save(path, overwrite),
             EngineCommand::Load(path) => self.load(&path),
             EngineCommand::Reset => self.reset(),
         }

@@ -30,7 +30,10 @@ impl Engine {
             self.shared.update(|s| s.curves.batch_losses.clear());
         }
         let shared = Arc::clone(&self.shared);
-        let progress = LiveProgress::new(&shared, self.elapsed_now());
+        let mut progress = LiveProgress::new(&shared, self.elapsed_now());
+        if max < usize::MAX {
+            progress = progress.stopping_after(max);
+        }
         let before = (self.trainer.epochs_done(), self.trainer.epoch_position().0);
         let outcome = self
             .trainer
