@@ -156,7 +156,24 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
         }
         _ => None,
     };
-    let report = eval::evaluate(&model, &test, &attacks, args.seed, progress.as_ref())?;
+    let Some(report) = attacks_until_interrupted(&model, &test, &attacks, args.seed, &*progress)?
+    else {
+        bail!("interrupted before the first attack finished: nothing to report");
+    };
+    if report.attacks.len() < attacks.len() {
+        // Ctrl-C: the attacks that finished, then a failure a script can tell apart.
+        print!("{}", report_table(&report));
+        let skipped = if autoattack_config.is_some() {
+            "; AutoAttack did not run"
+        } else {
+            ""
+        };
+        bail!(
+            "interrupted: {} of {} attacks finished (above){skipped}",
+            report.attacks.len(),
+            attacks.len()
+        );
+    }
     let autoattack = match (autoattack_config, &args.resume, &mut journal) {
         (Some(_), Some(path), Some(journal)) => Some(resume_autoattack(
             &model,
@@ -166,7 +183,16 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
             progress.as_ref(),
             "run the same command to continue",
         )?),
-        (Some(config), _, _) => Some(eval::autoattack(&model, &test, &config, progress.as_ref())?),
+        (Some(config), _, _) => {
+            let cancel = crate::interrupt::flag();
+            match eval::autoattack_cancellable(&model, &test, &config, &*progress, cancel)? {
+                Some(report) => Some(report),
+                None => bail!(
+                    "interrupted: AutoAttack stopped unfinished (with --resume FILE it keeps \
+                     every finished block and continues where it stopped)"
+                ),
+            }
+        }
         _ => None,
     };
     // Warnings go to standard error, so they show even when the JSON is piped elsewhere.
@@ -191,6 +217,30 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The attacks one after another, each stoppable by Ctrl-C at its next batch: the report of
+/// those that finished (`None` if the clean pass itself was stopped).
+fn attacks_until_interrupted(
+    model: &Model,
+    test: &crate::data::ImageSet,
+    attacks: &[EvalAttack],
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<Option<eval::RobustnessReport>> {
+    let cancel = crate::interrupt::flag();
+    let Some(mut report) = eval::evaluate_cancellable(model, test, &[], seed, progress, cancel)?
+    else {
+        return Ok(None);
+    };
+    for attack in attacks {
+        let one = std::slice::from_ref(attack);
+        match eval::evaluate_cancellable(model, test, one, seed, progress, cancel)? {
+            Some(done) => report.attacks.extend(done.attacks),
+            None => break,
+        }
+    }
+    Ok(Some(report))
 }
 
 /// `eval --resume --extend`: the journal at `path` grown to the evaluation `key` of `test`,

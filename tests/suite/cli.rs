@@ -784,3 +784,31 @@ fn eval_extend_continues_a_journal_on_more_images() {
     assert_ne!(code, 0);
     assert!(stderr.contains("--shard"), "{stderr}");
 }
+
+/// Ctrl-C during a plain evaluation stops at the next batch, prints the attacks that finished
+/// and fails with a message (before: exit 130, no message, nothing printed).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_an_evaluation_prints_what_finished_and_fails() {
+    let child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
+        .args(["eval", "--checkpoint", "embedded", "--n", "4000"])
+        .args(["--attacks", "fgsm,pgd,cw", "--steps", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Long enough for the handler to be in place (the data and model load in well under a
+    // second), far shorter than the 4,000 images × 100 steps of PGD and CW∞.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("error: interrupted"), "{stderr}");
+    assert!(stderr.contains("of 3 attacks finished"), "{stderr}");
+}
