@@ -466,6 +466,7 @@ fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
         autoattack_block: args.autoattack_block.filter(|_| !aa_test.is_empty()),
         columns: attacks.iter().map(|a| a.name.clone()).collect(),
         training_options: compare_rows::options_fingerprint(&args.options),
+        training_options_text: Some(format!("{:?}", args.options)),
     };
     Ok(Evaluation {
         key,

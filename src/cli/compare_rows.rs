@@ -25,6 +25,10 @@ pub struct TableKey {
     pub columns: Vec<String>,
     /// [`options_fingerprint`] of the shared training options.
     pub training_options: String,
+    /// The same options in words (their `Debug` form), so a refusal can name the one that
+    /// differs (absent in rows written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_options_text: Option<String>,
 }
 
 /// A row file: the row and the table it belongs to.
@@ -140,7 +144,90 @@ fn differences(row: &TableKey, now: &TableKey) -> Vec<String> {
     );
     differ("columns", row.columns.join(","), now.columns.join(","));
     if row.training_options != now.training_options {
-        out.push("the training options (epochs, seed, teacher, …) differ".to_string());
+        let named = match (&row.training_options_text, &now.training_options_text) {
+            (Some(then), Some(now)) => option_differences(then, now),
+            _ => Vec::new(),
+        };
+        if named.is_empty() {
+            out.push("the training options (epochs, seed, teacher, …) differ".to_string());
+        }
+        out.extend(named);
     }
     out
+}
+
+/// The options that differ between two `Debug` forms of the training options, as
+/// "--seed 3 in the row, 4 now" (`Struct { name: value, … }`, split at its top-level commas).
+fn option_differences(then: &str, now: &str) -> Vec<String> {
+    let then = top_level_fields(then);
+    let now = top_level_fields(now);
+    now.iter()
+        .filter_map(|(name, value)| {
+            let before = then
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
+            (before != Some(value.as_str())).then(|| {
+                format!(
+                    "--{} {} in the row, {value} now",
+                    name.replace('_', "-"),
+                    before.unwrap_or("(not recorded)")
+                )
+            })
+        })
+        .collect()
+}
+
+/// `Name { a: 1, b: [2, 3], c: Some("x, y") }` → [(a, 1), (b, [2, 3]), (c, Some("x, y"))].
+fn top_level_fields(debug: &str) -> Vec<(String, String)> {
+    let Some(inner) = debug
+        .split_once('{')
+        .and_then(|(_, rest)| rest.trim_end().strip_suffix('}'))
+    else {
+        return Vec::new();
+    };
+    let (mut fields, mut field) = (Vec::new(), String::new());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                fields.push(std::mem::take(&mut field));
+                continue;
+            }
+            _ => {}
+        }
+        field.push(c);
+    }
+    fields.push(field);
+    fields
+        .iter()
+        .filter_map(|f| f.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{option_differences, top_level_fields};
+
+    #[test]
+    fn the_training_option_that_differs_is_named() {
+        let then =
+            r#"Options { epochs: 3, milestones: [2, 3], teacher: Some("a, b\"c"), seed: 0 }"#;
+        let now = r#"Options { epochs: 3, milestones: [2, 3], teacher: Some("a, b\"c"), seed: 4 }"#;
+        assert_eq!(
+            top_level_fields(then)[2],
+            ("teacher".to_string(), r#"Some("a, b\"c")"#.to_string())
+        );
+        assert_eq!(
+            option_differences(then, now),
+            ["--seed 0 in the row, 4 now"]
+        );
+        assert!(option_differences(then, then).is_empty());
+    }
 }

@@ -297,14 +297,14 @@ fn compare_rows_from_separate_jobs_assemble_into_the_table_of_one_run() {
     assert_eq!(assembled["rows"], one_run["rows"]);
     assert_eq!(assembled["rows"].as_array().unwrap().len(), 2);
 
-    // A row trained with other options is not put into this table.
+    // A row trained with other options is not put into this table, and the option is named.
     let error = run_err(&with(
         &job_args,
         &["--assemble", "--methods", "natural", "--seed", "9"],
     ));
     assert!(
         error.contains("rows/natural.json is a row of another table")
-            && error.contains("training options"),
+            && error.contains("in the row, 9 now"),
         "{error}"
     );
     let error = run_err(&with(&job_args, &["--assemble", "--methods", "trades"]));
