@@ -39,14 +39,14 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
         bail!("--n must be between 1 and {MAX_IMAGES} images");
     }
     attack_steps(args.steps)?;
+    if args.eps == Some(0.0) {
+        bail!("--eps 0 allows no perturbation: every check would pass without testing anything");
+    }
     let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
     check_trained_on(&card, data.kind, "the checkpoint")?;
     let epsilon = epsilon_or(args.eps, attack_defaults(data.kind).epsilon)?;
-    if epsilon == 0.0 {
-        bail!("--eps 0 allows no perturbation: every check would pass without testing anything");
-    }
     let (x, labels) = first_images(&data.test, args.n, &compute_device());
     let mut config = DiagnoseConfig::new(epsilon);
     config.seed = args.seed;

@@ -86,6 +86,9 @@ pub struct EvalArgs {
 }
 
 pub fn evaluate(args: &EvalArgs) -> Result<()> {
+    if let Some(steps) = args.steps {
+        attack_steps(steps)?;
+    }
     let (model, card) = args.checkpoint.load()?;
     let data = DataChoice::try_from(&args.data)?.load()?;
     check_fit(&card.spec, &data)?;
@@ -160,9 +163,15 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     else {
         bail!("interrupted before the first attack finished: nothing to report");
     };
+    // Ctrl-C: the attacks that finished (as a table; not into JSON a script reads), then a
+    // failure a script can tell apart.
+    let print_finished = |report: &RobustnessReport| {
+        if !args.json && !report.attacks.is_empty() {
+            print!("{}", report_table(report));
+        }
+    };
     if report.attacks.len() < attacks.len() {
-        // Ctrl-C: the attacks that finished, then a failure a script can tell apart.
-        print!("{}", report_table(&report));
+        print_finished(&report);
         let skipped = if autoattack_config.is_some() {
             "; AutoAttack did not run"
         } else {
@@ -175,22 +184,22 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
         );
     }
     let autoattack = match (autoattack_config, &args.resume, &mut journal) {
-        (Some(_), Some(path), Some(journal)) => Some(resume_autoattack(
-            &model,
-            &test,
-            journal,
-            path,
-            progress.as_ref(),
-            "run the same command to continue",
-        )?),
+        (Some(_), Some(path), Some(journal)) => {
+            let how = "run the same command to continue";
+            let done = resume_autoattack(&model, &test, journal, path, &*progress, how);
+            Some(done.inspect_err(|_| print_finished(&report))?)
+        }
         (Some(config), _, _) => {
             let cancel = crate::interrupt::flag();
             match eval::autoattack_cancellable(&model, &test, &config, &*progress, cancel)? {
                 Some(report) => Some(report),
-                None => bail!(
-                    "interrupted: AutoAttack stopped unfinished (with --resume FILE it keeps \
-                     every finished block and continues where it stopped)"
-                ),
+                None => {
+                    print_finished(&report);
+                    bail!(
+                        "interrupted: AutoAttack stopped unfinished (with --resume FILE it \
+                         keeps every finished block and continues where it stopped)"
+                    )
+                }
             }
         }
         _ => None,

@@ -596,7 +596,11 @@ impl Runner {
     /// Whether this replay has already saved `path` (so its contents are this run's own).
     fn written_by_session(&self, path: &str) -> bool {
         self.session.entries.iter().any(|e| match e {
-            Entry::Command { line, .. } => line.starts_with("save ") && line.ends_with(path),
+            Entry::Command { line, .. } => matches!(
+                command::parse(line),
+                Ok(Command::Run(Work::Engine(EngineCommand::Save { path: Some(saved), .. })))
+                    if saved == path
+            ),
             Entry::Mark { .. } => false,
         })
     }

@@ -787,7 +787,7 @@ fn eval_extend_continues_a_journal_on_more_images() {
 
 /// Ctrl-C during a plain evaluation stops at the next batch, prints the attacks that finished
 /// and fails with a message (before: exit 130, no message, nothing printed).
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_during_an_evaluation_prints_what_finished_and_fails() {
     let child = Command::new(env!("CARGO_BIN_EXE_rslad-tui"))
@@ -797,9 +797,25 @@ fn ctrl_c_during_an_evaluation_prints_what_finished_and_fails() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the binary runs");
-    // Long enough for the handler to be in place (the data and model load in well under a
-    // second), far shorter than the 4,000 images × 100 steps of PGD and CW∞.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // As soon as the Ctrl-C handler is in place (Linux shows caught signals in SigCgt: SIGINT
+    // is bit 1), which is just before the first attack; 4,000 images × 100 steps of PGD and
+    // CW∞ take far longer than this poll.
+    let caught = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let started = std::time::Instant::now();
+    while !caught(child.id()) {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no Ctrl-C handler after 2 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

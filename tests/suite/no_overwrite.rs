@@ -291,3 +291,26 @@ fn a_closed_pipe_ends_the_program_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{output:?}");
 }
+
+/// A session that saves one checkpoint again and again with `--overwrite` replays in a fresh
+/// folder: each save replaces the replay's own earlier one (before: the second save read as
+/// "x changed since the recording", as the check missed lines ending in `--overwrite`).
+#[test]
+fn a_session_saving_with_overwrite_replays_in_another_folder() {
+    let (recorded_in, replayed_in) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut r = runner();
+    r.confine_to(recorded_in.path());
+    for line in ["save x --overwrite", "step batch 1", "save x --overwrite"] {
+        r.run_line(line).unwrap();
+    }
+    let session = r.session().clone();
+    let mut again = runner();
+    again.confine_to(replayed_in.path());
+    let report = again.replay(&session).unwrap();
+    assert_eq!(report.divergence, None);
+    assert_eq!(report.commands, 3);
+    assert_eq!(
+        weights_of(&replayed_in.path().join("x")),
+        weights_of(&recorded_in.path().join("x"))
+    );
+}

@@ -283,10 +283,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: &[Arg::SaveTarget],
         parse: |rest| {
             let mut words = words(rest);
-            let overwrite = words.last() == Some(&"--overwrite");
-            if overwrite {
-                words.pop();
-            }
+            let overwrite = words.contains(&"--overwrite");
+            words.retain(|w| *w != "--overwrite");
             match words.as_slice() {
                 [] if overwrite => Err("--overwrite needs a path: `save PATH --overwrite`".into()),
                 [] => Ok(EngineCommand::Save {

@@ -92,6 +92,8 @@ impl Engine {
             None => self.fresh_save_path()?,
         };
         let path = self.scope.resolve_checkpoint(&typed)?;
+        // Accepted by the runner for this one replayed save only.
+        let recorded_output = std::mem::take(&mut self.recorded_outputs).contains(&path);
         let replacing = match checkpoint::occupant(&path) {
             Occupant::Nothing => false,
             Occupant::Folder => bail!(checkpoint::folder_message(&path)),
@@ -99,7 +101,7 @@ impl Engine {
                 "{} already exists and is not a checkpoint this program can read; choose another name",
                 file.display()
             ),
-            Occupant::Checkpoint if self.recorded_outputs.contains(&path) => true,
+            Occupant::Checkpoint if recorded_output => true,
             Occupant::Checkpoint if self.scope.confined && !self.saved_here.contains(&path) => {
                 bail!(
                     "{typed} already holds a checkpoint that was there before this session \

@@ -137,8 +137,9 @@ impl Engine {
     }
 
     /// The checkpoint at `path` holds exactly what the session being replayed saved there when
-    /// it was recorded (the runner compared the hashes): the replay's `save` may write it again,
-    /// without `--overwrite` (the recording did not need one).
+    /// it was recorded (the runner compared the hashes): the replayed `save` that comes next
+    /// may write it again, without `--overwrite` (the recording did not need one). The next
+    /// `save`, whatever its path, forgets it.
     pub fn accept_recorded_output(&mut self, path: PathBuf) {
         self.recorded_outputs.insert(path);
     }
