@@ -457,6 +457,7 @@ fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
     let test = dataset.test.take(test_n);
     let aa_test = dataset.test.take(args.autoattack_n.min(test_n));
     let attacks = columns(kind, epsilon);
+    let identity = compare_rows::options_identity(&args.options)?;
     let key = TableKey {
         dataset: dataset.origin.clone(),
         student: args.model.clone(),
@@ -465,8 +466,9 @@ fn evaluation(args: &CompareArgs) -> Result<Evaluation> {
         autoattack_images: aa_test.len(),
         autoattack_block: args.autoattack_block.filter(|_| !aa_test.is_empty()),
         columns: attacks.iter().map(|a| a.name.clone()).collect(),
-        training_options: compare_rows::options_fingerprint(&args.options),
-        training_options_text: Some(format!("{:?}", args.options)),
+        training_options: compare_rows::options_fingerprint(&identity),
+        training_options_text: Some(format!("{identity:?}")),
+        path_spelled_training_options: Some(compare_rows::options_fingerprint(&args.options)),
     };
     Ok(Evaluation {
         key,

@@ -2,6 +2,7 @@
 //! (method, student) can be a separate job (`compare --only METHOD`) and `compare --assemble`
 //! builds the table from the rows that exist, naming the missing ones (docs/scale.md).
 
+use super::args::TrainingOptions;
 use super::compare::{Row, Table};
 use crate::bounded_read::{self, ReadError};
 use anyhow::{Context, Result, bail};
@@ -29,6 +30,11 @@ pub struct TableKey {
     /// differs (absent in rows written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_options_text: Option<String>,
+    /// The fingerprint of the options with the teacher's path as it was spelled, which rows
+    /// written before the teacher was named by its weights carry: such a row still resumes
+    /// when the path is spelled as it was then.
+    #[serde(skip)]
+    pub path_spelled_training_options: Option<String>,
 }
 
 /// A row file: the row and the table it belongs to.
@@ -43,6 +49,22 @@ struct RowFile {
 pub fn options_fingerprint(options: &impl std::fmt::Debug) -> String {
     let digest = Sha256::digest(format!("{options:?}").as_bytes());
     format!("{digest:x}")[..16].to_string()
+}
+
+/// The training options as a table tells them apart: the teacher named by its weights'
+/// SHA-256 (a shipped teacher by its name), not by how its path was spelled, so that
+/// `assets/t` and `/home/me/rslad-tui/assets/t.safetensors` make one table, and a teacher
+/// retrained at the same path makes another.
+pub fn options_identity(options: &TrainingOptions) -> Result<TrainingOptions> {
+    let mut identity = options.clone();
+    if let Some(teacher) = &options.teacher
+        && !teacher.to_str().is_some_and(crate::teacher::is_shipped)
+    {
+        let card = crate::checkpoint::read_card(teacher)
+            .with_context(|| format!("cannot read the teacher {}", teacher.display()))?;
+        identity.teacher = Some(PathBuf::from(format!("sha256:{}", card.weights_sha256)));
+    }
+    Ok(identity)
 }
 
 /// Where the row of `method` lives in the comparison folder `out`.
@@ -143,7 +165,9 @@ fn differences(row: &TableKey, now: &TableKey) -> Vec<String> {
         block(now.autoattack_block),
     );
     differ("columns", row.columns.join(","), now.columns.join(","));
-    if row.training_options != now.training_options {
+    let same_options = row.training_options == now.training_options
+        || now.path_spelled_training_options.as_ref() == Some(&row.training_options);
+    if !same_options {
         let named = match (&row.training_options_text, &now.training_options_text) {
             (Some(then), Some(now)) => option_differences(then, now),
             _ => Vec::new(),
@@ -213,7 +237,7 @@ fn top_level_fields(debug: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{option_differences, top_level_fields};
+    use super::{TableKey, differences, option_differences, top_level_fields};
 
     #[test]
     fn the_training_option_that_differs_is_named() {
@@ -229,5 +253,27 @@ mod tests {
             ["--seed 0 in the row, 4 now"]
         );
         assert!(option_differences(then, then).is_empty());
+    }
+
+    #[test]
+    fn a_row_fingerprinted_by_the_teacher_path_still_resumes_under_that_spelling() {
+        let key = |options: &str, spelled: Option<&str>| TableKey {
+            dataset: "data/mnist".into(),
+            student: "micro-cnn".into(),
+            epsilon: 0.3,
+            test_images: 10,
+            autoattack_images: 0,
+            autoattack_block: None,
+            columns: vec!["FGSM".into()],
+            training_options: options.into(),
+            training_options_text: None,
+            path_spelled_training_options: spelled.map(String::from),
+        };
+        let old_row = key("path-digest", None);
+        assert!(differences(&old_row, &key("weights-digest", Some("path-digest"))).is_empty());
+        assert_eq!(
+            differences(&old_row, &key("weights-digest", Some("other-path"))),
+            ["the training options (epochs, seed, teacher, …) differ"]
+        );
     }
 }

@@ -322,3 +322,65 @@ fn compare_rows_from_separate_jobs_assemble_into_the_table_of_one_run() {
         "{error}"
     );
 }
+
+#[test]
+fn a_teacher_makes_one_table_however_its_path_is_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/teachers");
+    let place_teacher = |name: &str| {
+        for extension in ["ron", "safetensors"] {
+            let from = shipped.join(format!("{name}.{extension}"));
+            std::fs::copy(from, dir.path().join(format!("t.{extension}"))).unwrap();
+        }
+    };
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let compare = |teacher: &Path, extra: &[&str]| -> Vec<String> {
+        let base = [
+            "compare",
+            "--model",
+            "micro-cnn",
+            "--epochs",
+            "1",
+            "--train-n",
+            "64",
+            "--eval-n",
+            "10",
+            "--eval-steps",
+            "0",
+            "--test-n",
+            "10",
+            "--autoattack-n",
+            "0",
+            "--out",
+            out,
+            "--teacher",
+            teacher.to_str().unwrap(),
+        ];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    fn strs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+
+    place_teacher("small-cnn-fashion-sat");
+    run_ok(&strs(&compare(
+        &dir.path().join("t"),
+        &["--only", "natural"],
+    )));
+    // The same weights named by another path: the row belongs to this table.
+    let respelled = dir.path().join(".").join("t.safetensors");
+    let stdout = run_ok(&strs(&compare(
+        &respelled,
+        &["--assemble", "--methods", "natural"],
+    )));
+    assert!(stdout.contains("| natural |"), "{stdout}");
+    // Other weights at the same path: another table, and the teacher is named.
+    place_teacher("small-cnn-fashion-sat-15ep");
+    let assemble = ["--assemble", "--methods", "natural"];
+    let error = run_err(&strs(&compare(&dir.path().join("t"), &assemble)));
+    assert!(
+        error.contains("is a row of another table") && error.contains("--teacher Some(\"sha256:"),
+        "{error}"
+    );
+}
