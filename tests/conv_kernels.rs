@@ -575,10 +575,15 @@ fn gradients_agree_with_finite_differences() {
 
 #[test]
 fn the_channel_engine_gives_the_position_engines_bits() {
-    // Stride-1 input gradients with 16+ input channels run on the channel engine, which
-    // leaves out terms that read the padding; the shipped lessons were recorded with the
-    // position engine, so both must agree to the bit (through a fused ReLU's mask too).
+    // Stride-1 input gradients with a vector of input channels (8 on AVX2, 16 on AVX-512)
+    // run on the channel engine, which leaves out terms that read the padding; the shipped
+    // lessons were recorded with the position engine, and the engine a layer gets depends on
+    // the ISA, so both must agree to the bit (through a fused ReLU's mask too).
     let mut cases = vec![
+        // micro-cnn's conv2 (padded, the channel engine on AVX2 only) and 8–15 channels.
+        Case::square(3, [8, 16], 14, 3, 1, 1, 1, false),
+        Case::square(2, [12, 8], 9, 3, 1, 1, 1, true),
+        Case::square(2, [9, 5], 7, 5, 1, 2, 1, false),
         Case::square(3, [32, 32], 26, 3, 1, 0, 1, true),
         Case::square(2, [32, 64], 12, 3, 1, 0, 1, true),
         Case::square(2, [64, 64], 10, 3, 1, 0, 1, true),

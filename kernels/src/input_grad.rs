@@ -137,11 +137,12 @@ impl InputGradPlan {
         let first_layer = (auto && first_layer_taps.is_none())
             .then(|| FirstLayerGrad::new(isa, g, weight))
             .flatten();
-        // Measured on small-cnn (docs/performance.md): the channel engine wins 10–48% on AVX2
-        // and up to 25% on AVX-512 where the input has at least one AVX-512 vector of channels.
+        // Measured on small-cnn and micro-cnn (docs/performance.md): the channel engine wins
+        // 10–48% on AVX2 and up to 25% on AVX-512 where the input has at least one vector of
+        // channels. Both engines give the same bits for finite weights.
         let channels = (g.stride == [1, 1]
             && g.groups == 1
-            && g.in_channels >= channels::MIN_CHANNELS
+            && g.in_channels >= channels::min_channels(isa)
             && auto)
             .then(|| ChannelGrad::new(isa, g, weight, layout.plane_len(), layout.row_stride));
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
