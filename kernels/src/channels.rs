@@ -22,8 +22,9 @@
 use super::simd::{Isa, Simd, SimdKernel, run_on};
 
 /// Input channels from which the engine replaces the position engine: one vector of the
-/// ISA (8 on AVX2, 16 on AVX-512). Below a vector the channels are padded with zeros and half
-/// a lane's work is wasted: on AVX-512 micro-cnn's conv2 (8 input channels) took 0.73 ms
+/// ISA (8 on AVX2, 16 on AVX-512). Below a vector the channels are padded with zeros, so
+/// part of every vector's lanes compute nothing: on AVX-512 micro-cnn's conv2 (8 input
+/// channels, half of each vector) took 0.73 ms
 /// here against the position engine's 0.41, on AVX2 (one whole vector) 0.60 against 0.70
 /// (docs/performance.md, "micro-cnn's conv2 on the channel engine").
 pub fn min_channels(isa: Isa) -> usize {
