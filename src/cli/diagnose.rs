@@ -21,7 +21,8 @@ pub struct DiagnoseArgs {
     /// Attack radius ε in L∞ (default: the dataset's conventional ε).
     #[arg(long)]
     pub eps: Option<f32>,
-    /// Steps of the PGD comparisons (step size ε/30).
+    /// Steps of the PGD comparisons (each of step 2.5·ε / steps, the rule of Madry et al.'s
+    /// robustness library, so every run can cross the ball).
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
     #[arg(long, default_value_t = 0)]
@@ -66,18 +67,32 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
             );
         }
     })?;
+    let method = card.training.as_ref().map(|t| &t.method);
+    let hint = method.and_then(|m| training_hint(&diagnosis, card.spec.arch, m));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+        let report = JsonReport {
+            diagnosis: &diagnosis,
+            training_hint: hint,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{} on {}", card.spec.arch, args.checkpoint.path.display());
         for line in diagnosis.lines() {
             println!("{line}");
         }
-        let method = card.training.as_ref().map(|t| &t.method);
-        if let Some(hint) = method.and_then(|m| training_hint(&diagnosis, card.spec.arch, m)) {
+        if let Some(hint) = hint {
             println!("{hint}");
         }
         println!("({:.0} s)", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// `--json`'s output: the diagnosis and, where the checkpoint's training can explain a
+/// flagged check, the hint the plain output prints after it.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    diagnosis: &'a crate::diagnose::Diagnosis,
+    training_hint: Option<String>,
 }

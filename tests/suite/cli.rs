@@ -200,6 +200,42 @@ fn eval_runs_autoattack_and_reports_it_as_json() {
 }
 
 /// `args` with the value after `flag` replaced by `value`.
+/// `diagnose --json` on a student trained into masking (the fixture of
+/// tests/suite/diagnose.rs): one object with every check, the flagged ones among them, and
+/// the hint its training explains (RSLAD, a batch-norm student, both forwards' statistics).
+#[test]
+fn diagnose_reports_as_json_with_its_training_hint() {
+    let checkpoint = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/masked-rslad-micro-cnn"
+    );
+    let (code, stdout, stderr) = run(&[
+        "diagnose",
+        "--checkpoint",
+        checkpoint,
+        "--n",
+        "96",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "diagnose failed: {stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    assert_eq!(json["images"], 96);
+    assert!((json["epsilon"].as_f64().unwrap() - 0.3).abs() < 1e-6);
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 8, "{findings:#?}");
+    let flagged: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["flagged"] == true)
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert!(
+        flagged.contains(&"black box after white box"),
+        "{flagged:?}"
+    );
+    let hint = json["training_hint"].as_str().expect("a training hint");
+    assert!(hint.contains("--bn-stats adversarial"), "{hint}");
+}
+
 fn with_value<'a>(args: &[&'a str], flag: &str, value: &'a str) -> Vec<&'a str> {
     let mut changed = args.to_vec();
     let at = changed

@@ -345,6 +345,32 @@ fn a_diverging_run_keeps_the_last_good_model_and_the_copy_taken_before_it() {
     }
 }
 
+/// Issue 20, item 7: ARD as its reference resolves it by default. Its `nn.KLDivLoss()` averages
+/// over batch × classes, so the distillation term carries 1/classes (0.1 on MNIST), beside
+/// α = 1 and τ = 30 (ARD `main.py`); the hand-computed loss is in tests/suite/objectives.rs.
+#[test]
+fn ard_resolves_to_the_references_defaults() {
+    use rslad_tui::settings::{MethodName, MethodSettings, TrainSettings};
+    let data = embedded_mnist();
+    let mut settings = TrainSettings {
+        student: Arch::MicroCnn,
+        ..TrainSettings::default()
+    };
+    settings.method = MethodSettings::new(MethodName::Ard);
+    match settings.resolve(&data).unwrap().1.method {
+        rslad_tui::train::Method::Ard {
+            alpha,
+            temperature,
+            kl_scale,
+            ..
+        } => {
+            assert_eq!((alpha, temperature), (1.0, 30.0));
+            assert_eq!(kl_scale, 0.1);
+        }
+        other => panic!("not ARD: {}", other.label()),
+    }
+}
+
 /// Issue 20: `--attack-start` changes where each method's training attack starts, and only
 /// that; the reference start is each method's own. With no step taken, the uniform start
 /// lies well outside the 0.001·N(0, 1) neighbourhood of x, the Gaussian one inside it.
