@@ -159,6 +159,28 @@ fn method_options_reach_the_trainer_and_bad_ones_change_nothing() {
     assert_eq!(shared.snapshot().status.method, "rslad α=0.500");
     run(&mut engine, "method trades beta=6").unwrap();
     assert!(matches!(engine.trainer().config.method, Method::Trades { beta, .. } if beta == 6.0));
+    // Issue 20's switches reach the training step too, and the method's label names them.
+    run(
+        &mut engine,
+        "method rslad start=uniform steps=40 step-size=0.01 bn-stats=adversarial",
+    )
+    .unwrap();
+    let method = &engine.trainer().config.method;
+    let attack = method.training_attack().unwrap();
+    assert_eq!(attack.start, rslad_tui::attack::Start::Uniform);
+    assert_eq!(attack.steps, 40);
+    assert!((attack.step_size - 0.01).abs() < 1e-7);
+    assert_eq!(
+        method.bn_stats(),
+        Some(rslad_tui::train::BnStats::Adversarial)
+    );
+    assert!(
+        method
+            .label()
+            .ends_with(", start uniform, bn-stats adversarial"),
+        "{}",
+        method.label()
+    );
 }
 
 #[test]
