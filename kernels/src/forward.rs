@@ -88,10 +88,11 @@ impl ForwardPlan {
                 )
             })
             .flatten();
-        // Tiles stored straight into the output, not through the extended grid and a copy:
-        // measured faster on every shape of the zoo with both instruction sets since AVX2
-        // packs a vector's valid lanes (docs/performance.md, "Straight stores for every
-        // forward pass"). Not needed where the first-layer engine runs.
+        // Tiles stored straight into the output rather than through the extended grid and a
+        // copy wherever the map allows (rows of at least half a vector): faster on short and
+        // medium reductions, level on long ones, with both instruction sets since AVX2 packs
+        // a vector's valid lanes (docs/performance.md, "Straight stores for every forward
+        // pass"). Not needed where the first-layer engine runs.
         let direct = first_layer
             .is_none()
             .then(|| correlation.direct_map(layout.row_stride, g.out_w, g.out_h))
