@@ -181,12 +181,6 @@ fn method_options_reach_the_trainer_and_bad_ones_change_nothing() {
         "{}",
         method.label()
     );
-    // What a session records as its settings names the step size as well.
-    let summary = engine.settings_summary();
-    assert!(
-        summary.contains("PGD-40, start uniform, bn-stats adversarial · attack step 0.01 ·"),
-        "{summary}"
-    );
 }
 
 #[test]

@@ -244,14 +244,8 @@ impl Engine {
             crate::train::OptimizerKind::Adam => "adam".to_string(),
             crate::train::OptimizerKind::Sgd { momentum } => format!("sgd momentum {momentum}"),
         };
-        // The label names the training attack's steps, start and statistics; its step size
-        // too, so that a session records every switch of the ablation (docs/results.md).
-        let step = c
-            .method
-            .training_attack()
-            .map_or(String::new(), |a| format!(" · attack step {}", a.step_size));
         format!(
-            "{} ({}) · teacher {} · student {} · {}{step} · {optimizer} lr {} · batch {} · ε {} \
+            "{} ({}) · teacher {} · student {} · {} · {optimizer} lr {} · batch {} · ε {} \
              warm-up {} · eval {} images {} · seed {}",
             self.data.kind.name(),
             self.settings.data.source,
