@@ -861,6 +861,111 @@ fn max_pooling_matches_burn_flex_forward_and_backward_ties_and_nans_included() {
     }
 }
 
+/// Batch norm in inference mode (running statistics), alone and with the ReLU after it, on our
+/// one-pass op: the same bits as burn's four operations and ReLU, forward and input gradient,
+/// with and without autodiff; where γ is trained, burn's operations run (and γ gets its
+/// gradient).
+#[test]
+fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
+    use burn::module::{Param, RunningState};
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    let mut rng = StdRng::seed_from_u64(900);
+    let dims = [3, 4, 5, 6];
+    let len: usize = dims.iter().product();
+    let normal = |rng: &mut StdRng, n: usize| random_values(rng, n);
+    let mut x = normal(&mut rng, len);
+    let gamma = vec![1.5, -0.7, 0.0, 2.0];
+    let beta = vec![0.0, 0.3, -0.2, 0.0];
+    let mean = vec![0.1, -0.2, 0.0, 0.5];
+    let var = vec![0.5, 2.0, 1e-6, 0.0];
+    // An input equal to its channel's mean (an exact zero before γ and β), and a NaN.
+    x[0] = mean[0];
+    x[len - 1] = f32::NAN;
+    let upstream = normal(&mut rng, len);
+    let bn = |device: &Device, trained_gamma: bool| -> BatchNorm {
+        let mut bn = BatchNormConfig::new(4).init(device);
+        let gamma = tensor(&gamma, [4], device);
+        bn.gamma = Param::from_tensor(if trained_gamma {
+            gamma.require_grad()
+        } else {
+            gamma
+        });
+        bn.beta = Param::from_tensor(tensor(&beta, [4], device));
+        bn.running_mean = RunningState::new(tensor(&mean, [4], device));
+        bn.running_var = RunningState::new(tensor(&var, [4], device));
+        bn.training = Param::from_bool(false);
+        bn
+    };
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for relu in [false, true] {
+        let burns = |bn: &BatchNorm, x: Tensor<4>| {
+            let out = bn.forward(x);
+            if relu {
+                burn::tensor::activation::relu(out)
+            } else {
+                out
+            }
+        };
+        let ours = |bn: &BatchNorm, x: Tensor<4>| {
+            let fused = conv::inference_batch_norm(bn, &x, relu);
+            // Our op runs unless γ is trained; then burn's operations do.
+            assert_eq!(
+                fused.is_some(),
+                !bn.gamma.val().is_require_grad(),
+                "relu {relu}"
+            );
+            let out = if relu {
+                conv::batch_norm_relu(bn, x)
+            } else {
+                conv::batch_norm(bn, x)
+            };
+            if let Some(fused) = fused {
+                assert_eq!(bits(&to_vec(fused)), bits(&to_vec(out.clone())));
+            }
+            out
+        };
+        let run = |ours_too: bool, trained_gamma: bool| {
+            let device = autodiff_device();
+            let bn = bn(&device, trained_gamma);
+            let input = tensor(&x, dims, &device).require_grad();
+            let out = if ours_too {
+                ours(&bn, input.clone())
+            } else {
+                burns(&bn, input.clone())
+            };
+            let grads = (out.clone() * tensor(&upstream, dims, &device))
+                .sum()
+                .backward();
+            let gamma_grad = bn.gamma.val().grad(&grads).map(to_vec);
+            (to_vec(out), to_vec(input.grad(&grads).unwrap()), gamma_grad)
+        };
+        let (theirs, mine) = (run(false, false), run(true, false));
+        assert_eq!(bits(&mine.0), bits(&theirs.0), "forward, relu {relu}");
+        assert_eq!(
+            bits(&mine.1),
+            bits(&theirs.1),
+            "input gradient, relu {relu}"
+        );
+        let device = compute_device();
+        let plain = ours(&bn(&device, false), tensor(&x, dims, &device));
+        assert_eq!(
+            bits(&to_vec(plain)),
+            bits(&theirs.0),
+            "without autodiff, relu {relu}"
+        );
+        // A trained γ: burn's operations, γ's gradient among the results.
+        let (theirs, mine) = (run(false, true), run(true, true));
+        assert_eq!(bits(&mine.0), bits(&theirs.0), "trained γ, relu {relu}");
+        assert_eq!(bits(&mine.1), bits(&theirs.1), "trained γ, relu {relu}");
+        let gamma_grad = |g: &Option<Vec<f32>>| g.as_deref().map(bits).expect("γ's gradient");
+        assert_eq!(
+            gamma_grad(&mine.2),
+            gamma_grad(&theirs.2),
+            "γ's gradient, relu {relu}"
+        );
+    }
+}
+
 /// The geometry's output sizes and the cases left to burn's op.
 mod geometry {
     use rslad_kernels::ConvGeometry;

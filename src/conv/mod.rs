@@ -1,5 +1,7 @@
 //! Our own 2-D convolution kernels for the CPU (flex) backend: forward pass, input gradient and
-//! weight gradient, on AVX-512, AVX2 or portable code chosen at run time.
+//! weight gradient, on AVX-512, AVX2 or portable code chosen at run time; with them the two
+//! layers around the convolutions that attacks run most, max pooling ([`max_pool2d`]) and
+//! inference-mode batch norm ([`batch_norm`], [`batch_norm_relu`]).
 //!
 //! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
@@ -18,14 +20,15 @@
 //! vectorises over output channels. Results are deterministic: the same for any
 //! thread count and bit-identical on AVX2 and AVX-512.
 
+mod batch_norm;
 mod op;
 mod pool;
 
 pub use rslad_kernels::{ConvGeometry, Isa};
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 
@@ -147,6 +150,45 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         return out;
     }
     pool.forward(x)
+}
+
+/// `bn.forward(x)`; in inference mode in one pass on the flex device, with the same bits
+/// ([`batch_norm`](self::batch_norm) module).
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    batch_norm_then(bn, x, false)
+}
+
+/// `relu(bn.forward(x))`; in inference mode in one pass on the flex device, the ReLU included.
+pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    batch_norm_then(bn, x, true)
+}
+
+fn batch_norm_then(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    if let Some(out) = inference_batch_norm(bn, &x, relu) {
+        return out;
+    }
+    let out = bn.forward(x);
+    if relu {
+        burn::tensor::activation::relu(out)
+    } else {
+        out
+    }
+}
+
+/// `relu?(bn.forward(x))` on our one-pass op, or `None` where burn's operations run: the
+/// training path (burn-nn's own choice, as in `BatchNorm::forward`), another device or dtype,
+/// a trained γ or β.
+pub fn inference_batch_norm(bn: &BatchNorm, x: &Tensor<4>, relu: bool) -> Option<Tensor<4>> {
+    if x.device().is_autodiff() && bn.training.is_enabled() {
+        return None;
+    }
+    let statistics = [
+        bn.gamma.val(),
+        bn.beta.val(),
+        bn.running_mean.value(),
+        bn.running_var.value(),
+    ];
+    batch_norm::try_batch_norm(x, statistics, bn.epsilon, relu)
 }
 
 /// ((top, bottom), (left, right)) as burn-nn computes it for `Conv2d` (its own function is

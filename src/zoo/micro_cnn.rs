@@ -9,7 +9,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 #[derive(Module, Debug)]
 pub struct MicroCnn {
@@ -58,9 +57,9 @@ impl MicroCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(conv::forward(&self.conv1, images)));
+        let x = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, images));
         let x = conv::max_pool2d(&self.pool, x);
-        let x = relu(self.bn2.forward(conv::forward(&self.conv2, x)));
+        let x = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, x));
         let x = conv::max_pool2d(&self.pool, x);
         self.fc.forward(x.flatten::<2>(1, 3))
     }

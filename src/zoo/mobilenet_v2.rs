@@ -14,7 +14,6 @@ use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 /// (expansion, out_planes, num_blocks, stride) of each stage; stride applies to its first block.
 const CFG: [(usize, usize, usize, usize); 7] = [
@@ -68,9 +67,9 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
-        let out = relu(self.bn2.forward(conv::forward(&self.conv2, out)));
-        let out = self.bn3.forward(conv::forward(&self.conv3, out));
+        let out = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, x.clone()));
+        let out = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, out));
+        let out = conv::batch_norm(&self.bn3, conv::forward(&self.conv3, out));
         if !self.residual {
             return out;
         }
@@ -118,11 +117,11 @@ impl MobileNetV2 {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(conv::forward(&self.conv1, images)));
+        let mut x = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, images));
         for block in &self.layers {
             x = block.forward(x);
         }
-        let x = relu(self.bn2.forward(conv::forward(&self.conv2, x)));
+        let x = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, x));
         self.linear.forward(final_avg_pool(x, 4))
     }
 }

@@ -48,7 +48,7 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let activated = relu(self.bn1.forward(x.clone()));
+        let activated = conv::batch_norm_relu(&self.bn1, x.clone());
         let out = relu(
             self.bn2
                 .forward(conv::forward(&self.conv1, activated.clone())),
@@ -126,7 +126,7 @@ impl WideResNet {
         let x = self.block1.forward(x);
         let x = self.block2.forward(x);
         let x = self.block3.forward(x);
-        let x = relu(self.bn1.forward(x));
+        let x = conv::batch_norm_relu(&self.bn1, x);
         self.fc.forward(final_avg_pool(x, 8))
     }
 }

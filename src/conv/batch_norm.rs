@@ -1,0 +1,188 @@
+//! Batch norm in inference mode (the running statistics), with or without the ReLU that follows
+//! it, in one pass on the flex device, recorded in burn's autodiff graph with a backward step
+//! for the input.
+//!
+//! burn's inference batch norm (`ModuleOps::batch_norm`) is four element-wise operations,
+//! `((x − mean) / √(var + ε)) · γ + β`, each a pass over the activation and, under autodiff, a
+//! node of its own; the ReLU after it is one more of each. Here each value takes the same
+//! operations in the same order (no fused multiply-add), so the output is bit-identical, and
+//! so is the gradient, which burn-autodiff forms as `(relu'(dy) · γ) · (1 / √(var + ε))`.
+//!
+//! Only the input is differentiated: where γ, β or a statistic is tracked (an inference-mode
+//! forward whose parameters are trained, which no method here runs) burn's operations run.
+
+use super::op::{flex_tensor, values};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, BackendTypes, Flex};
+use burn::prelude::*;
+use burn::tensor::DType;
+use rayon::prelude::*;
+use rslad_kernels::{relu, relu_backward};
+use std::sync::Arc;
+
+type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+
+/// Runs `relu?(batch_norm(x))` with the given statistics on the flex device; `None` where
+/// burn's operations must run (another device or dtype, a tracked parameter or statistic).
+pub fn try_batch_norm(
+    x: &Tensor<4>,
+    [gamma, beta, mean, var]: [Tensor<1>; 4],
+    epsilon: f64,
+    relu: bool,
+) -> Option<Tensor<4>> {
+    let [_, channels, height, width] = x.dims();
+    if channels * height * width == 0 {
+        return None;
+    }
+    let per_channel = |t: Tensor<1>| -> Option<Vec<f32>> {
+        if t.is_tracked() || t.dims() != [channels] {
+            return None;
+        }
+        let t = t.inner().try_into_primitive::<Flex>().ok()?;
+        (t.dtype() == DType::F32).then(|| values(&t).into_owned())
+    };
+    // burn-flex adds a scalar to an f32 tensor as f32, and takes an exact reciprocal.
+    let std: Vec<f32> = per_channel(var)?
+        .iter()
+        .map(|v| (v + epsilon as f32).sqrt())
+        .collect();
+    let op = Arc::new(Channels {
+        mean: per_channel(mean)?,
+        reciprocal: std.iter().map(|s| 1.0 / s).collect(),
+        std,
+        gamma: per_channel(gamma)?,
+        beta: per_channel(beta)?,
+        dims: x.dims(),
+        image: channels * height * width,
+        plane: height * width,
+        relu,
+    });
+    if x.is_autodiff() {
+        let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
+        if x.primitive().dtype() != DType::F32 {
+            return None;
+        }
+        Some(Tensor::from_primitive::<AutodiffFlex>(autodiff_forward(
+            x, op,
+        )))
+    } else {
+        let x = x.clone().try_into_primitive::<Flex>().ok()?;
+        if x.dtype() != DType::F32 {
+            return None;
+        }
+        let out = op.forward(&values(&x));
+        Some(Tensor::from_primitive::<Flex>(flex_tensor(out, &op.dims)))
+    }
+}
+
+/// Each channel's numbers, as burn's operations hold them.
+#[derive(Debug)]
+struct Channels {
+    mean: Vec<f32>,
+    /// `√(var + ε)`.
+    std: Vec<f32>,
+    /// `1 / √(var + ε)`, the factor of the gradient.
+    reciprocal: Vec<f32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    /// NCHW, and the values per image and per channel plane.
+    dims: [usize; 4],
+    image: usize,
+    plane: usize,
+    relu: bool,
+}
+
+impl Channels {
+    /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`, images in parallel.
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; x.len()];
+        out.par_chunks_mut(self.image)
+            .zip(x.par_chunks(self.image))
+            .for_each(|(out, x)| {
+                let planes = out.chunks_mut(self.plane).zip(x.chunks(self.plane));
+                for (c, (out, x)) in planes.enumerate() {
+                    let (m, s, g, b) = (self.mean[c], self.std[c], self.gamma[c], self.beta[c]);
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        let y = ((v - m) / s) * g + b;
+                        *o = if self.relu { relu(y) } else { y };
+                    }
+                }
+            });
+        out
+    }
+
+    /// The input gradient `(relu'(dy) · γ) · (1 / std)`; `output` is the forward's, whose sign
+    /// masks `dy` where a ReLU followed.
+    fn backward(&self, dy: &[f32], output: Option<&[f32]>) -> Vec<f32> {
+        let mut dx = vec![0.0; dy.len()];
+        dx.par_chunks_mut(self.image)
+            .zip(dy.par_chunks(self.image))
+            .enumerate()
+            .for_each(|(b, (dx, dy))| {
+                let output = output.map(|o| &o[b * self.image..][..self.image]);
+                for c in 0..self.gamma.len() {
+                    let plane = c * self.plane..(c + 1) * self.plane;
+                    let (g, r) = (self.gamma[c], self.reciprocal[c]);
+                    let (dx, dy) = (&mut dx[plane.clone()], &dy[plane.clone()]);
+                    match output {
+                        Some(output) => {
+                            for ((d, &grad), &out) in dx.iter_mut().zip(dy).zip(&output[plane]) {
+                                *d = (relu_backward(grad, out) * g) * r;
+                            }
+                        }
+                        None => {
+                            for (d, &grad) in dx.iter_mut().zip(dy) {
+                                *d = (grad * g) * r;
+                            }
+                        }
+                    }
+                }
+            });
+        dx
+    }
+}
+
+/// What the backward step keeps: the channels' numbers and, with a ReLU, the output.
+#[derive(Clone, Debug)]
+struct Saved {
+    op: Arc<Channels>,
+    output: Option<FlexTensor>,
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 1> for BatchNormBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let Saved { op, output } = ops.state;
+        let output = output.as_ref().map(values);
+        let dx = op.backward(&values(&dy), output.as_deref());
+        grads.register::<Flex>(node.id, flex_tensor(dx, &op.dims));
+    }
+}
+
+fn autodiff_forward(
+    x: <AutodiffFlex as BackendTypes>::FloatTensorPrimitive,
+    op: Arc<Channels>,
+) -> <AutodiffFlex as BackendTypes>::FloatTensorPrimitive {
+    let prep = BatchNormBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    let out = flex_tensor(op.forward(&values(x.primitive())), &op.dims);
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let output = op.relu.then(|| out.clone());
+            prep.finish(Saved { op, output }, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
