@@ -963,6 +963,18 @@ fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
             gamma_grad(&theirs.2),
             "γ's gradient, relu {relu}"
         );
+        // An input on the autodiff device that needs no gradient (a teacher's forward): ours,
+        // the same values. A layer in training mode there: burn's training path, not ours.
+        let device = autodiff_device();
+        let untracked = ours(&bn(&device, false), tensor(&x, dims, &device));
+        assert_eq!(
+            bits(&to_vec(untracked)),
+            bits(&theirs.0),
+            "untracked, relu {relu}"
+        );
+        let mut training = bn(&device, false);
+        training.training = Param::from_bool(true);
+        assert!(conv::inference_batch_norm(&training, &tensor(&x, dims, &device), relu).is_none());
     }
 }
 

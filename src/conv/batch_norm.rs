@@ -11,20 +11,18 @@
 //! Only the input is differentiated: where γ, β or a statistic is tracked (an inference-mode
 //! forward whose parameters are trained, which no method here runs) burn's operations run.
 
-use super::op::{flex_tensor, values};
+use super::op::{AutodiffFlex, flex_tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, BackendTypes, Flex};
+use burn::backend::{BackendTypes, Flex};
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
 use rslad_kernels::{relu, relu_backward};
 use std::sync::Arc;
-
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
 /// Runs `relu?(batch_norm(x))` with the given statistics on the flex device; `None` where
 /// burn's operations must run (another device or dtype, a tracked parameter or statistic).

@@ -2,18 +2,16 @@
 //! recorded in burn's autodiff graph with a backward step that routes each output's gradient
 //! to its window's argmax.
 
-use super::op::{flex_tensor, values};
+use super::op::{AutodiffFlex, flex_tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, BackendTypes, Flex};
+use burn::backend::{BackendTypes, Flex};
 use burn::prelude::*;
 use burn::tensor::DType;
 use rslad_kernels::{PoolGeometry, max_pool_backward, max_pool_forward};
 use std::sync::Arc;
-
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
 /// Runs the pooling on our kernels if `x` lives on the flex device (with or without
 /// autodiff); `None` otherwise.

@@ -18,7 +18,6 @@ use crate::error::ZooError;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 const DEPTH: usize = 34;
 const WIDEN: usize = 10;
@@ -49,10 +48,7 @@ impl BasicBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let activated = conv::batch_norm_relu(&self.bn1, x.clone());
-        let out = relu(
-            self.bn2
-                .forward(conv::forward(&self.conv1, activated.clone())),
-        );
+        let out = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv1, activated.clone()));
         let out = conv::forward(&self.conv2, out);
         // As in TRADES: a widening block projects the pre-activated input, an identity block
         // adds the raw input.
