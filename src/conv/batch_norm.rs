@@ -11,13 +11,13 @@
 //! Only the input is differentiated: where γ, β or a statistic is tracked (an inference-mode
 //! forward whose parameters are trained, which no method here runs) burn's operations run.
 
-use super::op::{AutodiffFlex, flex_tensor, values};
+use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{BackendTypes, Flex};
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
@@ -59,22 +59,11 @@ pub fn try_batch_norm(
         plane: height * width,
         relu,
     });
-    if x.is_autodiff() {
-        let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
-        if x.primitive().dtype() != DType::F32 {
-            return None;
-        }
-        Some(Tensor::from_primitive::<AutodiffFlex>(autodiff_forward(
-            x, op,
-        )))
-    } else {
-        let x = x.clone().try_into_primitive::<Flex>().ok()?;
-        if x.dtype() != DType::F32 {
-            return None;
-        }
-        let out = op.forward(&values(&x));
-        Some(Tensor::from_primitive::<Flex>(flex_tensor(out, &op.dims)))
-    }
+    on_flex(
+        x,
+        |x| autodiff_forward(x, Arc::clone(&op)),
+        |x| flex_tensor(op.forward(&values(x)), &op.dims),
+    )
 }
 
 /// Each channel's numbers, as burn's operations hold them.
@@ -167,10 +156,7 @@ impl Backward<Flex, 1> for BatchNormBackward {
     }
 }
 
-fn autodiff_forward(
-    x: <AutodiffFlex as BackendTypes>::FloatTensorPrimitive,
-    op: Arc<Channels>,
-) -> <AutodiffFlex as BackendTypes>::FloatTensorPrimitive {
+fn autodiff_forward(x: AutodiffTensor, op: Arc<Channels>) -> AutodiffTensor {
     let prep = BatchNormBackward
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()

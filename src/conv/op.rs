@@ -22,7 +22,7 @@ use burn::tensor::{DType, TensorData};
 use rslad_kernels::{ConvGeometry, Isa};
 
 /// burn-autodiff over the flex backend, as the dispatching tensors hold it.
-pub(super) type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
 /// Runs the convolution (followed by a ReLU if `relu`) on our kernels if the tensors live on
 /// the flex device (with or without autodiff); `None` otherwise, leaving the caller to use
@@ -185,7 +185,27 @@ impl Backward<Flex, 2> for ConvBackward {
     }
 }
 
-type AutodiffTensor = <AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive;
+/// A tensor primitive of [`AutodiffFlex`]: a flex tensor and its node in the graph.
+pub(super) type AutodiffTensor =
+    <AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive;
+
+/// Runs a one-input operation of ours on the flex device: `tracked` on a tensor of the autodiff
+/// device (where it records its backward step), `plain` on a plain flex tensor; `None` on any
+/// other device or for a dtype other than f32, leaving the caller to run burn's operation.
+pub(super) fn on_flex<const D: usize>(
+    x: &Tensor<D>,
+    tracked: impl FnOnce(AutodiffTensor) -> AutodiffTensor,
+    plain: impl FnOnce(&FlexTensor) -> FlexTensor,
+) -> Option<Tensor<D>> {
+    if x.is_autodiff() {
+        let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
+        (x.primitive().dtype() == DType::F32)
+            .then(|| Tensor::from_primitive::<AutodiffFlex>(tracked(x)))
+    } else {
+        let x = x.clone().try_into_primitive::<Flex>().ok()?;
+        (x.dtype() == DType::F32).then(|| Tensor::from_primitive::<Flex>(plain(&x)))
+    }
+}
 
 fn autodiff_conv2d(
     x: AutodiffTensor,

@@ -2,14 +2,13 @@
 //! recorded in burn's autodiff graph with a backward step that routes each output's gradient
 //! to its window's argmax.
 
-use super::op::{AutodiffFlex, flex_tensor, values};
+use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{BackendTypes, Flex};
 use burn::prelude::*;
-use burn::tensor::DType;
 use rslad_kernels::{PoolGeometry, max_pool_backward, max_pool_forward};
 use std::sync::Arc;
 
@@ -27,25 +26,11 @@ pub fn try_max_pool2d(x: &Tensor<4>, window: usize) -> Option<Tensor<4>> {
     if !(1..=15).contains(&window) || g.out_h() == 0 || g.out_w() == 0 || g.planes() == 0 {
         return None;
     }
-    if x.is_autodiff() {
-        let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
-        if x.primitive().dtype() != DType::F32 {
-            return None;
-        }
-        Some(Tensor::from_primitive::<AutodiffFlex>(autodiff_max_pool(
-            x, g,
-        )))
-    } else {
-        let x = x.clone().try_into_primitive::<Flex>().ok()?;
-        if x.dtype() != DType::F32 {
-            return None;
-        }
-        let (out, _) = max_pool_forward(&g, &values(&x), false);
-        Some(Tensor::from_primitive::<Flex>(flex_tensor(
-            out,
-            &g.out_dims(),
-        )))
-    }
+    on_flex(
+        x,
+        |x| autodiff_max_pool(x, g),
+        |x| flex_tensor(max_pool_forward(&g, &values(x), false).0, &g.out_dims()),
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -72,10 +57,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     }
 }
 
-fn autodiff_max_pool(
-    x: <AutodiffFlex as BackendTypes>::FloatTensorPrimitive,
-    g: PoolGeometry,
-) -> <AutodiffFlex as BackendTypes>::FloatTensorPrimitive {
+fn autodiff_max_pool(x: AutodiffTensor, g: PoolGeometry) -> AutodiffTensor {
     let prep = MaxPoolBackward
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()

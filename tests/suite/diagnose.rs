@@ -16,6 +16,21 @@ fn flagged(d: &rslad_tui::diagnose::Diagnosis) -> Vec<&'static str> {
         .collect()
 }
 
+/// The default diagnosis (ε = 0.3) of `model` in eval mode on the embedded MNIST set's first
+/// `n` test images.
+fn on_embedded_mnist(model: &rslad_tui::zoo::Model, n: usize) -> rslad_tui::diagnose::Diagnosis {
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
+    let (x, labels) = first_images(&data.test, n, &compute_device());
+    diagnose(
+        &eval_view(model),
+        &x,
+        &labels,
+        &DiagnoseConfig::new(0.3),
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
 /// The rounded-input model of the AutoAttack tests: zero gradient almost everywhere, yet ε
 /// moves its decisions. The zero-gradient, unbounded-attack and Square checks must all fire.
 #[test]
@@ -74,16 +89,7 @@ fn the_shipped_sat_teacher_is_not_flagged() {
     let (model, _) = rslad_tui::teacher::shipped(rslad_tui::teacher::EMBEDDED_SAT, &device)
         .unwrap()
         .unwrap();
-    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
-    let (x, labels) = first_images(&data.test, 64, &device);
-    let d = diagnose(
-        &eval_view(&model),
-        &x,
-        &labels,
-        &DiagnoseConfig::new(0.3),
-        &mut |_| {},
-    )
-    .unwrap();
+    let d = on_embedded_mnist(&model, 64);
     assert!(flagged(&d).is_empty(), "{:#?}", d.findings);
     assert_eq!(d.unbounded, 0.0);
 }
@@ -177,16 +183,7 @@ fn a_student_trained_into_masking_is_flagged() {
         .join("tests/fixtures/masked-rslad-micro-cnn.ron");
     let (model, _) =
         rslad_tui::checkpoint::load(&path, Some(rslad_tui::zoo::Arch::MicroCnn), &device).unwrap();
-    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
-    let (x, labels) = first_images(&data.test, 96, &device);
-    let d = diagnose(
-        &eval_view(&model),
-        &x,
-        &labels,
-        &DiagnoseConfig::new(0.3),
-        &mut |_| {},
-    )
-    .unwrap();
+    let d = on_embedded_mnist(&model, 96);
     let flags = flagged(&d);
     for check in [
         "start at x against a random start",
