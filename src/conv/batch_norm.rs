@@ -55,8 +55,6 @@ pub fn try_batch_norm(
         gamma: per_channel(gamma)?,
         beta: per_channel(beta)?,
         dims: x.dims(),
-        image: channels * height * width,
-        plane: height * width,
         relu,
     });
     on_flex(
@@ -76,21 +74,29 @@ struct Channels {
     reciprocal: Vec<f32>,
     gamma: Vec<f32>,
     beta: Vec<f32>,
-    /// NCHW, and the values per image and per channel plane.
+    /// NCHW.
     dims: [usize; 4],
-    image: usize,
-    plane: usize,
     relu: bool,
 }
 
 impl Channels {
+    /// Values per image and per channel plane.
+    fn image(&self) -> usize {
+        self.dims[1] * self.plane()
+    }
+
+    fn plane(&self) -> usize {
+        self.dims[2] * self.dims[3]
+    }
+
     /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`, images in parallel.
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; x.len()];
-        out.par_chunks_mut(self.image)
-            .zip(x.par_chunks(self.image))
+        let (image, plane) = (self.image(), self.plane());
+        out.par_chunks_mut(image)
+            .zip(x.par_chunks(image))
             .for_each(|(out, x)| {
-                let planes = out.chunks_mut(self.plane).zip(x.chunks(self.plane));
+                let planes = out.chunks_mut(plane).zip(x.chunks(plane));
                 for (c, (out, x)) in planes.enumerate() {
                     let (m, s, g, b) = (self.mean[c], self.std[c], self.gamma[c], self.beta[c]);
                     for (o, &v) in out.iter_mut().zip(x) {
@@ -106,13 +112,14 @@ impl Channels {
     /// masks `dy` where a ReLU followed.
     fn backward(&self, dy: &[f32], output: Option<&[f32]>) -> Vec<f32> {
         let mut dx = vec![0.0; dy.len()];
-        dx.par_chunks_mut(self.image)
-            .zip(dy.par_chunks(self.image))
+        let (image, plane_len) = (self.image(), self.plane());
+        dx.par_chunks_mut(image)
+            .zip(dy.par_chunks(image))
             .enumerate()
             .for_each(|(b, (dx, dy))| {
-                let output = output.map(|o| &o[b * self.image..][..self.image]);
+                let output = output.map(|o| &o[b * image..][..image]);
                 for c in 0..self.gamma.len() {
-                    let plane = c * self.plane..(c + 1) * self.plane;
+                    let plane = c * plane_len..(c + 1) * plane_len;
                     let (g, r) = (self.gamma[c], self.reciprocal[c]);
                     let (dx, dy) = (&mut dx[plane.clone()], &dy[plane.clone()]);
                     match output {
