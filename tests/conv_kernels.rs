@@ -978,6 +978,85 @@ fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
     }
 }
 
+/// Batch norm in training mode (the batch's statistics), alone and with the ReLU after it, on
+/// our op: the same bits as burn-nn's training path and ReLU for the output, the running
+/// statistics it updates, and the gradients of the input, γ and β; over shapes whose channel
+/// rows are shorter and longer than a vector, with a constant channel (zero variance), a zero
+/// and a negative γ.
+#[test]
+fn training_batch_norm_matches_burns_operations_bit_for_bit() {
+    use burn::module::Param;
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    let mut rng = StdRng::seed_from_u64(901);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for dims in [[3, 4, 5, 6], [5, 3, 7, 9], [2, 4, 1, 1]] {
+        let channels = dims[1];
+        let len: usize = dims.iter().product();
+        let mut x = random_values(&mut rng, len);
+        // Channel 1 of every image holds one value: its variance is exactly zero.
+        let plane = dims[2] * dims[3];
+        for image in 0..dims[0] {
+            let start = (image * channels + 1) * plane;
+            x[start..start + plane].fill(0.25);
+        }
+        let gamma: Vec<f32> = (0..channels).map(|c| [1.5, -0.7, 0.0, 2.0][c]).collect();
+        let beta: Vec<f32> = (0..channels).map(|c| [0.0, 0.3, -0.2, 0.1][c]).collect();
+        let upstream = random_values(&mut rng, len);
+        for relu in [false, true] {
+            let run = |ours: bool| {
+                let device = autodiff_device();
+                let mut bn: BatchNorm = BatchNormConfig::new(channels).init(&device);
+                bn.gamma = Param::from_tensor(tensor(&gamma, [channels], &device).require_grad());
+                bn.beta = Param::from_tensor(tensor(&beta, [channels], &device).require_grad());
+                let input = tensor(&x, dims, &device).require_grad();
+                let out = if ours {
+                    let out = conv::training_batch_norm(&bn, &input, relu);
+                    out.expect("our op runs on the training path")
+                } else {
+                    let out = bn.forward(input.clone());
+                    if relu {
+                        burn::tensor::activation::relu(out)
+                    } else {
+                        out
+                    }
+                };
+                let grads = (out.clone() * tensor(&upstream, dims, &device))
+                    .sum()
+                    .backward();
+                let grad = |t: Tensor<1>| to_vec(t.grad(&grads).expect("a gradient"));
+                [
+                    to_vec(out),
+                    to_vec(input.grad(&grads).expect("x's gradient")),
+                    grad(bn.gamma.val()),
+                    grad(bn.beta.val()),
+                    to_vec(bn.running_mean.value_sync()),
+                    to_vec(bn.running_var.value_sync()),
+                ]
+            };
+            let (theirs, mine) = (run(false), run(true));
+            let names = ["output", "x's gradient", "γ's gradient", "β's gradient"];
+            let names = names
+                .into_iter()
+                .chain(["running mean", "running variance"]);
+            for ((name, theirs), mine) in names.zip(&theirs).zip(&mine) {
+                assert_eq!(bits(mine), bits(theirs), "{name}, {dims:?}, relu {relu}");
+            }
+            // The running statistics moved: the comparison above is not of two initial values.
+            assert!(theirs[4].iter().any(|&m| m != 0.0), "{dims:?}");
+        }
+    }
+    // Inference mode, or no autodiff: not the training path.
+    let device = autodiff_device();
+    let mut bn: BatchNorm = BatchNormConfig::new(4).init(&device);
+    let x = tensor(&random_values(&mut rng, 120), [3, 4, 5, 2], &device);
+    bn.training = Param::from_bool(false);
+    assert!(conv::training_batch_norm(&bn, &x, false).is_none());
+    let plain = compute_device();
+    let bn: BatchNorm = BatchNormConfig::new(4).init(&plain);
+    let x = tensor(&random_values(&mut rng, 120), [3, 4, 5, 2], &plain);
+    assert!(conv::training_batch_norm(&bn, &x, false).is_none());
+}
+
 /// The geometry's output sizes and the cases left to burn's op.
 mod geometry {
     use rslad_kernels::ConvGeometry;

@@ -43,20 +43,15 @@ pub fn try_batch_norm(
         let t = t.inner().try_into_primitive::<Flex>().ok()?;
         (t.dtype() == DType::F32).then(|| values(&t).into_owned())
     };
-    // burn-flex adds a scalar to an f32 tensor as f32, and takes an exact reciprocal.
-    let std: Vec<f32> = per_channel(var)?
-        .iter()
-        .map(|v| (v + epsilon as f32).sqrt())
-        .collect();
-    let op = Arc::new(Channels {
-        mean: per_channel(mean)?,
-        reciprocal: std.iter().map(|s| 1.0 / s).collect(),
-        std,
-        gamma: per_channel(gamma)?,
-        beta: per_channel(beta)?,
-        dims: x.dims(),
+    let op = Arc::new(Channels::new(
+        per_channel(mean)?,
+        &per_channel(var)?,
+        per_channel(gamma)?,
+        per_channel(beta)?,
+        epsilon,
+        x.dims(),
         relu,
-    });
+    ));
     on_flex(
         x,
         |x| autodiff_forward(x, Arc::clone(&op)),
@@ -66,31 +61,53 @@ pub fn try_batch_norm(
 
 /// Each channel's numbers, as burn's operations hold them.
 #[derive(Debug)]
-struct Channels {
-    mean: Vec<f32>,
+pub(super) struct Channels {
+    pub(super) mean: Vec<f32>,
     /// `√(var + ε)`.
     std: Vec<f32>,
     /// `1 / √(var + ε)`, the factor of the gradient.
-    reciprocal: Vec<f32>,
-    gamma: Vec<f32>,
+    pub(super) reciprocal: Vec<f32>,
+    pub(super) gamma: Vec<f32>,
     beta: Vec<f32>,
     /// NCHW.
-    dims: [usize; 4],
-    relu: bool,
+    pub(super) dims: [usize; 4],
+    pub(super) relu: bool,
 }
 
 impl Channels {
+    pub(super) fn new(
+        mean: Vec<f32>,
+        var: &[f32],
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        epsilon: f64,
+        dims: [usize; 4],
+        relu: bool,
+    ) -> Self {
+        // burn-flex adds a scalar to an f32 tensor as f32, and takes an exact reciprocal.
+        let std: Vec<f32> = var.iter().map(|v| (v + epsilon as f32).sqrt()).collect();
+        Channels {
+            mean,
+            reciprocal: std.iter().map(|s| 1.0 / s).collect(),
+            std,
+            gamma,
+            beta,
+            dims,
+            relu,
+        }
+    }
+
     /// Values per image and per channel plane.
-    fn image(&self) -> usize {
+    pub(super) fn image(&self) -> usize {
         self.dims[1] * self.plane()
     }
 
-    fn plane(&self) -> usize {
+    pub(super) fn plane(&self) -> usize {
         self.dims[2] * self.dims[3]
     }
 
     /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`, images in parallel.
-    fn forward(&self, x: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(&self, x: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; x.len()];
         let (image, plane) = (self.image(), self.plane());
         out.par_chunks_mut(image)

@@ -1,7 +1,7 @@
 //! Our own 2-D convolution kernels for the CPU (flex) backend: forward pass, input gradient and
 //! weight gradient, on AVX-512, AVX2 or portable code chosen at run time; with them the two
 //! layers around the convolutions that attacks run most, max pooling ([`max_pool2d`]) and
-//! inference-mode batch norm ([`batch_norm`], [`batch_norm_relu`]).
+//! batch norm in inference and training mode ([`batch_norm`], [`batch_norm_relu`]).
 //!
 //! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
@@ -21,6 +21,7 @@
 //! thread count and bit-identical on AVX2 and AVX-512.
 
 mod batch_norm;
+mod batch_norm_train;
 mod op;
 mod pool;
 
@@ -152,19 +153,23 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     pool.forward(x)
 }
 
-/// `bn.forward(x)`; in inference mode in one pass on the flex device, with the same bits
-/// ([`batch_norm`](self::batch_norm) module).
+/// `bn.forward(x)`; on the flex device in fewer passes than burn's operations, with the same
+/// bits ([`batch_norm`](self::batch_norm) and [`batch_norm_train`](self::batch_norm_train)
+/// modules).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     batch_norm_then(bn, x, false)
 }
 
-/// `relu(bn.forward(x))`; in inference mode in one pass on the flex device, the ReLU included.
+/// `relu(bn.forward(x))`; on the flex device in fewer passes, the ReLU included.
 pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     batch_norm_then(bn, x, true)
 }
 
 fn batch_norm_then(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     if let Some(out) = inference_batch_norm(bn, &x, relu) {
+        return out;
+    }
+    if let Some(out) = training_batch_norm(bn, &x, relu) {
         return out;
     }
     let out = bn.forward(x);
@@ -189,6 +194,34 @@ pub fn inference_batch_norm(bn: &BatchNorm, x: &Tensor<4>, relu: bool) -> Option
         bn.running_var.value(),
     ];
     batch_norm::try_batch_norm(x, statistics, bn.epsilon, relu)
+}
+
+/// `relu?(bn.forward(x))` on the training path (burn-nn's choice: an autodiff device and a layer
+/// in training mode) on our op, the running statistics updated as burn-nn's
+/// `BatchNorm::forward_train` updates them; `None` elsewhere, or where burn's operations run.
+pub fn training_batch_norm(bn: &BatchNorm, x: &Tensor<4>, relu: bool) -> Option<Tensor<4>> {
+    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        return None;
+    }
+    let result = batch_norm_train::try_batch_norm_train(
+        x,
+        &bn.gamma.val(),
+        &bn.beta.val(),
+        bn.epsilon,
+        relu,
+    )?;
+    let device = x.device();
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - bn.momentum)
+        .add(result.mean.detach().mul_scalar(bn.momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - bn.momentum)
+        .add(result.variance.detach().mul_scalar(bn.momentum));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    Some(result.output)
 }
 
 /// ((top, bottom), (left, right)) as burn-nn computes it for `Conv2d` (its own function is

@@ -22,7 +22,7 @@ use burn::tensor::{DType, TensorData};
 use rslad_kernels::{ConvGeometry, Isa};
 
 /// burn-autodiff over the flex backend, as the dispatching tensors hold it.
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+pub(super) type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
 /// Runs the convolution (followed by a ReLU if `relu`) on our kernels if the tensors live on
 /// the flex device (with or without autodiff); `None` otherwise, leaving the caller to use

@@ -1,0 +1,269 @@
+//! Batch norm in training mode (the batch's own statistics), with or without the ReLU that
+//! follows it, recorded in burn's autodiff graph with a backward step for the input, γ and β.
+//!
+//! burn's `batch_norm_train` (burn-backend's default, which burn-flex keeps) lays the
+//! activation out channel by channel twice to reduce it (`swap_dims` and a copy), subtracts
+//! and squares in two more passes, then runs the four passes of the inference formula; its
+//! backward step is about fourteen passes. Here the statistics are still reduced by burn-flex's
+//! own `sum_dim` and `mean_dim` over the same channel-by-channel rows, so the sums run in its
+//! order, and every element-wise step takes each value through the same operations in the
+//! same order (no fused multiply-add): the output, the statistics and all three gradients are
+//! burn's to the bit, with two passes in the forward step and four in the backward one.
+
+use super::batch_norm::Channels;
+use super::op::{AutodiffFlex, AutodiffTensor, flex_tensor, values};
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::prelude::*;
+use burn::tensor::DType;
+use rayon::prelude::*;
+use rslad_kernels::relu_backward;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What `batch_norm_train` returns: the (ReLU'd) output and the batch's statistics, untracked.
+pub struct TrainOutput {
+    pub output: Tensor<4>,
+    pub mean: Tensor<1>,
+    pub variance: Tensor<1>,
+}
+
+/// Runs `relu?(batch_norm_train(x, γ, β))` on the autodiff flex device; `None` where burn's
+/// operations must run (another device, no autodiff, another dtype or shape).
+pub fn try_batch_norm_train(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> Option<TrainOutput> {
+    let dims = x.dims();
+    let channels = dims[1];
+    if !x.is_autodiff() || dims.contains(&0) || gamma.dims() != [channels] {
+        return None;
+    }
+    if beta.dims() != [channels] {
+        return None;
+    }
+    // A constant γ or β joins the graph untracked, as in burn's own operations.
+    let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
+    let gamma = gamma
+        .clone()
+        .autodiff()
+        .try_into_primitive::<AutodiffFlex>()
+        .ok()?;
+    let beta = beta
+        .clone()
+        .autodiff()
+        .try_into_primitive::<AutodiffFlex>()
+        .ok()?;
+    let all_f32 = [&x, &gamma, &beta]
+        .iter()
+        .all(|t| t.primitive().dtype() == DType::F32);
+    if !all_f32 {
+        return None;
+    }
+    let (output, mean, variance) = autodiff_forward(x, gamma, beta, epsilon, dims, relu);
+    let untracked = |t: FlexTensor| Tensor::from_primitive::<AutodiffFlex>(AutodiffTensor::new(t));
+    Some(TrainOutput {
+        output: Tensor::from_primitive::<AutodiffFlex>(output),
+        mean: untracked(mean),
+        variance: untracked(variance),
+    })
+}
+
+fn autodiff_forward(
+    x: AutodiffTensor,
+    gamma: AutodiffTensor,
+    beta: AutodiffTensor,
+    epsilon: f64,
+    dims: [usize; 4],
+    relu: bool,
+) -> (AutodiffTensor, FlexTensor, FlexTensor) {
+    let input = values(x.primitive());
+    let (mean, variance) = statistics(&input, dims);
+    let op = Channels::new(
+        mean.clone(),
+        &variance,
+        values(gamma.primitive()).into_owned(),
+        values(beta.primitive()).into_owned(),
+        epsilon,
+        dims,
+        relu,
+    );
+    let out = flex_tensor(op.forward(&input), &dims);
+    let prep = TrainBackward
+        .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful();
+    let output = match prep {
+        OpsKind::Tracked(prep) => {
+            let saved = Saved {
+                x: x.primitive().clone(),
+                output: relu.then(|| out.clone()),
+                op: Arc::new(op),
+            };
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    let channels = [dims[1]];
+    (
+        output,
+        flex_tensor(mean, &channels),
+        flex_tensor(variance, &channels),
+    )
+}
+
+/// The batch's mean and biased variance per channel, as burn's `batch_norm_train` computes
+/// them: `mean_dim` over the channel rows of x, then over those of `(x − mean)²`.
+fn statistics(x: &[f32], dims: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
+    let mean = row_means(by_channel(dims, |_, src, row| {
+        row.copy_from_slice(&x[src]);
+    }));
+    let variance = row_means(by_channel(dims, |c, src, row| {
+        for (r, &v) in row.iter_mut().zip(&x[src]) {
+            let centred = v - mean[c];
+            *r = centred * centred;
+        }
+    }));
+    (mean, variance)
+}
+
+/// Channel rows `[C, N·H·W]` of an NCHW activation, as `swap_dims(0, 1)` and a reshape lay it
+/// out: `fill(channel, range of one plane in NCHW, the plane's place in the row)`.
+struct Rows {
+    values: Vec<f32>,
+    channels: usize,
+}
+
+fn by_channel(
+    [images, channels, height, width]: [usize; 4],
+    fill: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Rows {
+    let plane = height * width;
+    let mut values = vec![0.0; images * channels * plane];
+    values
+        .par_chunks_mut(images * plane)
+        .enumerate()
+        .for_each(|(c, row)| {
+            for (image, dst) in row.chunks_mut(plane).enumerate() {
+                let start = (image * channels + c) * plane;
+                fill(c, start..start + plane, dst);
+            }
+        });
+    Rows { values, channels }
+}
+
+/// burn-flex's `sum_dim` over each row (single-threaded, in its SIMD order).
+fn row_sums(rows: Rows) -> Vec<f32> {
+    reduce_rows(rows, Flex::float_sum_dim)
+}
+
+/// burn-flex's `mean_dim` over each row: its `sum_dim` divided by the row's length.
+fn row_means(rows: Rows) -> Vec<f32> {
+    reduce_rows(rows, Flex::float_mean_dim)
+}
+
+fn reduce_rows(rows: Rows, reduce: fn(FlexTensor, usize) -> FlexTensor) -> Vec<f32> {
+    let len = rows.values.len() / rows.channels;
+    let tensor = flex_tensor(rows.values, &[rows.channels, len]);
+    values(&reduce(tensor, 1)).into_owned()
+}
+
+/// What the backward step keeps: the input, the channels' numbers and, with a ReLU, the output.
+#[derive(Clone, Debug)]
+struct Saved {
+    x: FlexTensor,
+    output: Option<FlexTensor>,
+    op: Arc<Channels>,
+}
+
+#[derive(Debug)]
+struct TrainBackward;
+
+impl Backward<Flex, 3> for TrainBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [x_node, gamma_node, beta_node] = ops.parents;
+        let Saved { x, output, op } = ops.state;
+        let dy = values(&dy);
+        // The ReLU's own backward step, as its node would have run it.
+        let dy: Cow<[f32]> = match output {
+            Some(output) => Cow::Owned(
+                dy.iter()
+                    .zip(values(&output).iter())
+                    .map(|(&g, &o)| relu_backward(g, o))
+                    .collect(),
+            ),
+            None => dy,
+        };
+        let x = values(&x);
+        let [dims, channels] = [op.dims.to_vec(), vec![op.dims[1]]];
+        let sums = GradientSums::new(&op, &x, &dy);
+        if let Some(node) = x_node {
+            grads.register::<Flex>(node.id, flex_tensor(sums.input(&op, &x, &dy), &dims));
+        }
+        if let Some(node) = gamma_node {
+            grads.register::<Flex>(node.id, flex_tensor(sums.gamma, &channels));
+        }
+        if let Some(node) = beta_node {
+            grads.register::<Flex>(node.id, flex_tensor(sums.beta, &channels));
+        }
+    }
+}
+
+/// The per-channel sums of burn's `batch_norm_train_backward`: Σ dy (β's gradient) and
+/// Σ dy · x̂ (γ's), with x̂ = (x − mean) · (1 / std) its `normalized`.
+struct GradientSums {
+    beta: Vec<f32>,
+    gamma: Vec<f32>,
+}
+
+impl GradientSums {
+    fn new(op: &Channels, x: &[f32], dy: &[f32]) -> Self {
+        let beta = row_sums(by_channel(op.dims, |_, src, row| {
+            row.copy_from_slice(&dy[src]);
+        }));
+        let gamma = row_sums(by_channel(op.dims, |c, src, row| {
+            let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
+            for ((r, &g), &v) in row.iter_mut().zip(&dy[src.clone()]).zip(&x[src]) {
+                *r = g * ((v - mean) * reciprocal);
+            }
+        }));
+        GradientSums { beta, gamma }
+    }
+
+    /// `(γ · r) · ((dy − mean(dy)) − x̂ · mean(dy · x̂))`, r = 1 / std, images in parallel; the
+    /// means are the sums divided by the count, as burn-flex's `mean_dim` forms them.
+    fn input(&self, op: &Channels, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let count = (op.dims[0] * op.plane()) as f32;
+        let mut dx = vec![0.0; dy.len()];
+        let (image, plane) = (op.image(), op.plane());
+        dx.par_chunks_mut(image)
+            .zip(dy.par_chunks(image).zip(x.par_chunks(image)))
+            .for_each(|(dx, (dy, x))| {
+                let planes = dx
+                    .chunks_mut(plane)
+                    .zip(dy.chunks(plane).zip(x.chunks(plane)));
+                for (c, (dx, (dy, x))) in planes.enumerate() {
+                    let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
+                    let scale = op.gamma[c] * reciprocal;
+                    let mean_grad = self.beta[c] / count;
+                    let mean_projection = self.gamma[c] / count;
+                    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                        let normalized = (v - mean) * reciprocal;
+                        *d = scale * ((g - mean_grad) - normalized * mean_projection);
+                    }
+                }
+            });
+        dx
+    }
+}
