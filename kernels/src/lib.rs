@@ -28,6 +28,7 @@ mod weight_grad;
 pub use forward::{forward, forward_on_grid};
 pub use geometry::ConvGeometry;
 pub use input_grad::{input_grad, input_grad_on_positions};
+pub use output::map_planes;
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};
 pub use simd::{Isa, relu, relu_backward};
 pub use weight_grad::{bias_grad, weight_grad};

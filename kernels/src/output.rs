@@ -1,4 +1,5 @@
-//! A batch's output, zeroed image by image by the thread that then fills that image.
+//! A batch's output, zeroed image by image by the thread that then fills that image, or
+//! written element by element without zeroing ([`map_planes`]).
 //!
 //! `vec![0.0; n]` zeroes the whole batch on the calling thread before the parallel loop
 //! starts (rslad-tui keeps large blocks on the heap, src/allocator.rs, so calloc cannot hand
@@ -53,9 +54,54 @@ pub(crate) unsafe fn par_images_written(
     out
 }
 
+/// `planes × plane_len` floats computed element by element, the planes in parallel, nothing
+/// zeroed first: element `j` of plane `p` is `element(p)([input[source(p) · plane_len + j]
+/// for each input])`. For element-wise layers (batch norm) whose output is a function of
+/// equally shaped inputs, in the same layout (`source(p) = p`) or another order of planes (a
+/// transpose of NCHW to channel rows).
+///
+/// # Panics
+/// If an input's length is not `planes × plane_len` or `source` names a plane past the end.
+pub fn map_planes<const K: usize, F: Fn([f32; K]) -> f32>(
+    planes: usize,
+    plane_len: usize,
+    inputs: [&[f32]; K],
+    source: impl Fn(usize) -> usize + Sync,
+    element: impl Fn(usize) -> F + Sync,
+) -> Vec<f32> {
+    let len = planes * plane_len;
+    assert!(inputs.iter().all(|input| input.len() == len));
+    let fill = |p: usize, out: &mut [MaybeUninit<f32>]| {
+        let start = source(p) * plane_len;
+        let inputs = inputs.map(|input| &input[start..start + plane_len]);
+        let element = element(p);
+        let out = &mut out[..plane_len];
+        for j in 0..plane_len {
+            out[j].write(element(inputs.map(|input| input[j])));
+        }
+    };
+    // SAFETY: the loop in `fill` writes every element of the plane it is given.
+    unsafe { par_images_written(planes, plane_len, fill) }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::par_images;
+    use super::{map_planes, par_images};
+
+    #[test]
+    fn planes_are_mapped_from_their_source_planes() {
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        // Three planes of two, read in reverse order, plus the plane's index.
+        let out = map_planes(3, 2, [&a, &b], |p| 2 - p, |p| move |[x, y]| x + y + p as f32);
+        assert_eq!(out, [55.0, 66.0, 34.0, 45.0, 13.0, 24.0]);
+        assert!(map_planes(0, 4, [], |p| p, |_| |[]| 0.0).is_empty());
+    }
+
+    #[test]
+    #[should_panic]
+    fn an_input_of_another_length_is_refused() {
+        map_planes(2, 2, [&[1.0; 3]], |p| p, |_| |[x]| x);
+    }
 
     #[test]
     fn every_image_starts_at_zero_and_keeps_what_its_fill_wrote() {

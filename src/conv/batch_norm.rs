@@ -20,8 +20,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
-use rayon::prelude::*;
-use rslad_kernels::{relu, relu_backward};
+use rslad_kernels::{map_planes, relu, relu_backward};
 use std::sync::Arc;
 
 /// Runs `relu?(batch_norm(x))` with the given statistics on the flex device; `None` where
@@ -97,63 +96,57 @@ impl Channels {
         }
     }
 
-    /// Values per image and per channel plane.
-    pub(super) fn image(&self) -> usize {
-        self.dims[1] * self.plane()
-    }
-
+    /// Values per channel plane.
     pub(super) fn plane(&self) -> usize {
         self.dims[2] * self.dims[3]
     }
 
-    /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`, images in parallel.
+    /// Channel planes in a batch (NCHW).
+    fn planes(&self) -> usize {
+        self.dims[0] * self.dims[1]
+    }
+
+    /// Maps NCHW inputs element by element, `element(channel)` for each plane, in parallel.
+    pub(super) fn map<const K: usize, F: Fn([f32; K]) -> f32>(
+        &self,
+        inputs: [&[f32]; K],
+        element: impl Fn(usize) -> F + Sync,
+    ) -> Vec<f32> {
+        let channels = self.dims[1];
+        map_planes(
+            self.planes(),
+            self.plane(),
+            inputs,
+            |p| p,
+            |p| element(p % channels),
+        )
+    }
+
+    /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`.
     pub(super) fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut out = vec![0.0; x.len()];
-        let (image, plane) = (self.image(), self.plane());
-        out.par_chunks_mut(image)
-            .zip(x.par_chunks(image))
-            .for_each(|(out, x)| {
-                let planes = out.chunks_mut(plane).zip(x.chunks(plane));
-                for (c, (out, x)) in planes.enumerate() {
-                    let (m, s, g, b) = (self.mean[c], self.std[c], self.gamma[c], self.beta[c]);
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        let y = ((v - m) / s) * g + b;
-                        *o = if self.relu { relu(y) } else { y };
-                    }
-                }
-            });
-        out
+        self.map([x], |c| {
+            let (m, s, g, b) = (self.mean[c], self.std[c], self.gamma[c], self.beta[c]);
+            move |[v]| {
+                let y = ((v - m) / s) * g + b;
+                if self.relu { relu(y) } else { y }
+            }
+        })
     }
 
     /// The input gradient `(relu'(dy) · γ) · (1 / std)`; `output` is the forward's, whose sign
     /// masks `dy` where a ReLU followed.
     fn backward(&self, dy: &[f32], output: Option<&[f32]>) -> Vec<f32> {
-        let mut dx = vec![0.0; dy.len()];
-        let (image, plane_len) = (self.image(), self.plane());
-        dx.par_chunks_mut(image)
-            .zip(dy.par_chunks(image))
-            .enumerate()
-            .for_each(|(b, (dx, dy))| {
-                let output = output.map(|o| &o[b * image..][..image]);
-                for c in 0..self.gamma.len() {
-                    let plane = c * plane_len..(c + 1) * plane_len;
-                    let (g, r) = (self.gamma[c], self.reciprocal[c]);
-                    let (dx, dy) = (&mut dx[plane.clone()], &dy[plane.clone()]);
-                    match output {
-                        Some(output) => {
-                            for ((d, &grad), &out) in dx.iter_mut().zip(dy).zip(&output[plane]) {
-                                *d = (relu_backward(grad, out) * g) * r;
-                            }
-                        }
-                        None => {
-                            for (d, &grad) in dx.iter_mut().zip(dy) {
-                                *d = (grad * g) * r;
-                            }
-                        }
-                    }
-                }
-            });
-        dx
+        let factors = |c: usize| (self.gamma[c], self.reciprocal[c]);
+        match output {
+            Some(output) => self.map([dy, output], |c| {
+                let (g, r) = factors(c);
+                move |[grad, out]| (relu_backward(grad, out) * g) * r
+            }),
+            None => self.map([dy], |c| {
+                let (g, r) = factors(c);
+                move |[grad]| (grad * g) * r
+            }),
+        }
     }
 }
 

@@ -21,8 +21,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::prelude::*;
 use burn::tensor::DType;
-use rayon::prelude::*;
-use rslad_kernels::relu_backward;
+use rslad_kernels::{map_planes, relu_backward};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -123,40 +122,38 @@ fn autodiff_forward(
 /// The batch's mean and biased variance per channel, as burn's `batch_norm_train` computes
 /// them: `mean_dim` over the channel rows of x, then over those of `(x − mean)²`.
 fn statistics(x: &[f32], dims: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
-    let mean = row_means(by_channel(dims, |_, src, row| {
-        row.copy_from_slice(&x[src]);
-    }));
-    let variance = row_means(by_channel(dims, |c, src, row| {
-        for (r, &v) in row.iter_mut().zip(&x[src]) {
-            let centred = v - mean[c];
-            *r = centred * centred;
+    let mean = row_means(by_channel(dims, [x], |_| |[v]| v));
+    let variance = row_means(by_channel(dims, [x], |c| {
+        let mean = mean[c];
+        move |[v]| {
+            let centred = v - mean;
+            centred * centred
         }
     }));
     (mean, variance)
 }
 
-/// Channel rows `[C, N·H·W]` of an NCHW activation, as `swap_dims(0, 1)` and a reshape lay it
-/// out: `fill(channel, range of one plane in NCHW, the plane's place in the row)`.
+/// Channel rows `[C, N·H·W]` of NCHW inputs mapped element by element (`element(channel)`), as
+/// `swap_dims(0, 1)` and a reshape lay an activation out before burn reduces it.
 struct Rows {
     values: Vec<f32>,
     channels: usize,
 }
 
-fn by_channel(
+fn by_channel<const K: usize, F: Fn([f32; K]) -> f32>(
     [images, channels, height, width]: [usize; 4],
-    fill: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync,
+    inputs: [&[f32]; K],
+    element: impl Fn(usize) -> F + Sync,
 ) -> Rows {
-    let plane = height * width;
-    let mut values = vec![0.0; images * channels * plane];
-    values
-        .par_chunks_mut(images * plane)
-        .enumerate()
-        .for_each(|(c, row)| {
-            for (image, dst) in row.chunks_mut(plane).enumerate() {
-                let start = (image * channels + c) * plane;
-                fill(c, start..start + plane, dst);
-            }
-        });
+    // Row plane q is channel q / images of image q % images.
+    let (channel, image) = (|q| q / images, |q| q % images);
+    let values = map_planes(
+        images * channels,
+        height * width,
+        inputs,
+        |q| image(q) * channels + channel(q),
+        |q| element(channel(q)),
+    );
     Rows { values, channels }
 }
 
@@ -197,12 +194,9 @@ impl Backward<Flex, 3> for TrainBackward {
         let dy = values(&dy);
         // The ReLU's own backward step, as its node would have run it.
         let dy: Cow<[f32]> = match output {
-            Some(output) => Cow::Owned(
-                dy.iter()
-                    .zip(values(&output).iter())
-                    .map(|(&g, &o)| relu_backward(g, o))
-                    .collect(),
-            ),
+            Some(output) => {
+                Cow::Owned(op.map([&dy, &values(&output)], |_| |[g, o]| relu_backward(g, o)))
+            }
             None => dy,
         };
         let x = values(&x);
@@ -229,41 +223,27 @@ struct GradientSums {
 
 impl GradientSums {
     fn new(op: &Channels, x: &[f32], dy: &[f32]) -> Self {
-        let beta = row_sums(by_channel(op.dims, |_, src, row| {
-            row.copy_from_slice(&dy[src]);
-        }));
-        let gamma = row_sums(by_channel(op.dims, |c, src, row| {
+        let beta = row_sums(by_channel(op.dims, [dy], |_| |[g]| g));
+        let gamma = row_sums(by_channel(op.dims, [dy, x], |c| {
             let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
-            for ((r, &g), &v) in row.iter_mut().zip(&dy[src.clone()]).zip(&x[src]) {
-                *r = g * ((v - mean) * reciprocal);
-            }
+            move |[g, v]| g * ((v - mean) * reciprocal)
         }));
         GradientSums { beta, gamma }
     }
 
-    /// `(γ · r) · ((dy − mean(dy)) − x̂ · mean(dy · x̂))`, r = 1 / std, images in parallel; the
-    /// means are the sums divided by the count, as burn-flex's `mean_dim` forms them.
+    /// `(γ · r) · ((dy − mean(dy)) − x̂ · mean(dy · x̂))`, r = 1 / std; the means are the sums
+    /// divided by the count, as burn-flex's `mean_dim` forms them.
     fn input(&self, op: &Channels, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let count = (op.dims[0] * op.plane()) as f32;
-        let mut dx = vec![0.0; dy.len()];
-        let (image, plane) = (op.image(), op.plane());
-        dx.par_chunks_mut(image)
-            .zip(dy.par_chunks(image).zip(x.par_chunks(image)))
-            .for_each(|(dx, (dy, x))| {
-                let planes = dx
-                    .chunks_mut(plane)
-                    .zip(dy.chunks(plane).zip(x.chunks(plane)));
-                for (c, (dx, (dy, x))) in planes.enumerate() {
-                    let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
-                    let scale = op.gamma[c] * reciprocal;
-                    let mean_grad = self.beta[c] / count;
-                    let mean_projection = self.gamma[c] / count;
-                    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-                        let normalized = (v - mean) * reciprocal;
-                        *d = scale * ((g - mean_grad) - normalized * mean_projection);
-                    }
-                }
-            });
-        dx
+        op.map([dy, x], |c| {
+            let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
+            let scale = op.gamma[c] * reciprocal;
+            let mean_grad = self.beta[c] / count;
+            let mean_projection = self.gamma[c] / count;
+            move |[g, v]| {
+                let normalized = (v - mean) * reciprocal;
+                scale * ((g - mean_grad) - normalized * mean_projection)
+            }
+        })
     }
 }
