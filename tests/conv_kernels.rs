@@ -983,50 +983,75 @@ fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
 
 /// Batch norm in training mode (the batch's statistics), alone and with the ReLU after it, on
 /// our op: the same bits as burn-nn's training path and ReLU for the output, the running
-/// statistics it updates, and the gradients of the input, γ and β; over shapes whose channel
-/// rows are shorter and longer than a vector, with a constant channel (zero variance), a zero
-/// and a negative γ.
+/// statistics (momentum 1, so they are the batch's own, unrounded by the update) and the
+/// gradients of the input, γ and β. Shapes with one image, one channel, 1 × 1 planes and rows
+/// longer than a vector; a constant channel (zero variance), a zero and a negative γ; the layer
+/// run twice in one graph (as RSLAD runs natural and adversarial images), and with γ and β
+/// untracked.
 #[test]
 fn training_batch_norm_matches_burns_operations_bit_for_bit() {
     use burn::module::Param;
     use burn::nn::{BatchNorm, BatchNormConfig};
     let mut rng = StdRng::seed_from_u64(901);
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    for dims in [[3, 4, 5, 6], [5, 3, 7, 9], [2, 4, 1, 1]] {
+    let shapes = [[3, 4, 5, 6], [1, 3, 5, 7], [4, 1, 3, 3], [6, 3, 1, 1], [2, 3, 17, 19]];
+    for dims in shapes {
         let channels = dims[1];
         let len: usize = dims.iter().product();
         let mut x = random_values(&mut rng, len);
-        // Channel 1 of every image holds one value: its variance is exactly zero.
-        let plane = dims[2] * dims[3];
-        for image in 0..dims[0] {
-            let start = (image * channels + 1) * plane;
-            x[start..start + plane].fill(0.25);
+        if channels > 1 {
+            // Channel 1 of every image holds one value: its variance is exactly zero.
+            let plane = dims[2] * dims[3];
+            for image in 0..dims[0] {
+                let start = (image * channels + 1) * plane;
+                x[start..start + plane].fill(0.25);
+            }
         }
-        let gamma: Vec<f32> = (0..channels).map(|c| [1.5, -0.7, 0.0, 2.0][c]).collect();
-        let beta: Vec<f32> = (0..channels).map(|c| [0.0, 0.3, -0.2, 0.1][c]).collect();
+        let gamma: Vec<f32> = (0..channels).map(|c| [1.5, 0.0, -0.7, 2.0][c % 4]).collect();
+        let beta: Vec<f32> = (0..channels).map(|c| [0.0, 0.3, -0.2, 0.1][c % 4]).collect();
         let upstream = random_values(&mut rng, len);
-        for relu in [false, true] {
+        for (relu, twice, parameters_tracked) in [
+            (false, false, true),
+            (true, false, true),
+            (true, true, true),
+            (false, true, false),
+        ] {
+            let case = format!("{dims:?}, relu {relu}, twice {twice}, γ β {parameters_tracked}");
             let run = |ours: bool| {
                 let device = autodiff_device();
-                let mut bn: BatchNorm = BatchNormConfig::new(channels).init(&device);
-                bn.gamma = Param::from_tensor(tensor(&gamma, [channels], &device).require_grad());
-                bn.beta = Param::from_tensor(tensor(&beta, [channels], &device).require_grad());
+                let mut bn: BatchNorm = BatchNormConfig::new(channels)
+                    .with_momentum(1.0)
+                    .init(&device);
+                let parameter = |v: &[f32]| {
+                    Param::from_tensor(tensor(v, [channels], &device))
+                        .set_require_grad(parameters_tracked)
+                };
+                (bn.gamma, bn.beta) = (parameter(&gamma), parameter(&beta));
                 let input = tensor(&x, dims, &device).require_grad();
-                let out = if ours {
-                    let out = conv::training_batch_norm(&bn, &input, relu);
-                    out.expect("our op runs on the training path")
-                } else {
-                    let out = bn.forward(input.clone());
-                    if relu {
-                        burn::tensor::activation::relu(out)
-                    } else {
+                let forward = |x: Tensor<4>| match (ours, relu) {
+                    (true, _) => {
+                        assert!(conv::training_batch_norm(&bn, &x, relu).is_some(), "{case}");
+                        let before = to_vec(bn.running_mean.value_sync());
+                        let out = if relu {
+                            conv::batch_norm_relu(&bn, x)
+                        } else {
+                            conv::batch_norm(&bn, x)
+                        };
+                        // The check above updated the statistics too; so did this forward.
+                        assert_eq!(bits(&to_vec(bn.running_mean.value_sync())), bits(&before));
                         out
                     }
+                    (false, true) => burn::tensor::activation::relu(bn.forward(x)),
+                    (false, false) => bn.forward(x),
                 };
-                let grads = (out.clone() * tensor(&upstream, dims, &device))
-                    .sum()
-                    .backward();
-                let grad = |t: Tensor<1>| to_vec(t.grad(&grads).expect("a gradient"));
+                let out = forward(input.clone());
+                let upstream = tensor(&upstream, dims, &device);
+                let mut loss = (out.clone() * upstream.clone()).sum();
+                if twice {
+                    loss = loss + (forward(input.clone().mul_scalar(2.0)) * upstream).sum();
+                }
+                let grads = loss.backward();
+                let grad = |t: Tensor<1>| t.grad(&grads).map(to_vec).unwrap_or_default();
                 [
                     to_vec(out),
                     to_vec(input.grad(&grads).expect("x's gradient")),
@@ -1038,14 +1063,13 @@ fn training_batch_norm_matches_burns_operations_bit_for_bit() {
             };
             let (theirs, mine) = (run(false), run(true));
             let names = ["output", "x's gradient", "γ's gradient", "β's gradient"];
-            let names = names
-                .into_iter()
-                .chain(["running mean", "running variance"]);
+            let names = names.into_iter().chain(["running mean", "running variance"]);
             for ((name, theirs), mine) in names.zip(&theirs).zip(&mine) {
-                assert_eq!(bits(mine), bits(theirs), "{name}, {dims:?}, relu {relu}");
+                assert_eq!(bits(mine), bits(theirs), "{name}, {case}");
             }
-            // The running statistics moved: the comparison above is not of two initial values.
-            assert!(theirs[4].iter().any(|&m| m != 0.0), "{dims:?}");
+            // The comparisons are not of empty or initial values.
+            assert_eq!(theirs[2].is_empty(), !parameters_tracked, "{case}");
+            assert!(theirs[4].iter().any(|&m| m != 0.0), "{case}");
         }
     }
     // Inference mode, or no autodiff: not the training path.
