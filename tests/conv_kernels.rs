@@ -811,7 +811,9 @@ fn max_pooling_matches_burn_flex_forward_and_backward_ties_and_nans_included() {
     let mut rng = StdRng::seed_from_u64(600);
     // 2 × 2 windows in rows of 5, 19 (more than a vector) and 4 of an odd width; 3 × 3.
     let shapes = [([2, 3, 9, 10], 2), ([2, 2, 6, 38], 2), ([4, 2, 8, 9], 2)];
-    let shapes = shapes.into_iter().chain([([1, 2, 12, 12], 3), ([3, 1, 4, 4], 2)]);
+    let shapes = shapes
+        .into_iter()
+        .chain([([1, 2, 12, 12], 3), ([3, 1, 4, 4], 2)]);
     for (dims, window) in shapes {
         let len = dims.iter().product();
         // Few distinct values, so windows hold ties; a couple of NaNs.
@@ -994,7 +996,13 @@ fn training_batch_norm_matches_burns_operations_bit_for_bit() {
     use burn::nn::{BatchNorm, BatchNormConfig};
     let mut rng = StdRng::seed_from_u64(901);
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    let shapes = [[3, 4, 5, 6], [1, 3, 5, 7], [4, 1, 3, 3], [6, 3, 1, 1], [2, 3, 17, 19]];
+    let shapes = [
+        [3, 4, 5, 6],
+        [1, 3, 5, 7],
+        [4, 1, 3, 3],
+        [6, 3, 1, 1],
+        [2, 3, 17, 19],
+    ];
     for dims in shapes {
         let channels = dims[1];
         let len: usize = dims.iter().product();
@@ -1007,8 +1015,12 @@ fn training_batch_norm_matches_burns_operations_bit_for_bit() {
                 x[start..start + plane].fill(0.25);
             }
         }
-        let gamma: Vec<f32> = (0..channels).map(|c| [1.5, 0.0, -0.7, 2.0][c % 4]).collect();
-        let beta: Vec<f32> = (0..channels).map(|c| [0.0, 0.3, -0.2, 0.1][c % 4]).collect();
+        let gamma: Vec<f32> = (0..channels)
+            .map(|c| [1.5, 0.0, -0.7, 2.0][c % 4])
+            .collect();
+        let beta: Vec<f32> = (0..channels)
+            .map(|c| [0.0, 0.3, -0.2, 0.1][c % 4])
+            .collect();
         let upstream = random_values(&mut rng, len);
         for (relu, twice, parameters_tracked) in [
             (false, false, true),
@@ -1063,7 +1075,9 @@ fn training_batch_norm_matches_burns_operations_bit_for_bit() {
             };
             let (theirs, mine) = (run(false), run(true));
             let names = ["output", "x's gradient", "γ's gradient", "β's gradient"];
-            let names = names.into_iter().chain(["running mean", "running variance"]);
+            let names = names
+                .into_iter()
+                .chain(["running mean", "running variance"]);
             for ((name, theirs), mine) in names.zip(&theirs).zip(&mine) {
                 assert_eq!(bits(mine), bits(theirs), "{name}, {case}");
             }
