@@ -11,7 +11,7 @@
 //! burn's to the bit, with two passes in the forward step and four in the backward one.
 
 use super::batch_norm::Channels;
-use super::op::{AutodiffFlex, AutodiffTensor, flex_tensor, values};
+use super::op::{AutodiffFlex, AutodiffTensor, autodiff_primitive, flex_tensor, values};
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -43,24 +43,15 @@ pub fn try_batch_norm_train(
 ) -> Option<TrainOutput> {
     let dims = x.dims();
     let channels = dims[1];
-    if !x.is_autodiff() || dims.contains(&0) || gamma.dims() != [channels] {
+    let per_channel = gamma.dims() == [channels] && beta.dims() == [channels];
+    if !x.is_autodiff() || dims.contains(&0) || !per_channel {
         return None;
     }
-    if beta.dims() != [channels] {
-        return None;
-    }
-    // A constant γ or β joins the graph untracked, as in burn's own operations.
-    let x = x.clone().try_into_primitive::<AutodiffFlex>().ok()?;
-    let gamma = gamma
-        .clone()
-        .autodiff()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?;
-    let beta = beta
-        .clone()
-        .autodiff()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?;
+    let [x, gamma, beta] = [
+        autodiff_primitive(x)?,
+        autodiff_primitive(gamma)?,
+        autodiff_primitive(beta)?,
+    ];
     let all_f32 = [&x, &gamma, &beta]
         .iter()
         .all(|t| t.primitive().dtype() == DType::F32);

@@ -36,24 +36,10 @@ pub fn try_conv2d(
 ) -> Option<Tensor<4>> {
     let tracked = x.is_autodiff() || weight.is_autodiff() || bias.is_some_and(|b| b.is_autodiff());
     if tracked {
-        // A constant operand joins the graph untracked, as in burn's own binary ops.
-        let x = x
-            .clone()
-            .autodiff()
-            .try_into_primitive::<AutodiffFlex>()
-            .ok()?;
-        let weight = weight
-            .clone()
-            .autodiff()
-            .try_into_primitive::<AutodiffFlex>()
-            .ok()?;
+        let x = autodiff_primitive(x)?;
+        let weight = autodiff_primitive(weight)?;
         let bias = match bias {
-            Some(b) => Some(
-                b.clone()
-                    .autodiff()
-                    .try_into_primitive::<AutodiffFlex>()
-                    .ok()?,
-            ),
+            Some(b) => Some(autodiff_primitive(b)?),
             None => None,
         };
         let all_f32 = [x.primitive(), weight.primitive()]
@@ -82,6 +68,15 @@ pub fn try_conv2d(
         let out = flex_forward(&x, &weight, bias.as_ref(), geometry, relu);
         Some(Tensor::from_primitive::<Flex>(out))
     }
+}
+
+/// The tensor as a primitive of the autodiff flex device; `None` on another device. A constant
+/// operand (a plain tensor) joins the graph untracked, as in burn's own binary ops.
+pub(super) fn autodiff_primitive<const D: usize>(t: &Tensor<D>) -> Option<AutodiffTensor> {
+    t.clone()
+        .autodiff()
+        .try_into_primitive::<AutodiffFlex>()
+        .ok()
 }
 
 /// A flex tensor's values as a contiguous f32 slice (copied only if it is a strided view).
