@@ -4,7 +4,7 @@
 //! natural x intersected with [0, 1].
 
 use super::gradient::{AttackLoss, Target, input_gradient};
-use super::{Classifier, project};
+use super::{Classifier, project, signed_step};
 use crate::tensor_util::{images, predictions, sample_mask, to_vec};
 use burn::prelude::*;
 use rand::Rng;
@@ -120,8 +120,13 @@ pub fn pgd_cancellable(
         if let Some(tracker) = tracker.as_mut().filter(|_| is_candidate) {
             tracker.observe(&current, &step.loss, &step.predictions, labels.as_deref());
         }
-        let moved = current + step.gradient.sign().mul_scalar(config.step_size);
-        current = project(moved, &natural, config.epsilon);
+        current = signed_step(
+            current,
+            step.gradient,
+            config.step_size,
+            &natural,
+            config.epsilon,
+        );
     }
 
     Some(match tracker {

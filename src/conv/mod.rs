@@ -25,6 +25,7 @@ mod batch_norm_train;
 mod op;
 mod pool;
 
+pub use op::elementwise;
 pub use rslad_kernels::{ConvGeometry, Isa};
 
 use burn::nn::conv::Conv2d;

@@ -79,6 +79,31 @@ pub(super) fn autodiff_primitive<const D: usize>(t: &Tensor<D>) -> Option<Autodi
         .ok()
 }
 
+/// `element` applied to equally shaped plain (not autodiff) f32 tensors on the flex device, in
+/// one parallel pass and one allocation; `None` elsewhere (another device, the autodiff device,
+/// another dtype or shape), leaving the caller to burn's operations.
+pub fn elementwise<const K: usize>(
+    inputs: [&Tensor<4>; K],
+    element: impl Fn([f32; K]) -> f32 + Sync,
+) -> Option<Tensor<4>> {
+    let dims = inputs.first()?.dims();
+    if inputs.iter().any(|t| t.is_autodiff() || t.dims() != dims) {
+        return None;
+    }
+    let primitives: Vec<FlexTensor> = inputs
+        .iter()
+        .map(|t| (*t).clone().try_into_primitive::<Flex>().ok())
+        .collect::<Option<_>>()?;
+    if primitives.iter().any(|p| p.dtype() != DType::F32) {
+        return None;
+    }
+    let values: Vec<_> = primitives.iter().map(values).collect();
+    let inputs: [&[f32]; K] = std::array::from_fn(|k| &*values[k]);
+    let [n, c, h, w] = dims;
+    let out = rslad_kernels::map_planes(n * c, h * w, inputs, |p| p, |_| &element);
+    Some(Tensor::from_primitive::<Flex>(flex_tensor(out, &dims)))
+}
+
 /// A flex tensor's values as a contiguous f32 slice (copied only if it is a strided view).
 pub(super) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match tensor.as_slice::<f32>() {

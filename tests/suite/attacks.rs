@@ -308,3 +308,40 @@ fn outputs_that_are_not_finite_are_an_error_not_an_accuracy() {
         "{error}"
     );
 }
+
+/// PGD's step and projection in one pass: the same bits as burn's seven operations
+/// (`project(x + sign(∇) · η, natural, ε)`), with zero, −0 and NaN gradients (sign 0), a NaN
+/// iterate, iterates outside [0, 1] and outside the ball; on the flex device it is the fused pass
+/// that runs, on the autodiff device burn's operations.
+#[test]
+fn the_signed_step_matches_burns_operations_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(77);
+    let dims = [3, 2, 5, 7];
+    let len: usize = dims.iter().product();
+    let natural: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let mut current: Vec<f32> = (0..len).map(|_| rng.gen_range(-0.4..1.4)).collect();
+    let mut gradient: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    gradient[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, 1e-30]);
+    current[5] = f32::NAN;
+    let bits = |t: Tensor<4>| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for device in [compute_device(), autodiff_device()] {
+        let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
+        let (x, g, n) = (tensor(&current), tensor(&gradient), tensor(&natural));
+        let fused_ran = rslad_tui::conv::elementwise([&x, &g, &n], |_| 0.0).is_some();
+        assert_eq!(fused_ran, !device.is_autodiff());
+        for (step_size, epsilon) in [(0.01, 0.3), (0.05, 0.1), (0.5, 0.0)] {
+            let burns = attack::project(
+                x.clone() + g.clone().sign().mul_scalar(step_size),
+                &n,
+                epsilon,
+            );
+            let ours = attack::signed_step(x.clone(), g.clone(), step_size, &n, epsilon);
+            assert_eq!(
+                bits(ours.clone()),
+                bits(burns),
+                "η {step_size}, ε {epsilon}"
+            );
+            assert!(to_vec(ours)[5].is_nan(), "a NaN iterate stays NaN");
+        }
+    }
+}
