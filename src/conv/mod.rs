@@ -1,7 +1,8 @@
 //! Our own 2-D convolution kernels for the CPU (flex) backend: forward pass, input gradient and
 //! weight gradient, on AVX-512, AVX2 or portable code chosen at run time; with them the two
 //! layers around the convolutions that attacks run most, max pooling ([`max_pool2d`]) and
-//! batch norm in inference and training mode ([`batch_norm`], [`batch_norm_relu`]).
+//! batch norm in inference and training mode ([`batch_norm`], [`batch_norm_relu`]), and one
+//! element-wise pass over plain tensors ([`elementwise`], PGD's signed step).
 //!
 //! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
