@@ -156,7 +156,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// `bn.forward(x)`; on the flex device in fewer passes than burn's operations, with the same
-/// bits ([`batch_norm`](self::batch_norm) and [`batch_norm_train`](self::batch_norm_train)
+/// bits ([`batch_norm`](self::batch_norm) and `batch_norm_train`
 /// modules).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     batch_norm_then(bn, x, false)
