@@ -8,7 +8,9 @@
 //! own `sum_dim` and `mean_dim` over the same channel-by-channel rows, so the sums run in its
 //! order, and every element-wise step takes each value through the same operations in the
 //! same order (no fused multiply-add): the output, the statistics and all three gradients are
-//! burn's to the bit, with two passes in the forward step and four in the backward one.
+//! burn's to the bit. Forward: the channel rows of x, those of the squared deviations, and the
+//! output, three passes besides the two reductions; backward: the rows of dy and of dy · x̂ and
+//! the input gradient (and the ReLU's mask first, where one follows).
 
 use super::batch_norm::Channels;
 use super::op::{AutodiffFlex, AutodiffTensor, autodiff_primitive, flex_tensor, values};
