@@ -13,7 +13,7 @@
 
 use super::dlr::{dlr_loss, require_classes, targeted_dlr_loss};
 use super::inputs::{check_label_count, check_labels_in_range, other_classes_by_logit};
-use super::{AttackOutcome, Classifier, project};
+use super::{AttackOutcome, Classifier, momentum_step, project};
 use crate::error::AttackError;
 use crate::loss::cross_entropy;
 use crate::tensor_util::{
@@ -399,17 +399,15 @@ fn single_run(
 
     for i in 0..config.iterations {
         // z = P(x_k + η·sign(∇)); x_{k+1} = P(x_k + a(z − x_k) + (1 − a)(x_k − x_{k−1})).
-        let momentum = x_adv.clone() - previous;
-        previous = x_adv.clone();
         let a = if i > 0 { 0.75 } else { 1.0 };
         let step_tensor = per_sample_scalars(&step, dims, &device);
-        let z = project(
-            x_adv.clone() + gradient.sign() * step_tensor,
+        let next = momentum_step(
+            [&x_adv, &previous, &gradient, &step_tensor],
             natural,
             epsilon,
+            a,
         );
-        let moved = x_adv.clone() + (z - x_adv).mul_scalar(a) + momentum.mul_scalar(1.0 - a);
-        x_adv = project(moved, natural, epsilon);
+        previous = std::mem::replace(&mut x_adv, next);
 
         let now = evaluate(classifier, &x_adv, objective, config.eot_iterations)?;
         gradient = now.gradient;

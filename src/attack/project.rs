@@ -22,17 +22,7 @@ pub fn signed_step(
     epsilon: f32,
 ) -> Tensor<4> {
     let fused = crate::conv::elementwise([&current, &gradient, natural], |[x, g, n]| {
-        let sign = if g.is_nan() || g == 0.0 {
-            0.0
-        } else {
-            1.0f32.copysign(g)
-        };
-        let moved = x + sign * step_size;
-        // max_pair, min_pair and clamp as burn defines them: a NaN stays.
-        let (lower, upper) = (n - epsilon, n + epsilon);
-        let above = if moved < lower { lower } else { moved };
-        let within = if upper < above { upper } else { above };
-        within.clamp(0.0, 1.0)
+        project_value(x + sign(g) * step_size, n, epsilon)
     });
     fused.unwrap_or_else(|| {
         project(
@@ -41,6 +31,55 @@ pub fn signed_step(
             epsilon,
         )
     })
+}
+
+/// APGD's update (Croce & Hein 2020, eq. 2): `z = P(x + η·sign(∇))`, then
+/// `P(x + a(z − x) + (1 − a)(x − x_prev))`, with `step` η per element (each image's own) and
+/// `a` as the caller passes it to `mul_scalar`; one pass on the flex device with burn's bits,
+/// burn's operations elsewhere.
+pub fn momentum_step(
+    [current, previous, gradient, step]: [&Tensor<4>; 4],
+    natural: &Tensor<4>,
+    epsilon: f32,
+    a: f64,
+) -> Tensor<4> {
+    // burn's scalars reach f32 tensors as f32.
+    let (keep, rest) = (a as f32, (1.0 - a) as f32);
+    let inputs = [current, previous, gradient, step, natural];
+    let fused = crate::conv::elementwise(inputs, |[x, p, g, s, n]| {
+        let momentum = x - p;
+        let z = project_value(x + sign(g) * s, n, epsilon);
+        project_value((x + (z - x) * keep) + momentum * rest, n, epsilon)
+    });
+    fused.unwrap_or_else(|| {
+        let momentum = current.clone() - previous.clone();
+        let z = project(
+            current.clone() + gradient.clone().sign() * step.clone(),
+            natural,
+            epsilon,
+        );
+        let moved =
+            current.clone() + (z - current.clone()).mul_scalar(a) + momentum.mul_scalar(1.0 - a);
+        project(moved, natural, epsilon)
+    })
+}
+
+/// burn-flex's `sign`: 0 at zero and NaN, else ±1.
+fn sign(g: f32) -> f32 {
+    if g.is_nan() || g == 0.0 {
+        0.0
+    } else {
+        1.0f32.copysign(g)
+    }
+}
+
+/// [`project`] for one value: `max_pair`, `min_pair` and `clamp` as burn defines them (the
+/// candidate wins a comparison with NaN, so a NaN stays).
+fn project_value(candidate: f32, natural: f32, epsilon: f32) -> f32 {
+    let (lower, upper) = (natural - epsilon, natural + epsilon);
+    let above = if candidate < lower { lower } else { candidate };
+    let within = if upper < above { upper } else { above };
+    within.clamp(0.0, 1.0)
 }
 
 /// max |a − b| over all elements, for checking that an attack kept to its budget.

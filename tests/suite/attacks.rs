@@ -345,3 +345,40 @@ fn the_signed_step_matches_burns_operations_bit_for_bit() {
         }
     }
 }
+
+/// APGD's momentum update in one pass: the same bits as burn's operations, `z = P(x + η·sign(∇))`
+/// then `P(x + a(z − x) + (1 − a)(x − x_prev))`, with a step per image (a broadcast tensor),
+/// a = 1 (the first iteration) and 0.75, zero, −0 and NaN gradients and a NaN iterate.
+#[test]
+fn the_momentum_step_matches_burns_operations_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(78);
+    let dims = [3, 2, 5, 7];
+    let len: usize = dims.iter().product();
+    let natural: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let mut current: Vec<f32> = (0..len).map(|_| rng.gen_range(-0.4..1.4)).collect();
+    let previous: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let mut gradient: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    gradient[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, 1e-30]);
+    current[5] = f32::NAN;
+    let bits = |t: Tensor<4>| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let device = compute_device();
+    let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
+    let (x, p, g, n) = (
+        tensor(&current),
+        tensor(&previous),
+        tensor(&gradient),
+        tensor(&natural),
+    );
+    let steps = TensorData::new(vec![0.6f32, 0.15, 0.0375], [3, 1, 1, 1]);
+    let step = Tensor::<4>::from_data(steps, &device).expand(dims);
+    assert!(rslad_tui::conv::elementwise([&x, &p, &g, &step, &n], |_| 0.0).is_some());
+    for (a, epsilon) in [(1.0, 0.3), (0.75, 0.3), (0.75, 0.0)] {
+        let momentum = x.clone() - p.clone();
+        let z = attack::project(x.clone() + g.clone().sign() * step.clone(), &n, epsilon);
+        let moved = x.clone() + (z - x.clone()).mul_scalar(a) + momentum.mul_scalar(1.0 - a);
+        let burns = attack::project(moved, &n, epsilon);
+        let ours = attack::momentum_step([&x, &p, &g, &step], &n, epsilon, a);
+        assert_eq!(bits(ours.clone()), bits(burns), "a {a}, ε {epsilon}");
+        assert!(to_vec(ours)[5].is_nan(), "a NaN iterate stays NaN");
+    }
+}
