@@ -70,7 +70,7 @@ pub(super) struct Channels {
     beta: Vec<f32>,
     /// NCHW.
     pub(super) dims: [usize; 4],
-    pub(super) relu: bool,
+    relu: bool,
 }
 
 impl Channels {

@@ -309,21 +309,31 @@ fn outputs_that_are_not_finite_are_an_error_not_an_accuracy() {
     );
 }
 
-/// PGD's step and projection in one pass: the same bits as burn's seven operations
-/// (`project(x + sign(∇) · η, natural, ε)`), with zero, −0 and NaN gradients (sign 0), a NaN
-/// iterate, iterates outside [0, 1] and outside the ball; on the flex device it is the fused pass
-/// that runs, on the autodiff device burn's operations.
-#[test]
-fn the_signed_step_matches_burns_operations_bit_for_bit() {
-    let mut rng = StdRng::seed_from_u64(77);
-    let dims = [3, 2, 5, 7];
+/// Natural images in [0, 1], iterates in [−0.4, 1.4] (outside the box and the ball) with a NaN at
+/// index 5, and gradients in [−1, 1] starting with 0, −0, NaN and a tiny positive value.
+fn step_inputs(seed: u64, dims: [usize; 4]) -> [Vec<f32>; 3] {
+    let mut rng = StdRng::seed_from_u64(seed);
     let len: usize = dims.iter().product();
     let natural: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
     let mut current: Vec<f32> = (0..len).map(|_| rng.gen_range(-0.4..1.4)).collect();
     let mut gradient: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
     gradient[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, 1e-30]);
     current[5] = f32::NAN;
-    let bits = |t: Tensor<4>| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    [natural, current, gradient]
+}
+
+fn bits(t: Tensor<4>) -> Vec<u32> {
+    to_vec(t).iter().map(|v| v.to_bits()).collect()
+}
+
+/// PGD's step and projection in one pass: the same bits as burn's seven operations
+/// (`project(x + sign(∇) · η, natural, ε)`), with zero, −0 and NaN gradients (sign 0), a NaN
+/// iterate, iterates outside [0, 1] and outside the ball; on the flex device it is the fused pass
+/// that runs, on the autodiff device burn's operations.
+#[test]
+fn the_signed_step_matches_burns_operations_bit_for_bit() {
+    let dims = [3, 2, 5, 7];
+    let [natural, current, gradient] = step_inputs(77, dims);
     for device in [compute_device(), autodiff_device()] {
         let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
         let (x, g, n) = (tensor(&current), tensor(&gradient), tensor(&natural));
@@ -351,16 +361,10 @@ fn the_signed_step_matches_burns_operations_bit_for_bit() {
 /// a = 1 (the first iteration) and 0.75, zero, −0 and NaN gradients and a NaN iterate.
 #[test]
 fn the_momentum_step_matches_burns_operations_bit_for_bit() {
-    let mut rng = StdRng::seed_from_u64(78);
     let dims = [3, 2, 5, 7];
-    let len: usize = dims.iter().product();
-    let natural: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
-    let mut current: Vec<f32> = (0..len).map(|_| rng.gen_range(-0.4..1.4)).collect();
-    let previous: Vec<f32> = (0..len).map(|_| rng.gen_range(0.0..1.0)).collect();
-    let mut gradient: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    gradient[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, 1e-30]);
-    current[5] = f32::NAN;
-    let bits = |t: Tensor<4>| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let [natural, current, gradient] = step_inputs(78, dims);
+    // The iterate before: inside [0, 1].
+    let previous = step_inputs(79, dims)[0].clone();
     let device = compute_device();
     let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
     let (x, p, g, n) = (
