@@ -983,6 +983,198 @@ fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
     }
 }
 
+/// A channel's inference batch norm for the epilogue tests: a zero-variance channel, a zero and a
+/// negative γ among them (as in `inference_batch_norm_matches_burns_operations_bit_for_bit`).
+fn norm_statistics(channels: usize) -> [Vec<f32>; 4] {
+    let pick = |values: &[f32], c: usize| values[c % values.len()];
+    let per_channel = |values: &[f32]| (0..channels).map(|c| pick(values, c)).collect();
+    [
+        per_channel(&[0.1, -0.2, 0.0, 0.5, 0.3]),
+        per_channel(&[0.5, 2.0, 1e-6, 0.0, 0.7]),
+        per_channel(&[1.5, -0.7, 0.0, 2.0, 0.9]),
+        per_channel(&[0.0, 0.3, -0.2, 0.0, 0.1]),
+    ]
+}
+
+/// The convolution with an inference batch norm in its epilogue: on every instruction set and
+/// every engine the zoo and the random shapes reach, the bits of the convolution followed by
+/// the batch norm's formula (and the ReLU) applied to each value; and its input gradient with
+/// the batch norm's backward step folded in, the bits of the two steps.
+#[test]
+fn a_batch_norm_in_the_epilogue_gives_the_two_passes_bits() {
+    let epsilon = 1e-5f32;
+    for (i, case) in all_cases().iter().enumerate() {
+        let d = data(case, 1100 + i as u64);
+        let g = case.geometry();
+        let [mean, var, gamma, beta] = norm_statistics(case.out_channels);
+        let std: Vec<f32> = var.iter().map(|v| (v + epsilon).sqrt()).collect();
+        let plane = g.out_h * g.out_w;
+        for relu in [false, true] {
+            let norm = kernels::ChannelNorm::new(
+                mean.clone(),
+                std.clone(),
+                gamma.clone(),
+                beta.clone(),
+                relu,
+            );
+            for isa in available_isas() {
+                let raw = kernels::forward(isa, &g, &d.x, &d.weight, d.bias.as_deref(), false);
+                let expected: Vec<u32> = raw
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| {
+                        let c = j / plane % case.out_channels;
+                        let y = ((v - mean[c]) / std[c]) * gamma[c] + beta[c];
+                        let y = if relu && y <= 0.0 { 0.0 } else { y };
+                        y.to_bits()
+                    })
+                    .collect();
+                let fused =
+                    kernels::forward_normalised(isa, &g, &d.x, &d.weight, d.bias.as_deref(), &norm);
+                let fused_bits: Vec<u32> = fused.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(fused_bits, expected, "{} relu {relu} {case:?}", isa.name());
+                // The input gradient: the batch norm's backward step on each value (masked by
+                // the ReLU's output where it follows), then the convolution's.
+                let conv_grad: Vec<f32> = d
+                    .output_grad
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &dy)| {
+                        let c = j / plane % case.out_channels;
+                        let dy = if relu && fused[j] <= 0.0 { 0.0 } else { dy };
+                        (dy * gamma[c]) * (1.0 / std[c])
+                    })
+                    .collect();
+                let expected = kernels::input_grad(isa, &g, &d.weight, &conv_grad, None);
+                let output = relu.then_some(&fused[..]);
+                let ours = kernels::input_grad_normalised(
+                    isa,
+                    &g,
+                    &d.weight,
+                    &d.output_grad,
+                    output,
+                    &norm,
+                );
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&ours),
+                    bits(&expected),
+                    "input gradient, {} relu {relu} {case:?}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+/// `conv::forward_batch_norm_relu` (and without the ReLU) on a fixed model: the one-pass op,
+/// with the values and input gradient of the two ops it replaces (each itself burn's to the
+/// bit), with and without autodiff; the two ops where the batch norm trains or the weight is
+/// tracked.
+#[test]
+fn the_fused_convolution_and_batch_norm_match_the_two_ops_bit_for_bit() {
+    use burn::module::{Module, Param, RunningState};
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    // micro-cnn's two layers (the first-layer engine, then the main one), a strided layer with
+    // a bias, a depthwise one (the row engine).
+    let cases = [
+        Case::square(3, [1, 8], 12, 3, 1, 1, 1, false),
+        Case::square(2, [8, 16], 6, 3, 1, 1, 1, false),
+        Case::square(2, [3, 16], 9, 3, 2, 1, 1, true),
+        Case::square(2, [24, 24], 8, 3, 1, 1, 24, false),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let mut d = data(case, 1200 + i as u64);
+        d.x[1] = f32::NAN;
+        let [mean, var, gamma, beta] = norm_statistics(case.out_channels);
+        let layers = |device: &Device| {
+            let pad = case.padding[0].0;
+            let mut conv = Conv2dConfig::new([case.in_channels, case.out_channels], case.kernel)
+                .with_stride(case.stride)
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_groups(case.groups)
+                .with_bias(case.bias)
+                .init(device);
+            conv.weight = Param::from_tensor(tensor(&d.weight, case.w_dims(), device));
+            if let Some(b) = &d.bias {
+                conv.bias = Some(Param::from_tensor(tensor(b, [case.out_channels], device)));
+            }
+            let channels = [case.out_channels];
+            let mut bn: BatchNorm = BatchNormConfig::new(case.out_channels).init(device);
+            bn.gamma = Param::from_tensor(tensor(&gamma, channels, device));
+            bn.beta = Param::from_tensor(tensor(&beta, channels, device));
+            bn.running_mean = RunningState::new(tensor(&mean, channels, device));
+            bn.running_var = RunningState::new(tensor(&var, channels, device));
+            (conv, bn)
+        };
+        let inference = |bn: BatchNorm| {
+            let mut bn = bn.no_grad();
+            bn.training = Param::from_bool(false);
+            bn
+        };
+        for relu in [false, true] {
+            let fused = |conv: &_, bn: &_, x| {
+                if relu {
+                    conv::forward_batch_norm_relu(conv, bn, x)
+                } else {
+                    conv::forward_batch_norm(conv, bn, x)
+                }
+            };
+            let two_ops = |conv: &_, bn: &_, x| {
+                let out = conv::forward(conv, x);
+                if relu {
+                    conv::batch_norm_relu(bn, out)
+                } else {
+                    conv::batch_norm(bn, out)
+                }
+            };
+            // A fixed model in inference mode on the autodiff device (an attack's view).
+            let device = autodiff_device();
+            let (conv, bn) = layers(&device);
+            let (conv, bn) = (conv.no_grad(), inference(bn));
+            let run = |op: &dyn Fn(&_, &_, Tensor<4>) -> Tensor<4>| {
+                let x = tensor(&d.x, case.x_dims(), &device).require_grad();
+                let out = op(&conv, &bn, x.clone());
+                let upstream = tensor(&d.output_grad, out.dims(), &device);
+                let grads = (out.clone() * upstream).sum().backward();
+                (bits(&to_vec(out)), bits(&to_vec(x.grad(&grads).unwrap())))
+            };
+            let x = tensor(&d.x, case.x_dims(), &device);
+            assert!(
+                conv::fused_conv_batch_norm(&conv, &bn, &x, relu).is_some(),
+                "the one-pass op runs for {case:?}"
+            );
+            let (ours, theirs) = (run(&fused), run(&two_ops));
+            assert_eq!(ours.0, theirs.0, "forward, relu {relu}, {case:?}");
+            assert_eq!(ours.1, theirs.1, "input gradient, relu {relu}, {case:?}");
+            // Without autodiff (an evaluation), and an untracked input (a teacher).
+            let untracked = bits(&to_vec(fused(&conv, &bn, x)));
+            assert_eq!(untracked, theirs.0, "untracked, relu {relu}, {case:?}");
+            let plain = compute_device();
+            let (conv, bn) = layers(&plain);
+            let bn = inference(bn);
+            let x = tensor(&d.x, case.x_dims(), &plain);
+            assert!(conv::fused_conv_batch_norm(&conv, &bn, &x, relu).is_some());
+            assert_eq!(
+                bits(&to_vec(fused(&conv, &bn, x))),
+                theirs.0,
+                "plain, {case:?}"
+            );
+            // A trained weight, or the batch norm on the training path: the two ops.
+            let (conv, bn) = layers(&device);
+            let x = tensor(&d.x, case.x_dims(), &device);
+            assert!(conv.weight.val().is_tracked());
+            let eval_bn = inference(bn.clone());
+            assert!(conv::fused_conv_batch_norm(&conv, &eval_bn, &x, relu).is_none());
+            let training = bn.no_grad();
+            assert!(training.training.is_enabled());
+            assert!(conv::fused_conv_batch_norm(&conv.no_grad(), &training, &x, relu).is_none());
+        }
+    }
+}
+
 /// Batch norm in training mode (the batch's statistics), alone and with the ReLU after it, on
 /// our op: the same bits as burn-nn's training path and ReLU for the output, the running
 /// statistics (momentum 1, so they are the batch's own, unrounded by the update) and the

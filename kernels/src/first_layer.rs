@@ -14,6 +14,7 @@
 //! Each output is `init + Σ_(kh, kw) weight · source`, summed in the main engine's order with
 //! fused multiply-adds, so the two engines give the same bits (tested).
 
+use super::norm::Epilogue;
 use super::row_tile::{MAX_VECTORS, add_source_row, tile_rows, vector_starts};
 use super::simd::{Isa, Simd, SimdKernel, run_on};
 use std::mem::MaybeUninit;
@@ -93,34 +94,42 @@ impl FirstLayer {
         (self.out_h + KERNEL - 2) * self.row_stride + self.out_w + KERNEL - 1
     }
 
-    /// One image: `out` is `[out channel][out_h][out_w]`, through a ReLU when `relu`. Every
-    /// element of `out` is written (it may start uninitialised), none read.
-    pub fn run(&self, source: &[f32], out: &mut [MaybeUninit<f32>], relu: bool) {
+    /// One image: `out` is `[out channel][out_h][out_w]`, each sum through `epilogue` as it is
+    /// stored. Every element of `out` is written (it may start uninitialised), none read.
+    pub(crate) fn run(&self, source: &[f32], out: &mut [MaybeUninit<f32>], epilogue: Epilogue) {
         let plane = self.out_h * self.out_w;
         assert!(source.len() >= self.source_extent(), "source too short");
         assert_eq!(out.len(), self.init.len() * plane, "output length");
         // `MaybeUninit<f32>` has the layout of `f32`; the kernel only stores through it.
         let (source, out) = (source.as_ptr(), out.as_mut_ptr().cast::<f32>());
+        if let Epilogue::Norm(norm) = epilogue {
+            assert_eq!(norm.channels(), self.init.len(), "one statistic per channel");
+        }
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
-        unsafe { run_on(self.isa, self, (source, out, relu)) }
+        unsafe { run_on(self.isa, self, (source, out, epilogue)) }
     }
 }
 
-impl SimdKernel<(*const f32, *mut f32, bool)> for FirstLayer {
+impl SimdKernel<(*const f32, *mut f32, Epilogue<'_>)> for FirstLayer {
     #[inline(always)]
-    unsafe fn run<S: Simd>(&self, (source, out, relu): (*const f32, *mut f32, bool)) {
-        unsafe { run_generic::<S>(self, source, out, relu) }
+    unsafe fn run<S: Simd>(&self, (source, out, epilogue): (*const f32, *mut f32, Epilogue)) {
+        unsafe { run_generic::<S>(self, source, out, epilogue) }
     }
 }
 
 #[inline(always)]
-unsafe fn run_generic<S: Simd>(p: &FirstLayer, source: *const f32, out: *mut f32, relu: bool) {
+unsafe fn run_generic<S: Simd>(
+    p: &FirstLayer,
+    source: *const f32,
+    out: *mut f32,
+    epilogue: Epilogue,
+) {
     unsafe {
         match (p.starts.len(), p.tile_rows) {
-            (1, 8) => channels::<S, 1, 8>(p, source, out, relu),
-            (2, 4) => channels::<S, 2, 4>(p, source, out, relu),
-            (3, 3) => channels::<S, 3, 3>(p, source, out, relu),
-            (4, 2) => channels::<S, 4, 2>(p, source, out, relu),
+            (1, 8) => channels::<S, 1, 8>(p, source, out, epilogue),
+            (2, 4) => channels::<S, 2, 4>(p, source, out, epilogue),
+            (3, 3) => channels::<S, 3, 3>(p, source, out, epilogue),
+            (4, 2) => channels::<S, 4, 2>(p, source, out, epilogue),
             (n, m) => unreachable!("no first-layer kernel for {m} rows of {n} vectors"),
         }
     }
@@ -134,7 +143,7 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(
     p: &FirstLayer,
     source: *const f32,
     out: *mut f32,
-    relu: bool,
+    epilogue: Epilogue,
 ) {
     let starts: [usize; N] = std::array::from_fn(|n| p.starts[n]);
     let plane = p.out_h * p.out_w;
@@ -152,6 +161,7 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(
         // reads end at the source's extent) and the output every channel's plane.
         unsafe {
             let out_plane = out.add(co * plane);
+            let finish = epilogue.channel::<S>(co);
             for tile in 0..tiles {
                 let i0 = (tile * M).min(p.out_h - M);
                 let top = source.add(i0 * p.row_stride);
@@ -168,9 +178,7 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(
                 for (m, acc) in acc.iter().enumerate() {
                     let out_row = out_plane.add((i0 + m) * p.out_w);
                     for (a, &start) in acc.iter().zip(&starts) {
-                        // The ReLU as `relu_mask(v, v)`: v where v > 0 or NaN, else +0.
-                        let v = if relu { S::relu_mask(*a, *a) } else { *a };
-                        S::store(out_row.add(start), v);
+                        S::store(out_row.add(start), finish.apply(*a));
                     }
                 }
             }
@@ -180,7 +188,7 @@ unsafe fn channels<S: Simd, const N: usize, const M: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{FirstLayer, Isa};
+    use super::{Epilogue, FirstLayer, Isa};
     use std::mem::MaybeUninit;
 
     fn plan(isa: Isa, out: [usize; 2], row_stride: usize) -> Option<FirstLayer> {
@@ -225,7 +233,7 @@ mod tests {
             };
             let source: Vec<f32> = (0..plan.source_extent()).map(|i| (i % 7) as f32).collect();
             let mut output = vec![MaybeUninit::new(f32::NAN); 5 * out[0] * out[1]];
-            plan.run(&source, &mut output, false);
+            plan.run(&source, &mut output, Epilogue::Store);
             // SAFETY: initialised with NaN above.
             assert!(
                 output

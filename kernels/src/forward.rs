@@ -5,6 +5,7 @@
 use super::correlate::{Correlation, DirectMap};
 use super::first_layer::FirstLayer;
 use super::geometry::ConvGeometry;
+use super::norm::{ChannelNorm, Epilogue};
 use super::output::{par_images, par_images_written};
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
@@ -21,7 +22,7 @@ struct ForwardPlan {
     /// One output channel per group (depthwise), stride 1: the row engine instead.
     rows: Option<RowCorrelation>,
     /// One input channel, stride 1, 3 × 3 (a first layer on grey images): the first-layer
-    /// engine instead, with the ReLU fused into its stores.
+    /// engine instead, with the epilogue (ReLU, batch norm) fused into its stores.
     first_layer: Option<FirstLayer>,
 }
 
@@ -171,8 +172,9 @@ impl ForwardPlan {
         })
     }
 
-    /// Image `b` into `out` on the main or the row engine, through the ReLU when `relu`.
-    fn image(&self, b: usize, x: &[f32], out: &mut [f32], relu: bool) {
+    /// Image `b` into `out` on the main or the row engine, then through `epilogue` while the
+    /// image is still in cache.
+    fn image(&self, b: usize, x: &[f32], out: &mut [f32], epilogue: Epilogue) {
         let grid_len = match (&self.direct, &self.rows) {
             (None, None) => self.correlation.grid_size(),
             _ => 0,
@@ -186,9 +188,7 @@ impl ForwardPlan {
                     self.store(grid, out);
                 }
             }
-            if relu {
-                out.iter_mut().for_each(|v| *v = super::simd::relu(*v));
-            }
+            epilogue.apply_image(self.planes.isa, out);
         });
     }
 
@@ -246,7 +246,26 @@ pub fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    run(isa, g, x, weight, bias, relu, Engine::Auto)
+    let epilogue = if relu { Epilogue::Relu } else { Epilogue::Store };
+    run(isa, g, x, weight, bias, epilogue, Engine::Auto)
+}
+
+/// `norm(conv2d(x, weight, bias))`: [`forward`] with an inference-mode batch norm (and the
+/// ReLU after it, if `norm` says so) applied to each image as it is written, the same bits as
+/// the two passes.
+///
+/// # Panics
+/// If `norm` does not have one statistic per output channel.
+pub fn forward_normalised(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    norm: &ChannelNorm,
+) -> Vec<f32> {
+    assert_eq!(norm.channels(), g.out_channels, "one statistic per channel");
+    run(isa, g, x, weight, bias, Epilogue::Norm(norm), Engine::Auto)
 }
 
 /// [`forward`] on the main engine alone, even where the first-layer engine would run: for
@@ -260,7 +279,8 @@ pub fn forward_on_grid(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    run(isa, g, x, weight, bias, relu, Engine::Grid)
+    let epilogue = if relu { Epilogue::Relu } else { Epilogue::Store };
+    run(isa, g, x, weight, bias, epilogue, Engine::Grid)
 }
 
 fn run(
@@ -269,7 +289,7 @@ fn run(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
+    epilogue: Epilogue,
     engine: Engine,
 ) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
@@ -277,13 +297,15 @@ fn run(
     let plan = ForwardPlan::new(isa, g, weight, bias, engine);
     match &plan.first_layer {
         // No zeroing first (measured faster: docs/performance.md, "conv1 on engines of its
-        // own"). SAFETY: `FirstLayer::run` writes every output value (with the ReLU in its
-        // stores), a channel's plane at a time.
+        // own"). SAFETY: `FirstLayer::run` writes every output value (with the epilogue in
+        // its stores), a channel's plane at a time.
         Some(first) => unsafe {
             par_images_written(g.batch, g.out_image(), |b, out| {
-                plan.with_source(b, x, 0, |source, _| first.run(source, out, relu))
+                plan.with_source(b, x, 0, |source, _| first.run(source, out, epilogue))
             })
         },
-        None => par_images(g.batch, g.out_image(), |b, out| plan.image(b, x, out, relu)),
+        None => par_images(g.batch, g.out_image(), |b, out| {
+            plan.image(b, x, out, epilogue)
+        }),
     }
 }

@@ -16,10 +16,11 @@ use super::correlate::{Correlation, DirectMap};
 use super::first_layer_grad::FirstLayerGrad;
 use super::first_layer_taps::FirstLayerTaps;
 use super::geometry::ConvGeometry;
+use super::norm::ChannelNorm;
 use super::output::{par_images, par_images_written};
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
-use super::scratch::with_scratch;
+use super::scratch::{with_gradient_scratch, with_scratch};
 use super::simd::Isa;
 
 /// The rows (or columns) of one phase along one axis.
@@ -249,20 +250,31 @@ impl InputGradPlan {
         }
     }
 
-    /// Image `b`'s part of the batch's output gradient and ReLU output.
-    fn image_of<'a>(
+    /// `work` on image `b`'s part of the batch's output gradient and ReLU output; with `norm`,
+    /// on the gradient of the convolution's own output, formed from those two by the batch
+    /// norm's backward step into scratch while the image is in cache (no ReLU output then).
+    fn with_image<'a, T>(
         &self,
         b: usize,
         output_grad: &'a [f32],
         relu_output: Option<&'a [f32]>,
-    ) -> (&'a [f32], Option<&'a [f32]>) {
+        norm: Option<&ChannelNorm>,
+        work: impl FnOnce(&[f32], Option<&[f32]>) -> T,
+    ) -> T {
         let len = self.geometry.out_image();
         let image = |all: &'a [f32]| &all[b * len..][..len];
-        (image(output_grad), relu_output.map(image))
+        let (image, relu_output) = (image(output_grad), relu_output.map(image));
+        match norm {
+            None => work(image, relu_output),
+            Some(norm) => with_gradient_scratch(len, |conv_grad| {
+                norm.gradient_image(self.planes.isa, image, relu_output, conv_grad);
+                work(conv_grad, None)
+            }),
+        }
     }
 
-    fn image(&self, b: usize, output_grad: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
-        let (image, relu_output) = self.image_of(b, output_grad, relu_output);
+    /// One image's input gradient into `out`, from its output gradient `image`.
+    fn image(&self, image: &[f32], relu_output: Option<&[f32]>, out: &mut [f32]) {
         if let Some(first) = &self.first_layer {
             // It copies one output channel at a time into its own small plane.
             with_scratch(first.scratch_len(), |plane| {
@@ -351,7 +363,28 @@ pub fn input_grad(
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
 ) -> Vec<f32> {
-    run(isa, g, weight, output_grad, relu_output, Engine::Auto)
+    run(isa, g, weight, output_grad, relu_output, None, Engine::Auto)
+}
+
+/// The gradient with respect to `x` of `norm(conv2d(x, weight))` (see
+/// [`super::forward_normalised`]), given the gradient of that output and, where `norm` ends in
+/// the ReLU, the output itself: the batch norm's backward step applied to each image as it is
+/// read, then [`input_grad`]. The same bits as the two steps.
+///
+/// # Panics
+/// If `norm` does not have one statistic per output channel, or `output` is missing (given)
+/// where `norm` has (has not) the ReLU.
+pub fn input_grad_normalised(
+    isa: Isa,
+    g: &ConvGeometry,
+    weight: &[f32],
+    output_grad: &[f32],
+    output: Option<&[f32]>,
+    norm: &ChannelNorm,
+) -> Vec<f32> {
+    assert_eq!(norm.channels(), g.out_channels, "one statistic per channel");
+    assert_eq!(output.is_some(), norm.relu(), "the ReLU's output, where it follows");
+    run(isa, g, weight, output_grad, output, Some(norm), Engine::Auto)
 }
 
 /// [`input_grad`] on the position and row engines alone, even where the channel or the
@@ -364,7 +397,7 @@ pub fn input_grad_on_positions(
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
 ) -> Vec<f32> {
-    run(isa, g, weight, output_grad, relu_output, Engine::Positions)
+    run(isa, g, weight, output_grad, relu_output, None, Engine::Positions)
 }
 
 fn run(
@@ -373,6 +406,7 @@ fn run(
     weight: &[f32],
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
+    norm: Option<&ChannelNorm>,
     engine: Engine,
 ) -> Vec<f32> {
     assert_eq!(weight.len(), g.weight_len(), "weight length");
@@ -391,14 +425,17 @@ fn run(
         // vector at a time.
         Some(taps) => unsafe {
             par_images_written(g.batch, g.in_image(), |b, out| {
-                let (image, relu_output) = plan.image_of(b, output_grad, relu_output);
-                with_scratch(taps.scratch_len(), |planes| {
-                    taps.run(image, relu_output, planes, out)
+                plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
+                    with_scratch(taps.scratch_len(), |planes| {
+                        taps.run(image, relu_output, planes, out)
+                    })
                 })
             })
         },
         None => par_images(g.batch, g.in_image(), |b, out| {
-            plan.image(b, output_grad, relu_output, out)
+            plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
+                plan.image(image, relu_output, out)
+            })
         }),
     }
 }

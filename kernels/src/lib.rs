@@ -1,6 +1,7 @@
 //! rslad-tui's convolution and pooling kernels for the CPU, on plain `f32` slices (NCHW
 //! activations, OIHW weights): the forward pass, input gradient and weight gradient of a 2-D
-//! convolution, with an optional fused ReLU, and max pooling over windows that tile the input.
+//! convolution, with an optional fused ReLU or inference-mode batch norm, and max pooling over
+//! windows that tile the input.
 //! rslad-tui registers them in burn's autodiff graph (`src/conv/`); the design and the
 //! measurements that chose it are in rslad-tui's docs/performance.md.
 //!
@@ -16,6 +17,7 @@ mod first_layer_taps;
 mod forward;
 pub mod geometry;
 mod input_grad;
+mod norm;
 mod output;
 pub mod planes;
 mod pool;
@@ -25,9 +27,10 @@ mod scratch;
 pub mod simd;
 mod weight_grad;
 
-pub use forward::{forward, forward_on_grid};
+pub use forward::{forward, forward_normalised, forward_on_grid};
 pub use geometry::ConvGeometry;
-pub use input_grad::{input_grad, input_grad_on_positions};
+pub use input_grad::{input_grad, input_grad_normalised, input_grad_on_positions};
+pub use norm::{ChannelNorm, ChannelScalars};
 pub use output::map_planes;
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};
 pub use simd::{Isa, relu, relu_backward};

@@ -20,18 +20,35 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
-use rslad_kernels::{map_planes, relu, relu_backward};
+use rslad_kernels::{ChannelNorm, map_planes, relu_backward};
 use std::sync::Arc;
 
 /// Runs `relu?(batch_norm(x))` with the given statistics on the flex device; `None` where
 /// burn's operations must run (another device or dtype, a tracked parameter or statistic).
 pub fn try_batch_norm(
     x: &Tensor<4>,
-    [gamma, beta, mean, var]: [Tensor<1>; 4],
+    statistics: [Tensor<1>; 4],
     epsilon: f64,
     relu: bool,
 ) -> Option<Tensor<4>> {
-    let [_, channels, height, width] = x.dims();
+    let op = Arc::new(inference_channels(x.dims(), statistics, epsilon, relu)?);
+    on_flex(
+        x,
+        |x| autodiff_forward(x, Arc::clone(&op)),
+        |x| flex_tensor(op.forward(&values(x)), &op.dims),
+    )
+}
+
+/// The numbers of an inference-mode batch norm (γ, β, running mean and variance) over an
+/// activation of `dims`, as our op holds them; `None` where burn's operations must run: an
+/// empty activation, a tracked parameter or statistic, one not of f32 on the flex device.
+pub(super) fn inference_channels(
+    dims: [usize; 4],
+    [gamma, beta, mean, var]: [Tensor<1>; 4],
+    epsilon: f64,
+    relu: bool,
+) -> Option<Channels> {
+    let [_, channels, height, width] = dims;
     if channels * height * width == 0 {
         return None;
     }
@@ -42,35 +59,28 @@ pub fn try_batch_norm(
         let t = t.inner().try_into_primitive::<Flex>().ok()?;
         (t.dtype() == DType::F32).then(|| values(&t).into_owned())
     };
-    let op = Arc::new(Channels::new(
+    Some(Channels::new(
         per_channel(mean)?,
         &per_channel(var)?,
         per_channel(gamma)?,
         per_channel(beta)?,
         epsilon,
-        x.dims(),
+        dims,
         relu,
-    ));
-    on_flex(
-        x,
-        |x| autodiff_forward(x, Arc::clone(&op)),
-        |x| flex_tensor(op.forward(&values(x)), &op.dims),
-    )
+    ))
 }
 
 /// Each channel's numbers, as burn's operations hold them.
 #[derive(Debug)]
 pub(super) struct Channels {
     pub(super) mean: Vec<f32>,
-    /// `√(var + ε)`.
-    std: Vec<f32>,
     /// `1 / √(var + ε)`, the factor of the gradient.
     pub(super) reciprocal: Vec<f32>,
     pub(super) gamma: Vec<f32>,
-    beta: Vec<f32>,
+    /// The forward pass's formula, per value (shared with the convolution's epilogue).
+    pub(super) norm: ChannelNorm,
     /// NCHW.
     pub(super) dims: [usize; 4],
-    relu: bool,
 }
 
 impl Channels {
@@ -86,13 +96,11 @@ impl Channels {
         // burn-flex adds a scalar to an f32 tensor as f32, and takes an exact reciprocal.
         let std: Vec<f32> = var.iter().map(|v| (v + epsilon as f32).sqrt()).collect();
         Channels {
-            mean,
             reciprocal: std.iter().map(|s| 1.0 / s).collect(),
-            std,
+            norm: ChannelNorm::new(mean.clone(), std, gamma.clone(), beta, relu),
+            mean,
             gamma,
-            beta,
             dims,
-            relu,
         }
     }
 
@@ -125,26 +133,22 @@ impl Channels {
     /// `relu?(((x − mean) / std) · γ + β)` for NCHW `x`.
     pub(super) fn forward(&self, x: &[f32]) -> Vec<f32> {
         self.map([x], |c| {
-            let (m, s, g, b) = (self.mean[c], self.std[c], self.gamma[c], self.beta[c]);
-            move |[v]| {
-                let y = ((v - m) / s) * g + b;
-                if self.relu { relu(y) } else { y }
-            }
+            let channel = self.norm.channel(c);
+            move |[v]| channel.apply(v)
         })
     }
 
     /// The input gradient `(relu'(dy) · γ) · (1 / std)`; `output` is the forward's, whose sign
     /// masks `dy` where a ReLU followed.
     fn backward(&self, dy: &[f32], output: Option<&[f32]>) -> Vec<f32> {
-        let factors = |c: usize| (self.gamma[c], self.reciprocal[c]);
         match output {
             Some(output) => self.map([dy, output], |c| {
-                let (g, r) = factors(c);
-                move |[grad, out]| (relu_backward(grad, out) * g) * r
+                let channel = self.norm.channel(c);
+                move |[grad, out]| channel.gradient(relu_backward(grad, out))
             }),
             None => self.map([dy], |c| {
-                let (g, r) = factors(c);
-                move |[grad]| (grad * g) * r
+                let channel = self.norm.channel(c);
+                move |[grad]| channel.gradient(grad)
             }),
         }
     }
@@ -181,7 +185,7 @@ fn autodiff_forward(x: AutodiffTensor, op: Arc<Channels>) -> AutodiffTensor {
     let out = flex_tensor(op.forward(&values(x.primitive())), &op.dims);
     match prep {
         OpsKind::Tracked(prep) => {
-            let output = op.relu.then(|| out.clone());
+            let output = op.norm.relu().then(|| out.clone());
             prep.finish(Saved { op, output }, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),

@@ -1,8 +1,9 @@
 //! Our own 2-D convolution kernels for the CPU (flex) backend: forward pass, input gradient and
 //! weight gradient, on AVX-512, AVX2 or portable code chosen at run time; with them the two
 //! layers around the convolutions that attacks run most, max pooling ([`max_pool2d`]) and
-//! batch norm in inference and training mode ([`batch_norm`], [`batch_norm_relu`]), and one
-//! element-wise pass over plain tensors ([`elementwise`], PGD's signed step).
+//! batch norm in inference and training mode ([`batch_norm`], [`batch_norm_relu`]), the
+//! convolution with an inference batch norm in its epilogue ([`forward_batch_norm_relu`]), and
+//! one element-wise pass over plain tensors ([`elementwise`], PGD's signed step).
 //!
 //! The zoo calls [`forward`] where it would call burn-nn's `Conv2d::forward`: same module,
 //! same parameters (so checkpoints, export/import and initialisation are untouched), but on
@@ -23,6 +24,7 @@
 
 mod batch_norm;
 mod batch_norm_train;
+mod conv_norm;
 mod op;
 mod pool;
 
@@ -38,8 +40,9 @@ use burn::tensor::ops::ConvOptions;
 /// The kernels on plain slices (NCHW input and output, OIHW weight), for tests and benches.
 pub mod kernels {
     pub use rslad_kernels::{
-        PoolGeometry, bias_grad, forward, forward_on_grid, input_grad, input_grad_on_positions,
-        max_pool_backward, max_pool_forward, weight_grad,
+        ChannelNorm, PoolGeometry, bias_grad, forward, forward_normalised, forward_on_grid,
+        input_grad, input_grad_normalised, input_grad_on_positions, max_pool_backward,
+        max_pool_forward, weight_grad,
     };
 }
 
@@ -155,6 +158,64 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     pool.forward(x)
 }
 
+/// `relu(bn.forward(conv.forward(x)))`. Where the batch norm runs on its running statistics and
+/// the convolution's weight and bias are fixed (an attack, an evaluation, a teacher's forward
+/// pass), in one pass on our kernels, the batch norm and the ReLU in the convolution's
+/// epilogue ([`conv_norm`]); elsewhere the two ops. The same bits either way.
+pub fn forward_batch_norm_relu(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    forward_batch_norm_then(conv, bn, x, true)
+}
+
+/// `bn.forward(conv.forward(x))`, in one pass where [`forward_batch_norm_relu`] would be.
+pub fn forward_batch_norm(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    forward_batch_norm_then(conv, bn, x, false)
+}
+
+fn forward_batch_norm_then(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    if let Some(out) = fused_conv_batch_norm(conv, bn, &x, relu) {
+        return out;
+    }
+    batch_norm_then(bn, forward(conv, x), relu)
+}
+
+/// The convolution with the batch norm in its epilogue, or `None` where the two ops must run:
+/// the batch norm on the training path, a tracked parameter, another device, dtype or shape.
+pub fn fused_conv_batch_norm(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    x: &Tensor<4>,
+    relu: bool,
+) -> Option<Tensor<4>> {
+    if on_training_path(bn, x) {
+        return None;
+    }
+    let (weight, bias, options) = arguments(conv, x);
+    let geometry = geometry(x.dims(), weight.dims(), &options)?;
+    let norm = batch_norm::inference_channels(
+        geometry.out_dims(),
+        running_statistics(bn),
+        bn.epsilon,
+        relu,
+    )?;
+    conv_norm::try_conv_batch_norm(x, &weight, bias.as_ref(), &geometry, norm)
+}
+
+/// Whether `bn.forward(x)` takes burn-nn's training path (the batch's statistics): an autodiff
+/// device and a layer in training mode, as in `BatchNorm::forward`.
+fn on_training_path(bn: &BatchNorm, x: &Tensor<4>) -> bool {
+    x.device().is_autodiff() && bn.training.is_enabled()
+}
+
+/// γ, β and the running mean and variance.
+fn running_statistics(bn: &BatchNorm) -> [Tensor<1>; 4] {
+    [
+        bn.gamma.val(),
+        bn.beta.val(),
+        bn.running_mean.value(),
+        bn.running_var.value(),
+    ]
+}
+
 /// `bn.forward(x)`; on the flex device in fewer passes than burn's operations, with the same
 /// bits ([`batch_norm`](self::batch_norm) and `batch_norm_train`
 /// modules).
@@ -186,23 +247,17 @@ fn batch_norm_then(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
 /// training path (burn-nn's own choice, as in `BatchNorm::forward`), another device or dtype,
 /// a trained γ or β.
 pub fn inference_batch_norm(bn: &BatchNorm, x: &Tensor<4>, relu: bool) -> Option<Tensor<4>> {
-    if x.device().is_autodiff() && bn.training.is_enabled() {
+    if on_training_path(bn, x) {
         return None;
     }
-    let statistics = [
-        bn.gamma.val(),
-        bn.beta.val(),
-        bn.running_mean.value(),
-        bn.running_var.value(),
-    ];
-    batch_norm::try_batch_norm(x, statistics, bn.epsilon, relu)
+    batch_norm::try_batch_norm(x, running_statistics(bn), bn.epsilon, relu)
 }
 
 /// `relu?(bn.forward(x))` on the training path (burn-nn's choice: an autodiff device and a layer
 /// in training mode) on our op, the running statistics updated as burn-nn's
 /// `BatchNorm::forward_train` updates them; `None` elsewhere, or where burn's operations run.
 pub fn training_batch_norm(bn: &BatchNorm, x: &Tensor<4>, relu: bool) -> Option<Tensor<4>> {
-    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+    if !on_training_path(bn, x) {
         return None;
     }
     let result = batch_norm_train::try_batch_norm_train(

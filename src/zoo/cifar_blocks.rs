@@ -49,7 +49,7 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv::batch_norm(&self.bn, conv::forward(&self.conv, x))
+        conv::forward_batch_norm(&self.conv, &self.bn, x)
     }
 }
 

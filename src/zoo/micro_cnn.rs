@@ -57,9 +57,9 @@ impl MicroCnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, images));
+        let x = conv::forward_batch_norm_relu(&self.conv1, &self.bn1, images);
         let x = conv::max_pool2d(&self.pool, x);
-        let x = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, x));
+        let x = conv::forward_batch_norm_relu(&self.conv2, &self.bn2, x);
         let x = conv::max_pool2d(&self.pool, x);
         self.fc.forward(x.flatten::<2>(1, 3))
     }

@@ -67,9 +67,9 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, x.clone()));
-        let out = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, out));
-        let out = conv::batch_norm(&self.bn3, conv::forward(&self.conv3, out));
+        let out = conv::forward_batch_norm_relu(&self.conv1, &self.bn1, x.clone());
+        let out = conv::forward_batch_norm_relu(&self.conv2, &self.bn2, out);
+        let out = conv::forward_batch_norm(&self.conv3, &self.bn3, out);
         if !self.residual {
             return out;
         }
@@ -117,11 +117,11 @@ impl MobileNetV2 {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, images));
+        let mut x = conv::forward_batch_norm_relu(&self.conv1, &self.bn1, images);
         for block in &self.layers {
             x = block.forward(x);
         }
-        let x = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv2, x));
+        let x = conv::forward_batch_norm_relu(&self.conv2, &self.bn2, x);
         self.linear.forward(final_avg_pool(x, 4))
     }
 }

@@ -40,8 +40,8 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, x.clone()));
-        let out = conv::batch_norm(&self.bn2, conv::forward(&self.conv2, out));
+        let out = conv::forward_batch_norm_relu(&self.conv1, &self.bn1, x.clone());
+        let out = conv::forward_batch_norm(&self.conv2, &self.bn2, out);
         let skip = match &self.shortcut {
             Some(projection) => projection.forward(x),
             None => x,
@@ -87,7 +87,7 @@ impl ResNet18 {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = conv::batch_norm_relu(&self.bn1, conv::forward(&self.conv1, images));
+        let mut x = conv::forward_batch_norm_relu(&self.conv1, &self.bn1, images);
         for block in self
             .layer1
             .iter()

@@ -48,7 +48,7 @@ impl BasicBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let activated = conv::batch_norm_relu(&self.bn1, x.clone());
-        let out = conv::batch_norm_relu(&self.bn2, conv::forward(&self.conv1, activated.clone()));
+        let out = conv::forward_batch_norm_relu(&self.conv1, &self.bn2, activated.clone());
         let out = conv::forward(&self.conv2, out);
         // As in TRADES: a widening block projects the pre-activated input, an identity block
         // adds the raw input.

@@ -1,0 +1,132 @@
+//! A convolution whose inference-mode batch norm (and ReLU) run in its epilogue: each image's
+//! output is normalised while it is still in the cache (`rslad_kernels::forward_normalised`)
+//! instead of being written, read back by the batch norm's pass and written again. This is the
+//! `conv → batch norm → ReLU` block of an attack, an evaluation or a teacher's forward pass:
+//! the model fixed, the batch norm on its running statistics.
+//!
+//! The values are those of the two ops (the convolution's sums, then the batch norm's
+//! operations on each in burn's order: [`super::batch_norm`]), bit for bit, and so is the
+//! input gradient: the batch norm's backward step, applied to each image as the input gradient
+//! reads it (`rslad_kernels::input_grad_normalised`), then the convolution's. Only the input is differentiated: where the weight, the bias
+//! or a batch-norm number is tracked the caller runs the two ops.
+
+use super::batch_norm::Channels;
+use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::DType;
+use rslad_kernels::{ConvGeometry, Isa};
+use std::sync::Arc;
+
+/// `norm(conv2d(x, weight, bias))` in one pass on the flex device; `None` where the caller must
+/// run the two ops (another device or dtype, a tracked weight or bias).
+pub(super) fn try_conv_batch_norm(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: &ConvGeometry,
+    norm: Channels,
+) -> Option<Tensor<4>> {
+    if weight.is_tracked() || bias.is_some_and(Tensor::is_tracked) {
+        return None;
+    }
+    let op = Arc::new(ConvNorm {
+        weight: constant(weight)?,
+        bias: match bias {
+            Some(b) => Some(constant(b)?),
+            None => None,
+        },
+        geometry: *geometry,
+        norm,
+    });
+    on_flex(
+        x,
+        |x| autodiff_forward(x, Arc::clone(&op)),
+        |x| op.forward(x),
+    )
+}
+
+/// An untracked operand's f32 values on the flex device, or `None`.
+fn constant<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    let t = t.clone().inner().try_into_primitive::<Flex>().ok()?;
+    (t.dtype() == DType::F32).then_some(t)
+}
+
+/// The fixed operands of one call.
+#[derive(Debug)]
+struct ConvNorm {
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    geometry: ConvGeometry,
+    norm: Channels,
+}
+
+impl ConvNorm {
+    fn forward(&self, x: &FlexTensor) -> FlexTensor {
+        let bias = self.bias.as_ref().map(values);
+        let out = rslad_kernels::forward_normalised(
+            Isa::detected(),
+            &self.geometry,
+            &values(x),
+            &values(&self.weight),
+            bias.as_deref(),
+            &self.norm.norm,
+        );
+        flex_tensor(out, &self.geometry.out_dims())
+    }
+}
+
+/// What the backward step keeps: the operands and, with a ReLU, the output (whose sign masks
+/// the incoming gradient).
+#[derive(Clone, Debug)]
+struct Saved {
+    op: Arc<ConvNorm>,
+    output: Option<FlexTensor>,
+}
+
+#[derive(Debug)]
+struct ConvNormBackward;
+
+impl Backward<Flex, 1> for ConvNormBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let Saved { op, output } = ops.state;
+        let output = output.as_ref().map(values);
+        let g = &op.geometry;
+        let dx = rslad_kernels::input_grad_normalised(
+            Isa::detected(),
+            g,
+            &values(&op.weight),
+            &values(&dy),
+            output.as_deref(),
+            &op.norm.norm,
+        );
+        grads.register::<Flex>(
+            node.id,
+            flex_tensor(dx, &[g.batch, g.in_channels, g.in_h, g.in_w]),
+        );
+    }
+}
+
+fn autodiff_forward(x: AutodiffTensor, op: Arc<ConvNorm>) -> AutodiffTensor {
+    let prep = ConvNormBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    let out = op.forward(x.primitive());
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let output = op.norm.norm.relu().then(|| out.clone());
+            prep.finish(Saved { op, output }, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
