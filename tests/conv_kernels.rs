@@ -983,17 +983,29 @@ fn inference_batch_norm_matches_burns_operations_bit_for_bit() {
     }
 }
 
-/// A channel's inference batch norm for the epilogue tests: a zero-variance channel, a zero and a
-/// negative γ among them (as in `inference_batch_norm_matches_burns_operations_bit_for_bit`).
-fn norm_statistics(channels: usize) -> [Vec<f32>; 4] {
-    let pick = |values: &[f32], c: usize| values[c % values.len()];
-    let per_channel = |values: &[f32]| (0..channels).map(|c| pick(values, c)).collect();
-    [
-        per_channel(&[0.1, -0.2, 0.0, 0.5, 0.3]),
-        per_channel(&[0.5, 2.0, 1e-6, 0.0, 0.7]),
-        per_channel(&[1.5, -0.7, 0.0, 2.0, 0.9]),
-        per_channel(&[0.0, 0.3, -0.2, 0.0, 0.1]),
-    ]
+/// A channel's inference batch norm for the epilogue tests (mean, variance, γ, β): random per
+/// channel (so that a channel taking another's numbers shows), with a zero variance, a tiny
+/// one, a zero γ and a negative γ among the first channels.
+fn norm_statistics(channels: usize, seed: u64) -> [Vec<f32>; 4] {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut mean = random_values(&mut rng, channels);
+    let mut var: Vec<f32> = (0..channels).map(|_| rng.gen_range(0.0..2.0)).collect();
+    let mut gamma: Vec<f32> = (0..channels).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    let beta = random_values(&mut rng, channels);
+    for (c, v) in [(0, 0.0), (1, 1e-6)] {
+        if c < channels {
+            var[c] = v;
+        }
+    }
+    for (c, g) in [(1, 0.0), (2, -0.7)] {
+        if c < channels {
+            gamma[c] = g;
+        }
+    }
+    if let Some(m) = mean.get_mut(0) {
+        *m = 0.0;
+    }
+    [mean, var, gamma, beta]
 }
 
 /// The convolution with an inference batch norm in its epilogue: on every instruction set and
@@ -1006,7 +1018,7 @@ fn a_batch_norm_in_the_epilogue_gives_the_two_passes_bits() {
     for (i, case) in all_cases().iter().enumerate() {
         let d = data(case, 1100 + i as u64);
         let g = case.geometry();
-        let [mean, var, gamma, beta] = norm_statistics(case.out_channels);
+        let [mean, var, gamma, beta] = norm_statistics(case.out_channels, 1150 + i as u64);
         let std: Vec<f32> = var.iter().map(|v| (v + epsilon).sqrt()).collect();
         let plane = g.out_h * g.out_w;
         for relu in [false, true] {
@@ -1088,7 +1100,7 @@ fn the_fused_convolution_and_batch_norm_match_the_two_ops_bit_for_bit() {
     for (i, case) in cases.iter().enumerate() {
         let mut d = data(case, 1200 + i as u64);
         d.x[1] = f32::NAN;
-        let [mean, var, gamma, beta] = norm_statistics(case.out_channels);
+        let [mean, var, gamma, beta] = norm_statistics(case.out_channels, 1250 + i as u64);
         let layers = |device: &Device| {
             let pad = case.padding[0].0;
             let mut conv = Conv2dConfig::new([case.in_channels, case.out_channels], case.kernel)
@@ -1168,9 +1180,37 @@ fn the_fused_convolution_and_batch_norm_match_the_two_ops_bit_for_bit() {
             assert!(conv.weight.val().is_tracked());
             let eval_bn = inference(bn.clone());
             assert!(conv::fused_conv_batch_norm(&conv, &eval_bn, &x, relu).is_none());
-            let training = bn.no_grad();
+            let training = bn.clone().no_grad();
             assert!(training.training.is_enabled());
-            assert!(conv::fused_conv_batch_norm(&conv.no_grad(), &training, &x, relu).is_none());
+            assert!(
+                conv::fused_conv_batch_norm(&conv.clone().no_grad(), &training, &x, relu).is_none()
+            );
+            // A trained bias (the weight fixed), or a trained γ: the two ops.
+            if let Some(bias) = &conv.bias {
+                let mut trained_bias = conv.clone().no_grad();
+                trained_bias.bias = Some(Param::from_tensor(bias.val()));
+                assert!(trained_bias.bias.as_ref().unwrap().val().is_tracked());
+                let fused = conv::fused_conv_batch_norm(&trained_bias, &eval_bn, &x, relu);
+                assert!(fused.is_none(), "trained bias, {case:?}");
+            }
+            let mut trained_gamma = eval_bn.clone();
+            trained_gamma.gamma = Param::from_tensor(bn.gamma.val());
+            assert!(trained_gamma.gamma.val().is_tracked());
+            let fixed = conv.clone().no_grad();
+            assert!(conv::fused_conv_batch_norm(&fixed, &trained_gamma, &x, relu).is_none());
+            // A fixed model on the autodiff device and a plain input: the two ops put the
+            // convolution's output on the autodiff device, where a layer in training mode takes
+            // the batch's statistics; the one op must not run in either mode.
+            let plain_x = tensor(&d.x, case.x_dims(), &plain);
+            for bn in [&training, &eval_bn] {
+                assert!(conv::fused_conv_batch_norm(&fixed, bn, &plain_x, relu).is_none());
+            }
+            let two = two_ops(&fixed, &training, plain_x.clone());
+            assert_eq!(
+                bits(&to_vec(fused(&fixed, &training, plain_x))),
+                bits(&to_vec(two)),
+                "a plain input, training mode, {case:?}"
+            );
         }
     }
 }

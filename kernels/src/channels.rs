@@ -122,7 +122,11 @@ impl ChannelGrad {
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
         unsafe {
             run_on(self.isa, self, (source.as_ptr(), buffer.as_mut_ptr()));
-            run_on(self.isa, &ToChannelPlanes(self), (buffer.as_ptr(), out.as_mut_ptr()));
+            run_on(
+                self.isa,
+                &ToChannelPlanes(self),
+                (buffer.as_ptr(), out.as_mut_ptr()),
+            );
         }
     }
 

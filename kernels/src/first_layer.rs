@@ -103,7 +103,11 @@ impl FirstLayer {
         // `MaybeUninit<f32>` has the layout of `f32`; the kernel only stores through it.
         let (source, out) = (source.as_ptr(), out.as_mut_ptr().cast::<f32>());
         if let Epilogue::Norm(norm) = epilogue {
-            assert_eq!(norm.channels(), self.init.len(), "one statistic per channel");
+            assert_eq!(
+                norm.channels(),
+                self.init.len(),
+                "one statistic per channel"
+            );
         }
         // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
         unsafe { run_on(self.isa, self, (source, out, epilogue)) }

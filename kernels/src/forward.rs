@@ -73,22 +73,21 @@ impl ForwardPlan {
         );
         // A single output channel stays on the row engine (below), which sums in another order:
         // the first-layer engine must give the bits of the engine it replaces.
-        let first_layer = (g.has_one_input_channel_at_stride_1()
-            && g.out_channels > 1
-            && engine == Engine::Auto)
-            .then(|| {
-                FirstLayer::new(
-                    isa,
-                    g.out_channels,
-                    [g.kernel_h, g.kernel_w],
-                    layout.row_stride,
-                    g.out_h,
-                    g.out_w,
-                    |co, kh, kw| weight[(co * g.kernel_h + kh) * g.kernel_w + kw],
-                    |co| bias.map_or(0.0, |b| b[co]),
-                )
-            })
-            .flatten();
+        let first_layer =
+            (g.has_one_input_channel_at_stride_1() && g.out_channels > 1 && engine == Engine::Auto)
+                .then(|| {
+                    FirstLayer::new(
+                        isa,
+                        g.out_channels,
+                        [g.kernel_h, g.kernel_w],
+                        layout.row_stride,
+                        g.out_h,
+                        g.out_w,
+                        |co, kh, kw| weight[(co * g.kernel_h + kh) * g.kernel_w + kw],
+                        |co| bias.map_or(0.0, |b| b[co]),
+                    )
+                })
+                .flatten();
         // Tiles stored straight into the output rather than through the extended grid and a
         // copy wherever the map allows (rows of at least half a vector): faster on short and
         // medium reductions, level on long ones, with both instruction sets since AVX2 packs
@@ -246,7 +245,11 @@ pub fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let epilogue = if relu { Epilogue::Relu } else { Epilogue::Store };
+    let epilogue = if relu {
+        Epilogue::Relu
+    } else {
+        Epilogue::Store
+    };
     run(isa, g, x, weight, bias, epilogue, Engine::Auto)
 }
 
@@ -279,7 +282,11 @@ pub fn forward_on_grid(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let epilogue = if relu { Epilogue::Relu } else { Epilogue::Store };
+    let epilogue = if relu {
+        Epilogue::Relu
+    } else {
+        Epilogue::Store
+    };
     run(isa, g, x, weight, bias, epilogue, Engine::Grid)
 }
 

@@ -151,11 +151,7 @@ impl InputGradPlan {
         let mut phases = Vec::new();
         // The channel and first-layer engines replace the phases: skip packing their weights.
         let replaced = channels.is_some() || first_layer.is_some() || first_layer_taps.is_some();
-        let phase_axes = if replaced {
-            &[][..]
-        } else {
-            &axes_h[..]
-        };
+        let phase_axes = if replaced { &[][..] } else { &axes_h[..] };
         for rows in phase_axes.iter().filter(|a| a.len() > 0) {
             for cols in axes_w.iter().filter(|a| a.len() > 0) {
                 // Terms (output channel, q, q_w) and their weights' kernel positions.
@@ -204,41 +200,41 @@ impl InputGradPlan {
             && channels.is_none()
             && first_layer.is_none()
             && first_layer_taps.is_none())
-            .then(|| {
-                // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
-                // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
-                // from the column's base (pad_top here is the gradient's, kernel_h − 1).
-                let (first_row, first_col) = (g.pad_h.0, g.pad_w.0);
-                let columns: Vec<usize> = (0..out_per_group)
-                    .flat_map(|co| {
-                        (0..g.kernel_w).map(move |qw| {
-                            co * layout.plane_len()
-                                + first_row * layout.row_stride
-                                + first_col
-                                + pad_left
-                                - qw
-                        })
+        .then(|| {
+            // The one phase starts at rows.first = pad_top, cols.first = pad_left; term
+            // (co, q, qw) reads row first + pad_top − q, i.e. kernel row kh' = pad_top − q
+            // from the column's base (pad_top here is the gradient's, kernel_h − 1).
+            let (first_row, first_col) = (g.pad_h.0, g.pad_w.0);
+            let columns: Vec<usize> = (0..out_per_group)
+                .flat_map(|co| {
+                    (0..g.kernel_w).map(move |qw| {
+                        co * layout.plane_len()
+                            + first_row * layout.row_stride
+                            + first_col
+                            + pad_left
+                            - qw
                     })
-                    .collect();
-                RowCorrelation::new(
-                    isa,
-                    g.groups,
-                    g.kernel_h,
-                    columns,
-                    out_per_group * layout.plane_len(),
-                    layout.row_stride,
-                    g.in_h,
-                    g.in_w,
-                    |group, column, kh| {
-                        let (co, qw) = (column / g.kernel_w, column % g.kernel_w);
-                        let co = group * out_per_group + co;
-                        let q = pad_top - kh;
-                        weight[co * taps_total + q * g.kernel_w + qw]
-                    },
-                    |_| 0.0,
-                )
-            })
-            .flatten();
+                })
+                .collect();
+            RowCorrelation::new(
+                isa,
+                g.groups,
+                g.kernel_h,
+                columns,
+                out_per_group * layout.plane_len(),
+                layout.row_stride,
+                g.in_h,
+                g.in_w,
+                |group, column, kh| {
+                    let (co, qw) = (column / g.kernel_w, column % g.kernel_w);
+                    let co = group * out_per_group + co;
+                    let q = pad_top - kh;
+                    weight[co * taps_total + q * g.kernel_w + qw]
+                },
+                |_| 0.0,
+            )
+        })
+        .flatten();
         InputGradPlan {
             geometry: *g,
             planes,
@@ -383,8 +379,20 @@ pub fn input_grad_normalised(
     norm: &ChannelNorm,
 ) -> Vec<f32> {
     assert_eq!(norm.channels(), g.out_channels, "one statistic per channel");
-    assert_eq!(output.is_some(), norm.relu(), "the ReLU's output, where it follows");
-    run(isa, g, weight, output_grad, output, Some(norm), Engine::Auto)
+    assert_eq!(
+        output.is_some(),
+        norm.relu(),
+        "the ReLU's output, where it follows"
+    );
+    run(
+        isa,
+        g,
+        weight,
+        output_grad,
+        output,
+        Some(norm),
+        Engine::Auto,
+    )
 }
 
 /// [`input_grad`] on the position and row engines alone, even where the channel or the
@@ -397,7 +405,15 @@ pub fn input_grad_on_positions(
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
 ) -> Vec<f32> {
-    run(isa, g, weight, output_grad, relu_output, None, Engine::Positions)
+    run(
+        isa,
+        g,
+        weight,
+        output_grad,
+        relu_output,
+        None,
+        Engine::Positions,
+    )
 }
 
 fn run(

@@ -5,12 +5,13 @@
 //! With the batch norm in the epilogue, a `conv → batch norm → ReLU` block run by an attack or
 //! an evaluation writes its activation once, while each image's output is still in the cache,
 //! instead of the convolution writing it, a second pass reading it back and writing the
-//! normalised copy (a fifth of `micro-cnn`'s forward pass at batch 128; docs/performance.md,
-//! "Batch norm in the convolution's epilogue").
+//! normalised copy (with the backward step, about a quarter of `micro-cnn`'s forward pass and
+//! PGD step at batch 128; docs/performance.md, "Batch norm in the convolution's epilogue").
 //!
 //! Each value takes burn's inference batch norm's operations in burn's order,
 //! `((v − mean) / std) · γ + β`, each rounded once (no fused multiply-add), then the ReLU: the
-//! bits of the separate passes, on every instruction set.
+//! bits of the separate passes, on every instruction set (but for the payload of a NaN where two
+//! NaNs meet, which the compiler may take from either operand).
 
 use super::simd::{Isa, Simd, SimdKernel, relu, relu_backward, run_on};
 
@@ -131,7 +132,11 @@ impl ChannelNorm {
     ) {
         assert_eq!(dy.len() % self.channels(), 0, "one plane per channel");
         assert_eq!(dx.len(), dy.len(), "gradient length");
-        assert_eq!(output.is_some(), self.relu, "the ReLU's output, where it follows");
+        assert_eq!(
+            output.is_some(),
+            self.relu,
+            "the ReLU's output, where it follows"
+        );
         assert!(output.is_none_or(|o| o.len() == dy.len()), "output length");
         let image = GradientImage {
             dy: dy.as_ptr(),
@@ -385,7 +390,11 @@ mod tests {
         for relu in [false, true] {
             let (norm, values) = case(relu);
             let dy: Vec<f32> = values.iter().rev().copied().collect();
-            let output: Vec<f32> = values.iter().enumerate().map(|(i, &v)| norm.value(i / 37, v)).collect();
+            let output: Vec<f32> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| norm.value(i / 37, v))
+                .collect();
             let output = relu.then_some(&output[..]);
             let expected: Vec<u32> = dy
                 .iter()
@@ -423,6 +432,12 @@ mod tests {
     #[test]
     #[should_panic(expected = "one statistic per channel")]
     fn statistics_of_different_lengths_are_refused() {
-        ChannelNorm::new(vec![0.0; 2], vec![1.0; 2], vec![1.0; 3], vec![0.0; 2], false);
+        ChannelNorm::new(
+            vec![0.0; 2],
+            vec![1.0; 2],
+            vec![1.0; 3],
+            vec![0.0; 2],
+            false,
+        );
     }
 }

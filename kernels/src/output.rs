@@ -90,9 +90,18 @@ mod tests {
 
     #[test]
     fn planes_are_mapped_from_their_source_planes() {
-        let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        let (a, b) = (
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+        );
         // Three planes of two, read in reverse order, plus the plane's index.
-        let out = map_planes(3, 2, [&a, &b], |p| 2 - p, |p| move |[x, y]| x + y + p as f32);
+        let out = map_planes(
+            3,
+            2,
+            [&a, &b],
+            |p| 2 - p,
+            |p| move |[x, y]| x + y + p as f32,
+        );
         assert_eq!(out, [55.0, 66.0, 34.0, 45.0, 13.0, 24.0]);
         assert!(map_planes(0, 4, [], |p| p, |_| |[]| 0.0).is_empty());
     }

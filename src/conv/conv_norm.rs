@@ -7,8 +7,10 @@
 //! The values are those of the two ops (the convolution's sums, then the batch norm's
 //! operations on each in burn's order: [`super::batch_norm`]), bit for bit, and so is the
 //! input gradient: the batch norm's backward step, applied to each image as the input gradient
-//! reads it (`rslad_kernels::input_grad_normalised`), then the convolution's. Only the input is differentiated: where the weight, the bias
-//! or a batch-norm number is tracked the caller runs the two ops.
+//! reads it (`rslad_kernels::input_grad_normalised`), then the convolution's. (Bit for bit but
+//! for a NaN's payload where two NaNs meet, a NaN input and a NaN statistic: which one an
+//! operation keeps is the compiler's choice.) Only the input is differentiated: where the
+//! weight, the bias or a batch-norm number is tracked the caller runs the two ops.
 
 use super::batch_norm::Channels;
 use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
@@ -23,16 +25,23 @@ use burn::tensor::DType;
 use rslad_kernels::{ConvGeometry, Isa};
 use std::sync::Arc;
 
-/// `norm(conv2d(x, weight, bias))` in one pass on the flex device; `None` where the caller must
-/// run the two ops (another device or dtype, a tracked weight or bias).
+/// `norm(conv2d(x, weight, bias))` in one pass on the flex device, the batch norm's numbers
+/// from `norm` (`None` where one is tracked); `None` where the caller must run the two ops:
+/// another device or dtype, a tracked weight or bias, or a weight or bias on the autodiff
+/// device with `x` off it (the convolution's output would be on it, and the batch norm choose
+/// its mode by that: [`super::fused_conv_batch_norm`]).
 pub(super) fn try_conv_batch_norm(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     geometry: &ConvGeometry,
-    norm: Channels,
+    norm: impl FnOnce() -> Option<Channels>,
 ) -> Option<Tensor<4>> {
     if weight.is_tracked() || bias.is_some_and(Tensor::is_tracked) {
+        return None;
+    }
+    let autodiff_operand = weight.is_autodiff() || bias.is_some_and(Tensor::is_autodiff);
+    if autodiff_operand && !x.is_autodiff() {
         return None;
     }
     let op = Arc::new(ConvNorm {
@@ -42,7 +51,7 @@ pub(super) fn try_conv_batch_norm(
             None => None,
         },
         geometry: *geometry,
-        norm,
+        norm: norm()?,
     });
     on_flex(
         x,

@@ -186,18 +186,21 @@ pub fn fused_conv_batch_norm(
     x: &Tensor<4>,
     relu: bool,
 ) -> Option<Tensor<4>> {
+    // burn-nn's choice is made on the batch norm's input, the convolution's output, which is on
+    // the autodiff device if any operand is: the one op refuses a weight there with x off it.
     if on_training_path(bn, x) {
         return None;
     }
     let (weight, bias, options) = arguments(conv, x);
     let geometry = geometry(x.dims(), weight.dims(), &options)?;
-    let norm = batch_norm::inference_channels(
-        geometry.out_dims(),
-        running_statistics(bn),
-        bn.epsilon,
-        relu,
-    )?;
-    conv_norm::try_conv_batch_norm(x, &weight, bias.as_ref(), &geometry, norm)
+    conv_norm::try_conv_batch_norm(x, &weight, bias.as_ref(), &geometry, || {
+        batch_norm::inference_channels(
+            geometry.out_dims(),
+            running_statistics(bn),
+            bn.epsilon,
+            relu,
+        )
+    })
 }
 
 /// Whether `bn.forward(x)` takes burn-nn's training path (the batch's statistics): an autodiff
