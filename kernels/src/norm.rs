@@ -202,6 +202,19 @@ pub struct ChannelScalars {
 }
 
 impl ChannelScalars {
+    pub fn mean(self) -> f32 {
+        self.mean
+    }
+
+    /// `1 / std`.
+    pub fn reciprocal(self) -> f32 {
+        self.reciprocal
+    }
+
+    pub fn gamma(self) -> f32 {
+        self.gamma
+    }
+
     /// `relu?(((v − mean) / std) · γ + β)`, each operation rounded once.
     #[inline(always)]
     pub fn apply(self, v: f32) -> f32 {

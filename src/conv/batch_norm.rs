@@ -73,11 +73,8 @@ pub(super) fn inference_channels(
 /// Each channel's numbers, as burn's operations hold them.
 #[derive(Debug)]
 pub(super) struct Channels {
-    pub(super) mean: Vec<f32>,
-    /// `1 / √(var + ε)`, the factor of the gradient.
-    pub(super) reciprocal: Vec<f32>,
-    pub(super) gamma: Vec<f32>,
-    /// The forward pass's formula, per value (shared with the convolution's epilogue).
+    /// The numbers and the formulas per value, forward and backward (shared with the
+    /// convolution's epilogue).
     pub(super) norm: ChannelNorm,
     /// NCHW.
     pub(super) dims: [usize; 4],
@@ -93,13 +90,11 @@ impl Channels {
         dims: [usize; 4],
         relu: bool,
     ) -> Self {
-        // burn-flex adds a scalar to an f32 tensor as f32, and takes an exact reciprocal.
+        // burn-flex adds a scalar to an f32 tensor as f32; `ChannelNorm` takes the exact
+        // reciprocal of the result, as burn-autodiff does for the gradient.
         let std: Vec<f32> = var.iter().map(|v| (v + epsilon as f32).sqrt()).collect();
         Channels {
-            reciprocal: std.iter().map(|s| 1.0 / s).collect(),
-            norm: ChannelNorm::new(mean.clone(), std, gamma.clone(), beta, relu),
-            mean,
-            gamma,
+            norm: ChannelNorm::new(mean, std, gamma, beta, relu),
             dims,
         }
     }

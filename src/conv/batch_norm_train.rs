@@ -218,7 +218,8 @@ impl GradientSums {
     fn new(op: &Channels, x: &[f32], dy: &[f32]) -> Self {
         let beta = row_sums(by_channel(op.dims, [dy], |_| |[g]| g));
         let gamma = row_sums(by_channel(op.dims, [dy, x], |c| {
-            let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
+            let channel = op.norm.channel(c);
+            let (mean, reciprocal) = (channel.mean(), channel.reciprocal());
             move |[g, v]| g * ((v - mean) * reciprocal)
         }));
         GradientSums { beta, gamma }
@@ -229,8 +230,9 @@ impl GradientSums {
     fn input(&self, op: &Channels, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let count = (op.dims[0] * op.plane()) as f32;
         op.map([dy, x], |c| {
-            let (mean, reciprocal) = (op.mean[c], op.reciprocal[c]);
-            let scale = op.gamma[c] * reciprocal;
+            let channel = op.norm.channel(c);
+            let (mean, reciprocal) = (channel.mean(), channel.reciprocal());
+            let scale = channel.gamma() * reciprocal;
             let mean_grad = self.beta[c] / count;
             let mean_projection = self.gamma[c] / count;
             move |[g, v]| {
