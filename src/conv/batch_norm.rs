@@ -11,12 +11,8 @@
 //! Only the input is differentiated: where γ, β or a statistic is tracked (an inference-mode
 //! forward whose parameters are trained, which no method here runs) burn's operations run.
 
-use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
+use super::op::{OutputMaskedOp, flex_tensor, on_flex, record_output_masked, values};
 use burn::backend::Flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -34,8 +30,8 @@ pub fn try_batch_norm(
     let op = Arc::new(inference_channels(x.dims(), statistics, epsilon, relu)?);
     on_flex(
         x,
-        |x| autodiff_forward(x, Arc::clone(&op)),
-        |x| flex_tensor(op.forward(&values(x)), &op.dims),
+        |x| record_output_masked(x, Arc::clone(&op)),
+        |x| OutputMaskedOp::forward(&*op, x),
     )
 }
 
@@ -149,40 +145,16 @@ impl Channels {
     }
 }
 
-/// What the backward step keeps: the channels' numbers and, with a ReLU, the output.
-#[derive(Clone, Debug)]
-struct Saved {
-    op: Arc<Channels>,
-    output: Option<FlexTensor>,
-}
-
-#[derive(Debug)]
-struct BatchNormBackward;
-
-impl Backward<Flex, 1> for BatchNormBackward {
-    type State = Saved;
-
-    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let [Some(node)] = ops.parents else { return };
-        let Saved { op, output } = ops.state;
-        let output = output.as_ref().map(values);
-        let dx = op.backward(&values(&dy), output.as_deref());
-        grads.register::<Flex>(node.id, flex_tensor(dx, &op.dims));
+impl OutputMaskedOp for Channels {
+    fn forward(&self, x: &FlexTensor) -> FlexTensor {
+        flex_tensor(Channels::forward(self, &values(x)), &self.dims)
     }
-}
 
-fn autodiff_forward(x: AutodiffTensor, op: Arc<Channels>) -> AutodiffTensor {
-    let prep = BatchNormBackward
-        .prepare::<NoCheckpointing>([x.node()])
-        .compute_bound()
-        .stateful();
-    let out = flex_tensor(op.forward(&values(x.primitive())), &op.dims);
-    match prep {
-        OpsKind::Tracked(prep) => {
-            let output = op.norm.relu().then(|| out.clone());
-            prep.finish(Saved { op, output }, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
+    fn relu(&self) -> bool {
+        self.norm.relu()
+    }
+
+    fn input_grad(&self, dy: &[f32], output: Option<&[f32]>) -> FlexTensor {
+        flex_tensor(self.backward(dy, output), &self.dims)
     }
 }

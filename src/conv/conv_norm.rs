@@ -13,12 +13,8 @@
 //! weight, the bias or a batch-norm number is tracked the caller runs the two ops.
 
 use super::batch_norm::Channels;
-use super::op::{AutodiffTensor, flex_tensor, on_flex, values};
+use super::op::{OutputMaskedOp, flex_tensor, on_flex, record_output_masked, values};
 use burn::backend::Flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -55,7 +51,7 @@ pub(super) fn try_conv_batch_norm(
     });
     on_flex(
         x,
-        |x| autodiff_forward(x, Arc::clone(&op)),
+        |x| record_output_masked(x, Arc::clone(&op)),
         |x| op.forward(x),
     )
 }
@@ -75,7 +71,7 @@ struct ConvNorm {
     norm: Channels,
 }
 
-impl ConvNorm {
+impl OutputMaskedOp for ConvNorm {
     fn forward(&self, x: &FlexTensor) -> FlexTensor {
         let bias = self.bias.as_ref().map(values);
         let out = rslad_kernels::forward_normalised(
@@ -88,54 +84,21 @@ impl ConvNorm {
         );
         flex_tensor(out, &self.geometry.out_dims())
     }
-}
 
-/// What the backward step keeps: the operands and, with a ReLU, the output (whose sign masks
-/// the incoming gradient).
-#[derive(Clone, Debug)]
-struct Saved {
-    op: Arc<ConvNorm>,
-    output: Option<FlexTensor>,
-}
+    fn relu(&self) -> bool {
+        self.norm.norm.relu()
+    }
 
-#[derive(Debug)]
-struct ConvNormBackward;
-
-impl Backward<Flex, 1> for ConvNormBackward {
-    type State = Saved;
-
-    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let [Some(node)] = ops.parents else { return };
-        let Saved { op, output } = ops.state;
-        let output = output.as_ref().map(values);
-        let g = &op.geometry;
+    fn input_grad(&self, dy: &[f32], output: Option<&[f32]>) -> FlexTensor {
+        let g = &self.geometry;
         let dx = rslad_kernels::input_grad_normalised(
             Isa::detected(),
             g,
-            &values(&op.weight),
-            &values(&dy),
-            output.as_deref(),
-            &op.norm.norm,
+            &values(&self.weight),
+            dy,
+            output,
+            &self.norm.norm,
         );
-        grads.register::<Flex>(
-            node.id,
-            flex_tensor(dx, &[g.batch, g.in_channels, g.in_h, g.in_w]),
-        );
-    }
-}
-
-fn autodiff_forward(x: AutodiffTensor, op: Arc<ConvNorm>) -> AutodiffTensor {
-    let prep = ConvNormBackward
-        .prepare::<NoCheckpointing>([x.node()])
-        .compute_bound()
-        .stateful();
-    let out = op.forward(x.primitive());
-    match prep {
-        OpsKind::Tracked(prep) => {
-            let output = op.norm.norm.relu().then(|| out.clone());
-            prep.finish(Saved { op, output }, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
+        flex_tensor(dx, &[g.batch, g.in_channels, g.in_h, g.in_w])
     }
 }

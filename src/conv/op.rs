@@ -20,6 +20,8 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rslad_kernels::{ConvGeometry, Isa};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// burn-autodiff over the flex backend, as the dispatching tensors hold it.
 pub(super) type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
@@ -102,6 +104,66 @@ pub fn elementwise<const K: usize>(
     let [n, c, h, w] = dims;
     let out = rslad_kernels::map_planes(n * c, h * w, inputs, |p| p, |_| &element);
     Some(Tensor::from_primitive::<Flex>(flex_tensor(out, &dims)))
+}
+
+/// A one-input op of ours whose backward step needs only its own numbers and, where a ReLU
+/// ends it, its output (batch norm in inference mode, alone or in a convolution's epilogue).
+pub(super) trait OutputMaskedOp: std::fmt::Debug + Send + Sync + 'static {
+    fn forward(&self, x: &FlexTensor) -> FlexTensor;
+    /// Whether a ReLU ends the op (its output is then kept for the backward step).
+    fn relu(&self) -> bool;
+    /// The input's gradient given the output's, and the output where a ReLU ends the op.
+    fn input_grad(&self, dy: &[f32], output: Option<&[f32]>) -> FlexTensor;
+}
+
+/// Runs `op` on `x` and records it in the autodiff graph with its backward step.
+pub(super) fn record_output_masked<T: OutputMaskedOp>(
+    x: AutodiffTensor,
+    op: Arc<T>,
+) -> AutodiffTensor {
+    let prep = OutputMaskedBackward::<T>(PhantomData)
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    let out = op.forward(x.primitive());
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let output = op.relu().then(|| out.clone());
+            prep.finish(SavedOutput { op, output }, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// What an [`OutputMaskedOp`]'s backward step keeps.
+#[derive(Debug)]
+struct SavedOutput<T> {
+    op: Arc<T>,
+    output: Option<FlexTensor>,
+}
+
+impl<T> Clone for SavedOutput<T> {
+    fn clone(&self) -> Self {
+        SavedOutput {
+            op: Arc::clone(&self.op),
+            output: self.output.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OutputMaskedBackward<T>(PhantomData<T>);
+
+impl<T: OutputMaskedOp> Backward<Flex, 1> for OutputMaskedBackward<T> {
+    type State = SavedOutput<T>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let SavedOutput { op, output } = ops.state;
+        let output = output.as_ref().map(values);
+        grads.register::<Flex>(node.id, op.input_grad(&values(&dy), output.as_deref()));
+    }
 }
 
 /// A flex tensor's values as a contiguous f32 slice (copied only if it is a strided view).
