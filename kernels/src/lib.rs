@@ -21,6 +21,7 @@ mod norm;
 mod output;
 pub mod planes;
 mod pool;
+mod pool_2x2;
 mod row_tile;
 mod rows;
 mod scratch;

@@ -5,11 +5,19 @@
 //! (docs/performance.md). Windows that tile the input need none of that: each output is the
 //! maximum of its k×k block, and its gradient goes to that block's argmax, kept as one byte.
 //! Ties and NaNs follow PyTorch and burn-flex: the first maximum in row-major order wins, a NaN
-//! always wins (so the last NaN of a window is the one reported).
+//! always wins (so the last NaN of a window is the one reported). The zoo's 2 × 2 windows run on
+//! vectors ([`super::pool_2x2`]), other windows on the scalar loops here, which are also the
+//! reference the vector kernels are tested against.
 
 use super::output::par_images;
-use super::simd::Isa;
+use super::pool_2x2::{Backward2x2, Forward2x2, Planes2x2};
+use super::simd::{Isa, run_on};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Input values a parallel task of the 2 × 2 kernels takes at least (whole planes): enough to
+/// outweigh rayon's hand-off, about 4 µs of pooling.
+const TASK_INPUT: usize = 16 * 1024;
 
 /// The shape of a pooling: NCHW input, a square window equal to its stride.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +49,70 @@ impl PoolGeometry {
 
 /// Maxima of every window, and (if asked) the argmax within each window, row-major.
 pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], with_argmax: bool) -> (Vec<f32>, Vec<u8>) {
+    max_pool_forward_on(Isa::detected(), g, x, with_argmax)
+}
+
+/// [`max_pool_forward`] on `isa`'s vectors (2 × 2 windows; other windows run scalar code).
+pub(crate) fn max_pool_forward_on(
+    isa: Isa,
+    g: &PoolGeometry,
+    x: &[f32],
+    with_argmax: bool,
+) -> (Vec<f32>, Vec<u8>) {
     assert_eq!(x.len(), g.planes() * g.in_h * g.in_w, "input length");
+    if g.window != 2 {
+        return scalar_forward(g, x, with_argmax);
+    }
+    let planes = Planes2x2 {
+        in_h: g.in_h,
+        in_w: g.in_w,
+    };
+    let len = g.planes() * planes.out_len();
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let mut argmax: Vec<u8> = Vec::with_capacity(if with_argmax { len } else { 0 });
+    if len > 0 {
+        let per_task = planes_per_task(planes.in_len()) * planes.out_len();
+        let run = |task: usize, out: &mut [MaybeUninit<f32>], argmax| {
+            let kernel = Forward2x2 {
+                planes,
+                input: &x[task * per_task / planes.out_len() * planes.in_len()..],
+            };
+            // SAFETY: `isa` runs here (the caller's promise, as for every kernel), and the
+            // kernel reads inside `input` and writes inside its two buffers.
+            unsafe { run_on(isa, &kernel, (out, argmax)) }
+        };
+        let out_chunks = out.spare_capacity_mut()[..len].par_chunks_mut(per_task);
+        if with_argmax {
+            out_chunks
+                .zip(argmax.spare_capacity_mut()[..len].par_chunks_mut(per_task))
+                .enumerate()
+                .for_each(|(task, (out, argmax))| run(task, out, Some(argmax)));
+        } else {
+            out_chunks
+                .enumerate()
+                .for_each(|(task, out)| run(task, out, None));
+        }
+        // SAFETY: the forward kernel writes every window of its planes, and the tasks cover
+        // all planes (and all of the argmax, where there is one).
+        unsafe {
+            out.set_len(len);
+            argmax.set_len(if with_argmax { len } else { 0 });
+        }
+    }
+    (out, argmax)
+}
+
+/// Whole planes per parallel task: at least [`TASK_INPUT`] input values.
+fn planes_per_task(plane_len: usize) -> usize {
+    TASK_INPUT.div_ceil(plane_len.max(1))
+}
+
+/// Any window, one at a time: the reference the vector kernels are tested against.
+pub(crate) fn scalar_forward(
+    g: &PoolGeometry,
+    x: &[f32],
+    with_argmax: bool,
+) -> (Vec<f32>, Vec<u8>) {
     let k = g.window;
     let (out_h, out_w) = (g.out_h(), g.out_w());
     let plane_out = out_h * out_w;
@@ -49,15 +120,6 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], with_argmax: bool) -> (Vec<
     let mut argmax = vec![0u8; if with_argmax { out.len() } else { 0 }];
     let work = |plane: usize, out: &mut [f32], mut argmax: Option<&mut [u8]>| {
         let input = &x[plane * g.in_h * g.in_w..][..g.in_h * g.in_w];
-        if k == 2 {
-            for (oh, out) in out.chunks_exact_mut(out_w).enumerate() {
-                let top = &input[2 * oh * g.in_w..][..2 * out_w];
-                let bottom = &input[(2 * oh + 1) * g.in_w..][..2 * out_w];
-                let argmax = argmax.as_deref_mut().map(|a| &mut a[oh * out_w..][..out_w]);
-                pool_rows_2x2(top, bottom, out, argmax);
-            }
-            return;
-        }
         for oh in 0..out_h {
             for ow in 0..out_w {
                 let mut best = f32::NEG_INFINITY;
@@ -78,6 +140,9 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], with_argmax: bool) -> (Vec<
             }
         }
     };
+    if plane_out == 0 {
+        return (out, argmax);
+    }
     if with_argmax {
         out.par_chunks_mut(plane_out)
             .zip(argmax.par_chunks_mut(plane_out))
@@ -91,60 +156,55 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], with_argmax: bool) -> (Vec<
     (out, argmax)
 }
 
-/// One row of 2×2 windows, compiled for the widest vectors this CPU has (the loop is
-/// branch-free, so the compiler vectorises it; the result is the same on every ISA).
-fn pool_rows_2x2(top: &[f32], bottom: &[f32], out: &mut [f32], argmax: Option<&mut [u8]>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        fn avx512(top: &[f32], bottom: &[f32], out: &mut [f32], argmax: Option<&mut [u8]>) {
-            pool_rows_2x2_body(top, bottom, out, argmax)
-        }
-        #[target_feature(enable = "avx2")]
-        fn avx2(top: &[f32], bottom: &[f32], out: &mut [f32], argmax: Option<&mut [u8]>) {
-            pool_rows_2x2_body(top, bottom, out, argmax)
-        }
-        // SAFETY: each is called only where the CPU has its features.
-        match Isa::detected() {
-            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512bw") => unsafe {
-                return avx512(top, bottom, out, argmax);
-            },
-            Isa::Avx512 | Isa::Avx2 => unsafe { return avx2(top, bottom, out, argmax) },
-            Isa::Portable => {}
-        }
-    }
-    pool_rows_2x2_body(top, bottom, out, argmax)
-}
-
-#[inline(always)]
-fn pool_rows_2x2_body(top: &[f32], bottom: &[f32], out: &mut [f32], argmax: Option<&mut [u8]>) {
-    let window = |t: &[f32], b: &[f32]| {
-        let mut best = t[0];
-        let mut at = 0u8;
-        for (i, v) in [(1u8, t[1]), (2, b[0]), (3, b[1])] {
-            let take = v > best || v.is_nan();
-            best = if take { v } else { best };
-            at = if take { i } else { at };
-        }
-        (best, at)
-    };
-    let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-    match argmax {
-        Some(argmax) => {
-            for (((t, b), out), argmax) in pairs.zip(out.iter_mut()).zip(argmax.iter_mut()) {
-                (*out, *argmax) = window(t, b);
-            }
-        }
-        None => {
-            for ((t, b), out) in pairs.zip(out.iter_mut()) {
-                *out = window(t, b).0;
-            }
-        }
-    }
-}
-
 /// The input gradient: each output's gradient at its window's argmax, zero elsewhere.
 pub fn max_pool_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -> Vec<f32> {
+    max_pool_backward_on(Isa::detected(), g, argmax, output_grad)
+}
+
+/// [`max_pool_backward`] on `isa`'s vectors (2 × 2 windows; other windows run scalar code).
+pub(crate) fn max_pool_backward_on(
+    isa: Isa,
+    g: &PoolGeometry,
+    argmax: &[u8],
+    output_grad: &[f32],
+) -> Vec<f32> {
+    let windows = g.planes() * g.out_h() * g.out_w();
+    assert_eq!(output_grad.len(), windows, "gradient length");
+    assert_eq!(argmax.len(), windows, "argmax length");
+    if windows == 0 {
+        return vec![0.0; g.planes() * g.in_h * g.in_w];
+    }
+    if g.window != 2 {
+        return scalar_backward(g, argmax, output_grad);
+    }
+    let planes = Planes2x2 {
+        in_h: g.in_h,
+        in_w: g.in_w,
+    };
+    let len = g.planes() * planes.in_len();
+    let per_task = planes_per_task(planes.in_len());
+    let mut grad: Vec<f32> = Vec::with_capacity(len);
+    grad.spare_capacity_mut()[..len]
+        .par_chunks_mut(per_task * planes.in_len())
+        .enumerate()
+        .for_each(|(task, grad)| {
+            let first_window = task * per_task * planes.out_len();
+            let kernel = Backward2x2 {
+                planes,
+                argmax: &argmax[first_window..],
+                output_grad: &output_grad[first_window..],
+            };
+            // SAFETY: as in the forward pass (an argmax outside its window, which the forward
+            // pass never gives, would leave that window's gradient zero).
+            unsafe { run_on(isa, &kernel, grad) }
+        });
+    // SAFETY: the backward kernel writes every position of its planes.
+    unsafe { grad.set_len(len) };
+    grad
+}
+
+/// Any window: the gradient zeroed, then each window's value put at its argmax.
+pub(crate) fn scalar_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -> Vec<f32> {
     let k = g.window;
     let (out_h, out_w) = (g.out_h(), g.out_w());
     let plane_out = out_h * out_w;
@@ -165,4 +225,123 @@ pub fn max_pool_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Few distinct values (so windows hold ties, +0 beside −0 among them), NaNs and infinities.
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        let choices = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.5,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        (0..len)
+            .map(|i| {
+                let h = (i + seed).wrapping_mul(2_654_435_761) >> 7;
+                // Mostly ordinary values, so NaNs and infinities do not win every window.
+                if h.is_multiple_of(5) {
+                    choices[h / 5 % 8]
+                } else {
+                    choices[2 + h / 5 % 3] * (h % 7) as f32
+                }
+            })
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every shape the scalar loops take: widths from 1 to 40 (rows shorter than a vector,
+    /// whole vectors and tails), odd heights and widths, and batches that span several tasks.
+    fn shapes() -> Vec<PoolGeometry> {
+        let mut shapes: Vec<[usize; 4]> = (1..=40).map(|w| [2, 3, 5, w]).collect();
+        shapes.extend([
+            [4, 9, 28, 28],
+            [3, 16, 14, 14],
+            [2, 2, 6, 38],
+            [1, 1, 1, 1],
+            [1, 2, 7, 33],
+        ]);
+        shapes.extend([[3, 40, 12, 12], [1, 1, 2, 2], [5, 7, 4, 4], [0, 3, 4, 4]]);
+        shapes
+            .into_iter()
+            .map(|[batch, channels, in_h, in_w]| PoolGeometry {
+                batch,
+                channels,
+                in_h,
+                in_w,
+                window: 2,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_vector_kernels_give_the_scalar_windows_bits_on_every_instruction_set() {
+        for (case, g) in shapes().into_iter().enumerate() {
+            let x = values(g.planes() * g.in_h * g.in_w, case);
+            let (out, argmax) = scalar_forward(&g, &x, true);
+            let windows = out.len();
+            let dy: Vec<f32> = (0..windows)
+                .map(|i| i as f32 - 0.5 * windows as f32)
+                .collect();
+            let grad = if windows == 0 {
+                vec![0.0; x.len()]
+            } else {
+                scalar_backward(&g, &argmax, &dy)
+            };
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+                if !isa.is_available() {
+                    continue;
+                }
+                let name = format!("{} {g:?}", isa.name());
+                let (vector_out, vector_argmax) = max_pool_forward_on(isa, &g, &x, true);
+                assert_eq!(bits(&vector_out), bits(&out), "forward, {name}");
+                assert_eq!(vector_argmax, argmax, "argmax, {name}");
+                let (alone, none) = max_pool_forward_on(isa, &g, &x, false);
+                assert_eq!(bits(&alone), bits(&out), "forward without argmax, {name}");
+                assert!(none.is_empty());
+                let vector_grad = max_pool_backward_on(isa, &g, &argmax, &dy);
+                assert_eq!(bits(&vector_grad), bits(&grad), "backward, {name}");
+            }
+        }
+    }
+
+    /// The reference itself, by hand: a NaN wins (the last one), the first maximum wins a tie
+    /// (+0 before −0 keeps +0), and the gradient goes to the argmax alone.
+    #[test]
+    fn the_scalar_windows_follow_pytorchs_rules() {
+        let g = PoolGeometry {
+            batch: 1,
+            channels: 1,
+            in_h: 2,
+            in_w: 8,
+            window: 2,
+        };
+        let nan = f32::NAN;
+        #[rustfmt::skip]
+        let x = [
+            0.0, -0.0, 1.0, nan, 3.0, 3.0, nan, 1.0,
+            -0.0, 0.0, 2.0, 5.0, 1.0, 3.0, 2.0, nan,
+        ];
+        let (out, argmax) = scalar_forward(&g, &x, true);
+        assert_eq!(bits(&out[..1]), bits(&[0.0]));
+        assert!(out[1].is_nan() && out[3].is_nan());
+        assert_eq!(out[2], 3.0);
+        assert_eq!(argmax, [0, 1, 0, 3]);
+        let grad = scalar_backward(&g, &argmax, &[1.0, 2.0, 3.0, 4.0]);
+        #[rustfmt::skip]
+        assert_eq!(grad, [
+            1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0,
+        ]);
+    }
 }

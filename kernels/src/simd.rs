@@ -123,6 +123,26 @@ pub trait Simd: Copy {
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Lanes `0, 2, 4, …` and lanes `1, 3, 5, …` of the `2 · LANES` values `lo` then `hi`
+    /// (max pooling's two columns of a window).
+    unsafe fn deinterleave(lo: Self::V, hi: Self::V) -> (Self::V, Self::V);
+    /// The inverse of [`Simd::deinterleave`]: `even` and `odd` lane by lane in turn, the first
+    /// `LANES` of those values, then the rest.
+    unsafe fn interleave(even: Self::V, odd: Self::V) -> (Self::V, Self::V);
+    /// `(v, index)` in the lanes where `v > best` or `v` is NaN, `(best, at)` in the others:
+    /// one step of max pooling's scan of a window (the first maximum wins, a NaN always wins).
+    unsafe fn max_step(
+        best: Self::V,
+        at: Self::V,
+        v: Self::V,
+        index: Self::V,
+    ) -> (Self::V, Self::V);
+    /// `v` in the lanes where `at == index`, +0 in the others.
+    unsafe fn select_equal(at: Self::V, index: Self::V, v: Self::V) -> Self::V;
+    /// Lanes `0..n` of `v`, whole numbers 0–255 held as floats, stored as bytes at `p..p + n`.
+    unsafe fn store_bytes(p: *mut u8, v: Self::V, n: usize);
+    /// The `n` bytes at `p..p + n` as floats in lanes `0..n`, the other lanes zero.
+    unsafe fn load_bytes(p: *const u8, n: usize) -> Self::V;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -194,6 +214,67 @@ mod x86 {
         unsafe fn div(a: __m512, b: __m512) -> __m512 {
             unsafe { _mm512_div_ps(a, b) }
         }
+        #[inline(always)]
+        unsafe fn deinterleave(lo: __m512, hi: __m512) -> (__m512, __m512) {
+            unsafe {
+                let even =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let odd =
+                    _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                (
+                    _mm512_permutex2var_ps(lo, even, hi),
+                    _mm512_permutex2var_ps(lo, odd, hi),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn interleave(even: __m512, odd: __m512) -> (__m512, __m512) {
+            unsafe {
+                let first =
+                    _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                let second =
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                (
+                    _mm512_permutex2var_ps(even, first, odd),
+                    _mm512_permutex2var_ps(even, second, odd),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn max_step(best: __m512, at: __m512, v: __m512, index: __m512) -> (__m512, __m512) {
+            unsafe {
+                let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
+                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                (
+                    _mm512_mask_mov_ps(best, take, v),
+                    _mm512_mask_mov_ps(at, take, index),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn select_equal(at: __m512, index: __m512, v: __m512) -> __m512 {
+            unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(at, index), v) }
+        }
+        #[inline(always)]
+        unsafe fn store_bytes(p: *mut u8, v: __m512, n: usize) {
+            let mask = ((1u32 << n) - 1) as __mmask16;
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(p.cast(), mask, _mm512_cvttps_epi32(v)) }
+        }
+        #[inline(always)]
+        unsafe fn load_bytes(p: *const u8, n: usize) -> __m512 {
+            unsafe {
+                let bytes = if n == 16 {
+                    _mm_loadu_si128(p.cast())
+                } else {
+                    let mut buffer = [0u8; 16];
+                    for (lane, byte) in buffer.iter_mut().enumerate().take(n) {
+                        *byte = p.add(lane).read();
+                    }
+                    _mm_loadu_si128(buffer.as_ptr().cast())
+                };
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes))
+            }
+        }
     }
 
     #[derive(Clone, Copy)]
@@ -263,6 +344,86 @@ mod x86 {
         unsafe fn div(a: __m256, b: __m256) -> __m256 {
             unsafe { _mm256_div_ps(a, b) }
         }
+        #[inline(always)]
+        unsafe fn deinterleave(lo: __m256, hi: __m256) -> (__m256, __m256) {
+            unsafe {
+                // Within each 128-bit half: (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6); then the
+                // 64-bit pairs in order 0, 2, 1, 3.
+                let even = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+                let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi));
+                (
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn interleave(even: __m256, odd: __m256) -> (__m256, __m256) {
+            unsafe {
+                // (e0 o0 e1 o1 | e4 o4 e5 o5) and (e2 o2 e3 o3 | e6 o6 e7 o7), then the halves.
+                let low = _mm256_unpacklo_ps(even, odd);
+                let high = _mm256_unpackhi_ps(even, odd);
+                (
+                    _mm256_permute2f128_ps::<0x20>(low, high),
+                    _mm256_permute2f128_ps::<0x31>(low, high),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn max_step(best: __m256, at: __m256, v: __m256, index: __m256) -> (__m256, __m256) {
+            unsafe {
+                let take = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                );
+                (
+                    _mm256_blendv_ps(best, v, take),
+                    _mm256_blendv_ps(at, index, take),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn select_equal(at: __m256, index: __m256, v: __m256) -> __m256 {
+            unsafe { _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(at, index), v) }
+        }
+        #[inline(always)]
+        unsafe fn store_bytes(p: *mut u8, v: __m256, n: usize) {
+            unsafe {
+                // Packed to 16 and then 8 bits within each 128-bit half: lanes 0–3 are the
+                // first four bytes of the low half, lanes 4–7 of the high half.
+                let words = _mm256_cvttps_epi32(v);
+                let bytes = _mm256_packus_epi16(
+                    _mm256_packs_epi32(words, words),
+                    _mm256_packs_epi32(words, words),
+                );
+                let low = _mm256_extract_epi32::<0>(bytes) as u32 as u64;
+                let high = _mm256_extract_epi32::<4>(bytes) as u32 as u64;
+                let all = low | (high << 32);
+                if n == 8 {
+                    p.cast::<u64>().write_unaligned(all);
+                } else {
+                    for (lane, byte) in all.to_le_bytes().into_iter().enumerate().take(n) {
+                        p.add(lane).write(byte);
+                    }
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_bytes(p: *const u8, n: usize) -> __m256 {
+            unsafe {
+                let all = if n == 8 {
+                    p.cast::<i64>().read_unaligned()
+                } else {
+                    let mut all = [0u8; 8];
+                    for (lane, byte) in all.iter_mut().enumerate().take(n) {
+                        *byte = p.add(lane).read();
+                    }
+                    i64::from_le_bytes(all)
+                };
+                let bytes = _mm_cvtsi64_si128(all);
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+            }
+        }
     }
 }
 
@@ -331,6 +492,58 @@ impl Simd for Portable {
     unsafe fn div(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| a[i] / b[i])
     }
+    #[inline(always)]
+    unsafe fn deinterleave(lo: [f32; 8], hi: [f32; 8]) -> ([f32; 8], [f32; 8]) {
+        let at = |i: usize| if i < 8 { lo[i] } else { hi[i - 8] };
+        (
+            std::array::from_fn(|i| at(2 * i)),
+            std::array::from_fn(|i| at(2 * i + 1)),
+        )
+    }
+    #[inline(always)]
+    unsafe fn interleave(even: [f32; 8], odd: [f32; 8]) -> ([f32; 8], [f32; 8]) {
+        let at = |i: usize| {
+            if i.is_multiple_of(2) {
+                even[i / 2]
+            } else {
+                odd[i / 2]
+            }
+        };
+        (std::array::from_fn(at), std::array::from_fn(|i| at(i + 8)))
+    }
+    #[inline(always)]
+    unsafe fn max_step(
+        best: [f32; 8],
+        at: [f32; 8],
+        v: [f32; 8],
+        index: [f32; 8],
+    ) -> ([f32; 8], [f32; 8]) {
+        let take: [bool; 8] = std::array::from_fn(|i| v[i] > best[i] || v[i].is_nan());
+        (
+            std::array::from_fn(|i| if take[i] { v[i] } else { best[i] }),
+            std::array::from_fn(|i| if take[i] { index[i] } else { at[i] }),
+        )
+    }
+    #[inline(always)]
+    unsafe fn select_equal(at: [f32; 8], index: [f32; 8], v: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| if at[i] == index[i] { v[i] } else { 0.0 })
+    }
+    #[inline(always)]
+    unsafe fn store_bytes(p: *mut u8, v: [f32; 8], n: usize) {
+        for (lane, value) in v.iter().enumerate().take(n) {
+            unsafe { p.add(lane).write(*value as u8) }
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_bytes(p: *const u8, n: usize) -> [f32; 8] {
+        std::array::from_fn(|lane| {
+            if lane < n {
+                f32::from(unsafe { p.add(lane).read() })
+            } else {
+                0.0
+            }
+        })
+    }
 }
 
 /// A kernel written once over [`Simd`], for one plan and the arguments `A` of one call;
@@ -346,8 +559,7 @@ pub(crate) trait SimdKernel<A> {
 }
 
 /// Runs `kernel` on `isa`'s vectors: the one place a convolution engine's instruction set
-/// becomes code compiled for it (the plane fill, `planes.rs`, and max pooling, `pool.rs`, have
-/// wrappers of their own).
+/// becomes code compiled for it (the plane fill, `planes.rs`, has wrappers of its own).
 ///
 /// # Safety
 /// `isa` is available on this CPU (as [`Isa::detected`] ensures), and `args` satisfy the
