@@ -19,7 +19,7 @@ pub use dlr::{dlr_loss, targeted_dlr_loss};
 pub use fab::{FabConfig, fab_targeted, project_linf_box};
 pub use gradient::{AttackLoss, Target, input_gradient};
 pub use pgd::{AttackOutput, PgdConfig, Selection, Start, fgsm, fgsm_config, pgd, pgd_cancellable};
-pub use project::{max_linf_distance, momentum_step, project, signed_step};
+pub use project::{max_linf_distance, momentum_step, project, project_with_burn_ops, signed_step};
 pub use square::{SquareConfig, p_selection, square};
 
 use crate::error::AttackError;

@@ -3,8 +3,17 @@
 use crate::tensor_util::to_vec;
 use burn::prelude::*;
 
-/// The closest point to `candidate` inside the ε-ball around `natural` and inside [0, 1].
+/// The closest point to `candidate` inside the ε-ball around `natural` and inside [0, 1]: on the
+/// flex device in one pass with the bits of [`project_with_burn_ops`], elsewhere those
+/// operations.
 pub fn project(candidate: Tensor<4>, natural: &Tensor<4>, epsilon: f32) -> Tensor<4> {
+    let fused =
+        crate::conv::elementwise([&candidate, natural], |[x, n]| project_value(x, n, epsilon));
+    fused.unwrap_or_else(|| project_with_burn_ops(candidate, natural, epsilon))
+}
+
+/// [`project`] as burn's operations (four passes): the reference the one-pass versions follow.
+pub fn project_with_burn_ops(candidate: Tensor<4>, natural: &Tensor<4>, epsilon: f32) -> Tensor<4> {
     let lower = natural.clone().sub_scalar(epsilon);
     let upper = natural.clone().add_scalar(epsilon);
     candidate.max_pair(lower).min_pair(upper).clamp(0.0, 1.0)
@@ -25,7 +34,7 @@ pub fn signed_step(
         project_value(x + sign(g) * step_size, n, epsilon)
     });
     fused.unwrap_or_else(|| {
-        project(
+        project_with_burn_ops(
             current + gradient.sign().mul_scalar(step_size),
             natural,
             epsilon,
@@ -53,14 +62,14 @@ pub fn momentum_step(
     });
     fused.unwrap_or_else(|| {
         let momentum = current.clone() - previous.clone();
-        let z = project(
+        let z = project_with_burn_ops(
             current.clone() + gradient.clone().sign() * step.clone(),
             natural,
             epsilon,
         );
         let moved =
             current.clone() + (z - current.clone()).mul_scalar(a) + momentum.mul_scalar(1.0 - a);
-        project(moved, natural, epsilon)
+        project_with_burn_ops(moved, natural, epsilon)
     })
 }
 

@@ -35,7 +35,8 @@ pub fn try_max_pool2d(x: &Tensor<4>, window: usize) -> Option<Tensor<4>> {
 
 #[derive(Clone, Debug)]
 struct PoolSaved {
-    argmax: Arc<[u8]>,
+    // An `Arc<[u8]>` would copy the bytes out of the kernel's vector; this keeps them.
+    argmax: Arc<Vec<u8>>,
     geometry: PoolGeometry,
 }
 
@@ -66,7 +67,7 @@ fn autodiff_max_pool(x: AutodiffTensor, g: PoolGeometry) -> AutodiffTensor {
         OpsKind::Tracked(prep) => {
             let (out, argmax) = max_pool_forward(&g, &values(x.primitive()), true);
             let saved = PoolSaved {
-                argmax: argmax.into(),
+                argmax: Arc::new(argmax),
                 geometry: g,
             };
             prep.finish(saved, flex_tensor(out, &g.out_dims()))

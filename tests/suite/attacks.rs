@@ -340,7 +340,7 @@ fn the_signed_step_matches_burns_operations_bit_for_bit() {
         let fused_ran = rslad_tui::conv::elementwise([&x, &g, &n], |_| 0.0).is_some();
         assert_eq!(fused_ran, !device.is_autodiff());
         for (step_size, epsilon) in [(0.01, 0.3), (0.05, 0.1), (0.5, 0.0)] {
-            let burns = attack::project(
+            let burns = attack::project_with_burn_ops(
                 x.clone() + g.clone().sign().mul_scalar(step_size),
                 &n,
                 epsilon,
@@ -352,6 +352,34 @@ fn the_signed_step_matches_burns_operations_bit_for_bit() {
                 "η {step_size}, ε {epsilon}"
             );
             assert!(to_vec(ours)[5].is_nan(), "a NaN iterate stays NaN");
+        }
+    }
+}
+
+/// The projection alone in one pass: the same bits as burn's `max_pair`, `min_pair` and `clamp`,
+/// with a NaN candidate, candidates outside [0, 1] and outside the ball, and ε = 0; on the
+/// autodiff device burn's operations run.
+#[test]
+fn the_projection_matches_burns_operations_bit_for_bit() {
+    let dims = [3, 2, 5, 7];
+    let [natural, current, _] = step_inputs(80, dims);
+    for device in [compute_device(), autodiff_device()] {
+        let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
+        let (x, n) = (tensor(&current), tensor(&natural));
+        for epsilon in [0.3, 0.1, 0.0] {
+            let burns = attack::project_with_burn_ops(x.clone(), &n, epsilon);
+            let ours = attack::project(x.clone(), &n, epsilon);
+            assert_eq!(bits(ours.clone()), bits(burns), "ε {epsilon}");
+            let ours = to_vec(ours);
+            assert!(ours[5].is_nan(), "a NaN candidate stays NaN");
+            let inside = ours
+                .iter()
+                .zip(&natural)
+                .enumerate()
+                .filter(|(i, _)| *i != 5);
+            for (_, (&p, &n)) in inside {
+                assert!((0.0..=1.0).contains(&p) && (p - n).abs() <= epsilon + 1e-6);
+            }
         }
     }
 }
@@ -378,9 +406,10 @@ fn the_momentum_step_matches_burns_operations_bit_for_bit() {
     assert!(rslad_tui::conv::elementwise([&x, &p, &g, &step, &n], |_| 0.0).is_some());
     for (a, epsilon) in [(1.0, 0.3), (0.75, 0.3), (0.75, 0.0)] {
         let momentum = x.clone() - p.clone();
-        let z = attack::project(x.clone() + g.clone().sign() * step.clone(), &n, epsilon);
+        let z =
+            attack::project_with_burn_ops(x.clone() + g.clone().sign() * step.clone(), &n, epsilon);
         let moved = x.clone() + (z - x.clone()).mul_scalar(a) + momentum.mul_scalar(1.0 - a);
-        let burns = attack::project(moved, &n, epsilon);
+        let burns = attack::project_with_burn_ops(moved, &n, epsilon);
         let ours = attack::momentum_step([&x, &p, &g, &step], &n, epsilon, a);
         assert_eq!(bits(ours.clone()), bits(burns), "a {a}, ε {epsilon}");
         assert!(to_vec(ours)[5].is_nan(), "a NaN iterate stays NaN");
