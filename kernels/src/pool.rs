@@ -15,8 +15,8 @@ use super::simd::{Isa, run_on};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Input values a parallel task of the 2 × 2 kernels takes at least (whole planes): enough to
-/// outweigh rayon's hand-off, about 4 µs of pooling.
+/// Input values a parallel task of the 2 × 2 kernels takes at least (whole planes), so that a
+/// task's work outweighs handing it to another thread (`micro-cnn`'s first pooling: 49 tasks).
 const TASK_INPUT: usize = 16 * 1024;
 
 /// The shape of a pooling: NCHW input, a square window equal to its stride.
@@ -63,19 +63,17 @@ pub(crate) fn max_pool_forward_on(
     if g.window != 2 {
         return scalar_forward(g, x, with_argmax);
     }
-    let planes = Planes2x2 {
-        in_h: g.in_h,
-        in_w: g.in_w,
-    };
+    let planes = Planes2x2::of(g);
     let len = g.planes() * planes.out_len();
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let mut argmax: Vec<u8> = Vec::with_capacity(if with_argmax { len } else { 0 });
     if len > 0 {
-        let per_task = planes_per_task(planes.in_len()) * planes.out_len();
+        let task_planes = planes_per_task(planes.in_len());
+        let per_task = task_planes * planes.out_len();
         let run = |task: usize, out: &mut [MaybeUninit<f32>], argmax| {
             let kernel = Forward2x2 {
                 planes,
-                input: &x[task * per_task / planes.out_len() * planes.in_len()..],
+                input: &x[task * task_planes * planes.in_len()..],
             };
             // SAFETY: `isa` runs here (the caller's promise, as for every kernel), and the
             // kernel reads inside `input` and writes inside its two buffers.
@@ -177,18 +175,15 @@ pub(crate) fn max_pool_backward_on(
     if g.window != 2 {
         return scalar_backward(g, argmax, output_grad);
     }
-    let planes = Planes2x2 {
-        in_h: g.in_h,
-        in_w: g.in_w,
-    };
+    let planes = Planes2x2::of(g);
     let len = g.planes() * planes.in_len();
-    let per_task = planes_per_task(planes.in_len());
+    let task_planes = planes_per_task(planes.in_len());
     let mut grad: Vec<f32> = Vec::with_capacity(len);
     grad.spare_capacity_mut()[..len]
-        .par_chunks_mut(per_task * planes.in_len())
+        .par_chunks_mut(task_planes * planes.in_len())
         .enumerate()
         .for_each(|(task, grad)| {
-            let first_window = task * per_task * planes.out_len();
+            let first_window = task * task_planes * planes.out_len();
             let kernel = Backward2x2 {
                 planes,
                 argmax: &argmax[first_window..],

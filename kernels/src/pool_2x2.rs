@@ -25,6 +25,15 @@ pub(crate) struct Planes2x2 {
 }
 
 impl Planes2x2 {
+    /// The planes of a pooling with 2 × 2 windows.
+    pub fn of(g: &super::pool::PoolGeometry) -> Planes2x2 {
+        debug_assert_eq!(g.window, 2);
+        Planes2x2 {
+            in_h: g.in_h,
+            in_w: g.in_w,
+        }
+    }
+
     fn out_h(self) -> usize {
         self.in_h / 2
     }

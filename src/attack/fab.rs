@@ -390,10 +390,12 @@ impl Run {
         for _ in 0..config.iterations {
             let (margin, gradient) =
                 margin_gradient(classifier, self.tensor(x.clone()), &label_ids, &target_ids);
-            // Each point's step is its own (the same values in any order): in parallel.
-            x.par_chunks_mut(size)
-                .zip(self.natural.par_chunks(size))
-                .zip(gradient.par_chunks(size))
+            // Each point's step is its own (the same values in any order): in parallel. (Images
+            // of no pixels have no step to take; chunks must not be empty.)
+            let chunk = size.max(1);
+            x.par_chunks_mut(chunk)
+                .zip(self.natural.par_chunks(chunk))
+                .zip(gradient.par_chunks(chunk))
                 .zip(&margin)
                 .for_each(|(((x, x0), gradient), &margin)| {
                     fab_step(x, x0, gradient, margin, config)
