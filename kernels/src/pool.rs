@@ -190,7 +190,8 @@ pub(crate) fn max_pool_backward_on(
                 output_grad: &output_grad[first_window..],
             };
             // SAFETY: as in the forward pass (an argmax outside its window, which the forward
-            // pass never gives, would leave that window's gradient zero).
+            // pass never gives, would leave that window's gradient zero here; the scalar loops
+            // of other windows panic on it).
             unsafe { run_on(isa, &kernel, grad) }
         });
     // SAFETY: the backward kernel writes every position of its planes.

@@ -9,9 +9,11 @@
 //! vector, so it ran scalar code and was about a tenth of `micro-cnn`'s PGD step
 //! (docs/performance.md).
 //!
-//! Both passes write each output once, in order, and a vector's store may run past the values it
-//! owns (the rest of a row, the next row) where the buffer goes on: every position it spoils is
-//! written later by its own store. Only a store that would leave the buffer is cut to its lanes.
+//! Both passes store each output's own value once, in increasing address order, and a vector's
+//! store may run past the values it owns (the rest of a row, the next row) where the buffer goes
+//! on: every position it spoils gets its own store later. Only a store that might leave the
+//! buffer (tested as if two whole vectors were stored) is cut to its lanes. The buffers hold
+//! whole planes (checked), so every position has an owner.
 
 use super::simd::{Simd, SimdKernel};
 use std::mem::MaybeUninit;
@@ -73,6 +75,7 @@ impl<'a>
         let p = self.planes;
         let (out_h, out_w) = (p.out_h(), p.out_w());
         let count = out.len() / p.out_len();
+        assert_eq!(count * p.out_len(), out.len(), "whole planes");
         assert!(
             count * p.in_len() <= self.input.len(),
             "input shorter than its planes"
@@ -118,6 +121,7 @@ impl SimdKernel<&mut [MaybeUninit<f32>]> for Backward2x2<'_> {
         let p = self.planes;
         let (out_h, out_w) = (p.out_h(), p.out_w());
         let count = grad.len() / p.in_len();
+        assert_eq!(count * p.in_len(), grad.len(), "whole planes");
         let windows = count * p.out_len();
         assert!(windows <= self.argmax.len() && windows <= self.output_grad.len());
         unsafe {

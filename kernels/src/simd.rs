@@ -86,7 +86,8 @@ impl Isa {
 ///
 /// # Safety
 /// The methods are only called from functions compiled for the instruction set (see
-/// `run_on`), on pointers valid for `LANES` floats.
+/// `run_on`), on pointers valid for `LANES` floats (the `_lanes` methods: for the lanes they
+/// name; the byte methods: for their `n ≤ LANES` bytes).
 // This section covers every method below; clippy would have it repeated on each.
 #[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy {
@@ -139,9 +140,10 @@ pub trait Simd: Copy {
     ) -> (Self::V, Self::V);
     /// `v` in the lanes where `at == index`, +0 in the others.
     unsafe fn select_equal(at: Self::V, index: Self::V, v: Self::V) -> Self::V;
-    /// Lanes `0..n` of `v`, whole numbers 0–255 held as floats, stored as bytes at `p..p + n`.
+    /// Lanes `0..n` of `v` (n ≤ LANES), whole numbers 0–255 held as floats, stored as bytes at
+    /// `p..p + n`.
     unsafe fn store_bytes(p: *mut u8, v: Self::V, n: usize);
-    /// The `n` bytes at `p..p + n` as floats in lanes `0..n`, the other lanes zero.
+    /// The `n ≤ LANES` bytes at `p..p + n` as floats in lanes `0..n`, the other lanes zero.
     unsafe fn load_bytes(p: *const u8, n: usize) -> Self::V;
 }
 
