@@ -228,23 +228,9 @@ fn step_to_hyperplane(point: &[f32], w: &[f32], b: f64) -> Vec<f32> {
 
 /// The smallest λ ≥ 0 with Σ_i |w_i| min(λ, room_i) = gap, for gap below the sum at λ = ∞.
 fn smallest_budget(moves: &[(usize, f64, f64, f64)], gap: f64) -> f64 {
-    // The coordinates by ascending room, equal rooms in coordinate order (the sums below depend
-    // on the order): one integer key each, the room as `total_cmp` orders it, then the position,
-    // so an unstable sort of plain integers gives a stable sort's order, faster than that sort
-    // with a comparison closure (docs/performance.md).
-    let mut order: Vec<u128> = moves
-        .iter()
-        .enumerate()
-        .map(|(k, &(_, _, room, _))| (u128::from(total_order_key(room)) << 64) | k as u128)
-        .collect();
-    order.sort_unstable();
-    let by_room: Vec<(f64, f64)> = order
-        .iter()
-        .map(|&key| {
-            let (_, _, room, wi) = moves[key as u64 as usize];
-            (room, wi)
-        })
-        .collect();
+    // A stable sort: equal rooms stay in coordinate order, which the sums below depend on.
+    let mut by_room: Vec<(f64, f64)> = moves.iter().map(|&(_, _, room, wi)| (room, wi)).collect();
+    by_room.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Before the k-th smallest room: the first k coordinates are at their edge (closing
     // `saturated`), the rest move by λ each (closing λ·`free`).
     let mut saturated = 0.0;
@@ -259,14 +245,6 @@ fn smallest_budget(moves: &[(usize, f64, f64, f64)], gap: f64) -> f64 {
     // Only float rounding gets here (gap < the total by assumption): every coordinate at its
     // edge is the nearest answer.
     f64::INFINITY
-}
-
-/// `v`'s place in [`f64::total_cmp`]'s order as an unsigned integer (its own code's mapping of
-/// the bits to a signed integer, then shifted to unsigned).
-fn total_order_key(v: f64) -> u64 {
-    let bits = v.to_bits() as i64;
-    let signed = bits ^ ((((bits >> 63) as u64) >> 1) as i64);
-    (signed as u64) ^ (1 << 63)
 }
 
 /// The inputs, checked, with what the clean forward pass says about them.
@@ -501,7 +479,7 @@ mod tests {
         assert_eq!(smallest_budget(&moves, 0.0), 0.0);
     }
 
-    /// Equal rooms are taken in coordinate order, as the stable sort took them: the sum of their
+    /// Equal rooms are taken in coordinate order (the sort is stable): the sum of their
     /// weights, and so the budget, depends on it (1e16 + 1 rounds back to 1e16, 2 + 1e16 does not).
     #[test]
     fn equal_rooms_keep_their_coordinate_order() {
@@ -509,30 +487,5 @@ mod tests {
         assert_eq!(smallest_budget(&big_first, 1.0), 1.0 / 1e16);
         let big_last = [(0, 1.0, 0.5, 1.0), (1, 1.0, 0.5, 1.0), (2, 1.0, 0.5, 1e16)];
         assert_eq!(smallest_budget(&big_last, 1.0), 1.0 / (1e16 + 2.0));
-    }
-
-    #[test]
-    fn the_integer_keys_order_floats_as_total_cmp_does() {
-        let values = [
-            f64::NEG_INFINITY,
-            -1.5,
-            -f64::MIN_POSITIVE,
-            -0.0,
-            0.0,
-            f64::from_bits(1),
-            0.25,
-            1.0,
-            f64::INFINITY,
-            f64::NAN,
-        ];
-        for a in values {
-            for b in values {
-                assert_eq!(
-                    total_order_key(a).cmp(&total_order_key(b)),
-                    a.total_cmp(&b),
-                    "{a} against {b}"
-                );
-            }
-        }
     }
 }
