@@ -10,7 +10,7 @@
 //! reference the vector kernels are tested against.
 
 use super::output::par_images;
-use super::pool_2x2::{Backward2x2, Forward2x2, Planes2x2};
+use super::pool_2x2::{Backward2x2, Forward2x2};
 use super::simd::{Isa, run_on};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -42,6 +42,16 @@ impl PoolGeometry {
         self.batch * self.channels
     }
 
+    /// Values in one input plane.
+    pub fn in_plane(&self) -> usize {
+        self.in_h * self.in_w
+    }
+
+    /// Windows in one output plane.
+    pub fn out_plane(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
     pub fn out_dims(&self) -> [usize; 4] {
         [self.batch, self.channels, self.out_h(), self.out_w()]
     }
@@ -59,21 +69,20 @@ pub(crate) fn max_pool_forward_on(
     x: &[f32],
     with_argmax: bool,
 ) -> (Vec<f32>, Vec<u8>) {
-    assert_eq!(x.len(), g.planes() * g.in_h * g.in_w, "input length");
+    assert_eq!(x.len(), g.planes() * g.in_plane(), "input length");
     if g.window != 2 {
         return scalar_forward(g, x, with_argmax);
     }
-    let planes = Planes2x2::of(g);
-    let len = g.planes() * planes.out_len();
+    let len = g.planes() * g.out_plane();
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let mut argmax: Vec<u8> = Vec::with_capacity(if with_argmax { len } else { 0 });
     if len > 0 {
-        let task_planes = planes_per_task(planes.in_len());
-        let per_task = task_planes * planes.out_len();
+        let task_planes = planes_per_task(g.in_plane());
+        let per_task = task_planes * g.out_plane();
         let run = |task: usize, out: &mut [MaybeUninit<f32>], argmax| {
             let kernel = Forward2x2 {
-                planes,
-                input: &x[task * task_planes * planes.in_len()..],
+                geometry: *g,
+                input: &x[task * task_planes * g.in_plane()..],
             };
             // SAFETY: `isa` runs here (the caller's promise, as for every kernel), and the
             // kernel reads inside `input` and writes inside its two buffers.
@@ -113,11 +122,11 @@ pub(crate) fn scalar_forward(
 ) -> (Vec<f32>, Vec<u8>) {
     let k = g.window;
     let (out_h, out_w) = (g.out_h(), g.out_w());
-    let plane_out = out_h * out_w;
+    let plane_out = g.out_plane();
     let mut out = vec![0.0f32; g.planes() * plane_out];
     let mut argmax = vec![0u8; if with_argmax { out.len() } else { 0 }];
     let work = |plane: usize, out: &mut [f32], mut argmax: Option<&mut [u8]>| {
-        let input = &x[plane * g.in_h * g.in_w..][..g.in_h * g.in_w];
+        let input = &x[plane * g.in_plane()..][..g.in_plane()];
         for oh in 0..out_h {
             for ow in 0..out_w {
                 let mut best = f32::NEG_INFINITY;
@@ -166,26 +175,25 @@ pub(crate) fn max_pool_backward_on(
     argmax: &[u8],
     output_grad: &[f32],
 ) -> Vec<f32> {
-    let windows = g.planes() * g.out_h() * g.out_w();
+    let windows = g.planes() * g.out_plane();
     assert_eq!(output_grad.len(), windows, "gradient length");
     assert_eq!(argmax.len(), windows, "argmax length");
     if windows == 0 {
-        return vec![0.0; g.planes() * g.in_h * g.in_w];
+        return vec![0.0; g.planes() * g.in_plane()];
     }
     if g.window != 2 {
         return scalar_backward(g, argmax, output_grad);
     }
-    let planes = Planes2x2::of(g);
-    let len = g.planes() * planes.in_len();
-    let task_planes = planes_per_task(planes.in_len());
+    let len = g.planes() * g.in_plane();
+    let task_planes = planes_per_task(g.in_plane());
     let mut grad: Vec<f32> = Vec::with_capacity(len);
     grad.spare_capacity_mut()[..len]
-        .par_chunks_mut(task_planes * planes.in_len())
+        .par_chunks_mut(task_planes * g.in_plane())
         .enumerate()
         .for_each(|(task, grad)| {
-            let first_window = task * task_planes * planes.out_len();
+            let first_window = task * task_planes * g.out_plane();
             let kernel = Backward2x2 {
-                planes,
+                geometry: *g,
                 argmax: &argmax[first_window..],
                 output_grad: &output_grad[first_window..],
             };
@@ -202,12 +210,12 @@ pub(crate) fn max_pool_backward_on(
 /// Any window: the gradient zeroed, then each window's value put at its argmax.
 pub(crate) fn scalar_backward(g: &PoolGeometry, argmax: &[u8], output_grad: &[f32]) -> Vec<f32> {
     let k = g.window;
-    let (out_h, out_w) = (g.out_h(), g.out_w());
-    let plane_out = out_h * out_w;
+    let out_w = g.out_w();
+    let plane_out = g.out_plane();
     assert_eq!(output_grad.len(), g.planes() * plane_out, "gradient length");
     // Where argmax a of a window lies relative to the window's corner.
     let offsets: Vec<usize> = (0..k * k).map(|a| (a / k) * g.in_w + a % k).collect();
-    par_images(g.planes(), g.in_h * g.in_w, |plane, grad| {
+    par_images(g.planes(), g.in_plane(), |plane, grad| {
         let argmax = &argmax[plane * plane_out..][..plane_out];
         let output_grad = &output_grad[plane * plane_out..][..plane_out];
         for (oh, (argmax, output_grad)) in argmax
@@ -283,7 +291,7 @@ mod tests {
     #[test]
     fn the_vector_kernels_give_the_scalar_windows_bits_on_every_instruction_set() {
         for (case, g) in shapes().into_iter().enumerate() {
-            let x = values(g.planes() * g.in_h * g.in_w, case);
+            let x = values(g.planes() * g.in_plane(), case);
             let (out, argmax) = scalar_forward(&g, &x, true);
             let windows = out.len();
             let dy: Vec<f32> = (0..windows)

@@ -15,49 +15,16 @@
 //! buffer (tested as if two whole vectors were stored) is cut to its lanes. The buffers hold
 //! whole planes (checked), so every position has an owner.
 
+use super::pool::PoolGeometry;
 use super::simd::{Simd, SimdKernel};
 use std::mem::MaybeUninit;
 
-/// The planes' shape: each `in_h × in_w`, pooled into `in_h / 2 × in_w / 2` windows (an odd
-/// last row or column is left out, as burn and PyTorch leave it).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Planes2x2 {
-    pub in_h: usize,
-    pub in_w: usize,
-}
-
-impl Planes2x2 {
-    /// The planes of a pooling with 2 × 2 windows.
-    pub fn of(g: &super::pool::PoolGeometry) -> Planes2x2 {
-        debug_assert_eq!(g.window, 2);
-        Planes2x2 {
-            in_h: g.in_h,
-            in_w: g.in_w,
-        }
-    }
-
-    fn out_h(self) -> usize {
-        self.in_h / 2
-    }
-
-    fn out_w(self) -> usize {
-        self.in_w / 2
-    }
-
-    pub fn in_len(self) -> usize {
-        self.in_h * self.in_w
-    }
-
-    pub fn out_len(self) -> usize {
-        self.out_h() * self.out_w()
-    }
-}
-
 /// The forward pass over whole planes: `out` (and `argmax`, if given) holds
-/// `out.len() / out_len()` planes' windows, `input` starts at the first of those planes' input
+/// `out.len() / out_plane()` planes' windows, `input` starts at the first of those planes' input
 /// and may go on past them (it is read, never beyond its end).
 pub(crate) struct Forward2x2<'a> {
-    pub planes: Planes2x2,
+    /// Its window is 2 (an odd last row or column lies in no window, as in burn and PyTorch).
+    pub geometry: PoolGeometry,
     pub input: &'a [f32],
 }
 
@@ -72,12 +39,13 @@ impl<'a>
         &self,
         (out, mut argmax): (&mut [MaybeUninit<f32>], Option<&mut [MaybeUninit<u8>]>),
     ) {
-        let p = self.planes;
+        let p = self.geometry;
+        debug_assert_eq!(p.window, 2);
         let (out_h, out_w) = (p.out_h(), p.out_w());
-        let count = out.len() / p.out_len();
-        assert_eq!(count * p.out_len(), out.len(), "whole planes");
+        let count = out.len() / p.out_plane();
+        assert_eq!(count * p.out_plane(), out.len(), "whole planes");
         assert!(
-            count * p.in_len() <= self.input.len(),
+            count * p.in_plane() <= self.input.len(),
             "input shorter than its planes"
         );
         assert!(argmax.as_ref().is_none_or(|a| a.len() == out.len()));
@@ -85,7 +53,7 @@ impl<'a>
             let index = [0.0, 1.0, 2.0, 3.0].map(|i| S::splat(i));
             for plane in 0..count {
                 for oh in 0..out_h {
-                    let top = plane * p.in_len() + 2 * oh * p.in_w;
+                    let top = plane * p.in_plane() + 2 * oh * p.in_w;
                     let row = (plane * out_h + oh) * out_w;
                     for start in (0..out_w).step_by(S::LANES) {
                         let n = (out_w - start).min(S::LANES);
@@ -106,11 +74,12 @@ impl<'a>
     }
 }
 
-/// The backward step over whole planes: `grad` holds `grad.len() / in_len()` planes' input
+/// The backward step over whole planes: `grad` holds `grad.len() / in_plane()` planes' input
 /// gradient; `argmax` and `output_grad` start at the first of those planes' windows and may go
 /// on past them.
 pub(crate) struct Backward2x2<'a> {
-    pub planes: Planes2x2,
+    /// Its window is 2 (an odd last row or column lies in no window, as in burn and PyTorch).
+    pub geometry: PoolGeometry,
     pub argmax: &'a [u8],
     pub output_grad: &'a [f32],
 }
@@ -118,11 +87,12 @@ pub(crate) struct Backward2x2<'a> {
 impl SimdKernel<&mut [MaybeUninit<f32>]> for Backward2x2<'_> {
     #[inline(always)]
     unsafe fn run<S: Simd>(&self, grad: &mut [MaybeUninit<f32>]) {
-        let p = self.planes;
+        let p = self.geometry;
+        debug_assert_eq!(p.window, 2);
         let (out_h, out_w) = (p.out_h(), p.out_w());
-        let count = grad.len() / p.in_len();
-        assert_eq!(count * p.in_len(), grad.len(), "whole planes");
-        let windows = count * p.out_len();
+        let count = grad.len() / p.in_plane();
+        assert_eq!(count * p.in_plane(), grad.len(), "whole planes");
+        let windows = count * p.out_plane();
         assert!(windows <= self.argmax.len() && windows <= self.output_grad.len());
         unsafe {
             let index = [0.0, 1.0, 2.0, 3.0].map(|i| S::splat(i));
@@ -132,7 +102,7 @@ impl SimdKernel<&mut [MaybeUninit<f32>]> for Backward2x2<'_> {
                     // The window row's top input row, then its bottom one: each is written
                     // whole (its odd last column zeroed) before the next begins.
                     for half in 0..2 {
-                        let first = plane * p.in_len() + (2 * oh + half) * p.in_w;
+                        let first = plane * p.in_plane() + (2 * oh + half) * p.in_w;
                         for start in (0..out_w).step_by(S::LANES) {
                             let n = (out_w - start).min(S::LANES);
                             let value = load_prefix::<S>(self.output_grad, row + start, n);
@@ -148,7 +118,7 @@ impl SimdKernel<&mut [MaybeUninit<f32>]> for Backward2x2<'_> {
                     }
                 }
                 // An odd last row lies in no window.
-                let plane_end = (plane + 1) * p.in_len();
+                let plane_end = (plane + 1) * p.in_plane();
                 for position in &mut grad[plane_end - (p.in_h % 2) * p.in_w..plane_end] {
                     position.write(0.0);
                 }
