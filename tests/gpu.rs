@@ -127,7 +127,9 @@ mod wgpu {
     use rslad_tui::attack::{self, AttackLoss, Target, input_gradient};
     use rslad_tui::checkpoint::{self, SaveInfo};
     use rslad_tui::tensor_util::{images, labels, to_vec};
-    use rslad_tui::train::{Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+    use rslad_tui::train::{
+        Method, OptimizerConfig, OptimizerKind, StepBatch, TrainConfig, Trainer,
+    };
     use rslad_tui::zoo::{Arch, Model, ModelSpec};
 
     /// The GPU device the comparisons run on: `--device vulkan` in a build with the `vulkan`
@@ -460,7 +462,7 @@ mod wgpu {
                 let y = labels(&[0, 3, 7, 9], &device);
                 let mut rng = StdRng::seed_from_u64(3);
                 let (loss, _) = trainer
-                    .update(&x, &y, 0, 1.0, 0.05, &mut rng)
+                    .update(StepBatch::new(&x, &y), 0, 1.0, 0.05, &mut rng)
                     .expect("a finite loss");
                 let after = to_vec(attack::eval_view(&trainer.model).forward(x));
                 (loss as f32, after)

@@ -8,7 +8,9 @@ use crate::device::{autodiff_device, compute_device};
 use crate::progress::Silent;
 use crate::rng::seeded;
 use crate::tensor_util::batch_tensors;
-use crate::train::{BnStats, Method, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use crate::train::{
+    BnStats, Method, OptimizerConfig, OptimizerKind, StepBatch, TrainConfig, Trainer,
+};
 use crate::zoo::{Arch, MicroCnn, Model, ModelSpec};
 use anyhow::{Result, bail};
 use burn::prelude::*;
@@ -247,7 +249,7 @@ impl Workload {
                 let mut rng = seeded(0, 0);
                 Box::new(move || {
                     trainer
-                        .update(&x, &y, 0, 1.0, 0.002, &mut rng)
+                        .update(StepBatch::new(&x, &y), 0, 1.0, 0.002, &mut rng)
                         .expect("the loss of a benchmark step is finite");
                 })
             }

@@ -70,6 +70,9 @@ pub struct Batch<'a> {
     pub teacher: Option<&'a Model>,
     pub images: &'a Tensor<4>,
     pub labels: &'a Tensor<1, Int>,
+    /// The teacher's logits on `images`, where the trainer kept them from an earlier epoch
+    /// (its soft-label cache, the same bits); `None`: the method asks the teacher.
+    pub teacher_natural: Option<Tensor<2>>,
     /// 0-based epoch (IAD switches its introspection term on after a warm-up).
     pub epoch: usize,
     /// In [0, 1]: shrinks the training attack's ε and step size together (ε warm-up).
@@ -263,7 +266,7 @@ impl Method {
                 (loss.mean(), adversarial)
             }
             Method::Kd { alpha, temperature } => {
-                let teacher = teacher_logits(batch, batch.images);
+                let teacher = natural_teacher_logits(batch);
                 let student = natural();
                 let loss = objectives::kd(student.clone(), teacher, labels, *alpha, *temperature);
                 (loss.mean(), student)
@@ -276,7 +279,7 @@ impl Method {
             } => {
                 let view = attack::train_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
-                let teacher = teacher_logits(batch, batch.images);
+                let teacher = natural_teacher_logits(batch);
                 let adversarial = model.forward(x_adv);
                 let loss = objectives::ard(
                     natural(),
@@ -298,7 +301,7 @@ impl Method {
             } => {
                 let view = attack::train_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::labels(labels.clone()), rng);
-                let teacher_natural = teacher_logits(batch, batch.images);
+                let teacher_natural = natural_teacher_logits(batch);
                 let teacher_adversarial = teacher_logits(batch, &x_adv.clone().without_autodiff());
                 let adversarial = model.forward(x_adv);
                 let loss = objectives::iad(
@@ -322,7 +325,7 @@ impl Method {
             } => {
                 // The teacher's soft label on the natural image: the attack's target and both
                 // terms' target.
-                let teacher = teacher_logits(batch, batch.images);
+                let teacher = natural_teacher_logits(batch);
                 let soft = soft_label(teacher.clone(), 1.0);
                 let view = attack::eval_view(model);
                 let x_adv = self.attack(&view, batch, attack, Target::soft(soft), rng);
@@ -381,6 +384,14 @@ fn start_name(start: Start) -> &'static str {
         Start::None => "none",
         Start::Uniform => "uniform",
         Start::SmallGaussian => "gaussian",
+    }
+}
+
+/// The teacher's logits on the batch's natural images: the trainer's, or the teacher's.
+fn natural_teacher_logits(batch: &Batch) -> Tensor<2> {
+    match &batch.teacher_natural {
+        Some(logits) => logits.clone(),
+        None => teacher_logits(batch, batch.images),
     }
 }
 

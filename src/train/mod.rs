@@ -5,6 +5,7 @@ mod method;
 pub mod objectives;
 mod optimizer;
 mod recalibrate;
+mod soft_labels;
 mod trainer;
 
 pub use bn_stats::{BnStats, RunningStats};
@@ -13,4 +14,4 @@ pub use optimizer::{OptimizerConfig, OptimizerKind};
 pub use recalibrate::{
     RecalibrateConfig, StatShift, StatsSource, Stopped, attack_words, recalibrate, shifts,
 };
-pub use trainer::{EpochMetrics, StepOutcome, TrainConfig, Trainer};
+pub use trainer::{EpochMetrics, StepBatch, StepOutcome, TrainConfig, Trainer};

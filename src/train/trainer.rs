@@ -1,6 +1,7 @@
 //! The epoch loop: seeded shuffling, one optimiser step per batch, metrics per epoch.
 
 use super::method::Batch;
+use super::soft_labels::SoftLabelCache;
 use super::{Method, OptimizerConfig};
 use crate::data::{Dataset, ImageSet, augment, batch};
 use crate::eval::{self, EvalAttack};
@@ -71,6 +72,27 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     /// The epoch under way, when it was stopped part-way or is stepped batch by batch.
     cursor: Option<EpochCursor>,
+    /// The teacher's logits on the training images seen so far, on data without augmentation.
+    soft_labels: Option<SoftLabelCache>,
+}
+
+/// What one optimiser step trains on: a batch's images and labels, and the teacher's logits on
+/// those images where the trainer kept them (`None`: the method asks the teacher).
+pub struct StepBatch<'a> {
+    pub x: &'a Tensor<4>,
+    pub y: &'a Tensor<1, burn::tensor::Int>,
+    pub teacher_natural: Option<Tensor<2>>,
+}
+
+impl<'a> StepBatch<'a> {
+    /// A batch whose teacher logits the method computes.
+    pub fn new(x: &'a Tensor<4>, y: &'a Tensor<1, burn::tensor::Int>) -> StepBatch<'a> {
+        StepBatch {
+            x,
+            y,
+            teacher_natural: None,
+        }
+    }
 }
 
 /// Where an unfinished epoch stands: its batch order, the random streams and the running sums,
@@ -174,6 +196,7 @@ impl Trainer {
             history: Vec::new(),
             optimizer,
             cursor: None,
+            soft_labels: None,
         }
     }
 
@@ -345,9 +368,26 @@ impl Trainer {
         let scale = self
             .config
             .epsilon_scale(cursor.epoch, index, cursor.batches.len());
+        let teacher_natural = match (&self.teacher, &cursor.augment_rng) {
+            // Augmented images differ every epoch: nothing to keep.
+            (Some(teacher), None) => {
+                let size = self.config.batch_size;
+                let cache = match self.soft_labels.take() {
+                    Some(cache) if cache.is_for(train, size) => cache,
+                    _ => SoftLabelCache::new(train, size),
+                };
+                let cache = self.soft_labels.insert(cache);
+                Some(cache.logits(teacher, &indices, &x))
+            }
+            _ => None,
+        };
+        let step = StepBatch {
+            x: &x,
+            y: &y,
+            teacher_natural,
+        };
         let updated = self.update(
-            &x,
-            &y,
+            step,
             cursor.epoch,
             scale,
             cursor.learning_rate,
@@ -382,8 +422,7 @@ impl Trainer {
     /// The epoch loop and the benchmarks both run training through here.
     pub fn update(
         &mut self,
-        x: &Tensor<4>,
-        y: &Tensor<1, burn::tensor::Int>,
+        step: StepBatch,
         epoch: usize,
         epsilon_scale: f32,
         learning_rate: f64,
@@ -402,8 +441,9 @@ impl Trainer {
         let batch = Batch {
             model: &self.model,
             teacher: self.teacher.as_ref(),
-            images: x,
-            labels: y,
+            images: step.x,
+            labels: step.y,
+            teacher_natural: step.teacher_natural,
             epoch,
             epsilon_scale,
         };

@@ -171,6 +171,7 @@ fn rslad_never_reads_the_labels() {
             teacher: Some(&teacher),
             images: &x,
             labels: &labels(labels_, &compute_device()),
+            teacher_natural: None,
             epoch: 0,
             epsilon_scale: 1.0,
         };
@@ -187,6 +188,7 @@ fn rslad_never_reads_the_labels() {
             teacher: Some(&teacher),
             images: &x,
             labels: &labels(labels_, &compute_device()),
+            teacher_natural: None,
             epoch: 0,
             epsilon_scale: 1.0,
         };
@@ -322,6 +324,7 @@ fn strong_statistics_at(epsilon_scale: f32) {
         teacher: Some(&teacher),
         images: &x,
         labels: &y,
+        teacher_natural: None,
         epoch: 0,
         epsilon_scale,
     };
@@ -376,6 +379,7 @@ fn bn_stats_strong_on_a_student_without_batch_norm_is_the_reference() {
         teacher: None,
         images: &x,
         labels: &y,
+        teacher_natural: None,
         epoch: 0,
         epsilon_scale: 1.0,
     };
@@ -400,6 +404,7 @@ fn running_stats_after(method: &Method, data: &Dataset) -> Vec<f32> {
         teacher: Some(&teacher),
         images: &x,
         labels: &labels(&y, &compute_device()),
+        teacher_natural: None,
         epoch: 0,
         epsilon_scale: 0.0,
     };

@@ -80,6 +80,44 @@ fn a_resumed_run_gives_the_model_of_an_uninterrupted_one() {
     assert_eq!(weights(&pieces), weights(&straight));
 }
 
+/// The trainer keeps the teacher's logits of each training image from the first epoch on
+/// (src/train/soft_labels.rs); a resumed run starts without them, so its second epoch asks
+/// the teacher again. The two must give the same model. 257 images in batches of 64: each
+/// epoch ends on a batch of one image, which the cache does not serve (another size).
+#[test]
+fn kept_teacher_logits_give_the_model_of_a_run_that_asks_the_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let rslad = |out: &Path, epochs: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--method",
+            "rslad",
+            "--teacher",
+            "embedded",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        // TRAINING with 257 images.
+        for pair in TRAINING.chunks(2) {
+            args.extend(if pair[0] == "--train-n" {
+                &["--train-n", "257"]
+            } else {
+                pair
+            });
+        }
+        args.extend(["--epochs", epochs]);
+        args.extend(extra);
+        let (ok, text) = rslad_tui(&args);
+        assert!(ok, "{text}");
+    };
+    let straight = dir.path().join("straight");
+    rslad(&straight, "2", &[]);
+    let pieces = dir.path().join("pieces");
+    rslad(&pieces, "1", &[]);
+    rslad(&pieces, "2", &["--resume"]);
+    assert_eq!(weights(&pieces), weights(&straight));
+}
+
 #[test]
 fn a_resume_that_cannot_be_exact_is_refused() {
     let dir = tempfile::tempdir().unwrap();

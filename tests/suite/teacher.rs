@@ -71,3 +71,52 @@ fn the_shipped_fashion_teachers_load_and_match_their_cards() {
         assert_eq!(training.optimizer.milestones, milestones, "{name}");
     }
 }
+
+/// The trainer keeps the teacher's logits of each training image once computed (its soft-label
+/// cache, src/train/soft_labels.rs) and serves them to later batches of the same size: the
+/// same bits as asking the teacher only if, at a given batch size, an image's logits depend
+/// on neither the other images of its batch nor its place among them. Batches of every size
+/// from 2 to 128 for the shipped teacher, a spread of sizes for the other MNIST architectures;
+/// each against the same images in reverse order and against a batch that shares half of them
+/// at other places. (The size itself can matter: `micro-cnn`'s last product rounds differently
+/// for 64 images than for 65, so the cache serves one size only.)
+#[test]
+fn an_images_teacher_logits_depend_on_the_batch_size_only() {
+    use rslad_tui::tensor_util::{batch_tensors, to_vec};
+    use rslad_tui::zoo::{Model, build_by_name};
+    let device = compute_device();
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
+    let check = |name: &str, model: &Model, sizes: &[usize]| {
+        let logits = |indices: &[usize]| -> Vec<(usize, Vec<u32>)> {
+            let (x, _) = batch_tensors(&data.train, indices, &device);
+            let values = to_vec(model.forward(x));
+            let rows = values
+                .chunks(10)
+                .map(|row| row.iter().map(|v| v.to_bits()).collect());
+            indices.iter().copied().zip(rows).collect()
+        };
+        for &size in sizes {
+            let mut first = logits(&(0..size).collect::<Vec<_>>());
+            let mut reversed = logits(&(0..size).rev().collect::<Vec<_>>());
+            reversed.sort();
+            assert_eq!(reversed, first, "{name}: {size} images in reverse order");
+            // Images size/2.. again, now at the batch's start, and others after them.
+            let shifted = logits(&(size / 2..size / 2 + size).collect::<Vec<_>>());
+            first.retain(|(i, _)| *i >= size / 2);
+            assert_eq!(
+                shifted[..first.len()],
+                first[..],
+                "{name}: {size} images, half of them shared at other places"
+            );
+        }
+    };
+    let (teacher, _) = rslad_tui::teacher::embedded(&device).expect("it loads");
+    check("teacher", &teacher, &(2..=128).collect::<Vec<_>>());
+    for arch in ["micro-cnn", "madry-cnn", "mlp"] {
+        let model = rslad_tui::attack::eval_view(&build_by_name(arch, 10, 5, &device).unwrap());
+        let sizes = [
+            2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 96, 127, 128,
+        ];
+        check(arch, &model, &sizes);
+    }
+}
