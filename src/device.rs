@@ -170,6 +170,12 @@ pub fn short_label() -> String {
     }
 }
 
+/// Whether the device in use is the CPU on burn-flex (what the bit-for-bit properties some
+/// code relies on were measured on).
+pub fn is_flex() -> bool {
+    selection().open.backend == "burn-flex"
+}
+
 /// The backend's crate name alone ("burn-flex"), for session files' backend field.
 pub fn backend_crate() -> &'static str {
     selection().open.backend

@@ -70,8 +70,9 @@ pub struct Batch<'a> {
     pub teacher: Option<&'a Model>,
     pub images: &'a Tensor<4>,
     pub labels: &'a Tensor<1, Int>,
-    /// The teacher's logits on `images`, where the trainer kept them from an earlier epoch
-    /// (its soft-label cache, the same bits); `None`: the method asks the teacher.
+    /// The teacher's logits on `images` where the trainer already has them (kept from an
+    /// earlier epoch, or just computed for keeping: the same bits); `None`: the method asks
+    /// the teacher.
     pub teacher_natural: Option<Tensor<2>>,
     /// 0-based epoch (IAD switches its introspection term on after a warm-up).
     pub epoch: usize,
@@ -400,5 +401,11 @@ fn teacher_logits(batch: &Batch, images: &Tensor<4>) -> Tensor<2> {
     let teacher = batch
         .teacher
         .expect("a distillation method needs a teacher (checked by Trainer::new)");
+    teacher_forward(teacher, images)
+}
+
+/// The one way the teacher's logits are computed, here and for the trainer's kept ones
+/// ([`super::teacher_logits`]), which must have the same bits.
+pub(super) fn teacher_forward(teacher: &Model, images: &Tensor<4>) -> Tensor<2> {
     teacher.forward(images.clone()).detach()
 }

@@ -5,7 +5,7 @@ mod method;
 pub mod objectives;
 mod optimizer;
 mod recalibrate;
-mod soft_labels;
+mod teacher_logits;
 mod trainer;
 
 pub use bn_stats::{BnStats, RunningStats};

@@ -1,7 +1,7 @@
 //! The epoch loop: seeded shuffling, one optimiser step per batch, metrics per epoch.
 
 use super::method::Batch;
-use super::soft_labels::SoftLabelCache;
+use super::teacher_logits::TeacherLogits;
 use super::{Method, OptimizerConfig};
 use crate::data::{Dataset, ImageSet, augment, batch};
 use crate::eval::{self, EvalAttack};
@@ -72,12 +72,13 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     /// The epoch under way, when it was stopped part-way or is stepped batch by batch.
     cursor: Option<EpochCursor>,
-    /// The teacher's logits on the training images seen so far, on data without augmentation.
-    soft_labels: Option<SoftLabelCache>,
+    /// The teacher's logits on the training images seen so far (data without augmentation,
+    /// on the CPU); checked against the training set at each epoch's start.
+    teacher_logits: Option<TeacherLogits>,
 }
 
 /// What one optimiser step trains on: a batch's images and labels, and the teacher's logits on
-/// those images where the trainer kept them (`None`: the method asks the teacher).
+/// those images where the trainer has them (`None`: the method asks the teacher).
 pub struct StepBatch<'a> {
     pub x: &'a Tensor<4>,
     pub y: &'a Tensor<1, burn::tensor::Int>,
@@ -196,7 +197,7 @@ impl Trainer {
             history: Vec::new(),
             optimizer,
             cursor: None,
-            soft_labels: None,
+            teacher_logits: None,
         }
     }
 
@@ -276,7 +277,10 @@ impl Trainer {
         let started = Instant::now();
         let mut cursor = match self.cursor.take() {
             Some(cursor) => cursor,
-            None => self.start_epoch(data, self.training_len(data)),
+            None => {
+                self.check_teacher_logits(&data.train);
+                self.start_epoch(data, self.training_len(data))
+            }
         };
         let device = crate::device::compute_device();
         progress.start(
@@ -368,19 +372,7 @@ impl Trainer {
         let scale = self
             .config
             .epsilon_scale(cursor.epoch, index, cursor.batches.len());
-        let teacher_natural = match (&self.teacher, &cursor.augment_rng) {
-            // Augmented images differ every epoch: nothing to keep.
-            (Some(teacher), None) => {
-                let size = self.config.batch_size;
-                let cache = match self.soft_labels.take() {
-                    Some(cache) if cache.is_for(train, size) => cache,
-                    _ => SoftLabelCache::new(train, size),
-                };
-                let cache = self.soft_labels.insert(cache);
-                Some(cache.logits(teacher, &indices, &x))
-            }
-            _ => None,
-        };
+        let teacher_natural = self.kept_teacher_logits(train, cursor, &indices, &x);
         let step = StepBatch {
             x: &x,
             y: &y,
@@ -412,6 +404,40 @@ impl Trainer {
         // Only the epoch's last batch is kept to be taken back (a model's worth of memory).
         cursor.undo_last = (cursor.next == cursor.batches.len()).then_some(undo);
         Ok(batch_loss)
+    }
+
+    /// The teacher's logits on the batch `x` of the training images `indices`, kept or
+    /// computed and kept ([`TeacherLogits`]); `None` without a teacher, on augmented images
+    /// (they differ every epoch) and off the CPU.
+    fn kept_teacher_logits(
+        &mut self,
+        train: &ImageSet,
+        cursor: &EpochCursor,
+        indices: &[usize],
+        x: &Tensor<4>,
+    ) -> Option<Tensor<2>> {
+        let teacher = self.teacher.as_ref()?;
+        if cursor.augment_rng.is_some() || !crate::device::is_flex() {
+            return None;
+        }
+        let size = self.config.batch_size;
+        let kept = self
+            .teacher_logits
+            .get_or_insert_with(|| TeacherLogits::new(train, size));
+        Some(kept.logits(teacher, indices, x))
+    }
+
+    /// Drops the kept teacher logits unless they were made for `train` in batches of this
+    /// size: a trainer sees one training set, but nothing outside it guarantees that.
+    fn check_teacher_logits(&mut self, train: &ImageSet) {
+        let size = self.config.batch_size;
+        if !self
+            .teacher_logits
+            .as_ref()
+            .is_some_and(|kept| kept.is_for(train, size))
+        {
+            self.teacher_logits = None;
+        }
     }
 
     /// One optimiser step of the method on the batch `(x, y)`: the method's loss (its training

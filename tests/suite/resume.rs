@@ -81,41 +81,51 @@ fn a_resumed_run_gives_the_model_of_an_uninterrupted_one() {
 }
 
 /// The trainer keeps the teacher's logits of each training image from the first epoch on
-/// (src/train/soft_labels.rs); a resumed run starts without them, so its second epoch asks
-/// the teacher again. The two must give the same model. 257 images in batches of 64: each
-/// epoch ends on a batch of one image, which the cache does not serve (another size).
+/// (src/train/teacher_logits.rs); a resumed run starts without them, so its second epoch asks
+/// the teacher again. The two must give the same model, for RSLAD (attack and two KL terms)
+/// and KD (a temperature). 257 images in batches of 64: each epoch ends on a batch of one
+/// image, which is not kept or served (another size). Serving it fails this test on the AVX-512
+/// build only (on AVX2 the teacher's logits of one image are those of a larger batch);
+/// `kept_logits_serve_batches_of_the_kept_size_only` (src/train/teacher_logits.rs) checks the
+/// size rule on both.
 #[test]
 fn kept_teacher_logits_give_the_model_of_a_run_that_asks_the_teacher() {
     let dir = tempfile::tempdir().unwrap();
-    let rslad = |out: &Path, epochs: &str, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--method",
-            "rslad",
-            "--teacher",
-            "embedded",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        // TRAINING with 257 images.
-        for pair in TRAINING.chunks(2) {
-            args.extend(if pair[0] == "--train-n" {
-                &["--train-n", "257"]
-            } else {
-                pair
-            });
-        }
-        args.extend(["--epochs", epochs]);
-        args.extend(extra);
-        let (ok, text) = rslad_tui(&args);
-        assert!(ok, "{text}");
-    };
-    let straight = dir.path().join("straight");
-    rslad(&straight, "2", &[]);
-    let pieces = dir.path().join("pieces");
-    rslad(&pieces, "1", &[]);
-    rslad(&pieces, "2", &["--resume"]);
-    assert_eq!(weights(&pieces), weights(&straight));
+    for (method, attack) in [("rslad", ["--steps", "2"].as_slice()), ("kd", &[])] {
+        let run = |out: &Path, epochs: &str, resume: bool| {
+            let mut args = vec!["train", "--method", method, "--teacher", "embedded"];
+            args.extend(attack);
+            args.extend([
+                "--model",
+                "micro-cnn",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.002",
+                "--train-n",
+                "257",
+                "--batch-size",
+                "64",
+                "--eval-n",
+                "20",
+                "--epochs",
+                epochs,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            if resume {
+                args.push("--resume");
+            }
+            let (ok, text) = rslad_tui(&args);
+            assert!(ok, "{text}");
+        };
+        let straight = dir.path().join(format!("{method}-straight"));
+        run(&straight, "2", false);
+        let pieces = dir.path().join(format!("{method}-pieces"));
+        run(&pieces, "1", false);
+        run(&pieces, "2", true);
+        assert_eq!(weights(&pieces), weights(&straight), "{method}");
+    }
 }
 
 #[test]

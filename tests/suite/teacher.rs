@@ -72,11 +72,12 @@ fn the_shipped_fashion_teachers_load_and_match_their_cards() {
     }
 }
 
-/// The trainer keeps the teacher's logits of each training image once computed (its soft-label
-/// cache, src/train/soft_labels.rs) and serves them to later batches of the same size: the
+/// The trainer keeps the teacher's logits of each training image once computed
+/// (src/train/teacher_logits.rs) and serves them to later batches of the same size: the
 /// same bits as asking the teacher only if, at a given batch size, an image's logits depend
 /// on neither the other images of its batch nor its place among them. Batches of every size
-/// from 2 to 128 for the shipped teacher, a spread of sizes for the other MNIST architectures;
+/// from 2 to 128 and 256 and 512 for the shipped teacher, a spread of sizes for the other MNIST
+/// architectures;
 /// each against the same images in reverse order and against a batch that shares half of them
 /// at other places. (The size itself can matter: `micro-cnn`'s last product rounds differently
 /// for 64 images than for 65, so the cache serves one size only.)
@@ -111,7 +112,8 @@ fn an_images_teacher_logits_depend_on_the_batch_size_only() {
         }
     };
     let (teacher, _) = rslad_tui::teacher::embedded(&device).expect("it loads");
-    check("teacher", &teacher, &(2..=128).collect::<Vec<_>>());
+    let sizes: Vec<usize> = (2..=128).chain([256, 512]).collect();
+    check("teacher", &teacher, &sizes);
     for arch in ["micro-cnn", "madry-cnn", "mlp"] {
         let model = rslad_tui::attack::eval_view(&build_by_name(arch, 10, 5, &device).unwrap());
         let sizes = [

@@ -4,18 +4,21 @@
 //! batch's natural images. On a dataset without augmentation those are the same images every
 //! epoch and the teacher never changes, so from the second epoch on the teacher's forward pass
 //! gives nothing new; with the TRADES teacher at batch 128 it is about a fifth of an RSLAD step
-//! on `micro-cnn` (docs/performance.md, "The teacher's logits, kept"). The trainer keeps each
-//! image's logits the first time a batch computes them and builds later batches' from them.
+//! on `micro-cnn` with a 10-step attack (docs/performance.md, "The teacher's logits, kept").
+//! The trainer keeps each image's logits the first time a batch computes them and builds later
+//! batches' from them.
 //!
 //! Same bits as asking the teacher again: at a given batch size an image's logits depend on
 //! neither the batch's other images nor its place among them
 //! (`an_images_teacher_logits_depend_on_the_batch_size_only` in tests/suite/teacher.rs). They
 //! can depend on the batch size itself: gemm blocks a product by its size, so `micro-cnn`'s
 //! last layer (784 → 10) rounds differently for 64 images than for 65, and gemm's AVX-512
-//! kernels take another path for one image. So the cache keeps and serves the logits of
-//! batches of the trainer's batch size only: every batch of an epoch but a shorter last one,
-//! which asks the teacher.
+//! kernels take another path for one image. So only batches of the trainer's batch size are
+//! kept and served: every batch of an epoch but a shorter last one, which asks the teacher.
+//! All of this is measured on the CPU (burn-flex) only; on a GPU the trainer asks the teacher
+//! every time.
 
+use super::method::teacher_forward;
 use crate::data::ImageSet;
 use crate::tensor_util::to_vec;
 use crate::zoo::Model;
@@ -23,7 +26,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 /// The logits of the images of one training set, as far as batches have computed them.
-pub(super) struct SoftLabelCache {
+pub(super) struct TeacherLogits {
     /// Which training set the rows belong to ([`fingerprint`]).
     fingerprint: u64,
     /// The only batch size whose logits are kept and served.
@@ -34,10 +37,10 @@ pub(super) struct SoftLabelCache {
     known: Vec<bool>,
 }
 
-impl SoftLabelCache {
+impl TeacherLogits {
     /// An empty cache for `set` in batches of `batch_size`.
-    pub(super) fn new(set: &ImageSet, batch_size: usize) -> SoftLabelCache {
-        SoftLabelCache {
+    pub(super) fn new(set: &ImageSet, batch_size: usize) -> TeacherLogits {
+        TeacherLogits {
             fingerprint: fingerprint(set),
             batch_size,
             classes: set.num_classes,
@@ -73,7 +76,7 @@ impl SoftLabelCache {
                 .collect();
             return Tensor::from_data(TensorData::new(rows, [indices.len(), classes]), &x.device());
         }
-        let logits = teacher.forward(x.clone()).detach();
+        let logits = teacher_forward(teacher, x);
         if kept_size {
             let values = to_vec(logits.clone());
             for (&i, row) in indices.iter().zip(values.chunks_exact(classes)) {
@@ -86,8 +89,8 @@ impl SoftLabelCache {
 }
 
 /// A cheap identity of a training set: its shape, every label and every 61st pixel byte (about
-/// 0.8 MB of MNIST's 47 MB). Two different sets that agree on all of it are not a case a trainer
-/// meets; hashing every pixel would cost tens of milliseconds a step.
+/// 0.8 MB of MNIST's 47 MB; about 2 ms, so the trainer checks it once an epoch). Two different
+/// sets that agree on all of it are not a case a trainer meets.
 fn fingerprint(set: &ImageSet) -> u64 {
     // FNV-1a, 64-bit.
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
@@ -114,7 +117,7 @@ fn fingerprint(set: &ImageSet) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{SoftLabelCache, fingerprint};
+    use super::{TeacherLogits, fingerprint};
     use crate::data::ImageSet;
     use crate::device::compute_device;
     use crate::tensor_util::{batch_tensors, to_vec};
@@ -168,7 +171,7 @@ mod tests {
         let fresh = |model: &Model, indices: &[usize]| {
             to_vec(model.forward(batch_tensors(&images, indices, &device).0))
         };
-        let mut cache = SoftLabelCache::new(&images, 2);
+        let mut cache = TeacherLogits::new(&images, 2);
         let mut logits = |model: &Model, indices: &[usize]| {
             let x = batch_tensors(&images, indices, &device).0;
             to_vec(cache.logits(model, indices, &x))
