@@ -103,6 +103,25 @@ pub struct ZooArgs {
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    // The one-shot commands compute on this thread alone, so it can join rayon's pool
+    // (`device::compute_on_this_thread`). The workbench, the REPL, replay and the demo run the
+    // lab engine beside an interface or a progress thread: they keep this thread outside it.
+    let computes_here_alone = matches!(
+        cli.command,
+        Some(
+            Command::Train(_)
+                | Command::Eval(_)
+                | Command::Diagnose(_)
+                | Command::Recalibrate(_)
+                | Command::Compare(_)
+                | Command::Bench(_)
+        )
+    );
+    // RSLAD_TUI_POOL=outside keeps the thread outside the pool, as before, for measurements.
+    let outside = std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside");
+    if computes_here_alone && !outside {
+        crate::device::compute_on_this_thread();
+    }
     if let Some(choice) = cli.device {
         announce_device(crate::device::select(choice));
     }
