@@ -420,11 +420,16 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
 /// layers against the memory system and the pool"). The pool keeps its size (RAYON_NUM_THREADS,
 /// else one per core), this thread included.
 ///
-/// Only for a thread that alone issues the work (the one-shot commands' main thread): a pool
-/// thread waiting inside a parallel operation may run another thread's jobs, and the workbench's
-/// engine and interface threads must not depend on that. Does nothing if the pool was already
-/// built (something ran in parallel first).
+/// Only for a thread that alone issues the work (the main thread of every command but the
+/// interactive workbench, whose engine thread computes beside its interface thread): a pool
+/// thread waiting inside a parallel operation may run another thread's jobs, and with one
+/// thread issuing all the work every such job is part of its own operation. Does nothing if the
+/// pool was already built (something ran in parallel first), or with `RSLAD_TUI_POOL=outside`,
+/// which keeps the old way for measurements.
 pub fn compute_on_this_thread() {
+    if std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside") {
+        return;
+    }
     let _ = rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global();

@@ -103,23 +103,12 @@ pub struct ZooArgs {
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    // The one-shot commands compute on this thread alone, so it can join rayon's pool
-    // (`device::compute_on_this_thread`). The workbench, the REPL, replay and the demo run the
-    // lab engine beside an interface or a progress thread: they keep this thread outside it.
-    let computes_here_alone = matches!(
-        cli.command,
-        Some(
-            Command::Train(_)
-                | Command::Eval(_)
-                | Command::Diagnose(_)
-                | Command::Recalibrate(_)
-                | Command::Compare(_)
-                | Command::Bench(_)
-        )
-    );
-    // RSLAD_TUI_POOL=outside keeps the thread outside the pool, as before, for measurements.
-    let outside = std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside");
-    if computes_here_alone && !outside {
+    // Every command but the interactive workbench computes on this thread alone, which can
+    // then join rayon's pool (`device::compute_on_this_thread`). The workbench computes on an
+    // engine thread beside this interface thread, and keeps the default pool.
+    let interactive_workbench =
+        matches!(cli.command, None | Some(Command::Workbench)) && has_terminal();
+    if !interactive_workbench {
         crate::device::compute_on_this_thread();
     }
     if let Some(choice) = cli.device {
@@ -185,9 +174,14 @@ fn group_thousands(n: usize) -> String {
 }
 
 /// The workbench needs a terminal on both ends; piped, it says so and runs the headless demo.
-fn workbench() -> Result<()> {
+/// Whether standard input and output are a terminal (the workbench needs both).
+fn has_terminal() -> bool {
     use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+fn workbench() -> Result<()> {
+    if has_terminal() {
         return crate::workbench::app::run();
     }
     eprintln!(
