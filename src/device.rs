@@ -420,12 +420,12 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
 /// layers against the memory system and the pool"). The pool keeps its size (RAYON_NUM_THREADS,
 /// else one per core), this thread included.
 ///
-/// Only for a thread that alone issues the work (the main thread of every command but the
-/// interactive workbench, whose engine thread computes beside its interface thread): a pool
-/// thread waiting inside a parallel operation may run another thread's jobs, and with one
-/// thread issuing all the work every such job is part of its own operation. Does nothing if the
-/// pool was already built (something ran in parallel first), or with `RSLAD_TUI_POOL=outside`,
-/// which keeps the old way for measurements.
+/// Only for the thread that issues the work (the main thread of every command but the
+/// interactive workbench, and that workbench's engine thread): a pool thread waiting inside a
+/// parallel operation may run another thread's jobs, and when one thread issues all the work
+/// every such job is part of its own operation. Does nothing if the pool was already built
+/// (something ran in parallel first), or with `RSLAD_TUI_POOL=outside`, which keeps the old way
+/// for measurements.
 pub fn compute_on_this_thread() {
     if std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside") {
         return;

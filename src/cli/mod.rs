@@ -103,9 +103,9 @@ pub struct ZooArgs {
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    // Every command but the interactive workbench computes on this thread alone, which can
-    // then join rayon's pool (`device::compute_on_this_thread`). The workbench computes on an
-    // engine thread beside this interface thread, and keeps the default pool.
+    // Every command but the interactive workbench computes on this thread alone, which then
+    // joins rayon's pool (`device::compute_on_this_thread`). The workbench computes on an
+    // engine thread beside this interface thread: that thread joins it (workbench::app::run).
     let interactive_workbench =
         matches!(cli.command, None | Some(Command::Workbench)) && has_terminal();
     if !interactive_workbench {

@@ -465,27 +465,44 @@ fn panel_at(areas: &Areas, at: Position) -> Option<Panel> {
 /// embedded MNIST) and runs it until the user quits.
 pub fn run() -> Result<()> {
     let shared = Arc::new(Shared::default());
-    // Loaded before the screen switches, so a failure prints like any error.
-    let mut runner = Runner::new(Arc::clone(&shared), 0)?;
-    let recovery = crate::lab::session::journal_path().and_then(|path| runner.start_journal(path));
+    let (sender, receiver) = mpsc::channel();
+    let (started, start) = mpsc::channel();
+    let engine_shared = Arc::clone(&shared);
+    // The engine thread issues all the work, so it joins rayon's pool before anything builds
+    // it (`device::compute_on_this_thread`), then loads the engine: before the screen
+    // switches, so a failure prints like any error.
+    let worker = std::thread::Builder::new()
+        .name(ENGINE_THREAD.into())
+        .spawn(move || {
+            crate::device::compute_on_this_thread();
+            let mut runner = match Runner::new(engine_shared, 0) {
+                Ok(runner) => runner,
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                    return;
+                }
+            };
+            let recovery =
+                crate::lab::session::journal_path().and_then(|path| runner.start_journal(path));
+            let summary = runner.engine().settings_summary();
+            if started.send(Ok((summary, recovery))).is_ok() {
+                runner.serve(receiver);
+            }
+        })
+        .context("cannot start the engine thread")?;
+    let (summary, recovery) = start
+        .recv()
+        .context("the engine thread stopped while starting")??;
     shared.log(
         LogLevel::Info,
         "Welcome. RSLAD distils the shipped robust teacher into a fresh micro-cnn student.\n\
          `step` trains an epoch, `step batch 5` five batches; `attack pgd`, `show misclassified`;\n\
          `help` or ? lists every command; Tab completes; q (from a panel) or `quit` leaves.",
     );
-    shared.log(
-        LogLevel::Info,
-        format!("Settings: {}", runner.engine().settings_summary()),
-    );
+    shared.log(LogLevel::Info, format!("Settings: {summary}"));
     if let Some(notice) = recovery {
         shared.log(LogLevel::Warning, notice);
     }
-    let (sender, receiver) = mpsc::channel();
-    let worker = std::thread::Builder::new()
-        .name(ENGINE_THREAD.into())
-        .spawn(move || runner.serve(receiver))
-        .context("cannot start the engine thread")?;
     let history = History::open(history::default_path());
     let mut app = App::new(Arc::clone(&shared), sender, history);
 
