@@ -173,13 +173,13 @@ fn group_thousands(n: usize) -> String {
     out
 }
 
-/// The workbench needs a terminal on both ends; piped, it says so and runs the headless demo.
 /// Whether standard input and output are a terminal (the workbench needs both).
 fn has_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
+/// The workbench needs a terminal on both ends; piped, it says so and runs the headless demo.
 fn workbench() -> Result<()> {
     if has_terminal() {
         return crate::workbench::app::run();
