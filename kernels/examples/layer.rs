@@ -68,7 +68,11 @@ fn main() {
         times.push(start.elapsed().as_secs_f64() * 1e3);
         // A few values only: summing the whole output between calls left rayon's workers
         // asleep by the next call, so each call timed their wake-up too (medians 2–3× bench's).
-        checksum += result.iter().step_by(997).map(|&v| f64::from(v)).sum::<f64>();
+        checksum += result
+            .iter()
+            .step_by(997)
+            .map(|&v| f64::from(v))
+            .sum::<f64>();
     }
     times.sort_by(f64::total_cmp);
     let flop = 2.0 * (g.batch * g.out_h * g.out_w * c_out * c_in * kernel * kernel) as f64;
