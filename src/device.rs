@@ -423,9 +423,11 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
 /// Only for the thread that issues the work (the main thread of every command but the
 /// interactive workbench, and that workbench's engine thread): a pool thread waiting inside a
 /// parallel operation may run another thread's jobs, and when one thread issues all the work
-/// every such job is part of its own operation. Does nothing if the pool was already built
-/// (something ran in parallel first), or with `RSLAD_TUI_POOL=outside`, which keeps the old way
-/// for measurements.
+/// every such job is part of its own operation. With `RAYON_NUM_THREADS=1` this thread is the
+/// whole pool: parallel work that another thread sent would wait until this one next enters a
+/// parallel operation, so no other thread may compute. Does nothing if the pool was already
+/// built (something ran in parallel first: only speed is lost), or with
+/// `RSLAD_TUI_POOL=outside`, which keeps the old way for measurements.
 pub fn compute_on_this_thread() {
     if std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside") {
         return;
