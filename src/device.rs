@@ -415,7 +415,7 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
 /// called from a thread outside the pool hands its work to the pool and sleeps until a worker
 /// wakes it: about 13 µs on average for an operation of almost no work here, against 3 µs from
 /// a pool thread (`cargo run --release --example handoff` in kernels/), and a `micro-cnn` PGD
-/// step is some twenty such operations. From a pool thread the caller does a share of the work
+/// step is about ten such operations. From a pool thread the caller does a share of the work
 /// itself, as PyTorch's calling thread does in its own pool (docs/performance.md, "The first
 /// layers against the memory system and the pool"). The pool keeps its size (RAYON_NUM_THREADS,
 /// else one per core), this thread included.
