@@ -173,7 +173,7 @@ pub fn short_label() -> String {
 /// Whether the device in use is the CPU on burn-flex (what the bit-for-bit properties some
 /// code relies on were measured on).
 pub fn is_flex() -> bool {
-    selection().open.backend == "burn-flex"
+    backend_crate() == "burn-flex"
 }
 
 /// The backend's crate name alone ("burn-flex"), for session files' backend field.

@@ -31,7 +31,7 @@ pub const JOURNAL_FORMAT: u32 = 1;
 pub struct JournalKey {
     /// SHA-256 of the model's weights file (the checkpoint card's `weights_sha256`).
     pub weights_sha256: String,
-    /// [`test_set_digest`] of the evaluated images.
+    /// [`image_set_digest`] of the evaluated images.
     pub test_sha256: String,
     pub images: usize,
     pub block_size: usize,
@@ -65,8 +65,9 @@ pub struct BlockDone<'a> {
     pub robust_done: usize,
 }
 
-/// SHA-256 of a set's shape, pixels and labels.
-pub fn test_set_digest(set: &ImageSet) -> String {
+/// SHA-256 of a set's shape, pixels and labels (the evaluated images of a journal, the training
+/// set of the trainer's kept teacher logits).
+pub fn image_set_digest(set: &ImageSet) -> String {
     let mut hasher = Sha256::new();
     for dimension in [
         set.channels,
@@ -107,7 +108,7 @@ impl JournalKey {
         }
         Ok(JournalKey {
             weights_sha256: weights_sha256.to_string(),
-            test_sha256: test_set_digest(test),
+            test_sha256: image_set_digest(test),
             images: test.len(),
             block_size,
             config: config.clone(),
@@ -210,13 +211,13 @@ pub fn extend(path: &Path, key: &JournalKey, test: &ImageSet) -> Result<Option<u
             journal.key.block_size
         )));
     }
-    if test_set_digest(&test.take(before)) != journal.key.test_sha256 {
+    if image_set_digest(&test.take(before)) != journal.key.test_sha256 {
         return Err(refuse(format!(
             "its {before} images are not the first {before} of these (another dataset or \
              order)"
         )));
     }
-    if key.test_sha256 != test_set_digest(test) {
+    if key.test_sha256 != image_set_digest(test) {
         bail!("the evaluation to extend to was not made for these test images");
     }
     journal.key.images = key.images;
@@ -240,7 +241,7 @@ pub fn autoattack_in_blocks(
     cancel: &AtomicBool,
     on_block: &mut dyn FnMut(BlockDone),
 ) -> Result<Option<AutoAttackReport>> {
-    if journal.key.test_sha256 != test_set_digest(test) {
+    if journal.key.test_sha256 != image_set_digest(test) {
         bail!("the journal was opened for another test set");
     }
     let block_size = journal.key.block_size;
