@@ -1219,7 +1219,7 @@ fn the_fused_convolution_and_batch_norm_match_the_two_ops_bit_for_bit() {
 /// our op: the same bits as burn-nn's training path and ReLU for the output, the running
 /// statistics (momentum 1, so they are the batch's own, unrounded by the update) and the
 /// gradients of the input, γ and β. Shapes with one image, one channel, 1 × 1 planes and rows
-/// longer than a vector; a constant channel (zero variance), a zero and a negative γ; the layer
+/// longer than a vector and than the 2,048-value blocks the sums run in; a constant channel (zero variance), a zero and a negative γ; the layer
 /// run twice in one graph (as RSLAD runs natural and adversarial images), and with γ and β
 /// untracked.
 #[test]
@@ -1234,6 +1234,9 @@ fn training_batch_norm_matches_burns_operations_bit_for_bit() {
         [4, 1, 3, 3],
         [6, 3, 1, 1],
         [2, 3, 17, 19],
+        // Rows of exactly one and of several 2,048-value blocks (the sums run block by block).
+        [8, 2, 16, 16],
+        [5, 2, 21, 23],
     ];
     for dims in shapes {
         let channels = dims[1];

@@ -4,15 +4,16 @@
 //! burn's `batch_norm_train` (burn-backend's default, which burn-flex keeps) lays the
 //! activation out channel by channel twice to reduce it (`swap_dims` and a copy), subtracts
 //! and squares in two more passes, then runs the four passes of the inference formula; its
-//! backward step is about fourteen passes. Here the statistics are still reduced by burn-flex's
-//! own `sum_dim` and `mean_dim` over the same channel-by-channel rows, so the sums run in its
-//! order, and every element-wise step takes each value through the same operations in the
-//! same order (no fused multiply-add): the output, the statistics and all three gradients are
-//! burn's to the bit. Forward: the channel rows of x, those of the squared deviations, and the
-//! output, three passes besides the two reductions; backward: the rows of dy and of dy · x̂ and
-//! the input gradient (and the ReLU's mask first, where one follows).
+//! backward step is about fourteen passes. Here the statistics are summed in burn-flex's
+//! `sum_dim` order over each channel's planes where they lie ([`channel_sums`]), and every
+//! element-wise step takes each value through the same operations in the same order (no fused
+//! multiply-add): the output, the statistics and all three gradients are burn's to the bit.
+//! Forward: a read of x for each statistic and the output pass; backward: a read of dy and of
+//! dy and x for the two sums, and the input gradient (and the ReLU's mask first, where one
+//! follows).
 
 use super::batch_norm::Channels;
+use super::channel_sums::channel_sums;
 use super::op::{AutodiffFlex, AutodiffTensor, autodiff_primitive, flex_tensor, values};
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -20,10 +21,9 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::prelude::*;
 use burn::tensor::DType;
-use rslad_kernels::{map_planes, relu_backward};
+use rslad_kernels::relu_backward;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -115,55 +115,21 @@ fn autodiff_forward(
 /// The batch's mean and biased variance per channel, as burn's `batch_norm_train` computes
 /// them: `mean_dim` over the channel rows of x, then over those of `(x − mean)²`.
 fn statistics(x: &[f32], dims: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
-    let mean = row_means(by_channel(dims, [x], |_| |[v]| v));
-    let variance = row_means(by_channel(dims, [x], |c| {
+    let mean = channel_means(dims, channel_sums(dims, [x], |_| |[v]| v));
+    let variance = channel_sums(dims, [x], |c| {
         let mean = mean[c];
         move |[v]| {
             let centred = v - mean;
             centred * centred
         }
-    }));
-    (mean, variance)
+    });
+    (mean, channel_means(dims, variance))
 }
 
-/// Channel rows `[C, N·H·W]` of NCHW inputs mapped element by element (`element(channel)`), as
-/// `swap_dims(0, 1)` and a reshape lay an activation out before burn reduces it.
-struct Rows {
-    values: Vec<f32>,
-    channels: usize,
-}
-
-fn by_channel<const K: usize, F: Fn([f32; K]) -> f32>(
-    [images, channels, height, width]: [usize; 4],
-    inputs: [&[f32]; K],
-    element: impl Fn(usize) -> F + Sync,
-) -> Rows {
-    // Row plane q is channel q / images of image q % images.
-    let (channel, image) = (|q| q / images, |q| q % images);
-    let values = map_planes(
-        images * channels,
-        height * width,
-        inputs,
-        |q| image(q) * channels + channel(q),
-        |q| element(channel(q)),
-    );
-    Rows { values, channels }
-}
-
-/// burn-flex's `sum_dim` over each row (single-threaded, in its SIMD order).
-fn row_sums(rows: Rows) -> Vec<f32> {
-    reduce_rows(rows, Flex::float_sum_dim)
-}
-
-/// burn-flex's `mean_dim` over each row: its `sum_dim` divided by the row's length.
-fn row_means(rows: Rows) -> Vec<f32> {
-    reduce_rows(rows, Flex::float_mean_dim)
-}
-
-fn reduce_rows(rows: Rows, reduce: fn(FlexTensor, usize) -> FlexTensor) -> Vec<f32> {
-    let len = rows.values.len() / rows.channels;
-    let tensor = flex_tensor(rows.values, &[rows.channels, len]);
-    values(&reduce(tensor, 1)).into_owned()
+/// burn-flex's `mean_dim` from its `sum_dim`: each channel row's sum divided by its length.
+fn channel_means([images, _, height, width]: [usize; 4], sums: Vec<f32>) -> Vec<f32> {
+    let count = (images * height * width) as f32;
+    sums.into_iter().map(|sum| sum / count).collect()
 }
 
 /// What the backward step keeps: the input, the channels' numbers and, with a ReLU, the output.
@@ -216,12 +182,12 @@ struct GradientSums {
 
 impl GradientSums {
     fn new(op: &Channels, x: &[f32], dy: &[f32]) -> Self {
-        let beta = row_sums(by_channel(op.dims, [dy], |_| |[g]| g));
-        let gamma = row_sums(by_channel(op.dims, [dy, x], |c| {
+        let beta = channel_sums(op.dims, [dy], |_| |[g]| g);
+        let gamma = channel_sums(op.dims, [dy, x], |c| {
             let channel = op.norm.channel(c);
             let (mean, reciprocal) = (channel.mean(), channel.reciprocal());
             move |[g, v]| g * ((v - mean) * reciprocal)
-        }));
+        });
         GradientSums { beta, gamma }
     }
 

@@ -24,6 +24,7 @@
 
 mod batch_norm;
 mod batch_norm_train;
+mod channel_sums;
 mod conv_norm;
 mod op;
 mod pool;
