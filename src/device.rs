@@ -410,33 +410,6 @@ pub fn quietly_catching_panics<T>(work: impl FnOnce() -> T) -> Result<T, String>
     })
 }
 
-/// Makes the calling thread one of the threads of rayon's global pool (which burn-flex and our
-/// kernels share), for a command that computes on this thread alone. A parallel operation
-/// called from a thread outside the pool hands its work to the pool and sleeps until a worker
-/// wakes it: about 13 µs on average for an operation of almost no work here, against 3 µs from
-/// a pool thread (`cargo run --release --example handoff` in kernels/), and a `micro-cnn` PGD
-/// step is about ten such operations. From a pool thread the caller does a share of the work
-/// itself, as PyTorch's calling thread does in its own pool (docs/performance.md, "The first
-/// layers against the memory system and the pool"). The pool keeps its size (RAYON_NUM_THREADS,
-/// else one per core), this thread included.
-///
-/// Only for the thread that issues the work (the main thread of every command but the
-/// interactive workbench, and that workbench's engine thread): a pool thread waiting inside a
-/// parallel operation may run another thread's jobs, and when one thread issues all the work
-/// every such job is part of its own operation. With `RAYON_NUM_THREADS=1` this thread is the
-/// whole pool: parallel work that another thread sent would wait until this one next enters a
-/// parallel operation, so no other thread may compute. Does nothing if the pool was already
-/// built (something ran in parallel first: only speed is lost), or with
-/// `RSLAD_TUI_POOL=outside`, which keeps the old way for measurements.
-pub fn compute_on_this_thread() {
-    if std::env::var("RSLAD_TUI_POOL").is_ok_and(|v| v == "outside") {
-        return;
-    }
-    let _ = rayon::ThreadPoolBuilder::new()
-        .use_current_thread()
-        .build_global();
-}
-
 /// The threads the CPU work runs on: burn-flex and our kernels both use rayon's global pool,
 /// so RAYON_NUM_THREADS when set, else one per core. Benchmarks give PyTorch as many.
 pub fn cpu_threads() -> usize {

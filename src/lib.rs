@@ -22,6 +22,7 @@ pub mod interop;
 pub mod interrupt;
 pub mod lab;
 pub mod loss;
+pub mod pool;
 pub mod progress;
 pub mod resume;
 pub mod rng;

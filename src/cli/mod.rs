@@ -104,13 +104,16 @@ pub struct ZooArgs {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     // Every command but the interactive workbench computes on this thread alone, which then
-    // joins rayon's pool (`device::compute_on_this_thread`). The workbench computes on an
-    // engine thread beside this interface thread: that thread joins it (workbench::app::run).
+    // joins rayon's pool, the other workers kept awake while the command runs
+    // (`pool::compute_on_this_thread`). The workbench computes on an engine thread beside this
+    // interface thread: that thread joins it (workbench::app::run).
     let interactive_workbench =
         matches!(cli.command, None | Some(Command::Workbench)) && has_terminal();
-    if !interactive_workbench {
-        crate::device::compute_on_this_thread();
-    }
+    let _awake_workers = if interactive_workbench {
+        None
+    } else {
+        crate::pool::compute_on_this_thread()
+    };
     if let Some(choice) = cli.device {
         announce_device(crate::device::select(choice));
     }

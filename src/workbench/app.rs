@@ -469,12 +469,12 @@ pub fn run() -> Result<()> {
     let (started, start) = mpsc::channel();
     let engine_shared = Arc::clone(&shared);
     // The engine thread issues all the work, so it joins rayon's pool before anything builds
-    // it (`device::compute_on_this_thread`), then loads the engine: before the screen
-    // switches, so a failure prints like any error.
+    // it, the other workers kept awake while it lives (`pool::compute_on_this_thread`), then
+    // loads the engine: before the screen switches, so a failure prints like any error.
     let worker = std::thread::Builder::new()
         .name(ENGINE_THREAD.into())
         .spawn(move || {
-            crate::device::compute_on_this_thread();
+            let _awake_workers = crate::pool::compute_on_this_thread();
             let mut runner = match Runner::new(engine_shared, 0) {
                 Ok(runner) => runner,
                 Err(error) => {
