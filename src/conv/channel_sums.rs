@@ -6,7 +6,10 @@
 //! whole vectors, a horizontal add, then the scalar tail. [`channel_sums`] runs that same
 //! sequence of additions over each channel's planes where they lie, mapping the elements on the
 //! way into a buffer that stays in L1: the same bits, without writing the rows or reading them
-//! back, and the channels in parallel (burn-flex sums the rows one after another).
+//! back, and the channels in parallel (burn-flex sums the rows one after another). To the bit
+//! for inputs without NaN; a NaN stays a NaN, but which of two NaNs' sign and payload an
+//! addition keeps is the compiler's choice of operand order, not fixed (the trainer stops on a
+//! non-finite loss anyway).
 
 use macerator::{Scalar, Simd, vload_unaligned};
 use rayon::prelude::*;
@@ -64,7 +67,8 @@ pub fn channel_sums<const K: usize, F: Fn([f32; K]) -> f32>(
 fn streamed_sum<S: Simd, Fill: FnMut(usize, &mut [f32])>(len: usize, mut fill: Fill) -> f32 {
     let lanes = f32::lanes::<S>();
     let stride = lanes * 8;
-    debug_assert_eq!(BLOCK % stride, 0);
+    // A block that ends mid-stride would add that stride's values in another order.
+    assert_eq!(BLOCK % stride, 0, "a block of whole strides");
     let zero = 0.0f32.splat::<S>();
     let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
     let (mut s4, mut s5, mut s6, mut s7) = (zero, zero, zero, zero);
