@@ -13,24 +13,39 @@
 //! OpenMP runtimes, PyTorch's among them, keep their workers spinning for a while for the same
 //! reason; [`AwakeWorkers`] does that for rayon (docs/performance.md, "Workers kept awake").
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a worker keeps looking for work, yielding its core between looks, after the last
-/// job it ran; then it naps, the naps doubling up to [`LONGEST_NAP`]. Longer than the serial
-/// gaps between the operations of a training or attack step, short enough that an idle
-/// program (the workbench, the REPL waiting for input) costs almost nothing.
+/// job it ran; then its job ends and it sleeps as rayon's workers do, to be woken by the next
+/// operation, which wakes it again ([`rearm`]). Longer than the serial gaps between the
+/// operations of a training or attack step, short enough that an idle program (the
+/// workbench, the REPL waiting for input) costs almost nothing.
 const AWAKE_FOR: Duration = Duration::from_millis(20);
-/// The longest a napping worker takes to join an operation again (the issuing thread computes
-/// alone meanwhile, so no work waits for it).
-const LONGEST_NAP: Duration = Duration::from_millis(64);
+
+/// Whether an [`AwakeWorkers`] guard lives, the pool index of the thread that holds it, and
+/// how many workers' jobs are running.
+static KEEP_AWAKE: AtomicBool = AtomicBool::new(false);
+static ISSUER: AtomicUsize = AtomicUsize::new(usize::MAX);
+static AWAKE: AtomicUsize = AtomicUsize::new(0);
+/// Workers' jobs started (for the tests).
+static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// What `RSLAD_TUI_POOL` asks for: unset, both steps; `asleep`, the pool's workers sleep as
 /// rayon's do; `outside`, the thread also stays outside the pool (the way before either step),
-/// for measurements.
-fn mode() -> Option<String> {
-    std::env::var("RSLAD_TUI_POOL").ok()
+/// for measurements. Another value is refused with a warning (the default runs).
+fn mode() -> Option<&'static str> {
+    match std::env::var("RSLAD_TUI_POOL").as_deref() {
+        Ok("asleep") => Some("asleep"),
+        Ok("outside") => Some("outside"),
+        Ok(other) => {
+            eprintln!(
+                "warning: RSLAD_TUI_POOL={other:?} is neither `asleep` nor `outside`; ignored"
+            );
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Makes the calling thread one of the threads of rayon's global pool, for a thread that issues
@@ -49,7 +64,7 @@ fn mode() -> Option<String> {
 /// (not a pool thread, a pool of one, or `RSLAD_TUI_POOL` set).
 pub fn compute_on_this_thread() -> Option<AwakeWorkers> {
     let mode = mode();
-    if mode.as_deref() == Some("outside") {
+    if mode == Some("outside") {
         return None;
     }
     let _ = rayon::ThreadPoolBuilder::new()
@@ -63,11 +78,10 @@ pub fn compute_on_this_thread() -> Option<AwakeWorkers> {
 
 /// While it lives, every other thread of the calling thread's pool runs a job that keeps
 /// taking the pool's work ([`rayon::yield_now`]) instead of going to sleep between
-/// operations; dropping it ends those jobs and the threads sleep as rayon's do. Which thread
-/// runs a piece of work changes, not how work is split or summed: results keep their bits.
-pub struct AwakeWorkers {
-    stop: Arc<AtomicBool>,
-}
+/// operations, until it has found none for [`AWAKE_FOR`]; [`rearm`] starts them again. Dropping
+/// it ends those jobs and the threads sleep as rayon's do. Which thread runs a piece of work
+/// changes, not how work is split or summed: results keep their bits. One at a time.
+pub struct AwakeWorkers(());
 
 impl AwakeWorkers {
     /// `None` unless the calling thread is in a pool of two or more threads.
@@ -76,47 +90,52 @@ impl AwakeWorkers {
         if rayon::current_num_threads() < 2 {
             return None;
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        // One copy per thread, the caller's included: it returns at once there, where it
-        // runs whenever the caller next looks for work.
-        rayon::spawn_broadcast(move |context| {
-            if context.index() != issuer {
-                look_for_work_until(&stopped);
-            }
-        });
-        Some(AwakeWorkers { stop })
-    }
-
-    /// Whether the workers' jobs have all ended (after the guard was dropped).
-    #[cfg(test)]
-    fn ended(stop: &Arc<AtomicBool>) -> bool {
-        Arc::strong_count(stop) == 1
+        ISSUER.store(issuer, Ordering::Relaxed);
+        KEEP_AWAKE.store(true, Ordering::Relaxed);
+        wake_workers(issuer);
+        Some(AwakeWorkers(()))
     }
 }
 
 impl Drop for AwakeWorkers {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        KEEP_AWAKE.store(false, Ordering::Relaxed);
     }
 }
 
-/// Runs the pool's jobs as they come until `stop` is set: between them yields the core (other
-/// programs' threads may run) for [`AWAKE_FOR`], then naps.
-fn look_for_work_until(stop: &AtomicBool) {
+/// Wakes the workers again if they went to sleep after a pause: for the issuing thread before
+/// an operation (our ops call it); elsewhere, or with the workers awake, two atomic loads.
+pub fn rearm() {
+    if !KEEP_AWAKE.load(Ordering::Relaxed) || AWAKE.load(Ordering::Acquire) > 0 {
+        return;
+    }
+    let issuer = ISSUER.load(Ordering::Relaxed);
+    if rayon::current_thread_index() == Some(issuer) {
+        wake_workers(issuer);
+    }
+}
+
+/// One job on every thread of the pool; the issuer's own copy returns at once, where it runs
+/// whenever the issuer next looks for work.
+fn wake_workers(issuer: usize) {
+    AWAKE.fetch_add(rayon::current_num_threads() - 1, Ordering::AcqRel);
+    rayon::spawn_broadcast(move |context| {
+        if context.index() != issuer {
+            look_for_work();
+            AWAKE.fetch_sub(1, Ordering::AcqRel);
+        }
+    });
+}
+
+/// Runs the pool's jobs as they come while the guard lives, yielding the core between them
+/// (other programs' threads may run), until none came for [`AWAKE_FOR`].
+fn look_for_work() {
+    STARTED.fetch_add(1, Ordering::Relaxed);
     let mut last_job = Instant::now();
-    let mut nap = Duration::from_millis(1);
-    while !stop.load(Ordering::Relaxed) {
+    while KEEP_AWAKE.load(Ordering::Relaxed) && last_job.elapsed() < AWAKE_FOR {
         match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => {
-                last_job = Instant::now();
-                nap = Duration::from_millis(1);
-            }
-            Some(rayon::Yield::Idle) if last_job.elapsed() < AWAKE_FOR => std::thread::yield_now(),
-            Some(rayon::Yield::Idle) => {
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(LONGEST_NAP);
-            }
+            Some(rayon::Yield::Executed) => last_job = Instant::now(),
+            Some(rayon::Yield::Idle) => std::thread::yield_now(),
             None => return,
         }
     }
@@ -127,40 +146,65 @@ mod tests {
     use super::*;
     use rayon::prelude::*;
 
-    fn pool(threads: usize) -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-    }
-
-    #[test]
-    fn no_workers_are_kept_awake_outside_a_pool_or_in_a_pool_of_one() {
-        assert!(AwakeWorkers::start().is_none());
-        assert!(pool(1).install(AwakeWorkers::start).is_none());
-    }
-
-    /// The issuing thread's operations complete, with their values, while the other thread
-    /// runs them from its job, and that job ends once the guard is dropped (else a command's
-    /// threads would spin after it).
-    #[test]
-    fn awake_workers_take_work_and_stop_with_their_guard() {
-        let pool = pool(2);
-        let stop = pool.install(|| {
-            let awake = AwakeWorkers::start().expect("a pool of two");
-            let stop = Arc::clone(&awake.stop);
-            assert!(!AwakeWorkers::ended(&stop));
-            for n in 0..200u32 {
-                let sum: u32 = (0..n).into_par_iter().with_max_len(8).sum();
-                assert_eq!(sum, n * n.saturating_sub(1) / 2);
-            }
-            stop
-        });
-        // The guard was dropped as `install` returned.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !AwakeWorkers::ended(&stop) {
-            assert!(Instant::now() < deadline, "the workers' jobs did not end");
-            std::thread::sleep(Duration::from_millis(5));
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Parallel operations of pieces of a few µs each.
+    fn operations() {
+        let piece = |i: u32| (0..2_000u32).fold(i, |a, k| std::hint::black_box(a ^ k)) & 1;
+        for n in 0..50u32 {
+            let ones: u32 = (0..n).into_par_iter().with_max_len(1).map(piece).sum();
+            assert_eq!(ones, (0..n).map(piece).sum::<u32>());
+        }
+    }
+
+    /// The whole life of the guard, in one test as its state is the process's: none outside a
+    /// pool or in a pool of one; in a pool of two joined by this thread, the other thread's job
+    /// starts, this thread's operations complete with their values while it runs, it ends
+    /// after a pause and `rearm` starts it again (else the worker would spin forever, or stay
+    /// out of the next operations), and it ends when the guard drops. That the job takes the
+    /// pool's work is measured, not tested here (docs/performance.md, "Workers kept awake":
+    /// in a one-second `bench --only pgd-step` it ran 6,753 of them).
+    #[test]
+    fn awake_workers_take_work_sleep_after_a_pause_and_stop_with_their_guard() {
+        assert!(AwakeWorkers::start().is_none());
+        assert!(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .expect("a pool")
+                .install(AwakeWorkers::start)
+                .is_none()
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .use_current_thread()
+            .build()
+            .expect("a pool joined by this thread");
+        let started = STARTED.load(Ordering::Relaxed);
+        let awake = AwakeWorkers::start().expect("a pool of two");
+        assert_eq!(AWAKE.load(Ordering::Acquire), 1);
+        wait_until("the worker's job did not start", || {
+            STARTED.load(Ordering::Relaxed) > started
+        });
+        operations();
+        wait_until("the job did not end after a pause", || {
+            AWAKE.load(Ordering::Acquire) == 0
+        });
+        rearm();
+        assert_eq!(AWAKE.load(Ordering::Acquire), 1);
+        operations();
+        drop(awake);
+        wait_until("the job did not end with its guard", || {
+            AWAKE.load(Ordering::Acquire) == 0
+        });
+        rearm();
+        assert_eq!(AWAKE.load(Ordering::Acquire), 0, "rearmed without a guard");
+        drop(pool);
     }
 }

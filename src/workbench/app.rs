@@ -523,12 +523,16 @@ pub fn run() -> Result<()> {
     result
 }
 
-/// ratatui's hook restores the terminal on a panic; a panic on the engine thread is caught
-/// and logged there instead, so it must not tear the screen down.
+/// ratatui's hook restores the terminal on a panic; a panic on the engine thread, or in a
+/// piece of its work that a pool thread ran (the engine catches it when it joins), is caught
+/// and logged there instead, so it must not tear the screen down. The interface thread is not
+/// in the pool.
 fn install_panic_hook() {
     let restore_and_report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().name() == Some(ENGINE_THREAD) {
+        let engine_work = std::thread::current().name() == Some(ENGINE_THREAD)
+            || rayon::current_thread_index().is_some();
+        if engine_work {
             return;
         }
         set_mouse_capture(false);

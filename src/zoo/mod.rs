@@ -196,6 +196,9 @@ impl Model {
 
     /// Logits `[batch, classes]` for images `[batch, channels, size, size]` in [0, 1].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        // Every training and attack step starts with a forward pass: the pool's workers, asleep
+        // after a pause, wake for it and stay awake through the step.
+        crate::pool::rearm();
         match self {
             Model::Mlp(m) => m.forward(images),
             Model::SmallCnn(m) => m.forward(images),
