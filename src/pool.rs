@@ -61,7 +61,7 @@ fn mode() -> Option<&'static str> {
 /// parallel work that another thread sent would wait until this one next enters a parallel
 /// operation, so no other thread may compute. Joins nothing if the pool was already built
 /// (something ran in parallel first: only speed is lost). `None`: no workers are kept awake
-/// (not a pool thread, a pool of one, or `RSLAD_TUI_POOL` set).
+/// (not a pool thread, a pool of one, or `RSLAD_TUI_POOL` set to `asleep` or `outside`).
 pub fn compute_on_this_thread() -> Option<AwakeWorkers> {
     let mode = mode();
     if mode == Some("outside") {
