@@ -8,12 +8,11 @@
 //! `sum_dim` order over each channel's planes where they lie ([`channel_sums`]), and every
 //! element-wise step takes each value through the same operations in the same order (no fused
 //! multiply-add): the output, the statistics and all three gradients are burn's to the bit.
-//! Forward: a read of x for each statistic and the output pass; backward: a read of dy and of
-//! dy and x for the two sums, and the input gradient (and the ReLU's mask first, where one
-//! follows).
+//! Forward: a read of x for each statistic and the output pass; backward: one read of dy and x
+//! for both sums, and the input gradient (and the ReLU's mask first, where one follows).
 
 use super::batch_norm::Channels;
-use super::channel_sums::channel_sums;
+use super::channel_sums::{channel_sums, channel_sums_of};
 use super::op::{AutodiffFlex, AutodiffTensor, autodiff_primitive, flex_tensor, values};
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -182,11 +181,11 @@ struct GradientSums {
 
 impl GradientSums {
     fn new(op: &Channels, x: &[f32], dy: &[f32]) -> Self {
-        let beta = channel_sums(op.dims, [dy], |_| |[g]| g);
-        let gamma = channel_sums(op.dims, [dy, x], |c| {
+        // Both sums in one read of dy and x.
+        let [beta, gamma] = channel_sums_of(op.dims, [dy, x], |c| {
             let channel = op.norm.channel(c);
             let (mean, reciprocal) = (channel.mean(), channel.reciprocal());
-            move |[g, v]| g * ((v - mean) * reciprocal)
+            move |[g, v]| [g, g * ((v - mean) * reciprocal)]
         });
         GradientSums { beta, gamma }
     }

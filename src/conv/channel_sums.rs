@@ -30,6 +30,20 @@ pub fn channel_sums<const K: usize, F: Fn([f32; K]) -> f32>(
     inputs: [&[f32]; K],
     element: impl Fn(usize) -> F + Sync,
 ) -> Vec<f32> {
+    let [sums] = channel_sums_of(dims, inputs, |c| {
+        let element = element(c);
+        move |values| [element(values)]
+    });
+    sums
+}
+
+/// [`channel_sums`] of `M` element functions at once (`element(c)` returns the `M` values of a
+/// place), in one read of the inputs: each sum is the one [`channel_sums`] gives alone.
+pub fn channel_sums_of<const K: usize, const M: usize, F: Fn([f32; K]) -> [f32; M]>(
+    dims: [usize; 4],
+    inputs: [&[f32]; K],
+    element: impl Fn(usize) -> F + Sync,
+) -> [Vec<f32>; M] {
     let [images, channels, height, width] = dims;
     let plane = height * width;
     assert!(
@@ -37,73 +51,88 @@ pub fn channel_sums<const K: usize, F: Fn([f32; K]) -> f32>(
             .iter()
             .all(|input| input.len() == images * channels * plane)
     );
-    (0..channels)
+    let per_channel: Vec<[f32; M]> = (0..channels)
         .into_par_iter()
         .map(|c| {
             let element = element(c);
             // Row position `k` of channel `c` is position `k % plane` of image `k / plane`.
-            let fill = |start: usize, block: &mut [f32]| {
+            let fill = |start: usize, blocks: &mut [[f32; BLOCK]; M], len: usize| {
                 let mut done = 0;
-                while done < block.len() {
+                while done < len {
                     let (image, at) = ((start + done) / plane, (start + done) % plane);
-                    let run = (plane - at).min(block.len() - done);
+                    let run = (plane - at).min(len - done);
                     let from = (image * channels + c) * plane + at;
                     let sources = inputs.map(|input| &input[from..from + run]);
-                    for (j, out) in block[done..done + run].iter_mut().enumerate() {
-                        *out = element(sources.map(|source| source[j]));
+                    let mut outs = blocks.each_mut().map(|block| &mut block[done..done + run]);
+                    for j in 0..run {
+                        let values = element(sources.map(|source| source[j]));
+                        for (out, value) in outs.iter_mut().zip(values) {
+                            out[j] = value;
+                        }
                     }
                     done += run;
                 }
             };
-            streamed_sum(images * plane, fill)
+            streamed_sums(images * plane, fill)
         })
-        .collect()
+        .collect();
+    std::array::from_fn(|m| per_channel.iter().map(|sums| sums[m]).collect())
 }
 
-/// burn-flex's `sum_body` (burn-flex 0.22.1, `simd/kernels.rs`) over a row of `len` values that
-/// `fill(start, block)` writes block by block, on the instruction set burn-flex's own dispatch
-/// picks (the same `macerator` crate).
+/// burn-flex's `sum_body` (burn-flex 0.22.1, `simd/kernels.rs`) over `M` rows of `len` values
+/// that `fill(start, blocks, n)` writes `n` at a time (the first `n` of each block), on the
+/// instruction set burn-flex's own dispatch picks (the same `macerator` crate).
 #[macerator::with_simd]
-fn streamed_sum<S: Simd, Fill: FnMut(usize, &mut [f32])>(len: usize, mut fill: Fill) -> f32 {
+fn streamed_sums<S: Simd, const M: usize, Fill: FnMut(usize, &mut [[f32; BLOCK]; M], usize)>(
+    len: usize,
+    mut fill: Fill,
+) -> [f32; M] {
     let lanes = f32::lanes::<S>();
     let stride = lanes * 8;
     // A block that ends mid-stride would add that stride's values in another order.
     assert_eq!(BLOCK % stride, 0, "a block of whole strides");
     let zero = 0.0f32.splat::<S>();
-    let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
-    let (mut s4, mut s5, mut s6, mut s7) = (zero, zero, zero, zero);
-    let mut buffer = [0.0f32; BLOCK];
+    // Row m's eight accumulators, s0 … s7 of `sum_body`.
+    let mut accumulators = [[zero; 8]; M];
+    let mut blocks = [[0.0f32; BLOCK]; M];
     let mut start = 0;
     loop {
-        let block = &mut buffer[..BLOCK.min(len - start)];
-        fill(start, block);
-        start += block.len();
-        let mut xs: &[f32] = block;
-        // Whole strides while at least one is left in the row: every stride of a block but the
-        // last, as BLOCK is a multiple of the stride.
-        while xs.len() >= stride {
-            // SAFETY: `xs` holds at least eight vectors.
-            unsafe {
-                let p = xs.as_ptr();
-                s0 += vload_unaligned(p);
-                s1 += vload_unaligned(p.add(lanes));
-                s2 += vload_unaligned(p.add(lanes * 2));
-                s3 += vload_unaligned(p.add(lanes * 3));
-                s4 += vload_unaligned(p.add(lanes * 4));
-                s5 += vload_unaligned(p.add(lanes * 5));
-                s6 += vload_unaligned(p.add(lanes * 6));
-                s7 += vload_unaligned(p.add(lanes * 7));
+        let n = BLOCK.min(len - start);
+        fill(start, &mut blocks, n);
+        start += n;
+        let last = start == len;
+        let mut sums = [0.0f32; M];
+        for ((s, block), sum) in accumulators.iter_mut().zip(&blocks).zip(&mut sums) {
+            let mut xs: &[f32] = &block[..n];
+            // Whole strides while at least one is left in the row: every stride of a block
+            // but the last, as BLOCK is a multiple of the stride.
+            while xs.len() >= stride {
+                // SAFETY: `xs` holds at least eight vectors.
+                unsafe {
+                    let p = xs.as_ptr();
+                    s[0] += vload_unaligned(p);
+                    s[1] += vload_unaligned(p.add(lanes));
+                    s[2] += vload_unaligned(p.add(lanes * 2));
+                    s[3] += vload_unaligned(p.add(lanes * 3));
+                    s[4] += vload_unaligned(p.add(lanes * 4));
+                    s[5] += vload_unaligned(p.add(lanes * 5));
+                    s[6] += vload_unaligned(p.add(lanes * 6));
+                    s[7] += vload_unaligned(p.add(lanes * 7));
+                }
+                xs = &xs[stride..];
             }
-            xs = &xs[stride..];
+            if last {
+                let mut total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+                while xs.len() >= lanes {
+                    // SAFETY: `xs` holds at least one vector.
+                    total += unsafe { vload_unaligned(xs.as_ptr()) };
+                    xs = &xs[lanes..];
+                }
+                *sum = total.reduce_add() + xs.iter().copied().sum::<f32>();
+            }
         }
-        if start == len {
-            let mut sum = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-            while xs.len() >= lanes {
-                // SAFETY: `xs` holds at least one vector.
-                sum += unsafe { vload_unaligned(xs.as_ptr()) };
-                xs = &xs[lanes..];
-            }
-            return sum.reduce_add() + xs.iter().copied().sum::<f32>();
+        if last {
+            return sums;
         }
     }
 }
