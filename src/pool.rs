@@ -31,20 +31,27 @@ static AWAKE: AtomicUsize = AtomicUsize::new(0);
 /// Workers' jobs started (for the tests).
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
-/// What `RSLAD_TUI_POOL` asks for: unset, both steps; `asleep`, the pool's workers sleep as
-/// rayon's do; `outside`, the thread also stays outside the pool (the way before either step),
-/// for measurements. Another value is refused with a warning (the default runs).
-fn mode() -> Option<&'static str> {
+/// What `RSLAD_TUI_POOL` asks for, for measurements: unset, both steps (`Awake`); `asleep`,
+/// the pool's workers sleep as rayon's do; `outside`, the thread also stays outside the pool
+/// (the way before either step). Another value is refused with a warning (the default runs).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Awake,
+    Asleep,
+    Outside,
+}
+
+fn mode() -> Mode {
     match std::env::var("RSLAD_TUI_POOL").as_deref() {
-        Ok("asleep") => Some("asleep"),
-        Ok("outside") => Some("outside"),
+        Ok("asleep") => Mode::Asleep,
+        Ok("outside") => Mode::Outside,
         Ok(other) => {
             eprintln!(
                 "warning: RSLAD_TUI_POOL={other:?} is neither `asleep` nor `outside`; ignored"
             );
-            None
+            Mode::Awake
         }
-        Err(_) => None,
+        Err(_) => Mode::Awake,
     }
 }
 
@@ -64,13 +71,13 @@ fn mode() -> Option<&'static str> {
 /// (not a pool thread, a pool of one, or `RSLAD_TUI_POOL` set to `asleep` or `outside`).
 pub fn compute_on_this_thread() -> Option<AwakeWorkers> {
     let mode = mode();
-    if mode == Some("outside") {
+    if mode == Mode::Outside {
         return None;
     }
     let _ = rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global();
-    if mode.is_some() {
+    if mode == Mode::Asleep {
         return None;
     }
     AwakeWorkers::start()
@@ -85,7 +92,7 @@ pub struct AwakeWorkers(());
 
 impl AwakeWorkers {
     /// `None` unless the calling thread is in a pool of two or more threads.
-    pub fn start() -> Option<AwakeWorkers> {
+    fn start() -> Option<AwakeWorkers> {
         let issuer = rayon::current_thread_index()?;
         if rayon::current_num_threads() < 2 {
             return None;
@@ -104,7 +111,8 @@ impl Drop for AwakeWorkers {
 }
 
 /// Wakes the workers again if they went to sleep after a pause: for the issuing thread before
-/// an operation (our ops call it); elsewhere, or with the workers awake, two atomic loads.
+/// its next operations (`zoo::Model::forward` calls it, as every training and attack step
+/// starts with a forward pass); elsewhere, or with the workers awake, two atomic loads.
 pub fn rearm() {
     if !KEEP_AWAKE.load(Ordering::Relaxed) || AWAKE.load(Ordering::Acquire) > 0 {
         return;
