@@ -145,6 +145,24 @@ pub trait Simd: Copy {
     unsafe fn store_bytes(p: *mut u8, v: Self::V, n: usize);
     /// The `n ≤ LANES` bytes at `p..p + n` as floats in lanes `0..n`, the other lanes zero.
     unsafe fn load_bytes(p: *const u8, n: usize) -> Self::V;
+    /// The first `LANES` vectors, read as a `LANES` × `LANES` matrix, transposed in place (the
+    /// others untouched): `log2(LANES)` rounds of [`Simd::interleave`], round pairs vector `j`
+    /// with vector `j + LANES / 2` (the weight gradient's rows of channels per position).
+    #[inline(always)]
+    unsafe fn transpose(block: &mut [Self::V; 16]) {
+        let half = Self::LANES / 2;
+        let mut rounds = half;
+        while rounds > 0 {
+            let mut next = *block;
+            for j in 0..half {
+                // SAFETY: plain lane moves.
+                (next[2 * j], next[2 * j + 1]) =
+                    unsafe { Self::interleave(block[j], block[j + half]) };
+            }
+            *block = next;
+            rounds /= 2;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -357,6 +375,38 @@ mod x86 {
                     _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
                     _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
                 )
+            }
+        }
+        /// The usual 8 × 8 transpose in 24 shuffles (pairs of rows, then of pairs, then the
+        /// 128-bit halves) instead of the default's 48: half of them cross the halves.
+        #[inline(always)]
+        unsafe fn transpose(block: &mut [__m256; 16]) {
+            unsafe {
+                let r = *block;
+                let t = [
+                    _mm256_unpacklo_ps(r[0], r[1]),
+                    _mm256_unpackhi_ps(r[0], r[1]),
+                    _mm256_unpacklo_ps(r[2], r[3]),
+                    _mm256_unpackhi_ps(r[2], r[3]),
+                    _mm256_unpacklo_ps(r[4], r[5]),
+                    _mm256_unpackhi_ps(r[4], r[5]),
+                    _mm256_unpacklo_ps(r[6], r[7]),
+                    _mm256_unpackhi_ps(r[6], r[7]),
+                ];
+                let q = [
+                    _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                    _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                    _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                    _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                    _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                    _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                    _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                    _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+                ];
+                for i in 0..4 {
+                    block[i] = _mm256_permute2f128_ps::<0x20>(q[i], q[i + 4]);
+                    block[i + 4] = _mm256_permute2f128_ps::<0x31>(q[i], q[i + 4]);
+                }
             }
         }
         #[inline(always)]
@@ -613,4 +663,48 @@ pub fn relu(x: f32) -> f32 {
 #[inline(always)]
 pub fn relu_backward(grad: f32, out: f32) -> f32 {
     if out <= 0.0 { 0.0 } else { grad }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Isa, Simd, SimdKernel, run_on};
+
+    /// Transposes a `LANES` × `LANES` matrix of distinct values through [`Simd::transpose`].
+    struct TransposeProbe;
+
+    impl SimdKernel<*mut [f32; 256]> for TransposeProbe {
+        unsafe fn run<S: Simd>(&self, matrix: *mut [f32; 256]) {
+            let lanes = S::LANES;
+            unsafe {
+                let values = matrix.cast::<f32>();
+                let mut block = [S::splat(-1.0); 16];
+                for (r, v) in block.iter_mut().enumerate().take(lanes) {
+                    *v = S::load(values.add(r * lanes));
+                }
+                S::transpose(&mut block);
+                for (r, v) in block.iter().enumerate().take(lanes) {
+                    S::store(values.add(r * lanes), *v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns_on_every_isa() {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            if !isa.is_available() {
+                continue;
+            }
+            let lanes = isa.lanes();
+            let mut matrix: [f32; 256] = std::array::from_fn(|i| i as f32);
+            // SAFETY: the ISA is available; the matrix holds LANES² ≤ 256 values.
+            unsafe { run_on(isa, &TransposeProbe, &mut matrix as *mut _) };
+            for r in 0..lanes {
+                for c in 0..lanes {
+                    let expected = (c * lanes + r) as f32;
+                    assert_eq!(matrix[r * lanes + c], expected, "{} ({r}, {c})", isa.name());
+                }
+            }
+        }
+    }
 }

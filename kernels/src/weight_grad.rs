@@ -136,41 +136,25 @@ impl WeightGradPlan {
         let g = &self.geometry;
         let positions = g.out_h * g.out_w;
         let per_group = g.out_per_group();
-        let stride = self.channel_stride;
-        // Eight channel rows read side by side, each from start to end: few enough sequential
-        // streams for the hardware prefetcher. Reading all channels for a block of positions
-        // at a time (32 streams) missed the cache on nearly every load: 85% of a one-channel
-        // layer's weight gradient went to it on a Zen 3 (docs/performance.md).
-        const STREAMS: usize = 8;
+        assert!(output_grad.len() >= g.out_image(), "gradient too short");
+        assert!(relu_output.is_none_or(|o| o.len() >= g.out_image()));
+        assert!(
+            out.len() >= self.transposed_len(),
+            "transposed buffer too short"
+        );
         for group in 0..g.groups {
-            let out = &mut out[group * positions * stride..][..positions * stride];
-            for c0 in (0..per_group).step_by(STREAMS) {
-                let channels = STREAMS.min(per_group - c0);
-                let first = (group * per_group + c0) * positions;
-                let grads = &output_grad[first..][..channels * positions];
-                let rows = out.chunks_exact_mut(stride).enumerate();
-                match relu_output {
-                    Some(relu_output) => {
-                        let outputs = &relu_output[first..][..channels * positions];
-                        for (p, row) in rows {
-                            for (i, v) in row[c0..c0 + channels].iter_mut().enumerate() {
-                                let at = i * positions + p;
-                                *v = relu_backward(grads[at], outputs[at]);
-                            }
-                        }
-                    }
-                    None => {
-                        for (p, row) in rows {
-                            for (i, v) in row[c0..c0 + channels].iter_mut().enumerate() {
-                                *v = grads[i * positions + p];
-                            }
-                        }
-                    }
-                }
-            }
-            for row in out.chunks_exact_mut(stride) {
-                row[per_group..].fill(0.0);
-            }
+            let first = group * per_group * positions;
+            let block = ToPositionRows {
+                grads: output_grad[first..].as_ptr(),
+                relu_output: relu_output.map(|o| o[first..].as_ptr()),
+                channels: per_group,
+                positions,
+                channel_stride: self.channel_stride,
+                out: out[group * positions * self.channel_stride..].as_mut_ptr(),
+            };
+            // SAFETY: the lengths are checked above; the plan's ISA is available and its
+            // vectors are `self.lanes` wide, which divides the channel stride.
+            unsafe { run_on(self.isa, &block, ()) };
         }
     }
 
@@ -185,7 +169,7 @@ impl WeightGradPlan {
             // At most 4 vectors of channels (2 with AVX2's 16 registers: 12 accumulators,
             // the loaded vectors and a broadcast must fit).
             let n = vectors.min(v0 + self.accumulators / 6) - v0;
-            let m = self.accumulators / n;
+            let m = rows_per_tile(terms, n, self.accumulators / n);
             for t0 in (0..terms).step_by(m) {
                 let rows = m.min(terms - t0);
                 // Surplus rows of the last block repeat a real term; they are not stored.
@@ -218,6 +202,81 @@ impl WeightGradPlan {
     }
 }
 
+/// One group's output gradient `[channel][position]` (through the fused ReLU's mask, if
+/// any) as rows `[position][channel_stride]`, a vector of channels per position, the padding
+/// channels zero. Blocks of `LANES` channels × `LANES` positions are loaded as rows and
+/// transposed in registers ([`Simd::transpose`]): whole-vector loads and stores, where an element-by-element copy
+/// was half of a first layer's weight gradient (docs/performance.md). A group of one channel
+/// (depthwise) takes its value into lane 0 without the rounds.
+struct ToPositionRows {
+    grads: *const f32,
+    relu_output: Option<*const f32>,
+    channels: usize,
+    positions: usize,
+    channel_stride: usize,
+    out: *mut f32,
+}
+
+impl ToPositionRows {
+    /// Lanes `0..n` of the gradient at `at`, through the ReLU's mask (a method, not a closure:
+    /// a closure was not inlined into the vector code and took an AVX2 build's transpose from
+    /// faster than the element-by-element copy to 40% slower).
+    #[inline(always)]
+    unsafe fn load<S: Simd>(&self, at: usize, n: usize) -> S::V {
+        // SAFETY: the caller's (`run`'s) bounds.
+        unsafe {
+            let v = if n == S::LANES {
+                S::load(self.grads.add(at))
+            } else {
+                S::load_lanes(self.grads.add(at), 0, n)
+            };
+            match self.relu_output {
+                Some(o) if n == S::LANES => S::relu_mask(v, S::load(o.add(at))),
+                Some(o) => S::relu_mask(v, S::load_lanes(o.add(at), 0, n)),
+                None => v,
+            }
+        }
+    }
+}
+
+impl SimdKernel<()> for ToPositionRows {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, (): ()) {
+        let lanes = S::LANES;
+        // SAFETY (whole function): the caller checked that `grads` (and the ReLU output)
+        // hold `channels` rows of `positions` and `out` `positions` rows of the channel
+        // stride, a multiple of the vector; loads and stores stay inside those.
+        unsafe {
+            for c0 in (0..self.channel_stride).step_by(lanes) {
+                let rows = lanes.min(self.channels.saturating_sub(c0));
+                let out = self.out.add(c0);
+                if rows <= 1 {
+                    for p in 0..self.positions {
+                        let v = if rows == 1 {
+                            self.load::<S>(c0 * self.positions + p, 1)
+                        } else {
+                            S::splat(0.0)
+                        };
+                        S::store(out.add(p * self.channel_stride), v);
+                    }
+                    continue;
+                }
+                for p0 in (0..self.positions).step_by(lanes) {
+                    let n = lanes.min(self.positions - p0);
+                    let mut block = [S::splat(0.0); 16];
+                    for (r, v) in block.iter_mut().enumerate().take(rows) {
+                        *v = self.load::<S>((c0 + r) * self.positions + p0, n);
+                    }
+                    S::transpose(&mut block);
+                    for (p, v) in block.iter().enumerate().take(n) {
+                        S::store(out.add((p0 + p) * self.channel_stride), *v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One register tile of the weight gradient over a chunk of images.
 struct WeightTile<'a> {
     /// (source planes, transposed output gradient) of each image.
@@ -233,22 +292,55 @@ struct WeightTile<'a> {
     rows: usize,
 }
 
-macro_rules! dispatch_weight_tile {
-    ($self:ident, $S:ty, $m:expr, $n:expr; $(($rows:literal, $vectors:literal)),*) => {
-        match ($m, $n) {
-            $(($rows, $vectors) => unsafe { $self.kernel::<$S, $rows, $vectors>() },)*
-            (m, n) => unreachable!("no {m}×{n} weight tile"),
+/// The register tiles compiled, (rows of terms, vectors of channels), and the dispatch to
+/// them: one list, so [`rows_per_tile`] only picks tiles that exist.
+macro_rules! weight_tiles {
+    ($(($rows:literal, $vectors:literal)),*) => {
+        const TILES: &[(usize, usize)] = &[$(($rows, $vectors)),*];
+
+        impl SimdKernel<(usize, usize)> for WeightTile<'_> {
+            /// An `m` × `n` tile.
+            #[inline(always)]
+            unsafe fn run<S: Simd>(&self, (m, n): (usize, usize)) {
+                match (m, n) {
+                    $(($rows, $vectors) => unsafe { self.kernel::<S, $rows, $vectors>() },)*
+                    (m, n) => unreachable!("no {m}×{n} weight tile"),
+                }
+            }
         }
     };
 }
 
-impl SimdKernel<(usize, usize)> for WeightTile<'_> {
-    /// An `m` × `n` tile.
-    #[inline(always)]
-    unsafe fn run<S: Simd>(&self, (m, n): (usize, usize)) {
-        dispatch_weight_tile!(self, S, m, n;
-            (24, 1), (12, 2), (8, 3), (6, 4), (12, 1), (6, 2), (4, 3), (3, 4))
-    }
+// The widest tiles of AVX-512 (24 accumulators) and AVX2 (12), then narrower ones for layers
+// with few terms: a first layer's 9 (3 × 3, one input channel) and 25 (5 × 5).
+weight_tiles!(
+    (24, 1),
+    (12, 2),
+    (8, 3),
+    (6, 4),
+    (12, 1),
+    (6, 2),
+    (4, 3),
+    (3, 4),
+    (9, 1),
+    (9, 2),
+    (5, 2)
+);
+
+/// Rows of the tiles for `terms` terms and `n` vectors of channels, at most `most`: the
+/// blocks as even as the compiled tiles allow. Every row computes a full sum over the chunk's
+/// positions, stored or not, so a row beyond the last term is wasted work: with 9 terms (a
+/// 3 × 3 first layer) a 24-row tile computed 15 such rows, and `micro-cnn`'s conv1 weight
+/// gradient took twice as long with the AVX-512 kernels as with the AVX2 ones (12 rows, 3
+/// wasted). Which rows a term falls in does not change its sum, so neither do the bits.
+fn rows_per_tile(terms: usize, n: usize, most: usize) -> usize {
+    let wanted = terms.div_ceil(terms.div_ceil(most).max(1));
+    TILES
+        .iter()
+        .filter(|&&(m, vectors)| vectors == n && (wanted..=most).contains(&m))
+        .map(|&(m, _)| m)
+        .min()
+        .unwrap_or(most)
 }
 
 impl WeightTile<'_> {
@@ -388,4 +480,39 @@ pub fn bias_grad(g: &ConvGeometry, output_grad: &[f32], relu_output: Option<&[f3
             lanes[0]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TILES, rows_per_tile};
+
+    #[test]
+    fn tiles_exist_fit_the_registers_and_waste_no_more_rows_than_the_widest() {
+        // AVX-512's 24 accumulators and AVX2's 12, each number of vectors the plan uses.
+        for accumulators in [24, 12] {
+            for n in 1..=accumulators / 6 {
+                let most = accumulators / n;
+                for terms in 1..600 {
+                    let m = rows_per_tile(terms, n, most);
+                    assert!(TILES.contains(&(m, n)), "no {m}×{n} tile for {terms} terms");
+                    assert!(m <= most, "{m}×{n} tile holds over {accumulators} sums");
+                    let rows = |m: usize| terms.div_ceil(m) * m;
+                    assert!(rows(m) <= rows(most), "{terms} terms, {m}×{n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_first_layers_nine_terms_take_no_surplus_rows() {
+        // micro-cnn's conv1 (8 channels: one vector on either ISA), small-cnn's (32 channels:
+        // two vectors of 16, or pairs of vectors of 8).
+        assert_eq!(rows_per_tile(9, 1, 24), 9);
+        assert_eq!(rows_per_tile(9, 1, 12), 9);
+        assert_eq!(rows_per_tile(9, 2, 12), 9);
+        assert_eq!(rows_per_tile(9, 2, 6), 5);
+        // madry-cnn's 5 × 5 conv1 (32 channels).
+        assert_eq!(rows_per_tile(25, 2, 12), 9);
+        assert_eq!(rows_per_tile(25, 2, 6), 5);
+    }
 }
