@@ -40,6 +40,14 @@ struct WeightGradPlan {
 
 impl WeightGradPlan {
     fn new(isa: Isa, g: &ConvGeometry) -> Self {
+        // Vectors run over a group's output channels: with 8 or fewer, half or more of an
+        // AVX-512 vector's lanes would be padding. AVX2's vectors hold them with less waste,
+        // and every (term, channel) is summed in its own lane, so the bits are the same.
+        let isa = if isa == Isa::Avx512 && g.out_per_group() <= 8 && Isa::Avx2.is_available() {
+            Isa::Avx2
+        } else {
+            isa
+        };
         let planes = source_planes(isa, g);
         let layout = planes.layout;
         let [s_h, s_w] = g.stride;
