@@ -249,40 +249,36 @@ impl ChannelTile<'_> {
 }
 
 /// The result of [`ChannelGrad::run`]'s tiles, `[position][channel_stride]`, into NCHW
-/// `[channel][position]`, in blocks of 8 positions × 8 channels: each read a whole row of
-/// channels, each written a whole row of positions. 2–8% faster on the layers of
-/// `small-cnn` and `micro-cnn` than a column at a time (docs/performance.md).
+/// `[channel][position]`, in blocks of `LANES` positions × `LANES` channels: a whole vector
+/// loaded per position, transposed in registers ([`Simd::transpose`]), a whole vector stored
+/// per channel (the last block of positions through a copy of its valid lanes).
 struct ToChannelPlanes<'a>(&'a ChannelGrad);
-
-/// The block's side. The channel stride is a multiple of the vector (8 or 16 lanes), so a
-/// block's 8 channels are always within it.
-const BLOCK: usize = 8;
 
 impl SimdKernel<(*const f32, *mut f32)> for ToChannelPlanes<'_> {
     #[inline(always)]
     unsafe fn run<S: Simd>(&self, (buffer, out): (*const f32, *mut f32)) {
         let c = self.0;
+        let lanes = S::LANES;
         let positions = c.in_h * c.in_w;
-        for p0 in (0..positions).step_by(BLOCK) {
-            let block_positions = BLOCK.min(positions - p0);
-            for c0 in (0..c.in_channels).step_by(BLOCK) {
-                let mut block = [[0.0f32; BLOCK]; BLOCK];
-                for (i, row) in block.iter_mut().enumerate().take(block_positions) {
-                    // SAFETY: c0 + BLOCK ≤ channel_stride, and the buffer holds every position.
-                    *row = unsafe {
-                        *(buffer.add((p0 + i) * c.channel_stride + c0) as *const [f32; BLOCK])
-                    };
+        for p0 in (0..positions).step_by(lanes) {
+            let n = lanes.min(positions - p0);
+            for c0 in (0..c.in_channels).step_by(lanes) {
+                let mut block = [unsafe { S::splat(0.0) }; 16];
+                for (i, v) in block.iter_mut().enumerate().take(n) {
+                    // SAFETY: c0 + LANES ≤ channel_stride (a multiple of the vector), and the
+                    // buffer holds every position.
+                    *v = unsafe { S::load(buffer.add((p0 + i) * c.channel_stride + c0)) };
                 }
-                for channel in 0..BLOCK.min(c.in_channels - c0) {
+                unsafe { S::transpose(&mut block) };
+                for (channel, v) in block.iter().enumerate().take(lanes.min(c.in_channels - c0)) {
                     // SAFETY: `run` checked that `out` holds in_channels × positions.
                     let plane = unsafe { out.add((c0 + channel) * positions + p0) };
-                    if block_positions == BLOCK {
-                        let line: [f32; BLOCK] = std::array::from_fn(|i| block[i][channel]);
-                        unsafe { *(plane as *mut [f32; BLOCK]) = line };
+                    if n == lanes {
+                        unsafe { S::store(plane, *v) };
                     } else {
-                        for (i, row) in block.iter().enumerate().take(block_positions) {
-                            unsafe { *plane.add(i) = row[channel] };
-                        }
+                        let mut line = [0.0f32; 16];
+                        unsafe { S::store(line.as_mut_ptr(), *v) };
+                        unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), plane, n) };
                     }
                 }
             }
