@@ -147,7 +147,8 @@ pub trait Simd: Copy {
     unsafe fn load_bytes(p: *const u8, n: usize) -> Self::V;
     /// The first `LANES` vectors, read as a `LANES` × `LANES` matrix, transposed in place (the
     /// others untouched): `log2(LANES)` rounds of [`Simd::interleave`], round pairs vector `j`
-    /// with vector `j + LANES / 2` (the weight gradient's rows of channels per position).
+    /// with vector `j + LANES / 2` (the weight gradient's rows of channels per position, the
+    /// channel engine's planes).
     #[inline(always)]
     unsafe fn transpose(block: &mut [Self::V; 16]) {
         let half = Self::LANES / 2;
