@@ -152,8 +152,7 @@ pub trait Simd: Copy {
     #[inline(always)]
     unsafe fn transpose(block: &mut [Self::V; 16]) {
         let half = Self::LANES / 2;
-        let mut rounds = half;
-        while rounds > 0 {
+        for _round in 0..Self::LANES.trailing_zeros() {
             let mut next = *block;
             for j in 0..half {
                 // SAFETY: plain lane moves.
@@ -161,7 +160,6 @@ pub trait Simd: Copy {
                     unsafe { Self::interleave(block[j], block[j + half]) };
             }
             *block = next;
-            rounds /= 2;
         }
     }
 }
