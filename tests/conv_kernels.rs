@@ -146,6 +146,31 @@ fn random_wide_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// Stride-1 cases with 3-wide kernels and two or more vectors of input channels on every
+/// instruction set (17+): the channel engine's tiles that leave out, at compile time, the terms
+/// on the gradient's left and right zero padding (kernels/src/channels.rs). Every padding of 0–2
+/// on each side, and rows from 3 to 30 wide, so the tiles take every width and both edges.
+fn three_wide_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|i| {
+            let kernel_h = rng.gen_range(1..=5);
+            let width = if i < 12 { 3 + i } else { rng.gen_range(3..=30) };
+            Case {
+                batch: 1,
+                in_channels: rng.gen_range(17..=40),
+                out_channels: rng.gen_range(1..=6),
+                size: [rng.gen_range(kernel_h..=6), width],
+                kernel: [kernel_h, 3],
+                stride: [1, 1],
+                padding: [(rng.gen_range(0..kernel_h), 0), (i % 3, (i / 3) % 3)],
+                groups: 1,
+                bias: false,
+            }
+        })
+        .collect()
+}
+
 /// First layers that shrink the image (one input channel, stride 1, 3 × 3 or 5 × 5, padded by
 /// less than the kernel's reach on some side): their input gradient runs on the tap-sum engine
 /// (kernels/src/first_layer_taps.rs), which random shapes seldom reach. Gradient planes shorter
@@ -589,6 +614,7 @@ fn the_channel_engine_gives_the_position_engines_bits() {
         Case::square(2, [64, 64], 10, 3, 1, 0, 1, true),
     ];
     cases.extend(random_wide_cases(10, 24));
+    cases.extend(three_wide_cases(24, 25));
     for (i, case) in cases.iter().enumerate() {
         let d = data(case, 600 + i as u64);
         let g = case.geometry();

@@ -7,7 +7,9 @@
 //! and rows of the extended grid carry columns that are never stored. Here a tile is `M`
 //! positions of one input row × `N` vectors of input channels: every term of a kernel row
 //! that reads outside the output gradient is the same for the whole tile, so it is left out.
-//! Terms that read the padding at the left and right edges stay (their source is +0).
+//! With a 3-wide kernel the terms that read the padding at the left and right edges are left
+//! out too, by tiles compiled for each edge ([`Edges`]); with other kernels they stay (their
+//! source is +0).
 //!
 //! Results are bit-identical to the position engine for finite weights: every input
 //! gradient is one accumulator summing the terms (output channel, kernel row, kernel column)
@@ -20,6 +22,7 @@
 //! NCHW once.
 
 use super::simd::{Isa, Simd, SimdKernel, run_on};
+use std::sync::atomic::{Ordering, compiler_fence};
 
 /// Input channels from which the engine replaces the position engine: one vector of the
 /// ISA (8 on AVX2, 16 on AVX-512). Below a vector the channels are padded with zeros, so
@@ -42,8 +45,10 @@ pub struct ChannelGrad {
     in_h: usize,
     in_w: usize,
     out_h: usize,
-    /// The convolution's top padding.
+    out_w: usize,
+    /// The convolution's top and left padding.
     pad_top: usize,
+    pad_left: usize,
     plane_len: usize,
     row_stride: usize,
     /// Source row of input row 0 and kernel row 0 (its top padding plus the convolution's),
@@ -89,7 +94,9 @@ impl ChannelGrad {
             in_h: g.in_h,
             in_w: g.in_w,
             out_h: g.out_h,
+            out_w: g.out_w,
             pad_top: g.pad_h.0,
+            pad_left: g.pad_w.0,
             plane_len,
             row_stride,
             row_origin: g.kernel_h - 1 + g.pad_h.0,
@@ -130,6 +137,19 @@ impl ChannelGrad {
         }
     }
 
+    /// How many kernel columns of a tile's first position read the output gradient's left
+    /// zero padding, and of its last position the right padding (the tile of `m` positions
+    /// from column `j0`).
+    fn edges(&self, j0: usize, m: usize) -> Edges {
+        // Position j, kernel column kw reads gradient column j + pad_left − kw, which must be
+        // in 0..out_w.
+        let e = j0 + self.pad_left;
+        Edges {
+            left: (self.kernel_w - 1).saturating_sub(e),
+            right: (e + m).saturating_sub(self.out_w),
+        }
+    }
+
     /// The kernel rows whose terms read real output-gradient rows for input row `i`.
     fn kernel_rows(&self, i: usize) -> std::ops::Range<usize> {
         // Kernel row kh reads output row i + pad_top − kh, which must be in 0..out_h.
@@ -152,7 +172,7 @@ impl SimdKernel<(*const f32, *mut f32)> for ChannelGrad {
 #[inline(always)]
 unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
     let vectors = c.channel_stride / S::LANES;
-    let wide = if S::LANES == 16 { 12 } else { 6 };
+    let wide = widest_tile::<S>();
     let mut v0 = 0;
     while v0 < vectors {
         let n = 2.min(vectors - v0);
@@ -174,12 +194,21 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
                         buffer.add((i * c.in_w + j0) * c.channel_stride + v0 * S::LANES)
                     },
                 };
-                unsafe { tile.run::<S>(m, n) };
+                unsafe { tile.run::<S>(m, n, c.edges(j0, m)) };
                 j0 += m;
             }
         }
         v0 += n;
     }
+}
+
+/// A tile's reach into the output gradient's left and right zero padding (see
+/// [`ChannelGrad::edges`]): its position m, kernel column kw reads the left padding where
+/// `kw + left ≥ K + m`, the right where `m + right ≥ M + kw`.
+#[derive(Clone, Copy)]
+struct Edges {
+    left: usize,
+    right: usize,
 }
 
 struct ChannelTile<'a> {
@@ -193,21 +222,90 @@ struct ChannelTile<'a> {
     out: *mut f32,
 }
 
+/// `$tile!(M, N)` for the tile of `$m` positions × `$n` vectors of channels, among those
+/// listed.
 macro_rules! dispatch_channel_tile {
-    ($self:ident, $S:ty, $m:expr, $n:expr; $($vectors:literal => [$($positions:literal),*]),*) => {
+    ($tile:ident, $m:expr, $n:expr; $($vectors:literal => [$($positions:literal),*]),*) => {
         match ($m, $n) {
-            $($(($positions, $vectors) => unsafe { $self.kernel::<$S, $positions, $vectors>() },)*)*
+            $($(($positions, $vectors) => $tile!($positions, $vectors),)*)*
             (m, n) => unreachable!("no {m}×{n} channel tile"),
         }
     };
 }
 
 impl ChannelTile<'_> {
+    /// A 3-wide kernel (the zoo's) takes a tile that leaves out, at compile time, the terms
+    /// that read the gradient's left and right zero padding: a sixth of conv3's, a fifth of
+    /// conv4's on small-cnn. (A branch per term instead made every layer slower:
+    /// docs/performance.md.) Compiled for two vectors of channels and the edges that
+    /// symmetric padding gives; a one-vector remainder, other edges (uneven padding) and
+    /// other kernels take every term (each edge's tiles cost compile time).
     #[inline(always)]
-    unsafe fn run<S: Simd>(&self, m: usize, n: usize) {
-        dispatch_channel_tile!(self, S, m, n;
-            1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-            2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    unsafe fn run<S: Simd>(&self, m: usize, n: usize, edges: Edges) {
+        macro_rules! edge_tiles {
+            ($(($l:literal, $r:literal)),*) => {
+                match (self.plan.kernel_w, n, edges.left, edges.right) {
+                    $((3, 2, $l, $r) => {
+                        macro_rules! tile {
+                            ($p:literal, $v:literal) => {
+                                unsafe { self.kernel_3::<S, $p, $v, $l, $r>() }
+                            };
+                        }
+                        dispatch_channel_tile!(tile, m, 2; 2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+                    })*
+                    _ => {
+                        macro_rules! tile {
+                            ($p:literal, $v:literal) => {
+                                unsafe { self.kernel::<S, $p, $v>() }
+                            };
+                        }
+                        dispatch_channel_tile!(tile, m, n;
+                            1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                            2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+                    }
+                }
+            };
+        }
+        edge_tiles!((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 2))
+    }
+
+    /// [`ChannelTile::kernel`] for a 3-wide kernel, its columns unrolled, without the terms
+    /// of the edges `L` and `R` (see [`Edges`]). Each term left out would add `w · (+0)` to
+    /// its sum, which leaves it unchanged (a sum from +0 of products is never −0), so the
+    /// bits are the same for finite weights.
+    #[inline(always)]
+    unsafe fn kernel_3<S: Simd, const M: usize, const N: usize, const L: usize, const R: usize>(
+        &self,
+    ) {
+        let c = self.plan;
+        let cs = c.channel_stride;
+        unsafe {
+            let mut acc = [[S::splat(0.0); N]; M];
+            for co in 0..c.out_channels {
+                let plane = self.source.add(co * c.plane_len);
+                for kh in self.kernel_rows.clone() {
+                    let row = plane.add((self.row + c.row_origin - kh) * c.row_stride);
+                    let weights = self.weights.add((co * c.kernel_h + kh) * 3 * cs);
+                    add_column::<S, M, N, L, R, 0>(&mut acc, row, weights, cs);
+                    column_fence::<S, M>();
+                    add_column::<S, M, N, L, R, 1>(&mut acc, row, weights, cs);
+                    column_fence::<S, M>();
+                    add_column::<S, M, N, L, R, 2>(&mut acc, row, weights, cs);
+                }
+            }
+            self.store::<S, M, N>(&acc);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store<S: Simd, const M: usize, const N: usize>(&self, acc: &[[S::V; N]; M]) {
+        let cs = self.plan.channel_stride;
+        for (m, row_acc) in acc.iter().enumerate() {
+            for (n, a) in row_acc.iter().enumerate() {
+                // SAFETY: the tile's M positions × N vectors lie inside the buffer.
+                unsafe { S::store(self.out.add(m * cs + n * S::LANES), *a) };
+            }
+        }
     }
 
     /// `M` positions × `N` vectors of channels, summed over (co, kh, kw) in order.
@@ -239,10 +337,63 @@ impl ChannelTile<'_> {
                     }
                 }
             }
-            for (m, row_acc) in acc.iter().enumerate() {
-                for (n, a) in row_acc.iter().enumerate() {
-                    S::store(self.out.add(m * cs + n * S::LANES), *a);
-                }
+            self.store::<S, M, N>(&acc);
+        }
+    }
+}
+
+/// Keeps the compiler from loading a kernel column's weights and gradient values before the
+/// column before it is added, in the tiles that hold the most positions: there the
+/// accumulators take nearly every register, and with the columns unrolled the loads moved
+/// ahead spilled them (AVX2 `small-cnn` conv2 input gradient 8.1 → 10.6 ms; AVX-512 conv3
+/// took no gain from its sixth fewer terms until fenced; docs/performance.md). Narrower tiles
+/// went faster without it.
+#[inline(always)]
+fn column_fence<S: Simd, const M: usize>() {
+    if M + 2 > widest_tile::<S>() {
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// The most positions of a tile of two vectors of channels: its accumulators, the two loaded
+/// weight vectors and a broadcast fill the registers (32 on AVX-512, 16 on AVX2).
+#[inline(always)]
+fn widest_tile<S: Simd>() -> usize {
+    if S::LANES == 16 { 12 } else { 6 }
+}
+
+/// Kernel column `KW`'s terms of one kernel row (`row` at the tile's kernel column 0,
+/// `weights` at that row's packed weights) into the tile's sums, but for the positions that
+/// read the gradient's padding there (see [`Edges`]), decided at compile time.
+#[inline(always)]
+unsafe fn add_column<
+    S: Simd,
+    const M: usize,
+    const N: usize,
+    const L: usize,
+    const R: usize,
+    const KW: usize,
+>(
+    acc: &mut [[S::V; N]; M],
+    row: *const f32,
+    weights: *const f32,
+    cs: usize,
+) {
+    // SAFETY: the tile's reads, as in `ChannelTile::kernel`.
+    unsafe {
+        let x = row.sub(KW);
+        let w_at = weights.add(KW * cs);
+        let mut w = [S::splat(0.0); N];
+        for (n, v) in w.iter_mut().enumerate() {
+            *v = S::load(w_at.add(n * S::LANES));
+        }
+        for (m, row_acc) in acc.iter_mut().enumerate() {
+            if KW + L >= 3 + m || m + R >= M + KW {
+                continue;
+            }
+            let x = S::splat(*x.add(m));
+            for (a, w) in row_acc.iter_mut().zip(w) {
+                *a = S::fma(x, w, *a);
             }
         }
     }
