@@ -248,7 +248,7 @@ impl ChannelTile<'_> {
                     $((3, 2, $l, $r) => {
                         macro_rules! tile {
                             ($p:literal, $v:literal) => {
-                                unsafe { self.kernel_3::<S, $p, $v, $l, $r>() }
+                                unsafe { self.kernel::<S, $p, $v, ThreeWide<$l, $r>>() }
                             };
                         }
                         dispatch_channel_tile!(tile, m, 2; 2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
@@ -256,7 +256,7 @@ impl ChannelTile<'_> {
                     _ => {
                         macro_rules! tile {
                             ($p:literal, $v:literal) => {
-                                unsafe { self.kernel::<S, $p, $v>() }
+                                unsafe { self.kernel::<S, $p, $v, EveryTerm>() }
                             };
                         }
                         dispatch_channel_tile!(tile, m, n;
@@ -269,48 +269,10 @@ impl ChannelTile<'_> {
         edge_tiles!((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 2))
     }
 
-    /// [`ChannelTile::kernel`] for a 3-wide kernel, its columns unrolled, without the terms
-    /// of the edges `L` and `R` (see [`Edges`]). Each term left out would add `w · (+0)` to
-    /// its sum, which leaves it unchanged (a sum from +0 of products is never −0), so the
-    /// bits are the same for finite weights.
+    /// `M` positions × `N` vectors of channels, summed over (co, kh, kw) in order, each
+    /// kernel row's terms added by `T`.
     #[inline(always)]
-    unsafe fn kernel_3<S: Simd, const M: usize, const N: usize, const L: usize, const R: usize>(
-        &self,
-    ) {
-        let c = self.plan;
-        let cs = c.channel_stride;
-        unsafe {
-            let mut acc = [[S::splat(0.0); N]; M];
-            for co in 0..c.out_channels {
-                let plane = self.source.add(co * c.plane_len);
-                for kh in self.kernel_rows.clone() {
-                    let row = plane.add((self.row + c.row_origin - kh) * c.row_stride);
-                    let weights = self.weights.add((co * c.kernel_h + kh) * 3 * cs);
-                    add_column::<S, M, N, L, R, 0>(&mut acc, row, weights, cs);
-                    column_fence::<S, M>();
-                    add_column::<S, M, N, L, R, 1>(&mut acc, row, weights, cs);
-                    column_fence::<S, M>();
-                    add_column::<S, M, N, L, R, 2>(&mut acc, row, weights, cs);
-                }
-            }
-            self.store::<S, M, N>(&acc);
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn store<S: Simd, const M: usize, const N: usize>(&self, acc: &[[S::V; N]; M]) {
-        let cs = self.plan.channel_stride;
-        for (m, row_acc) in acc.iter().enumerate() {
-            for (n, a) in row_acc.iter().enumerate() {
-                // SAFETY: the tile's M positions × N vectors lie inside the buffer.
-                unsafe { S::store(self.out.add(m * cs + n * S::LANES), *a) };
-            }
-        }
-    }
-
-    /// `M` positions × `N` vectors of channels, summed over (co, kh, kw) in order.
-    #[inline(always)]
-    unsafe fn kernel<S: Simd, const M: usize, const N: usize>(&self) {
+    unsafe fn kernel<S: Simd, const M: usize, const N: usize, T: RowTerms>(&self) {
         let c = self.plan;
         let cs = c.channel_stride;
         unsafe {
@@ -321,23 +283,88 @@ impl ChannelTile<'_> {
                     // Source row of input row i, kernel row kh: i + row_origin − kh.
                     let row = plane.add((self.row + c.row_origin - kh) * c.row_stride);
                     let weights = self.weights.add((co * c.kernel_h + kh) * c.kernel_w * cs);
-                    for kw in 0..c.kernel_w {
-                        let x = row.sub(kw);
-                        let w_at = weights.add(kw * cs);
-                        let mut w = [S::splat(0.0); N];
-                        for (n, v) in w.iter_mut().enumerate() {
-                            *v = S::load(w_at.add(n * S::LANES));
-                        }
-                        for (m, row_acc) in acc.iter_mut().enumerate() {
-                            let x = S::splat(*x.add(m));
-                            for (a, w) in row_acc.iter_mut().zip(w) {
-                                *a = S::fma(x, w, *a);
-                            }
-                        }
-                    }
+                    T::add::<S, M, N>(&mut acc, row, weights, c);
                 }
             }
-            self.store::<S, M, N>(&acc);
+            for (m, row_acc) in acc.iter().enumerate() {
+                for (n, a) in row_acc.iter().enumerate() {
+                    S::store(self.out.add(m * cs + n * S::LANES), *a);
+                }
+            }
+        }
+    }
+}
+
+/// How a tile adds one kernel row's terms (`row` the source at the tile's first position and
+/// kernel column 0, `weights` that row's packed weights).
+trait RowTerms {
+    unsafe fn add<S: Simd, const M: usize, const N: usize>(
+        acc: &mut [[S::V; N]; M],
+        row: *const f32,
+        weights: *const f32,
+        plan: &ChannelGrad,
+    );
+}
+
+/// Every term, the kernel's columns in a loop.
+struct EveryTerm;
+
+impl RowTerms for EveryTerm {
+    #[inline(always)]
+    unsafe fn add<S: Simd, const M: usize, const N: usize>(
+        acc: &mut [[S::V; N]; M],
+        row: *const f32,
+        weights: *const f32,
+        c: &ChannelGrad,
+    ) {
+        for kw in 0..c.kernel_w {
+            // SAFETY: the tile's reads (see `ChannelGrad::run`).
+            unsafe {
+                add_column::<S, M, N>(acc, row.sub(kw), weights.add(kw * c.channel_stride), 0, M)
+            };
+        }
+    }
+}
+
+/// A 3-wide kernel's columns unrolled, without the terms of the edges `L` and `R` (see
+/// [`Edges`]): in column kw, positions `kw + L − 2 ..` (left) and `.. M + kw − R` (right) read
+/// the gradient, bounds the compiler folds. Each term left out would add `w · (+0)` to its
+/// sum, which leaves it unchanged (a sum from +0 of products is never −0), so the bits are
+/// those of [`EveryTerm`] for finite weights.
+struct ThreeWide<const L: usize, const R: usize>;
+
+impl<const L: usize, const R: usize> ThreeWide<L, R> {
+    /// The positions `first..end` of a tile of `M` whose kernel column `kw` reads the
+    /// gradient, not its padding.
+    #[inline(always)]
+    fn reach<const M: usize>(kw: usize) -> (usize, usize) {
+        (
+            (kw + L).saturating_sub(2),
+            M.min((M + kw).saturating_sub(R)),
+        )
+    }
+}
+
+impl<const L: usize, const R: usize> RowTerms for ThreeWide<L, R> {
+    #[inline(always)]
+    unsafe fn add<S: Simd, const M: usize, const N: usize>(
+        acc: &mut [[S::V; N]; M],
+        row: *const f32,
+        weights: *const f32,
+        c: &ChannelGrad,
+    ) {
+        let cs = c.channel_stride;
+        // Written out, not a loop: each column's positions must be constants to the compiler.
+        // SAFETY: the tile's reads (see `ChannelGrad::run`).
+        unsafe {
+            let (first_0, end_0) = Self::reach::<M>(0);
+            let (first_1, end_1) = Self::reach::<M>(1);
+            let (first_2, end_2) = Self::reach::<M>(2);
+            add_column::<S, M, N>(acc, row, weights, first_0, end_0);
+            column_fence::<S, M>();
+            add_column::<S, M, N>(acc, row.sub(1), weights.add(cs), first_1, end_1);
+            column_fence::<S, M>();
+            add_column::<S, M, N>(acc, row.sub(2), weights.add(2 * cs), first_2, end_2);
         }
     }
 }
@@ -362,33 +389,24 @@ fn widest_tile<S: Simd>() -> usize {
     if S::LANES == 16 { 12 } else { 6 }
 }
 
-/// Kernel column `KW`'s terms of one kernel row (`row` at the tile's kernel column 0,
-/// `weights` at that row's packed weights) into the tile's sums, but for the positions that
-/// read the gradient's padding there (see [`Edges`]), decided at compile time.
+/// One kernel column's terms into positions `first..end` of the tile: `x` the source at the
+/// tile's first position for that column, `w_at` the column's packed weights.
 #[inline(always)]
-unsafe fn add_column<
-    S: Simd,
-    const M: usize,
-    const N: usize,
-    const L: usize,
-    const R: usize,
-    const KW: usize,
->(
+unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
     acc: &mut [[S::V; N]; M],
-    row: *const f32,
-    weights: *const f32,
-    cs: usize,
+    x: *const f32,
+    w_at: *const f32,
+    first: usize,
+    end: usize,
 ) {
-    // SAFETY: the tile's reads, as in `ChannelTile::kernel`.
+    // SAFETY: the caller's: N vectors of weights at `w_at`, a value at `x + m` for every m.
     unsafe {
-        let x = row.sub(KW);
-        let w_at = weights.add(KW * cs);
         let mut w = [S::splat(0.0); N];
         for (n, v) in w.iter_mut().enumerate() {
             *v = S::load(w_at.add(n * S::LANES));
         }
         for (m, row_acc) in acc.iter_mut().enumerate() {
-            if KW + L >= 3 + m || m + R >= M + KW {
+            if m < first || m >= end {
                 continue;
             }
             let x = S::splat(*x.add(m));
