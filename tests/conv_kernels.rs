@@ -149,7 +149,8 @@ fn random_wide_cases(count: usize, seed: u64) -> Vec<Case> {
 /// Stride-1 cases with 3-wide kernels and two or more vectors of input channels on every
 /// instruction set (17+): the channel engine's tiles that leave out, at compile time, the terms
 /// on the gradient's left and right zero padding (kernels/src/channels.rs). Every padding of 0–2
-/// on each side, and rows from 3 to 30 wide, so the tiles take every width and both edges.
+/// on each side, and rows from 3 to 30 wide: every compiled pair of edges is reached on every
+/// instruction set (counted by a review), at some of the tile widths each.
 fn three_wide_cases(count: usize, seed: u64) -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
