@@ -224,12 +224,15 @@ struct ChannelTile<'a> {
     out: *mut f32,
 }
 
-/// `$tile!(M, N)` for the tile of `$m` positions × `$n` vectors of channels, among those
-/// listed.
+/// `$self.kernel::<$S, M, N, $T>()` for the tile of `$m` positions × `$n` vectors of
+/// channels, among those listed.
 macro_rules! dispatch_channel_tile {
-    ($tile:ident, $m:expr, $n:expr; $($vectors:literal => [$($positions:literal),*]),*) => {
+    ($self:ident, $S:ty, $T:ty, $m:expr, $n:expr;
+        $($vectors:literal => [$($positions:literal),*]),*) => {
         match ($m, $n) {
-            $($(($positions, $vectors) => $tile!($positions, $vectors),)*)*
+            $($(($positions, $vectors) => unsafe {
+                $self.kernel::<$S, $positions, $vectors, $T>()
+            },)*)*
             (m, n) => unreachable!("no {m}×{n} channel tile"),
         }
     };
@@ -247,24 +250,11 @@ impl ChannelTile<'_> {
         macro_rules! edge_tiles {
             ($(($l:literal, $r:literal)),*) => {
                 match (self.plan.kernel_w, n, edges.left, edges.right) {
-                    $((3, 2, $l, $r) => {
-                        macro_rules! tile {
-                            ($p:literal, $v:literal) => {
-                                unsafe { self.kernel::<S, $p, $v, ThreeWide<$l, $r>>() }
-                            };
-                        }
-                        dispatch_channel_tile!(tile, m, 2; 2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
-                    })*
-                    _ => {
-                        macro_rules! tile {
-                            ($p:literal, $v:literal) => {
-                                unsafe { self.kernel::<S, $p, $v, EveryTerm>() }
-                            };
-                        }
-                        dispatch_channel_tile!(tile, m, n;
-                            1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                            2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
-                    }
+                    $((3, 2, $l, $r) => dispatch_channel_tile!(self, S, ThreeWide<$l, $r>, m, 2;
+                        2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),)*
+                    _ => dispatch_channel_tile!(self, S, EveryTerm, m, n;
+                        1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                        2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
                 }
             };
         }
@@ -421,7 +411,7 @@ unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
 /// The result of [`ChannelGrad::run`]'s tiles, `[position][channel_stride]`, into NCHW
 /// `[channel][position]`, in blocks of `LANES` positions × `LANES` channels: a whole vector
 /// loaded per position, transposed in registers ([`Simd::transpose`]), a whole vector stored
-/// per channel (the last block of positions through a copy of its valid lanes).
+/// per channel (the last block of positions only its valid lanes).
 struct ToChannelPlanes<'a>(&'a ChannelGrad);
 
 impl SimdKernel<(*const f32, *mut f32)> for ToChannelPlanes<'_> {
@@ -446,9 +436,7 @@ impl SimdKernel<(*const f32, *mut f32)> for ToChannelPlanes<'_> {
                     if n == lanes {
                         unsafe { S::store(plane, *v) };
                     } else {
-                        let mut line = [0.0f32; 16];
-                        unsafe { S::store(line.as_mut_ptr(), *v) };
-                        unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), plane, n) };
+                        unsafe { S::store_lanes(plane, *v, 0, n) };
                     }
                 }
             }
