@@ -42,6 +42,8 @@ pub struct Correlation {
     init: Vec<f32>,
     /// Positions of the extended grid that are computed (a multiple of the lane count).
     pub grid_len: usize,
+    /// The grid's vectors' first positions, `v · lanes` (a [`DirectMap`] has its own).
+    grid_vector_starts: Vec<usize>,
     /// See [`Correlation::source_extent`].
     extent: usize,
     isa: Isa,
@@ -112,6 +114,7 @@ impl Correlation {
             packed,
             init: starts,
             grid_len,
+            grid_vector_starts: (0..grid_len).step_by(lanes).collect(),
             extent: max_tap + group_shift * (groups - 1) + grid_len,
             isa,
         }
@@ -144,14 +147,19 @@ impl Correlation {
 
     /// Computes one image straight into its NCHW output `[group · rows][plane]`, where grid
     /// position `i · row_stride + j` is output `i · columns + j` for `j < columns` (the other
-    /// columns are garbage and never stored): no grid buffer, no copy.
+    /// columns are garbage and never stored, and no vector starts on them): no grid buffer,
+    /// no copy.
     pub fn run_direct(&self, source: &[f32], map: &DirectMap, out: &mut [f32]) {
         assert!(
             out.len() >= self.groups * self.rows * map.plane,
             "output too short"
         );
         assert!(
-            map.starts.len() == self.grid_len / map.lanes + 1,
+            map.lanes == self.lanes()
+                && map
+                    .vector_starts
+                    .iter()
+                    .all(|&q| q + map.lanes <= self.grid_len),
             "map of another grid"
         );
         let out = Out::Direct {
@@ -176,15 +184,29 @@ impl Correlation {
         if columns < lanes / 2 || rows * row_stride > self.grid_len {
             return None;
         }
+        let valid = |q: usize| q / row_stride < rows && q % row_stride < columns;
+        let next_valid = |from: usize| (from..rows * row_stride).find(|&q| valid(q));
+        // Each vector starts at the first output position the ones before it left out, never
+        // on the grid's extra columns: on AVX2 a row of 8 (small-cnn's conv4) or 24 (its
+        // conv2) takes whole vectors, where the grid's vectors, laid end to end, also cover
+        // the two extra columns of each row (a fifth and a thirteenth of their multiply-adds;
+        // the passes took 18% and 8% less time, docs/performance.md). A start past the grid's
+        // last vector is moved back to it (its lanes before the old start are computed
+        // twice, the same value each time).
+        let mut vector_starts = Vec::new();
+        let mut from = next_valid(0);
+        while let Some(q) = from {
+            vector_starts.push(q.min(self.grid_len - lanes));
+            from = next_valid(q + lanes);
+        }
         let mut segments = Vec::new();
         let mut starts = vec![0];
-        for v in 0..self.grid_len / lanes {
+        for &start in &vector_starts {
             let mut open: Option<Segment> = None;
             for lane in 0..lanes {
-                let q = v * lanes + lane;
+                let q = start + lane;
                 let (i, j) = (q / row_stride, q % row_stride);
-                let valid = i < rows && j < columns;
-                match (&mut open, valid) {
+                match (&mut open, valid(q)) {
                     (Some(seg), true) if j > 0 => seg.end = lane as u8 + 1,
                     (_, true) => {
                         segments.extend(open.take());
@@ -223,6 +245,7 @@ impl Correlation {
             })
             .collect();
         Some(DirectMap {
+            vector_starts,
             segments,
             starts,
             packs,
@@ -240,6 +263,8 @@ impl Correlation {
 /// valid output positions of one row.
 #[derive(Debug, Clone)]
 pub struct DirectMap {
+    /// The grid position of each vector's first lane.
+    vector_starts: Vec<usize>,
     segments: Vec<Segment>,
     /// Segments of vector v: `segments[starts[v]..starts[v + 1]]`.
     starts: Vec<usize>,
@@ -287,7 +312,11 @@ unsafe fn run_generic<S: Simd>(c: &Correlation, source: *const f32, out: Out) {
     let m = c.block_rows;
     let k_len = c.taps.len();
     let blocks = c.rows.div_ceil(m);
-    let vectors = c.grid_len / S::LANES;
+    let vector_starts = match out {
+        Out::Grid { .. } => &c.grid_vector_starts,
+        Out::Direct { map, .. } => &map.vector_starts,
+    };
+    let vectors = vector_starts.len();
     let row_stride = c.grid_len;
     for g in 0..c.groups {
         // SAFETY (whole loop): the callers checked that the source holds the furthest read
@@ -315,7 +344,8 @@ unsafe fn run_generic<S: Simd>(c: &Correlation, source: *const f32, out: Out) {
                     k_len,
                     weights: unsafe { c.packed.as_ptr().add((g * blocks + block) * k_len * m) },
                     taps: c.taps.as_ptr(),
-                    source: unsafe { source_g.add(v0 * S::LANES) },
+                    source: source_g,
+                    vector_starts: unsafe { vector_starts.as_ptr().add(v0) },
                     init: unsafe { c.init.as_ptr().add((g * blocks + block) * m) },
                     dest,
                 };
@@ -332,6 +362,8 @@ struct Tile<'a> {
     weights: *const f32,
     taps: *const usize,
     source: *const f32,
+    /// The source positions of the tile's vectors.
+    vector_starts: *const usize,
     init: *const f32,
     dest: TileOut<'a>,
 }
@@ -383,11 +415,12 @@ impl Tile<'_> {
             for (m, row) in acc.iter_mut().enumerate() {
                 *row = [S::splat(*self.init.add(m)); N];
             }
+            let vector_starts: [usize; N] = std::array::from_fn(|n| *self.vector_starts.add(n));
             for k in 0..self.k_len {
                 let source = self.source.add(*self.taps.add(k));
                 let mut x = [S::splat(0.0); N];
-                for (n, v) in x.iter_mut().enumerate() {
-                    *v = S::load(source.add(n * S::LANES));
+                for (v, &start) in x.iter_mut().zip(&vector_starts) {
+                    *v = S::load(source.add(start));
                 }
                 let weights = self.weights.add(k * M);
                 for (m, row) in acc.iter_mut().enumerate() {
@@ -450,6 +483,71 @@ impl Tile<'_> {
                             for (m, row) in acc.iter().enumerate().take(rows) {
                                 S::store_lanes(lane0.wrapping_add(m * stride), row[n], start, end);
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Correlation, Isa};
+
+    /// A one-row correlation over a grid of `rows` × `row_stride` positions.
+    fn grid(isa: Isa, rows: usize, row_stride: usize) -> Correlation {
+        Correlation::new(
+            isa,
+            1,
+            1,
+            vec![0],
+            0,
+            rows * row_stride,
+            |_, _, _| 1.0,
+            |_, _| 0.0,
+        )
+    }
+
+    #[test]
+    fn a_direct_maps_vectors_store_each_output_once_from_inside_the_grid() {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            let lanes = isa.lanes();
+            for columns in lanes / 2..3 * lanes {
+                for extra in 0..4 {
+                    let row_stride = columns + extra;
+                    for rows in 1..12 {
+                        let c = grid(isa, rows, row_stride);
+                        let map = c.direct_map(row_stride, columns, rows).unwrap();
+                        let case = format!("{isa:?}: {rows} rows of {columns} in {row_stride}");
+                        // Never more vectors than the grid has; none reads past it.
+                        let vectors = map.vector_starts.len();
+                        assert!(vectors <= c.grid_len / lanes, "{case}");
+                        assert!(map.vector_starts.iter().all(|&q| q + lanes <= c.grid_len));
+                        // Every output is written by some vector's lane at its grid position;
+                        // lanes of two vectors may meet on one output (the last vector moved
+                        // back), both holding that position's value.
+                        let mut written = vec![false; rows * columns];
+                        for v in 0..vectors {
+                            for seg in &map.segments[map.starts[v]..map.starts[v + 1]] {
+                                for lane in seg.start..seg.end {
+                                    let q = map.vector_starts[v] + usize::from(lane);
+                                    let out = seg.out + usize::from(lane - seg.start);
+                                    assert_eq!(
+                                        out,
+                                        q / row_stride * columns + q % row_stride,
+                                        "{case}"
+                                    );
+                                    assert!(q % row_stride < columns, "{case}");
+                                    written[out] = true;
+                                }
+                            }
+                        }
+                        assert!(written.iter().all(|&w| w), "{case}");
+                        // A row of whole vectors after extra columns takes whole vectors:
+                        // no vector starts on an extra column.
+                        if columns % lanes == 0 {
+                            assert_eq!(vectors, rows * columns / lanes, "{case}");
                         }
                     }
                 }
