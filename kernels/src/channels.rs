@@ -433,11 +433,7 @@ impl SimdKernel<(*const f32, *mut f32)> for ToChannelPlanes<'_> {
                 for (channel, v) in block.iter().enumerate().take(lanes.min(c.in_channels - c0)) {
                     // SAFETY: `run` checked that `out` holds in_channels × positions.
                     let plane = unsafe { out.add((c0 + channel) * positions + p0) };
-                    if n == lanes {
-                        unsafe { S::store(plane, *v) };
-                    } else {
-                        unsafe { S::store_lanes(plane, *v, 0, n) };
-                    }
+                    unsafe { S::store_part(plane, *v, 0, n) };
                 }
             }
         }

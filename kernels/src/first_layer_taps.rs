@@ -252,9 +252,9 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
             // this function's target features, which made the AVX2 build 4× slower.
             let mut x = [S::splat(0.0); V];
             for (x, &start) in x.iter_mut().zip(starts) {
-                *x = load::<S>(grad.add(start), 0, lanes);
+                *x = S::load_part(grad.add(start), 0, lanes);
                 if let Some(out) = image.relu_output {
-                    *x = S::relu_mask(*x, load::<S>(out.add(co * plane + start), 0, lanes));
+                    *x = S::relu_mask(*x, S::load_part(out.add(co * plane + start), 0, lanes));
                 }
             }
             let weights = p.weights.as_ptr().add(co * K * K + tap0);
@@ -268,35 +268,8 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
         for (k, acc) in acc.iter().enumerate() {
             let taps = image.taps.add((tap0 + k) * plane);
             for (a, &start) in acc.iter().zip(starts) {
-                store::<S>(taps.add(start), *a, lanes);
+                S::store_part(taps.add(start), *a, 0, lanes);
             }
-        }
-    }
-}
-
-/// Lanes `first..end` from `p + first..p + end`, the others zero: a plain load when that is
-/// the whole vector.
-#[inline(always)]
-unsafe fn load<S: Simd>(p: *const f32, first: usize, end: usize) -> S::V {
-    // SAFETY: the caller's: the values of lanes `first..end` at p are readable.
-    unsafe {
-        if end - first == S::LANES {
-            S::load(p)
-        } else {
-            S::load_lanes(p, first, end)
-        }
-    }
-}
-
-/// Stores the first `lanes` lanes of `v` at `p`.
-#[inline(always)]
-unsafe fn store<S: Simd>(p: *mut f32, v: S::V, lanes: usize) {
-    // SAFETY: the caller's: `lanes` values at p are writable.
-    unsafe {
-        if lanes == S::LANES {
-            S::store(p, v)
-        } else {
-            S::store_lanes(p, v, 0, lanes)
         }
     }
 }
@@ -330,12 +303,12 @@ unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
                             .wrapping_add(start + pad_w)
                             .wrapping_sub(kw)
                             .cast_const();
-                        let x = load::<S>(at, first, end);
+                        let x = S::load_part(at, first, end);
                         // 1 · x + acc, rounded once: the plain sum.
                         acc = S::fma(one, x, acc);
                     }
                 }
-                store::<S>(image.out.add(i * p.in_w + start), acc, p.row_lanes);
+                S::store_part(image.out.add(i * p.in_w + start), acc, 0, p.row_lanes);
             }
         }
     }

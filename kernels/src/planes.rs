@@ -197,10 +197,7 @@ unsafe fn fill_unit_stride<S: Simd>(
                         mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
                     for (chunk, &(start, end)) in chunks.iter().enumerate() {
                         let j0 = chunk * lanes;
-                        let load = |p: *const f32| match (start, end) {
-                            (0, e) if e == lanes => S::load(p),
-                            _ => S::load_lanes(p, start, end),
-                        };
+                        let load = |p: *const f32| S::load_part(p, start, end);
                         let v = match (start < end, mask_row) {
                             (false, _) => S::splat(0.0),
                             (true, None) => load(source.wrapping_add(j0)),

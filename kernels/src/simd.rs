@@ -106,6 +106,30 @@ pub trait Simd: Copy {
     /// Stores lanes `start..end` of `v` at `p + start..p + end`; `p` itself may point before
     /// the allocation (only the stored lanes must be inside it).
     unsafe fn store_lanes(p: *mut f32, v: Self::V, start: usize, end: usize);
+    /// [`Simd::load_lanes`], a whole-vector load when the lanes are all of them.
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, start: usize, end: usize) -> Self::V {
+        // SAFETY: the caller's, as for `load_lanes`.
+        unsafe {
+            if start == 0 && end == Self::LANES {
+                Self::load(p)
+            } else {
+                Self::load_lanes(p, start, end)
+            }
+        }
+    }
+    /// [`Simd::store_lanes`], a whole-vector store when the lanes are all of them.
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, v: Self::V, start: usize, end: usize) {
+        // SAFETY: the caller's, as for `store_lanes`.
+        unsafe {
+            if start == 0 && end == Self::LANES {
+                Self::store(p, v)
+            } else {
+                Self::store_lanes(p, v, start, end)
+            }
+        }
+    }
     /// Whether a store of some lanes costs many times a whole-vector store, so that it pays to
     /// gather the lanes to the vector's front first ([`Simd::permute`]): AVX2's `vmaskmovps`
     /// takes about 30 cycles on AMD Zen 3 (10 ns a store, against 1.5 for a permute and a plain

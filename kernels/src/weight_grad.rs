@@ -240,14 +240,9 @@ impl ToPositionRows {
     unsafe fn load<S: Simd>(&self, at: usize, n: usize) -> S::V {
         // SAFETY: the caller's (`run`'s) bounds.
         unsafe {
-            let v = if n == S::LANES {
-                S::load(self.grads.add(at))
-            } else {
-                S::load_lanes(self.grads.add(at), 0, n)
-            };
+            let v = S::load_part(self.grads.add(at), 0, n);
             match self.relu_output {
-                Some(o) if n == S::LANES => S::relu_mask(v, S::load(o.add(at))),
-                Some(o) => S::relu_mask(v, S::load_lanes(o.add(at), 0, n)),
+                Some(o) => S::relu_mask(v, S::load_part(o.add(at), 0, n)),
                 None => v,
             }
         }
