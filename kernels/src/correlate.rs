@@ -1,9 +1,10 @@
 //! The engine under the forward pass and the input gradient: a batch of small matrix
 //! products whose right-hand side is never materialised.
 //!
-//! For one image and one group it computes, for every output row `r` and every position `q`
+//! For one image and one group it computes, for every output row `r` and the positions `q`
 //! of an *extended grid* (the output rows laid out with the source's row stride, so that the
-//! last few columns of each row are garbage that is never stored),
+//! last few columns of each row are garbage that is never stored; every position, or where
+//! tiles are stored straight into the output only the vectors that hold outputs),
 //!
 //! ```text
 //! grid[r][q] = init[r] + Σ_k weight[r][k] · source[tap[k] + q]
@@ -40,7 +41,8 @@ pub struct Correlation {
     packed: Vec<f32>,
     /// `[group][block · block_rows]`: the starting value of each row (the bias, or zero).
     init: Vec<f32>,
-    /// Positions of the extended grid that are computed (a multiple of the lane count).
+    /// The extended grid's positions rounded up to whole vectors: the grid buffer's row, and
+    /// how far the loads may reach (a [`DirectMap`]'s vectors stay inside it too).
     pub grid_len: usize,
     /// The grid's vectors' first positions, `v · lanes` (a [`DirectMap`] has its own).
     grid_vector_starts: Vec<usize>,
@@ -147,8 +149,8 @@ impl Correlation {
 
     /// Computes one image straight into its NCHW output `[group · rows][plane]`, where grid
     /// position `i · row_stride + j` is output `i · columns + j` for `j < columns` (the other
-    /// columns are garbage and never stored, and no vector starts on them): no grid buffer,
-    /// no copy.
+    /// columns are garbage and never stored, and no vector starts on them but possibly the
+    /// last, moved back inside the grid): no grid buffer, no copy.
     pub fn run_direct(&self, source: &[f32], map: &DirectMap, out: &mut [f32]) {
         assert!(
             out.len() >= self.groups * self.rows * map.plane,
@@ -493,7 +495,7 @@ impl Tile<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Correlation, Isa};
+    use super::{Correlation, DirectMap, Isa};
 
     /// A one-row correlation over a grid of `rows` × `row_stride` positions.
     fn grid(isa: Isa, rows: usize, row_stride: usize) -> Correlation {
@@ -509,45 +511,67 @@ mod tests {
         )
     }
 
+    /// What each output plane position holds after the kernel's stores, as the grid position
+    /// whose value it got (`None`: nothing, or a lane of garbage), by the segments' masked
+    /// stores or, with `packed`, by the packs' stores (whole vectors where the plane goes on,
+    /// their lanes past `count` garbage), vector by vector in order as `run_generic` stores
+    /// one channel.
+    fn stored(map: &DirectMap, lanes: usize, packed: bool) -> Vec<Option<usize>> {
+        let mut out = vec![None; map.plane];
+        for (v, &start) in map.vector_starts.iter().enumerate() {
+            if packed {
+                let pack = &map.packs[v];
+                if pack.count == 0 {
+                    continue;
+                }
+                let whole = pack.out + lanes <= map.plane;
+                let written = if whole { lanes } else { pack.count };
+                for i in 0..written {
+                    out[pack.out + i] = (i < pack.count).then(|| start + pack.index[i] as usize);
+                }
+            } else {
+                for seg in &map.segments[map.starts[v]..map.starts[v + 1]] {
+                    for lane in seg.start..seg.end {
+                        out[seg.out + usize::from(lane - seg.start)] =
+                            Some(start + usize::from(lane));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn a_direct_maps_vectors_store_each_output_once_from_inside_the_grid() {
+    fn a_direct_maps_vectors_read_inside_the_grid_and_store_every_output_from_its_position() {
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let lanes = isa.lanes();
+            // Rows too short for a map.
+            assert!(grid(isa, 4, 9).direct_map(9, lanes / 2 - 1, 4).is_none());
             for columns in lanes / 2..3 * lanes {
-                for extra in 0..4 {
+                // The input gradient's grids have up to K − 1 + padding extra columns.
+                for extra in 0..2 * lanes + 2 {
                     let row_stride = columns + extra;
                     for rows in 1..12 {
                         let c = grid(isa, rows, row_stride);
                         let map = c.direct_map(row_stride, columns, rows).unwrap();
                         let case = format!("{isa:?}: {rows} rows of {columns} in {row_stride}");
-                        // Never more vectors than the grid has; none reads past it.
-                        let vectors = map.vector_starts.len();
-                        assert!(vectors <= c.grid_len / lanes, "{case}");
-                        assert!(map.vector_starts.iter().all(|&q| q + lanes <= c.grid_len));
-                        // Every output is written by some vector's lane at its grid position;
-                        // lanes of two vectors may meet on one output (the last vector moved
-                        // back), both holding that position's value.
-                        let mut written = vec![false; rows * columns];
-                        for v in 0..vectors {
-                            for seg in &map.segments[map.starts[v]..map.starts[v + 1]] {
-                                for lane in seg.start..seg.end {
-                                    let q = map.vector_starts[v] + usize::from(lane);
-                                    let out = seg.out + usize::from(lane - seg.start);
-                                    assert_eq!(
-                                        out,
-                                        q / row_stride * columns + q % row_stride,
-                                        "{case}"
-                                    );
-                                    assert!(q % row_stride < columns, "{case}");
-                                    written[out] = true;
-                                }
-                            }
-                        }
-                        assert!(written.iter().all(|&w| w), "{case}");
-                        // A row of whole vectors after extra columns takes whole vectors:
-                        // no vector starts on an extra column.
+                        // Never more vectors than the grid has, none reading past it, in
+                        // order (the packed stores' garbage lanes are overwritten by the
+                        // vectors after them).
+                        let starts = &map.vector_starts;
+                        assert!(starts.len() <= c.grid_len / lanes, "{case}");
+                        assert!(starts.iter().all(|&q| q + lanes <= c.grid_len), "{case}");
+                        assert!(starts.windows(2).all(|w| w[0] < w[1]), "{case}");
+                        // Every output holds its own grid position's value after either way
+                        // of storing (the last vector, moved back, may store some twice).
+                        let expected: Vec<Option<usize>> = (0..rows * columns)
+                            .map(|o| Some(o / columns * row_stride + o % columns))
+                            .collect();
+                        assert_eq!(stored(&map, lanes, false), expected, "{case}");
+                        assert_eq!(stored(&map, lanes, true), expected, "{case}, packed");
+                        // A row of whole vectors after extra columns takes whole vectors.
                         if columns % lanes == 0 {
-                            assert_eq!(vectors, rows * columns / lanes, "{case}");
+                            assert_eq!(starts.len(), rows * columns / lanes, "{case}");
                         }
                     }
                 }
