@@ -602,9 +602,10 @@ fn gradients_agree_with_finite_differences() {
 #[test]
 fn the_channel_engine_gives_the_position_engines_bits() {
     // Stride-1 input gradients with a vector of input channels (8 on AVX2, 16 on AVX-512)
-    // run on the channel engine, which leaves out terms that read the padding; the shipped
-    // lessons were recorded with the position engine, and the engine a layer gets depends on
-    // the ISA, so both must agree to the bit (through a fused ReLU's mask too).
+    // run on the channel engine, which leaves out terms that read the padding; the engine a
+    // layer gets depends on the ISA, so it must agree to the bit with the position engine
+    // (through a fused ReLU's mask too). F(2, 3), which takes some of these layers first,
+    // has tests of its own (kernels/src/winograd.rs).
     let mut cases = vec![
         // micro-cnn's conv2 (padded, the channel engine on AVX2 only) and 8–15 channels.
         Case::square(3, [8, 16], 14, 3, 1, 1, 1, false),
@@ -624,7 +625,7 @@ fn the_channel_engine_gives_the_position_engines_bits() {
         let relu_output = random_values(&mut rng, d.output_grad.len());
         for isa in available_isas() {
             for mask in [None, Some(&relu_output[..])] {
-                let channels = kernels::input_grad(isa, &g, &d.weight, &d.output_grad, mask);
+                let channels = kernels::input_grad_direct(isa, &g, &d.weight, &d.output_grad, mask);
                 let positions =
                     kernels::input_grad_on_positions(isa, &g, &d.weight, &d.output_grad, mask);
                 let same = channels

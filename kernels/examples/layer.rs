@@ -9,8 +9,9 @@
 //! ```
 //!
 //! PASS is `fwd`, `igrad` or `wgrad` (`fwd-grid`, `igrad-rows`: on the older engines even where
-//! the first-layer engines would run); the kernel is KERNEL × KERNEL (3 by default), padded by
-//! PAD (0) on every side, stride 1. rslad-tui also
+//! the first-layer engines or F(2, 3) would run; `igrad-direct`: on the engines F(2, 3)
+//! replaces); the kernel is KERNEL × KERNEL (3 by default), padded by PAD (0) on every side,
+//! stride 1. rslad-tui also
 //! raises glibc's mmap and trim thresholds (src/allocator.rs); this program does not, so each
 //! call's output may be page-faulted in, as the first call in rslad-tui is. To time it as
 //! rslad-tui runs, set both: `MALLOC_MMAP_THRESHOLD_=1000000000
@@ -59,11 +60,16 @@ fn main() {
             "fwd" => rslad_kernels::forward(isa, &g, &x, &weight, None, true),
             "fwd-grid" => rslad_kernels::forward_on_grid(isa, &g, &x, &weight, None, true),
             "igrad" => rslad_kernels::input_grad(isa, &g, &weight, &output_grad, None),
+            "igrad-direct" => {
+                rslad_kernels::input_grad_direct(isa, &g, &weight, &output_grad, None)
+            }
             "igrad-rows" => {
                 rslad_kernels::input_grad_on_positions(isa, &g, &weight, &output_grad, None)
             }
             "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
-            other => panic!("PASS is fwd, fwd-grid, igrad, igrad-rows or wgrad, not {other}"),
+            other => panic!(
+                "PASS is fwd, fwd-grid, igrad, igrad-direct, igrad-rows or wgrad, not {other}"
+            ),
         };
         times.push(start.elapsed().as_secs_f64() * 1e3);
         // A few values only: summing the whole output between calls left rayon's workers

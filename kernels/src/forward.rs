@@ -1,6 +1,7 @@
 //! The forward convolution: per image, its source planes (the input itself when the
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
-//! the extended grid copied out.
+//! the extended grid copied out; 3 × 3 unpadded layers of 16–128 channels by Winograd's
+//! F(2, 3) instead (winograd.rs).
 
 use super::correlate::{Correlation, DirectMap};
 use super::first_layer::FirstLayer;
@@ -11,6 +12,7 @@ use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::with_scratch;
 use super::simd::Isa;
+use super::winograd::Winograd;
 
 /// The plan of a forward pass, shared by every image.
 struct ForwardPlan {
@@ -26,12 +28,13 @@ struct ForwardPlan {
     first_layer: Option<FirstLayer>,
 }
 
-/// Which engine computes a forward pass the first-layer engine can run.
+/// Which engine computes a forward pass the first-layer engine or F(2, 3) can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
-    /// The first-layer engine where it applies (the default).
+    /// F(2, 3) or the first-layer engine where they apply (the default).
     Auto,
-    /// The main engine everywhere (to check that both give the same bits).
+    /// The main engine everywhere (to check that the first-layer engine gives its bits, and
+    /// to measure F(2, 3) against it).
     Grid,
 }
 
@@ -271,8 +274,8 @@ pub fn forward_normalised(
     run(isa, g, x, weight, bias, Epilogue::Norm(norm), Engine::Auto)
 }
 
-/// [`forward`] on the main engine alone, even where the first-layer engine would run: for
-/// tests that the two give the same bits, and for measurements.
+/// [`forward`] on the main engine alone, even where the first-layer engine or F(2, 3) would
+/// run: for tests that the first gives the same bits, and for measurements.
 #[doc(hidden)]
 pub fn forward_on_grid(
     isa: Isa,
@@ -301,6 +304,11 @@ fn run(
 ) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
+    if engine == Engine::Auto
+        && let Some(winograd) = Winograd::for_forward(isa, g, weight, bias)
+    {
+        return winograd.forward(g.batch, x, epilogue);
+    }
     let plan = ForwardPlan::new(isa, g, weight, bias, engine);
     match &plan.first_layer {
         // No zeroing first (measured faster: docs/performance.md, "conv1 on engines of its

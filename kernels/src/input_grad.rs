@@ -10,6 +10,9 @@
 //! `oh = i − q`. The output gradient is padded on top by `T = ⌈kh/s⌉ − 1` rows, so that row
 //! `oh` sits at `oh + T` and the tap offset `i₀ + T − q` is never negative (`i₀` is the phase's
 //! first row inside the image). Columns the same.
+//!
+//! The 3 × 3 unpadded layers F(2, 3) takes forward have their input gradient from it too: the
+//! same full correlation, by Winograd's transforms (winograd.rs).
 
 use super::channels::{self, ChannelGrad};
 use super::correlate::{Correlation, DirectMap};
@@ -22,6 +25,7 @@ use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::{with_gradient_scratch, with_scratch};
 use super::simd::Isa;
+use super::winograd::Winograd;
 
 /// The rows (or columns) of one phase along one axis.
 #[derive(Clone, Copy, Debug)]
@@ -86,8 +90,12 @@ struct InputGradPlan {
 /// Which engine computes a stride-1, ungrouped input gradient with many input channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
-    /// The channel or first-layer engine where it applies (the default).
+    /// F(2, 3) (winograd.rs), the channel or the first-layer engine where they apply (the
+    /// default).
     Auto,
+    /// The channel or the first-layer engine where they apply, not F(2, 3) (to check that the
+    /// channel engine gives the position engines' bits, and to measure F(2, 3) against it).
+    Direct,
     /// The position and row engines everywhere (to check that they give the same bits).
     Positions,
 }
@@ -131,7 +139,7 @@ impl InputGradPlan {
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
         // A first layer (each engine checks that it is one) takes the tap-sum engine where it
         // applies, else the first-layer one.
-        let auto = engine == Engine::Auto;
+        let auto = engine != Engine::Positions;
         let first_layer_taps = (auto && shrinks)
             .then(|| FirstLayerTaps::new(isa, g, weight))
             .flatten();
@@ -395,8 +403,31 @@ pub fn input_grad_normalised(
     )
 }
 
-/// [`input_grad`] on the position and row engines alone, even where the channel or the
-/// first-layer engine would run: for tests that they give the same bits, and for measurements.
+/// [`input_grad`] on the engines F(2, 3) replaces (the channel, first-layer, position and row
+/// engines), even where it would run: for tests that the channel engine gives the position
+/// engines' bits, and for measurements.
+#[doc(hidden)]
+pub fn input_grad_direct(
+    isa: Isa,
+    g: &ConvGeometry,
+    weight: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
+    run(
+        isa,
+        g,
+        weight,
+        output_grad,
+        relu_output,
+        None,
+        Engine::Direct,
+    )
+}
+
+/// [`input_grad`] on the position and row engines alone, even where the channel, the
+/// first-layer engine or F(2, 3) would run: for tests that they give the same bits, and for
+/// measurements.
 #[doc(hidden)]
 pub fn input_grad_on_positions(
     isa: Isa,
@@ -435,6 +466,14 @@ fn run(
         g.batch * g.out_image(),
         "gradient length"
     );
+    // F(2, 3) where it applies; a batch norm's backward step stays with the engines below,
+    // which form it per image (no layer F(2, 3) takes has one in the zoo).
+    if engine == Engine::Auto
+        && norm.is_none()
+        && let Some(winograd) = Winograd::for_input_grad(isa, g, weight)
+    {
+        return winograd.input_grad(g.batch, output_grad, relu_output);
+    }
     let plan = InputGradPlan::new(isa, g, weight, engine);
     match &plan.first_layer_taps {
         // No zeroing first. SAFETY: `FirstLayerTaps::run` writes every input value, a row

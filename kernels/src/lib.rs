@@ -27,10 +27,13 @@ mod rows;
 mod scratch;
 pub mod simd;
 mod weight_grad;
+mod winograd;
 
 pub use forward::{forward, forward_normalised, forward_on_grid};
 pub use geometry::ConvGeometry;
-pub use input_grad::{input_grad, input_grad_normalised, input_grad_on_positions};
+pub use input_grad::{
+    input_grad, input_grad_direct, input_grad_normalised, input_grad_on_positions,
+};
 pub use norm::{ChannelNorm, ChannelScalars};
 pub use output::map_planes;
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};

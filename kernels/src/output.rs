@@ -40,16 +40,29 @@ pub(crate) unsafe fn par_images_written(
     image_len: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let len = images * image_len;
+    // SAFETY: the caller's.
+    unsafe { par_blocks_written(images * image_len, image_len, fill) }
+}
+
+/// `len` floats in blocks of `block_len` (the last one shorter where `block_len` does not
+/// divide `len`), block `b` handed uninitialised to `fill(b, block)`, in parallel.
+///
+/// # Safety
+/// `fill` writes every element of the block it is given.
+pub(crate) unsafe fn par_blocks_written(
+    len: usize,
+    block_len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     if len == 0 {
         return Vec::new();
     }
     let mut out: Vec<f32> = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len]
-        .par_chunks_mut(image_len)
+        .par_chunks_mut(block_len)
         .enumerate()
-        .for_each(|(b, image)| fill(b, image));
-    // SAFETY: the chunks cover the first `len` elements and each `fill` wrote all of its own.
+        .for_each(|(b, block)| fill(b, block));
+    // SAFETY: the blocks cover the first `len` elements and each `fill` wrote all of its own.
     unsafe { out.set_len(len) };
     out
 }

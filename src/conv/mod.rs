@@ -42,8 +42,8 @@ use burn::tensor::ops::ConvOptions;
 pub mod kernels {
     pub use rslad_kernels::{
         ChannelNorm, PoolGeometry, bias_grad, forward, forward_normalised, forward_on_grid,
-        input_grad, input_grad_normalised, input_grad_on_positions, max_pool_backward,
-        max_pool_forward, weight_grad,
+        input_grad, input_grad_direct, input_grad_normalised, input_grad_on_positions,
+        max_pool_backward, max_pool_forward, weight_grad,
     };
 }
 
@@ -68,8 +68,10 @@ pub fn geometry(
 /// `RSLAD_TUI_CONV=burn` say "burn conv" (burn-flex's convolution, which rounds differently).
 /// "rslad conv" without a number is the kernels before the tap-sum input gradient of first
 /// layers that shrink the image (kernels/src/first_layer_taps.rs), which rounds differently
-/// too: a session recorded on them replays within the tolerances, not to the bit.
-pub const PATH_NAME: &str = "rslad conv 2";
+/// too: a session recorded on them replays within the tolerances, not to the bit. So does one
+/// recorded on "rslad conv 2", before the forward pass of 3 × 3 unpadded layers ran on
+/// Winograd's F(2, 3) (kernels/src/winograd.rs), which sums in another way.
+pub const PATH_NAME: &str = "rslad conv 3";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

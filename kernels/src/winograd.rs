@@ -1,0 +1,1059 @@
+//! Winograd's F(2 × 2, 3 × 3) forward pass, for the 3 × 3, stride-1, unpadded convolutions
+//! with even output sizes and 16–128 channels in and out (`small-cnn`'s conv2–conv4, and so
+//! the TRADES teacher's): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct
+//! convolution needs 36 (docs/performance.md, "Winograd's F(2, 3) for the forward pass").
+//!
+//! Each 2 × 2 block of outputs (a *tile*) is `Aᵀ [Σ_ci (G g Gᵀ) ⊙ (Bᵀ d B)] A + bias` for the
+//! 4 × 4 input patch `d` under it and the 3 × 3 kernel `g` of each input channel. A chunk of
+//! images is transformed into `V[ξ][ci][tile]` (ξ: the 16 values of a transformed patch),
+//! multiplied by the transformed weights `U[ξ][ci][co]` into `M[ξ][co][tile]`, the input
+//! channels summed in order with fused multiply-adds, and transformed back into the output
+//! with the bias and the epilogue. Vectors run over tiles (lane k: tile k of the chunk), and
+//! every lane computes its own tile by the same operations in the same order whatever the
+//! vector width, so the three instruction sets give the same bits, as the other engines do;
+//! those bits differ from the direct engines' (another sum, as exact).
+
+use super::geometry::ConvGeometry;
+use super::norm::Epilogue;
+use super::output::par_blocks_written;
+use super::scratch::{with_gradient_scratch, with_scratch};
+use super::simd::{Isa, Simd, SimdKernel, relu_backward, run_on};
+use std::mem::MaybeUninit;
+use std::ops::RangeInclusive;
+
+/// The channel counts (in and out) F(2, 3) runs for: where it was measured faster than the
+/// direct engine. Below, the transforms cost more than the multiplies they save.
+const CHANNELS: RangeInclusive<usize> = 16..=128;
+/// Tiles per image at most (`small-cnn`'s conv2 has 144): a chunk's V, 16 · c_in floats per
+/// tile, stays within L2.
+const MAX_TILES_PER_IMAGE: usize = 256;
+/// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
+const CHUNK_TILES: usize = 128;
+
+/// The plan of one forward pass by F(2, 3): the transformed weights, and how the tiles are
+/// split into chunks of images and vectors.
+pub(crate) struct Winograd {
+    isa: Isa,
+    c_in: usize,
+    c_out: usize,
+    in_h: usize,
+    in_w: usize,
+    tiles_h: usize,
+    tiles_w: usize,
+    images_per_chunk: usize,
+    /// A chunk's tiles rounded up to whole vectors: the length of V's and M's rows.
+    chunk_stride: usize,
+    /// Per vector of a chunk, its runs of tiles that lie side by side in one tile row.
+    runs: Vec<Vec<Run>>,
+    /// Whether the input transform goes along tile rows (rows that fill most of their
+    /// vectors) rather than by runs.
+    by_rows: bool,
+    /// `G g Gᵀ`, `[ξ][ci][co]`.
+    u: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// Tiles `lanes.0..lanes.1` of a vector: tile row `row` of the chunk's image `image`, from
+/// tile column `column` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    lanes: (usize, usize),
+    image: usize,
+    row: usize,
+    column: usize,
+}
+
+/// The runs of each vector of `lanes` tiles over `tiles` tiles, `tiles_w` a tile row and
+/// `per_image` an image.
+fn runs_of(tiles: usize, tiles_w: usize, per_image: usize, lanes: usize) -> Vec<Vec<Run>> {
+    (0..tiles.div_ceil(lanes))
+        .map(|vector| {
+            let mut runs: Vec<Run> = Vec::new();
+            for lane in 0..lanes.min(tiles - vector * lanes) {
+                let t = vector * lanes + lane;
+                let (image, row, column) = (t / per_image, t % per_image / tiles_w, t % tiles_w);
+                match runs.last_mut() {
+                    Some(run) if run.image == image && run.row == row => run.lanes.1 = lane + 1,
+                    _ => runs.push(Run {
+                        lanes: (lane, lane + 1),
+                        image,
+                        row,
+                        column,
+                    }),
+                }
+            }
+            runs
+        })
+        .collect()
+}
+
+/// `G g Gᵀ` for every kernel of an OIHW 3 × 3 `weight`, laid out `[ξ][ci][co]`.
+fn transform_weights(weight: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
+    // G's rows: (1, 0, 0), (½, ½, ½), (½, −½, ½), (0, 0, 1).
+    let g_times = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+    let mut u = vec![0.0; 16 * c_in * c_out];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            let g = &weight[(co * c_in + ci) * 9..][..9];
+            // G g, column by column of g; then each of its rows times Gᵀ.
+            let columns: [[f32; 4]; 3] = std::array::from_fn(|j| g_times(g[j], g[3 + j], g[6 + j]));
+            for i in 0..4 {
+                let row = g_times(columns[0][i], columns[1][i], columns[2][i]);
+                for (j, value) in row.into_iter().enumerate() {
+                    u[((i * 4 + j) * c_in + ci) * c_out + co] = value;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// Whether F(2, 3) runs a 3 × 3, stride-1, unpadded convolution of `c_in` → `c_out` channels
+/// whose output is `out_h` × `out_w` (see the module).
+fn applies(g: &ConvGeometry, c_in: usize, c_out: usize, out_h: usize, out_w: usize) -> bool {
+    g.kernel_h == 3
+        && g.kernel_w == 3
+        && g.groups == 1
+        && g.reads_input_in_place()
+        && g.batch > 0
+        && out_h.is_multiple_of(2)
+        && out_w.is_multiple_of(2)
+        && CHANNELS.contains(&c_in)
+        && CHANNELS.contains(&c_out)
+        && out_h * out_w / 4 <= MAX_TILES_PER_IMAGE
+}
+
+/// Where a chunk's input images come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The forward pass's input, read in place.
+    Input(&'a [f32]),
+    /// The input gradient's: the output gradient, masked by the ReLU's output where it
+    /// follows, copied with a border of 2 into each chunk's scratch.
+    PaddedGradient {
+        output_grad: &'a [f32],
+        relu_output: Option<&'a [f32]>,
+    },
+}
+
+impl Winograd {
+    /// The plan of `g`'s forward pass on `isa`, or `None` where F(2, 3) does not run it.
+    pub(crate) fn for_forward(
+        isa: Isa,
+        g: &ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Option<Self> {
+        applies(g, g.in_channels, g.out_channels, g.out_h, g.out_w).then(|| {
+            let u = transform_weights(weight, g.in_channels, g.out_channels);
+            let bias = bias.map_or_else(|| vec![0.0; g.out_channels], <[f32]>::to_vec);
+            Winograd::new(
+                isa,
+                g.batch,
+                [g.in_channels, g.out_channels],
+                [g.in_h, g.in_w],
+                u,
+                bias,
+            )
+        })
+    }
+
+    /// The plan of `g`'s input gradient on `isa`, or `None` where F(2, 3) does not run it:
+    /// the forward pass of the output gradient padded by 2 on every side, with the kernels
+    /// turned by 180° and their channels' roles swapped.
+    pub(crate) fn for_input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<Self> {
+        // Only where the border adds less than half the gradient's area: on `small-cnn`'s
+        // conv3 and conv4 (10 × 10 and 8 × 8 gradients) it was slower than the channel engine
+        // with both instruction sets, on its conv2 (24 × 24) faster or level.
+        let padded_area = (g.out_h + 4) * (g.out_w + 4);
+        let applies = applies(g, g.out_channels, g.in_channels, g.in_h, g.in_w)
+            && 2 * padded_area < 3 * g.out_h * g.out_w;
+        applies.then(|| {
+            let (c_in, c_out) = (g.in_channels, g.out_channels);
+            let mut turned = vec![0.0; weight.len()];
+            for co in 0..c_out {
+                for ci in 0..c_in {
+                    for k in 0..9 {
+                        turned[(ci * c_out + co) * 9 + 8 - k] = weight[(co * c_in + ci) * 9 + k];
+                    }
+                }
+            }
+            let u = transform_weights(&turned, c_out, c_in);
+            Winograd::new(
+                isa,
+                g.batch,
+                [c_out, c_in],
+                [g.out_h + 4, g.out_w + 4],
+                u,
+                vec![0.0; c_in],
+            )
+        })
+    }
+
+    fn new(
+        isa: Isa,
+        batch: usize,
+        [c_in, c_out]: [usize; 2],
+        [in_h, in_w]: [usize; 2],
+        u: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Self {
+        let (tiles_h, tiles_w) = ((in_h - 2) / 2, (in_w - 2) / 2);
+        let per_image = tiles_h * tiles_w;
+        let lanes = isa.lanes();
+        let images_per_chunk = (CHUNK_TILES / per_image).clamp(1, batch);
+        let chunk_tiles = images_per_chunk * per_image;
+        // Along rows where a row fills at least 70% of the vectors it takes (measured:
+        // `small-cnn`'s conv2, 12 tiles a row, on 8 and 16 lanes), else by runs.
+        let filled = tiles_w as f64 / tiles_w.next_multiple_of(lanes) as f64;
+        Winograd {
+            isa,
+            c_in,
+            c_out,
+            in_h,
+            in_w,
+            tiles_h,
+            tiles_w,
+            images_per_chunk,
+            chunk_stride: chunk_tiles.next_multiple_of(lanes),
+            runs: runs_of(chunk_tiles, tiles_w, per_image, lanes),
+            by_rows: filled >= 0.7,
+            u,
+            bias,
+        }
+    }
+
+    fn in_image(&self) -> usize {
+        self.c_in * self.in_h * self.in_w
+    }
+
+    fn out_image(&self) -> usize {
+        self.c_out * 4 * self.tiles_h * self.tiles_w
+    }
+
+    fn tiles_per_image(&self) -> usize {
+        self.tiles_h * self.tiles_w
+    }
+
+    /// The length of V's rows: the chunk's tiles in whole vectors, and where the input
+    /// transform along rows stores whole vectors a vector of slack for it. (Not elsewhere:
+    /// AVX-512's rows of 160 floats for `small-cnn`'s conv2, 144 and the slack, made its
+    /// forward pass 3.3 → 4.2 ms and its input gradient 4.5 → 6.0, cache conflicts in the
+    /// product.)
+    fn v_stride<S: Simd>(&self) -> usize {
+        self.chunk_stride + if S::PACK_PARTIAL_STORES { S::LANES } else { 0 }
+    }
+
+    /// `epilogue(conv2d(x, weight) + bias)` for the `batch` images of `x`, NCHW.
+    pub(crate) fn forward(&self, batch: usize, x: &[f32], epilogue: Epilogue) -> Vec<f32> {
+        assert_eq!(x.len(), batch * self.in_image(), "input length");
+        self.run(batch, Source::Input(x), epilogue)
+    }
+
+    /// The input gradient of the convolution this plan was made for (see
+    /// [`Winograd::for_input_grad`]), given its output gradient and, where the ReLU follows, its
+    /// output (the gradient is zeroed where that is ≤ 0).
+    pub(crate) fn input_grad(
+        &self,
+        batch: usize,
+        output_grad: &[f32],
+        relu_output: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let gradient_image = self.c_in * (self.in_h - 4) * (self.in_w - 4);
+        assert_eq!(output_grad.len(), batch * gradient_image, "gradient length");
+        assert!(relu_output.is_none_or(|o| o.len() == output_grad.len()));
+        let source = Source::PaddedGradient {
+            output_grad,
+            relu_output,
+        };
+        self.run(batch, source, Epilogue::Store)
+    }
+
+    /// The chunks of images in parallel, each into its own part of the output.
+    fn run(&self, batch: usize, source: Source, epilogue: Epilogue) -> Vec<f32> {
+        let (v_len, m_len) = (
+            // The longest V row any instruction set uses.
+            16 * self.c_in * (self.chunk_stride + self.isa.lanes()),
+            16 * self.c_out * self.chunk_stride,
+        );
+        let chunk_len = self.images_per_chunk * self.out_image();
+        let fill = |chunk: usize, out: &mut [MaybeUninit<f32>]| {
+            let first = chunk * self.images_per_chunk;
+            let images = out.len() / self.out_image();
+            let out: *mut f32 = out.as_mut_ptr().cast();
+            let compute = |x: &[f32]| {
+                with_scratch(v_len + m_len, |scratch| {
+                    let (v, m) = scratch.split_at_mut(v_len);
+                    let args = Chunk {
+                        x,
+                        images,
+                        v,
+                        m,
+                        out,
+                        epilogue,
+                    };
+                    // SAFETY: the plan's ISA runs here (from `Isa::detected`); `out` holds the
+                    // chunk's `images` output images, all of whose values the kernel stores.
+                    unsafe { run_on(self.isa, self, args) }
+                })
+            };
+            match source {
+                Source::Input(x) => {
+                    compute(&x[first * self.in_image()..][..images * self.in_image()])
+                }
+                Source::PaddedGradient {
+                    output_grad,
+                    relu_output,
+                } => with_gradient_scratch(images * self.in_image(), |padded| {
+                    self.pad_gradient(output_grad, relu_output, first, padded);
+                    compute(padded)
+                }),
+            }
+        };
+        // SAFETY: each chunk's output transform stores every value of its images.
+        unsafe { par_blocks_written(batch * self.out_image(), chunk_len, fill) }
+    }
+
+    /// Images `first..` of the output gradient (as many as `padded` holds), masked by the
+    /// ReLU's output where given, into `padded` with a border of 2 zeros.
+    fn pad_gradient(
+        &self,
+        output_grad: &[f32],
+        relu_output: Option<&[f32]>,
+        first: usize,
+        padded: &mut [f32],
+    ) {
+        let (h, w) = (self.in_h - 4, self.in_w - 4);
+        let planes = padded.chunks_exact_mut(self.in_h * self.in_w);
+        for (p, plane) in planes.enumerate() {
+            let start = (first * self.c_in + p) * h * w;
+            let rows = output_grad[start..][..h * w].chunks_exact(w);
+            plane[..2 * self.in_w].fill(0.0);
+            plane[(h + 2) * self.in_w..].fill(0.0);
+            for (y, row) in rows.enumerate() {
+                let out = &mut plane[(y + 2) * self.in_w..][..self.in_w];
+                out[..2].fill(0.0);
+                out[w + 2..].fill(0.0);
+                match relu_output {
+                    None => out[2..w + 2].copy_from_slice(row),
+                    Some(relu_output) => {
+                        let mask = &relu_output[start + y * w..][..w];
+                        for ((o, &g), &r) in out[2..w + 2].iter_mut().zip(row).zip(mask) {
+                            *o = relu_backward(g, r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One chunk: its input images, scratch for V and M, and its output images.
+struct Chunk<'a> {
+    x: &'a [f32],
+    images: usize,
+    v: &'a mut [f32],
+    m: &'a mut [f32],
+    out: *mut f32,
+    epilogue: Epilogue<'a>,
+}
+
+impl SimdKernel<Chunk<'_>> for Winograd {
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, mut chunk: Chunk<'_>) {
+        let tiles = chunk.images * self.tiles_per_image();
+        // SAFETY: V and M hold 16 rows per channel of at least the tiles rounded up to whole
+        // vectors (`v_stride`, `chunk_stride`); the transforms read and write inside the
+        // chunk's images.
+        unsafe {
+            if self.by_rows {
+                self.input_by_rows::<S>(&mut chunk, tiles);
+            } else {
+                self.input_by_runs::<S>(&mut chunk);
+            }
+            // Register tiles of 24 accumulators on AVX-512's 32 registers, 8 on AVX2's 16.
+            if S::LANES == 16 {
+                self.multiply_all::<S, 8, 3>(&mut chunk, tiles);
+            } else {
+                self.multiply_all::<S, 4, 2>(&mut chunk, tiles);
+            }
+            self.output::<S>(&chunk);
+        }
+    }
+}
+
+impl Winograd {
+    /// `Bᵀ x B`'s step along one row or column of a patch: `(x0 − x2, x1 + x2, x2 − x1,
+    /// x1 − x3)`.
+    #[inline(always)]
+    unsafe fn input_step<S: Simd>(x: [S::V; 4]) -> [S::V; 4] {
+        unsafe {
+            [
+                S::sub(x[0], x[2]),
+                S::add(x[1], x[2]),
+                S::sub(x[2], x[1]),
+                S::sub(x[1], x[3]),
+            ]
+        }
+    }
+
+    /// `Aᵀ m A`'s step along one row or column: `(m0 + m1 + m2, m1 − m2 − m3)`.
+    #[inline(always)]
+    unsafe fn output_step<S: Simd>(m: [S::V; 4]) -> [S::V; 2] {
+        unsafe {
+            [
+                S::add(S::add(m[0], m[1]), m[2]),
+                S::sub(S::sub(m[1], m[2]), m[3]),
+            ]
+        }
+    }
+
+    /// The column steps of one vector of patches (`rows[i][j]`: patch row i's row step j),
+    /// stored at `v`, `xi_stride` floats from one ξ to the next, lanes `0..tiles`.
+    #[inline(always)]
+    // Column j of four rows: an index is clearer than zipping them.
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn store_patches<S: Simd>(
+        rows: [[S::V; 4]; 4],
+        v: *mut f32,
+        xi_stride: usize,
+        tiles: usize,
+    ) {
+        for j in 0..4 {
+            // SAFETY: the caller's: `tiles` lanes at v + ξ · xi_stride for every ξ.
+            unsafe {
+                let column =
+                    Self::input_step::<S>([rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+                for (i, value) in column.into_iter().enumerate() {
+                    S::store_part(v.add((i * 4 + j) * xi_stride), value, 0, tiles);
+                }
+            }
+        }
+    }
+
+    /// The row step of `tiles` tiles side by side from `p` (the first tile's first column).
+    #[inline(always)]
+    unsafe fn row_step<S: Simd>(p: *const f32, tiles: usize) -> [S::V; 4] {
+        // SAFETY: the caller's: 2 · tiles + 2 floats from p.
+        unsafe {
+            let (c0, c1) = Self::pairs::<S>(p, 2 * tiles);
+            let (c2, c3) = Self::pairs::<S>(p.add(2), 2 * tiles);
+            Self::input_step::<S>([c0, c1, c2, c3])
+        }
+    }
+
+    /// `count` ≤ 2 · LANES floats from `p`, deinterleaved: the even ones, the odd ones.
+    #[inline(always)]
+    unsafe fn pairs<S: Simd>(p: *const f32, count: usize) -> (S::V, S::V) {
+        // SAFETY: the caller's: `count` floats from p.
+        unsafe {
+            let lo = S::load_part(p, 0, count.min(S::LANES));
+            let hi = if count > S::LANES {
+                S::load_part(p.add(S::LANES), 0, count - S::LANES)
+            } else {
+                S::splat(0.0)
+            };
+            S::deinterleave(lo, hi)
+        }
+    }
+
+    /// The input transform along each tile row, vectors of up to LANES tiles of one row; the
+    /// lanes past the chunk's tiles are zeroed first (they are multiplied, not stored). Where
+    /// a store of part of a vector is slow (AVX2's masked store: about 30 cycles on AMD Zen 3)
+    /// every vector is stored whole: its lanes past its row's last tile land on tiles stored
+    /// after it (the next tile row, the next image) or in the rows' slack, never on one stored
+    /// before. Elsewhere (AVX-512) the valid lanes are stored, tile rows in the inner loop, and
+    /// the two input rows a tile row shares with the next have their row steps computed once
+    /// (measured faster there: docs/performance.md).
+    #[inline(always)]
+    unsafe fn input_by_rows<S: Simd>(&self, chunk: &mut Chunk, tiles: usize) {
+        let (h, w) = (self.in_h, self.in_w);
+        let stride = self.v_stride::<S>();
+        let xi_stride = self.c_in * stride;
+        let tail = tiles..tiles.next_multiple_of(S::LANES);
+        for row in 0..16 * self.c_in {
+            chunk.v[row * stride..][tail.clone()].fill(0.0);
+        }
+        let v = chunk.v.as_mut_ptr();
+        for image in 0..chunk.images {
+            let image_tiles = image * self.tiles_per_image();
+            for ci in 0..self.c_in {
+                let plane = chunk.x[(image * self.c_in + ci) * h * w..][..h * w].as_ptr();
+                let out = |ty: usize, tx: usize| {
+                    v.wrapping_add(ci * stride + image_tiles + ty * self.tiles_w + tx)
+                };
+                // SAFETY (both loops): rows 2·ty .. 2·ty + 4 of the plane from column 2·tx,
+                // 2 · tiles + 2 floats each (2 · (tx + tiles) + 2 ≤ w); per ξ, the segment's
+                // lanes, or a whole vector inside its row with the slack.
+                if S::PACK_PARTIAL_STORES {
+                    for ty in 0..self.tiles_h {
+                        for tx in (0..self.tiles_w).step_by(S::LANES) {
+                            let tiles = S::LANES.min(self.tiles_w - tx);
+                            unsafe {
+                                let at = |i: usize| plane.add((2 * ty + i) * w + 2 * tx);
+                                let rows = [
+                                    Self::row_step::<S>(at(0), tiles),
+                                    Self::row_step::<S>(at(1), tiles),
+                                    Self::row_step::<S>(at(2), tiles),
+                                    Self::row_step::<S>(at(3), tiles),
+                                ];
+                                Self::store_patches::<S>(rows, out(ty, tx), xi_stride, S::LANES);
+                            }
+                        }
+                    }
+                } else {
+                    for tx in (0..self.tiles_w).step_by(S::LANES) {
+                        let tiles = S::LANES.min(self.tiles_w - tx);
+                        unsafe {
+                            let at = |row: usize| plane.add(row * w + 2 * tx);
+                            let mut r0 = Self::row_step::<S>(at(0), tiles);
+                            let mut r1 = Self::row_step::<S>(at(1), tiles);
+                            for ty in 0..self.tiles_h {
+                                let r2 = Self::row_step::<S>(at(2 * ty + 2), tiles);
+                                let r3 = Self::row_step::<S>(at(2 * ty + 3), tiles);
+                                let rows = [r0, r1, r2, r3];
+                                Self::store_patches::<S>(rows, out(ty, tx), xi_stride, tiles);
+                                (r0, r1) = (r2, r3);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `2 · LANES` floats of a vector's tiles at column offset `offset` of patch row `i`,
+    /// gathered run by run and deinterleaved (lane k: columns `2·tx + offset` and the next of
+    /// tile k); lanes without a tile hold +0.
+    #[inline(always)]
+    unsafe fn gathered_pairs<S: Simd>(
+        &self,
+        x: &[f32],
+        ci: usize,
+        runs: &[Run],
+        i: usize,
+        offset: usize,
+    ) -> (S::V, S::V) {
+        let (h, w, lanes) = (self.in_h, self.in_w, S::LANES);
+        // SAFETY: each run's 2 · (its tiles) floats lie in one input row; each load is placed
+        // so that only those lanes are read, and they merge by bits (+0 elsewhere).
+        unsafe {
+            let (mut lo, mut hi) = (S::splat(0.0), S::splat(0.0));
+            for run in runs {
+                let (a, b) = (2 * run.lanes.0, 2 * run.lanes.1);
+                let plane = (run.image * self.c_in + ci) * h * w;
+                let q = x[plane + (2 * run.row + i) * w + 2 * run.column + offset..].as_ptr();
+                if a < lanes {
+                    lo = S::or(lo, S::load_lanes(q.wrapping_sub(a), a, b.min(lanes)));
+                }
+                if b > lanes {
+                    let p = q.wrapping_add(lanes).wrapping_sub(a);
+                    hi = S::or(hi, S::load_lanes(p, a.max(lanes) - lanes, b - lanes));
+                }
+            }
+            S::deinterleave(lo, hi)
+        }
+    }
+
+    /// The input transform a vector of tiles at a time, the tiles of one or several tile
+    /// rows and images (for rows that fill little of a vector).
+    #[inline(always)]
+    unsafe fn input_by_runs<S: Simd>(&self, chunk: &mut Chunk) {
+        let stride = self.v_stride::<S>();
+        let xi_stride = self.c_in * stride;
+        let v = chunk.v.as_mut_ptr();
+        for ci in 0..self.c_in {
+            for (vector, runs) in self.runs.iter().enumerate() {
+                let runs = self.runs_within(runs, chunk.images);
+                if runs.is_empty() {
+                    break;
+                }
+                // SAFETY: gathered_pairs' reads; whole vectors stored inside V's rows.
+                unsafe {
+                    let mut rows = [[S::splat(0.0); 4]; 4];
+                    for (i, row) in rows.iter_mut().enumerate() {
+                        let (c0, c1) = self.gathered_pairs::<S>(chunk.x, ci, runs, i, 0);
+                        let (c2, c3) = self.gathered_pairs::<S>(chunk.x, ci, runs, i, 2);
+                        *row = Self::input_step::<S>([c0, c1, c2, c3]);
+                    }
+                    let out = v.add(ci * stride + vector * S::LANES);
+                    Self::store_patches::<S>(rows, out, xi_stride, S::LANES);
+                }
+            }
+        }
+    }
+
+    /// A vector's runs over the chunk's first `images` images (the last chunk may hold fewer
+    /// than the plan's).
+    fn runs_within<'r>(&self, runs: &'r [Run], images: usize) -> &'r [Run] {
+        &runs[..runs.iter().take_while(|run| run.image < images).count()]
+    }
+
+    /// `M = U · V` for every ξ over the chunk's `tiles` tiles (in whole vectors): `CO`
+    /// output channels × `VECTORS` vectors at a time, the vectors left over `CO` channels at
+    /// a time, the channels left over one at a time.
+    #[inline(always)]
+    unsafe fn multiply_all<S: Simd, const CO: usize, const VECTORS: usize>(
+        &self,
+        chunk: &mut Chunk,
+        tiles: usize,
+    ) {
+        let lanes = S::LANES;
+        let vectors = tiles.div_ceil(lanes);
+        let whole = vectors / VECTORS * VECTORS;
+        let wide = self.c_out / CO * CO;
+        // SAFETY: the ranges lie inside the chunk's vectors and the channels.
+        unsafe {
+            self.multiply::<S, CO, VECTORS>(chunk, (0, wide), (0, whole * lanes));
+            self.multiply::<S, CO, 1>(chunk, (0, wide), (whole * lanes, vectors * lanes));
+            self.multiply::<S, 1, 1>(chunk, (wide, self.c_out), (0, vectors * lanes));
+        }
+    }
+
+    /// `M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t]`, the input channels in order, for the
+    /// channels `channels` and tiles `tiles` (both whole blocks of `CO` and `VECTORS` vectors).
+    /// Each ξ and block of tiles runs through all its channels before the next block, so that
+    /// its V (c_in × VECTORS vectors) and U (c_in × c_out) stay in L1.
+    #[inline(always)]
+    unsafe fn multiply<S: Simd, const CO: usize, const VECTORS: usize>(
+        &self,
+        chunk: &mut Chunk,
+        channels: (usize, usize),
+        tiles: (usize, usize),
+    ) {
+        let (v_stride, m_stride) = (self.v_stride::<S>(), self.chunk_stride);
+        let (v, u, m) = (chunk.v.as_ptr(), self.u.as_ptr(), chunk.m.as_mut_ptr());
+        for xi in 0..16 {
+            for t in (tiles.0..tiles.1).step_by(VECTORS * S::LANES) {
+                for co0 in (channels.0..channels.1).step_by(CO) {
+                    // SAFETY: t + VECTORS · LANES ≤ m_stride ≤ v_stride; co0 + CO ≤ c_out.
+                    unsafe {
+                        let vx = v.add(xi * self.c_in * v_stride + t);
+                        let ux = u.add(xi * self.c_in * self.c_out + co0);
+                        let mut acc = [[S::splat(0.0); VECTORS]; CO];
+                        for ci in 0..self.c_in {
+                            let row = vx.add(ci * v_stride);
+                            let mut inputs = [S::splat(0.0); VECTORS];
+                            for (k, input) in inputs.iter_mut().enumerate() {
+                                *input = S::load(row.add(k * S::LANES));
+                            }
+                            let weights = ux.add(ci * self.c_out);
+                            for (c, acc) in acc.iter_mut().enumerate() {
+                                let weight = S::splat(*weights.add(c));
+                                for (a, input) in acc.iter_mut().zip(inputs) {
+                                    *a = S::fma(weight, input, *a);
+                                }
+                            }
+                        }
+                        for (c, acc) in acc.iter().enumerate() {
+                            let out = m.add((xi * self.c_out + co0 + c) * m_stride + t);
+                            for (k, a) in acc.iter().enumerate() {
+                                S::store(out.add(k * S::LANES), *a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output transform, the bias and the epilogue, a vector of tiles at a time, stored
+    /// run by run into the chunk's output images.
+    #[inline(always)]
+    // Output row a of the two columns' steps: an index is clearer than zipping them.
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn output<S: Simd>(&self, chunk: &Chunk) {
+        let (out_h, out_w, lanes) = (2 * self.tiles_h, 2 * self.tiles_w, S::LANES);
+        let xi_stride = self.c_out * self.chunk_stride;
+        let m = chunk.m.as_ptr();
+        for co in 0..self.c_out {
+            // SAFETY: the epilogue's vectors on this CPU's set.
+            let (bias, epilogue) =
+                unsafe { (S::splat(self.bias[co]), chunk.epilogue.channel::<S>(co)) };
+            for (vector, runs) in self.runs.iter().enumerate() {
+                let runs = self.runs_within(runs, chunk.images);
+                if runs.is_empty() {
+                    break;
+                }
+                // SAFETY: whole vectors of M's rows; each run's 2 × 2 blocks stored inside its
+                // own image's output plane (its tiles' columns lie in one tile row).
+                unsafe {
+                    let column = m.add(co * self.chunk_stride + vector * lanes);
+                    let mut rows = [[S::splat(0.0); 2]; 4];
+                    for (i, row) in rows.iter_mut().enumerate() {
+                        let mut values = [S::splat(0.0); 4];
+                        for (j, value) in values.iter_mut().enumerate() {
+                            *value = S::load(column.add((i * 4 + j) * xi_stride));
+                        }
+                        *row = Self::output_step::<S>(values);
+                    }
+                    // The column steps: `ys[b]` holds outputs (0, b) and (1, b) of each tile.
+                    let mut ys = [[S::splat(0.0); 2]; 2];
+                    for (b, y) in ys.iter_mut().enumerate() {
+                        *y = Self::output_step::<S>([
+                            rows[0][b], rows[1][b], rows[2][b], rows[3][b],
+                        ]);
+                    }
+                    for a in 0..2 {
+                        let left = epilogue.apply(S::add(ys[0][a], bias));
+                        let right = epilogue.apply(S::add(ys[1][a], bias));
+                        let (lo, hi) = S::interleave(left, right);
+                        for run in runs {
+                            let (l0, l1) = (2 * run.lanes.0, 2 * run.lanes.1);
+                            let plane = (run.image * self.c_out + co) * out_h * out_w;
+                            let q = chunk
+                                .out
+                                .add(plane + (2 * run.row + a) * out_w + 2 * run.column);
+                            if l0 < lanes {
+                                S::store_part(q.wrapping_sub(l0), lo, l0, l1.min(lanes));
+                            }
+                            if l1 > lanes {
+                                let p = q.wrapping_add(lanes).wrapping_sub(l0);
+                                S::store_part(p, hi, l0.max(lanes) - lanes, l1 - lanes);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Run, Winograd, runs_of};
+    use crate::geometry::ConvGeometry;
+    use crate::norm::ChannelNorm;
+    use crate::simd::Isa;
+
+    fn available_isas() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|isa| isa.is_available())
+            .collect()
+    }
+
+    /// Values in (−1, 1) from a fixed sequence, with a −0 every 37th.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if i % 37 == 5 {
+                    -0.0
+                } else {
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                }
+            })
+            .collect()
+    }
+
+    fn geometry(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> ConvGeometry {
+        ConvGeometry::new(
+            [batch, c_in, h, w],
+            [c_out, c_in, 3, 3],
+            [1, 1],
+            [(0, 0), (0, 0)],
+            [1, 1],
+            1,
+        )
+        .unwrap()
+    }
+
+    /// Each output in f64, and the sum of its terms' magnitudes (the scale of its rounding).
+    fn exact(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<(f64, f64)> {
+        let mut out = Vec::with_capacity(g.batch * g.out_image());
+        for b in 0..g.batch {
+            for co in 0..g.out_channels {
+                for y in 0..g.out_h {
+                    for x0 in 0..g.out_w {
+                        let (mut sum, mut scale) = (f64::from(bias[co]), f64::from(bias[co]).abs());
+                        for ci in 0..g.in_channels {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let input = x[((b * g.in_channels + ci) * g.in_h + y + ky)
+                                        * g.in_w
+                                        + x0
+                                        + kx];
+                                    let w = weight[((co * g.in_channels + ci) * 3 + ky) * 3 + kx];
+                                    let term = f64::from(input) * f64::from(w);
+                                    sum += term;
+                                    scale += term.abs();
+                                }
+                            }
+                        }
+                        out.push((sum, scale));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Shapes F(2, 3) takes: channel counts that no register tile divides, non-square
+    /// images, rows of 1 to 12 tiles, batches that leave a short last chunk.
+    const SHAPES: [(usize, usize, usize, usize, usize); 6] = [
+        (3, 16, 20, 6, 8),
+        (2, 32, 32, 26, 26),
+        (11, 32, 64, 12, 12),
+        (9, 64, 16, 10, 10),
+        (5, 17, 33, 12, 4),
+        (4, 16, 16, 4, 30),
+    ];
+
+    #[test]
+    fn f23_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
+        for (seed, &(batch, c_in, c_out, h, w)) in SHAPES.iter().enumerate() {
+            let g = geometry(batch, c_in, c_out, h, w);
+            let x = values(g.batch * g.in_image(), seed as u64);
+            let weight = values(g.weight_len(), 100 + seed as u64);
+            let bias = values(c_out, 200 + seed as u64);
+            let expected = exact(&g, &x, &weight, &bias);
+            let mut first: Option<Vec<f32>> = None;
+            for isa in available_isas() {
+                assert!(
+                    Winograd::for_forward(isa, &g, &weight, Some(&bias)).is_some(),
+                    "{g:?}"
+                );
+                let out = crate::forward(isa, &g, &x, &weight, Some(&bias), false);
+                assert_eq!(out.len(), expected.len());
+                for (i, (&ours, &(sum, scale))) in out.iter().zip(&expected).enumerate() {
+                    // A few units of f32 rounding per term: the transforms add at most 4
+                    // values per step, and their sums carry the terms' own scale.
+                    assert!(
+                        (f64::from(ours) - sum).abs() <= 1e-6 * scale + 1e-7,
+                        "{} {g:?} [{i}]: {ours} against {sum} (scale {scale})",
+                        isa.name()
+                    );
+                }
+                match &first {
+                    None => first = Some(out),
+                    Some(first) => assert!(
+                        first
+                            .iter()
+                            .zip(&out)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{}: other bits than another instruction set's for {g:?}",
+                        isa.name()
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Each input gradient value in f64, and the sum of its terms' magnitudes.
+    fn exact_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<(f64, f64)> {
+        let mut out = vec![(0.0, 0.0); g.batch * g.in_image()];
+        for b in 0..g.batch {
+            for co in 0..g.out_channels {
+                for y in 0..g.out_h {
+                    for x0 in 0..g.out_w {
+                        let d = dy[((b * g.out_channels + co) * g.out_h + y) * g.out_w + x0];
+                        for ci in 0..g.in_channels {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let w = weight[((co * g.in_channels + ci) * 3 + ky) * 3 + kx];
+                                    let at = ((b * g.in_channels + ci) * g.in_h + y + ky) * g.in_w
+                                        + x0
+                                        + kx;
+                                    let term = f64::from(d) * f64::from(w);
+                                    out[at].0 += term;
+                                    out[at].1 += term.abs();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of 2
+    /// adds less than half their area): (batch, the gradient's channels, the input's, the
+    /// input's height and width).
+    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize); 3] = [
+        (2, 32, 32, 26, 26),
+        (3, 16, 20, 22, 20),
+        (5, 17, 33, 20, 30),
+    ];
+
+    #[test]
+    fn the_input_gradient_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
+        for (seed, &(batch, c_in, c_out, h, w)) in INPUT_GRAD_SHAPES.iter().enumerate() {
+            let g = geometry(batch, c_out, c_in, h, w);
+            let weight = values(g.weight_len(), 300 + seed as u64);
+            let dy = values(g.batch * g.out_image(), 400 + seed as u64);
+            // The ReLU's output: +0, −0 and NaN among the values (the gradient passes where
+            // it is > 0 or NaN).
+            let mut relu_output = values(dy.len(), 500 + seed as u64);
+            for (i, v) in relu_output
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| i % 5 == 0)
+            {
+                *v = [0.0, -0.0, f32::NAN][i % 3];
+            }
+            let masked: Vec<f32> = dy
+                .iter()
+                .zip(&relu_output)
+                .map(|(&d, &o)| crate::relu_backward(d, o))
+                .collect();
+            let expected = exact_input_grad(&g, &weight, &masked);
+            let mut first: Option<Vec<f32>> = None;
+            for isa in available_isas() {
+                assert!(
+                    Winograd::for_input_grad(isa, &g, &weight).is_some(),
+                    "{g:?}"
+                );
+                let out = crate::input_grad(isa, &g, &weight, &dy, Some(&relu_output));
+                assert_eq!(out, crate::input_grad(isa, &g, &weight, &masked, None));
+                assert_eq!(out.len(), expected.len());
+                for (i, (&ours, &(sum, scale))) in out.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (f64::from(ours) - sum).abs() <= 1e-6 * scale + 1e-7,
+                        "{} {g:?} [{i}]: {ours} against {sum} (scale {scale})",
+                        isa.name()
+                    );
+                }
+                match &first {
+                    None => first = Some(out),
+                    Some(first) => assert!(
+                        first
+                            .iter()
+                            .zip(&out)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{}: other bits than another instruction set's for {g:?}",
+                        isa.name()
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_epilogues_give_what_they_give_after_the_sum() {
+        let g = geometry(3, 16, 24, 10, 12);
+        let (x, weight, bias) = (
+            values(g.batch * g.in_image(), 1),
+            values(g.weight_len(), 2),
+            values(24, 3),
+        );
+        let norm = |relu| {
+            let stats = |seed| values(24, seed);
+            let std = stats(5).iter().map(|v| v.abs() + 0.5).collect();
+            ChannelNorm::new(stats(4), std, stats(6), stats(7), relu)
+        };
+        for isa in available_isas() {
+            let plain = crate::forward(isa, &g, &x, &weight, Some(&bias), false);
+            let relu: Vec<f32> = plain.iter().map(|&v| crate::relu(v)).collect();
+            assert_eq!(
+                crate::forward(isa, &g, &x, &weight, Some(&bias), true),
+                relu
+            );
+            for with_relu in [false, true] {
+                let norm = norm(with_relu);
+                let plane = g.out_h * g.out_w;
+                let normalised: Vec<f32> = plain
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| norm.value(i / plane % g.out_channels, v))
+                    .collect();
+                let fused = crate::forward_normalised(isa, &g, &x, &weight, Some(&bias), &norm);
+                assert!(
+                    fused
+                        .iter()
+                        .zip(&normalised)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{} (ReLU: {with_relu})",
+                    isa.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn other_convolutions_stay_on_the_direct_engines() {
+        let isa = Isa::detected();
+        let takes = |g: ConvGeometry| {
+            Winograd::for_forward(isa, &g, &vec![0.0; g.weight_len()], None).is_some()
+        };
+        assert!(takes(geometry(2, 16, 16, 10, 10)));
+        let takes_gradient = |g: ConvGeometry| {
+            Winograd::for_input_grad(isa, &g, &vec![0.0; g.weight_len()]).is_some()
+        };
+        assert!(
+            takes_gradient(geometry(2, 32, 32, 26, 26)),
+            "small-cnn's conv2"
+        );
+        assert!(
+            !takes_gradient(geometry(2, 64, 64, 10, 10)),
+            "small-cnn's conv4: 8 × 8"
+        );
+        assert!(!takes(geometry(2, 16, 16, 11, 10)), "an odd output");
+        assert!(!takes(geometry(2, 8, 16, 10, 10)), "8 input channels");
+        assert!(!takes(geometry(2, 16, 256, 10, 10)), "256 output channels");
+        assert!(!takes(geometry(2, 16, 16, 36, 36)), "289 tiles an image");
+        let other = |weight: [usize; 4], stride, pad| {
+            ConvGeometry::new(
+                [2, 16, 10, 10],
+                weight,
+                [stride; 2],
+                [(pad, pad); 2],
+                [1, 1],
+                1,
+            )
+            .unwrap()
+        };
+        assert!(!takes(other([16, 16, 3, 3], 1, 1)), "padded");
+        assert!(!takes(other([16, 16, 3, 3], 2, 0)), "stride 2");
+        assert!(!takes(other([16, 16, 5, 5], 1, 0)), "5 × 5");
+        let grouped = ConvGeometry::new(
+            [2, 32, 10, 10],
+            [32, 16, 3, 3],
+            [1, 1],
+            [(0, 0); 2],
+            [1, 1],
+            2,
+        );
+        assert!(!takes(grouped.unwrap()), "two groups");
+    }
+
+    #[test]
+    fn runs_cover_each_tile_once_in_order_within_one_tile_row() {
+        for (tiles_w, tiles_h, images, lanes) in [
+            (12, 12, 1, 8),
+            (12, 12, 1, 16),
+            (5, 5, 5, 8),
+            (5, 5, 5, 16),
+            (4, 4, 8, 16),
+            (1, 3, 2, 4),
+        ] {
+            let per_image = tiles_w * tiles_h;
+            let tiles = images * per_image;
+            let runs = runs_of(tiles, tiles_w, per_image, lanes);
+            assert_eq!(runs.len(), tiles.div_ceil(lanes));
+            let mut next = 0;
+            for (vector, runs) in runs.iter().enumerate() {
+                for &Run {
+                    lanes: (a, b),
+                    image,
+                    row,
+                    column,
+                } in runs
+                {
+                    assert!(a < b && b <= lanes);
+                    assert_eq!(vector * lanes + a, next, "runs in order, without gaps");
+                    assert_eq!(next, image * per_image + row * tiles_w + column);
+                    assert!(column + (b - a) <= tiles_w, "a run stays in its tile row");
+                    next += b - a;
+                }
+            }
+            assert_eq!(next, tiles);
+        }
+    }
+}
