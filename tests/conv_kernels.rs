@@ -82,6 +82,8 @@ fn zoo_cases() -> Vec<Case> {
         Case::square(3, [1, 32], 12, 3, 1, 0, 1, true),
         Case::square(2, [32, 32], 10, 3, 1, 0, 1, true),
         Case::square(2, [32, 64], 6, 3, 1, 0, 1, true),
+        // small-cnn's conv2 at MNIST's size: forward and input gradient on F(2, 3).
+        Case::square(2, [32, 32], 26, 3, 1, 0, 1, true),
         Case::square(2, [1, 8], 12, 3, 1, 1, 1, false),
         Case::square(2, [8, 16], 6, 3, 1, 1, 1, false),
         Case::square(2, [1, 32], 12, 5, 1, 2, 1, true),

@@ -466,13 +466,10 @@ fn run(
         g.batch * g.out_image(),
         "gradient length"
     );
-    // F(2, 3) where it applies; a batch norm's backward step stays with the engines below,
-    // which form it per image (no layer F(2, 3) takes has one in the zoo).
     if engine == Engine::Auto
-        && norm.is_none()
         && let Some(winograd) = Winograd::for_input_grad(isa, g, weight)
     {
-        return winograd.input_grad(g.batch, output_grad, relu_output);
+        return winograd.input_grad(g.batch, output_grad, relu_output, norm);
     }
     let plan = InputGradPlan::new(isa, g, weight, engine);
     match &plan.first_layer_taps {

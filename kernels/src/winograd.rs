@@ -10,11 +10,14 @@
 //! channels summed in order with fused multiply-adds, and transformed back into the output
 //! with the bias and the epilogue. Vectors run over tiles (lane k: tile k of the chunk), and
 //! every lane computes its own tile by the same operations in the same order whatever the
-//! vector width, so the three instruction sets give the same bits, as the other engines do;
-//! those bits differ from the direct engines' (another sum, as exact).
+//! vector width, so the three instruction sets give the same bits, as the other engines do
+//! (but for the payload of a NaN where two different NaNs meet, as in norm.rs); those bits
+//! differ from the direct engines' (another sum, as exact). A non-finite input reaches all four
+//! outputs of each tile whose patch holds it (the transforms mix the patch), where a direct
+//! sum reaches only the outputs that read it.
 
 use super::geometry::ConvGeometry;
-use super::norm::Epilogue;
+use super::norm::{ChannelNorm, Epilogue};
 use super::output::par_blocks_written;
 use super::scratch::{with_gradient_scratch, with_scratch};
 use super::simd::{Isa, Simd, SimdKernel, relu_backward, run_on};
@@ -24,8 +27,9 @@ use std::ops::RangeInclusive;
 /// The channel counts (in and out) F(2, 3) runs for: where it was measured faster than the
 /// direct engine. Below, the transforms cost more than the multiplies they save.
 const CHANNELS: RangeInclusive<usize> = 16..=128;
-/// Tiles per image at most (`small-cnn`'s conv2 has 144): a chunk's V, 16 · c_in floats per
-/// tile, stays within L2.
+/// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
+/// tile, is 295 KB for that layer, inside L2; at the limits (256 tiles, 128 channels) V and M
+/// are about 2 MB each, not measured.
 const MAX_TILES_PER_IMAGE: usize = 256;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
@@ -129,10 +133,12 @@ enum Source<'a> {
     /// The forward pass's input, read in place.
     Input(&'a [f32]),
     /// The input gradient's: the output gradient, masked by the ReLU's output where it
-    /// follows, copied with a border of 2 into each chunk's scratch.
+    /// follows or through an inference batch norm's backward step, copied with a border of 2
+    /// into each chunk's scratch.
     PaddedGradient {
         output_grad: &'a [f32],
         relu_output: Option<&'a [f32]>,
+        norm: Option<&'a ChannelNorm>,
     },
 }
 
@@ -235,8 +241,10 @@ impl Winograd {
         self.tiles_h * self.tiles_w
     }
 
-    /// The length of V's rows: the chunk's tiles in whole vectors, and where the input
-    /// transform along rows stores whole vectors a vector of slack for it. (Not elsewhere:
+    /// The length of V's rows: the chunk's tiles in whole vectors, and on instruction sets
+    /// where the input transform along rows stores whole vectors (AVX2) a vector of slack for
+    /// it, whichever path the layer takes (conv3 and conv4, on the run path, were measured
+    /// with their rows of 128 + 8). (Not elsewhere:
     /// AVX-512's rows of 160 floats for `small-cnn`'s conv2, 144 and the slack, made its
     /// forward pass 3.3 → 4.2 ms and its input gradient 4.5 → 6.0, cache conflicts in the
     /// product.)
@@ -252,19 +260,26 @@ impl Winograd {
 
     /// The input gradient of the convolution this plan was made for (see
     /// [`Winograd::for_input_grad`]), given its output gradient and, where the ReLU follows, its
-    /// output (the gradient is zeroed where that is ≤ 0).
+    /// output (the gradient is zeroed where that is ≤ 0); with `norm`, of `norm(conv2d(..))`,
+    /// the batch norm's backward step applied to each image first (as `input_grad_normalised`
+    /// does on the other engines).
     pub(crate) fn input_grad(
         &self,
         batch: usize,
         output_grad: &[f32],
         relu_output: Option<&[f32]>,
+        norm: Option<&ChannelNorm>,
     ) -> Vec<f32> {
-        let gradient_image = self.c_in * (self.in_h - 4) * (self.in_w - 4);
-        assert_eq!(output_grad.len(), batch * gradient_image, "gradient length");
+        assert_eq!(
+            output_grad.len(),
+            batch * self.gradient_image(),
+            "gradient length"
+        );
         assert!(relu_output.is_none_or(|o| o.len() == output_grad.len()));
         let source = Source::PaddedGradient {
             output_grad,
             relu_output,
+            norm,
         };
         self.run(batch, source, Epilogue::Store)
     }
@@ -304,33 +319,49 @@ impl Winograd {
                 Source::PaddedGradient {
                     output_grad,
                     relu_output,
-                } => with_gradient_scratch(images * self.in_image(), |padded| {
-                    self.pad_gradient(output_grad, relu_output, first, padded);
-                    compute(padded)
-                }),
+                    norm,
+                } => {
+                    // The padded images, then room for one image's gradient through the norm.
+                    let len = images * self.in_image() + self.gradient_image();
+                    with_gradient_scratch(len, |scratch| {
+                        let (padded, through_norm) = scratch.split_at_mut(images * self.in_image());
+                        let each = self.gradient_image();
+                        for (k, padded) in padded.chunks_exact_mut(self.in_image()).enumerate() {
+                            let at = (first + k) * each;
+                            let dy = &output_grad[at..][..each];
+                            let relu_output = relu_output.map(|all| &all[at..][..each]);
+                            match norm {
+                                None => self.pad_image(dy, relu_output, padded),
+                                Some(norm) => {
+                                    norm.gradient_image(self.isa, dy, relu_output, through_norm);
+                                    self.pad_image(through_norm, None, padded);
+                                }
+                            }
+                        }
+                        compute(padded)
+                    })
+                }
             }
         };
         // SAFETY: each chunk's output transform stores every value of its images.
         unsafe { par_blocks_written(batch * self.out_image(), chunk_len, fill) }
     }
 
-    /// Images `first..` of the output gradient (as many as `padded` holds), masked by the
-    /// ReLU's output where given, into `padded` with a border of 2 zeros.
-    fn pad_gradient(
-        &self,
-        output_grad: &[f32],
-        relu_output: Option<&[f32]>,
-        first: usize,
-        padded: &mut [f32],
-    ) {
+    /// Floats of one image of the output gradient this plan's input gradient reads.
+    fn gradient_image(&self) -> usize {
+        self.c_in * (self.in_h - 4) * (self.in_w - 4)
+    }
+
+    /// One image of the output gradient, masked by the ReLU's output where given, into
+    /// `padded` with a border of 2 zeros.
+    fn pad_image(&self, dy: &[f32], relu_output: Option<&[f32]>, padded: &mut [f32]) {
         let (h, w) = (self.in_h - 4, self.in_w - 4);
         let planes = padded.chunks_exact_mut(self.in_h * self.in_w);
-        for (p, plane) in planes.enumerate() {
-            let start = (first * self.c_in + p) * h * w;
-            let rows = output_grad[start..][..h * w].chunks_exact(w);
+        for (c, plane) in planes.enumerate() {
+            let start = c * h * w;
             plane[..2 * self.in_w].fill(0.0);
             plane[(h + 2) * self.in_w..].fill(0.0);
-            for (y, row) in rows.enumerate() {
+            for (y, row) in dy[start..][..h * w].chunks_exact(w).enumerate() {
                 let out = &mut plane[(y + 2) * self.in_w..][..self.in_w];
                 out[..2].fill(0.0);
                 out[w + 2..].fill(0.0);
@@ -794,15 +825,51 @@ mod tests {
         out
     }
 
+    /// Checks one instruction set's `out` against the f64 sums (within 1e-6 of the sum of the
+    /// terms' magnitudes: a few units of f32 rounding per term, as the transforms add at most
+    /// 4 values per step and their sums carry the terms' own scale) and against the bits of
+    /// the first instruction set checked.
+    fn check(
+        isa: Isa,
+        g: &ConvGeometry,
+        out: Vec<f32>,
+        expected: &[(f64, f64)],
+        first: &mut Option<Vec<f32>>,
+    ) {
+        assert_eq!(out.len(), expected.len());
+        for (i, (&ours, &(sum, scale))) in out.iter().zip(expected).enumerate() {
+            assert!(
+                (f64::from(ours) - sum).abs() <= 1e-6 * scale + 1e-7,
+                "{} {g:?} [{i}]: {ours} against {sum} (scale {scale})",
+                isa.name()
+            );
+        }
+        match first {
+            None => *first = Some(out),
+            Some(first) => assert!(
+                first
+                    .iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: other bits than another instruction set's for {g:?}",
+                isa.name()
+            ),
+        }
+    }
+
     /// Shapes F(2, 3) takes: channel counts that no register tile divides, non-square
-    /// images, rows of 1 to 12 tiles, batches that leave a short last chunk.
-    const SHAPES: [(usize, usize, usize, usize, usize); 6] = [
+    /// images, rows of 1 to 14 tiles, batches that leave a short last chunk on both of the
+    /// input transform's paths (rows of 6 and 12 tiles go along rows on 8 lanes, rows of 4
+    /// and 5 by runs), several images and tile rows a chunk.
+    const SHAPES: [(usize, usize, usize, usize, usize); 8] = [
         (3, 16, 20, 6, 8),
         (2, 32, 32, 26, 26),
         (11, 32, 64, 12, 12),
         (9, 64, 16, 10, 10),
         (5, 17, 33, 12, 4),
         (4, 16, 16, 4, 30),
+        (11, 16, 16, 14, 14),
+        (5, 16, 24, 10, 26),
     ];
 
     #[test]
@@ -820,27 +887,7 @@ mod tests {
                     "{g:?}"
                 );
                 let out = crate::forward(isa, &g, &x, &weight, Some(&bias), false);
-                assert_eq!(out.len(), expected.len());
-                for (i, (&ours, &(sum, scale))) in out.iter().zip(&expected).enumerate() {
-                    // A few units of f32 rounding per term: the transforms add at most 4
-                    // values per step, and their sums carry the terms' own scale.
-                    assert!(
-                        (f64::from(ours) - sum).abs() <= 1e-6 * scale + 1e-7,
-                        "{} {g:?} [{i}]: {ours} against {sum} (scale {scale})",
-                        isa.name()
-                    );
-                }
-                match &first {
-                    None => first = Some(out),
-                    Some(first) => assert!(
-                        first
-                            .iter()
-                            .zip(&out)
-                            .all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{}: other bits than another instruction set's for {g:?}",
-                        isa.name()
-                    ),
-                }
+                check(isa, &g, out, &expected, &mut first);
             }
         }
     }
@@ -912,25 +959,7 @@ mod tests {
                 );
                 let out = crate::input_grad(isa, &g, &weight, &dy, Some(&relu_output));
                 assert_eq!(out, crate::input_grad(isa, &g, &weight, &masked, None));
-                assert_eq!(out.len(), expected.len());
-                for (i, (&ours, &(sum, scale))) in out.iter().zip(&expected).enumerate() {
-                    assert!(
-                        (f64::from(ours) - sum).abs() <= 1e-6 * scale + 1e-7,
-                        "{} {g:?} [{i}]: {ours} against {sum} (scale {scale})",
-                        isa.name()
-                    );
-                }
-                match &first {
-                    None => first = Some(out),
-                    Some(first) => assert!(
-                        first
-                            .iter()
-                            .zip(&out)
-                            .all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{}: other bits than another instruction set's for {g:?}",
-                        isa.name()
-                    ),
-                }
+                check(isa, &g, out, &expected, &mut first);
             }
         }
     }
