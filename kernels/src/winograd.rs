@@ -1,7 +1,8 @@
-//! Winograd's F(2 × 2, 3 × 3) forward pass, for the 3 × 3, stride-1, unpadded convolutions
-//! with even output sizes and 16–128 channels in and out (`small-cnn`'s conv2–conv4, and so
-//! the TRADES teacher's): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct
-//! convolution needs 36 (docs/performance.md, "Winograd's F(2, 3) for the forward pass").
+//! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1,
+//! unpadded convolutions with even output sizes and 16–128 channels in and out (`small-cnn`'s
+//! conv2–conv4, and so the TRADES teacher's): 16 multiply-adds per 2 × 2 outputs and channel
+//! pair where the direct convolution needs 36 (docs/performance.md, "Winograd's F(2, 3) for
+//! the forward pass and the input gradient").
 //!
 //! Each 2 × 2 block of outputs (a *tile*) is `Aᵀ [Σ_ci (G g Gᵀ) ⊙ (Bᵀ d B)] A + bias` for the
 //! 4 × 4 input patch `d` under it and the 3 × 3 kernel `g` of each input channel. A chunk of
@@ -24,8 +25,10 @@ use super::simd::{Isa, Simd, SimdKernel, relu_backward, run_on};
 use std::mem::MaybeUninit;
 use std::ops::RangeInclusive;
 
-/// The channel counts (in and out) F(2, 3) runs for: where it was measured faster than the
-/// direct engine. Below, the transforms cost more than the multiplies they save.
+/// The channel counts (in and out) F(2, 3) runs for. Measured faster than the direct engines
+/// on `small-cnn`'s 32 and 64; below 16 not measured (the transforms cost per channel and
+/// tile, the product per channel pair, so their share grows as channels fall), above 128 V
+/// and M outgrow L2.
 const CHANNELS: RangeInclusive<usize> = 16..=128;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
 /// tile, is 295 KB for that layer, inside L2; at the limits (256 tiles, 128 channels) V and M
@@ -34,8 +37,8 @@ const MAX_TILES_PER_IMAGE: usize = 256;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
 
-/// The plan of one forward pass by F(2, 3): the transformed weights, and how the tiles are
-/// split into chunks of images and vectors.
+/// The plan of one forward pass or input gradient by F(2, 3): the transformed weights, and
+/// how the tiles are split into chunks of images and vectors.
 pub(crate) struct Winograd {
     isa: Isa,
     c_in: usize,
