@@ -37,6 +37,9 @@ pub struct DiagnoseConfig {
     pub square_queries: usize,
     /// Random directions of the loss profile.
     pub directions: usize,
+    /// The image (an index among the diagnosed ones) to draw the loss profile around; `None`:
+    /// the correctly classified one with the highest loss.
+    pub profile_image: Option<usize>,
     pub seed: u64,
 }
 
@@ -48,6 +51,7 @@ impl DiagnoseConfig {
             step_counts: vec![1, 10, 40, 100],
             square_queries: 1000,
             directions: 20,
+            profile_image: None,
             seed: 0,
         }
     }
@@ -97,8 +101,16 @@ pub struct Diagnosis {
     /// Points whose input gradient is exactly zero at the natural image.
     pub zero_gradients: usize,
     pub profile: Option<LossProfile>,
+    /// The profile's candidates: (image, loss at x) of the correctly classified images with
+    /// the highest loss, highest first; the profile is drawn around the first. Kernels that
+    /// round otherwise can rank two nearly equal losses the other way: a replay tells such a
+    /// near tie from a real difference by these.
+    pub highest_losses: Vec<(usize, f32)>,
     pub findings: Vec<Finding>,
 }
+
+/// How many of the highest-loss images a [`Diagnosis`] keeps.
+pub const PROFILE_CANDIDATES: usize = 10;
 
 impl Diagnosis {
     pub fn flagged(&self) -> usize {
@@ -289,6 +301,11 @@ pub fn diagnose_cancellable(
     if n == 0 {
         return Err(AttackError::NoImages);
     }
+    if let Some(image) = config.profile_image.filter(|&i| i >= n) {
+        return Err(AttackError::Invalid(format!(
+            "the loss profile's image {image} is not among the {n} diagnosed images"
+        )));
+    }
     let x = x.clone().without_autodiff();
     let device = x.device();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [n]), &device);
@@ -401,11 +418,12 @@ pub fn diagnose_cancellable(
         .chunks(per_image)
         .filter(|g| g.iter().all(|&v| v == 0.0))
         .count();
-    // The correctly classified image nearest the boundary (highest loss): on confident ones
-    // the loss is flat at 0 in every direction and shows nothing.
-    let profile = (0..n)
-        .filter(|&i| clean_correct[i])
-        .max_by(|&a, &b| step.loss[a].total_cmp(&step.loss[b]))
+    // Unless asked for another, the correctly classified image nearest the boundary (highest
+    // loss): on confident ones the loss is flat at 0 in every direction and shows nothing.
+    let highest_losses = highest_losses(&step.loss, &clean_correct);
+    let profile = config
+        .profile_image
+        .or(highest_losses.first().map(|&(image, _)| image))
         .map(|sample| loss_profile(classifier, &x, labels, &gradients, sample, config));
 
     let findings = judge(
@@ -437,8 +455,22 @@ pub fn diagnose_cancellable(
         square_after_apgd,
         zero_gradients,
         profile,
+        highest_losses,
         findings,
     }))
+}
+
+/// The correctly classified images with the highest losses, highest first (the lower index
+/// first among equal losses), at most [`PROFILE_CANDIDATES`].
+fn highest_losses(losses: &[f32], correct: &[bool]) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = (0..losses.len())
+        .filter(|&i| correct[i])
+        .map(|i| (i, losses[i]))
+        .collect();
+    // Stable, so equal losses keep their order by index.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(PROFILE_CANDIDATES);
+    ranked
 }
 
 /// The measurements [`judge`] reads.

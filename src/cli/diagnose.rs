@@ -27,6 +27,10 @@ pub struct DiagnoseArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Draw the loss profile around this test image (an index below --n) instead of the
+    /// correctly classified one with the highest loss.
+    #[arg(long)]
+    pub image: Option<usize>,
     /// Print the diagnosis as JSON instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +44,12 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
         bail!("--n must be between 1 and {MAX_IMAGES} images");
     }
     attack_steps(args.steps)?;
+    if let Some(image) = args.image.filter(|&i| i >= args.n) {
+        bail!(
+            "--image {image} is not among the first {} test images diagnosed (--n)",
+            args.n
+        );
+    }
     if args.eps == Some(0.0) {
         bail!("--eps 0 allows no perturbation: every check would pass without testing anything");
     }
@@ -52,6 +62,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<()> {
     let mut config = DiagnoseConfig::new(epsilon);
     config.seed = args.seed;
     config.steps = args.steps;
+    config.profile_image = args.image;
     if !config.step_counts.contains(&args.steps) {
         config.step_counts.push(args.steps);
         config.step_counts.sort_unstable();

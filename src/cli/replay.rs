@@ -23,7 +23,8 @@ pub struct ReplayArgs {
     pub execute: bool,
     /// How far re-executed results may differ from the recording, per kind of quantity:
     /// `exact`, `default`, or KIND=VALUE,... overriding the defaults (accuracy=5 points,
-    /// loss=0.05 relative to max(1, loss), probability=0.05, pixel=0.02 for pixel values and the
+    /// loss=0.05 relative to max(1, loss), image-loss=0.1 for one image's loss (the diagnosis's
+    /// loss profile), probability=0.05, pixel=0.02 for pixel values and the
     /// size of a perturbation, pixels-reversed=0.03: the share of an adversarial image's pixels
     /// pushed the other way). On the kernels that recorded it the results are bit-identical;
     /// elsewhere floats round differently (docs/replay.md).

@@ -69,6 +69,15 @@ pub struct ReplayReport {
 
 impl ReplayReport {
     pub fn summary(&self, tolerances: &Tolerances) -> String {
+        let mut text = self.verdict(tolerances);
+        for note in &self.comparison.notes {
+            text += &format!("\n  note: {note}");
+        }
+        text
+    }
+
+    /// The summary's first lines: where it diverged and what, or how close it came.
+    fn verdict(&self, tolerances: &Tolerances) -> String {
         match &self.divergence {
             Some((i, line, what)) => {
                 let mut text = format!("diverged at entry {} (`{line}`): {what}", i + 1);
@@ -528,9 +537,13 @@ impl Runner {
                     if matches!(command, EngineCommand::Save { .. }) {
                         self.accept_recorded_outputs(outcome);
                     }
+                    let command = with_recorded_profile_image(command, outcome);
                     let (got, _) = self.execute_and_record(line, command);
                     report.commands += 1;
-                    let comparison = compare::compare(outcome, &got, &self.tolerances);
+                    let mut comparison = compare::compare(outcome, &got, &self.tolerances);
+                    for note in &mut comparison.notes {
+                        *note = format!("entry {} (`{line}`): {note}", i + 1);
+                    }
                     report.max_difference = report.max_difference.max(comparison.max_difference);
                     if let Some(what) = &comparison.divergence {
                         report.differing_commands += 1;
@@ -642,4 +655,20 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A replayed `diagnose` that chose its loss profile's image (the correctly classified one with
+/// the highest loss) draws it around the recorded image instead: kernels that round otherwise
+/// may rank a near tie, or an image at the boundary, the other way, and profiles around two
+/// images cannot be compared. The comparison notes where the rankings differ.
+fn with_recorded_profile_image(command: EngineCommand, recorded: &Outcome) -> EngineCommand {
+    match command {
+        EngineCommand::Diagnose { n, image: None } if recorded.error.is_none() => {
+            EngineCommand::Diagnose {
+                n,
+                image: recorded.snapshot.diagnosis.as_ref().and_then(|d| d.image),
+            }
+        }
+        other => other,
+    }
 }

@@ -94,6 +94,48 @@ fn the_shipped_sat_teacher_is_not_flagged() {
     assert_eq!(d.unbounded, 0.0);
 }
 
+/// The loss profile is drawn around the correctly classified image with the highest loss
+/// (misclassified ones, whose losses are higher still, are not candidates), or around the
+/// image asked for; the ranking of candidates is kept either way.
+#[test]
+fn the_profile_is_around_the_highest_loss_correct_image_or_the_one_asked_for() {
+    use rslad_tui::diagnose::PROFILE_CANDIDATES;
+    let model = Linear::new(5, 3);
+    let x = tensor(&near_rounding_thresholds(24, 6));
+    let mut labels = predictions(model.logits(x.clone()));
+    for label in &mut labels[..3] {
+        *label = (*label + 1) % 3;
+    }
+    let mut config = DiagnoseConfig::new(0.05);
+    config.square_queries = 20;
+    let d = diagnose(&model, &x, &labels, &config, &mut |_| {}).unwrap();
+    let ranking = &d.highest_losses;
+    assert_eq!(ranking.len(), PROFILE_CANDIDATES);
+    assert!(
+        ranking.iter().all(|&(image, _)| image >= 3),
+        "a misclassified image ranked: {ranking:?}"
+    );
+    assert!(ranking.windows(2).all(|w| w[0].1 >= w[1].1), "{ranking:?}");
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
+    let profile = d.profile.as_ref().expect("a profile");
+    assert_eq!(profile.sample, ranking[0].0);
+    assert!(
+        close(profile.along_gradient[0], ranking[0].1),
+        "{profile:?}"
+    );
+
+    let (asked, loss) = ranking[4];
+    config.profile_image = Some(asked);
+    let pinned = diagnose(&model, &x, &labels, &config, &mut |_| {}).unwrap();
+    let profile = pinned.profile.as_ref().expect("a profile");
+    assert_eq!(profile.sample, asked);
+    assert!(close(profile.along_gradient[0], loss), "{profile:?}");
+    assert_eq!(&pinned.highest_losses, ranking);
+
+    config.profile_image = Some(24);
+    assert!(diagnose(&model, &x, &labels, &config, &mut |_| {}).is_err());
+}
+
 #[test]
 fn no_images_is_an_error() {
     let model = Linear::new(5, 3);

@@ -272,6 +272,11 @@ fn the_workbench_quotes_the_number_of_images_it_was_given() {
     let mut r = runner();
     let refused = error_of(&mut r, "diagnose n=100000");
     assert!(refused.contains("(n=100000)"), "{refused}");
+    let refused = error_of(&mut r, "diagnose n=10 image=10");
+    assert!(
+        refused.contains("image=10 is not among the 10 diagnosed test images (0 to 9)"),
+        "{refused}"
+    );
 }
 
 /// `rslad-tui zoo | head -1`: a reader that has gone ends the program quietly (by SIGPIPE, as

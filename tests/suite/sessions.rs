@@ -941,6 +941,69 @@ fn every_table_goes_on_the_board_with_what_it_measured_and_replays() {
     assert!(what.contains("attack.context.method"), "{what}");
 }
 
+/// A replayed `diagnose` draws its loss profile around the recorded image, not around the one
+/// its own student ranks highest: on kernels that round otherwise the two may differ (a near
+/// tie), and profiles around different images cannot be compared. Where the rankings differ,
+/// the report says so in a note.
+#[test]
+fn a_replayed_diagnosis_draws_its_profile_around_the_recorded_image() {
+    let mut r = runner();
+    r.run_line("step batch 1").unwrap();
+    r.run_line("diagnose n=16").unwrap();
+    let chosen = outcomes(r.session())[1]
+        .snapshot
+        .diagnosis
+        .clone()
+        .expect("diagnose records it");
+    let ranking = &chosen.highest_losses;
+    assert_eq!(chosen.image, Some(ranking[0].image), "{ranking:?}");
+    let other = ranking[1].image;
+
+    // A recording whose student ranked `other` highest (as another machine's might): the
+    // same session with the profile drawn around it, its line as if it had been chosen.
+    let mut r = runner();
+    r.run_line("step batch 1").unwrap();
+    r.run_line(&format!("diagnose n=16 image={other}")).unwrap();
+    let mut recorded = r.session().clone();
+    let Some(Entry::Command { line, outcome, .. }) = recorded.entries.last_mut() else {
+        panic!("the diagnosis is the last entry")
+    };
+    *line = "diagnose n=16".into();
+    let d = outcome.snapshot.diagnosis.as_mut().unwrap();
+    assert_eq!(d.image, Some(other));
+    let report = runner().replay(&recorded).unwrap();
+    assert_eq!(report.divergence, None);
+    assert_eq!(report.max_difference, 0.0);
+    assert!(
+        report.comparison.notes.is_empty(),
+        "{:?}",
+        report.comparison.notes
+    );
+
+    // Its ranking put `other` first: the same losses, so within every tolerance, and a note.
+    let Some(Entry::Command { outcome, .. }) = recorded.entries.last_mut() else {
+        panic!("the diagnosis is the last entry")
+    };
+    outcome
+        .snapshot
+        .diagnosis
+        .as_mut()
+        .unwrap()
+        .highest_losses
+        .swap(0, 1);
+    let report = runner().replay(&recorded).unwrap();
+    assert_eq!(report.divergence, None);
+    let summary = report.summary(&Tolerances::default());
+    assert!(
+        summary.contains(&format!(
+            "note: entry 2 (`diagnose n=16`): among the correctly classified images this run's \
+             student has its highest loss at test image {}",
+            ranking[0].image
+        )),
+        "{summary}"
+    );
+}
+
 /// `diagnose`'s loss profile is recorded with each snapshot, re-executes to the same
 /// numbers, diverges when a loss differs, is checked when read (one loss per offset), and a
 /// recording made before snapshots carried it still replays.

@@ -59,6 +59,20 @@ fn every_command_of_the_issue_parses() {
         ("eval", engine(EngineCommand::Eval { n: None })),
         ("eval n=200", engine(EngineCommand::Eval { n: Some(200) })),
         (
+            "diagnose",
+            engine(EngineCommand::Diagnose {
+                n: None,
+                image: None,
+            }),
+        ),
+        (
+            "diagnose image=0 n=50",
+            engine(EngineCommand::Diagnose {
+                n: Some(50),
+                image: Some(0),
+            }),
+        ),
+        (
             "save",
             engine(EngineCommand::Save {
                 path: None,
@@ -324,6 +338,10 @@ fn bad_lines_get_one_line_with_the_usage() {
         ("next 3", "next"),
         ("help nothing", "help [COMMAND]"),
         ("load", "load PATH"),
+        ("diagnose image=-1", "diagnose [n=N] [image=I]"),
+        ("diagnose image=1.5", "diagnose [n=N] [image=I]"),
+        ("diagnose n=0", "diagnose [n=N] [image=I]"),
+        ("diagnose sample=3", "diagnose [n=N] [image=I]"),
     ];
     for (line, usage) in cases {
         let error = parse(line).expect_err(line);

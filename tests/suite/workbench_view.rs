@@ -1335,6 +1335,7 @@ fn diagnosed() -> Snapshot {
             method: "rslad α=0.833".into(),
             epochs: 3,
             batches: 23,
+            highest_losses: Vec::new(),
         }),
         ..fixture()
     }

@@ -71,6 +71,9 @@ pub enum EngineCommand {
     },
     Diagnose {
         n: Option<usize>,
+        /// The test image to draw the loss profile around (`None`: the correctly classified
+        /// one with the highest loss).
+        image: Option<usize>,
     },
     /// Gather the student's batch-norm running statistics again (`None`: the default batches).
     Recalibrate {

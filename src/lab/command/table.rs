@@ -236,17 +236,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "diagnose",
-        usage: "diagnose [n=N]",
+        usage: "diagnose [n=N] [image=I]",
         summary: "check the student for gradient masking on N test images (default 200): FGSM \
                   against PGD, the start, more steps, ε = 1, Square after APGD-CE, zero \
-                  gradients, the loss around a sample",
-        args: &[Arg::Keys(&["n"])],
-        parse: |rest| {
-            Ok(EngineCommand::Diagnose {
-                n: image_count(rest)?,
-            }
-            .into())
-        },
+                  gradients, the loss around test image I (default: the correctly classified \
+                  one with the highest loss)",
+        args: &[Arg::Keys(&["n", "image"])],
+        parse: parse_diagnose,
     },
     CommandSpec {
         name: "recalibrate",
@@ -396,6 +392,18 @@ fn image_count(rest: &str) -> Result<Option<usize>, String> {
         n = Some(key_count(key, value)?);
     }
     Ok(n)
+}
+
+/// `diagnose [n=N] [image=I]`.
+fn parse_diagnose(rest: &str) -> Result<Command, String> {
+    let (mut n, mut image) = (None, None);
+    for pair in words(rest) {
+        match key_text(pair, &["n", "image"])? {
+            ("n", value) => n = Some(key_count("n", number(value)?)?),
+            (_, value) => image = Some(index(value)?),
+        }
+    }
+    Ok(EngineCommand::Diagnose { n, image }.into())
 }
 
 /// `recalibrate [adversarial|natural] [batches=N]`.

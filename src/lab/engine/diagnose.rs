@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::diagnose::{DiagnoseConfig, Diagnosis, diagnose_cancellable, first_images};
-use crate::lab::snapshot::{DiagnosisView, LogLevel};
+use crate::lab::snapshot::{DiagnosisView, ImageLoss, LogLevel};
 use crate::progress::Progress;
 use anyhow::Result;
 
@@ -13,15 +13,23 @@ const DIAGNOSE_N: usize = 200;
 const DIAGNOSE_MAX: usize = 1000;
 
 impl Engine {
-    pub(super) fn diagnose(&mut self, n: Option<usize>) -> Result<()> {
+    pub(super) fn diagnose(&mut self, n: Option<usize>, image: Option<usize>) -> Result<()> {
         let requested = n.unwrap_or(DIAGNOSE_N);
         if requested > DIAGNOSE_MAX {
             anyhow::bail!("diagnose takes at most {DIAGNOSE_MAX} images (n={requested})");
         }
         let n = requested.min(self.data.test.len());
+        if let Some(image) = image.filter(|&i| i >= n) {
+            anyhow::bail!(
+                "image={image} is not among the {n} diagnosed test images (0 to {}): give a \
+                 smaller index or a larger n",
+                n.saturating_sub(1)
+            );
+        }
         let (x, labels) = first_images(&self.data.test, n, &crate::device::compute_device());
         let mut config = DiagnoseConfig::new(self.epsilon());
         config.seed = self.settings.seed;
+        config.profile_image = image;
         let view = crate::attack::eval_view(&self.trainer.model);
         let progress = self.progress();
         let diagnosis = diagnose_cancellable(
@@ -67,6 +75,11 @@ impl Engine {
         DiagnosisView {
             // The diagnosed images are the first of the test set: their index is the image's.
             image: diagnosis.profile.as_ref().map(|p| p.sample),
+            highest_losses: diagnosis
+                .highest_losses
+                .iter()
+                .map(|&(image, loss)| ImageLoss { image, loss })
+                .collect(),
             images: diagnosis.images,
             epsilon: diagnosis.epsilon,
             offsets: profile.offsets,

@@ -193,7 +193,7 @@ impl Engine {
             EngineCommand::ShowMisclassified => self.find_misclassified(),
             EngineCommand::Attack(request) => self.attack(request),
             EngineCommand::Eval { n } => self.eval(n),
-            EngineCommand::Diagnose { n } => self.diagnose(n),
+            EngineCommand::Diagnose { n, image } => self.diagnose(n, image),
             EngineCommand::Recalibrate { source, batches } => self.recalibrate(source, batches),
             EngineCommand::Save { path, overwrite } => self.save(path, overwrite),
             EngineCommand::Load(path) => self.load(&path),

@@ -274,6 +274,7 @@ fn check_diagnosis(field: &str, diagnosis: &DiagnosisView) -> Result<(), Problem
     let f = |name: &str| format!("{field}.{name}");
     let DiagnosisView {
         image: _,
+        highest_losses,
         images: _,
         epsilon: _,
         offsets,
@@ -288,6 +289,7 @@ fn check_diagnosis(field: &str, diagnosis: &DiagnosisView) -> Result<(), Problem
         batches: _,
     } = diagnosis;
     too_many(&f("offsets"), offsets.len(), PROFILE_POINTS)?;
+    too_many(&f("highest_losses"), highest_losses.len(), PROFILE_POINTS)?;
     for (name, curve) in [
         ("along_gradient", along_gradient),
         ("random_max", random_max),

@@ -192,6 +192,13 @@ pub struct DiagnosisView {
     /// The test image the loss was taken around (None when no diagnosed image was classified
     /// correctly, so there is no profile and the curves below are empty).
     pub image: Option<usize>,
+    /// The correctly classified images with the highest loss at x, highest first (at most
+    /// `diagnose::PROFILE_CANDIDATES`); `image` is the first. Kernels that round otherwise may
+    /// rank two nearly equal losses the other way: a replay accepts the other choice when both
+    /// runs' losses call it a tie within the loss tolerance. Empty in sessions recorded before
+    /// it was kept.
+    #[serde(default)]
+    pub highest_losses: Vec<ImageLoss>,
     /// Test images diagnosed.
     pub images: usize,
     /// The attack radius of the diagnosis: the offsets are multiples of it.
@@ -213,6 +220,13 @@ pub struct DiagnosisView {
     /// Training done when it was diagnosed: whole epochs, and batches of the epoch under way.
     pub epochs: usize,
     pub batches: usize,
+}
+
+/// A test image and its loss (cross-entropy) at the natural image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageLoss {
+    pub image: usize,
+    pub loss: f32,
 }
 
 impl DiagnosisView {
