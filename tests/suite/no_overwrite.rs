@@ -259,6 +259,10 @@ fn options_that_do_not_apply_and_numbers_out_of_range_are_refused() {
             "--eps 0",
         ),
         (
+            &["diagnose", "--checkpoint", "embedded", "--image", "200"],
+            "--image 200 is not among the first 200 test images",
+        ),
+        (
             &["eval", "--checkpoint", "embedded", "--model", "mlp"],
             "is a small-cnn, not the --model mlp",
         ),
