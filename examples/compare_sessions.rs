@@ -46,6 +46,9 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    for note in &total.notes {
+        println!("note: {note}");
+    }
     for (kind, max) in total.max_by_kind() {
         println!("largest {}: {}", kind.name(), short(max));
     }

@@ -66,8 +66,9 @@ pub struct Finding {
     pub message: String,
 }
 
-/// The loss (cross-entropy) around one correctly classified sample: along the sign of its
-/// gradient and along random sign directions, at fractions of ε.
+/// The loss (cross-entropy) around one sample (the correctly classified one nearest the
+/// boundary, unless another was asked for): along the sign of its gradient and along random
+/// sign directions, at fractions of ε.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LossProfile {
     /// Index of the sample among the diagnosed images.
@@ -102,9 +103,9 @@ pub struct Diagnosis {
     pub zero_gradients: usize,
     pub profile: Option<LossProfile>,
     /// The profile's candidates: (image, loss at x) of the correctly classified images with
-    /// the highest loss, highest first; the profile is drawn around the first. Kernels that
-    /// round otherwise can rank two nearly equal losses the other way: a replay tells such a
-    /// near tie from a real difference by these.
+    /// the highest loss, highest first; the profile is drawn around the first unless
+    /// [`DiagnoseConfig::profile_image`] names another. Kernels that round otherwise can rank
+    /// two nearly equal losses the other way; a replay compares these losses and says so.
     pub highest_losses: Vec<(usize, f32)>,
     pub findings: Vec<Finding>,
 }
@@ -216,6 +217,11 @@ pub mod thresholds {
     /// Share of images the black-box Square breaks after the white-box APGD-CE (the
     /// AutoAttack code's `check_square_sr` threshold).
     pub const SQUARE: f64 = 0.002;
+    /// The loss profile's highest loss at ε under which the profile is flat: the student is
+    /// sure of the image (probability ≥ 95% of its class everywhere tried), and which direction
+    /// raises the loss more is a matter of rounding. Our choice; the images `diagnose` picks
+    /// itself (the highest loss) are rarely that sure, one asked for with `image=` may be.
+    pub const FLAT_PROFILE: f32 = 0.05;
 }
 
 /// What in how a student was trained may explain a diagnosis that found signs of masking,
@@ -630,10 +636,19 @@ fn judge(m: &Measured, config: &DiagnoseConfig) -> Vec<Finding> {
             *p.along_gradient.last().unwrap_or(&0.0),
             *p.random_max.last().unwrap_or(&0.0),
         );
+        let flat = g.max(r) < FLAT_PROFILE;
         findings.push(Finding {
             check: "loss along the gradient",
-            flagged: r > g,
-            message: if r > g {
+            flagged: r > g && !flat,
+            message: if flat {
+                format!(
+                    "around test image {}, the loss stays under {FLAT_PROFILE} at ε in every \
+                     direction tried ({g:.3} along the gradient's sign, at most {r:.3} along \
+                     random ones): the student is sure of it, so this check cannot tell; an \
+                     image nearer the boundary can",
+                    p.sample
+                )
+            } else if r > g {
                 format!(
                     "around test image {}, a random direction raises the loss more ({r:.3} at ε) \
                      than the gradient's sign ({g:.3}): the gradient points the wrong way there",

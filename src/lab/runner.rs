@@ -4,7 +4,7 @@
 //! session commands (`save session`, `load session`, `mark`) work the same everywhere.
 
 use super::command::{self, Command, EngineCommand, SessionCommand, Work};
-use super::engine::{Engine, default_settings};
+use super::engine::{DIAGNOSE_N, Engine, default_settings};
 use super::journal::Journal;
 use super::live::Shared;
 use super::scope::FileScope;
@@ -660,14 +660,21 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
 /// A replayed `diagnose` that chose its loss profile's image (the correctly classified one with
 /// the highest loss) draws it around the recorded image instead: kernels that round otherwise
 /// may rank a near tie, or an image at the boundary, the other way, and profiles around two
-/// images cannot be compared. The comparison notes where the rankings differ.
+/// images cannot be compared. The comparison notes where the rankings differ. Only a
+/// diagnosis of as many images as the command asks for is taken: after a `diagnose` that was
+/// stopped the snapshot still holds an earlier one, perhaps of more images.
 fn with_recorded_profile_image(command: EngineCommand, recorded: &Outcome) -> EngineCommand {
     match command {
         EngineCommand::Diagnose { n, image: None } if recorded.error.is_none() => {
-            EngineCommand::Diagnose {
-                n,
-                image: recorded.snapshot.diagnosis.as_ref().and_then(|d| d.image),
-            }
+            let asked = n.unwrap_or(DIAGNOSE_N);
+            let image = recorded
+                .snapshot
+                .diagnosis
+                .as_ref()
+                .filter(|d| d.images == asked)
+                .and_then(|d| d.image)
+                .filter(|&image| image < asked);
+            EngineCommand::Diagnose { n, image }
         }
         other => other,
     }

@@ -136,6 +136,44 @@ fn the_profile_is_around_the_highest_loss_correct_image_or_the_one_asked_for() {
     assert!(diagnose(&model, &x, &labels, &config, &mut |_| {}).is_err());
 }
 
+/// Around an image the model is sure of, the loss is flat: which direction raises it more is
+/// rounding, and the check says it cannot tell rather than flag masking.
+#[test]
+fn a_flat_loss_profile_flags_nothing() {
+    use rslad_tui::diagnose::thresholds::FLAT_PROFILE;
+    let device = compute_device();
+    let (teacher, _) = rslad_tui::teacher::shipped(rslad_tui::teacher::EMBEDDED_SAT, &device)
+        .unwrap()
+        .unwrap();
+    let model = eval_view(&teacher);
+    let data = data::load(DatasetKind::Mnist, &DataSource::Embedded).unwrap();
+    let (x, labels) = first_images(&data.test, 6, &device);
+    // A small ε: the robust teacher stays sure of most digits within it.
+    let mut config = DiagnoseConfig::new(0.02);
+    config.square_queries = 20;
+    config.step_counts = vec![1, 40];
+    let mut flat = 0;
+    for image in 0..labels.len() {
+        config.profile_image = Some(image);
+        let d = diagnose(&model, &x, &labels, &config, &mut |_| {}).unwrap();
+        let p = d.profile.as_ref().unwrap();
+        let highest = p.along_gradient[10].max(p.random_max[10]);
+        let finding = d
+            .findings
+            .iter()
+            .find(|f| f.check == "loss along the gradient")
+            .unwrap();
+        if highest < FLAT_PROFILE {
+            flat += 1;
+            assert!(!finding.flagged, "{finding:?}");
+            assert!(finding.message.contains("cannot tell"), "{finding:?}");
+        } else {
+            assert!(!finding.message.contains("cannot tell"), "{finding:?}");
+        }
+    }
+    assert!(flat > 0, "no image of the fixture has a flat profile");
+}
+
 #[test]
 fn no_images_is_an_error() {
     let model = Linear::new(5, 3);

@@ -278,7 +278,7 @@ fn the_workbench_quotes_the_number_of_images_it_was_given() {
     assert!(refused.contains("(n=100000)"), "{refused}");
     let refused = error_of(&mut r, "diagnose n=10 image=10");
     assert!(
-        refused.contains("image=10 is not among the 10 diagnosed test images (0 to 9)"),
+        refused.contains("image=10 is not among the 10 diagnosed test images"),
         "{refused}"
     );
 }

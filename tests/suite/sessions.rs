@@ -234,6 +234,9 @@ fn tolerances_parse_by_kind_and_refuse_nonsense() {
     assert_eq!(custom.accuracy, 0.5);
     assert_eq!(custom.probability, 0.05);
     assert_eq!(custom.loss, Tolerances::default().loss);
+    let image = Tolerances::parse("image-loss=0.2").unwrap();
+    assert_eq!(image.image_loss, 0.2);
+    assert_eq!(image.loss, Tolerances::default().loss);
     for bad in [
         "0.01",
         "speed=1",
@@ -248,7 +251,7 @@ fn tolerances_parse_by_kind_and_refuse_nonsense() {
     assert!(
         Tolerances::parse("speed=1")
             .unwrap_err()
-            .contains("accuracy, loss, probability, pixel, pixels-reversed")
+            .contains("accuracy, loss, image-loss, probability, pixel, pixels-reversed")
     );
 }
 
@@ -1057,6 +1060,38 @@ fn a_diagnosis_is_recorded_checked_and_replayed() {
         what.contains("diagnosis.loss along the gradient[10]"),
         "{what}"
     );
+    // So is a highest-loss image's loss at x.
+    let mut changed = recorded.clone();
+    let Entry::Command { outcome, .. } = &mut changed.entries[1] else {
+        panic!("entry 1 is the diagnosis")
+    };
+    let ranked = &mut outcome.snapshot.diagnosis.as_mut().unwrap().highest_losses[2];
+    ranked.loss = 1.2 * ranked.loss + 0.2;
+    let image = ranked.image;
+    let report = runner().replay(&changed).unwrap();
+    let (_, _, what) = report.divergence.expect("a divergence");
+    assert!(
+        what.contains(&format!("diagnosis: loss at x of test image {image}")),
+        "{what}"
+    );
+
+    // A recording from before diagnoses kept their highest-loss images replays.
+    let mut unranked = recorded.clone();
+    for entry in &mut unranked.entries {
+        if let Entry::Command { outcome, .. } = entry
+            && let Some(d) = outcome.snapshot.diagnosis.as_mut()
+        {
+            d.highest_losses.clear();
+        }
+    }
+    session::save(&unranked, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without = text.replace("highest_losses: [],", "");
+    assert!(!without.contains("highest_losses"), "as an older session");
+    std::fs::write(&path, without).unwrap();
+    let report = runner().replay(&session::load(&path).unwrap()).unwrap();
+    assert_eq!(report.divergence, None);
+    assert_eq!(report.max_difference, 0.0);
 
     // A recording from before snapshots carried the diagnosis replays without one.
     let mut old = recorded.clone();

@@ -9,7 +9,7 @@ use crate::progress::Progress;
 use anyhow::Result;
 
 /// Test images diagnosed unless `n=` says otherwise, and the most it takes (one batch).
-const DIAGNOSE_N: usize = 200;
+pub const DIAGNOSE_N: usize = 200;
 const DIAGNOSE_MAX: usize = 1000;
 
 impl Engine {
@@ -21,9 +21,8 @@ impl Engine {
         let n = requested.min(self.data.test.len());
         if let Some(image) = image.filter(|&i| i >= n) {
             anyhow::bail!(
-                "image={image} is not among the {n} diagnosed test images (0 to {}): give a \
-                 smaller index or a larger n",
-                n.saturating_sub(1)
+                "image={image} is not among the {n} diagnosed test images (their indices are \
+                 below {n}): give a smaller index or a larger n"
             );
         }
         let (x, labels) = first_images(&self.data.test, n, &crate::device::compute_device());

@@ -16,6 +16,8 @@ mod recalibrate;
 mod sample;
 mod training;
 
+pub use diagnose::DIAGNOSE_N;
+
 use super::command::EngineCommand;
 use super::live::{LiveProgress, Shared};
 use super::scope::FileScope;

@@ -517,10 +517,19 @@ fn diagnosis(c: &mut Checker, r: &DiagnosisView, g: &DiagnosisView) {
     c.same("diagnosis.batches", batches, &g.batches);
 }
 
-/// The losses at x of the images both runs ranked among their highest, within the loss
-/// tolerance; a note where the runs' highest differ (a near tie, or an image at the boundary
-/// classified correctly in one run only), which a run on other kernels may see.
+/// The losses at x of the images both runs ranked among their highest, within the image-loss
+/// tolerance (an image in one list only may have fallen just below the other's tenth, or be
+/// misclassified by the other run's student: not compared); a note where the runs' highest
+/// differ, which a run on other kernels may see. Exactly, the same images in the same order.
 fn highest_losses_compared(c: &mut Checker, recorded: &[ImageLoss], got: &[ImageLoss]) {
+    if c.tolerances.image_loss == 0.0 {
+        let images = |ranking: &[ImageLoss]| ranking.iter().map(|l| l.image).collect::<Vec<_>>();
+        c.same(
+            "diagnosis.highest-loss images",
+            &images(recorded),
+            &images(got),
+        );
+    }
     for r in recorded {
         if let Some(g) = got.iter().find(|g| g.image == r.image) {
             c.number(

@@ -289,7 +289,11 @@ fn check_diagnosis(field: &str, diagnosis: &DiagnosisView) -> Result<(), Problem
         batches: _,
     } = diagnosis;
     too_many(&f("offsets"), offsets.len(), PROFILE_POINTS)?;
-    too_many(&f("highest_losses"), highest_losses.len(), PROFILE_POINTS)?;
+    too_many(
+        &f("highest_losses"),
+        highest_losses.len(),
+        crate::diagnose::PROFILE_CANDIDATES,
+    )?;
     for (name, curve) in [
         ("along_gradient", along_gradient),
         ("random_max", random_max),

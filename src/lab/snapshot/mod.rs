@@ -193,10 +193,9 @@ pub struct DiagnosisView {
     /// correctly, so there is no profile and the curves below are empty).
     pub image: Option<usize>,
     /// The correctly classified images with the highest loss at x, highest first (at most
-    /// `diagnose::PROFILE_CANDIDATES`); `image` is the first. Kernels that round otherwise may
-    /// rank two nearly equal losses the other way: a replay accepts the other choice when both
-    /// runs' losses call it a tie within the loss tolerance. Empty in sessions recorded before
-    /// it was kept.
+    /// `diagnose::PROFILE_CANDIDATES`); `image` is the first unless `image=` named it (as a
+    /// replay does, with the recorded image, since kernels that round otherwise may rank a
+    /// near tie the other way). Empty in sessions recorded before it was kept.
     #[serde(default)]
     pub highest_losses: Vec<ImageLoss>,
     /// Test images diagnosed.
@@ -223,7 +222,7 @@ pub struct DiagnosisView {
 }
 
 /// A test image and its loss (cross-entropy) at the natural image.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageLoss {
     pub image: usize,
     pub loss: f32,
