@@ -1,7 +1,7 @@
 //! The forward convolution: per image, its source planes (the input itself when the
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
-//! the extended grid copied out; 3 × 3 unpadded layers of 16–128 channels by Winograd's
-//! F(2, 3) instead (winograd.rs).
+//! the extended grid copied out; 3 × 3 stride-1 layers of 16–128 channels, unpadded or padded
+//! by 1, by Winograd's F(2, 3) instead (winograd.rs).
 
 use super::correlate::{Correlation, DirectMap};
 use super::first_layer::FirstLayer;

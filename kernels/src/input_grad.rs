@@ -11,8 +11,9 @@
 //! `oh` sits at `oh + T` and the tap offset `i₀ + T − q` is never negative (`i₀` is the phase's
 //! first row inside the image). Columns the same.
 //!
-//! The 3 × 3 unpadded layers F(2, 3) takes forward have their input gradient from it too: the
-//! same full correlation, by Winograd's transforms (winograd.rs).
+//! The 3 × 3 layers F(2, 3) takes forward (unpadded or padded by 1) have their input gradient
+//! from it too where the gradient is large enough: the same full correlation, by Winograd's
+//! transforms (winograd.rs).
 
 use super::channels::{self, ChannelGrad};
 use super::correlate::{Correlation, DirectMap};

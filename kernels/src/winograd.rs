@@ -1,8 +1,10 @@
-//! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1,
-//! unpadded convolutions with even output sizes and 16–128 channels in and out (`small-cnn`'s
-//! conv2–conv4, and so the TRADES teacher's): 16 multiply-adds per 2 × 2 outputs and channel
-//! pair where the direct convolution needs 36 (docs/performance.md, "Winograd's F(2, 3) for
-//! the forward pass and the input gradient").
+//! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1
+//! convolutions, unpadded or padded by 1, with even output sizes and 16–128 channels in and
+//! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s first two
+//! stages): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct convolution
+//! needs 36 (docs/performance.md, "Winograd's F(2, 3) for the forward pass and the input
+//! gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
+//! border of zeros into scratch, as the input gradient's output gradient is.
 //!
 //! Each 2 × 2 block of outputs (a *tile*) is `Aᵀ [Σ_ci (G g Gᵀ) ⊙ (Bᵀ d B)] A + bias` for the
 //! 4 × 4 input patch `d` under it and the 3 × 3 kernel `g` of each input channel. A chunk of
@@ -31,8 +33,9 @@ use std::ops::RangeInclusive;
 /// and M outgrow L2.
 const CHANNELS: RangeInclusive<usize> = 16..=128;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
-/// tile, is 295 KB for that layer, inside L2; at the limits (256 tiles, 128 channels) V and M
-/// are about 2 MB each, not measured.
+/// tile, is 295 KB for that layer, inside L2; `resnet18`'s first stage (256 tiles, 64
+/// channels) has V and M of 1 MB each and still gains (1.25× on the Intel guest's AVX-512,
+/// 1.65× on AVX2); at the limits (256 tiles, 128 channels) they are 2 MB each, not measured.
 const MAX_TILES_PER_IMAGE: usize = 256;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
@@ -43,8 +46,11 @@ pub(crate) struct Winograd {
     isa: Isa,
     c_in: usize,
     c_out: usize,
+    /// The images the transform reads: the input itself, or with `border` zeros on every side
+    /// (a padded forward pass, the input gradient) copied into scratch first.
     in_h: usize,
     in_w: usize,
+    border: usize,
     tiles_h: usize,
     tiles_w: usize,
     images_per_chunk: usize,
@@ -115,13 +121,20 @@ fn transform_weights(weight: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
     u
 }
 
-/// Whether F(2, 3) runs a 3 × 3, stride-1, unpadded convolution of `c_in` → `c_out` channels
-/// whose output is `out_h` × `out_w` (see the module).
+/// The padding of a 3 × 3, stride-1 convolution F(2, 3) can take: the same on every side, 0 or
+/// 1 (a padded layer keeps its size).
+fn padding(g: &ConvGeometry) -> Option<usize> {
+    let p = g.pad_h.0;
+    (g.stride == [1, 1] && g.pad_h == (p, p) && g.pad_w == (p, p) && p <= 1).then_some(p)
+}
+
+/// Whether F(2, 3) runs a 3 × 3, stride-1 convolution, unpadded or padded by 1, of `c_in` →
+/// `c_out` channels whose output is `out_h` × `out_w` (see the module).
 fn applies(g: &ConvGeometry, c_in: usize, c_out: usize, out_h: usize, out_w: usize) -> bool {
     g.kernel_h == 3
         && g.kernel_w == 3
         && g.groups == 1
-        && g.reads_input_in_place()
+        && padding(g).is_some()
         && g.batch > 0
         && out_h.is_multiple_of(2)
         && out_w.is_multiple_of(2)
@@ -133,13 +146,13 @@ fn applies(g: &ConvGeometry, c_in: usize, c_out: usize, out_h: usize, out_w: usi
 /// Where a chunk's input images come from.
 #[derive(Clone, Copy)]
 enum Source<'a> {
-    /// The forward pass's input, read in place.
+    /// The input of an unpadded forward pass, read in place.
     Input(&'a [f32]),
-    /// The input gradient's: the output gradient, masked by the ReLU's output where it
-    /// follows or through an inference batch norm's backward step, copied with a border of 2
-    /// into each chunk's scratch.
-    PaddedGradient {
-        output_grad: &'a [f32],
+    /// Images copied into each chunk's scratch with the plan's border of zeros: a padded
+    /// forward pass's input, or the input gradient's output gradient, masked by the ReLU's
+    /// output where it follows or through an inference batch norm's backward step.
+    Padded {
+        images: &'a [f32],
         relu_output: Option<&'a [f32]>,
         norm: Option<&'a ChannelNorm>,
     },
@@ -161,6 +174,7 @@ impl Winograd {
                 g.batch,
                 [g.in_channels, g.out_channels],
                 [g.in_h, g.in_w],
+                padding(g).unwrap_or(0),
                 u,
                 bias,
             )
@@ -168,13 +182,14 @@ impl Winograd {
     }
 
     /// The plan of `g`'s input gradient on `isa`, or `None` where F(2, 3) does not run it:
-    /// the forward pass of the output gradient padded by 2 on every side, with the kernels
-    /// turned by 180° and their channels' roles swapped.
+    /// the forward pass of the output gradient padded by 2 − p on every side (p: the layer's
+    /// padding), with the kernels turned by 180° and their channels' roles swapped.
     pub(crate) fn for_input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<Self> {
+        let border = 2 - padding(g)?;
         // Only where the border adds less than half the gradient's area: on `small-cnn`'s
-        // conv3 and conv4 (10 × 10 and 8 × 8 gradients) it was slower than the channel engine
-        // with both instruction sets, on its conv2 (24 × 24) faster or level.
-        let padded_area = (g.out_h + 4) * (g.out_w + 4);
+        // conv3 and conv4 (10 × 10 and 8 × 8 gradients, a border of 2) it was slower than the
+        // channel engine with both instruction sets, on its conv2 (24 × 24) faster or level.
+        let padded_area = (g.out_h + 2 * border) * (g.out_w + 2 * border);
         let applies = applies(g, g.out_channels, g.in_channels, g.in_h, g.in_w)
             && 2 * padded_area < 3 * g.out_h * g.out_w;
         applies.then(|| {
@@ -192,21 +207,25 @@ impl Winograd {
                 isa,
                 g.batch,
                 [c_out, c_in],
-                [g.out_h + 4, g.out_w + 4],
+                [g.out_h, g.out_w],
+                border,
                 u,
                 vec![0.0; c_in],
             )
         })
     }
 
+    /// A plan reading images of `source_h` × `source_w` with `border` zeros around them.
     fn new(
         isa: Isa,
         batch: usize,
         [c_in, c_out]: [usize; 2],
-        [in_h, in_w]: [usize; 2],
+        [source_h, source_w]: [usize; 2],
+        border: usize,
         u: Vec<f32>,
         bias: Vec<f32>,
     ) -> Self {
+        let (in_h, in_w) = (source_h + 2 * border, source_w + 2 * border);
         let (tiles_h, tiles_w) = ((in_h - 2) / 2, (in_w - 2) / 2);
         let per_image = tiles_h * tiles_w;
         let lanes = isa.lanes();
@@ -221,6 +240,7 @@ impl Winograd {
             c_out,
             in_h,
             in_w,
+            border,
             tiles_h,
             tiles_w,
             images_per_chunk,
@@ -257,8 +277,17 @@ impl Winograd {
 
     /// `epilogue(conv2d(x, weight) + bias)` for the `batch` images of `x`, NCHW.
     pub(crate) fn forward(&self, batch: usize, x: &[f32], epilogue: Epilogue) -> Vec<f32> {
-        assert_eq!(x.len(), batch * self.in_image(), "input length");
-        self.run(batch, Source::Input(x), epilogue)
+        assert_eq!(x.len(), batch * self.source_image(), "input length");
+        let source = if self.border == 0 {
+            Source::Input(x)
+        } else {
+            Source::Padded {
+                images: x,
+                relu_output: None,
+                norm: None,
+            }
+        };
+        self.run(batch, source, epilogue)
     }
 
     /// The input gradient of the convolution this plan was made for (see
@@ -275,12 +304,12 @@ impl Winograd {
     ) -> Vec<f32> {
         assert_eq!(
             output_grad.len(),
-            batch * self.gradient_image(),
+            batch * self.source_image(),
             "gradient length"
         );
         assert!(relu_output.is_none_or(|o| o.len() == output_grad.len()));
-        let source = Source::PaddedGradient {
-            output_grad,
+        let source = Source::Padded {
+            images: output_grad,
             relu_output,
             norm,
         };
@@ -319,19 +348,19 @@ impl Winograd {
                 Source::Input(x) => {
                     compute(&x[first * self.in_image()..][..images * self.in_image()])
                 }
-                Source::PaddedGradient {
-                    output_grad,
+                Source::Padded {
+                    images: sources,
                     relu_output,
                     norm,
                 } => {
                     // The padded images, then room for one image's gradient through the norm.
-                    let len = images * self.in_image() + self.gradient_image();
+                    let len = images * self.in_image() + self.source_image();
                     with_gradient_scratch(len, |scratch| {
                         let (padded, through_norm) = scratch.split_at_mut(images * self.in_image());
-                        let each = self.gradient_image();
+                        let each = self.source_image();
                         for (k, padded) in padded.chunks_exact_mut(self.in_image()).enumerate() {
                             let at = (first + k) * each;
-                            let dy = &output_grad[at..][..each];
+                            let dy = &sources[at..][..each];
                             let relu_output = relu_output.map(|all| &all[at..][..each]);
                             match norm {
                                 None => self.pad_image(dy, relu_output, padded),
@@ -350,29 +379,31 @@ impl Winograd {
         unsafe { par_blocks_written(batch * self.out_image(), chunk_len, fill) }
     }
 
-    /// Floats of one image of the output gradient this plan's input gradient reads.
-    fn gradient_image(&self) -> usize {
-        self.c_in * (self.in_h - 4) * (self.in_w - 4)
+    /// Floats of one image this plan reads before its border is added: the forward pass's
+    /// input, the input gradient's output gradient.
+    fn source_image(&self) -> usize {
+        self.c_in * (self.in_h - 2 * self.border) * (self.in_w - 2 * self.border)
     }
 
-    /// One image of the output gradient, masked by the ReLU's output where given, into
-    /// `padded` with a border of 2 zeros.
+    /// One image (`dy`), masked by the ReLU's output where given, into `padded` with the
+    /// plan's border of zeros.
     fn pad_image(&self, dy: &[f32], relu_output: Option<&[f32]>, padded: &mut [f32]) {
-        let (h, w) = (self.in_h - 4, self.in_w - 4);
+        let b = self.border;
+        let (h, w) = (self.in_h - 2 * b, self.in_w - 2 * b);
         let planes = padded.chunks_exact_mut(self.in_h * self.in_w);
         for (c, plane) in planes.enumerate() {
             let start = c * h * w;
-            plane[..2 * self.in_w].fill(0.0);
-            plane[(h + 2) * self.in_w..].fill(0.0);
+            plane[..b * self.in_w].fill(0.0);
+            plane[(h + b) * self.in_w..].fill(0.0);
             for (y, row) in dy[start..][..h * w].chunks_exact(w).enumerate() {
-                let out = &mut plane[(y + 2) * self.in_w..][..self.in_w];
-                out[..2].fill(0.0);
-                out[w + 2..].fill(0.0);
+                let out = &mut plane[(y + b) * self.in_w..][..self.in_w];
+                out[..b].fill(0.0);
+                out[w + b..].fill(0.0);
                 match relu_output {
-                    None => out[2..w + 2].copy_from_slice(row),
+                    None => out[b..w + b].copy_from_slice(row),
                     Some(relu_output) => {
                         let mask = &relu_output[start + y * w..][..w];
-                        for ((o, &g), &r) in out[2..w + 2].iter_mut().zip(row).zip(mask) {
+                        for ((o, &g), &r) in out[b..w + b].iter_mut().zip(row).zip(mask) {
                             *o = relu_backward(g, r);
                         }
                     }
@@ -787,15 +818,44 @@ mod tests {
     }
 
     fn geometry(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> ConvGeometry {
+        padded(batch, c_in, c_out, h, w, 0)
+    }
+
+    /// A 3 × 3 stride-1 convolution padded by `pad` on every side.
+    fn padded(
+        batch: usize,
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+        pad: usize,
+    ) -> ConvGeometry {
         ConvGeometry::new(
             [batch, c_in, h, w],
             [c_out, c_in, 3, 3],
             [1, 1],
-            [(0, 0), (0, 0)],
+            [(pad, pad), (pad, pad)],
             [1, 1],
             1,
         )
         .unwrap()
+    }
+
+    /// The input value under output (y, x) and tap (ky, kx), or None on the zero padding.
+    fn input_index(
+        g: &ConvGeometry,
+        b: usize,
+        ci: usize,
+        y: usize,
+        x: usize,
+        ky: usize,
+        kx: usize,
+    ) -> Option<usize> {
+        let (iy, ix) = (
+            (y + ky).checked_sub(g.pad_h.0)?,
+            (x + kx).checked_sub(g.pad_w.0)?,
+        );
+        (iy < g.in_h && ix < g.in_w).then(|| ((b * g.in_channels + ci) * g.in_h + iy) * g.in_w + ix)
     }
 
     /// Each output in f64, and the sum of its terms' magnitudes (the scale of its rounding).
@@ -809,10 +869,10 @@ mod tests {
                         for ci in 0..g.in_channels {
                             for ky in 0..3 {
                                 for kx in 0..3 {
-                                    let input = x[((b * g.in_channels + ci) * g.in_h + y + ky)
-                                        * g.in_w
-                                        + x0
-                                        + kx];
+                                    let Some(at) = input_index(g, b, ci, y, x0, ky, kx) else {
+                                        continue;
+                                    };
+                                    let input = x[at];
                                     let w = weight[((co * g.in_channels + ci) * 3 + ky) * 3 + kx];
                                     let term = f64::from(input) * f64::from(w);
                                     sum += term;
@@ -861,24 +921,30 @@ mod tests {
     }
 
     /// Shapes F(2, 3) takes: channel counts that no register tile divides, non-square
-    /// images, rows of 1 to 14 tiles, batches that leave a short last chunk on both of the
+    /// images, rows of 1 to 16 tiles, batches that leave a short last chunk on both of the
     /// input transform's paths (rows of 6 and 12 tiles go along rows on 8 lanes, rows of 4
-    /// and 5 by runs), several images and tile rows a chunk.
-    const SHAPES: [(usize, usize, usize, usize, usize); 8] = [
-        (3, 16, 20, 6, 8),
-        (2, 32, 32, 26, 26),
-        (11, 32, 64, 12, 12),
-        (9, 64, 16, 10, 10),
-        (5, 17, 33, 12, 4),
-        (4, 16, 16, 4, 30),
-        (11, 16, 16, 14, 14),
-        (5, 16, 24, 10, 26),
+    /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
+    /// five; `resnet18`'s first stage at full size, 256 tiles an image).
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 13] = [
+        (3, 16, 20, 6, 8, 0),
+        (2, 32, 32, 26, 26, 0),
+        (11, 32, 64, 12, 12, 0),
+        (9, 64, 16, 10, 10, 0),
+        (5, 17, 33, 12, 4, 0),
+        (4, 16, 16, 4, 30, 0),
+        (11, 16, 16, 14, 14, 0),
+        (5, 16, 24, 10, 26, 0),
+        (3, 16, 20, 4, 6, 1),
+        (5, 17, 33, 10, 2, 1),
+        (2, 64, 64, 32, 32, 1),
+        (3, 16, 16, 30, 30, 1),
+        (7, 24, 16, 8, 8, 1),
     ];
 
     #[test]
     fn f23_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
-        for (seed, &(batch, c_in, c_out, h, w)) in SHAPES.iter().enumerate() {
-            let g = geometry(batch, c_in, c_out, h, w);
+        for (seed, &(batch, c_in, c_out, h, w, pad)) in SHAPES.iter().enumerate() {
+            let g = padded(batch, c_in, c_out, h, w, pad);
             let x = values(g.batch * g.in_image(), seed as u64);
             let weight = values(g.weight_len(), 100 + seed as u64);
             let bias = values(c_out, 200 + seed as u64);
@@ -907,9 +973,9 @@ mod tests {
                             for ky in 0..3 {
                                 for kx in 0..3 {
                                     let w = weight[((co * g.in_channels + ci) * 3 + ky) * 3 + kx];
-                                    let at = ((b * g.in_channels + ci) * g.in_h + y + ky) * g.in_w
-                                        + x0
-                                        + kx;
+                                    let Some(at) = input_index(g, b, ci, y, x0, ky, kx) else {
+                                        continue;
+                                    };
                                     let term = f64::from(d) * f64::from(w);
                                     out[at].0 += term;
                                     out[at].1 += term.abs();
@@ -923,19 +989,21 @@ mod tests {
         out
     }
 
-    /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of 2
-    /// adds less than half their area): (batch, the gradient's channels, the input's, the
-    /// input's height and width).
-    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize); 3] = [
-        (2, 32, 32, 26, 26),
-        (3, 16, 20, 22, 20),
-        (5, 17, 33, 20, 30),
+    /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of
+    /// 2 − padding adds less than half their area): (batch, the gradient's channels, the
+    /// input's, the input's height and width, the padding).
+    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 5] = [
+        (2, 32, 32, 26, 26, 0),
+        (3, 16, 20, 22, 20, 0),
+        (5, 17, 33, 20, 30, 0),
+        (2, 64, 64, 16, 16, 1),
+        (3, 20, 16, 12, 10, 1),
     ];
 
     #[test]
     fn the_input_gradient_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
-        for (seed, &(batch, c_in, c_out, h, w)) in INPUT_GRAD_SHAPES.iter().enumerate() {
-            let g = geometry(batch, c_out, c_in, h, w);
+        for (seed, &(batch, c_in, c_out, h, w, pad)) in INPUT_GRAD_SHAPES.iter().enumerate() {
+            let g = padded(batch, c_out, c_in, h, w, pad);
             let weight = values(g.weight_len(), 300 + seed as u64);
             let dy = values(g.batch * g.out_image(), 400 + seed as u64);
             // The ReLU's output: +0, −0 and NaN among the values (the gradient passes where
@@ -1026,6 +1094,23 @@ mod tests {
             !takes_gradient(geometry(2, 64, 64, 10, 10)),
             "small-cnn's conv4: 8 × 8"
         );
+        assert!(
+            takes_gradient(padded(2, 128, 128, 16, 16, 1)),
+            "resnet18's second stage: 16 × 16, a border of 1"
+        );
+        assert!(
+            !takes_gradient(padded(2, 64, 64, 8, 8, 1)),
+            "8 × 8 with a border of 1"
+        );
+        let uneven = ConvGeometry::new(
+            [2, 16, 11, 11],
+            [16, 16, 3, 3],
+            [1, 1],
+            [(1, 0), (1, 0)],
+            [1, 1],
+            1,
+        );
+        assert!(!takes(uneven.unwrap()), "padded on one side only");
         assert!(!takes(geometry(2, 16, 16, 11, 10)), "an odd output");
         assert!(!takes(geometry(2, 8, 16, 10, 10)), "8 input channels");
         assert!(!takes(geometry(2, 16, 256, 10, 10)), "256 output channels");
@@ -1041,7 +1126,8 @@ mod tests {
             )
             .unwrap()
         };
-        assert!(!takes(other([16, 16, 3, 3], 1, 1)), "padded");
+        assert!(takes(other([16, 16, 3, 3], 1, 1)), "padded by 1");
+        assert!(!takes(other([16, 16, 3, 3], 1, 2)), "padded by 2");
         assert!(!takes(other([16, 16, 3, 3], 2, 0)), "stride 2");
         assert!(!takes(other([16, 16, 5, 5], 1, 0)), "5 × 5");
         let grouped = ConvGeometry::new(

@@ -70,8 +70,10 @@ pub fn geometry(
 /// layers that shrink the image (kernels/src/first_layer_taps.rs), which rounds differently
 /// too: a session recorded on them replays within the tolerances, not to the bit. So does one
 /// recorded on "rslad conv 2", before the forward pass of 3 × 3 unpadded layers ran on
-/// Winograd's F(2, 3) (kernels/src/winograd.rs), which sums in another way.
-pub const PATH_NAME: &str = "rslad conv 3";
+/// Winograd's F(2, 3) (kernels/src/winograd.rs), which sums in another way, and one recorded
+/// on "rslad conv 3", before F(2, 3) took layers padded by 1 as well (`resnet18`'s first two
+/// stages; the MNIST models' bits did not change).
+pub const PATH_NAME: &str = "rslad conv 4";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
