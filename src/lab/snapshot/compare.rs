@@ -30,8 +30,9 @@ pub enum Kind {
     Accuracy,
     /// Losses: the difference relative to max(1, |recorded|).
     Loss,
-    /// The loss of one image (the diagnosis's loss profile and ranking), relative as [`Kind::Loss`]:
-    /// one image's loss drifts further between kernel families than a mean over a batch.
+    /// The loss of one image (the diagnosis's loss profile and ranking), relative as
+    /// [`Kind::Loss`]: one image's loss drifts further between kernel families than a batch's
+    /// mean.
     ImageLoss,
     /// Class probabilities, absolute.
     Probability,
@@ -210,8 +211,8 @@ pub struct Comparison {
     pub divergence: Option<String>,
     /// Per field, in the order of their names.
     pub fields: BTreeMap<&'static str, Tally>,
-    /// What a reader should know though it is within the tolerances (e.g. a loss profile
-    /// drawn around another image of a near tie, and so not compared).
+    /// What a reader should know though it is within the tolerances (e.g. that this run's
+    /// student ranks another image highest in a diagnosis than the recording's did).
     pub notes: Vec<String>,
 }
 
