@@ -28,9 +28,10 @@ use std::mem::MaybeUninit;
 use std::ops::RangeInclusive;
 
 /// The channel counts (in and out) F(2, 3) runs for. Measured faster than the direct engines
-/// on `small-cnn`'s 32 and 64; below 16 not measured (the transforms cost per channel and
-/// tile, the product per channel pair, so their share grows as channels fall), above 128 V
-/// and M outgrow L2.
+/// on `small-cnn`'s 32 and 64 and `resnet18`'s 64 and 128; on `micro-cnn`'s conv2 (8 → 16,
+/// padded) slower with AVX-512 (0.32 → 0.51 ms forward, 0.33 → 0.62 input gradient) and level
+/// with AVX2 (the transforms cost per channel and tile, the product per channel pair, so their
+/// share grows as channels fall); above 128 V and M outgrow L2.
 const CHANNELS: RangeInclusive<usize> = 16..=128;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
 /// tile, is 295 KB for that layer, inside L2; `resnet18`'s first stage (256 tiles, 64
