@@ -15,8 +15,8 @@ pub fn with_scratch<T>(len: usize, work: impl FnOnce(&mut [f32]) -> T) -> T {
     with_buffer(&SCRATCH, len, work)
 }
 
-/// [`with_scratch`] on a second buffer, for an image's output gradient prepared before an
-/// engine that takes the first.
+/// [`with_scratch`] on a second buffer, for what an engine that takes the first reads: an
+/// image's output gradient prepared for it, or images copied with a border of zeros.
 pub fn with_gradient_scratch<T>(len: usize, work: impl FnOnce(&mut [f32]) -> T) -> T {
     with_buffer(&GRADIENT, len, work)
 }

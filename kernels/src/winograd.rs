@@ -38,6 +38,14 @@ const CHANNELS: RangeInclusive<usize> = 16..=128;
 /// channels) has V and M of 1 MB each and still gains (1.25× on the Intel guest's AVX-512,
 /// 1.65× on AVX2); at the limits (256 tiles, 128 channels) they are 2 MB each, not measured.
 const MAX_TILES_PER_IMAGE: usize = 256;
+/// Output positions a padded layer's forward pass, and any input gradient, needs for F(2, 3)
+/// (16 × 16): measured faster at 16 × 16 and 32 × 32 (`resnet18`), slower with AVX-512 at
+/// 14 × 14 (`micro-cnn` at widths 2 and 4, 16 → 32 and 32 → 64 channels: forward 0.94 → 1.06
+/// and level, input gradient 1.1 → 1.35 and 3.35 → 4.0 ms), where AVX2 gained on the forward
+/// pass (1.6 → 1.1 ms) but not on the input gradient. One rule for every instruction set, so
+/// they keep giving the same bits. Unpadded forward passes were measured faster down to 8 × 8
+/// (`small-cnn`'s conv4) and have no floor.
+const MIN_PADDED_POSITIONS: usize = 256;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
 
@@ -167,7 +175,8 @@ impl Winograd {
         weight: &[f32],
         bias: Option<&[f32]>,
     ) -> Option<Self> {
-        applies(g, g.in_channels, g.out_channels, g.out_h, g.out_w).then(|| {
+        let large_enough = padding(g) == Some(0) || g.out_h * g.out_w >= MIN_PADDED_POSITIONS;
+        (applies(g, g.in_channels, g.out_channels, g.out_h, g.out_w) && large_enough).then(|| {
             let u = transform_weights(weight, g.in_channels, g.out_channels);
             let bias = bias.map_or_else(|| vec![0.0; g.out_channels], <[f32]>::to_vec);
             Winograd::new(
@@ -175,7 +184,7 @@ impl Winograd {
                 g.batch,
                 [g.in_channels, g.out_channels],
                 [g.in_h, g.in_w],
-                padding(g).unwrap_or(0),
+                padding(g).expect("`applies` checked the padding"),
                 u,
                 bias,
             )
@@ -187,12 +196,14 @@ impl Winograd {
     /// padding), with the kernels turned by 180° and their channels' roles swapped.
     pub(crate) fn for_input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<Self> {
         let border = 2 - padding(g)?;
-        // Only where the border adds less than half the gradient's area: on `small-cnn`'s
-        // conv3 and conv4 (10 × 10 and 8 × 8 gradients, a border of 2) it was slower than the
-        // channel engine with both instruction sets, on its conv2 (24 × 24) faster or level.
+        // Only where the border adds less than half the gradient's area (on `small-cnn`'s
+        // conv3 and conv4, 10 × 10 and 8 × 8 gradients with a border of 2, it was slower than
+        // the channel engine with both instruction sets, on its conv2, 24 × 24, faster or
+        // level) and the gradient is at least 16 × 16 (`MIN_PADDED_POSITIONS`).
         let padded_area = (g.out_h + 2 * border) * (g.out_w + 2 * border);
         let applies = applies(g, g.out_channels, g.in_channels, g.in_h, g.in_w)
-            && 2 * padded_area < 3 * g.out_h * g.out_w;
+            && 2 * padded_area < 3 * g.out_h * g.out_w
+            && g.out_h * g.out_w >= MIN_PADDED_POSITIONS;
         applies.then(|| {
             let (c_in, c_out) = (g.in_channels, g.out_channels);
             let mut turned = vec![0.0; weight.len()];
@@ -355,7 +366,12 @@ impl Winograd {
                     norm,
                 } => {
                     // The padded images, then room for one image's gradient through the norm.
-                    let len = images * self.in_image() + self.source_image();
+                    let through_norm = if norm.is_some() {
+                        self.source_image()
+                    } else {
+                        0
+                    };
+                    let len = images * self.in_image() + through_norm;
                     with_gradient_scratch(len, |scratch| {
                         let (padded, through_norm) = scratch.split_at_mut(images * self.in_image());
                         let each = self.source_image();
@@ -925,7 +941,8 @@ mod tests {
     /// images, rows of 1 to 16 tiles, batches that leave a short last chunk on both of the
     /// input transform's paths (rows of 6 and 12 tiles go along rows on 8 lanes, rows of 4
     /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
-    /// five; `resnet18`'s first stage at full size, 256 tiles an image).
+    /// five, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an
+    /// image).
     const SHAPES: [(usize, usize, usize, usize, usize, usize); 13] = [
         (3, 16, 20, 6, 8, 0),
         (2, 32, 32, 26, 26, 0),
@@ -935,16 +952,27 @@ mod tests {
         (4, 16, 16, 4, 30, 0),
         (11, 16, 16, 14, 14, 0),
         (5, 16, 24, 10, 26, 0),
-        (3, 16, 20, 4, 6, 1),
-        (5, 17, 33, 10, 2, 1),
+        (3, 16, 20, 16, 18, 1),
+        (5, 17, 33, 26, 10, 1),
         (2, 64, 64, 32, 32, 1),
         (3, 16, 16, 30, 30, 1),
-        (7, 24, 16, 8, 8, 1),
+        (7, 24, 16, 16, 16, 1),
     ];
+
+    /// Fills every thread's scratch buffers with NaN, so a value a kernel reads before it
+    /// writes it shows in the results whatever ran before.
+    fn poison_scratch() {
+        let poison = |buffer: &mut [f32]| buffer.fill(f32::NAN);
+        rayon::broadcast(|_| {
+            super::with_scratch(1 << 20, poison);
+            super::with_gradient_scratch(1 << 20, poison);
+        });
+    }
 
     #[test]
     fn f23_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
         for (seed, &(batch, c_in, c_out, h, w, pad)) in SHAPES.iter().enumerate() {
+            poison_scratch();
             let g = padded(batch, c_in, c_out, h, w, pad);
             let x = values(g.batch * g.in_image(), seed as u64);
             let weight = values(g.weight_len(), 100 + seed as u64);
@@ -998,12 +1026,13 @@ mod tests {
         (3, 16, 20, 22, 20, 0),
         (5, 17, 33, 20, 30, 0),
         (2, 64, 64, 16, 16, 1),
-        (3, 20, 16, 12, 10, 1),
+        (3, 20, 16, 18, 16, 1),
     ];
 
     #[test]
     fn the_input_gradient_matches_the_sum_in_f64_with_the_same_bits_on_every_instruction_set() {
         for (seed, &(batch, c_in, c_out, h, w, pad)) in INPUT_GRAD_SHAPES.iter().enumerate() {
+            poison_scratch();
             let g = padded(batch, c_out, c_in, h, w, pad);
             let weight = values(g.weight_len(), 300 + seed as u64);
             let dy = values(g.batch * g.out_image(), 400 + seed as u64);
@@ -1100,11 +1129,11 @@ mod tests {
             "resnet18's second stage: 16 × 16, a border of 1"
         );
         assert!(
-            !takes_gradient(padded(2, 64, 64, 8, 8, 1)),
-            "8 × 8 with a border of 1"
+            !takes_gradient(padded(2, 32, 64, 14, 14, 1)),
+            "14 × 14 with a border of 1"
         );
         let uneven = ConvGeometry::new(
-            [2, 16, 11, 11],
+            [2, 16, 17, 17],
             [16, 16, 3, 3],
             [1, 1],
             [(1, 0), (1, 0)],
@@ -1127,7 +1156,11 @@ mod tests {
             )
             .unwrap()
         };
-        assert!(takes(other([16, 16, 3, 3], 1, 1)), "padded by 1");
+        assert!(
+            !takes(other([16, 16, 3, 3], 1, 1)),
+            "padded by 1, under 16 × 16"
+        );
+        assert!(takes(padded(2, 16, 16, 16, 16, 1)), "padded by 1, 16 × 16");
         assert!(!takes(other([16, 16, 3, 3], 1, 2)), "padded by 2");
         assert!(!takes(other([16, 16, 3, 3], 2, 0)), "stride 2");
         assert!(!takes(other([16, 16, 5, 5], 1, 0)), "5 × 5");
