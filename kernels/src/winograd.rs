@@ -366,23 +366,28 @@ impl Winograd {
                     norm,
                 } => {
                     // The padded images, then room for one image's gradient through the norm.
-                    let through_norm = if norm.is_some() {
+                    let norm_room = if norm.is_some() {
                         self.source_image()
                     } else {
                         0
                     };
-                    let len = images * self.in_image() + through_norm;
+                    let len = images * self.in_image() + norm_room;
                     with_gradient_scratch(len, |scratch| {
                         let (padded, through_norm) = scratch.split_at_mut(images * self.in_image());
                         let each = self.source_image();
                         for (k, padded) in padded.chunks_exact_mut(self.in_image()).enumerate() {
                             let at = (first + k) * each;
-                            let dy = &sources[at..][..each];
+                            let source = &sources[at..][..each];
                             let relu_output = relu_output.map(|all| &all[at..][..each]);
                             match norm {
-                                None => self.pad_image(dy, relu_output, padded),
+                                None => self.pad_image(source, relu_output, padded),
                                 Some(norm) => {
-                                    norm.gradient_image(self.isa, dy, relu_output, through_norm);
+                                    norm.gradient_image(
+                                        self.isa,
+                                        source,
+                                        relu_output,
+                                        through_norm,
+                                    );
                                     self.pad_image(through_norm, None, padded);
                                 }
                             }
@@ -402,9 +407,9 @@ impl Winograd {
         self.c_in * (self.in_h - 2 * self.border) * (self.in_w - 2 * self.border)
     }
 
-    /// One image (`dy`), masked by the ReLU's output where given, into `padded` with the
+    /// One image (`source`), masked by the ReLU's output where given, into `padded` with the
     /// plan's border of zeros.
-    fn pad_image(&self, dy: &[f32], relu_output: Option<&[f32]>, padded: &mut [f32]) {
+    fn pad_image(&self, source: &[f32], relu_output: Option<&[f32]>, padded: &mut [f32]) {
         let b = self.border;
         let (h, w) = (self.in_h - 2 * b, self.in_w - 2 * b);
         let planes = padded.chunks_exact_mut(self.in_h * self.in_w);
@@ -412,7 +417,7 @@ impl Winograd {
             let start = c * h * w;
             plane[..b * self.in_w].fill(0.0);
             plane[(h + b) * self.in_w..].fill(0.0);
-            for (y, row) in dy[start..][..h * w].chunks_exact(w).enumerate() {
+            for (y, row) in source[start..][..h * w].chunks_exact(w).enumerate() {
                 let out = &mut plane[(y + b) * self.in_w..][..self.in_w];
                 out[..b].fill(0.0);
                 out[w + b..].fill(0.0);
