@@ -57,10 +57,41 @@ pub struct FirstLayerTaps {
     row_starts: Vec<usize>,
     /// Lanes each of those vectors holds: a whole vector, or the row where it is shorter.
     row_lanes: usize,
-    /// `[row vector][kw]`: the lanes `start..end` of that vector whose gradient column, for
-    /// kernel column kw, lies inside the plane (`start == end`: none).
-    inside: Vec<(usize, usize)>,
+    /// `[row vector][kw][lane]`, a vector each: all bits set in the lanes of that row vector
+    /// whose gradient column, for kernel column kw, lies inside the plane; +0 in the others.
+    lane_masks: Vec<f32>,
+    /// Each tap plane is a block of `before` floats, the plane, and `after` floats in scratch:
+    /// what the gathers read around a plane (zeros for the flat one, anything for the row
+    /// one, which masks it out).
+    before: usize,
+    after: usize,
+    /// Floats from one tap plane's start to the next's in scratch.
+    tap_stride: usize,
+    /// Where a layer keeps the image's size, the gather runs on flat vectors (see [`Flat`]).
+    flat: Option<Flat>,
     isa: Isa,
+}
+
+/// The gather of a layer whose gradient has the image's size (padded by (K − 1) / 2, e.g.
+/// micro-cnn's conv1), on the plane taken as one flat row, as the tap sums are: each vector of
+/// input positions sums the K² tap planes at fixed offsets, with no masks and no per-row
+/// decisions. Two things make the plain loads right:
+///
+/// - each tap plane has zeros around it in scratch (the plan's `before` and `after` floats),
+///   which a position whose gradient row lies above or below the plane reads;
+/// - in tap plane (kh, kw) the columns no input position reads (`c < pad − kw` or
+///   `c ≥ w + pad − kw`) are set to zero after the tap sums: a position whose gradient column
+///   falls off one end of its row reads, a row up or down, exactly those columns.
+///
+/// The terms are the row gather's, in its order, the ones outside the plane read as +0 where
+/// the row gather's masked loads give +0: the same bits (a sum that starts at +0 is never −0).
+#[derive(Debug, Clone)]
+struct Flat {
+    /// `[kh][kw]`: where input position 0 reads tap plane (kh, kw), from scratch's start.
+    offsets: Vec<usize>,
+    /// `[kw]`: the columns of each of that kernel column's tap planes set to zero, as two
+    /// ranges (the first from column 0, the second up to the row's end).
+    unread: Vec<[(usize, usize); 2]>,
 }
 
 impl FirstLayerTaps {
@@ -69,6 +100,12 @@ impl FirstLayerTaps {
     /// 5 × 5. Which shapes it takes does not depend on the instruction set (rows and planes
     /// shorter than a vector take a partial one), so neither do the bits.
     pub fn new(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<FirstLayerTaps> {
+        Self::plan(isa, g, weight, true)
+    }
+
+    /// [`FirstLayerTaps::new`], on the row gather even where the flat one applies (`flat`
+    /// false: for tests that the two give the same bits).
+    fn plan(isa: Isa, g: &ConvGeometry, weight: &[f32], flat: bool) -> Option<FirstLayerTaps> {
         let (in_h, in_w, grad_h, grad_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
         let (out_channels, pad_begin) = (g.out_channels, [g.pad_h.0, g.pad_w.0]);
         let lanes = isa.lanes();
@@ -89,17 +126,60 @@ impl FirstLayerTaps {
         // Vector n covers columns j = start + lane; for kernel column kw it reads gradient
         // column j + pad − kw, inside the plane for lane ∈ [kw − pad − start, grad_w + kw −
         // pad − start).
-        let inside = row_starts
+        let lane_masks = row_starts
             .iter()
             .flat_map(|&start| {
-                (0..k).map(move |kw| {
+                (0..k).flat_map(move |kw| {
                     let shift = start as isize + pad_begin[1] as isize - kw as isize;
                     let first = (-shift).clamp(0, row_lanes as isize) as usize;
                     let end = (grad_w as isize - shift).clamp(0, row_lanes as isize) as usize;
-                    (first, end.max(first))
+                    (0..lanes).map(move |lane| {
+                        if (first..end).contains(&lane) {
+                            u32::MAX
+                        } else {
+                            0
+                        }
+                    })
                 })
             })
+            .map(f32::from_bits)
             .collect();
+        let plane = grad_h * grad_w;
+        let flat = flat && grad_h == in_h && grad_w == in_w && grad_w >= k && plane >= lanes;
+        let [pad_h, pad_w] = pad_begin;
+        let (before, after) = if flat {
+            // Input position (i, j) reads tap plane (kh, kw) at (i + pad − kh, j + pad − kw):
+            // a flat offset of (pad_h − kh) · w + (pad_w − kw), from −((K − 1 − pad_h) · w +
+            // K − 1 − pad_w) to pad_h · w + pad_w.
+            (
+                (k - 1 - pad_h) * grad_w + (k - 1 - pad_w),
+                pad_h * grad_w + pad_w,
+            )
+        } else {
+            // Row vector n reads a whole vector from column start_n + pad_w − kw of a row
+            // inside the plane: from K − 1 − pad_w floats before the first row's start to
+            // last start + pad_w + lanes − grad_w past the last row's end.
+            (
+                (k - 1).saturating_sub(pad_w),
+                (in_w - row_lanes + pad_w + lanes).saturating_sub(grad_w),
+            )
+        };
+        let stride = plane + before + after;
+        let flat = flat.then(|| {
+            let offsets = (0..k)
+                .flat_map(|kh| (0..k).map(move |kw| (kh, kw)))
+                // Plane (kh, kw) starts `before` into its block of `stride` floats.
+                .map(|(kh, kw)| (kh * k + kw) * stride + (k - 1 - kh) * grad_w + (k - 1 - kw))
+                .collect();
+            let unread = (0..k)
+                .map(|kw| {
+                    let first = pad_w.saturating_sub(kw);
+                    let end = (grad_w + pad_w).saturating_sub(kw).min(grad_w);
+                    [(0, first), (end, grad_w)]
+                })
+                .collect();
+            Flat { offsets, unread }
+        });
         Some(FirstLayerTaps {
             kernel: k,
             weights: weight.to_vec(),
@@ -113,14 +193,24 @@ impl FirstLayerTaps {
             position_lanes: lanes.min(grad_h * grad_w),
             row_starts,
             row_lanes,
-            inside,
+            lane_masks,
+            before,
+            after,
+            tap_stride: stride,
+            flat,
             isa,
         })
     }
 
-    /// Floats of scratch one image needs (the K² tap planes).
+    /// Where tap plane `tap` starts in scratch.
+    fn plane_start(&self, tap: usize) -> usize {
+        tap * self.tap_stride + self.before
+    }
+
+    /// Floats of scratch one image needs (the K² tap planes and what the gathers read around
+    /// them).
     pub fn scratch_len(&self) -> usize {
-        self.kernel * self.kernel * self.grad_h * self.grad_w
+        self.kernel * self.kernel * self.tap_stride
     }
 
     /// One image: writes into `out` (`[in_h][in_w]`) the gradient from `output_grad`
@@ -215,7 +305,97 @@ unsafe fn image_generic_with<S: Simd, const K: usize, const G: usize, const V: u
                 tap_sums::<S, K, G, 1, false>(p, image, tap0, &[start]);
             }
         }
-        gather::<S, K>(p, image);
+        match &p.flat {
+            Some(flat) => {
+                zero_unread::<S>(p, flat, image.taps);
+                flat_gather::<S, K>(p, flat, image);
+            }
+            None => gather::<S, K>(p, image),
+        }
+    }
+}
+
+/// Sets to zero what the flat gather reads that is not a tap sum: the blocks' zeros around
+/// each plane, and the columns of each plane no input position reads (see [`Flat`]).
+///
+/// # Safety
+/// `taps` must hold `p.scratch_len()` floats.
+#[inline(always)]
+unsafe fn zero_unread<S: Simd>(p: &FirstLayerTaps, flat: &Flat, taps: *mut f32) {
+    let (k, w, plane) = (p.kernel, p.grad_w, p.grad_h * p.grad_w);
+    // SAFETY: every range written lies within the K² blocks of `tap_stride` floats.
+    unsafe {
+        for tap in 0..k * k {
+            let block = taps.add(tap * p.tap_stride);
+            // Vector stores: `write_bytes` (or a loop the compiler turns into one) calls
+            // `memset`, whose set-up costs more than these few dozen floats (9% of a profile
+            // on micro-cnn's conv1).
+            zero_run::<S>(block, p.before);
+            zero_run::<S>(block.add(p.before + plane), p.after);
+            let plane = block.add(p.before);
+            for &(first, end) in &flat.unread[tap % k] {
+                for row in 0..p.grad_h {
+                    for c in first..end {
+                        *plane.add(row * w + c) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes `len` zeros from `p`, a vector at a time.
+///
+/// # Safety
+/// `p` must be writable for `len` floats.
+#[inline(always)]
+unsafe fn zero_run<S: Simd>(p: *mut f32, len: usize) {
+    // SAFETY: the caller's; every store ends by `p + len`.
+    unsafe {
+        let zero = S::splat(0.0);
+        let whole = len / S::LANES * S::LANES;
+        for at in (0..whole).step_by(S::LANES) {
+            S::store(p.add(at), zero);
+        }
+        if whole < len {
+            S::store_part(p.add(whole), zero, 0, len - whole);
+        }
+    }
+}
+
+/// The flat gather (see [`Flat`]): each vector of input positions, the plane taken as one
+/// row, sums the K² tap planes at fixed offsets in kernel order (kh, then kw) from zero; four
+/// vectors at a time, as independent chains of additions.
+#[inline(always)]
+unsafe fn flat_gather<S: Simd, const K: usize>(p: &FirstLayerTaps, flat: &Flat, image: Image) {
+    const V: usize = 4;
+    let starts = &p.position_starts;
+    let whole = starts.len() / V * V;
+    let offsets = &flat.offsets[..K * K];
+    // SAFETY: the caller's; for every position s of the plane, s + offset lies within tap
+    // plane (kh, kw)'s block (the reach of its zeros, `before` and `after`, is the gather's
+    // reach), and each start leaves a whole vector inside the plane (`plane >= lanes`).
+    unsafe {
+        let one = S::splat(1.0);
+        let taps = image.taps.cast_const();
+        for block in starts[..whole].chunks_exact(V) {
+            let mut acc = [S::splat(0.0); V];
+            for &offset in offsets {
+                for (acc, &start) in acc.iter_mut().zip(block) {
+                    *acc = S::fma(one, S::load(taps.add(offset + start)), *acc);
+                }
+            }
+            for (acc, &start) in acc.iter().zip(block) {
+                S::store(image.out.add(start), *acc);
+            }
+        }
+        for &start in &starts[whole..] {
+            let mut acc = S::splat(0.0);
+            for &offset in offsets {
+                acc = S::fma(one, S::load(taps.add(offset + start)), acc);
+            }
+            S::store(image.out.add(start), acc);
+        }
     }
 }
 
@@ -266,7 +446,7 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
             }
         }
         for (k, acc) in acc.iter().enumerate() {
-            let taps = image.taps.add((tap0 + k) * plane);
+            let taps = image.taps.add(p.plane_start(tap0 + k));
             for (a, &start) in acc.iter().zip(starts) {
                 S::store_part(taps.add(start), *a, 0, lanes);
             }
@@ -275,37 +455,39 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
 }
 
 /// Every input row: the K² tap planes' values that reach it, summed in kernel order (kh,
-/// then kw) from zero, one row vector at a time.
+/// then kw) from zero, one row vector at a time. A vector reads whole vectors from the rows
+/// inside the plane and keeps the lanes whose column is inside too (a bitwise and with the
+/// plan's lane masks, held in registers for a row vector's whole column of rows): no branch
+/// or mask is worked out per load (these took half of the engine's time on `micro-cnn`'s
+/// conv1, a fifth on `small-cnn`'s, when each load built its mask; docs/performance.md).
 #[inline(always)]
 unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
-    let plane = p.grad_h * p.grad_w;
     let [pad_h, pad_w] = p.pad;
-    // SAFETY: the caller's; a row u is read only when inside the plane, and in it only the
-    // lanes `inside` names, which lie within row u.
+    // SAFETY: the caller's; a row u is read only when inside the plane, a whole vector from
+    // at most K − 1 − pad_w floats before its start (`before`) to at most `after` floats
+    // past the plane's end, within the plane's block; lanes outside row u are masked out.
     unsafe {
         let one = S::splat(1.0);
-        for i in 0..p.in_h {
-            for (n, &start) in p.row_starts.iter().enumerate() {
-                let inside = &p.inside[n * K..][..K];
+        for (n, &start) in p.row_starts.iter().enumerate() {
+            let mut masks = [S::splat(0.0); K];
+            for (kw, mask) in masks.iter_mut().enumerate() {
+                *mask = S::load(p.lane_masks.as_ptr().add((n * K + kw) * S::LANES));
+            }
+            for i in 0..p.in_h {
+                // Kernel rows kh whose gradient row u = i + pad − kh is inside the plane.
+                let rows = (i + pad_h + 1).saturating_sub(p.grad_h)..(i + pad_h + 1).min(K);
                 let mut acc = S::splat(0.0);
-                for kh in 0..K {
-                    // Gradient row u = i + pad − kh, when it exists.
-                    let Some(u) = (i + pad_h).checked_sub(kh).filter(|&u| u < p.grad_h) else {
-                        continue;
-                    };
-                    for (kw, &(first, end)) in inside.iter().enumerate() {
-                        if first == end {
-                            continue;
-                        }
+                for kh in rows {
+                    let u = i + pad_h - kh;
+                    for (kw, &mask) in masks.iter().enumerate() {
                         // Lane l reads column start + l + pad − kw of row u.
-                        let row = image.taps.add((kh * K + kw) * plane + u * p.grad_w);
-                        let at = row
-                            .wrapping_add(start + pad_w)
-                            .wrapping_sub(kw)
+                        let at = image
+                            .taps
+                            .add(p.plane_start(kh * K + kw) + u * p.grad_w + start + pad_w)
+                            .sub(kw)
                             .cast_const();
-                        let x = S::load_part(at, first, end);
                         // 1 · x + acc, rounded once: the plain sum.
-                        acc = S::fma(one, x, acc);
+                        acc = S::fma(one, S::and(S::load(at), mask), acc);
                     }
                 }
                 S::store_part(image.out.add(i * p.in_w + start), acc, 0, p.row_lanes);
@@ -356,8 +538,8 @@ mod tests {
 
     #[test]
     fn it_plans_square_three_and_five_wide_kernels_of_any_size_and_no_others() {
-        // input_grad.rs runs it only where the layer shrinks the image (small-cnn's conv1);
-        // the plan itself takes any padding.
+        // input_grad.rs runs it where the layer does not grow the image (small-cnn's,
+        // micro-cnn's and madry-cnn's conv1); the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
                 let weight = vec![0.5; 2 * k * k];
@@ -418,6 +600,64 @@ mod tests {
                             out[i * input[1] + j],
                             4.0 * reach(i, grad[0]) * reach(j, grad[1]),
                             "{} K = {k}, input {input:?}, pad {pad}: ({i}, {j})",
+                            isa.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_flat_gather_gives_the_row_gathers_bits() {
+        // Layers that keep the image's size take the flat gather: the same terms in the same
+        // order as the row gather, so the same bits, infinities and NaN included. Rows
+        // shorter than a vector (a vector then spans several rows), planes of a few vectors,
+        // and a plane shorter than an AVX-512 vector (the row gather there, the flat one on
+        // AVX2 and the portable code).
+        let shapes: [(usize, [usize; 2]); 7] = [
+            (3, [28, 28]),
+            (3, [9, 7]),
+            (3, [5, 4]),
+            (3, [3, 4]),
+            (5, [28, 28]),
+            (5, [13, 19]),
+            (5, [6, 5]),
+        ];
+        let values = |len: usize, a: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * a) % 97) as f32 / 97.0 - 0.5)
+                .collect()
+        };
+        for (k, input) in shapes {
+            let channels = 5;
+            let g = ConvGeometry::first_layer([k, k], channels, input, (k - 1) / 2);
+            let weight = values(channels * k * k, 31);
+            let plane = input[0] * input[1];
+            let mut grad = values(channels * plane, 13);
+            let relu = values(channels * plane, 7);
+            for isa in available() {
+                let flat = FirstLayerTaps::new(isa, &g, &weight).unwrap();
+                assert_eq!(
+                    flat.flat.is_some(),
+                    plane >= isa.lanes(),
+                    "{} K = {k}, {input:?}",
+                    isa.name()
+                );
+                let rows = FirstLayerTaps::plan(isa, &g, &weight, false).unwrap();
+                assert!(rows.flat.is_none());
+                for special in [None, Some(f32::INFINITY), Some(f32::NAN)] {
+                    if let Some(v) = special {
+                        grad[channels * plane / 2] = v;
+                    }
+                    for relu in [None, Some(&relu[..])] {
+                        let bits = |p: &FirstLayerTaps| -> Vec<u32> {
+                            run(p, &grad, relu).iter().map(|v| v.to_bits()).collect()
+                        };
+                        assert_eq!(
+                            bits(&flat),
+                            bits(&rows),
+                            "{} K = {k}, {input:?}, {special:?}",
                             isa.name()
                         );
                     }

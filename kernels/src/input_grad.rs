@@ -130,18 +130,21 @@ impl InputGradPlan {
             layout,
             isa,
         };
-        // Where the output is smaller than the input (padded by less than the kernel's reach,
-        // e.g. small-cnn's unpadded conv1), the older engine computes every input position
-        // from planes padded back to the input's size, a third of its multiply-adds reading
-        // zeros on small-cnn's conv1; the tap-sum engine spends none there and took 0.23–0.37
-        // ms against 0.46–0.69 on it (AVX-512). On layers that keep the size its second pass
-        // made it slower: micro-cnn's conv1 0.25–0.31 against 0.18–0.19 ms on AVX2
-        // (docs/performance.md).
+        // A first layer whose output is smaller than the image (e.g. small-cnn's unpadded
+        // conv1) takes the tap-sum engine: the older engine computes every input position from
+        // planes padded back to the input's size, a third of its multiply-adds reading zeros;
+        // the tap-sum engine spends none there and took 0.23–0.37 ms against 0.46–0.69 on it
+        // (AVX-512, Zen 5). So does a 5 × 5 layer that keeps the size (madry-cnn's conv1),
+        // whose gather then runs on flat vectors without masks: 0.83–0.86 against 0.98–1.01
+        // ms (AVX-512), 0.99–1.00 against 1.36–1.37 (AVX2). micro-cnn's 3 × 3 conv1 keeps the
+        // first-layer engine although the tap sums took it from 0.13 to 0.10 ms (AVX-512) and
+        // from 0.18–0.19 to 0.13–0.14 (AVX2): they sum in another order, and with those bits
+        // the shipped lesson 4 (micro-cnn students) no longer replayed on the AVX2 build within
+        // its tolerances (docs/performance.md, "The tap sums on layers that keep the size").
+        let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
-        // A first layer (each engine checks that it is one) takes the tap-sum engine where it
-        // applies, else the first-layer one.
         let auto = engine != Engine::Positions;
-        let first_layer_taps = (auto && shrinks)
+        let first_layer_taps = (auto && (shrinks || (keeps_size && g.kernel_h == 5)))
             .then(|| FirstLayerTaps::new(isa, g, weight))
             .flatten();
         let first_layer = (auto && first_layer_taps.is_none())

@@ -151,6 +151,9 @@ pub trait Simd: Copy {
     /// The bits of `a` or `b`: two vectors whose set lanes do not overlap (the others +0),
     /// merged exactly (an addition would turn a −0 into +0).
     unsafe fn or(a: Self::V, b: Self::V) -> Self::V;
+    /// The bits of `a` and `b`: with `b` a lane mask (all bits set, or none), `a` where it is
+    /// set and +0 elsewhere, whatever `a` holds there (NaN included).
+    unsafe fn and(a: Self::V, b: Self::V) -> Self::V;
     /// Lanes `0, 2, 4, …` and lanes `1, 3, 5, …` of the `2 · LANES` values `lo` then `hi`
     /// (max pooling's two columns of a window).
     unsafe fn deinterleave(lo: Self::V, hi: Self::V) -> (Self::V, Self::V);
@@ -265,6 +268,16 @@ mod x86 {
             // `_mm512_or_ps` needs AVX-512 DQ; the integer form only F.
             unsafe {
                 _mm512_castsi512_ps(_mm512_or_si512(
+                    _mm512_castps_si512(a),
+                    _mm512_castps_si512(b),
+                ))
+            }
+        }
+        #[inline(always)]
+        unsafe fn and(a: __m512, b: __m512) -> __m512 {
+            // `_mm512_and_ps` needs AVX-512 DQ, as `_mm512_or_ps` does.
+            unsafe {
+                _mm512_castsi512_ps(_mm512_and_si512(
                     _mm512_castps_si512(a),
                     _mm512_castps_si512(b),
                 ))
@@ -403,6 +416,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn or(a: __m256, b: __m256) -> __m256 {
             unsafe { _mm256_or_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn and(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_and_ps(a, b) }
         }
         #[inline(always)]
         unsafe fn deinterleave(lo: __m256, hi: __m256) -> (__m256, __m256) {
@@ -587,6 +604,10 @@ impl Simd for Portable {
     #[inline(always)]
     unsafe fn or(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| f32::from_bits(a[i].to_bits() | b[i].to_bits()))
+    }
+    #[inline(always)]
+    unsafe fn and(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| f32::from_bits(a[i].to_bits() & b[i].to_bits()))
     }
     #[inline(always)]
     unsafe fn deinterleave(lo: [f32; 8], hi: [f32; 8]) -> ([f32; 8], [f32; 8]) {

@@ -72,8 +72,11 @@ pub fn geometry(
 /// recorded on "rslad conv 2", before the forward pass of 3 × 3 unpadded layers ran on
 /// Winograd's F(2, 3) (kernels/src/winograd.rs), which sums in another way, and one recorded
 /// on "rslad conv 3", before F(2, 3) took layers padded by 1 as well (`resnet18`'s first two
-/// stages; the MNIST models' bits did not change).
-pub const PATH_NAME: &str = "rslad conv 4";
+/// stages; the MNIST models' bits did not change), and one recorded on "rslad conv 4", before
+/// the tap-sum engine took the input gradient of first layers that keep the image's size
+/// (`micro-cnn`'s and `madry-cnn`'s conv1), which it sums in another order than the
+/// first-layer engine did.
+pub const PATH_NAME: &str = "rslad conv 5";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
