@@ -13,13 +13,16 @@
 //!    plane's end, recomputing the same values). The ReLU's backward step is applied as the
 //!    gradient is loaded; nothing is copied.
 //! 2. *Gather*: each input row sums, in kernel order (kh, then kw), the K² tap planes shifted
-//!    to it, the lanes whose gradient column falls outside the plane left out (masked loads).
+//!    to it, the lanes whose gradient column falls outside the plane masked out (a bitwise and
+//!    with lane masks held in registers); where the layer keeps the image's size, on flat
+//!    vectors with no masks at all ([`Flat`]). The two give the same bits.
 //!
 //! The older engine ([`super::first_layer_grad`]) adds every output channel's K² terms into
 //! the image one channel at a time, after copying that channel into a padded plane: about a
 //! third of its multiply-adds read the zero border, and the copy is a third of its time
-//! (docs/performance.md). Here no multiply-add reads a border: the gather leaves the lanes
-//! outside the plane out, a few per row. The sums are taken in another order than the older
+//! (docs/performance.md). Here no multiply-add reads a border: the tap sums take the plane
+//! alone, and the gather adds a +0 (which changes no sum) for each lane whose gradient column
+//! or row lies outside it, a few per row. The sums are taken in another order than the older
 //! engines' (channels first, then taps), so the bits differ from theirs; on every instruction
 //! set each value is the same chain of single-rounded multiply-adds, so they do not differ
 //! between those.
@@ -72,8 +75,9 @@ pub struct FirstLayerTaps {
     isa: Isa,
 }
 
-/// The gather of a layer whose gradient has the image's size (padded by (K − 1) / 2, e.g.
-/// micro-cnn's conv1), on the plane taken as one flat row, as the tap sums are: each vector of
+/// The gather of a layer whose gradient has the image's size (the padding on the two sides of
+/// each axis adding up to K − 1, e.g. 2 and 2 for madry-cnn's 5 × 5 conv1), on the plane taken
+/// as one flat row, as the tap sums are: each vector of
 /// input positions sums the K² tap planes at fixed offsets, with no masks and no per-row
 /// decisions. Two things make the plain loads right:
 ///
@@ -237,11 +241,13 @@ impl FirstLayerTaps {
             // `MaybeUninit<f32>` has the layout of `f32`; the gather only stores through it.
             out: out.as_mut_ptr().cast::<f32>(),
         };
-        // SAFETY: the lengths were checked above; every vector start keeps its vector (whole,
-        // or of `row_lanes` / `position_lanes` lanes where a row or plane is shorter) inside
-        // its plane or row (see `vector_starts`); the gather's partial loads read only the
-        // lanes inside the plane; the gather stores every input row's vectors, which cover
-        // the row, so `out` is written whole; the plan's ISA is available on this CPU.
+        // SAFETY: the lengths were checked above; the tap sums' vector starts keep their
+        // vectors (whole, or of `position_lanes` lanes where the plane is shorter) inside the
+        // plane (see `vector_starts`); the gathers' whole-vector loads stay within each tap
+        // plane's block of scratch (`before` and `after` are their reach; see `plan`); the row
+        // gather stores every input row's vectors (`row_lanes` lanes each), which cover the
+        // row, and the flat one every vector of the plane, so `out` is written whole; the
+        // plan's ISA is available on this CPU.
         unsafe { run_on(self.isa, self, image) }
     }
 }
@@ -458,8 +464,9 @@ unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, cons
 /// then kw) from zero, one row vector at a time. A vector reads whole vectors from the rows
 /// inside the plane and keeps the lanes whose column is inside too (a bitwise and with the
 /// plan's lane masks, held in registers for a row vector's whole column of rows): no branch
-/// or mask is worked out per load (these took half of the engine's time on `micro-cnn`'s
-/// conv1, a fifth on `small-cnn`'s, when each load built its mask; docs/performance.md).
+/// or mask is worked out per load (these took about half of the engine's samples on
+/// `micro-cnn`'s conv1, about a quarter on `small-cnn`'s, when each load built its mask;
+/// docs/performance.md).
 #[inline(always)]
 unsafe fn gather<S: Simd, const K: usize>(p: &FirstLayerTaps, image: Image) {
     let [pad_h, pad_w] = p.pad;
@@ -538,8 +545,8 @@ mod tests {
 
     #[test]
     fn it_plans_square_three_and_five_wide_kernels_of_any_size_and_no_others() {
-        // input_grad.rs runs it where the layer does not grow the image (small-cnn's,
-        // micro-cnn's and madry-cnn's conv1); the plan itself takes any padding.
+        // input_grad.rs runs it where the layer shrinks the image (small-cnn's conv1) or keeps
+        // its size with a 5 × 5 kernel (madry-cnn's); the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
                 let weight = vec![0.5; 2 * k * k];
@@ -612,26 +619,42 @@ mod tests {
     fn the_flat_gather_gives_the_row_gathers_bits() {
         // Layers that keep the image's size take the flat gather: the same terms in the same
         // order as the row gather, so the same bits, infinities and NaN included. Rows
-        // shorter than a vector (a vector then spans several rows), planes of a few vectors,
-        // and a plane shorter than an AVX-512 vector (the row gather there, the flat one on
-        // AVX2 and the portable code).
-        let shapes: [(usize, [usize; 2]); 7] = [
-            (3, [28, 28]),
-            (3, [9, 7]),
-            (3, [5, 4]),
-            (3, [3, 4]),
-            (5, [28, 28]),
-            (5, [13, 19]),
-            (5, [6, 5]),
+        // shorter than a vector (a vector then spans several rows), a row as wide as the
+        // kernel, planes of a few vectors, a plane of one AVX-512 vector, one shorter than
+        // that (the row gather there, the flat one on AVX2 and the portable code), and
+        // padding that differs between the two sides of an axis.
+        let symmetric = |k: usize| [((k - 1) / 2, (k - 1) / 2); 2];
+        let shapes: [(usize, [usize; 2], [(usize, usize); 2]); 11] = [
+            (3, [28, 28], symmetric(3)),
+            (3, [9, 7], symmetric(3)),
+            (3, [5, 4], symmetric(3)),
+            (3, [4, 4], symmetric(3)),
+            (3, [3, 4], symmetric(3)),
+            (3, [7, 3], symmetric(3)),
+            (3, [10, 11], [(0, 2), (2, 0)]),
+            (5, [28, 28], symmetric(5)),
+            (5, [13, 19], symmetric(5)),
+            (5, [6, 5], symmetric(5)),
+            (5, [12, 9], [(1, 3), (4, 0)]),
         ];
         let values = |len: usize, a: usize| -> Vec<f32> {
             (0..len)
                 .map(|i| ((i * a) % 97) as f32 / 97.0 - 0.5)
                 .collect()
         };
-        for (k, input) in shapes {
+        for (k, input, padding) in shapes {
             let channels = 5;
-            let g = ConvGeometry::first_layer([k, k], channels, input, (k - 1) / 2);
+            let [h, w] = input;
+            let g = ConvGeometry::new(
+                [1, 1, h, w],
+                [channels, 1, k, k],
+                [1, 1],
+                padding,
+                [1, 1],
+                1,
+            )
+            .unwrap();
+            assert_eq!((g.out_h, g.out_w), (h, w), "the image's size");
             let weight = values(channels * k * k, 31);
             let plane = input[0] * input[1];
             let mut grad = values(channels * plane, 13);
@@ -657,7 +680,7 @@ mod tests {
                         assert_eq!(
                             bits(&flat),
                             bits(&rows),
-                            "{} K = {k}, {input:?}, {special:?}",
+                            "{} K = {k}, {input:?}, {padding:?}, {special:?}",
                             isa.name()
                         );
                     }

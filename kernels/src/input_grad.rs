@@ -82,7 +82,7 @@ struct InputGradPlan {
     /// Stride 1, one group, many input channels: the channel engine.
     channels: Option<ChannelGrad>,
     /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images) that shrinks
-    /// the image: the tap-sum engine instead of the row engine.
+    /// the image, or 5 × 5 that keeps its size: the tap-sum engine instead of the row engine.
     first_layer_taps: Option<FirstLayerTaps>,
     /// The same layers where the tap-sum engine does not apply: the first-layer engine.
     first_layer: Option<FirstLayerGrad>,
@@ -140,7 +140,7 @@ impl InputGradPlan {
         // first-layer engine although the tap sums took it from 0.13 to 0.10 ms (AVX-512) and
         // from 0.18–0.19 to 0.13–0.14 (AVX2): they sum in another order, and with those bits
         // the shipped lesson 4 (micro-cnn students) no longer replayed on the AVX2 build within
-        // its tolerances (docs/performance.md, "The tap sums on layers that keep the size").
+        // its tolerances (docs/performance.md, "The tap sums' gather without per-load masks").
         let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
         let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
         let auto = engine != Engine::Positions;
@@ -477,8 +477,7 @@ fn run(
     }
     let plan = InputGradPlan::new(isa, g, weight, engine);
     match &plan.first_layer_taps {
-        // No zeroing first. SAFETY: `FirstLayerTaps::run` writes every input value, a row
-        // vector at a time.
+        // No zeroing first. SAFETY: `FirstLayerTaps::run` writes every input value.
         Some(taps) => unsafe {
             par_images_written(g.batch, g.in_image(), |b, out| {
                 plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {

@@ -73,9 +73,9 @@ pub fn geometry(
 /// Winograd's F(2, 3) (kernels/src/winograd.rs), which sums in another way, and one recorded
 /// on "rslad conv 3", before F(2, 3) took layers padded by 1 as well (`resnet18`'s first two
 /// stages; the MNIST models' bits did not change), and one recorded on "rslad conv 4", before
-/// the tap-sum engine took the input gradient of first layers that keep the image's size
-/// (`micro-cnn`'s and `madry-cnn`'s conv1), which it sums in another order than the
-/// first-layer engine did.
+/// the tap-sum engine took the input gradient of 5 × 5 first layers that keep the image's
+/// size (`madry-cnn`'s conv1), which it sums in another order than the first-layer engine
+/// did (the other zoo models' bits did not change).
 pub const PATH_NAME: &str = "rslad conv 5";
 
 /// `conv.forward(x)`, on our kernels where they apply.
