@@ -77,9 +77,9 @@ pub struct FirstLayerTaps {
 
 /// The gather of a layer whose gradient has the image's size (the padding on the two sides of
 /// each axis adding up to K − 1, e.g. 2 and 2 for madry-cnn's 5 × 5 conv1), on the plane taken
-/// as one flat row, as the tap sums are: each vector of
-/// input positions sums the K² tap planes at fixed offsets, with no masks and no per-row
-/// decisions. Two things make the plain loads right:
+/// as one flat row, as the tap sums are: each vector of input positions sums the K² tap planes
+/// at fixed offsets, with no masks and no per-row decisions. Two things make the plain loads
+/// right:
 ///
 /// - each tap plane has zeros around it in scratch (the plan's `before` and `after` floats),
 ///   which a position whose gradient row lies above or below the plane reads;
@@ -88,7 +88,7 @@ pub struct FirstLayerTaps {
 ///   falls off one end of its row reads, a row up or down, exactly those columns.
 ///
 /// The terms are the row gather's, in its order, the ones outside the plane read as +0 where
-/// the row gather's masked loads give +0: the same bits (a sum that starts at +0 is never −0).
+/// the row gather's masks give +0: the same bits (a sum that starts at +0 is never −0).
 #[derive(Debug, Clone)]
 struct Flat {
     /// `[kh][kw]`: where input position 0 reads tap plane (kh, kw), from scratch's start.
