@@ -624,7 +624,7 @@ mod tests {
         // that (the row gather there, the flat one on AVX2 and the portable code), and
         // padding that differs between the two sides of an axis.
         let symmetric = |k: usize| [((k - 1) / 2, (k - 1) / 2); 2];
-        let shapes: [(usize, [usize; 2], [(usize, usize); 2]); 11] = [
+        let shapes = [
             (3, [28, 28], symmetric(3)),
             (3, [9, 7], symmetric(3)),
             (3, [5, 4], symmetric(3)),
