@@ -701,10 +701,8 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
         {
             *v = [0.0, -0.0, f32::NAN][i % 3];
         }
-        // The tap-sum engine (another order of the same terms) takes the layers that shrink
-        // the image and the 5 × 5 ones that keep its size (kernels/src/input_grad.rs).
-        let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
-        let tap_sums = g.out_h < g.in_h || g.out_w < g.in_w || (keeps_size && g.kernel_h == 5);
+        // The tap-sum engine sums the same terms in another order.
+        let tap_sums = kernels::first_layer_sums_taps(&g);
         let mut first_isa_grads: Option<Vec<Vec<f32>>> = None;
         for isa in available_isas() {
             let bias = d.bias.as_deref();

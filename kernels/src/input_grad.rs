@@ -130,21 +130,8 @@ impl InputGradPlan {
             layout,
             isa,
         };
-        // A first layer whose output is smaller than the image (e.g. small-cnn's unpadded
-        // conv1) takes the tap-sum engine: the older engine computes every input position from
-        // planes padded back to the input's size, a third of its multiply-adds reading zeros;
-        // the tap-sum engine spends none there and took 0.23–0.37 ms against 0.46–0.69 on it
-        // (AVX-512, Zen 5). So does a 5 × 5 layer that keeps the size (madry-cnn's conv1),
-        // whose gather then runs on flat vectors without masks: 0.83–0.86 against 0.98–1.01
-        // ms (AVX-512), 0.99–1.00 against 1.36–1.37 (AVX2). micro-cnn's 3 × 3 conv1 keeps the
-        // first-layer engine although the tap sums took it from 0.13 to 0.10 ms (AVX-512) and
-        // from 0.18–0.19 to 0.13–0.14 (AVX2): they sum in another order, and with those bits
-        // the shipped lesson 4 (micro-cnn students) no longer replayed on the AVX2 build within
-        // its tolerances (docs/performance.md, "The tap sums' gather without per-load masks").
-        let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
-        let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
         let auto = engine != Engine::Positions;
-        let first_layer_taps = (auto && (shrinks || (keeps_size && g.kernel_h == 5)))
+        let first_layer_taps = (auto && first_layer_sums_taps(g))
             .then(|| FirstLayerTaps::new(isa, g, weight))
             .flatten();
         let first_layer = (auto && first_layer_taps.is_none())
@@ -359,6 +346,28 @@ impl InputGradPlan {
             }
         }
     }
+}
+
+/// Whether the input gradient of a first layer (one input channel, stride 1, 3 × 3 or 5 × 5:
+/// [`FirstLayerTaps::new`] checks that) runs on the tap-sum engine, which sums the terms in
+/// another order than the first-layer and row engines.
+///
+/// A first layer whose output is smaller than the image (e.g. small-cnn's unpadded
+/// conv1) takes the tap-sum engine: the older engine computes every input position from
+/// planes padded back to the input's size, a third of its multiply-adds reading zeros;
+/// the tap-sum engine spends none there and took 0.23–0.37 ms against 0.46–0.69 on it
+/// (AVX-512, Zen 5). So does a 5 × 5 layer that keeps the size (madry-cnn's conv1),
+/// whose gather then runs on flat vectors without masks: 0.83–0.86 against 0.98–1.01
+/// ms (AVX-512), 0.99–1.00 against 1.36–1.37 (AVX2). micro-cnn's 3 × 3 conv1 keeps the
+/// first-layer engine although the tap sums took it from 0.13 to 0.10 ms (AVX-512) and
+/// from 0.18–0.19 to 0.13–0.14 (AVX2): they sum in another order, and with those bits
+/// the shipped lesson 4 (micro-cnn students) no longer replayed on the AVX2 build within
+/// its tolerances (docs/performance.md, "The tap sums' gather without per-load masks").
+#[doc(hidden)]
+pub fn first_layer_sums_taps(g: &ConvGeometry) -> bool {
+    let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
+    let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
+    shrinks || (keeps_size && g.kernel_h == 5)
 }
 
 /// The gradient of `conv2d(x, weight)` with respect to `x`, given the output gradient; with

@@ -32,7 +32,8 @@ mod winograd;
 pub use forward::{forward, forward_normalised, forward_on_grid};
 pub use geometry::ConvGeometry;
 pub use input_grad::{
-    input_grad, input_grad_direct, input_grad_normalised, input_grad_on_positions,
+    first_layer_sums_taps, input_grad, input_grad_direct, input_grad_normalised,
+    input_grad_on_positions,
 };
 pub use norm::{ChannelNorm, ChannelScalars};
 pub use output::map_planes;
