@@ -339,9 +339,11 @@ unsafe fn zero_unread<S: Simd>(p: &FirstLayerTaps, flat: &Flat, taps: *mut f32) 
             zero_run::<S>(block, p.before);
             zero_run::<S>(block.add(p.before + plane), p.after);
             let plane = block.add(p.before);
+            // A column at a time, down the rows: a run along a row (a column or two) becomes
+            // a call to `memset` per row, 12% of a profile on micro-cnn's conv1 (Zen 4).
             for &(first, end) in &flat.unread[tap % k] {
-                for row in 0..p.grad_h {
-                    for c in first..end {
+                for c in first..end {
+                    for row in 0..p.grad_h {
                         *plane.add(row * w + c) = 0.0;
                     }
                 }

@@ -356,18 +356,16 @@ impl InputGradPlan {
 /// conv1) takes the tap-sum engine: the older engine computes every input position from
 /// planes padded back to the input's size, a third of its multiply-adds reading zeros;
 /// the tap-sum engine spends none there and took 0.23–0.37 ms against 0.46–0.69 on it
-/// (AVX-512, Zen 5). So does a 5 × 5 layer that keeps the size (madry-cnn's conv1),
-/// whose gather then runs on flat vectors without masks: 0.83–0.86 against 0.98–1.01
-/// ms (AVX-512), 0.99–1.00 against 1.36–1.37 (AVX2). micro-cnn's 3 × 3 conv1 keeps the
-/// first-layer engine although the tap sums took it from 0.13 to 0.10 ms (AVX-512) and
-/// from 0.18–0.19 to 0.13–0.14 (AVX2): they sum in another order, and with those bits
-/// the shipped lesson 4 (micro-cnn students) no longer replayed on the AVX2 build within
-/// its tolerances (docs/performance.md, "The tap sums' gather without per-load masks").
+/// (AVX-512, Zen 5). So does a layer that keeps the size, whose gather then runs on flat
+/// vectors without masks: madry-cnn's 5 × 5 conv1 0.83–0.86 against 0.98–1.01 ms
+/// (AVX-512), 0.99–1.00 against 1.36–1.37 (AVX2); micro-cnn's 3 × 3 conv1 0.10 against
+/// 0.13 ms (AVX-512), 0.13–0.14 against 0.18–0.19 (AVX2), on an Intel Xeon
+/// (docs/performance.md, "The tap sums' gather without per-load masks" and after).
 #[doc(hidden)]
 pub fn first_layer_sums_taps(g: &ConvGeometry) -> bool {
     let shrinks = g.out_h < g.in_h || g.out_w < g.in_w;
     let keeps_size = g.out_h == g.in_h && g.out_w == g.in_w;
-    shrinks || (keeps_size && g.kernel_h == 5)
+    shrinks || keeps_size
 }
 
 /// The gradient of `conv2d(x, weight)` with respect to `x`, given the output gradient; with

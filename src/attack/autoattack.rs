@@ -230,6 +230,29 @@ pub enum SanityFlag {
 }
 
 impl SanityFlag {
+    /// Which check raised it, the same for every run of that check (a zero gradient per
+    /// component): what a replay matches a recorded warning by.
+    pub fn check(&self) -> String {
+        match self {
+            SanityFlag::NonDeterministic { .. } => "non-deterministic".into(),
+            SanityFlag::ZeroGradient { component, .. } => {
+                format!("zero-gradient {}", component.name())
+            }
+            SanityFlag::SquareAfterWhiteBox { .. } => "square-after-white-box".into(),
+            SanityFlag::ProbabilityOutputs => "probability-outputs".into(),
+        }
+    }
+
+    /// The number of points the warning counts, where it rests on such a count (and so may
+    /// come and go with one point on the threshold); None for the checks that do not.
+    pub fn points(&self) -> Option<usize> {
+        match self {
+            SanityFlag::ZeroGradient { points, .. }
+            | SanityFlag::SquareAfterWhiteBox { points } => Some(*points),
+            SanityFlag::NonDeterministic { .. } | SanityFlag::ProbabilityOutputs => None,
+        }
+    }
+
     /// The warning for a person, saying what it means and what to do.
     pub fn message(&self) -> String {
         match self {

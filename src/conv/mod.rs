@@ -75,8 +75,10 @@ pub fn geometry(
 /// stages; the MNIST models' bits did not change), and one recorded on "rslad conv 4", before
 /// the tap-sum engine took the input gradient of 5 × 5 first layers that keep the image's
 /// size (`madry-cnn`'s conv1), which it sums in another order than the first-layer engine
-/// did (the other zoo models' bits did not change).
-pub const PATH_NAME: &str = "rslad conv 5";
+/// did (the other zoo models' bits did not change), and one recorded on "rslad conv 5", before
+/// the tap-sum engine took the input gradient of 3 × 3 first layers that keep the size as well
+/// (`micro-cnn`'s conv1; the other zoo models' bits did not change).
+pub const PATH_NAME: &str = "rslad conv 6";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

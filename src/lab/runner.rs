@@ -508,6 +508,7 @@ impl Runner {
             ));
             return Ok(report);
         }
+        let mut seen_notes = std::collections::HashSet::new();
         for (i, entry) in recorded.entries.iter().enumerate() {
             if report.commands >= limit {
                 break;
@@ -541,6 +542,11 @@ impl Runner {
                     let (got, _) = self.execute_and_record(line, command);
                     report.commands += 1;
                     let mut comparison = compare::compare(outcome, &got, &self.tolerances);
+                    // A table or diagnosis stays in every later snapshot, and so would its
+                    // note: each is kept once, at the entry that first raised it.
+                    comparison
+                        .notes
+                        .retain(|note| seen_notes.insert(note.clone()));
                     for note in &mut comparison.notes {
                         *note = format!("entry {} (`{line}`): {note}", i + 1);
                     }

@@ -10,7 +10,7 @@ use rslad_tui::lab::runner::Runner;
 use rslad_tui::lab::session::{self, Entry, Session, SessionError};
 use rslad_tui::lab::snapshot::compare::{Kind, Tolerances, compare};
 use rslad_tui::lab::snapshot::{
-    AttackRow, AttackTable, Curves, EpochPoint, LogLevel, SampleView, Snapshot, Status,
+    AttackRow, AttackTable, Curves, EpochPoint, FlagBasis, LogLevel, SampleView, Snapshot, Status,
     TableContext, limits, results,
 };
 use rslad_tui::workbench::playback::{Controls, Playback};
@@ -594,6 +594,93 @@ fn legacy_table(clean: f64, robust: f64) -> AttackTable {
         }],
         flags: Vec::new(),
         context: None,
+        flag_bases: Vec::new(),
+    }
+}
+
+/// An outcome whose snapshot holds a table of 200 images with these warnings (check, text,
+/// share of images in percent).
+fn outcome_flagged(flags: &[(&str, &str, Option<f64>)]) -> session::Outcome {
+    let mut table = legacy_table(90.0, 40.0);
+    for &(check, text, percent) in flags {
+        table.flags.push(text.into());
+        table.flag_bases.push(FlagBasis {
+            check: check.into(),
+            percent,
+        });
+    }
+    session::Outcome {
+        snapshot: Snapshot {
+            attack: Some(table),
+            ..Snapshot::default()
+        },
+        ..session::Outcome::default()
+    }
+}
+
+/// A warning that counts points (Square's after the white-box attacks) fires when a count
+/// crosses a threshold, which other kernels can move by a point: in one run only it is a
+/// note while its share of the images is within the accuracy tolerance, and a divergence
+/// beyond it or with `exact`. A warning that counts nothing must be in both runs; so must
+/// every warning of a table recorded before warnings carried what they rest on.
+#[test]
+fn a_warning_on_a_threshold_is_compared_by_the_points_it_counts() {
+    const SQUARE: &str = "square-after-white-box";
+    let square = |percent: f64| (SQUARE, "Square broke points", Some(percent));
+    let none = outcome_flagged(&[]);
+    let default = Tolerances::default();
+
+    let raised = outcome_flagged(&[square(1.5)]);
+    let c = compare(&none, &raised, &default);
+    assert!(c.matches(), "{:?}", c.divergence);
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    assert!(
+        c.notes[0].contains("in this run only, resting on 1.5% of the images"),
+        "{:?}",
+        c.notes
+    );
+    let c = compare(&raised, &none, &default);
+    assert!(c.matches(), "{:?}", c.divergence);
+    assert!(
+        c.notes[0].contains("in the recording only"),
+        "{:?}",
+        c.notes
+    );
+    assert!(!compare(&none, &raised, &Tolerances::exact()).matches());
+    assert!(compare(&raised, &raised, &Tolerances::exact()).matches());
+
+    let beyond = compare(&none, &outcome_flagged(&[square(6.0)]), &default);
+    assert!(!beyond.matches());
+    assert!(beyond.notes.is_empty(), "{:?}", beyond.notes);
+    assert!(
+        beyond.divergence.unwrap().contains(SQUARE),
+        "the divergence names the check"
+    );
+
+    // The same warning in both: its shares compared as accuracies.
+    let c = compare(&raised, &outcome_flagged(&[square(4.0)]), &default);
+    assert!(c.matches(), "{:?}", c.divergence);
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+    assert!(!compare(&raised, &outcome_flagged(&[square(7.0)]), &default).matches());
+
+    // A check that counts nothing, in one run only.
+    let random = outcome_flagged(&[("non-deterministic", "random model", None)]);
+    assert!(!compare(&none, &random, &default).matches());
+    assert!(!compare(&random, &none, &default).matches());
+    assert!(compare(&random, &random, &default).matches());
+
+    // Recorded before tables carried the bases: compared by count.
+    let mut legacy = raised.clone();
+    legacy.snapshot.attack.as_mut().unwrap().flag_bases.clear();
+    assert!(compare(&legacy, &raised, &default).matches());
+    assert!(!compare(&legacy, &none, &default).matches());
+
+    // A file's share must be one: a negative one would pass any comparison.
+    assert!(limits::check("s", &raised.snapshot).is_ok());
+    for bad in [-5.0, 150.0, f64::NAN] {
+        let (field, _) = limits::check("s", &outcome_flagged(&[square(bad)]).snapshot)
+            .expect_err("a share outside 0..=100 is refused");
+        assert_eq!(field, "s.attack.flag_bases.percent");
     }
 }
 

@@ -201,6 +201,7 @@ fn fixture() -> Snapshot {
             ],
             flags: vec!["APGD-CE broke 12 points PGD-20 missed: PGD may be under-converged".into()],
             context: None,
+            flag_bases: Vec::new(),
         }),
         results: Vec::new(),
         diagnosis: None,
@@ -783,6 +784,7 @@ fn board_table(number: usize, method: &str, clean: f64, robust: f64) -> AttackTa
             images: 200,
             recalibrated: String::new(),
         }),
+        flag_bases: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::attack::autoattack::{AutoAttackConfig, Version};
 use crate::data::ImageSet;
 use crate::eval::{self, EvalAttack};
 use crate::lab::command::AttackRequest;
-use crate::lab::snapshot::{AttackRow, AttackTable, LogLevel, TableContext, results};
+use crate::lab::snapshot::{AttackRow, AttackTable, FlagBasis, LogLevel, TableContext, results};
 use crate::settings::{AttackName, Epsilon, attack_defaults};
 use anyhow::Result;
 
@@ -106,6 +106,7 @@ impl Engine {
                 .collect(),
             flags: Vec::new(),
             context: Some(context),
+            flag_bases: Vec::new(),
         };
         let summary: Vec<String> = table
             .rows
@@ -162,6 +163,16 @@ impl Engine {
             detail: format!("max |δ| {:.3}", report.max_perturbation),
         });
         let flags: Vec<String> = report.flags.iter().map(|f| f.message()).collect();
+        let flag_bases = report
+            .flags
+            .iter()
+            .map(|f| FlagBasis {
+                check: f.check(),
+                percent: f
+                    .points()
+                    .map(|p| 100.0 * p as f64 / report.images.max(1) as f64),
+            })
+            .collect();
         for flag in &flags {
             self.shared.log(LogLevel::Warning, flag.clone());
         }
@@ -176,6 +187,7 @@ impl Engine {
             rows,
             flags,
             context: Some(context),
+            flag_bases,
         };
         self.shared.update(|s| results::record(s, table));
         Ok(())

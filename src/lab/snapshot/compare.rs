@@ -14,11 +14,11 @@
 //! this file says how it is compared (or why it is not).
 
 use super::{
-    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, ImageLoss, SampleView, Snapshot,
-    Status, TableContext,
+    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, FlagBasis, ImageLoss, SampleView,
+    Snapshot, Status, TableContext,
 };
 use crate::lab::session::Outcome;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The kinds of quantity a session records, each compared with its own tolerance.
@@ -827,6 +827,7 @@ fn attack(c: &mut Checker, r: &AttackTable, g: &AttackTable) {
         rows,
         flags,
         context,
+        flag_bases,
     } = r;
     c.same("attack.title", title, &g.title);
     match (context, &g.context) {
@@ -861,7 +862,105 @@ fn attack(c: &mut Checker, r: &AttackTable, g: &AttackTable) {
             g.robust,
         );
     }
-    c.same("attack.flags (count)", &flags.len(), &g.flags.len());
+    self::flags(c, (flags, flag_bases), (&g.flags, &g.flag_bases));
+}
+
+/// A table's warnings with what each rests on, as recorded.
+type Flags<'a> = (&'a [String], &'a [FlagBasis]);
+
+/// The warnings under a table, matched by the check that raised them. A warning that counts
+/// points (Square's, a zero gradient's) fires when a count crosses a threshold, which kernels
+/// that round otherwise can move by a point while every accuracy stays within its tolerance;
+/// so such a warning is compared by the share of images it counts (0 where it is missing), in
+/// percentage points under the accuracy tolerance, and one in a single run within it is a
+/// note. Any other warning must be in both runs. Tables recorded before warnings carried what
+/// they rest on are compared by count, exactly.
+fn flags(c: &mut Checker, recorded: Flags, got: Flags) {
+    let based = |(texts, bases): Flags| texts.len() == bases.len();
+    if !(based(recorded) && based(got)) {
+        c.same("attack.flags (count)", &recorded.0.len(), &got.0.len());
+        return;
+    }
+    let checks: BTreeSet<&str> = recorded
+        .1
+        .iter()
+        .chain(got.1)
+        .map(|b| b.check.as_str())
+        .collect();
+    for check in checks {
+        let (r, g) = (raised(recorded, check), raised(got, check));
+        for k in 0..r.len().max(g.len()) {
+            match (r.get(k), g.get(k)) {
+                (Some(&(_, r_share)), Some(&(_, g_share))) => {
+                    flag_shares(c, check, r_share, g_share)
+                }
+                (Some(&(text, share)), None) => one_run_only(c, check, text, share, true),
+                (None, Some(&(text, share))) => one_run_only(c, check, text, share, false),
+                (None, None) => unreachable!("k is below one of the lengths"),
+            }
+        }
+    }
+}
+
+/// The warnings `check` raised: each one's text and share of images.
+fn raised<'a>((texts, bases): Flags<'a>, check: &str) -> Vec<(&'a str, Option<f64>)> {
+    texts
+        .iter()
+        .zip(bases)
+        .filter(|(_, b)| b.check == check)
+        .map(|(text, b)| (text.as_str(), b.percent))
+        .collect()
+}
+
+/// The same warning in both runs: the shares of images they count, if they count any.
+fn flag_shares(c: &mut Checker, check: &str, recorded: Option<f64>, got: Option<f64>) {
+    match (recorded, got) {
+        (Some(r), Some(g)) => c.number(
+            "attack.flags (share of images)",
+            &format!("warning `{check}`: share of images"),
+            Kind::Accuracy,
+            r,
+            g,
+        ),
+        (None, None) => c.tally("attack.flags", Kind::Exact, 0.0, false),
+        _ => {
+            c.tally("attack.flags", Kind::Exact, 0.0, true);
+            c.fail(format!(
+                "attack.flags: warning `{check}` counts points in one run only"
+            ));
+        }
+    }
+}
+
+/// A warning raised in one run only (the recording, or this run): within the accuracy
+/// tolerance if it counts points and their share is, a mismatch otherwise.
+fn one_run_only(c: &mut Checker, check: &str, text: &str, share: Option<f64>, recorded: bool) {
+    let in_run = if recorded {
+        "the recording"
+    } else {
+        "this run"
+    };
+    let Some(share) = share else {
+        c.tally("attack.flags", Kind::Exact, 0.0, true);
+        c.fail(format!("attack.flags: in {in_run} only: {text}"));
+        return;
+    };
+    let (r, g) = if recorded { (share, 0.0) } else { (0.0, share) };
+    let within = share.is_finite() && share <= c.tolerances.accuracy;
+    c.number(
+        "attack.flags (share of images)",
+        &format!("warning `{check}` in {in_run} only, share of images"),
+        Kind::Accuracy,
+        r,
+        g,
+    );
+    if within {
+        c.note(format!(
+            "a warning in {in_run} only, resting on {}% of the images (within the accuracy \
+             tolerance): {text}",
+            short(share)
+        ));
+    }
 }
 
 fn table_context(c: &mut Checker, r: &TableContext, g: &TableContext) {

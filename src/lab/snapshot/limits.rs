@@ -3,8 +3,8 @@
 //! are destructured exhaustively: a new field does not compile until it is checked here.
 
 use super::{
-    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, LogLevel, LogLine, SampleView,
-    Snapshot, Status, TableContext,
+    AttackRow, AttackTable, Curves, DiagnosisView, EpochPoint, FlagBasis, LogLevel, LogLine,
+    SampleView, Snapshot, Status, TableContext,
 };
 
 pub const TEXT_CHARS: usize = 10_000;
@@ -229,6 +229,7 @@ fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
         rows,
         flags,
         context,
+        flag_bases,
     } = table;
     too_long(&f("title"), title, TEXT_CHARS)?;
     if let Some(context) = context {
@@ -265,6 +266,19 @@ fn check_attack(field: &str, table: &AttackTable) -> Result<(), Problem> {
     }
     for flag in flags {
         too_long(&f("flags"), flag, TEXT_CHARS)?;
+    }
+    too_many(&f("flag_bases"), flag_bases.len(), ATTACK_ROWS)?;
+    for FlagBasis { check, percent } in flag_bases {
+        too_long(&f("flag_bases.check"), check, TEXT_CHARS)?;
+        // A share of the images, which a replay compares as an accuracy.
+        if let Some(percent) = percent
+            && !(0.0..=100.0).contains(percent)
+        {
+            return Err((
+                f("flag_bases.percent"),
+                format!("is {percent}; a share of images is from 0 to 100"),
+            ));
+        }
     }
     Ok(())
 }

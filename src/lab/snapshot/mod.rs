@@ -146,6 +146,21 @@ pub struct AttackTable {
     /// existed (playback then takes it from the status line of the same snapshot).
     #[serde(default)]
     pub context: Option<TableContext>,
+    /// What each of `flags` rests on, in the same order, for a replay to compare them by;
+    /// empty in tables recorded before it existed (their flags are compared by count).
+    #[serde(default)]
+    pub flag_bases: Vec<FlagBasis>,
+}
+
+/// What one warning of an attack table rests on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlagBasis {
+    /// Which check raised it, e.g. "square-after-white-box".
+    pub check: String,
+    /// Where the check counts points: that count as a share of the images attacked, in
+    /// percentage points, as the table's accuracies are (3 points of 200 images: 1.5). None for
+    /// checks that do not count points.
+    pub percent: Option<f64>,
 }
 
 /// What an attack table measured: which student, trained how far with which method, under
