@@ -652,9 +652,10 @@ fn the_first_layer_engines_give_the_older_engines_bits() {
     // One-channel, stride-1 convolutions run their forward pass (3 × 3) and input gradient (3 × 3
     // and 5 × 5) on the first-layer engines (kernels/src/first_layer*.rs), which must agree to
     // the bit with the main and row engines, with and without the fused ReLU. The exception:
-    // where the layer shrinks the image, the input gradient runs on the tap-sum engine
-    // (kernels/src/first_layer_taps.rs), which sums the channels before the taps; there it must
-    // agree with the row engine to rounding, and give the same bits on every instruction set.
+    // where the layer shrinks the image or keeps its size, the input gradient runs on the
+    // tap-sum engine (kernels/src/first_layer_taps.rs), which sums the channels before the taps;
+    // there it must agree with the row engine to rounding, and give the same bits on every
+    // instruction set.
     // The zoo's first layers at MNIST's size, then random sizes whose rows and columns are not
     // multiples of the tiles.
     let mut cases = vec![
@@ -1124,7 +1125,7 @@ fn the_fused_convolution_and_batch_norm_match_the_two_ops_bit_for_bit() {
     use burn::nn::conv::Conv2dConfig;
     use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    // micro-cnn's two layers (the first-layer engine, then the main one), a strided layer with
+    // micro-cnn's two layers (the first-layer engines, then the main ones), a strided layer with
     // a bias, a depthwise one (the row engine).
     let cases = [
         Case::square(3, [1, 8], 12, 3, 1, 1, 1, false),

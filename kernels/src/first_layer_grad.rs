@@ -11,10 +11,10 @@
 //! each tile of rows loads its partial sums, adds that channel's K² terms and stores them back.
 //! The terms are the row engine's (the same padded values, the same weights) in its order,
 //! output channel by output channel, then kernel column, then kernel row, so the two give the
-//! same bits (tested). A first layer that shrinks the image (unpadded), or keeps its size with
-//! a 5 × 5 kernel, takes the tap-sum engine ([`super::first_layer_taps`]) instead, which does
-//! not spend multiply-adds on the border; here stay 3 × 3 layers that keep the size
-//! (`micro-cnn`'s conv1: see `input_grad.rs`) and layers that grow the image.
+//! same bits (tested). A first layer that shrinks the image (unpadded) or keeps its size takes
+//! the tap-sum engine ([`super::first_layer_taps`]) instead, which does not spend multiply-adds
+//! on the border (see `input_grad.rs`); here stay layers that grow the image (padded by more
+//! than the kernel's half; none in the zoo).
 //!
 //! A row of `w` values takes ⌈w / lanes⌉ vectors, the last one moved back to end at the row's
 //! end: within a tile every vector is loaded before any is stored, so the lanes two vectors

@@ -548,7 +548,7 @@ mod tests {
     #[test]
     fn it_plans_square_three_and_five_wide_kernels_of_any_size_and_no_others() {
         // input_grad.rs runs it where the layer shrinks the image (small-cnn's conv1) or keeps
-        // its size with a 5 × 5 kernel (madry-cnn's); the plan itself takes any padding.
+        // its size (micro-cnn's and madry-cnn's); the plan itself takes any padding.
         for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let plan = |k, input: [usize; 2], pad: usize| {
                 let weight = vec![0.5; 2 * k * k];

@@ -243,13 +243,16 @@ impl SanityFlag {
         }
     }
 
-    /// The number of points the warning counts, where it rests on such a count (and so may
-    /// come and go with one point on the threshold); None for the checks that do not.
-    pub fn points(&self) -> Option<usize> {
+    /// The points the warning counts where the evaluation's rows show them too (Square's
+    /// points are its row's drop in robust accuracy): such a warning comes and goes with a
+    /// point on its threshold, as the rows move within their tolerance. None for the others,
+    /// whose counts no row shows (a zero gradient's) or which count nothing.
+    pub fn points_in_rows(&self) -> Option<usize> {
         match self {
-            SanityFlag::ZeroGradient { points, .. }
-            | SanityFlag::SquareAfterWhiteBox { points } => Some(*points),
-            SanityFlag::NonDeterministic { .. } | SanityFlag::ProbabilityOutputs => None,
+            SanityFlag::SquareAfterWhiteBox { points } => Some(*points),
+            SanityFlag::ZeroGradient { .. }
+            | SanityFlag::NonDeterministic { .. }
+            | SanityFlag::ProbabilityOutputs => None,
         }
     }
 

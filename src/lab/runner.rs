@@ -543,7 +543,8 @@ impl Runner {
                     report.commands += 1;
                     let mut comparison = compare::compare(outcome, &got, &self.tolerances);
                     // A table or diagnosis stays in every later snapshot, and so would its
-                    // note: each is kept once, at the entry that first raised it.
+                    // note: each is kept once, at the entry that first raised it (a note
+                    // names its table or image, so two tables' notes stay apart).
                     comparison
                         .notes
                         .retain(|note| seen_notes.insert(note.clone()));

@@ -169,7 +169,7 @@ impl Engine {
             .map(|f| FlagBasis {
                 check: f.check(),
                 percent: f
-                    .points()
+                    .points_in_rows()
                     .map(|p| 100.0 * p as f64 / report.images.max(1) as f64),
             })
             .collect();

@@ -862,20 +862,42 @@ fn attack(c: &mut Checker, r: &AttackTable, g: &AttackTable) {
             g.robust,
         );
     }
-    self::flags(c, (flags, flag_bases), (&g.flags, &g.flag_bases));
+    self::flags(
+        c,
+        &which_table(r),
+        (flags, flag_bases),
+        (&g.flags, &g.flag_bases),
+    );
+}
+
+/// A table as a note names it: its title and, where recorded, what the student had been
+/// trained with and for how long (two tables may share a title, as lesson 4's two students'
+/// do).
+fn which_table(table: &AttackTable) -> String {
+    match &table.context {
+        Some(context) => format!(
+            "the table \"{}\" ({}, {} and {})",
+            table.title,
+            context.method,
+            crate::text::count(context.epochs, "epoch", "epochs"),
+            crate::text::count(context.batches, "batch", "batches")
+        ),
+        None => format!("the table \"{}\"", table.title),
+    }
 }
 
 /// A table's warnings with what each rests on, as recorded.
 type Flags<'a> = (&'a [String], &'a [FlagBasis]);
 
 /// The warnings under a table, matched by the check that raised them. A warning that counts
-/// points (Square's, a zero gradient's) fires when a count crosses a threshold, which kernels
-/// that round otherwise can move by a point while every accuracy stays within its tolerance;
-/// so such a warning is compared by the share of images it counts (0 where it is missing), in
-/// percentage points under the accuracy tolerance, and one in a single run within it is a
-/// note. Any other warning must be in both runs. Tables recorded before warnings carried what
-/// they rest on are compared by count, exactly.
-fn flags(c: &mut Checker, recorded: Flags, got: Flags) {
+/// points the table's rows show too (Square's after the white-box attacks) fires when that
+/// count crosses a threshold, which kernels that round otherwise can move by a point while
+/// every row stays within its tolerance; so such a warning is compared by the share of images
+/// it counts (0 where it is missing), in percentage points under the accuracy tolerance, and
+/// one in a single run within it is a note. Any other warning (a zero gradient's, whose count
+/// no row shows) must be in both runs. Tables recorded with warnings before they carried what
+/// they rest on are compared by the number of warnings, exactly.
+fn flags(c: &mut Checker, table: &str, recorded: Flags, got: Flags) {
     let based = |(texts, bases): Flags| texts.len() == bases.len();
     if !(based(recorded) && based(got)) {
         c.same("attack.flags (count)", &recorded.0.len(), &got.0.len());
@@ -894,8 +916,8 @@ fn flags(c: &mut Checker, recorded: Flags, got: Flags) {
                 (Some(&(_, r_share)), Some(&(_, g_share))) => {
                     flag_shares(c, check, r_share, g_share)
                 }
-                (Some(&(text, share)), None) => one_run_only(c, check, text, share, true),
-                (None, Some(&(text, share))) => one_run_only(c, check, text, share, false),
+                (Some(&(text, share)), None) => one_run_only(c, table, check, (text, share), true),
+                (None, Some(&(text, share))) => one_run_only(c, table, check, (text, share), false),
                 (None, None) => unreachable!("k is below one of the lengths"),
             }
         }
@@ -932,9 +954,15 @@ fn flag_shares(c: &mut Checker, check: &str, recorded: Option<f64>, got: Option<
     }
 }
 
-/// A warning raised in one run only (the recording, or this run): within the accuracy
-/// tolerance if it counts points and their share is, a mismatch otherwise.
-fn one_run_only(c: &mut Checker, check: &str, text: &str, share: Option<f64>, recorded: bool) {
+/// A warning of `table` raised in one run only (the recording, or this run): within the
+/// accuracy tolerance if it counts points and their share is, a mismatch otherwise.
+fn one_run_only(
+    c: &mut Checker,
+    table: &str,
+    check: &str,
+    (text, share): (&str, Option<f64>),
+    recorded: bool,
+) {
     let in_run = if recorded {
         "the recording"
     } else {
@@ -956,8 +984,8 @@ fn one_run_only(c: &mut Checker, check: &str, text: &str, share: Option<f64>, re
     );
     if within {
         c.note(format!(
-            "a warning in {in_run} only, resting on {}% of the images (within the accuracy \
-             tolerance): {text}",
+            "under {table}, a warning in {in_run} only, resting on {}% of the images (within \
+             the accuracy tolerance): {text}",
             short(share)
         ));
     }

@@ -157,9 +157,9 @@ pub struct AttackTable {
 pub struct FlagBasis {
     /// Which check raised it, e.g. "square-after-white-box".
     pub check: String,
-    /// Where the check counts points: that count as a share of the images attacked, in
-    /// percentage points, as the table's accuracies are (3 points of 200 images: 1.5). None for
-    /// checks that do not count points.
+    /// Where the check counts points that the table's rows show too (Square's: its row's
+    /// drop), that count as a share of the images AutoAttack ran on, in percentage points, as
+    /// the rows' accuracies are (3 points of 200 images: 1.5). None for the other checks.
     pub percent: Option<f64>,
 }
 
