@@ -82,9 +82,10 @@ struct InputGradPlan {
     /// Stride 1, one group, many input channels: the channel engine.
     channels: Option<ChannelGrad>,
     /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images) that shrinks
-    /// the image, or 5 × 5 that keeps its size: the tap-sum engine instead of the row engine.
+    /// the image or keeps its size: the tap-sum engine instead of the row engine.
     first_layer_taps: Option<FirstLayerTaps>,
-    /// The same layers where the tap-sum engine does not apply: the first-layer engine.
+    /// First layers where the tap-sum engine does not apply (those that grow the image): the
+    /// first-layer engine.
     first_layer: Option<FirstLayerGrad>,
 }
 
