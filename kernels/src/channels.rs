@@ -8,8 +8,10 @@
 //! positions of one input row × `N` vectors of input channels: every term of a kernel row
 //! that reads outside the output gradient is the same for the whole tile, so it is left out.
 //! With a 3-wide kernel the terms that read the padding at the left and right edges are left
-//! out too, by tiles compiled for each edge ([`Edges`]); with other kernels they stay (their
-//! source is +0).
+//! out too, by tiles of two vectors compiled for each edge ([`Edges`]), or read as +0 by tiles
+//! of one vector ([`ThreeBySource`]); with other kernels they stay (their source is +0). A
+//! 3-wide kernel's tiles so never read the padding, and they read the output gradient in place;
+//! other kernels read it copied into padded planes.
 //!
 //! Results have the position engine's values for finite weights: every input gradient is one
 //! accumulator summing the terms (output channel, kernel row, kernel column) in the same order
@@ -24,6 +26,7 @@
 //! computed as `[position][channel]`, is transposed into NCHW once.
 
 use super::simd::{Isa, Simd, SimdKernel, run_on};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{Ordering, compiler_fence};
 
 /// Input channels from which the engine replaces the position engine: one vector of the
@@ -51,10 +54,13 @@ pub struct ChannelGrad {
     /// The convolution's top and left padding.
     pad_top: usize,
     pad_left: usize,
+    /// Whether the tiles read the output gradient itself (`[channel][out_h][out_w]`) rather
+    /// than padded planes: see [`ChannelGrad::new`].
+    in_place: bool,
     plane_len: usize,
     row_stride: usize,
-    /// Source row of input row 0 and kernel row 0 (its top padding plus the convolution's),
-    /// source column of input column 0 and kernel column 0.
+    /// Source row of input row 0 and kernel row 0, source column of input column 0 and kernel
+    /// column 0 (in padded planes their padding plus the convolution's).
     row_origin: usize,
     column_origin: usize,
     /// Input channels padded to whole vectors.
@@ -65,15 +71,20 @@ pub struct ChannelGrad {
 }
 
 impl ChannelGrad {
-    /// `weight` is OIHW `[out][in][kernel_h][kernel_w]`; the source planes hold each output
-    /// gradient channel padded on top by `kernel_h − 1` and on the left by `kernel_w − 1`, in
-    /// rows of `row_stride` floats, `plane_len` floats per channel.
+    /// `weight` is OIHW `[out][in][kernel_h][kernel_w]`; `padded` is the layout of the padded
+    /// planes (each output gradient channel padded on top by `kernel_h − 1` and on the left by
+    /// `kernel_w − 1`, in rows of `row_stride` floats, `plane_len` floats per channel) that the
+    /// tiles read where they would read the gradient's zero padding.
+    ///
+    /// With a 3-wide kernel no tile reads it (the kernel rows and, by [`Edges`], the columns
+    /// that would are left out or read as a zero), so the tiles read the output gradient in
+    /// place ([`ChannelGrad::in_place`]) and the copy into padded planes is saved (a tenth of
+    /// `micro-cnn`'s conv2 input gradient with the AVX2 kernels: docs/performance.md).
     pub fn new(
         isa: Isa,
         g: &super::geometry::ConvGeometry,
         weight: &[f32],
-        plane_len: usize,
-        row_stride: usize,
+        padded: super::planes::PlaneLayout,
     ) -> ChannelGrad {
         assert!(g.groups == 1 && g.stride == [1, 1], "stride 1, one group");
         let lanes = isa.lanes();
@@ -88,6 +99,24 @@ impl ChannelGrad {
                 }
             }
         }
+        // One-vector tiles of a 3-wide kernel read any edge as a zero; two-vector tiles leave
+        // out the edges they are compiled for (every edge of a symmetric padding).
+        let two_vector_tiles = channel_stride >= 2 * lanes;
+        let in_place = g.kernel_w == 3
+            && (!two_vector_tiles
+                || row_tiles(g.in_w, widest_tile_for(lanes)).all(|(j0, m)| {
+                    three_wide_tiles_for(edges(g.kernel_w, g.pad_w.0, g.out_w, j0, m))
+                }));
+        let (plane_len, row_stride, row_origin, column_origin) = if in_place {
+            (g.out_h * g.out_w, g.out_w, g.pad_h.0, g.pad_w.0)
+        } else {
+            (
+                padded.plane_len(),
+                padded.row_stride,
+                g.kernel_h - 1 + g.pad_h.0,
+                g.kernel_w - 1 + g.pad_w.0,
+            )
+        };
         ChannelGrad {
             in_channels: g.in_channels,
             out_channels: g.out_channels,
@@ -99,14 +128,20 @@ impl ChannelGrad {
             out_w: g.out_w,
             pad_top: g.pad_h.0,
             pad_left: g.pad_w.0,
+            in_place,
             plane_len,
             row_stride,
-            row_origin: g.kernel_h - 1 + g.pad_h.0,
-            column_origin: g.kernel_w - 1 + g.pad_w.0,
+            row_origin,
+            column_origin,
             channel_stride,
             packed,
             isa,
         }
+    }
+
+    /// Whether [`ChannelGrad::run`] reads the output gradient itself, not padded planes.
+    pub fn in_place(&self) -> bool {
+        self.in_place
     }
 
     /// Floats of the transposed result of one image (the scratch [`ChannelGrad::run`] needs).
@@ -119,8 +154,9 @@ impl ChannelGrad {
         self.out_channels * self.plane_len
     }
 
-    /// One image: `source` is its padded output gradient, `out` its NCHW input gradient.
-    pub fn run(&self, source: &[f32], buffer: &mut [f32], out: &mut [f32]) {
+    /// One image: `source` is its output gradient ([`ChannelGrad::in_place`]) or its padded
+    /// planes, `out` its NCHW input gradient, every element written.
+    pub fn run(&self, source: &[f32], buffer: &mut [f32], out: &mut [MaybeUninit<f32>]) {
         assert!(source.len() >= self.source_extent(), "source too short");
         assert!(buffer.len() >= self.buffer_len(), "buffer too short");
         let positions = self.in_h * self.in_w;
@@ -134,22 +170,13 @@ impl ChannelGrad {
             run_on(
                 self.isa,
                 &ToChannelPlanes(self),
-                (buffer.as_ptr(), out.as_mut_ptr()),
+                (buffer.as_ptr(), out.as_mut_ptr().cast::<f32>()),
             );
         }
     }
 
-    /// How many kernel columns of a tile's first position read the output gradient's left
-    /// zero padding, and of its last position the right padding (the tile of `m` positions
-    /// from column `j0`).
     fn edges(&self, j0: usize, m: usize) -> Edges {
-        // Position j, kernel column kw reads gradient column j + pad_left − kw, which must be
-        // in 0..out_w.
-        let e = j0 + self.pad_left;
-        Edges {
-            left: (self.kernel_w - 1).saturating_sub(e),
-            right: (e + m).saturating_sub(self.out_w),
-        }
+        edges(self.kernel_w, self.pad_left, self.out_w, j0, m)
     }
 
     /// The kernel rows whose terms read real output-gradient rows for input row `i`.
@@ -168,6 +195,32 @@ impl SimdKernel<(*const f32, *mut f32)> for ChannelGrad {
     }
 }
 
+/// How many kernel columns of a tile's first position read the output gradient's left zero
+/// padding, and of its last position the right padding (the tile of `m` positions from column
+/// `j0`, with a `kernel_w`-wide kernel, the convolution padded by `pad_left` on the left, a
+/// gradient `out_w` wide).
+fn edges(kernel_w: usize, pad_left: usize, out_w: usize, j0: usize, m: usize) -> Edges {
+    // Position j, kernel column kw reads gradient column j + pad_left − kw, which must be in
+    // 0..out_w.
+    let e = j0 + pad_left;
+    Edges {
+        left: (kernel_w - 1).saturating_sub(e),
+        right: (e + m).saturating_sub(out_w),
+    }
+}
+
+/// The tiles `(first position, positions)` of a row `in_w` wide with at most `most` positions
+/// each, as even as possible: 26 positions by 6 → 6, 5, 5, 5, 5.
+fn row_tiles(in_w: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = in_w.div_ceil(most);
+    (0..tiles).scan(0, move |j0, t| {
+        let m = in_w / tiles + usize::from(t < in_w % tiles);
+        let tile = (*j0, m);
+        *j0 += m;
+        Some(tile)
+    })
+}
+
 /// Register tiles: up to `N` = 2 vectors of channels × the most positions whose accumulators
 /// fit beside the two loaded weight vectors and a broadcast (12 with AVX-512's 32 registers,
 /// 6 with AVX2's 16); one vector when only one is left, with twice the positions.
@@ -179,25 +232,23 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
     while v0 < vectors {
         let n = 2.min(vectors - v0);
         let most = if n == 2 { wide } else { 12 };
-        // Tiles of a row as even as possible: 26 positions by 6 → 6, 5, 5, 5, 5.
-        let tiles = c.in_w.div_ceil(most);
         for i in 0..c.in_h {
             let rows = c.kernel_rows(i);
-            let mut j0 = 0;
-            for t in 0..tiles {
-                let m = c.in_w / tiles + usize::from(t < c.in_w % tiles);
+            for (j0, m) in row_tiles(c.in_w, most) {
                 let tile = ChannelTile {
                     plan: c,
-                    source: unsafe { source.add(j0 + c.column_origin) },
+                    // May point outside the source (in place, at the edges): only the values
+                    // the tile reads are inside.
+                    source: source.wrapping_add(j0 + c.column_origin),
                     row: i,
                     kernel_rows: rows.clone(),
                     weights: unsafe { c.packed.as_ptr().add(v0 * S::LANES) },
                     out: unsafe {
                         buffer.add((i * c.in_w + j0) * c.channel_stride + v0 * S::LANES)
                     },
+                    edges: c.edges(j0, m),
                 };
-                unsafe { tile.run::<S>(m, n, c.edges(j0, m)) };
-                j0 += m;
+                unsafe { tile.run::<S>(m, n) };
             }
         }
         v0 += n;
@@ -215,13 +266,15 @@ struct Edges {
 
 struct ChannelTile<'a> {
     plan: &'a ChannelGrad,
-    /// The source at the tile's first position, kernel column 0, row 0 of channel 0.
+    /// The source at the tile's first position, kernel column 0, row 0 of channel 0 (a
+    /// position that may lie outside it).
     source: *const f32,
     row: usize,
     kernel_rows: std::ops::Range<usize>,
     /// The packed weights at the tile's first channel.
     weights: *const f32,
     out: *mut f32,
+    edges: Edges,
 }
 
 /// `$self.kernel::<$S, M, N, $T>()` for the tile of `$m` positions × `$n` vectors of
@@ -245,19 +298,28 @@ impl ChannelTile<'_> {
     /// docs/performance.md.) Compiled for two vectors of channels and the edges that
     /// symmetric padding gives; a one-vector remainder, other edges (uneven padding) and
     /// other kernels take every term (each edge's tiles cost compile time).
+    ///
+    /// A one-vector tile of a 3-wide kernel reads each value once ([`ThreeBySource`]), the
+    /// padding as a zero: every term, as [`EveryTerm`] adds them.
     #[inline(always)]
-    unsafe fn run<S: Simd>(&self, m: usize, n: usize, edges: Edges) {
+    unsafe fn run<S: Simd>(&self, m: usize, n: usize) {
         macro_rules! edge_tiles {
             ($(($l:literal, $r:literal)),*) => {
-                match (self.plan.kernel_w, n, edges.left, edges.right) {
+                match (self.plan.kernel_w, n, self.edges.left, self.edges.right) {
                     $((3, 2, $l, $r) => dispatch_channel_tile!(self, S, ThreeWide<$l, $r>, m, 2;
                         2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),)*
-                    _ => dispatch_channel_tile!(self, S, EveryTerm, m, n;
-                        1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                        2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+                    (3, 1, _, _) => dispatch_channel_tile!(self, S, ThreeBySource, m, 1;
+                        1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+                    _ => {
+                        assert!(!self.plan.in_place, "a tile that reads padding, in place");
+                        dispatch_channel_tile!(self, S, EveryTerm, m, n;
+                            1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                            2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+                    }
                 }
             };
         }
+        // The list `three_wide_tiles_for` names.
         edge_tiles!((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 2))
     }
 
@@ -270,12 +332,12 @@ impl ChannelTile<'_> {
         unsafe {
             let mut acc = [[S::splat(0.0); N]; M];
             for co in 0..c.out_channels {
-                let plane = self.source.add(co * c.plane_len);
+                let plane = self.source.wrapping_add(co * c.plane_len);
                 for kh in self.kernel_rows.clone() {
                     // Source row of input row i, kernel row kh: i + row_origin − kh.
-                    let row = plane.add((self.row + c.row_origin - kh) * c.row_stride);
+                    let row = plane.wrapping_add((self.row + c.row_origin - kh) * c.row_stride);
                     let weights = self.weights.add((co * c.kernel_h + kh) * c.kernel_w * cs);
-                    T::add::<S, M, N>(&mut acc, row, weights, c);
+                    T::add::<S, M, N>(&mut acc, row, weights, c, self.edges);
                 }
             }
             for (m, row_acc) in acc.iter().enumerate() {
@@ -288,13 +350,14 @@ impl ChannelTile<'_> {
 }
 
 /// How a tile adds one kernel row's terms (`row` the source at the tile's first position and
-/// kernel column 0, `weights` that row's packed weights).
+/// kernel column 0, `weights` that row's packed weights, `edges` the tile's).
 trait RowTerms {
     unsafe fn add<S: Simd, const M: usize, const N: usize>(
         acc: &mut [[S::V; N]; M],
         row: *const f32,
         weights: *const f32,
         plan: &ChannelGrad,
+        edges: Edges,
     );
 }
 
@@ -308,11 +371,18 @@ impl RowTerms for EveryTerm {
         row: *const f32,
         weights: *const f32,
         c: &ChannelGrad,
+        _: Edges,
     ) {
         for kw in 0..c.kernel_w {
             // SAFETY: the tile's reads (see `ChannelGrad::run`).
             unsafe {
-                add_column::<S, M, N>(acc, row.sub(kw), weights.add(kw * c.channel_stride), 0, M)
+                add_column::<S, M, N>(
+                    acc,
+                    row.wrapping_sub(kw),
+                    weights.add(kw * c.channel_stride),
+                    0,
+                    M,
+                )
             };
         }
     }
@@ -343,6 +413,7 @@ impl<const L: usize, const R: usize> RowTerms for ThreeWide<L, R> {
         row: *const f32,
         weights: *const f32,
         c: &ChannelGrad,
+        _: Edges,
     ) {
         let cs = c.channel_stride;
         // Written out, not a loop: each column's positions must be constants to the compiler.
@@ -353,9 +424,67 @@ impl<const L: usize, const R: usize> RowTerms for ThreeWide<L, R> {
             let (first_2, end_2) = Self::reach::<M>(2);
             add_column::<S, M, N>(acc, row, weights, first_0, end_0);
             column_fence::<S, M>();
-            add_column::<S, M, N>(acc, row.sub(1), weights.add(cs), first_1, end_1);
+            add_column::<S, M, N>(acc, row.wrapping_sub(1), weights.add(cs), first_1, end_1);
             column_fence::<S, M>();
-            add_column::<S, M, N>(acc, row.sub(2), weights.add(2 * cs), first_2, end_2);
+            add_column::<S, M, N>(
+                acc,
+                row.wrapping_sub(2),
+                weights.add(2 * cs),
+                first_2,
+                end_2,
+            );
+        }
+    }
+}
+
+/// A 3-wide kernel's row by gradient value: each value is broadcast once and added to the (up
+/// to) three positions that read it, with the row's three columns of weights held in
+/// registers (a third of the loads of a broadcast per term). Values are taken right to left,
+/// so each position still adds its columns in order 0, 1, 2, and a value on the gradient's
+/// padding (by `edges`) is read as +0: the same terms, in the same order, as [`EveryTerm`].
+/// For one vector of channels (three weight vectors and a broadcast beside `M` accumulators).
+struct ThreeBySource;
+
+impl RowTerms for ThreeBySource {
+    #[inline(always)]
+    unsafe fn add<S: Simd, const M: usize, const N: usize>(
+        acc: &mut [[S::V; N]; M],
+        row: *const f32,
+        weights: *const f32,
+        c: &ChannelGrad,
+        edges: Edges,
+    ) {
+        let cs = c.channel_stride;
+        let zero = 0.0f32;
+        // Value v (0 ..= M + 1) is the one position v − 2 + kw reads in column kw: `row + v −
+        // 2`. Those below `edges.left` or from `M + 2 − edges.right` on are the padding (at
+        // most two at each end, so only the first two and last two values are checked).
+        let (first, end) = (edges.left, M + 2 - edges.right);
+        // SAFETY: the tile's reads (see `ChannelGrad::run`): the values inside the edges.
+        unsafe {
+            let mut w = [[S::splat(0.0); N]; 3];
+            for (kw, wk) in w.iter_mut().enumerate() {
+                for (n, v) in wk.iter_mut().enumerate() {
+                    *v = S::load(weights.add(kw * cs + n * S::LANES));
+                }
+            }
+            for v in (0..M + 2).rev() {
+                let inside = (v >= 2 || v >= first) && (v < M || v < end);
+                let at = if inside {
+                    row.wrapping_add(v).wrapping_sub(2)
+                } else {
+                    &zero
+                };
+                let x = S::splat(*at);
+                for (kw, wk) in w.iter().enumerate() {
+                    let Some(m) = (v + kw).checked_sub(2).filter(|&m| m < M) else {
+                        continue;
+                    };
+                    for (a, w) in acc[m].iter_mut().zip(wk) {
+                        *a = S::fma(x, *w, *a);
+                    }
+                }
+            }
         }
     }
 }
@@ -377,7 +506,20 @@ fn column_fence<S: Simd, const M: usize>() {
 /// weight vectors and a broadcast fill the registers (32 on AVX-512, 16 on AVX2).
 #[inline(always)]
 fn widest_tile<S: Simd>() -> usize {
-    if S::LANES == 16 { 12 } else { 6 }
+    widest_tile_for(S::LANES)
+}
+
+fn widest_tile_for(lanes: usize) -> usize {
+    if lanes == 16 { 12 } else { 6 }
+}
+
+/// Whether two-vector tiles of a 3-wide kernel with these edges are compiled to leave out
+/// the terms on the padding (the list in [`ChannelTile::run`]); others read it.
+fn three_wide_tiles_for(edges: Edges) -> bool {
+    matches!(
+        (edges.left, edges.right),
+        (0, 0) | (1, 0) | (0, 1) | (1, 1) | (2, 0) | (0, 2) | (2, 2)
+    )
 }
 
 /// One kernel column's terms into positions `first..end` of the tile: `x` the source at the
@@ -400,7 +542,7 @@ unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
             if m < first || m >= end {
                 continue;
             }
-            let x = S::splat(*x.add(m));
+            let x = S::splat(*x.wrapping_add(m));
             for (a, w) in row_acc.iter_mut().zip(w) {
                 *a = S::fma(x, w, *a);
             }
@@ -436,6 +578,57 @@ impl SimdKernel<(*const f32, *mut f32)> for ToChannelPlanes<'_> {
                     unsafe { S::store_part(plane, *v, 0, n) };
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChannelGrad, Isa};
+    use crate::geometry::ConvGeometry;
+    use crate::planes::PlaneLayout;
+
+    /// Whether the plan of `c_in → 16` channels, a `k`-wide kernel padded by `pad` (left,
+    /// right) on a 14 × `width` input reads the gradient in place.
+    fn in_place(isa: Isa, c_in: usize, k: usize, pad: (usize, usize), width: usize) -> bool {
+        let g = ConvGeometry::new(
+            [1, c_in, 14, width],
+            [16, c_in, k, k],
+            [1, 1],
+            [(1, 1), pad],
+            [1, 1],
+            1,
+        )
+        .unwrap();
+        let weight = vec![0.5; g.weight_len()];
+        // The padded layout is only read where the plan is not in place.
+        let padded = PlaneLayout {
+            planes: 16,
+            rows: 20,
+            row_stride: 20,
+        };
+        ChannelGrad::new(isa, &g, &weight, padded).in_place()
+    }
+
+    #[test]
+    fn three_wide_kernels_read_the_gradient_in_place() {
+        // The results are checked against the position engine in tests/conv_kernels.rs, for
+        // every padding of a 3-wide kernel; here, which layout those tests went through.
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            let lanes = isa.lanes();
+            // One vector of channels (micro-cnn's conv2 on AVX2) reads any edge as a zero.
+            assert!(in_place(isa, lanes, 3, (1, 1), 14));
+            assert!(in_place(isa, lanes, 3, (0, 1), 5));
+            // Two vectors: the edges of symmetric paddings are compiled, and those of uneven
+            // ones on rows of several tiles; on a row of one tile (5 wide) not all are.
+            for pad in 0..3 {
+                assert!(in_place(isa, 2 * lanes, 3, (pad, pad), 14), "{pad}");
+                assert!(in_place(isa, 2 * lanes, 3, (pad, pad), 5), "{pad}");
+            }
+            assert!(in_place(isa, 2 * lanes, 3, (0, 1), 14));
+            assert!(!in_place(isa, 2 * lanes, 3, (0, 1), 5));
+            // Other kernels read the padding.
+            assert!(!in_place(isa, lanes, 5, (2, 2), 14));
         }
     }
 }

@@ -25,8 +25,9 @@ use super::output::{par_images, par_images_written};
 use super::planes::{FILL_OVERRUN, PlaneLayout, PlaneSpec};
 use super::rows::RowCorrelation;
 use super::scratch::{with_gradient_scratch, with_scratch};
-use super::simd::Isa;
+use super::simd::{Isa, relu_backward};
 use super::winograd::Winograd;
+use std::mem::MaybeUninit;
 
 /// The rows (or columns) of one phase along one axis.
 #[derive(Clone, Copy, Debug)]
@@ -145,7 +146,7 @@ impl InputGradPlan {
             && g.groups == 1
             && g.in_channels >= channels::min_channels(isa)
             && auto)
-            .then(|| ChannelGrad::new(isa, g, weight, layout.plane_len(), layout.row_stride));
+            .then(|| ChannelGrad::new(isa, g, weight, layout));
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
         let mut phases = Vec::new();
@@ -286,23 +287,16 @@ impl InputGradPlan {
             .max()
             .unwrap_or(0)
             .max(self.planes.layout.total_len() + FILL_OVERRUN);
-        let grid_len = match &self.channels {
-            Some(channels) => channels.buffer_len(),
-            None => self
-                .phases
-                .iter()
-                .filter(|p| p.direct.is_none())
-                .map(|p| p.correlation.grid_size())
-                .max()
-                .unwrap_or(0),
-        };
+        let grid_len = self
+            .phases
+            .iter()
+            .filter(|p| p.direct.is_none())
+            .map(|p| p.correlation.grid_size())
+            .max()
+            .unwrap_or(0);
         with_scratch(source_len + grid_len, |scratch| {
             let (source, grid) = scratch.split_at_mut(source_len);
             self.planes.fill_masked(image, relu_output, source);
-            if let Some(channels) = &self.channels {
-                channels.run(source, grid, out);
-                return;
-            }
             if let Some(rows) = &self.rows {
                 rows.run(source, out);
                 return;
@@ -317,6 +311,38 @@ impl InputGradPlan {
                 }
             }
         });
+    }
+
+    /// One image's input gradient on the channel engine, which writes every element of `out`:
+    /// it reads the output gradient in place (masked by the ReLU into scratch first, where
+    /// one follows) or, where its tiles would read the padding, from padded planes.
+    fn image_on_channels(
+        &self,
+        channels: &ChannelGrad,
+        image: &[f32],
+        relu_output: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let buffer_len = channels.buffer_len();
+        if !channels.in_place() {
+            let source_len = self.planes.layout.total_len() + FILL_OVERRUN;
+            with_scratch(source_len + buffer_len, |scratch| {
+                let (source, buffer) = scratch.split_at_mut(source_len);
+                self.planes.fill_masked(image, relu_output, source);
+                channels.run(source, buffer, out);
+            });
+            return;
+        }
+        match relu_output {
+            None => with_scratch(buffer_len, |buffer| channels.run(image, buffer, out)),
+            Some(relu_output) => with_scratch(image.len() + buffer_len, |scratch| {
+                let (masked, buffer) = scratch.split_at_mut(image.len());
+                for ((m, &g), &o) in masked.iter_mut().zip(image).zip(relu_output) {
+                    *m = relu_backward(g, o);
+                }
+                channels.run(masked, buffer, out);
+            }),
+        }
     }
 
     /// Writes a phase's grid into the input positions `s·i + phase − pad` it covers.
@@ -484,9 +510,9 @@ fn run(
         return winograd.input_grad(g.batch, output_grad, relu_output, norm);
     }
     let plan = InputGradPlan::new(isa, g, weight, engine);
-    match &plan.first_layer_taps {
+    match (&plan.first_layer_taps, &plan.channels) {
         // No zeroing first. SAFETY: `FirstLayerTaps::run` writes every input value.
-        Some(taps) => unsafe {
+        (Some(taps), _) => unsafe {
             par_images_written(g.batch, g.in_image(), |b, out| {
                 plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
                     with_scratch(taps.scratch_len(), |planes| {
@@ -495,7 +521,15 @@ fn run(
                 })
             })
         },
-        None => par_images(g.batch, g.in_image(), |b, out| {
+        // SAFETY: `ChannelGrad::run` writes every input value.
+        (None, Some(channels)) => unsafe {
+            par_images_written(g.batch, g.in_image(), |b, out| {
+                plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
+                    plan.image_on_channels(channels, image, relu_output, out)
+                })
+            })
+        },
+        (None, None) => par_images(g.batch, g.in_image(), |b, out| {
             plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
                 plan.image(image, relu_output, out)
             })
