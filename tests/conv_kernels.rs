@@ -621,6 +621,31 @@ fn the_channel_engine_gives_the_position_engines_bits() {
     ];
     cases.extend(random_wide_cases(10, 24));
     cases.extend(three_wide_cases(24, 25));
+    // Rows one and two positions wide, where a tile reads padding at both ends (in place
+    // where its edges are compiled or it is one vector of channels, from padded planes
+    // otherwise): 24 channels are three vectors on AVX2 (a two-vector tile and a one-vector
+    // remainder), 8 one vector.
+    for (width, pad_w) in [
+        (1, (1, 1)),
+        (1, (2, 0)),
+        (1, (0, 2)),
+        (2, (0, 1)),
+        (2, (1, 0)),
+    ] {
+        for in_channels in [8, 24] {
+            cases.push(Case {
+                batch: 1,
+                in_channels,
+                out_channels: 3,
+                size: [5, width],
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [(1, 1), pad_w],
+                groups: 1,
+                bias: false,
+            });
+        }
+    }
     for (i, case) in cases.iter().enumerate() {
         let d = data(case, 600 + i as u64);
         let g = case.geometry();

@@ -9,9 +9,10 @@
 //! that reads outside the output gradient is the same for the whole tile, so it is left out.
 //! With a 3-wide kernel the terms that read the padding at the left and right edges are left
 //! out too, by tiles of two vectors compiled for each edge ([`Edges`]), or read as +0 by tiles
-//! of one vector ([`ThreeBySource`]); with other kernels they stay (their source is +0). A
-//! 3-wide kernel's tiles so never read the padding, and they read the output gradient in place;
-//! other kernels read it copied into padded planes.
+//! of one vector ([`ThreeBySource`]); with other kernels they stay (their source is +0). Where
+//! no tile reads the padding (3-wide kernels, but for two-vector tiles on rows of one tile
+//! with uneven padding, whose edges are not compiled) the tiles read the output gradient in
+//! place; otherwise they read it copied into padded planes.
 //!
 //! Results have the position engine's values for finite weights: every input gradient is one
 //! accumulator summing the terms (output channel, kernel row, kernel column) in the same order
@@ -40,7 +41,8 @@ pub fn min_channels(isa: Isa) -> usize {
 }
 
 /// The input gradient of one image, planned: packed weights and where the terms lie in the
-/// padded output gradient (the planes of [`super::input_grad`]'s stride-1 phase).
+/// output gradient (in place, or in the padded planes of the stride-1 phase of
+/// [`input_grad`](mod@super::input_grad)).
 #[derive(Debug, Clone)]
 pub struct ChannelGrad {
     in_channels: usize,
@@ -77,9 +79,10 @@ impl ChannelGrad {
     /// tiles read where they would read the gradient's zero padding.
     ///
     /// With a 3-wide kernel no tile reads it (the kernel rows and, by [`Edges`], the columns
-    /// that would are left out or read as a zero), so the tiles read the output gradient in
-    /// place ([`ChannelGrad::in_place`]) and the copy into padded planes is saved (a tenth of
-    /// `micro-cnn`'s conv2 input gradient with the AVX2 kernels: docs/performance.md).
+    /// that would are left out or read as a zero) unless a row is one tile of two vectors with
+    /// uneven edges, so the tiles read the output gradient in place ([`ChannelGrad::in_place`])
+    /// and the copy into padded planes is saved (a tenth of `micro-cnn`'s conv2 input gradient
+    /// with the AVX2 kernels: docs/performance.md).
     pub fn new(
         isa: Isa,
         g: &super::geometry::ConvGeometry,
@@ -100,12 +103,13 @@ impl ChannelGrad {
             }
         }
         // One-vector tiles of a 3-wide kernel read any edge as a zero; two-vector tiles leave
-        // out the edges they are compiled for (every edge of a symmetric padding).
+        // out the edges they are compiled for (those of symmetric paddings, and of uneven ones
+        // on rows of several tiles; not (2, 1) or (1, 2), which only rows of one tile have).
         let two_vector_tiles = channel_stride >= 2 * lanes;
         let in_place = g.kernel_w == 3
             && (!two_vector_tiles
                 || row_tiles(g.in_w, widest_tile_for(lanes)).all(|(j0, m)| {
-                    three_wide_tiles_for(edges(g.kernel_w, g.pad_w.0, g.out_w, j0, m))
+                    three_wide_tile_compiled(edges(g.kernel_w, g.pad_w.0, g.out_w, j0, m))
                 }));
         let (plane_len, row_stride, row_origin, column_origin) = if in_place {
             (g.out_h * g.out_w, g.out_w, g.pad_h.0, g.pad_w.0)
@@ -156,6 +160,12 @@ impl ChannelGrad {
 
     /// One image: `source` is its output gradient ([`ChannelGrad::in_place`]) or its padded
     /// planes, `out` its NCHW input gradient, every element written.
+    ///
+    /// The tiles read only inside `source`: a tile's rows are its [`ChannelGrad::kernel_rows`],
+    /// inside the gradient; in place, its columns are those inside the gradient (by its
+    /// [`Edges`]: [`ThreeWide`] leaves the others out, [`ThreeBySource`] reads a local zero
+    /// for them; the plan is in place only where every tile is one of the two, and the
+    /// `EveryTerm` arm asserts it); in padded planes, within each row's padding.
     pub fn run(&self, source: &[f32], buffer: &mut [f32], out: &mut [MaybeUninit<f32>]) {
         assert!(source.len() >= self.source_extent(), "source too short");
         assert!(buffer.len() >= self.buffer_len(), "buffer too short");
@@ -164,7 +174,8 @@ impl ChannelGrad {
             out.len() >= self.in_channels * positions,
             "output too short"
         );
-        // SAFETY: lengths checked above; the plan's ISA is available on this CPU.
+        // SAFETY: lengths checked above (the reads: see the doc above); the plan's ISA is
+        // available on this CPU.
         unsafe {
             run_on(self.isa, self, (source.as_ptr(), buffer.as_mut_ptr()));
             run_on(
@@ -175,6 +186,7 @@ impl ChannelGrad {
         }
     }
 
+    /// The [`Edges`] of the tile of `m` positions from column `j0` (see [`edges`]).
     fn edges(&self, j0: usize, m: usize) -> Edges {
         edges(self.kernel_w, self.pad_left, self.out_w, j0, m)
     }
@@ -255,8 +267,8 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
     }
 }
 
-/// A tile's reach into the output gradient's left and right zero padding (see
-/// [`ChannelGrad::edges`]): its position m, kernel column kw reads the left padding where
+/// A tile's reach into the output gradient's left and right zero padding (see [`edges`]): its
+/// position m, kernel column kw reads the left padding where
 /// `kw + left ≥ K + m`, the right where `m + right ≥ M + kw`.
 #[derive(Clone, Copy)]
 struct Edges {
@@ -295,9 +307,10 @@ impl ChannelTile<'_> {
     /// A 3-wide kernel (the zoo's) takes a tile that leaves out, at compile time, the terms
     /// that read the gradient's left and right zero padding: a sixth of conv3's, a fifth of
     /// conv4's on small-cnn. (A branch per term instead made every layer slower:
-    /// docs/performance.md.) Compiled for two vectors of channels and the edges that
-    /// symmetric padding gives; a one-vector remainder, other edges (uneven padding) and
-    /// other kernels take every term (each edge's tiles cost compile time).
+    /// docs/performance.md.) Compiled for two vectors of channels and the edges of
+    /// [`with_three_wide_edges`]; the other edges ((2, 1) and (1, 2), rows of one tile with
+    /// uneven padding) and other kernels take every term, from padded planes (each edge's
+    /// tiles cost compile time).
     ///
     /// A one-vector tile of a 3-wide kernel reads each value once ([`ThreeBySource`]), the
     /// padding as a zero: every term, as [`EveryTerm`] adds them.
@@ -319,8 +332,7 @@ impl ChannelTile<'_> {
                 }
             };
         }
-        // The list `three_wide_tiles_for` names.
-        edge_tiles!((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 2))
+        with_three_wide_edges!(edge_tiles)
     }
 
     /// `M` positions × `N` vectors of channels, summed over (co, kh, kw) in order, each
@@ -456,9 +468,9 @@ impl RowTerms for ThreeBySource {
     ) {
         let cs = c.channel_stride;
         let zero = 0.0f32;
-        // Value v (0 ..= M + 1) is the one position v − 2 + kw reads in column kw: `row + v −
-        // 2`. Those below `edges.left` or from `M + 2 − edges.right` on are the padding (at
-        // most two at each end, so only the first two and last two values are checked).
+        // Value v (0 ..= M + 1), at `row + v − 2`, is the value that position v − 2 + kw reads
+        // in column kw. Those below `edges.left` or from `M + 2 − edges.right` on are the
+        // padding (at most two at each end, so only the first two and last two are checked).
         let (first, end) = (edges.left, M + 2 - edges.right);
         // SAFETY: the tile's reads (see `ChannelGrad::run`): the values inside the edges.
         unsafe {
@@ -513,13 +525,25 @@ fn widest_tile_for(lanes: usize) -> usize {
     if lanes == 16 { 12 } else { 6 }
 }
 
+/// `$then!` on the edges `(left, right)` whose two-vector tiles of a 3-wide kernel are
+/// compiled ([`ChannelTile::run`]): those of the symmetric paddings 0–2 and of uneven ones on
+/// rows of several tiles. One list for the tiles and for [`three_wide_tile_compiled`].
+macro_rules! with_three_wide_edges {
+    ($then:ident) => {
+        $then!((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 2))
+    };
+}
+use with_three_wide_edges;
+
 /// Whether two-vector tiles of a 3-wide kernel with these edges are compiled to leave out
-/// the terms on the padding (the list in [`ChannelTile::run`]); others read it.
-fn three_wide_tiles_for(edges: Edges) -> bool {
-    matches!(
-        (edges.left, edges.right),
-        (0, 0) | (1, 0) | (0, 1) | (1, 1) | (2, 0) | (0, 2) | (2, 2)
-    )
+/// the terms on the padding; the others read it.
+fn three_wide_tile_compiled(edges: Edges) -> bool {
+    macro_rules! listed {
+        ($(($l:literal, $r:literal)),*) => {
+            matches!((edges.left, edges.right), $(($l, $r))|*)
+        };
+    }
+    with_three_wide_edges!(listed)
 }
 
 /// One kernel column's terms into positions `first..end` of the tile: `x` the source at the
@@ -532,7 +556,8 @@ unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
     first: usize,
     end: usize,
 ) {
-    // SAFETY: the caller's: N vectors of weights at `w_at`, a value at `x + m` for every m.
+    // SAFETY: the caller's: N vectors of weights at `w_at`, a value at `x + m` for every m in
+    // `first..end`.
     unsafe {
         let mut w = [S::splat(0.0); N];
         for (n, v) in w.iter_mut().enumerate() {
@@ -601,7 +626,7 @@ mod tests {
         )
         .unwrap();
         let weight = vec![0.5; g.weight_len()];
-        // The padded layout is only read where the plan is not in place.
+        // The padded planes' layout (these tests only plan, they do not run).
         let padded = PlaneLayout {
             planes: 16,
             rows: 20,
