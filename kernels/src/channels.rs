@@ -268,8 +268,8 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
 }
 
 /// A tile's reach into the output gradient's left and right zero padding (see [`edges`]): its
-/// position m, kernel column kw reads the left padding where
-/// `kw + left ≥ K + m`, the right where `m + right ≥ M + kw`.
+/// position m, kernel column kw reads the left padding where `kw + left ≥ K + m`, the right
+/// where `m + right ≥ M + kw`.
 #[derive(Clone, Copy)]
 struct Edges {
     left: usize,
