@@ -108,7 +108,7 @@ impl ChannelGrad {
         let two_vector_tiles = channel_stride >= 2 * lanes;
         let in_place = g.kernel_w == 3
             && (!two_vector_tiles
-                || row_tiles(g.in_w, widest_tile_for(lanes)).all(|(j0, m)| {
+                || row_tiles(g.in_w, widest_tile(lanes)).all(|(j0, m)| {
                     three_wide_tile_compiled(edges(g.kernel_w, g.pad_w.0, g.out_w, j0, m))
                 }));
         let (plane_len, row_stride, row_origin, column_origin) = if in_place {
@@ -239,7 +239,7 @@ fn row_tiles(in_w: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
 #[inline(always)]
 unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut f32) {
     let vectors = c.channel_stride / S::LANES;
-    let wide = widest_tile::<S>();
+    let wide = widest_tile(S::LANES);
     let mut v0 = 0;
     while v0 < vectors {
         let n = 2.min(vectors - v0);
@@ -509,7 +509,7 @@ impl RowTerms for ThreeBySource {
 /// went faster without it.
 #[inline(always)]
 fn column_fence<S: Simd, const M: usize>() {
-    if M + 2 > widest_tile::<S>() {
+    if M + 2 > widest_tile(S::LANES) {
         compiler_fence(Ordering::SeqCst);
     }
 }
@@ -517,11 +517,7 @@ fn column_fence<S: Simd, const M: usize>() {
 /// The most positions of a tile of two vectors of channels: its accumulators, the two loaded
 /// weight vectors and a broadcast fill the registers (32 on AVX-512, 16 on AVX2).
 #[inline(always)]
-fn widest_tile<S: Simd>() -> usize {
-    widest_tile_for(S::LANES)
-}
-
-fn widest_tile_for(lanes: usize) -> usize {
+fn widest_tile(lanes: usize) -> usize {
     if lanes == 16 { 12 } else { 6 }
 }
 
