@@ -347,12 +347,17 @@ impl Checker {
             Kind::Loss | Kind::ImageLoss => raw / recorded.abs().max(1.0),
             _ => raw,
         };
-        let mismatch = difference.is_nan() || difference > self.tolerances.of(kind);
+        let mismatch = !self.agrees(kind, difference);
         self.tally(field, kind, difference, mismatch);
         self.note_raw(raw, recorded != got);
         if mismatch {
             self.fail(format!("{label}: recorded {recorded}, got {got}"));
         }
+    }
+
+    /// Whether a difference between two numbers of `kind` is within its tolerance.
+    fn agrees(&self, kind: Kind, difference: f64) -> bool {
+        !difference.is_nan() && difference <= self.tolerances.of(kind)
     }
 
     /// Keeps the largest raw difference, which decides "bit-identical".
@@ -974,7 +979,8 @@ fn one_run_only(
         return;
     };
     let (r, g) = if recorded { (share, 0.0) } else { (0.0, share) };
-    let within = share.is_finite() && share <= c.tolerances.accuracy;
+    // Compared with 0 (below), so the difference is the share itself.
+    let within = c.agrees(Kind::Accuracy, share.abs());
     c.number(
         "attack.flags (share of images)",
         &format!("warning `{check}` in {in_run} only, share of images"),
