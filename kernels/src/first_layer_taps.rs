@@ -32,7 +32,10 @@ use super::row_tile::vector_starts;
 use super::simd::{Isa, Simd, SimdKernel, prefetch_line, run_on};
 use std::mem::MaybeUninit;
 
-/// How far ahead of the vectors being read the gradient is prefetched, in floats.
+/// How far ahead of the vectors being read the gradient is prefetched, in floats. Each
+/// channel's plane is a stream of its own (and its ReLU output another), more than the
+/// hardware prefetcher follows (64 floats: 0.23–0.26 ms on small-cnn's conv1 against 0.30–0.31
+/// without; 32 to 256 within 0.02 of it; Zen 5, docs/performance.md).
 const PREFETCH_AHEAD: usize = 64;
 
 /// The kernel sides this engine takes: each has its arms in its [`SimdKernel::run`].
@@ -214,6 +217,12 @@ impl FirstLayerTaps {
     /// Floats of scratch one image needs (the K² tap planes and what the gathers read around
     /// them).
     pub fn scratch_len(&self) -> usize {
+        self.kept_start() + self.channels * MAX_BLOCK_VECTORS * self.isa.lanes()
+    }
+
+    /// Where, after the tap planes, scratch keeps a block's masked gradient vectors (see
+    /// [`block_tap_sums`]).
+    fn kept_start(&self) -> usize {
         self.kernel * self.kernel * self.tap_stride
     }
 
@@ -296,19 +305,17 @@ unsafe fn image_generic_with<S: Simd, const K: usize, const G: usize, const V: u
     let whole = starts.len() / V * V;
     // SAFETY: the caller's (see `FirstLayerTaps::run`).
     unsafe {
-        for tap0 in (0..K * K).step_by(G) {
-            if p.position_lanes < S::LANES {
-                // A plane shorter than a vector: one partial vector.
-                tap_sums::<S, K, G, 1, true>(p, image, tap0, &[0]);
-                continue;
-            }
+        if p.position_lanes < S::LANES {
+            // A plane shorter than a vector: one partial vector.
+            block_tap_sums::<S, K, G, 1, true>(p, image, &[0]);
+        } else {
             for block in starts[..whole].chunks_exact(V) {
                 let mut starts = [0; V];
                 starts.copy_from_slice(block);
-                tap_sums::<S, K, G, V, false>(p, image, tap0, &starts);
+                block_tap_sums::<S, K, G, V, false>(p, image, &starts);
             }
             for &start in &starts[whole..] {
-                tap_sums::<S, K, G, 1, false>(p, image, tap0, &[start]);
+                block_tap_sums::<S, K, G, 1, false>(p, image, &[start]);
             }
         }
         match &p.flat {
@@ -352,7 +359,8 @@ unsafe fn zero_unread<S: Simd>(p: &FirstLayerTaps, flat: &Flat, taps: *mut f32) 
     }
 }
 
-/// Writes `len` zeros from `p`, a vector at a time.
+/// Writes `len` zeros from `p`, a vector at a time: whole vectors, the last one moved back to
+/// end at `p + len` (a masked store where `len` is shorter than a vector).
 ///
 /// # Safety
 /// `p` must be writable for `len` floats.
@@ -361,13 +369,21 @@ unsafe fn zero_run<S: Simd>(p: *mut f32, len: usize) {
     // SAFETY: the caller's; every store ends by `p + len`.
     unsafe {
         let zero = S::splat(0.0);
-        let whole = len / S::LANES * S::LANES;
-        for at in (0..whole).step_by(S::LANES) {
+        if len < S::LANES {
+            if len > 0 {
+                S::store_part(p, zero, 0, len);
+            }
+            return;
+        }
+        let mut at = 0;
+        while at + S::LANES < len {
             S::store(p.add(at), zero);
+            // Hidden from the optimiser, which would otherwise make the loop a call to
+            // `memset` (with a masked store after it, about 100 ns an image on micro-cnn's
+            // conv1, 6% of it: docs/performance.md).
+            at = std::hint::black_box(at + S::LANES);
         }
-        if whole < len {
-            S::store_part(p.add(whole), zero, 0, len - whole);
-        }
+        S::store(p.add(len - S::LANES), zero);
     }
 }
 
@@ -407,43 +423,192 @@ unsafe fn flat_gather<S: Simd, const K: usize>(p: &FirstLayerTaps, flat: &Flat, 
     }
 }
 
+/// Every tap group's sums at the `V` position vectors starting at `starts`, one group after
+/// another, so that the block's gradient is read from memory once (the later groups find it
+/// in L1) and masked by the ReLU once: the first group keeps the masked vectors in scratch
+/// for the others (AVX2's 3 × 3 groups masked each vector three times, and reloaded it from
+/// L2 where an image's gradient outgrows L1: docs/performance.md). Each group's sums are the
+/// same chains as ever, so the same bits.
+#[inline(always)]
+unsafe fn block_tap_sums<
+    S: Simd,
+    const K: usize,
+    const G: usize,
+    const V: usize,
+    const PARTIAL: bool,
+>(
+    p: &FirstLayerTaps,
+    image: Image,
+    starts: &[usize; V],
+) {
+    const { assert!(V <= MAX_BLOCK_VECTORS) };
+    let plane = p.grad_h * p.grad_w;
+    // SAFETY: the caller's; `kept` holds `channels · MAX_BLOCK_VECTORS` vectors (`scratch_len`).
+    unsafe {
+        let grad = image.output_grad;
+        match image.relu_output {
+            None => {
+                let first = Gradient {
+                    grad,
+                    plane,
+                    prefetch: true,
+                };
+                tap_sums::<S, K, G, V, PARTIAL>(p, image, 0, starts, first);
+                let later = Gradient {
+                    grad,
+                    plane,
+                    prefetch: false,
+                };
+                for tap0 in (G..K * K).step_by(G) {
+                    tap_sums::<S, K, G, V, PARTIAL>(p, image, tap0, starts, later);
+                }
+            }
+            Some(relu) => {
+                let kept = image.taps.add(p.kept_start());
+                let masking = Masking {
+                    grad,
+                    relu,
+                    plane,
+                    kept,
+                };
+                tap_sums::<S, K, G, V, PARTIAL>(p, image, 0, starts, masking);
+                let kept = Kept {
+                    kept: kept.cast_const(),
+                };
+                for tap0 in (G..K * K).step_by(G) {
+                    tap_sums::<S, K, G, V, PARTIAL>(p, image, tap0, starts, kept);
+                }
+            }
+        }
+    }
+}
+
+/// The most position vectors a block of tap sums takes (the largest `V` in
+/// [`FirstLayerTaps`]'s arms): what scratch keeps per channel for a block's later groups.
+const MAX_BLOCK_VECTORS: usize = 3;
+
+/// Where a group of tap sums reads a block's gradient vectors.
+trait BlockGradient: Copy {
+    /// Vector `slot` of the block (at position `start`, `lanes` lanes) of channel `co`, the
+    /// block's `V` vectors taken as `slots`.
+    unsafe fn vector<S: Simd>(
+        self,
+        co: usize,
+        start: usize,
+        lanes: usize,
+        slot: usize,
+        slots: usize,
+    ) -> S::V;
+}
+
+/// The output gradient itself, prefetched ahead in the block's first group.
+#[derive(Clone, Copy)]
+struct Gradient {
+    grad: *const f32,
+    plane: usize,
+    prefetch: bool,
+}
+
+impl BlockGradient for Gradient {
+    #[inline(always)]
+    unsafe fn vector<S: Simd>(
+        self,
+        co: usize,
+        start: usize,
+        lanes: usize,
+        _: usize,
+        _: usize,
+    ) -> S::V {
+        // SAFETY: the caller's: `start` leaves `lanes` values inside channel `co`'s plane.
+        unsafe {
+            let grad = self.grad.add(co * self.plane);
+            if self.prefetch {
+                prefetch_line(grad.wrapping_add(start + PREFETCH_AHEAD));
+            }
+            S::load_part(grad.add(start), 0, lanes)
+        }
+    }
+}
+
+/// The output gradient masked by the ReLU as it is loaded, each masked vector kept in scratch
+/// for the block's later groups ([`Kept`]).
+#[derive(Clone, Copy)]
+struct Masking {
+    grad: *const f32,
+    relu: *const f32,
+    plane: usize,
+    kept: *mut f32,
+}
+
+impl BlockGradient for Masking {
+    #[inline(always)]
+    unsafe fn vector<S: Simd>(
+        self,
+        co: usize,
+        start: usize,
+        lanes: usize,
+        slot: usize,
+        slots: usize,
+    ) -> S::V {
+        // SAFETY: the caller's, as for `Gradient`; slot `co · slots + slot` lies in `kept`.
+        unsafe {
+            let at = co * self.plane + start;
+            prefetch_line(self.grad.wrapping_add(at + PREFETCH_AHEAD));
+            prefetch_line(self.relu.wrapping_add(at + PREFETCH_AHEAD));
+            let x = S::relu_mask(
+                S::load_part(self.grad.add(at), 0, lanes),
+                S::load_part(self.relu.add(at), 0, lanes),
+            );
+            S::store(self.kept.add((co * slots + slot) * S::LANES), x);
+            x
+        }
+    }
+}
+
+/// The vectors [`Masking`] kept.
+#[derive(Clone, Copy)]
+struct Kept {
+    kept: *const f32,
+}
+
+impl BlockGradient for Kept {
+    #[inline(always)]
+    unsafe fn vector<S: Simd>(
+        self,
+        co: usize,
+        _: usize,
+        _: usize,
+        slot: usize,
+        slots: usize,
+    ) -> S::V {
+        // SAFETY: the caller's; `Masking` stored this slot in the block's first group.
+        unsafe { S::load(self.kept.add((co * slots + slot) * S::LANES)) }
+    }
+}
+
 /// Taps `tap0..tap0 + G` at the `V` position vectors starting at `starts`: every output
-/// channel's gradient there (masked by the ReLU), times that channel's weights, summed over
-/// the channels in order from zero. `PARTIAL`: the plane is shorter than a vector (kept out of
-/// the whole-vector code: on AVX2 the masks' registers would push the sums out of its 16).
+/// channel's gradient there (masked by the ReLU), from `source`, times that channel's weights,
+/// summed over the channels in order from zero. `PARTIAL`: the plane is shorter than a vector
+/// (kept out of the whole-vector code: on AVX2 the masks' registers would push the sums out of
+/// its 16).
 #[inline(always)]
 unsafe fn tap_sums<S: Simd, const K: usize, const G: usize, const V: usize, const PARTIAL: bool>(
     p: &FirstLayerTaps,
     image: Image,
     tap0: usize,
     starts: &[usize; V],
+    source: impl BlockGradient,
 ) {
-    let plane = p.grad_h * p.grad_w;
     let lanes = if PARTIAL { p.position_lanes } else { S::LANES };
     // SAFETY: the caller's; each start leaves `lanes` values inside the plane.
     unsafe {
         let mut acc = [[S::splat(0.0); V]; G];
         for co in 0..p.channels {
-            let grad = image.output_grad.add(co * plane);
-            // Each channel's plane is a stream of its own (and its ReLU output another), more
-            // than the hardware prefetcher follows: ask for the lines a few vectors ahead
-            // (64 floats: 0.23–0.26 ms on small-cnn's conv1 against 0.30–0.31 without; 32
-            // to 256 within 0.02 of it; Zen 5, docs/performance.md).
-            for &start in starts {
-                let ahead = start + PREFETCH_AHEAD;
-                prefetch_line(grad.wrapping_add(ahead));
-                if let Some(out) = image.relu_output {
-                    prefetch_line(out.wrapping_add(co * plane + ahead));
-                }
-            }
             // A plain loop, not `array::from_fn`: a closure may be left un-inlined, outside
             // this function's target features, which made the AVX2 build 4× slower.
             let mut x = [S::splat(0.0); V];
-            for (x, &start) in x.iter_mut().zip(starts) {
-                *x = S::load_part(grad.add(start), 0, lanes);
-                if let Some(out) = image.relu_output {
-                    *x = S::relu_mask(*x, S::load_part(out.add(co * plane + start), 0, lanes));
-                }
+            for (slot, (x, &start)) in x.iter_mut().zip(starts).enumerate() {
+                *x = source.vector::<S>(co, start, lanes, slot, V);
             }
             let weights = p.weights.as_ptr().add(co * K * K + tap0);
             for (k, acc) in acc.iter_mut().enumerate() {
