@@ -8,10 +8,10 @@
 //! cargo run --release --example layer -- igrad 100 1 32 28 128 5 2    # madry-cnn's conv1
 //! ```
 //!
-//! PASS is `fwd`, `igrad` or `wgrad` (`fwd-grid`, `igrad-rows`: on the older engines even where
-//! the first-layer engines or F(2, 3) would run; `igrad-direct`: on the engines F(2, 3)
-//! replaces); the kernel is KERNEL × KERNEL (3 by default), padded by PAD (0) on every side,
-//! stride 1. rslad-tui also
+//! PASS is `fwd`, `igrad` or `wgrad` (`igrad-relu`: the input gradient through a fused ReLU;
+//! `fwd-grid`, `igrad-rows`: on the older engines even where the first-layer engines or F(2, 3)
+//! would run; `igrad-direct`: on the engines F(2, 3) replaces); the kernel is KERNEL × KERNEL
+//! (3 by default), padded by PAD (0) on every side, stride 1. rslad-tui also
 //! raises glibc's mmap and trim thresholds (src/allocator.rs); this program does not, so each
 //! call's output may be page-faulted in, as the first call in rslad-tui is. To time it as
 //! rslad-tui runs, set both: `MALLOC_MMAP_THRESHOLD_=1000000000
@@ -52,6 +52,9 @@ fn main() {
     let x = values(g.batch * g.in_image(), 7919, 1000);
     let weight = values(g.weight_len(), 31, 17);
     let output_grad = values(g.batch * g.out_image(), 13, 101);
+    // A ReLU's output for `igrad-relu` (the gradient masked where it is not positive): about
+    // half the values positive.
+    let relu_output = values(g.batch * g.out_image(), 7, 11);
     let mut times = Vec::with_capacity(calls);
     let mut checksum = 0.0f64;
     for _ in 0..calls {
@@ -60,6 +63,9 @@ fn main() {
             "fwd" => rslad_kernels::forward(isa, &g, &x, &weight, None, true),
             "fwd-grid" => rslad_kernels::forward_on_grid(isa, &g, &x, &weight, None, true),
             "igrad" => rslad_kernels::input_grad(isa, &g, &weight, &output_grad, None),
+            "igrad-relu" => {
+                rslad_kernels::input_grad(isa, &g, &weight, &output_grad, Some(&relu_output))
+            }
             "igrad-direct" => {
                 rslad_kernels::input_grad_direct(isa, &g, &weight, &output_grad, None)
             }
@@ -68,7 +74,7 @@ fn main() {
             }
             "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
             other => panic!(
-                "PASS is fwd, fwd-grid, igrad, igrad-direct, igrad-rows or wgrad, not {other}"
+                "PASS is fwd, fwd-grid, igrad, igrad-relu, igrad-direct, igrad-rows or wgrad, not {other}"
             ),
         };
         times.push(start.elapsed().as_secs_f64() * 1e3);
