@@ -8,10 +8,11 @@
 //! 1. *Tap sums*: `t[kh][kw][p] = Σ_co w[co][kh][kw] · g[co][p]` for every gradient position
 //!    p, the positions taken as one flat row (a channel's gradient plane is contiguous), so
 //!    each vector of gradient loaded feeds a group of taps (all K² of a 3 × 3 kernel on
-//!    AVX-512; a kernel row on AVX2 and for 5 × 5, the vector loaded again, from L1, per
-//!    group) and no lane is computed twice but the last vector's (moved back to end at the
-//!    plane's end, recomputing the same values). The ReLU's backward step is applied as the
-//!    gradient is loaded; nothing is copied.
+//!    AVX-512; a kernel row on AVX2 and for 5 × 5, a block of vectors running its groups back
+//!    to back, so that the later groups find the vectors in L1) and no lane is computed twice
+//!    but the last vector's (moved back to end at the plane's end, recomputing the same
+//!    values). The ReLU's backward step is applied as a block's first group loads the
+//!    gradient, which keeps the masked vectors in scratch for the later groups.
 //! 2. *Gather*: each input row sums, in kernel order (kh, then kw), the K² tap planes shifted
 //!    to it, the lanes whose gradient column falls outside the plane masked out (a bitwise and
 //!    with lane masks held in registers); where the layer keeps the image's size, on flat
@@ -32,10 +33,11 @@ use super::row_tile::vector_starts;
 use super::simd::{Isa, Simd, SimdKernel, prefetch_line, run_on};
 use std::mem::MaybeUninit;
 
-/// How far ahead of the vectors being read the gradient is prefetched, in floats. Each
-/// channel's plane is a stream of its own (and its ReLU output another), more than the
-/// hardware prefetcher follows (64 floats: 0.23–0.26 ms on small-cnn's conv1 against 0.30–0.31
-/// without; 32 to 256 within 0.02 of it; Zen 5, docs/performance.md).
+/// How far ahead of the vectors being read the gradient is prefetched, in floats, by a block's
+/// first tap group (the later ones read what it loaded). Each channel's plane is a stream of
+/// its own (and its ReLU output another), more than the hardware prefetcher follows (64
+/// floats: 0.23–0.26 ms on small-cnn's conv1 against 0.30–0.31 without; 32 to 256 within 0.02
+/// of it; Zen 5, docs/performance.md, when every group prefetched).
 const PREFETCH_AHEAD: usize = 64;
 
 /// The kernel sides this engine takes: each has its arms in its [`SimdKernel::run`].
@@ -215,7 +217,7 @@ impl FirstLayerTaps {
     }
 
     /// Floats of scratch one image needs (the K² tap planes and what the gathers read around
-    /// them).
+    /// them, then a block's masked gradient vectors: [`block_tap_sums`]).
     pub fn scratch_len(&self) -> usize {
         self.kept_start() + self.channels * MAX_BLOCK_VECTORS * self.isa.lanes()
     }
@@ -253,7 +255,8 @@ impl FirstLayerTaps {
         // SAFETY: the lengths were checked above; the tap sums' vector starts keep their
         // vectors (whole, or of `position_lanes` lanes where the plane is shorter) inside the
         // plane (see `vector_starts`); the gathers' whole-vector loads stay within each tap
-        // plane's block of scratch (`before` and `after` are their reach; see `plan`); the row
+        // plane's block of scratch (`before` and `after` are their reach; see `plan`), and the
+        // masked vectors a block keeps lie after the last tap plane's block (`scratch_len`); the row
         // gather stores every input row's vectors (`row_lanes` lanes each), which cover the
         // row, and the flat one every vector of the plane, so `out` is written whole; the
         // plan's ISA is available on this CPU.
@@ -425,10 +428,10 @@ unsafe fn flat_gather<S: Simd, const K: usize>(p: &FirstLayerTaps, flat: &Flat, 
 
 /// Every tap group's sums at the `V` position vectors starting at `starts`, one group after
 /// another, so that the block's gradient is read from memory once (the later groups find it
-/// in L1) and masked by the ReLU once: the first group keeps the masked vectors in scratch
-/// for the others (AVX2's 3 × 3 groups masked each vector three times, and reloaded it from
-/// L2 where an image's gradient outgrows L1: docs/performance.md). Each group's sums are the
-/// same chains as ever, so the same bits.
+/// in L1) and masked by the ReLU once: where there are later groups, the first keeps the
+/// masked vectors in scratch for them (AVX2's 3 × 3 groups masked each vector three times,
+/// and reloaded it from L2 where an image's gradient outgrows L1: docs/performance.md). Each
+/// group's sums are the same chains as ever, so the same bits.
 #[inline(always)]
 unsafe fn block_tap_sums<
     S: Simd,
@@ -463,9 +466,19 @@ unsafe fn block_tap_sums<
                     tap_sums::<S, K, G, V, PARTIAL>(p, image, tap0, starts, later);
                 }
             }
+            // One group takes every tap (AVX-512's 3 × 3): nothing to keep.
+            Some(relu) if G == K * K => {
+                let masking = Masking::<false> {
+                    grad,
+                    relu,
+                    plane,
+                    kept: std::ptr::null_mut(),
+                };
+                tap_sums::<S, K, G, V, PARTIAL>(p, image, 0, starts, masking);
+            }
             Some(relu) => {
                 let kept = image.taps.add(p.kept_start());
-                let masking = Masking {
+                let masking = Masking::<true> {
                     grad,
                     relu,
                     plane,
@@ -530,17 +543,17 @@ impl BlockGradient for Gradient {
     }
 }
 
-/// The output gradient masked by the ReLU as it is loaded, each masked vector kept in scratch
-/// for the block's later groups ([`Kept`]).
+/// The output gradient masked by the ReLU as it is loaded; with `KEEP`, each masked vector
+/// kept in scratch for the block's later groups ([`Kept`]).
 #[derive(Clone, Copy)]
-struct Masking {
+struct Masking<const KEEP: bool> {
     grad: *const f32,
     relu: *const f32,
     plane: usize,
     kept: *mut f32,
 }
 
-impl BlockGradient for Masking {
+impl<const KEEP: bool> BlockGradient for Masking<KEEP> {
     #[inline(always)]
     unsafe fn vector<S: Simd>(
         self,
@@ -559,7 +572,9 @@ impl BlockGradient for Masking {
                 S::load_part(self.grad.add(at), 0, lanes),
                 S::load_part(self.relu.add(at), 0, lanes),
             );
-            S::store(self.kept.add((co * slots + slot) * S::LANES), x);
+            if KEEP {
+                S::store(self.kept.add((co * slots + slot) * S::LANES), x);
+            }
             x
         }
     }
@@ -852,6 +867,52 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fused_relu_gives_the_bits_of_the_gradient_masked_first() {
+        // The ReLU is applied as a block's first tap group loads the gradient, and the masked
+        // vectors are kept for the block's later groups (AVX2's 3 × 3 and every 5 × 5 arm): the
+        // bits of the engine run on a gradient masked beforehand. Planes shorter than a
+        // vector (a partial one), remainders of one vector, padded and unpadded layers.
+        let shapes: [(usize, [usize; 2], usize); 7] = [
+            (3, [4, 5], 0),
+            (5, [6, 6], 0),
+            (5, [7, 6], 1),
+            (3, [18, 18], 0),
+            (3, [28, 28], 1),
+            (3, [11, 29], 0),
+            (5, [13, 19], 2),
+        ];
+        // ReLU outputs: positive, negative, ±0, NaN and tiny ones.
+        let outputs = [0.5, -0.25, 0.0, -0.0, f32::NAN, 1e-30, -1e-30, 2.0, -3.0];
+        for (k, input, pad) in shapes {
+            let channels = 6;
+            let g = ConvGeometry::first_layer([k, k], channels, input, pad);
+            let len = channels * g.out_h * g.out_w;
+            let weight: Vec<f32> = (0..channels * k * k)
+                .map(|i| ((i * 31) % 23) as f32 / 23.0 - 0.5)
+                .collect();
+            let grad: Vec<f32> = (0..len)
+                .map(|i| ((i * 13) % 101) as f32 / 101.0 - 0.5)
+                .collect();
+            let relu: Vec<f32> = (0..len).map(|i| outputs[(i * 7) % outputs.len()]).collect();
+            let masked: Vec<f32> = grad
+                .iter()
+                .zip(&relu)
+                .map(|(&g, &o)| if o > 0.0 || o.is_nan() { g } else { 0.0 })
+                .collect();
+            for isa in available() {
+                let p = FirstLayerTaps::new(isa, &g, &weight).unwrap();
+                let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(run(&p, &grad, Some(&relu))),
+                    bits(run(&p, &masked, None)),
+                    "{} K = {k}, {input:?}, pad {pad}",
+                    isa.name()
+                );
             }
         }
     }
