@@ -256,10 +256,10 @@ impl FirstLayerTaps {
         // vectors (whole, or of `position_lanes` lanes where the plane is shorter) inside the
         // plane (see `vector_starts`); the gathers' whole-vector loads stay within each tap
         // plane's block of scratch (`before` and `after` are their reach; see `plan`), and the
-        // masked vectors a block keeps lie after the last tap plane's block (`scratch_len`); the row
-        // gather stores every input row's vectors (`row_lanes` lanes each), which cover the
-        // row, and the flat one every vector of the plane, so `out` is written whole; the
-        // plan's ISA is available on this CPU.
+        // masked vectors a block keeps lie after the last tap plane's block (`scratch_len`);
+        // the row gather stores every input row's vectors (`row_lanes` lanes each), which
+        // cover the row, and the flat one every vector of the plane, so `out` is written
+        // whole; the plan's ISA is available on this CPU.
         unsafe { run_on(self.isa, self, image) }
     }
 }
