@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--padding", type=int, default=0)
     parser.add_argument("--bias", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -58,22 +59,22 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.rand(args.batch, args.cin, args.size, args.size) * 2 - 1
-    weight = torch.rand(args.cout, args.cin, args.kernel, args.kernel) * 2 - 1
+    weight = torch.rand(args.cout, args.cin // args.groups, args.kernel, args.kernel) * 2 - 1
     bias = torch.rand(args.cout) * 2 - 1 if args.bias else None
     stride, padding = [args.stride] * 2, [args.padding] * 2
     with torch.no_grad():
-        out = F.conv2d(x, weight, bias, stride, padding)
+        out = F.conv2d(x, weight, bias, stride, padding, 1, args.groups)
     grad = torch.rand_like(out) * 2 - 1
 
     def forward():
         with torch.no_grad():
-            F.conv2d(x, weight, bias, stride, padding)
+            F.conv2d(x, weight, bias, stride, padding, 1, args.groups)
 
     def backward(mask):
         def work():
             torch.ops.aten.convolution_backward(
                 grad, x, weight, [args.cout] if args.bias else None,
-                stride, padding, [1, 1], False, [0, 0], 1, mask)
+                stride, padding, [1, 1], False, [0, 0], args.groups, mask)
         return work
 
     result = {"torch": torch.__version__}

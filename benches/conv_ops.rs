@@ -26,7 +26,7 @@ fn main() {
         rslad_tui::bench::torch::TorchReference::start(&python, rslad_tui::device::cpu_threads())
             .expect("a Python with torch")
     });
-    let rows = layers::measure(batch, seconds, None, torch.as_ref()).unwrap();
+    let rows = layers::measure(&layers::LAYERS, batch, seconds, torch.as_ref()).unwrap();
     print!("{}", layers::table(&rows, batch, matmul_gflops));
     attack_views(&autodiff_device(), batch);
 }

@@ -53,7 +53,9 @@ pub struct BenchArgs {
     pub scaling: bool,
     /// Instead of the workloads: each MNIST-scale convolution layer's forward pass, input
     /// gradient and weight gradient, for our kernels and burn-flex's (and PyTorch's with
-    /// --compare); --model keeps one model's layers.
+    /// --compare); --model keeps one model's layers, and for resnet18 or mobilenet-v2 lists
+    /// each distinct convolution of that student (its shape, and how many of its layers have
+    /// it).
     #[arg(long, conflicts_with_all = ["scaling", "only"])]
     pub layers: bool,
     /// Internal: run one RSLAD epoch on the embedded subset and print the peak memory (the
@@ -138,12 +140,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.layers {
         print!("{}", table(&[matmul], peak));
-        let rows = layers::measure(
-            args.batch,
-            args.seconds,
-            args.model.as_deref(),
-            reference.as_ref(),
-        )?;
+        let selected = layers::selected(args.model.as_deref())?;
+        let rows = layers::measure(&selected, args.batch, args.seconds, reference.as_ref())?;
         println!("\nconvolutions at batch {}:\n", args.batch);
         print!("{}", layers::table(&rows, args.batch, peak));
         return Ok(());

@@ -130,6 +130,7 @@ impl TorchReference {
             ("stride", layer.stride),
             ("padding", layer.padding),
             ("bias", usize::from(layer.bias)),
+            ("groups", layer.groups),
             ("batch", batch),
             ("threads", self.threads),
         ]

@@ -28,6 +28,7 @@ mod channel_sums;
 mod conv_norm;
 mod op;
 mod pool;
+pub mod trace;
 
 pub use op::elementwise;
 pub use rslad_kernels::{ConvGeometry, Isa};
@@ -147,7 +148,9 @@ fn ours(
     relu: bool,
 ) -> Option<Tensor<4>> {
     let geometry = geometry(x.dims(), weight.dims(), options)?;
-    op::try_conv2d(x, weight, bias, &geometry, relu)
+    let out = op::try_conv2d(x, weight, bias, &geometry, relu)?;
+    trace::note(&geometry, bias.is_some());
+    Some(out)
 }
 
 /// `pool.forward(x)`, on our kernel where it applies: square windows that tile the input
@@ -203,14 +206,16 @@ pub fn fused_conv_batch_norm(
     }
     let (weight, bias, options) = arguments(conv, x);
     let geometry = geometry(x.dims(), weight.dims(), &options)?;
-    conv_norm::try_conv_batch_norm(x, &weight, bias.as_ref(), &geometry, || {
+    let out = conv_norm::try_conv_batch_norm(x, &weight, bias.as_ref(), &geometry, || {
         batch_norm::inference_channels(
             geometry.out_dims(),
             running_statistics(bn),
             bn.epsilon,
             relu,
         )
-    })
+    })?;
+    trace::note(&geometry, bias.is_some());
+    Some(out)
 }
 
 /// Whether `bn.forward(x)` takes burn-nn's training path (the batch's statistics): an autodiff
