@@ -5,23 +5,34 @@
 //! it, and keeping freed memory for reuse took the step from 42 ms to 33–36 ms.
 //!
 //! What it costs: the process keeps its peak heap resident after a burst instead of handing
-//! it back (the peak itself does not change). Setting `MALLOC_MMAP_THRESHOLD_` or
-//! `MALLOC_TRIM_THRESHOLD_` in the environment keeps glibc's own handling.
+//! it back (the peak itself does not change). Setting `MALLOC_MMAP_THRESHOLD_`,
+//! `MALLOC_MMAP_MAX_` or `MALLOC_TRIM_THRESHOLD_` in the environment keeps glibc's own
+//! handling.
 
-/// Buffers up to glibc's largest mmap threshold (32 MiB) come from the heap, and freed heap
-/// memory is returned to the kernel only beyond 1 GiB. Called once at start-up; does nothing
-/// on other C libraries.
+/// Every buffer comes from the heap, and freed heap memory is returned to the kernel only
+/// beyond 1 GiB. Called once at start-up; does nothing on other C libraries.
+///
+/// Turning mmap off (`M_MMAP_MAX` 0) rather than raising its threshold: `mallopt` takes a
+/// threshold of at most 32 MiB, and the CIFAR-scale models' tensors at batch 128 are larger
+/// (`mobilenet-v2`'s 144 × 32 × 32 activations: 75 MB). Those went to `mmap` at every
+/// allocation and faulted in fresh pages: a 1 × 1 convolution's forward pass of that size took
+/// 27.6 ms against 7.8 ms from the heap, `mobilenet-v2`'s forward pass 323–332 ms against
+/// 221–239 (docs/performance.md, "The CIFAR-scale students per layer").
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let user_set = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some());
+        let user_set = [
+            "MALLOC_MMAP_THRESHOLD_",
+            "MALLOC_MMAP_MAX_",
+            "MALLOC_TRIM_THRESHOLD_",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
         if !user_set {
             // SAFETY: mallopt only changes the allocator's parameters; both values are in
             // the ranges glibc documents (it ignores one it rejects and returns 0).
             unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_MMAP_MAX, 0);
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             }
         }
