@@ -141,9 +141,14 @@ impl InputGradPlan {
             .flatten();
         // Measured on small-cnn and micro-cnn (docs/performance.md): the channel engine wins
         // 10–48% on AVX2 and up to 25% on AVX-512 where the input has at least one vector of
-        // channels. Both engines give the same bits for finite weights.
+        // channels. Both engines give the same bits for finite weights. Not for 1 × 1 kernels,
+        // where it has no padding terms to skip and its transpose costs more than it saves:
+        // the position engine took mobilenet-v2's and resnet18's 1 × 1 input gradients in
+        // 0.43–0.91 of its time on both instruction sets ("The CIFAR-scale students per
+        // layer"), with the same bits (no term is left out, so the sums are the same).
         let channels = (g.stride == [1, 1]
             && g.groups == 1
+            && g.taps() > 1
             && g.in_channels >= channels::min_channels(isa)
             && auto)
             .then(|| ChannelGrad::new(isa, g, weight, layout));
