@@ -1,5 +1,6 @@
 //! A third engine, for the input gradient of stride-1 ungrouped convolutions with many input
-//! channels (small-cnn's conv2–conv4): vectors run over *input channels*, and each tile skips
+//! channels and kernels wider than 1 × 1 (small-cnn's conv2–conv4): vectors run over *input
+//! channels*, and each tile skips
 //! the kernel rows that fall on the output gradient's zero padding.
 //!
 //! The position engine ([`super::correlate`]) computes the "full" correlation of the padded

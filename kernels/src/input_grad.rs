@@ -80,7 +80,7 @@ struct InputGradPlan {
     phases: Vec<Phase>,
     /// One input channel per group, stride 1 (a first layer, depthwise): the row engine.
     rows: Option<RowCorrelation>,
-    /// Stride 1, one group, many input channels: the channel engine.
+    /// Stride 1, one group, many input channels, a kernel wider than 1 × 1: the channel engine.
     channels: Option<ChannelGrad>,
     /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images) that shrinks
     /// the image or keeps its size: the tap-sum engine instead of the row engine.
@@ -143,9 +143,10 @@ impl InputGradPlan {
         // 10–48% on AVX2 and up to 25% on AVX-512 where the input has at least one vector of
         // channels. Both engines give the same bits for finite weights. Not for 1 × 1 kernels,
         // where it has no padding terms to skip and its transpose costs more than it saves:
-        // the position engine took mobilenet-v2's and resnet18's 1 × 1 input gradients in
-        // 0.43–0.91 of its time on both instruction sets ("The CIFAR-scale students per
-        // layer"), with the same bits (no term is left out, so the sums are the same).
+        // the position engine took mobilenet-v2's 1 × 1 input gradients in 0.44–0.91 of its
+        // time on both instruction sets (docs/performance.md, "The CIFAR-scale students per
+        // layer"), with the same bits, NaN payloads aside (no term is left out, so the sums
+        // are the same).
         let channels = (g.stride == [1, 1]
             && g.groups == 1
             && g.taps() > 1

@@ -341,6 +341,16 @@ weight_tiles!(
 
 /// The most rows of terms a tile has (AVX-512's 24 × 1).
 const MAX_TILE_ROWS: usize = 24;
+const _: () = {
+    let mut i = 0;
+    while i < TILES.len() {
+        assert!(
+            TILES[i].0 <= MAX_TILE_ROWS,
+            "a tile's taps outgrow MAX_TILE_ROWS"
+        );
+        i += 1;
+    }
+};
 
 /// Rows of the tiles for `terms` terms and `n` vectors of channels, at most `most`: the
 /// blocks as even as the compiled tiles allow. Every row computes a full sum over the chunk's
@@ -423,56 +433,61 @@ pub fn weight_grad(
         .into_par_iter()
         .map(|images| plan.chunk(images, x, output_grad, relu_output))
         .collect();
-    sum_and_transpose(&plan, &partials)
+    sum_and_transpose(&plan, partials)
 }
 
 /// The chunks' partial sums added in chunk order, then `[group][term][channel]` → OIHW
-/// `[channel][term]`. Both passes run in parallel and in memory order (the sums over runs
-/// of whole rows, the transpose over blocks of output channels): a deep layer's partials are
-/// megabytes each (`resnet18`'s 512 → 512 at 4 × 4: 22 chunks of 9.4 MB at batch 128), and a
-/// serial loop reading them a channel at a time took 60% of that layer's weight gradient.
-/// Each element is still the sum of its chunks in chunk order, so the bits do not change.
-fn sum_and_transpose(plan: &WeightGradPlan, partials: &[Vec<f32>]) -> Vec<f32> {
+/// `[channel][term]`. Both passes run in parallel and in memory order (the sums over runs of
+/// [`SUM_RUN`] floats, the transpose over blocks of [`TRANSPOSE_BLOCK`] output channels): a
+/// deep layer's partials are megabytes each (`resnet18`'s 512 → 512 at 4 × 4: 22 chunks of
+/// 9.4 MB at batch 128), and a serial loop reading them a channel at a time took 60% of that
+/// layer's weight gradient. Each element is still the sum of its chunks in chunk order, so the
+/// bits do not change.
+fn sum_and_transpose(plan: &WeightGradPlan, partials: Vec<Vec<f32>>) -> Vec<f32> {
     let g = &plan.geometry;
     let terms = plan.taps.len();
     let per_group = g.out_per_group();
     let stride = plan.channel_stride;
-    let (first, rest) = partials
-        .split_first()
-        .expect("a batch has at least one chunk");
-    let mut summed = first.clone();
-    // Runs of 16 KiB: long enough to stream, many enough to share out.
+    let mut partials = partials.into_iter();
+    let mut summed = partials.next().expect("a batch has at least one chunk");
+    let rest: Vec<Vec<f32>> = partials.collect();
     summed
-        .par_chunks_mut(4096)
+        .par_chunks_mut(SUM_RUN)
         .enumerate()
         .for_each(|(i, run)| {
-            for partial in rest {
-                for (sum, &v) in run.iter_mut().zip(&partial[i * 4096..]) {
+            for partial in &rest {
+                for (sum, &v) in run.iter_mut().zip(&partial[i * SUM_RUN..]) {
                     *sum += v;
                 }
             }
         });
     let mut weight = vec![0.0; g.weight_len()];
-    const BLOCK: usize = 16;
     weight
-        .par_chunks_mut(BLOCK * terms)
+        .par_chunks_mut(TRANSPOSE_BLOCK * terms)
         .enumerate()
         .for_each(|(block, rows)| {
             // A term's channels of the block lie side by side in `summed`: read them together.
-            let starts: Vec<usize> = (0..rows.len() / terms)
-                .map(|i| {
-                    let co = block * BLOCK + i;
-                    (co / per_group) * terms * stride + co % per_group
-                })
-                .collect();
+            let mut starts = [0; TRANSPOSE_BLOCK];
+            let channels = rows.len() / terms;
+            for (i, start) in starts.iter_mut().enumerate().take(channels) {
+                let co = block * TRANSPOSE_BLOCK + i;
+                *start = (co / per_group) * terms * stride + co % per_group;
+            }
             for t in 0..terms {
-                for (i, &start) in starts.iter().enumerate() {
+                for (i, &start) in starts[..channels].iter().enumerate() {
                     rows[i * terms + t] = summed[start + t * stride];
                 }
             }
         });
     weight
 }
+
+/// Floats of one parallel run of [`sum_and_transpose`]'s sums (16 KiB: long enough to stream,
+/// many enough to share out).
+const SUM_RUN: usize = 4096;
+
+/// Output channels per parallel block of [`sum_and_transpose`]'s transpose.
+const TRANSPOSE_BLOCK: usize = 16;
 
 /// The gradient of the bias: the output gradient (through the fused ReLU's mask, if any)
 /// summed over images and positions, per channel, in a fixed order (16 running sums over
@@ -563,7 +578,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let weight = sum_and_transpose(&plan, &partials);
+            let weight = sum_and_transpose(&plan, partials.clone());
             let (terms, per_group) = (plan.taps.len(), g.out_per_group());
             for co in 0..g.out_channels {
                 for t in 0..terms {
@@ -598,11 +613,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn no_tile_has_more_rows_than_its_taps_array() {
-        assert!(TILES.iter().all(|&(m, _)| m <= super::MAX_TILE_ROWS));
     }
 
     #[test]

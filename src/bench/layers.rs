@@ -65,14 +65,18 @@ impl Layer {
         if !square {
             return None;
         }
-        let depthwise = if g.groups > 1 { " dw" } else { "" };
+        let grouping = match g.groups {
+            1 => String::new(),
+            _ if g.is_depthwise() => " dw".to_string(),
+            groups => format!(" g{groups}"),
+        };
         let stride = match g.stride[0] {
             1 => String::new(),
             s => format!(" /{s}"),
         };
         Some(Layer {
             name: Cow::Owned(format!(
-                "{model} {k}×{k}{depthwise} {}→{}{stride} at {}² ×{uses}",
+                "{model} {k}×{k}{grouping} {}→{}{stride} at {}² ×{uses}",
                 g.in_channels,
                 g.out_channels,
                 g.in_h,

@@ -10,17 +10,19 @@
 //! the flex device the convolution runs on the kernels of the `rslad-kernels` crate
 //! (`kernels/`), recorded in burn's autodiff graph here ([`op`]); on any other device (a GPU, the
 //! experimental ndarray/LibTorch backends) it is burn's own op. burn-flex's own convolution is
-//! no longer selectable: the kernels beat it on every layer and workload measured, on AVX2 and
-//! AVX-512 (docs/performance.md); `bench --layers` and the tests still run it, to compare.
+//! no longer selectable: the kernels beat it on every MNIST-scale layer and every workload
+//! measured, on AVX2 and AVX-512, though not on every layer of `resnet18`'s last stage
+//! (docs/performance.md, "The CIFAR-scale students per layer"); `bench --layers` and the tests
+//! still run it, to compare.
 //!
 //! Why these kernels, and what they achieve against burn-flex and PyTorch, is in
 //! docs/performance.md. In short: an implicit GEMM on NCHW data whose vector loads read the
 //! (padded) image directly (`correlate`), the same engine for the input gradient (a
 //! correlation with the flipped kernel, split into phases for strides above 1) except for
-//! stride-1 layers with many input channels, whose input gradient vectorises over input
-//! channels and skips the terms that read padding (`channels`), and a weight gradient that
-//! vectorises over output channels. Results are deterministic: the same for any
-//! thread count and bit-identical on AVX2 and AVX-512.
+//! stride-1 layers with many input channels and kernels wider than 1 × 1, whose input gradient
+//! vectorises over input channels and skips the terms that read padding (`channels`), and a
+//! weight gradient that vectorises over output channels. Results are deterministic: the same
+//! for any thread count and bit-identical on AVX2 and AVX-512.
 
 mod batch_norm;
 mod batch_norm_train;

@@ -19,7 +19,8 @@ thread_local! {
 }
 
 /// Runs `work` and returns what it returned with every convolution it ran on the kernels, on
-/// this thread, in order (burn's own op, where the kernels do not apply, is not listed).
+/// this thread, in order (burn's own op, where the kernels do not apply, is not listed). A
+/// recording inside `work` takes its convolutions from this one.
 pub fn record<T>(work: impl FnOnce() -> T) -> (T, Vec<TracedConv>) {
     /// Restores the enclosing recording (usually none) even if `work` panics.
     struct Restore(Option<Option<Vec<TracedConv>>>);
