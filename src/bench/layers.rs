@@ -33,7 +33,8 @@ pub struct Layer {
     pub stride: usize,
     pub padding: usize,
     pub bias: bool,
-    /// 1, or the channel count of a depthwise convolution.
+    /// The convolution's groups: 1, or the channel count of a depthwise one (the zoo's only
+    /// grouped convolutions).
     pub groups: usize,
 }
 
