@@ -1,7 +1,7 @@
 //! A third engine, for the input gradient of stride-1 ungrouped convolutions with many input
 //! channels and kernels wider than 1 × 1 (small-cnn's conv2–conv4): vectors run over *input
-//! channels*, and each tile skips
-//! the kernel rows that fall on the output gradient's zero padding.
+//! channels*, and each tile skips the kernel rows that fall on the output gradient's zero
+//! padding.
 //!
 //! The position engine ([`super::correlate`]) computes the "full" correlation of the padded
 //! output gradient: on a 12×12 input from a 10×10 output a third of its terms read padding,
