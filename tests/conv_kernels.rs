@@ -673,6 +673,66 @@ fn the_channel_engine_gives_the_position_engines_bits() {
 }
 
 #[test]
+fn the_channel_engines_forward_pass_gives_the_main_engines_bits() {
+    // Forward passes on the input gradient's channel engine (kernels/src/channel_forward.rs:
+    // the input turned by 180°, the weights' channels swapped) sum the main engine's terms in
+    // its order from the bias, leaving out those on the padding; the engine a layer gets
+    // depends on the ISA and the shape, so the two must agree to the bit. Vectors run over
+    // output channels: 8–48 of them cover one and two vectors and a remainder on both ISAs.
+    let mut rng = StdRng::seed_from_u64(26);
+    let mut cases = vec![
+        // resnet18's last two stages, madry-cnn's conv2, shrunk in batch.
+        Case::square(1, [512, 512], 4, 3, 1, 1, 1, false),
+        Case::square(2, [256, 256], 8, 3, 1, 1, 1, true),
+        Case::square(2, [32, 64], 14, 5, 1, 2, 1, true),
+    ];
+    for i in 0..30 {
+        let kernel = [rng.gen_range(1..=5), rng.gen_range(2..=5)];
+        let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+        let padding = [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])];
+        // Rows from 1 wide up, so that tiles meet the padding at both ends.
+        let width = if i < 6 { 1 + i } else { rng.gen_range(1..=20) };
+        cases.push(Case {
+            batch: rng.gen_range(1..=2),
+            in_channels: rng.gen_range(1..=40),
+            out_channels: rng.gen_range(8..=48),
+            size: [rng.gen_range(1..=9), width],
+            kernel,
+            stride: [1, 1],
+            padding,
+            groups: 1,
+            bias: rng.gen_bool(0.5),
+        });
+    }
+    // Keep the shapes the kernels take (an input smaller than the kernel even with padding
+    // is not a convolution).
+    cases.retain(|c| (0..2).all(|a| c.size[a] + c.padding[a].0 + c.padding[a].1 >= c.kernel[a]));
+    assert!(cases.len() >= 25, "most random shapes kept");
+    for (i, case) in cases.iter().enumerate() {
+        let d = data(case, 900 + i as u64);
+        let g = case.geometry();
+        for isa in available_isas() {
+            for relu in [false, true] {
+                let bias = d.bias.as_deref();
+                let channels = kernels::forward_on_channels(isa, &g, &d.x, &d.weight, bias, relu);
+                let grid = kernels::forward_on_grid(isa, &g, &d.x, &d.weight, bias, relu);
+                let same = channels.len() == grid.len()
+                    && channels
+                        .iter()
+                        .zip(&grid)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{}: the channel engine's forward pass differs from the main engine's \
+                     (ReLU: {relu}) for {case:?}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_first_layer_engines_give_the_older_engines_bits() {
     // One-channel, stride-1 convolutions run their forward pass (3 × 3) and input gradient (3 × 3
     // and 5 × 5) on the first-layer engines (kernels/src/first_layer*.rs), which must agree to

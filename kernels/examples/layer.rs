@@ -10,7 +10,7 @@
 //!
 //! PASS is `fwd`, `igrad` or `wgrad` (`igrad-relu`: the input gradient through a fused ReLU;
 //! `fwd-grid`, `igrad-rows`: on the older engines even where the first-layer engines or F(2, 3)
-//! would run; `igrad-direct`: on the engines F(2, 3) replaces); the kernel is KERNEL × KERNEL
+//! would run; `fwd-channels`: on the channel engine wherever it applies; `igrad-direct`: on the engines F(2, 3) replaces); the kernel is KERNEL × KERNEL
 //! (3 by default), padded by PAD (0) on every side, stride 1. rslad-tui also
 //! raises glibc's mmap and trim thresholds (src/allocator.rs); this program does not, so each
 //! call's output may be page-faulted in, as the first call in rslad-tui is. To time it as
@@ -62,6 +62,7 @@ fn main() {
         let result = match pass {
             "fwd" => rslad_kernels::forward(isa, &g, &x, &weight, None, true),
             "fwd-grid" => rslad_kernels::forward_on_grid(isa, &g, &x, &weight, None, true),
+            "fwd-channels" => rslad_kernels::forward_on_channels(isa, &g, &x, &weight, None, true),
             "igrad" => rslad_kernels::input_grad(isa, &g, &weight, &output_grad, None),
             "igrad-relu" => {
                 rslad_kernels::input_grad(isa, &g, &weight, &output_grad, Some(&relu_output))
@@ -74,7 +75,7 @@ fn main() {
             }
             "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
             other => panic!(
-                "PASS is fwd, fwd-grid, igrad, igrad-relu, igrad-direct, igrad-rows or wgrad, not {other}"
+                "PASS is fwd, fwd-grid, fwd-channels, igrad, igrad-relu, igrad-direct, igrad-rows or wgrad, not {other}"
             ),
         };
         times.push(start.elapsed().as_secs_f64() * 1e3);

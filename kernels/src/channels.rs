@@ -26,6 +26,10 @@
 //! two engines can differ where only padding met it. Since the engine and its tiles are chosen
 //! by the vector width (below), the same holds between AVX2 and AVX-512. Each image's result,
 //! computed as `[position][channel]`, is transposed into NCHW once.
+//!
+//! The engine also runs forward passes, as the input gradient of another convolution on the
+//! input turned by 180° (channel_forward.rs); the starting values ([`ChannelGrad::with_init`])
+//! are then the bias.
 
 use super::simd::{Isa, Simd, SimdKernel, run_on};
 use std::mem::MaybeUninit;
@@ -70,6 +74,9 @@ pub struct ChannelGrad {
     channel_stride: usize,
     /// `[co][kh][kw][channel_stride]`, the padding channels zero.
     packed: Vec<f32>,
+    /// `[channel_stride]`: each input channel's starting value (zero, or a bias where the
+    /// engine runs a forward pass: channel_forward.rs).
+    init: Vec<f32>,
     isa: Isa,
 }
 
@@ -90,16 +97,38 @@ impl ChannelGrad {
         weight: &[f32],
         padded: super::planes::PlaneLayout,
     ) -> ChannelGrad {
+        let taps = g.taps();
+        ChannelGrad::with_weights(
+            isa,
+            g,
+            |co, ci, t| weight[(co * g.in_channels + ci) * taps + t],
+            padded,
+        )
+    }
+
+    /// [`ChannelGrad::new`] with the weight of output channel `co`, input channel `ci`, kernel
+    /// position `t` (row-major) given by `weight(co, ci, t)`.
+    pub fn with_weights(
+        isa: Isa,
+        g: &super::geometry::ConvGeometry,
+        weight: impl Fn(usize, usize, usize) -> f32,
+        padded: super::planes::PlaneLayout,
+    ) -> ChannelGrad {
         assert!(g.groups == 1 && g.stride == [1, 1], "stride 1, one group");
         let lanes = isa.lanes();
         let channel_stride = g.in_channels.next_multiple_of(lanes);
         let taps = g.taps();
         let mut packed = vec![0.0; g.out_channels * taps * channel_stride];
-        for co in 0..g.out_channels {
-            for ci in 0..g.in_channels {
+        // Blocks of 16 input channels, so that each write fills a cache line and a `weight`
+        // that reads `[ci][co]` (channel_forward.rs) reads 16 rows in order.
+        for block in (0..g.in_channels).step_by(16) {
+            let channels = block..g.in_channels.min(block + 16);
+            for co in 0..g.out_channels {
                 for t in 0..taps {
-                    packed[(co * taps + t) * channel_stride + ci] =
-                        weight[(co * g.in_channels + ci) * taps + t];
+                    let row = &mut packed[(co * taps + t) * channel_stride..];
+                    for ci in channels.clone() {
+                        row[ci] = weight(co, ci, t);
+                    }
                 }
             }
         }
@@ -140,8 +169,21 @@ impl ChannelGrad {
             column_origin,
             channel_stride,
             packed,
+            init: vec![0.0; channel_stride],
             isa,
         }
+    }
+
+    /// The plan with each input channel's sum starting from `init` (one value per channel)
+    /// rather than zero.
+    pub fn with_init(mut self, init: &[f32]) -> ChannelGrad {
+        assert_eq!(
+            init.len(),
+            self.in_channels,
+            "one starting value per channel"
+        );
+        self.init[..init.len()].copy_from_slice(init);
+        self
     }
 
     /// Whether [`ChannelGrad::run`] reads the output gradient itself, not padded planes.
@@ -256,6 +298,7 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
                     row: i,
                     kernel_rows: rows.clone(),
                     weights: unsafe { c.packed.as_ptr().add(v0 * S::LANES) },
+                    init: unsafe { c.init.as_ptr().add(v0 * S::LANES) },
                     out: unsafe {
                         buffer.add((i * c.in_w + j0) * c.channel_stride + v0 * S::LANES)
                     },
@@ -286,6 +329,8 @@ struct ChannelTile<'a> {
     kernel_rows: std::ops::Range<usize>,
     /// The packed weights at the tile's first channel.
     weights: *const f32,
+    /// The starting values at the tile's first channel.
+    init: *const f32,
     out: *mut f32,
     edges: Edges,
 }
@@ -343,7 +388,8 @@ impl ChannelTile<'_> {
         let c = self.plan;
         let cs = c.channel_stride;
         unsafe {
-            let mut acc = [[S::splat(0.0); N]; M];
+            let start: [S::V; N] = std::array::from_fn(|n| S::load(self.init.add(n * S::LANES)));
+            let mut acc = [start; M];
             for co in 0..c.out_channels {
                 let plane = self.source.wrapping_add(co * c.plane_len);
                 for kh in self.kernel_rows.clone() {

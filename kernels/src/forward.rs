@@ -1,8 +1,10 @@
 //! The forward convolution: per image, its source planes (the input itself when the
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
 //! the extended grid copied out; 3 × 3 stride-1 layers of 16–128 channels, unpadded or padded
-//! by 1, by Winograd's F(2, 3) instead (winograd.rs).
+//! by 1, by Winograd's F(2, 3) instead (winograd.rs), and stride-1 layers with many channels
+//! on small images on the input gradient's channel engine (channel_forward.rs).
 
+use super::channel_forward::{self, ChannelForward};
 use super::correlate::{Correlation, DirectMap};
 use super::first_layer::FirstLayer;
 use super::geometry::ConvGeometry;
@@ -31,11 +33,14 @@ struct ForwardPlan {
 /// Which engine computes a forward pass the first-layer engine or F(2, 3) can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
-    /// F(2, 3) or the first-layer engine where they apply (the default).
+    /// F(2, 3), the first-layer or the channel engine where they apply (the default).
     Auto,
     /// The main engine everywhere (to check that the first-layer engine gives its bits, and
     /// to measure F(2, 3) against it).
     Grid,
+    /// The channel engine wherever it applies, the main engine elsewhere (to check that the
+    /// first gives the second's bits, and to measure them).
+    Channels,
 }
 
 impl ForwardPlan {
@@ -274,6 +279,26 @@ pub fn forward_normalised(
     run(isa, g, x, weight, bias, Epilogue::Norm(norm), Engine::Auto)
 }
 
+/// [`forward`] on the channel engine wherever it applies (stride 1, one group, a kernel
+/// wider than 1 × 1, a vector of output channels), on the main engine elsewhere: for tests
+/// that the two give the same bits, and for measurements.
+#[doc(hidden)]
+pub fn forward_on_channels(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    let epilogue = if relu {
+        Epilogue::Relu
+    } else {
+        Epilogue::Store
+    };
+    run(isa, g, x, weight, bias, epilogue, Engine::Channels)
+}
+
 /// [`forward`] on the main engine alone, even where the first-layer engine or F(2, 3) would
 /// run: for tests that the first gives the same bits, and for measurements.
 #[doc(hidden)]
@@ -308,6 +333,14 @@ fn run(
         && let Some(winograd) = Winograd::for_forward(isa, g, weight, bias)
     {
         return winograd.forward(g.batch, x, epilogue);
+    }
+    let on_channels = match engine {
+        Engine::Auto => channel_forward::chosen(isa, g),
+        Engine::Grid => false,
+        Engine::Channels => true,
+    };
+    if on_channels && let Some(channels) = ChannelForward::new(isa, g, weight, bias) {
+        return channels.forward(x, epilogue);
     }
     let plan = ForwardPlan::new(isa, g, weight, bias, engine);
     match &plan.first_layer {

@@ -64,6 +64,77 @@ impl PhaseAxis {
     }
 }
 
+/// The phases' rows and columns.
+fn phase_axes(g: &ConvGeometry) -> (Vec<PhaseAxis>, Vec<PhaseAxis>) {
+    let [s_h, s_w] = g.stride;
+    let axes_h = (0..s_h)
+        .map(|a| PhaseAxis::new(a, s_h, g.pad_h.0, g.in_h))
+        .collect();
+    let axes_w = (0..s_w)
+        .map(|b| PhaseAxis::new(b, s_w, g.pad_w.0, g.in_w))
+        .collect();
+    (axes_h, axes_w)
+}
+
+/// The output gradient of one image padded for the phases (and for the channel engine, where
+/// its tiles would read the padding).
+pub(super) fn gradient_planes(isa: Isa, g: &ConvGeometry) -> PlaneSpec {
+    let [s_h, s_w] = g.stride;
+    // Top/left padding of the output gradient: the most taps any phase has, minus one.
+    let pad_top = g.kernel_h.div_ceil(s_h) - 1;
+    let pad_left = g.kernel_w.div_ceil(s_w) - 1;
+    let (axes_h, axes_w) = phase_axes(g);
+    // Every grid row i reads source rows up to end − 1 + pad_top; columns the same.
+    let layout = PlaneLayout {
+        planes: g.out_channels,
+        rows: axes_h.iter().map(|a| a.end).max().unwrap_or(0) + pad_top,
+        row_stride: axes_w.iter().map(|a| a.end).max().unwrap_or(0) + pad_left,
+    };
+    PlaneSpec {
+        channels: g.out_channels,
+        height: g.out_h,
+        width: g.out_w,
+        top: pad_top,
+        left: pad_left,
+        stride: [1, 1],
+        phases: vec![(0, 0)],
+        layout,
+        isa,
+    }
+}
+
+/// One image's input gradient on the channel engine, which writes every element of `out`: it
+/// reads the output gradient `image` in place (masked by the ReLU into scratch first, where
+/// one follows) or, where its tiles would read the padding, from `planes` filled from it.
+pub(super) fn image_on_channels(
+    planes: &PlaneSpec,
+    channels: &ChannelGrad,
+    image: &[f32],
+    relu_output: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let buffer_len = channels.buffer_len();
+    if !channels.in_place() {
+        let source_len = planes.layout.total_len() + FILL_OVERRUN;
+        with_scratch(source_len + buffer_len, |scratch| {
+            let (source, buffer) = scratch.split_at_mut(source_len);
+            planes.fill_masked(image, relu_output, source);
+            channels.run(source, buffer, out);
+        });
+        return;
+    }
+    match relu_output {
+        None => with_scratch(buffer_len, |buffer| channels.run(image, buffer, out)),
+        Some(relu_output) => with_scratch(image.len() + buffer_len, |scratch| {
+            let (masked, buffer) = scratch.split_at_mut(image.len());
+            for ((m, &g), &o) in masked.iter_mut().zip(image).zip(relu_output) {
+                *m = relu_backward(g, o);
+            }
+            channels.run(masked, buffer, out);
+        }),
+    }
+}
+
 /// One phase: its correlation and where its grid goes.
 struct Phase {
     rows: PhaseAxis,
@@ -106,32 +177,9 @@ enum Engine {
 impl InputGradPlan {
     fn new(isa: Isa, g: &ConvGeometry, weight: &[f32], engine: Engine) -> Self {
         let [s_h, s_w] = g.stride;
-        // Top/left padding of the output gradient: the most taps any phase has, minus one.
-        let pad_top = g.kernel_h.div_ceil(s_h) - 1;
-        let pad_left = g.kernel_w.div_ceil(s_w) - 1;
-        let axes_h: Vec<PhaseAxis> = (0..s_h)
-            .map(|a| PhaseAxis::new(a, s_h, g.pad_h.0, g.in_h))
-            .collect();
-        let axes_w: Vec<PhaseAxis> = (0..s_w)
-            .map(|b| PhaseAxis::new(b, s_w, g.pad_w.0, g.in_w))
-            .collect();
-        // Every grid row i reads source rows up to end − 1 + pad_top; columns the same.
-        let layout = PlaneLayout {
-            planes: g.out_channels,
-            rows: axes_h.iter().map(|a| a.end).max().unwrap_or(0) + pad_top,
-            row_stride: axes_w.iter().map(|a| a.end).max().unwrap_or(0) + pad_left,
-        };
-        let planes = PlaneSpec {
-            channels: g.out_channels,
-            height: g.out_h,
-            width: g.out_w,
-            top: pad_top,
-            left: pad_left,
-            stride: [1, 1],
-            phases: vec![(0, 0)],
-            layout,
-            isa,
-        };
+        let (axes_h, axes_w) = phase_axes(g);
+        let planes = gradient_planes(isa, g);
+        let (pad_top, pad_left, layout) = (planes.top, planes.left, planes.layout);
         let auto = engine != Engine::Positions;
         let first_layer_taps = (auto && first_layer_sums_taps(g))
             .then(|| FirstLayerTaps::new(isa, g, weight))
@@ -319,38 +367,6 @@ impl InputGradPlan {
         });
     }
 
-    /// One image's input gradient on the channel engine, which writes every element of `out`:
-    /// it reads the output gradient in place (masked by the ReLU into scratch first, where
-    /// one follows) or, where its tiles would read the padding, from padded planes.
-    fn image_on_channels(
-        &self,
-        channels: &ChannelGrad,
-        image: &[f32],
-        relu_output: Option<&[f32]>,
-        out: &mut [MaybeUninit<f32>],
-    ) {
-        let buffer_len = channels.buffer_len();
-        if !channels.in_place() {
-            let source_len = self.planes.layout.total_len() + FILL_OVERRUN;
-            with_scratch(source_len + buffer_len, |scratch| {
-                let (source, buffer) = scratch.split_at_mut(source_len);
-                self.planes.fill_masked(image, relu_output, source);
-                channels.run(source, buffer, out);
-            });
-            return;
-        }
-        match relu_output {
-            None => with_scratch(buffer_len, |buffer| channels.run(image, buffer, out)),
-            Some(relu_output) => with_scratch(image.len() + buffer_len, |scratch| {
-                let (masked, buffer) = scratch.split_at_mut(image.len());
-                for ((m, &g), &o) in masked.iter_mut().zip(image).zip(relu_output) {
-                    *m = relu_backward(g, o);
-                }
-                channels.run(masked, buffer, out);
-            }),
-        }
-    }
-
     /// Writes a phase's grid into the input positions `s·i + phase − pad` it covers.
     fn store(&self, phase: &Phase, grid: &[f32], out: &mut [f32]) {
         let g = &self.geometry;
@@ -531,7 +547,7 @@ fn run(
         (None, Some(channels)) => unsafe {
             par_images_written(g.batch, g.in_image(), |b, out| {
                 plan.with_image(b, output_grad, relu_output, norm, |image, relu_output| {
-                    plan.image_on_channels(channels, image, relu_output, out)
+                    image_on_channels(&plan.planes, channels, image, relu_output, out)
                 })
             })
         },

@@ -9,6 +9,7 @@
 //! parallel over images with rayon, and gives results that do not depend on the instruction
 //! set or the number of threads (each output is one accumulator summed in a fixed order).
 
+mod channel_forward;
 mod channels;
 mod correlate;
 mod first_layer;
@@ -29,7 +30,7 @@ pub mod simd;
 mod weight_grad;
 mod winograd;
 
-pub use forward::{forward, forward_normalised, forward_on_grid};
+pub use forward::{forward, forward_normalised, forward_on_channels, forward_on_grid};
 pub use geometry::ConvGeometry;
 pub use input_grad::{
     first_layer_sums_taps, input_grad, input_grad_direct, input_grad_normalised,

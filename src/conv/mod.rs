@@ -45,7 +45,7 @@ use burn::tensor::ops::ConvOptions;
 pub mod kernels {
     pub use rslad_kernels::{
         ChannelNorm, PoolGeometry, bias_grad, first_layer_sums_taps, forward, forward_normalised,
-        forward_on_grid, input_grad, input_grad_direct, input_grad_normalised,
+        forward_on_channels, forward_on_grid, input_grad, input_grad_direct, input_grad_normalised,
         input_grad_on_positions, max_pool_backward, max_pool_forward, weight_grad,
     };
 }

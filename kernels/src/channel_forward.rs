@@ -1,0 +1,147 @@
+//! The forward pass of stride-1, ungrouped convolutions with many output channels on small
+//! images (`resnet18`'s last two stages) on the input gradient's channel engine
+//! ([`super::channels`]): vectors over output channels, where the main engine's vectors over
+//! positions fill badly (a 4 × 4 output on a 4 × 6 extended grid fills 1.5 AVX-512 vectors for
+//! 16 outputs) and its weights are streamed once per image.
+//!
+//! A forward pass is the input gradient of another convolution. The channel engine computes,
+//! for a convolution g′ padded by (p′_top, p′_left),
+//!
+//! ```text
+//! dx[c′][i][j] = Σ_{o′, kh, kw} W′[o′][c′][kh][kw] · dy[o′][i + p′_top − kh][j + p′_left − kw]
+//! ```
+//!
+//! (the terms in that order, one accumulator each). Give it the input turned by 180° as `dy`
+//! (`dy[ci][a][b] = x[ci][H − 1 − a][W − 1 − b]`: each plane reversed), the weights with their
+//! channels' roles swapped but not turned (`W′[ci][co] = W[co][ci]`), and g′'s padding
+//! `k − 1 − p` with the sides swapped: then `dx` is the output turned by 180°,
+//!
+//! ```text
+//! y[co][oh][ow] = Σ_{ci, kh, kw} W[co][ci][kh][kw] · x[ci][oh − p_top + kh][ow − p_left + kw],
+//! ```
+//!
+//! with the terms in the main engine's order (ci, kh, kw) and the bias as the accumulator's
+//! starting value, as the main engine starts it. So the results have the main engine's bits
+//! where the weights are finite, as the channel engine's input gradients have the position
+//! engine's (its module doc: the terms it leaves out read padding, and add `w · (+0)`; the
+//! one exception is a sum that rounded to −0).
+
+use super::channels::{self, ChannelGrad};
+use super::geometry::ConvGeometry;
+use super::input_grad::{gradient_planes, image_on_channels};
+use super::norm::Epilogue;
+use super::output::par_images_written;
+use super::planes::PlaneSpec;
+use super::scratch::with_gradient_scratch;
+use super::simd::Isa;
+use std::mem::MaybeUninit;
+
+/// Whether the channel engine runs `g`'s forward pass on `isa` by default (where F(2, 3) and
+/// the first-layer engine do not). Measured against the main engine with
+/// `kernels/examples/layer.rs` at batch 128 (32 for the teacher's layers) on a Zen 4
+/// (docs/performance.md, "The forward pass on the channel engine"): with AVX-512 faster where
+/// the outputs are few and a pair of vectors' weights stays in L2 while a row's tiles read it —
+/// `resnet18`'s 512 → 512 at 4 × 4 1.26–1.50×, 256 → 256 at 8 × 8 1.28–1.39×, 64 → 64 5 × 5 at
+/// 8 × 8 1.6–1.7×, `madry-cnn`'s conv2 (32 → 64 5 × 5 at 14 × 14) 1.13–1.16× — level on
+/// 320 → 320 at 16 × 16, slower on 640 → 640 at 8 × 8 (0.71–0.75×: 737 KB of weights a pair of
+/// vectors), on the stems (3 input channels) and 16 → 160 at 32 × 32. With AVX2, whose tiles
+/// hold half the positions, faster on reductions of up to 1,600 terms (1.04–1.10×: 32 → 64 at
+/// 14 × 14, 3 × 3 and 5 × 5, 64 → 64 5 × 5 at 8 × 8), slower from 2,304 on (256 → 256 at 8 × 8
+/// and up: 0.39–0.74×). Either engine gives the same bits, so the rule may differ between
+/// instruction sets.
+pub(crate) fn chosen(isa: Isa, g: &ConvGeometry) -> bool {
+    let terms = g.in_channels * g.taps();
+    let fits = g.out_h * g.out_w <= 256 && g.in_channels >= 32;
+    match isa {
+        Isa::Avx512 => fits && terms <= 4608,
+        Isa::Avx2 => fits && terms <= 1600,
+        Isa::Portable => false,
+    }
+}
+
+/// A forward pass planned for the channel engine.
+pub(crate) struct ChannelForward {
+    geometry: ConvGeometry,
+    /// The turned input of one image, padded, where the engine's tiles read padding.
+    planes: PlaneSpec,
+    channels: ChannelGrad,
+    isa: Isa,
+}
+
+impl ChannelForward {
+    /// The plan of `g`'s forward pass, or `None` where the engine does not run it: stride 1,
+    /// one group, a kernel wider than 1 × 1, a vector of output channels or more on `isa`.
+    pub(crate) fn new(
+        isa: Isa,
+        g: &ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Option<ChannelForward> {
+        let applies = g.stride == [1, 1]
+            && g.groups == 1
+            && g.taps() > 1
+            && g.out_channels >= channels::min_channels(isa);
+        if !applies {
+            return None;
+        }
+        let (kh, kw) = (g.kernel_h, g.kernel_w);
+        let turned = ConvGeometry::new(
+            [g.batch, g.out_channels, g.out_h, g.out_w],
+            [g.in_channels, g.out_channels, kh, kw],
+            [1, 1],
+            [
+                (kh - 1 - g.pad_h.1, kh - 1 - g.pad_h.0),
+                (kw - 1 - g.pad_w.1, kw - 1 - g.pad_w.0),
+            ],
+            [1, 1],
+            1,
+        )
+        .expect("a geometry `ConvGeometry::new` accepted, turned");
+        debug_assert_eq!((turned.out_h, turned.out_w), (g.in_h, g.in_w));
+        let planes = gradient_planes(isa, &turned);
+        let taps = g.taps();
+        // g′'s output channel o′ is g's input channel, its input channel c′ g's output channel.
+        let channels = ChannelGrad::with_weights(
+            isa,
+            &turned,
+            |o, c, t| weight[(c * g.in_channels + o) * taps + t],
+            planes.layout,
+        );
+        let channels = match bias {
+            Some(bias) => channels.with_init(bias),
+            None => channels,
+        };
+        Some(ChannelForward {
+            geometry: *g,
+            planes,
+            channels,
+            isa,
+        })
+    }
+
+    /// The batch's output, each image through `epilogue` while it is in cache.
+    pub(crate) fn forward(&self, x: &[f32], epilogue: Epilogue) -> Vec<f32> {
+        let g = &self.geometry;
+        let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        // SAFETY: `image_on_channels` writes every element of the image's output.
+        unsafe {
+            par_images_written(g.batch, g.out_image(), |b, out| {
+                let image = &x[b * g.in_image()..][..g.in_image()];
+                with_gradient_scratch(image.len(), |turned| {
+                    for (to, from) in turned
+                        .chunks_exact_mut(in_plane)
+                        .zip(image.chunks_exact(in_plane))
+                    {
+                        to.copy_from_slice(from);
+                        to.reverse();
+                    }
+                    image_on_channels(&self.planes, &self.channels, turned, None, out);
+                });
+                // SAFETY: written whole above; `MaybeUninit<f32>` has the layout of `f32`.
+                let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+                out.chunks_exact_mut(out_plane).for_each(<[f32]>::reverse);
+                epilogue.apply_image(self.isa, out);
+            })
+        }
+    }
+}
