@@ -45,6 +45,22 @@ pub fn min_channels(isa: Isa) -> usize {
     isa.lanes()
 }
 
+/// Whether the engine takes the input gradient of `g` (one it can run: stride 1, one group, a
+/// kernel wider than 1 × 1, [`min_channels`] input channels) from the position engine: always
+/// with AVX-512; with AVX2, whose tiles hold half the positions, where each input value sums at
+/// most 1,600 terms (output channels × taps). `kernels/examples/layer.rs igrad-direct` against
+/// `igrad-rows` on a Zen 4 (docs/performance.md, "The forward pass on the channel engine"):
+/// with AVX2 the engine was 1.05–1.5× faster on unpadded 64 → 128 at 12 × 12 and 128 → 128 at
+/// 10 × 10 (1,152 terms) and on `madry-cnn`'s conv2 (1,600), and 0.5–0.9× as fast from 2,304
+/// terms on (128 → 256 and 256 → 256 at 8 × 8, 512 → 512 at 4 × 4, the teacher's 320 and 640
+/// channels). Both engines give the same bits, so the rule may differ between instruction sets.
+pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
+    match isa {
+        Isa::Avx2 => g.out_channels * g.taps() <= 1600,
+        _ => true,
+    }
+}
+
 /// The input gradient of one image, planned: packed weights and where the terms lie in the
 /// output gradient (in place, or in the padded planes of the stride-1 phase of
 /// [`input_grad`](mod@super::input_grad)).

@@ -195,11 +195,18 @@ impl InputGradPlan {
         // time on both instruction sets (docs/performance.md, "The CIFAR-scale students per
         // layer"), with the same bits, NaN payloads aside (no term is left out, so the sums
         // are the same).
+        // With AVX2, not where the reduction is long (`channels::chosen_for_input_grad`);
+        // `input_grad_direct` (tests) runs the engine wherever it can.
+        let chosen = match engine {
+            Engine::Auto => channels::chosen_for_input_grad(isa, g),
+            Engine::Direct => true,
+            Engine::Positions => false,
+        };
         let channels = (g.stride == [1, 1]
             && g.groups == 1
             && g.taps() > 1
             && g.in_channels >= channels::min_channels(isa)
-            && auto)
+            && chosen)
             .then(|| ChannelGrad::new(isa, g, weight, layout));
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
