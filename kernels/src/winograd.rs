@@ -1,7 +1,7 @@
 //! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1
-//! convolutions, unpadded or padded by 1, with even output sizes and 16–128 channels in and
+//! convolutions, unpadded or padded by 1, with even output sizes and 16–320 channels in and
 //! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s first two
-//! stages): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct convolution
+//! stages; the WideResNet-34-10 teacher's first two): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct convolution
 //! needs 36 (docs/performance.md, "Winograd's F(2, 3) for the forward pass and the input
 //! gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
 //! border of zeros into scratch, as the input gradient's output gradient is.
@@ -31,8 +31,12 @@ use std::ops::RangeInclusive;
 /// on `small-cnn`'s 32 and 64 and `resnet18`'s 64 and 128; on `micro-cnn`'s conv2 (8 → 16,
 /// padded) slower with AVX-512 (0.32 → 0.51 ms forward, 0.33 → 0.62 input gradient) and level
 /// with AVX2 (the transforms cost per channel and tile, the product per channel pair, so their
-/// share grows as channels fall); above 128 V and M outgrow L2.
-const CHANNELS: RangeInclusive<usize> = 16..=128;
+/// share grows as channels fall). Above 128 V and M outgrow L2, and still F(2, 3) was faster
+/// on the WideResNet-34-10 teacher's 16 → 160 and 160 → 160 at 32 × 32 and 320 → 320 at
+/// 16 × 16 (forward 1.2–1.8×, input gradient 1.2–7×, both instruction sets; docs/performance.md,
+/// "F(2, 3) for the teacher's wide layers"); 640 channels were not measured (the teacher has
+/// them at 8 × 8 only, too small for a padded layer).
+const CHANNELS: RangeInclusive<usize> = 16..=320;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
 /// tile, is 295 KB for that layer, inside L2; `resnet18`'s first stage (256 tiles, 64
 /// channels) has V and M of 1 MB each and still gains (1.25× on the Intel guest's AVX-512,
@@ -948,7 +952,7 @@ mod tests {
     /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
     /// five, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an
     /// image).
-    const SHAPES: [(usize, usize, usize, usize, usize, usize); 13] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 14] = [
         (3, 16, 20, 6, 8, 0),
         (2, 32, 32, 26, 26, 0),
         (11, 32, 64, 12, 12, 0),
@@ -962,6 +966,8 @@ mod tests {
         (2, 64, 64, 32, 32, 1),
         (3, 16, 16, 30, 30, 1),
         (7, 24, 16, 16, 16, 1),
+        // Over 128 channels, as the WideResNet teacher's 160 and 320.
+        (1, 136, 160, 16, 16, 1),
     ];
 
     /// Fills every thread's scratch buffers with NaN, so a value a kernel reads before it
@@ -1026,12 +1032,13 @@ mod tests {
     /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of
     /// 2 − padding adds less than half their area): (batch, the gradient's channels, the
     /// input's, the input's height and width, the padding).
-    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 5] = [
+    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 6] = [
         (2, 32, 32, 26, 26, 0),
         (3, 16, 20, 22, 20, 0),
         (5, 17, 33, 20, 30, 0),
         (2, 64, 64, 16, 16, 1),
         (3, 20, 16, 18, 16, 1),
+        (1, 160, 136, 16, 16, 1),
     ];
 
     #[test]
@@ -1148,7 +1155,15 @@ mod tests {
         assert!(!takes(uneven.unwrap()), "padded on one side only");
         assert!(!takes(geometry(2, 16, 16, 11, 10)), "an odd output");
         assert!(!takes(geometry(2, 8, 16, 10, 10)), "8 input channels");
-        assert!(!takes(geometry(2, 16, 256, 10, 10)), "256 output channels");
+        assert!(!takes(geometry(2, 16, 384, 10, 10)), "384 output channels");
+        assert!(
+            takes(padded(1, 160, 160, 32, 32, 1)) && takes(padded(1, 320, 320, 16, 16, 1)),
+            "the WideResNet teacher's 160 and 320 channels"
+        );
+        assert!(
+            takes_gradient(padded(1, 16, 160, 32, 32, 1)),
+            "the WideResNet teacher's first block"
+        );
         assert!(!takes(geometry(2, 16, 16, 36, 36)), "289 tiles an image");
         let other = |weight: [usize; 4], stride, pad| {
             ConvGeometry::new(

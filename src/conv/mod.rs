@@ -80,8 +80,10 @@ pub fn geometry(
 /// size (`madry-cnn`'s conv1), which it sums in another order than the first-layer engine
 /// did (the other zoo models' bits did not change), and one recorded on "rslad conv 5", before
 /// the tap-sum engine took the input gradient of 3 × 3 first layers that keep the size as well
-/// (`micro-cnn`'s conv1; the other zoo models' bits did not change).
-pub const PATH_NAME: &str = "rslad conv 6";
+/// (`micro-cnn`'s conv1; the other zoo models' bits did not change), and one recorded on
+/// "rslad conv 6", before F(2, 3) took layers of up to 320 channels (the WideResNet-34-10
+/// teacher's first two stages; the other zoo models' bits did not change).
+pub const PATH_NAME: &str = "rslad conv 7";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
