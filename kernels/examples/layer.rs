@@ -10,12 +10,13 @@
 //!
 //! PASS is `fwd`, `igrad` or `wgrad` (`igrad-relu`: the input gradient through a fused ReLU;
 //! `fwd-grid`, `igrad-rows`: on the older engines even where the first-layer engines or F(2, 3)
-//! would run; `fwd-channels`: on the channel engine wherever it applies; `igrad-direct`: on the engines F(2, 3) replaces); the kernel is KERNEL × KERNEL
-//! (3 by default), padded by PAD (0) on every side, stride 1. rslad-tui also
-//! raises glibc's mmap and trim thresholds (src/allocator.rs); this program does not, so each
-//! call's output may be page-faulted in, as the first call in rslad-tui is. To time it as
-//! rslad-tui runs, set both: `MALLOC_MMAP_THRESHOLD_=1000000000
-//! MALLOC_TRIM_THRESHOLD_=1000000000` (the first alone still lets glibc trim the heap).
+//! would run; `fwd-channels`: on the channel engine wherever it applies; `igrad-direct`: on the
+//! engines F(2, 3) replaces); the kernel is KERNEL × KERNEL (3 by default), padded by PAD (0)
+//! on every side, stride 1. rslad-tui also raises glibc's mmap and trim thresholds
+//! (src/allocator.rs); this program does not, so each call's output may be page-faulted in, as
+//! the first call in rslad-tui is. To time it as rslad-tui runs, set both:
+//! `MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000` (the first alone still
+//! lets glibc trim the heap).
 
 use rslad_kernels::{ConvGeometry, Isa};
 use std::time::Instant;
@@ -75,7 +76,8 @@ fn main() {
             }
             "wgrad" => rslad_kernels::weight_grad(isa, &g, &x, &output_grad, None),
             other => panic!(
-                "PASS is fwd, fwd-grid, fwd-channels, igrad, igrad-relu, igrad-direct, igrad-rows or wgrad, not {other}"
+                "PASS is fwd, fwd-grid, fwd-channels, igrad, igrad-relu, igrad-direct, \
+                 igrad-rows or wgrad, not {other}"
             ),
         };
         times.push(start.elapsed().as_secs_f64() * 1e3);

@@ -23,8 +23,11 @@
 //! with the terms in the main engine's order (ci, kh, kw) and the bias as the accumulator's
 //! starting value, as the main engine starts it. So the results have the main engine's bits
 //! where the weights are finite, as the channel engine's input gradients have the position
-//! engine's (its module doc: the terms it leaves out read padding, and add `w · (+0)`; the
-//! one exception is a sum that rounded to −0).
+//! engine's (its module doc: the terms it leaves out read padding, and add `w · (+0)`). The
+//! exception is a sum that is −0 where a left-out padding term would make it +0: one that
+//! rounded to −0, or, here, a bias of −0 whose real terms all give zeros (an independent review
+//! found such outputs with zero inputs and a −0 bias, on which the two engines, and so two
+//! instruction sets whose rules pick different engines, differ in the sign of that zero).
 
 use super::channels::{self, ChannelGrad};
 use super::geometry::ConvGeometry;
@@ -41,13 +44,13 @@ use std::mem::MaybeUninit;
 /// `kernels/examples/layer.rs` at batch 128 (32 for the teacher's layers) on a Zen 4
 /// (docs/performance.md, "The forward pass on the channel engine"): with AVX-512 faster where
 /// the outputs are few and a pair of vectors' weights stays in L2 while a row's tiles read it —
-/// `resnet18`'s 512 → 512 at 4 × 4 1.26–1.50×, 256 → 256 at 8 × 8 1.28–1.39×, 64 → 64 5 × 5 at
+/// `resnet18`'s 512 → 512 at 4 × 4 1.26–1.38×, 256 → 256 at 8 × 8 1.33–1.39×, 64 → 64 5 × 5 at
 /// 8 × 8 1.6–1.7×, `madry-cnn`'s conv2 (32 → 64 5 × 5 at 14 × 14) 1.13–1.16× — level on
 /// 320 → 320 at 16 × 16, slower on 640 → 640 at 8 × 8 (0.71–0.75×: 737 KB of weights a pair of
 /// vectors), on the stems (3 input channels) and 16 → 160 at 32 × 32. With AVX2, whose tiles
-/// hold half the positions, faster on reductions of up to 1,600 terms (1.04–1.10×: 32 → 64 at
-/// 14 × 14, 3 × 3 and 5 × 5, 64 → 64 5 × 5 at 8 × 8), slower from 2,304 on (256 → 256 at 8 × 8
-/// and up: 0.39–0.74×). Either engine gives the same bits, so the rule may differ between
+/// hold half the positions, faster or level on reductions of up to 1,600 terms (32 → 64 at
+/// 14 × 14, 3 × 3 and 5 × 5, 1.04–1.10×; 64 → 64 5 × 5 at 8 × 8, 1.00× and 1.16×), slower from
+/// 2,304 on (256 → 256 at 8 × 8 and up: 0.39–0.74×). Either engine gives the same bits, so the rule may differ between
 /// instruction sets.
 pub(crate) fn chosen(isa: Isa, g: &ConvGeometry) -> bool {
     let terms = g.in_channels * g.taps();
@@ -70,21 +73,17 @@ pub(crate) struct ChannelForward {
 
 impl ChannelForward {
     /// The plan of `g`'s forward pass, or `None` where the engine does not run it: stride 1,
-    /// one group, a kernel wider than 1 × 1, a vector of output channels or more on `isa`.
+    /// one group, a kernel wider than 1 × 1, a vector of output channels or more on `isa` (the
+    /// turned convolution's input channels), an input that is not empty.
     pub(crate) fn new(
         isa: Isa,
         g: &ConvGeometry,
         weight: &[f32],
         bias: Option<&[f32]>,
     ) -> Option<ChannelForward> {
-        let applies = g.stride == [1, 1]
-            && g.groups == 1
-            && g.taps() > 1
-            && g.out_channels >= channels::min_channels(isa);
-        if !applies {
-            return None;
-        }
         let (kh, kw) = (g.kernel_h, g.kernel_w);
+        // `None` where `g`'s input is empty (a padding as wide as the kernel can still give an
+        // output): the main engine writes the bias there.
         let turned = ConvGeometry::new(
             [g.batch, g.out_channels, g.out_h, g.out_w],
             [g.in_channels, g.out_channels, kh, kw],
@@ -95,8 +94,10 @@ impl ChannelForward {
             ],
             [1, 1],
             1,
-        )
-        .expect("a geometry `ConvGeometry::new` accepted, turned");
+        )?;
+        if g.stride != [1, 1] || !channels::runs(isa, &turned) {
+            return None;
+        }
         debug_assert_eq!((turned.out_h, turned.out_w), (g.in_h, g.in_w));
         let planes = gradient_planes(isa, &turned);
         let taps = g.taps();
@@ -132,8 +133,9 @@ impl ChannelForward {
                         .chunks_exact_mut(in_plane)
                         .zip(image.chunks_exact(in_plane))
                     {
-                        to.copy_from_slice(from);
-                        to.reverse();
+                        for (t, &f) in to.iter_mut().zip(from.iter().rev()) {
+                            *t = f;
+                        }
                     }
                     image_on_channels(&self.planes, &self.channels, turned, None, out);
                 });

@@ -45,8 +45,15 @@ pub fn min_channels(isa: Isa) -> usize {
     isa.lanes()
 }
 
-/// Whether the engine takes the input gradient of `g` (one it can run: stride 1, one group, a
-/// kernel wider than 1 × 1, [`min_channels`] input channels) from the position engine: always
+/// Whether the engine can run the input gradient of `g`: stride 1, one group, a kernel wider
+/// than 1 × 1 (a 1 × 1 kernel has no padding terms to leave out, and the position engine was
+/// faster there: input_grad.rs), and [`min_channels`] input channels.
+pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
+    g.stride == [1, 1] && g.groups == 1 && g.taps() > 1 && g.in_channels >= min_channels(isa)
+}
+
+/// Whether the engine takes the input gradient of `g` (one it [`runs`]) from the position
+/// engine: always
 /// with AVX-512; with AVX2, whose tiles hold half the positions, where each input value sums at
 /// most 1,600 terms (output channels × taps). `kernels/examples/layer.rs igrad-direct` against
 /// `igrad-rows` on a Zen 4 (docs/performance.md, "The forward pass on the channel engine"):
@@ -135,8 +142,8 @@ impl ChannelGrad {
         let channel_stride = g.in_channels.next_multiple_of(lanes);
         let taps = g.taps();
         let mut packed = vec![0.0; g.out_channels * taps * channel_stride];
-        // Blocks of 16 input channels, so that each write fills a cache line and a `weight`
-        // that reads `[ci][co]` (channel_forward.rs) reads 16 rows in order.
+        // Blocks of 16 input channels: the writes run over 16 consecutive floats of a row,
+        // and a `weight` that reads `[ci][co]` (channel_forward.rs) reads 16 rows in order.
         for block in (0..g.in_channels).step_by(16) {
             let channels = block..g.in_channels.min(block + 16);
             for co in 0..g.out_channels {

@@ -30,13 +30,14 @@ struct ForwardPlan {
     first_layer: Option<FirstLayer>,
 }
 
-/// Which engine computes a forward pass the first-layer engine or F(2, 3) can run.
+/// Which engine computes a forward pass that F(2, 3), the first-layer or the channel engine
+/// can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
     /// F(2, 3), the first-layer or the channel engine where they apply (the default).
     Auto,
-    /// The main engine everywhere (to check that the first-layer engine gives its bits, and
-    /// to measure F(2, 3) against it).
+    /// The main engine everywhere (to check that the first-layer and channel engines give its
+    /// bits, and to measure the others against it).
     Grid,
     /// The channel engine wherever it applies, the main engine elsewhere (to check that the
     /// first gives the second's bits, and to measure them).
@@ -253,11 +254,7 @@ pub fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let epilogue = if relu {
-        Epilogue::Relu
-    } else {
-        Epilogue::Store
-    };
+    let epilogue = relu_epilogue(relu);
     run(isa, g, x, weight, bias, epilogue, Engine::Auto)
 }
 
@@ -291,16 +288,13 @@ pub fn forward_on_channels(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let epilogue = if relu {
-        Epilogue::Relu
-    } else {
-        Epilogue::Store
-    };
+    let epilogue = relu_epilogue(relu);
     run(isa, g, x, weight, bias, epilogue, Engine::Channels)
 }
 
-/// [`forward`] on the main engine alone, even where the first-layer engine or F(2, 3) would
-/// run: for tests that the first gives the same bits, and for measurements.
+/// [`forward`] on the main engine alone, even where the first-layer engine, the channel
+/// engine or F(2, 3) would run: for tests that the first two give the same bits, and for
+/// measurements.
 #[doc(hidden)]
 pub fn forward_on_grid(
     isa: Isa,
@@ -310,12 +304,17 @@ pub fn forward_on_grid(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let epilogue = if relu {
+    let epilogue = relu_epilogue(relu);
+    run(isa, g, x, weight, bias, epilogue, Engine::Grid)
+}
+
+/// The epilogue of a forward pass with or without a fused ReLU.
+fn relu_epilogue(relu: bool) -> Epilogue<'static> {
+    if relu {
         Epilogue::Relu
     } else {
         Epilogue::Store
-    };
-    run(isa, g, x, weight, bias, epilogue, Engine::Grid)
+    }
 }
 
 fn run(

@@ -202,12 +202,8 @@ impl InputGradPlan {
             Engine::Direct => true,
             Engine::Positions => false,
         };
-        let channels = (g.stride == [1, 1]
-            && g.groups == 1
-            && g.taps() > 1
-            && g.in_channels >= channels::min_channels(isa)
-            && chosen)
-            .then(|| ChannelGrad::new(isa, g, weight, layout));
+        let channels =
+            (channels::runs(isa, g) && chosen).then(|| ChannelGrad::new(isa, g, weight, layout));
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
         let mut phases = Vec::new();

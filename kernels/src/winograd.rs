@@ -33,9 +33,10 @@ use std::ops::RangeInclusive;
 /// with AVX2 (the transforms cost per channel and tile, the product per channel pair, so their
 /// share grows as channels fall). Above 128 V and M outgrow L2, and still F(2, 3) was faster
 /// on the WideResNet-34-10 teacher's 16 → 160 and 160 → 160 at 32 × 32 and 320 → 320 at
-/// 16 × 16 (forward 1.2–1.8×, input gradient 1.2–7×, both instruction sets; docs/performance.md,
-/// "F(2, 3) for the teacher's wide layers"); 640 channels were not measured (the teacher has
-/// them at 8 × 8 only, too small for a padded layer).
+/// 16 × 16 with both instruction sets (forward 1.2–1.8×, level on 16 → 160 with AVX-512;
+/// input gradient 1.2–7×; docs/performance.md, "F(2, 3) for the teacher's wide layers"); 640
+/// channels were not measured (the teacher has them at 8 × 8 only, too small for a padded
+/// layer).
 const CHANNELS: RangeInclusive<usize> = 16..=320;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
 /// tile, is 295 KB for that layer, inside L2; `resnet18`'s first stage (256 tiles, 64
