@@ -96,6 +96,11 @@ fn zoo_cases() -> Vec<Case> {
         Case::square(2, [16, 24], 8, 1, 1, 0, 1, false),
         Case::square(2, [24, 24], 8, 3, 1, 1, 24, false),
         Case::square(2, [24, 24], 8, 3, 2, 1, 24, false),
+        // Grouped layers with 32 channels or more on small images, which the forward pass's
+        // rule for the channel engine (ungrouped layers only) must leave alone: depthwise, as
+        // MobileNetV2's, and two groups.
+        Case::square(2, [32, 32], 8, 3, 1, 1, 32, false),
+        Case::square(1, [64, 64], 6, 3, 1, 1, 2, true),
     ]
 }
 

@@ -50,8 +50,8 @@ use std::mem::MaybeUninit;
 /// vectors), on the stems (3 input channels) and 16 → 160 at 32 × 32. With AVX2, whose tiles
 /// hold half the positions, faster or level on reductions of up to 1,600 terms (32 → 64 at
 /// 14 × 14, 3 × 3 and 5 × 5, 1.04–1.10×; 64 → 64 5 × 5 at 8 × 8, 1.00× and 1.16×), slower from
-/// 2,304 on (256 → 256 at 8 × 8 and up: 0.39–0.74×). Either engine gives the same bits, so the rule may differ between
-/// instruction sets.
+/// 2,304 on (256 → 256 at 8 × 8 and up: 0.39–0.74×). Either engine gives the same bits (a −0
+/// bias aside: the module's doc), so the rule may differ between instruction sets.
 pub(crate) fn chosen(isa: Isa, g: &ConvGeometry) -> bool {
     let terms = g.in_channels * g.taps();
     let fits = g.out_h * g.out_w <= 256 && g.in_channels >= 32;
@@ -95,7 +95,8 @@ impl ChannelForward {
             [1, 1],
             1,
         )?;
-        if g.stride != [1, 1] || !channels::runs(isa, &turned) {
+        // The turned convolution is always ungrouped and of stride 1: check `g`'s own.
+        if g.stride != [1, 1] || g.groups != 1 || !channels::runs(isa, &turned) {
             return None;
         }
         debug_assert_eq!((turned.out_h, turned.out_w), (g.in_h, g.in_w));
