@@ -7,7 +7,10 @@
 //!
 //! Every kernel runs on AVX-512, AVX2 + FMA or portable code chosen at run time ([`Isa`]), is
 //! parallel over images with rayon, and gives results that do not depend on the instruction
-//! set or the number of threads (each output is one accumulator summed in a fixed order).
+//! set or the number of threads (each output is one accumulator summed in a fixed order). One
+//! exception, in the sign of a zero: a forward pass whose bias is exactly −0 and whose terms
+//! are all zeros can give −0 on one engine and +0 on another, and the engine chosen can depend
+//! on the instruction set (channel_forward.rs).
 
 mod channel_forward;
 mod channels;
