@@ -53,9 +53,8 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 }
 
 /// Whether the engine takes the input gradient of `g` (one it [`runs`]) from the position
-/// engine: always
-/// with AVX-512; with AVX2, whose tiles hold half the positions, where each input value sums at
-/// most 1,600 terms (output channels × taps). `kernels/examples/layer.rs igrad-direct` against
+/// engine: always with AVX-512; with AVX2, whose tiles hold half the positions, where each
+/// input value sums at most 1,600 terms (output channels × taps). `kernels/examples/layer.rs igrad-direct` against
 /// `igrad-rows` on a Zen 4 (docs/performance.md, "The forward pass on the channel engine"):
 /// with AVX2 the engine was 1.05–1.5× faster on unpadded 64 → 128 at 12 × 12 and 128 → 128 at
 /// 10 × 10 (1,152 terms) and on `madry-cnn`'s conv2 (1,600), and 0.5–0.9× as fast from 2,304

@@ -1,9 +1,9 @@
 //! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1
 //! convolutions, unpadded or padded by 1, with even output sizes and 16–320 channels in and
 //! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s first two
-//! stages; the WideResNet-34-10 teacher's first two): 16 multiply-adds per 2 × 2 outputs and channel pair where the direct convolution
-//! needs 36 (docs/performance.md, "Winograd's F(2, 3) for the forward pass and the input
-//! gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
+//! stages; the WideResNet-34-10 teacher's first two): 16 multiply-adds per 2 × 2 outputs and
+//! channel pair where the direct convolution needs 36 (docs/performance.md, "Winograd's F(2, 3)
+//! for the forward pass and the input gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
 //! border of zeros into scratch, as the input gradient's output gradient is.
 //!
 //! Each 2 × 2 block of outputs (a *tile*) is `Aᵀ [Σ_ci (G g Gᵀ) ⊙ (Bᵀ d B)] A + bias` for the
@@ -951,8 +951,8 @@ mod tests {
     /// images, rows of 1 to 16 tiles, batches that leave a short last chunk on both of the
     /// input transform's paths (rows of 6 and 12 tiles go along rows on 8 lanes, rows of 4
     /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
-    /// five, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an
-    /// image).
+    /// six, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an image;
+    /// 136 → 160 channels, above the bound of 128 F(2, 3) had before the teacher's layers).
     const SHAPES: [(usize, usize, usize, usize, usize, usize); 14] = [
         (3, 16, 20, 6, 8, 0),
         (2, 32, 32, 26, 26, 0),
