@@ -614,8 +614,15 @@ fn the_channel_engine_gives_the_position_engines_bits() {
     // run on the channel engine, which leaves out terms that read the padding; the engine a
     // layer gets depends on the ISA, so it must agree to the bit with the position engine
     // (through a fused ReLU's mask too). F(2, 3), which takes some of these layers first,
-    // has tests of its own (kernels/src/winograd.rs).
+    // has tests of its own (kernels/src/winograd.rs). Stride 2 runs by phases, each a
+    // stride-1 input gradient with its sub-kernel (a 5 × 5 kernel's are up to 3 × 3).
+    let mut rng = StdRng::seed_from_u64(27);
     let mut cases = vec![
+        // resnet18's stride-2 3 × 3 layers.
+        Case::square(1, [256, 512], 8, 3, 2, 1, 1, false),
+        Case::square(1, [128, 256], 16, 3, 2, 1, 1, true),
+        Case::square(1, [64, 128], 32, 3, 2, 1, 1, true),
+        Case::square(2, [40, 24], 13, 5, 2, 2, 1, true),
         // micro-cnn's conv2 (padded, the channel engine on AVX2 only) and 8–15 channels.
         Case::square(3, [8, 16], 14, 3, 1, 1, 1, false),
         Case::square(2, [12, 8], 9, 3, 1, 1, 1, true),
@@ -626,6 +633,23 @@ fn the_channel_engine_gives_the_position_engines_bits() {
     ];
     cases.extend(random_wide_cases(10, 24));
     cases.extend(three_wide_cases(24, 25));
+    for _ in 0..20 {
+        let kernel = [rng.gen_range(2..=5), rng.gen_range(2..=5)];
+        let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+        cases.push(Case {
+            batch: rng.gen_range(1..=2),
+            in_channels: rng.gen_range(8..=40),
+            out_channels: rng.gen_range(1..=24),
+            size: [rng.gen_range(1..=12), rng.gen_range(1..=20)],
+            kernel,
+            stride: [2, 2],
+            padding: [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])],
+            groups: 1,
+            bias: false,
+        });
+    }
+    // Keep the shapes the kernels take.
+    cases.retain(|c| (0..2).all(|a| c.size[a] + c.padding[a].0 + c.padding[a].1 >= c.kernel[a]));
     // Rows one and two positions wide, where a tile reads padding at both ends (in place
     // where its edges are compiled or it is one vector of channels, from padded planes
     // otherwise): 24 channels are three vectors on AVX2 (a two-vector tile and a one-vector
@@ -685,14 +709,35 @@ fn the_channel_engines_forward_pass_gives_the_main_engines_bits() {
     // depends on the ISA and the shape, so the two must agree to the bit (a −0 bias aside:
     // the module's doc). Vectors run over output channels: 16–48 of them cover one and two
     // vectors and a remainder on both ISAs (8–15, one vector on AVX2, stay on the main engine
-    // on AVX-512).
+    // on AVX-512). Stride 2 reads the turned input at every other position.
     let mut rng = StdRng::seed_from_u64(26);
     let mut cases = vec![
         // resnet18's last two stages, madry-cnn's conv2, shrunk in batch.
         Case::square(1, [512, 512], 4, 3, 1, 1, 1, false),
         Case::square(2, [256, 256], 8, 3, 1, 1, 1, true),
         Case::square(2, [32, 64], 14, 5, 1, 2, 1, true),
+        // resnet18's stride-2 3 × 3 layers and its shortcuts (1 × 1, the main engine's).
+        Case::square(1, [256, 512], 8, 3, 2, 1, 1, true),
+        Case::square(1, [128, 256], 16, 3, 2, 1, 1, false),
+        Case::square(1, [64, 128], 32, 3, 2, 1, 1, true),
+        Case::square(1, [64, 128], 32, 1, 2, 0, 1, true),
     ];
+    // Strided shapes: even and odd sizes (the turned grid's origin), uneven padding.
+    for _ in 0..20 {
+        let kernel = [rng.gen_range(2..=5), rng.gen_range(2..=5)];
+        let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+        cases.push(Case {
+            batch: rng.gen_range(1..=2),
+            in_channels: rng.gen_range(1..=40),
+            out_channels: rng.gen_range(8..=48),
+            size: [rng.gen_range(1..=12), rng.gen_range(1..=20)],
+            kernel,
+            stride: [2, 2],
+            padding: [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])],
+            groups: 1,
+            bias: rng.gen_bool(0.5),
+        });
+    }
     for i in 0..30 {
         let kernel = [rng.gen_range(1..=5), rng.gen_range(2..=5)];
         let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
@@ -714,7 +759,7 @@ fn the_channel_engines_forward_pass_gives_the_main_engines_bits() {
     // Keep the shapes the kernels take (an input smaller than the kernel even with padding
     // is not a convolution).
     cases.retain(|c| (0..2).all(|a| c.size[a] + c.padding[a].0 + c.padding[a].1 >= c.kernel[a]));
-    assert!(cases.len() >= 25, "most random shapes kept");
+    assert!(cases.len() >= 40, "most random shapes kept");
     // An empty input whose padding still gives an output (the turned convolution does not
     // exist): the main engine's bias, also by default where the channel engine's rule holds.
     cases.push(Case {

@@ -3,7 +3,7 @@
 //! (or BATCH: a small one keeps the output in cache).
 //!
 //! ```text
-//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE [BATCH [KERNEL PAD]]
+//! cargo run --release --example layer -- PASS CALLS IN_CHANNELS OUT_CHANNELS SIZE [BATCH [KERNEL PAD [STRIDE]]]
 //! cargo run --release --example layer -- wgrad 100 1 32 28    # small-cnn's conv1
 //! cargo run --release --example layer -- igrad 100 1 32 28 128 5 2    # madry-cnn's conv1
 //! ```
@@ -12,7 +12,7 @@
 //! `fwd-grid`, `igrad-rows`: on the older engines even where the first-layer engines or F(2, 3)
 //! would run; `fwd-channels`: on the channel engine wherever it applies; `igrad-direct`: on the
 //! engines F(2, 3) replaces); the kernel is KERNEL × KERNEL (3 by default), padded by PAD (0)
-//! on every side, stride 1. rslad-tui also raises glibc's mmap and trim thresholds
+//! on every side, of stride STRIDE (1). rslad-tui also raises glibc's mmap and trim thresholds
 //! (src/allocator.rs); this program does not, so each call's output may be page-faulted in, as
 //! the first call in rslad-tui is. To time it as rslad-tui runs, set both:
 //! `MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000` (the first alone still
@@ -26,7 +26,7 @@ fn main() {
     let pass = args.get(1).map_or("fwd", String::as_str);
     let number =
         |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
-    let (calls, c_in, c_out, size, batch, kernel, pad) = (
+    let (calls, c_in, c_out, size, batch, kernel, pad, stride) = (
         number(2, 50).max(1),
         number(3, 1),
         number(4, 32),
@@ -34,11 +34,12 @@ fn main() {
         number(6, 128).max(1),
         number(7, 3).max(1),
         number(8, 0),
+        number(9, 1).max(1),
     );
     let g = ConvGeometry::new(
         [batch, c_in, size, size],
         [c_out, c_in, kernel, kernel],
-        [1, 1],
+        [stride, stride],
         [(pad, pad), (pad, pad)],
         [1, 1],
         1,

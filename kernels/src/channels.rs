@@ -1,7 +1,7 @@
-//! A third engine, for the input gradient of stride-1 ungrouped convolutions with many input
-//! channels and kernels wider than 1 × 1 (small-cnn's conv2–conv4): vectors run over *input
-//! channels*, and each tile skips the kernel rows that fall on the output gradient's zero
-//! padding.
+//! A third engine, for the input gradient of stride-1 (and stride-2) ungrouped convolutions
+//! with many input channels and kernels wider than 1 × 1 (small-cnn's conv2–conv4): vectors run
+//! over *input channels*, and each tile skips the kernel rows that fall on the output
+//! gradient's zero padding.
 //!
 //! The position engine ([`super::correlate`]) computes the "full" correlation of the padded
 //! output gradient: on a 12×12 input from a 10×10 output a third of its terms read padding,
@@ -27,8 +27,14 @@
 //! by the vector width (below), the same holds between AVX2 and AVX-512. Each image's result,
 //! computed as `[position][channel]`, is transposed into NCHW once.
 //!
+//! A stride-2 input gradient runs by phases, as the position engine splits it (input_grad.rs):
+//! each phase is a stride-1 input gradient with its own sub-kernel whose results lie two input
+//! positions apart ([`ChannelGrad::phased`]); the terms, and so the bits, are the position
+//! engine's as above.
+//!
 //! The engine also runs forward passes, as the input gradient of another convolution on the
-//! input turned by 180° (channel_forward.rs); the starting values ([`ChannelGrad::with_init`])
+//! input turned by 180° (channel_forward.rs), stride-2 ones with the source read at every
+//! other position ([`ChannelGrad::stepped`]); the starting values ([`ChannelGrad::with_init`])
 //! are then the bias.
 
 use super::simd::{Isa, Simd, SimdKernel, run_on};
@@ -45,24 +51,35 @@ pub fn min_channels(isa: Isa) -> usize {
     isa.lanes()
 }
 
-/// Whether the engine can run the input gradient of `g`: stride 1, one group, a kernel wider
+/// Whether the engine can run the input gradient of `g`: stride 1, or 2 with a kernel at
+/// least 2 × 2 (by phases, each with a tap: [`ChannelGrad::phased`]), one group, a kernel wider
 /// than 1 × 1 (a 1 × 1 kernel has no padding terms to leave out, and the position engine was
 /// faster there: input_grad.rs), and [`min_channels`] input channels.
 pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
-    g.stride == [1, 1] && g.groups == 1 && g.taps() > 1 && g.in_channels >= min_channels(isa)
+    let stride = match g.stride {
+        [1, 1] => true,
+        [2, 2] => g.kernel_h >= 2 && g.kernel_w >= 2,
+        _ => false,
+    };
+    stride && g.groups == 1 && g.taps() > 1 && g.in_channels >= min_channels(isa)
 }
 
 /// Whether the engine takes the input gradient of `g` (one it [`runs`]) from the position
-/// engine: always with AVX-512; with AVX2, whose tiles hold half the positions, where each
-/// input value sums at most 1,600 terms (output channels × taps). `kernels/examples/layer.rs igrad-direct` against
-/// `igrad-rows` on a Zen 4 (docs/performance.md, "The forward pass on the channel engine"):
-/// with AVX2 the engine was 1.05–1.5× faster on unpadded 64 → 128 at 12 × 12 and 128 → 128 at
-/// 10 × 10 (1,152 terms) and on `madry-cnn`'s conv2 (1,600), and 0.5–0.9× as fast from 2,304
-/// terms on (128 → 256 and 256 → 256 at 8 × 8, 512 → 512 at 4 × 4, the teacher's 320 and 640
-/// channels). Both engines give the same bits, so the rule may differ between instruction sets.
+/// engine: always with AVX-512; with AVX2, whose tiles hold half the positions, at stride 1
+/// where each input value sums at most 1,600 terms (output channels × taps).
+///
+/// `kernels/examples/layer.rs igrad-direct` against `igrad-rows` on a Zen 4
+/// (docs/performance.md, "The forward pass on the channel engine"): with AVX2 the engine was
+/// 1.05–1.5× faster on unpadded 64 → 128 at 12 × 12 and 128 → 128 at 10 × 10 (1,152 terms) and
+/// on `madry-cnn`'s conv2 (1,600), and 0.5–0.9× as fast from 2,304 terms on (128 → 256 and
+/// 256 → 256 at 8 × 8, 512 → 512 at 4 × 4, the teacher's 320 and 640 channels). Stride 2, by
+/// phases ("Stride 2 on the channel engine"): with AVX-512 `resnet18`'s 256 → 512 /2 at 8 × 8
+/// 1.36–1.6× faster, 128 → 256 /2 at 16 × 16 1.2–1.26×, 64 → 128 /2 at 32 × 32 1.03×; with AVX2
+/// 0.72–1.0× on the three, so AVX2 keeps stride 1. Both engines give the same bits, so the
+/// rule may differ between instruction sets.
 pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
     match isa {
-        Isa::Avx2 => g.out_channels * g.taps() <= 1600,
+        Isa::Avx2 => g.stride == [1, 1] && g.out_channels * g.taps() <= 1600,
         _ => true,
     }
 }
@@ -74,32 +91,51 @@ pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> boo
 pub struct ChannelGrad {
     in_channels: usize,
     out_channels: usize,
-    kernel_h: usize,
-    kernel_w: usize,
     in_h: usize,
     in_w: usize,
     out_h: usize,
     out_w: usize,
-    /// The convolution's top and left padding.
-    pad_top: usize,
-    pad_left: usize,
     /// Whether the tiles read the output gradient itself (`[channel][out_h][out_w]`) rather
     /// than padded planes: see [`ChannelGrad::new`].
     in_place: bool,
     plane_len: usize,
     row_stride: usize,
-    /// Source row of input row 0 and kernel row 0, source column of input column 0 and kernel
-    /// column 0 (in padded planes their padding plus the convolution's).
-    row_origin: usize,
-    column_origin: usize,
     /// Input channels padded to whole vectors.
     channel_stride: usize,
-    /// `[co][kh][kw][channel_stride]`, the padding channels zero.
-    packed: Vec<f32>,
+    /// The step between the source positions of neighbouring results: 1 for input gradients
+    /// (and stride-1 forward passes), the stride for a strided forward pass
+    /// ([`ChannelGrad::stepped`]), whose input positions lie that far apart.
+    step: usize,
+    /// The tiles' work: the whole input, or one part per phase of a strided input gradient
+    /// ([`ChannelGrad::phased`]).
+    parts: Vec<Part>,
     /// `[channel_stride]`: each input channel's starting value (zero, or a bias where the
     /// engine runs a forward pass: channel_forward.rs).
     init: Vec<f32>,
     isa: Isa,
+}
+
+/// One kernel's results over a grid of input positions: the whole input, or one phase of a
+/// strided input gradient, whose positions lie `spacing` apart and whose kernel is the taps of
+/// that phase.
+#[derive(Debug, Clone)]
+struct Part {
+    kernel_h: usize,
+    kernel_w: usize,
+    /// The grid's rows and columns; grid position (i, j) is input position
+    /// `(spacing·i + first.0, spacing·j + first.1)`.
+    grid: (usize, usize),
+    spacing: usize,
+    first: (usize, usize),
+    /// The output-gradient row that grid row 0 and kernel row 0 read (with the stride-1
+    /// convolution's geometry, its top padding), the column likewise.
+    pad_top: usize,
+    pad_left: usize,
+    /// The same, in the source (in padded planes their padding added).
+    row_origin: usize,
+    column_origin: usize,
+    /// `[co][kh][kw][channel_stride]`, the padding channels zero.
+    packed: Vec<f32>,
 }
 
 impl ChannelGrad {
@@ -138,22 +174,8 @@ impl ChannelGrad {
     ) -> ChannelGrad {
         assert!(g.groups == 1 && g.stride == [1, 1], "stride 1, one group");
         let lanes = isa.lanes();
-        let channel_stride = g.in_channels.next_multiple_of(lanes);
-        let taps = g.taps();
-        let mut packed = vec![0.0; g.out_channels * taps * channel_stride];
-        // Blocks of 16 input channels: the writes run over 16 consecutive floats of a row,
-        // and a `weight` that reads `[ci][co]` (channel_forward.rs) reads 16 rows in order.
-        for block in (0..g.in_channels).step_by(16) {
-            let channels = block..g.in_channels.min(block + 16);
-            for co in 0..g.out_channels {
-                for t in 0..taps {
-                    let row = &mut packed[(co * taps + t) * channel_stride..];
-                    for ci in channels.clone() {
-                        row[ci] = weight(co, ci, t);
-                    }
-                }
-            }
-        }
+        let (channel_stride, packed) =
+            pack_weights(isa, g.out_channels, g.in_channels, g.taps(), weight);
         // One-vector tiles of a 3-wide kernel read any edge as a zero; two-vector tiles leave
         // out the edges they are compiled for (those of symmetric paddings, and of uneven ones
         // on rows of several tiles; not (2, 1) or (1, 2), which only rows of one tile have).
@@ -173,24 +195,158 @@ impl ChannelGrad {
                 g.kernel_w - 1 + g.pad_w.0,
             )
         };
+        let whole = Part {
+            kernel_h: g.kernel_h,
+            kernel_w: g.kernel_w,
+            grid: (g.in_h, g.in_w),
+            spacing: 1,
+            first: (0, 0),
+            pad_top: g.pad_h.0,
+            pad_left: g.pad_w.0,
+            row_origin,
+            column_origin,
+            packed,
+        };
         ChannelGrad {
             in_channels: g.in_channels,
             out_channels: g.out_channels,
-            kernel_h: g.kernel_h,
-            kernel_w: g.kernel_w,
             in_h: g.in_h,
             in_w: g.in_w,
             out_h: g.out_h,
             out_w: g.out_w,
-            pad_top: g.pad_h.0,
-            pad_left: g.pad_w.0,
             in_place,
             plane_len,
             row_stride,
-            row_origin,
-            column_origin,
             channel_stride,
+            step: 1,
+            parts: vec![whole],
+            init: vec![0.0; channel_stride],
+            isa,
+        }
+    }
+
+    /// The input gradient of a strided, ungrouped convolution `g`, by phases (as the position
+    /// engine splits it: input_grad.rs): phase (a, b), the input positions `(s_h·i + a −
+    /// pad_top, s_w·j + b − pad_left)`, sums the kernel taps `(s_h·q + a, s_w·q_w + b)`, in
+    /// order, over output rows `i − q` and columns `j − q_w`, a stride-1 input gradient with
+    /// that sub-kernel whose results lie `s` apart. `planes` is the padded output gradient
+    /// the position engine reads ([`gradient_planes`](super::input_grad::gradient_planes)),
+    /// whose top and left padding, `⌈k / s⌉ − 1`, covers every phase's sub-kernel.
+    ///
+    /// Every input position is in one phase with at least one tap where the kernel is at least
+    /// as large as the stride (the caller's condition: [`runs`]).
+    pub(crate) fn phased(
+        isa: Isa,
+        g: &super::geometry::ConvGeometry,
+        weight: &[f32],
+        planes: &super::planes::PlaneSpec,
+        [axes_h, axes_w]: [&[super::input_grad::PhaseAxis]; 2],
+    ) -> ChannelGrad {
+        let [s_h, s_w] = g.stride;
+        assert!(
+            g.groups == 1 && s_h == s_w,
+            "one group, the same stride on both axes"
+        );
+        let taps = g.taps();
+        let mut parts = Vec::new();
+        for rows in axes_h.iter().filter(|a| a.len() > 0) {
+            for cols in axes_w.iter().filter(|a| a.len() > 0) {
+                let (q_h, q_w) = (
+                    rows.taps(s_h, g.kernel_h).len(),
+                    cols.taps(s_w, g.kernel_w).len(),
+                );
+                let (_, packed) = pack_weights(
+                    isa,
+                    g.out_channels,
+                    g.in_channels,
+                    q_h * q_w,
+                    |co, ci, t| {
+                        let (kh, kw) = (s_h * (t / q_w) + rows.phase, s_w * (t % q_w) + cols.phase);
+                        weight[(co * g.in_channels + ci) * taps + kh * g.kernel_w + kw]
+                    },
+                );
+                parts.push(Part {
+                    kernel_h: q_h,
+                    kernel_w: q_w,
+                    grid: (rows.len(), cols.len()),
+                    spacing: s_h,
+                    first: (
+                        s_h * rows.first + rows.phase - g.pad_h.0,
+                        s_w * cols.first + cols.phase - g.pad_w.0,
+                    ),
+                    pad_top: rows.first,
+                    pad_left: cols.first,
+                    row_origin: planes.top + rows.first,
+                    column_origin: planes.left + cols.first,
+                    packed,
+                });
+            }
+        }
+        let channel_stride = g.in_channels.next_multiple_of(isa.lanes());
+        ChannelGrad {
+            in_channels: g.in_channels,
+            out_channels: g.out_channels,
+            in_h: g.in_h,
+            in_w: g.in_w,
+            out_h: g.out_h,
+            out_w: g.out_w,
+            in_place: false,
+            plane_len: planes.layout.plane_len(),
+            row_stride: planes.layout.row_stride,
+            channel_stride,
+            step: 1,
+            parts,
+            init: vec![0.0; channel_stride],
+            isa,
+        }
+    }
+
+    /// The plan of a forward pass of stride `step` (channel_forward.rs), in the engine's
+    /// terms: `results` channels on a `grid` (rows, columns) summed over `summed` channels of
+    /// a `source` (rows, columns) with a `kernel` (rows, columns), result (i, j) reading source
+    /// row `step·i + origin.0 − kh` and column `step·j + origin.1 − kw` (the terms on rows
+    /// outside the source left out), from planes of layout `padded`, each padded on top and
+    /// left by the kernel's size − 1 and on the right by at least the columns the tiles read
+    /// there. `weight(summed channel, result channel, tap)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn stepped(
+        isa: Isa,
+        step: usize,
+        [results, summed]: [usize; 2],
+        grid: (usize, usize),
+        source: (usize, usize),
+        kernel: (usize, usize),
+        origin: (usize, usize),
+        weight: impl Fn(usize, usize, usize) -> f32,
+        padded: super::planes::PlaneLayout,
+    ) -> ChannelGrad {
+        let (channel_stride, packed) =
+            pack_weights(isa, summed, results, kernel.0 * kernel.1, weight);
+        let whole = Part {
+            kernel_h: kernel.0,
+            kernel_w: kernel.1,
+            grid,
+            spacing: 1,
+            first: (0, 0),
+            pad_top: origin.0,
+            pad_left: origin.1,
+            row_origin: kernel.0 - 1 + origin.0,
+            column_origin: kernel.1 - 1 + origin.1,
             packed,
+        };
+        ChannelGrad {
+            in_channels: results,
+            out_channels: summed,
+            in_h: grid.0,
+            in_w: grid.1,
+            out_h: source.0,
+            out_w: source.1,
+            in_place: false,
+            plane_len: padded.plane_len(),
+            row_stride: padded.row_stride,
+            channel_stride,
+            step,
+            parts: vec![whole],
             init: vec![0.0; channel_stride],
             isa,
         }
@@ -226,7 +382,7 @@ impl ChannelGrad {
     /// One image: `source` is its output gradient ([`ChannelGrad::in_place`]) or its padded
     /// planes, `out` its NCHW input gradient, every element written.
     ///
-    /// The tiles read only inside `source`: a tile's rows are its [`ChannelGrad::kernel_rows`],
+    /// The tiles read only inside `source`: a tile's rows are its [`Part::kernel_rows`],
     /// inside the gradient; in place, its columns are those inside the gradient (by its
     /// [`Edges`]: [`ThreeWide`] leaves the others out, [`ThreeBySource`] reads a local zero
     /// for them; the plan is in place only where every tile is one of the two, and the
@@ -250,17 +406,22 @@ impl ChannelGrad {
             );
         }
     }
+}
 
-    /// The [`Edges`] of the tile of `m` positions from column `j0` (see [`edges`]).
-    fn edges(&self, j0: usize, m: usize) -> Edges {
-        edges(self.kernel_w, self.pad_left, self.out_w, j0, m)
+impl Part {
+    /// The [`Edges`] of the tile of `m` positions from grid column `j0` (see [`edges`]), on
+    /// an output gradient `out_w` wide.
+    fn edges(&self, out_w: usize, j0: usize, m: usize) -> Edges {
+        edges(self.kernel_w, self.pad_left, out_w, j0, m)
     }
 
-    /// The kernel rows whose terms read real output-gradient rows for input row `i`.
-    fn kernel_rows(&self, i: usize) -> std::ops::Range<usize> {
-        // Kernel row kh reads output row i + pad_top − kh, which must be in 0..out_h.
-        let first = (i + self.pad_top).saturating_sub(self.out_h - 1);
-        let end = (i + self.pad_top + 1).min(self.kernel_h);
+    /// The kernel rows whose terms read real output-gradient rows (`out_h` of them) for grid
+    /// row `i`, whose source rows lie `step` apart.
+    fn kernel_rows(&self, step: usize, out_h: usize, i: usize) -> std::ops::Range<usize> {
+        // Kernel row kh reads output row step·i + pad_top − kh, which must be in 0..out_h.
+        let reach = step * i + self.pad_top;
+        let first = reach.saturating_sub(out_h - 1);
+        let end = (reach + 1).min(self.kernel_h);
         first..end.max(first)
     }
 }
@@ -270,6 +431,34 @@ impl SimdKernel<(*const f32, *mut f32)> for ChannelGrad {
     unsafe fn run<S: Simd>(&self, (source, buffer): (*const f32, *mut f32)) {
         unsafe { run_generic::<S>(self, source, buffer) }
     }
+}
+
+/// The weights packed for the tiles, `[summed][tap][channel_stride]` with the result channels
+/// padded to whole vectors (`channel_stride`, returned first) by zeros; `weight(summed
+/// channel, result channel, tap)`.
+fn pack_weights(
+    isa: Isa,
+    summed: usize,
+    results: usize,
+    taps: usize,
+    weight: impl Fn(usize, usize, usize) -> f32,
+) -> (usize, Vec<f32>) {
+    let channel_stride = results.next_multiple_of(isa.lanes());
+    let mut packed = vec![0.0; summed * taps * channel_stride];
+    // Blocks of 16 result channels: the writes run over 16 consecutive floats of a row, and a
+    // `weight` that reads `[ci][co]` (channel_forward.rs) reads 16 rows in order.
+    for block in (0..results).step_by(16) {
+        let channels = block..results.min(block + 16);
+        for co in 0..summed {
+            for t in 0..taps {
+                let row = &mut packed[(co * taps + t) * channel_stride..];
+                for ci in channels.clone() {
+                    row[ci] = weight(co, ci, t);
+                }
+            }
+        }
+    }
+    (channel_stride, packed)
 }
 
 /// How many kernel columns of a tile's first position read the output gradient's left zero
@@ -309,24 +498,27 @@ unsafe fn run_generic<S: Simd>(c: &ChannelGrad, source: *const f32, buffer: *mut
     while v0 < vectors {
         let n = 2.min(vectors - v0);
         let most = if n == 2 { wide } else { 12 };
-        for i in 0..c.in_h {
-            let rows = c.kernel_rows(i);
-            for (j0, m) in row_tiles(c.in_w, most) {
-                let tile = ChannelTile {
-                    plan: c,
-                    // May point outside the source (in place, at the edges): only the values
-                    // the tile reads are inside.
-                    source: source.wrapping_add(j0 + c.column_origin),
-                    row: i,
-                    kernel_rows: rows.clone(),
-                    weights: unsafe { c.packed.as_ptr().add(v0 * S::LANES) },
-                    init: unsafe { c.init.as_ptr().add(v0 * S::LANES) },
-                    out: unsafe {
-                        buffer.add((i * c.in_w + j0) * c.channel_stride + v0 * S::LANES)
-                    },
-                    edges: c.edges(j0, m),
-                };
-                unsafe { tile.run::<S>(m, n) };
+        for part in &c.parts {
+            for i in 0..part.grid.0 {
+                let rows = part.kernel_rows(c.step, c.out_h, i);
+                let in_row = part.spacing * i + part.first.0;
+                for (j0, m) in row_tiles(part.grid.1, most) {
+                    let position = in_row * c.in_w + part.spacing * j0 + part.first.1;
+                    let tile = ChannelTile {
+                        plan: c,
+                        part,
+                        // May point outside the source (in place, at the edges): only the
+                        // values the tile reads are inside.
+                        source: source.wrapping_add(j0 * c.step + part.column_origin),
+                        row: i,
+                        kernel_rows: rows.clone(),
+                        weights: unsafe { part.packed.as_ptr().add(v0 * S::LANES) },
+                        init: unsafe { c.init.as_ptr().add(v0 * S::LANES) },
+                        out: unsafe { buffer.add(position * c.channel_stride + v0 * S::LANES) },
+                        edges: part.edges(c.out_w, j0, m),
+                    };
+                    unsafe { tile.run::<S>(m, n) };
+                }
             }
         }
         v0 += n;
@@ -344,6 +536,7 @@ struct Edges {
 
 struct ChannelTile<'a> {
     plan: &'a ChannelGrad,
+    part: &'a Part,
     /// The source at the tile's first position, kernel column 0, row 0 of channel 0 (a
     /// position that may lie outside it).
     source: *const f32,
@@ -384,16 +577,24 @@ impl ChannelTile<'_> {
     /// padding as a zero: every term, as [`EveryTerm`] adds them.
     #[inline(always)]
     unsafe fn run<S: Simd>(&self, m: usize, n: usize) {
+        if self.plan.step == 2 {
+            // A strided forward pass (channel_forward.rs), from padded planes.
+            assert!(!self.plan.in_place, "a tile that reads padding, in place");
+            return dispatch_channel_tile!(self, S, EveryTerm<2>, m, n;
+                1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        }
+        debug_assert_eq!(self.plan.step, 1);
         macro_rules! edge_tiles {
             ($(($l:literal, $r:literal)),*) => {
-                match (self.plan.kernel_w, n, self.edges.left, self.edges.right) {
+                match (self.part.kernel_w, n, self.edges.left, self.edges.right) {
                     $((3, 2, $l, $r) => dispatch_channel_tile!(self, S, ThreeWide<$l, $r>, m, 2;
                         2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),)*
                     (3, 1, _, _) => dispatch_channel_tile!(self, S, ThreeBySource, m, 1;
                         1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
                     _ => {
                         assert!(!self.plan.in_place, "a tile that reads padding, in place");
-                        dispatch_channel_tile!(self, S, EveryTerm, m, n;
+                        dispatch_channel_tile!(self, S, EveryTerm<1>, m, n;
                             1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
                             2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
                     }
@@ -407,23 +608,27 @@ impl ChannelTile<'_> {
     /// kernel row's terms added by `T`.
     #[inline(always)]
     unsafe fn kernel<S: Simd, const M: usize, const N: usize, T: RowTerms>(&self) {
-        let c = self.plan;
+        let (c, part) = (self.plan, self.part);
         let cs = c.channel_stride;
+        let (kernel_h, kernel_w) = (part.kernel_h, part.kernel_w);
         unsafe {
             let start: [S::V; N] = std::array::from_fn(|n| S::load(self.init.add(n * S::LANES)));
             let mut acc = [start; M];
             for co in 0..c.out_channels {
                 let plane = self.source.wrapping_add(co * c.plane_len);
                 for kh in self.kernel_rows.clone() {
-                    // Source row of input row i, kernel row kh: i + row_origin − kh.
-                    let row = plane.wrapping_add((self.row + c.row_origin - kh) * c.row_stride);
-                    let weights = self.weights.add((co * c.kernel_h + kh) * c.kernel_w * cs);
-                    T::add::<S, M, N>(&mut acc, row, weights, c, self.edges);
+                    // Source row of grid row i, kernel row kh: step·i + row_origin − kh.
+                    let row = plane
+                        .wrapping_add((c.step * self.row + part.row_origin - kh) * c.row_stride);
+                    let weights = self.weights.add((co * kernel_h + kh) * kernel_w * cs);
+                    T::add::<S, M, N>(&mut acc, row, weights, kernel_w, cs, self.edges);
                 }
             }
+            // Grid positions lie `spacing` input positions apart.
+            let out_step = part.spacing * cs;
             for (m, row_acc) in acc.iter().enumerate() {
                 for (n, a) in row_acc.iter().enumerate() {
-                    S::store(self.out.add(m * cs + n * S::LANES), *a);
+                    S::store(self.out.add(m * out_step + n * S::LANES), *a);
                 }
             }
         }
@@ -431,39 +636,37 @@ impl ChannelTile<'_> {
 }
 
 /// How a tile adds one kernel row's terms (`row` the source at the tile's first position and
-/// kernel column 0, `weights` that row's packed weights, `edges` the tile's).
+/// kernel column 0, `weights` that row's packed weights, `kernel_w` of them `cs` floats apart,
+/// `edges` the tile's).
 trait RowTerms {
     unsafe fn add<S: Simd, const M: usize, const N: usize>(
         acc: &mut [[S::V; N]; M],
         row: *const f32,
         weights: *const f32,
-        plan: &ChannelGrad,
+        kernel_w: usize,
+        cs: usize,
         edges: Edges,
     );
 }
 
-/// Every term, the kernel's columns in a loop.
-struct EveryTerm;
+/// Every term, the kernel's columns in a loop; the tile's positions `STEP` source columns
+/// apart.
+struct EveryTerm<const STEP: usize>;
 
-impl RowTerms for EveryTerm {
+impl<const STEP: usize> RowTerms for EveryTerm<STEP> {
     #[inline(always)]
     unsafe fn add<S: Simd, const M: usize, const N: usize>(
         acc: &mut [[S::V; N]; M],
         row: *const f32,
         weights: *const f32,
-        c: &ChannelGrad,
+        kernel_w: usize,
+        cs: usize,
         _: Edges,
     ) {
-        for kw in 0..c.kernel_w {
+        for kw in 0..kernel_w {
             // SAFETY: the tile's reads (see `ChannelGrad::run`).
             unsafe {
-                add_column::<S, M, N>(
-                    acc,
-                    row.wrapping_sub(kw),
-                    weights.add(kw * c.channel_stride),
-                    0,
-                    M,
-                )
+                add_column::<S, M, N, STEP>(acc, row.wrapping_sub(kw), weights.add(kw * cs), 0, M)
             };
         }
     }
@@ -493,21 +696,21 @@ impl<const L: usize, const R: usize> RowTerms for ThreeWide<L, R> {
         acc: &mut [[S::V; N]; M],
         row: *const f32,
         weights: *const f32,
-        c: &ChannelGrad,
+        _: usize,
+        cs: usize,
         _: Edges,
     ) {
-        let cs = c.channel_stride;
         // Written out, not a loop: each column's positions must be constants to the compiler.
         // SAFETY: the tile's reads (see `ChannelGrad::run`).
         unsafe {
             let (first_0, end_0) = Self::reach::<M>(0);
             let (first_1, end_1) = Self::reach::<M>(1);
             let (first_2, end_2) = Self::reach::<M>(2);
-            add_column::<S, M, N>(acc, row, weights, first_0, end_0);
+            add_column::<S, M, N, 1>(acc, row, weights, first_0, end_0);
             column_fence::<S, M>();
-            add_column::<S, M, N>(acc, row.wrapping_sub(1), weights.add(cs), first_1, end_1);
+            add_column::<S, M, N, 1>(acc, row.wrapping_sub(1), weights.add(cs), first_1, end_1);
             column_fence::<S, M>();
-            add_column::<S, M, N>(
+            add_column::<S, M, N, 1>(
                 acc,
                 row.wrapping_sub(2),
                 weights.add(2 * cs),
@@ -532,10 +735,10 @@ impl RowTerms for ThreeBySource {
         acc: &mut [[S::V; N]; M],
         row: *const f32,
         weights: *const f32,
-        c: &ChannelGrad,
+        _: usize,
+        cs: usize,
         edges: Edges,
     ) {
-        let cs = c.channel_stride;
         let zero = 0.0f32;
         // Value v (0 ..= M + 1), at `row + v − 2`, is the value that position v − 2 + kw reads
         // in column kw. Those below `edges.left` or from `M + 2 − edges.right` on are the
@@ -612,17 +815,18 @@ fn three_wide_tile_compiled(edges: Edges) -> bool {
 }
 
 /// One kernel column's terms into positions `first..end` of the tile: `x` the source at the
-/// tile's first position for that column, `w_at` the column's packed weights.
+/// tile's first position for that column, position m's value `STEP · m` further on, `w_at`
+/// the column's packed weights.
 #[inline(always)]
-unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
+unsafe fn add_column<S: Simd, const M: usize, const N: usize, const STEP: usize>(
     acc: &mut [[S::V; N]; M],
     x: *const f32,
     w_at: *const f32,
     first: usize,
     end: usize,
 ) {
-    // SAFETY: the caller's: N vectors of weights at `w_at`, a value at `x + m` for every m in
-    // `first..end`.
+    // SAFETY: the caller's: N vectors of weights at `w_at`, a value at `x + STEP · m` for every
+    // m in `first..end`.
     unsafe {
         let mut w = [S::splat(0.0); N];
         for (n, v) in w.iter_mut().enumerate() {
@@ -632,7 +836,7 @@ unsafe fn add_column<S: Simd, const M: usize, const N: usize>(
             if m < first || m >= end {
                 continue;
             }
-            let x = S::splat(*x.wrapping_add(m));
+            let x = S::splat(*x.wrapping_add(STEP * m));
             for (a, w) in row_acc.iter_mut().zip(w) {
                 *a = S::fma(x, w, *a);
             }

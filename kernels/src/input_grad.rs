@@ -31,11 +31,11 @@ use std::mem::MaybeUninit;
 
 /// The rows (or columns) of one phase along one axis.
 #[derive(Clone, Copy, Debug)]
-struct PhaseAxis {
+pub(super) struct PhaseAxis {
     /// The phase: input positions `s·i + phase − pad`.
-    phase: usize,
+    pub(super) phase: usize,
     /// First and one-past-last `i` inside the input.
-    first: usize,
+    pub(super) first: usize,
     end: usize,
 }
 
@@ -54,18 +54,18 @@ impl PhaseAxis {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.end - self.first
     }
 
     /// The kernel positions `s·q + phase` of this phase, as q.
-    fn taps(&self, stride: usize, kernel: usize) -> std::ops::Range<usize> {
+    pub(super) fn taps(&self, stride: usize, kernel: usize) -> std::ops::Range<usize> {
         0..kernel.saturating_sub(self.phase).div_ceil(stride)
     }
 }
 
 /// The phases' rows and columns.
-fn phase_axes(g: &ConvGeometry) -> (Vec<PhaseAxis>, Vec<PhaseAxis>) {
+pub(super) fn phase_axes(g: &ConvGeometry) -> (Vec<PhaseAxis>, Vec<PhaseAxis>) {
     let [s_h, s_w] = g.stride;
     let axes_h = (0..s_h)
         .map(|a| PhaseAxis::new(a, s_h, g.pad_h.0, g.in_h))
@@ -202,8 +202,10 @@ impl InputGradPlan {
             Engine::Direct => true,
             Engine::Positions => false,
         };
-        let channels =
-            (channels::runs(isa, g) && chosen).then(|| ChannelGrad::new(isa, g, weight, layout));
+        let channels = (channels::runs(isa, g) && chosen).then(|| match g.stride {
+            [1, 1] => ChannelGrad::new(isa, g, weight, layout),
+            _ => ChannelGrad::phased(isa, g, weight, &planes, [&axes_h, &axes_w]),
+        });
         let (in_per_group, out_per_group) = (g.in_per_group(), g.out_per_group());
         let taps_total = g.taps();
         let mut phases = Vec::new();
@@ -227,6 +229,11 @@ impl InputGradPlan {
                             kernel_positions.push((co, kh * g.kernel_w + kw));
                         }
                     }
+                }
+                // A phase without taps (a kernel smaller than the stride: the 1 × 1 shortcuts')
+                // is the zero its output was filled with.
+                if taps.is_empty() {
+                    continue;
                 }
                 let correlation = Correlation::new(
                     isa,
@@ -336,14 +343,29 @@ impl InputGradPlan {
             });
             return;
         }
-        let source_len = self
+        let extent = self
             .phases
             .iter()
             .map(|p| p.correlation.source_extent())
             .chain(self.rows.as_ref().map(|r| r.source_extent()))
             .max()
-            .unwrap_or(0)
-            .max(self.planes.layout.total_len() + FILL_OVERRUN);
+            .unwrap_or(0);
+        // Planes without padding, as long and as wide as the gradient, and no mask, would be
+        // a copy of it (1 × 1 kernels): the engines read the gradient in place.
+        let (g, planes) = (&self.geometry, &self.planes);
+        let copy = (
+            planes.top,
+            planes.left,
+            planes.layout.rows,
+            planes.layout.row_stride,
+        );
+        let in_place =
+            relu_output.is_none() && copy == (0, 0, g.out_h, g.out_w) && extent <= image.len();
+        let source_len = if in_place {
+            0
+        } else {
+            extent.max(planes.layout.total_len() + FILL_OVERRUN)
+        };
         let grid_len = self
             .phases
             .iter()
@@ -353,7 +375,12 @@ impl InputGradPlan {
             .unwrap_or(0);
         with_scratch(source_len + grid_len, |scratch| {
             let (source, grid) = scratch.split_at_mut(source_len);
-            self.planes.fill_masked(image, relu_output, source);
+            let source: &[f32] = if in_place {
+                image
+            } else {
+                planes.fill_masked(image, relu_output, source);
+                source
+            };
             if let Some(rows) = &self.rows {
                 rows.run(source, out);
                 return;
