@@ -66,7 +66,8 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 
 /// Whether the engine takes the input gradient of `g` (one it [`runs`]) from the position
 /// engine: always with AVX-512; with AVX2, whose tiles hold half the positions, at stride 1
-/// where each input value sums at most 1,600 terms (output channels × taps).
+/// where each input value sums at most 1,600 terms (output channels × taps); with the
+/// portable code at stride 1 (stride 2 was not measured there).
 ///
 /// `kernels/examples/layer.rs igrad-direct` against `igrad-rows` on a Zen 4
 /// (docs/performance.md, "The forward pass on the channel engine"): with AVX2 the engine was
@@ -79,14 +80,16 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 /// rule may differ between instruction sets.
 pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
     match isa {
+        Isa::Avx512 => true,
         Isa::Avx2 => g.stride == [1, 1] && g.out_channels * g.taps() <= 1600,
-        _ => true,
+        Isa::Portable => g.stride == [1, 1],
     }
 }
 
 /// The input gradient of one image, planned: packed weights and where the terms lie in the
-/// output gradient (in place, or in the padded planes of the stride-1 phase of
-/// [`input_grad`](mod@super::input_grad)).
+/// output gradient (in place, or in the padded planes of [`input_grad`](mod@super::input_grad)
+/// for a stride-1 plan and each phase of a strided one), or, for a forward pass, in the
+/// turned input's padded planes (channel_forward.rs).
 #[derive(Debug, Clone)]
 pub struct ChannelGrad {
     in_channels: usize,

@@ -351,7 +351,8 @@ impl InputGradPlan {
             .max()
             .unwrap_or(0);
         // Planes without padding, as long and as wide as the gradient, and no mask, would be
-        // a copy of it (1 × 1 kernels): the engines read the gradient in place.
+        // a copy of it (unpadded kernels no larger than the stride: the 1 × 1 layers): the
+        // engines read the gradient in place.
         let (g, planes) = (&self.geometry, &self.planes);
         let copy = (
             planes.top,
