@@ -181,6 +181,35 @@ fn three_wide_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// Random ungrouped stride-2 shapes (kernels 2–5, not square, uneven padding, rows 1–20 wide,
+/// some smaller than the kernel: the caller keeps those the kernels take) with input and
+/// output channels from the ranges given.
+fn stride_two_cases(
+    count: usize,
+    seed: u64,
+    in_channels: std::ops::RangeInclusive<usize>,
+    out_channels: std::ops::RangeInclusive<usize>,
+) -> Vec<Case> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let kernel = [rng.gen_range(2..=5), rng.gen_range(2..=5)];
+            let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
+            Case {
+                batch: rng.gen_range(1..=2),
+                in_channels: rng.gen_range(in_channels.clone()),
+                out_channels: rng.gen_range(out_channels.clone()),
+                size: [rng.gen_range(1..=12), rng.gen_range(1..=20)],
+                kernel,
+                stride: [2, 2],
+                padding: [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])],
+                groups: 1,
+                bias: rng.gen_bool(0.5),
+            }
+        })
+        .collect()
+}
+
 /// First layers that shrink the image (one input channel, stride 1, 3 × 3 or 5 × 5, padded by
 /// less than the kernel's reach on some side): their input gradient runs on the tap-sum engine
 /// (kernels/src/first_layer_taps.rs), which random shapes seldom reach. Gradient planes shorter
@@ -616,7 +645,6 @@ fn the_channel_engine_gives_the_position_engines_bits() {
     // (through a fused ReLU's mask too). F(2, 3), which takes some of these layers first,
     // has tests of its own (kernels/src/winograd.rs). Stride 2 runs by phases, each a
     // stride-1 input gradient with its sub-kernel (a 5 × 5 kernel's are up to 3 × 3).
-    let mut rng = StdRng::seed_from_u64(27);
     let mut cases = vec![
         // resnet18's stride-2 3 × 3 layers.
         Case::square(1, [256, 512], 8, 3, 2, 1, 1, false),
@@ -633,21 +661,7 @@ fn the_channel_engine_gives_the_position_engines_bits() {
     ];
     cases.extend(random_wide_cases(10, 24));
     cases.extend(three_wide_cases(24, 25));
-    for _ in 0..20 {
-        let kernel = [rng.gen_range(2..=5), rng.gen_range(2..=5)];
-        let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
-        cases.push(Case {
-            batch: rng.gen_range(1..=2),
-            in_channels: rng.gen_range(8..=40),
-            out_channels: rng.gen_range(1..=24),
-            size: [rng.gen_range(1..=12), rng.gen_range(1..=20)],
-            kernel,
-            stride: [2, 2],
-            padding: [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])],
-            groups: 1,
-            bias: false,
-        });
-    }
+    cases.extend(stride_two_cases(20, 27, 8..=40, 1..=24));
     // Keep the shapes the kernels take.
     cases.retain(|c| (0..2).all(|a| c.size[a] + c.padding[a].0 + c.padding[a].1 >= c.kernel[a]));
     // Rows one and two positions wide, where a tile reads padding at both ends (in place
@@ -723,21 +737,7 @@ fn the_channel_engines_forward_pass_gives_the_main_engines_bits() {
         Case::square(1, [64, 128], 32, 1, 2, 0, 1, true),
     ];
     // Strided shapes: even and odd sizes (the turned grid's origin), uneven padding.
-    for _ in 0..20 {
-        let kernel = [rng.gen_range(2..=5), rng.gen_range(2..=5)];
-        let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));
-        cases.push(Case {
-            batch: rng.gen_range(1..=2),
-            in_channels: rng.gen_range(1..=40),
-            out_channels: rng.gen_range(8..=48),
-            size: [rng.gen_range(1..=12), rng.gen_range(1..=20)],
-            kernel,
-            stride: [2, 2],
-            padding: [pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1])],
-            groups: 1,
-            bias: rng.gen_bool(0.5),
-        });
-    }
+    cases.extend(stride_two_cases(20, 26, 1..=40, 8..=48));
     for i in 0..30 {
         let kernel = [rng.gen_range(1..=5), rng.gen_range(2..=5)];
         let pad = |rng: &mut StdRng, k: usize| (rng.gen_range(0..k), rng.gen_range(0..k));

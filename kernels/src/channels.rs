@@ -210,6 +210,18 @@ impl ChannelGrad {
             column_origin,
             packed,
         };
+        Self::gradient(isa, g, (in_place, plane_len, row_stride), vec![whole])
+    }
+
+    /// An input gradient's plan of `parts` reading the gradient (in place, plane length, row
+    /// stride).
+    fn gradient(
+        isa: Isa,
+        g: &super::geometry::ConvGeometry,
+        (in_place, plane_len, row_stride): (bool, usize, usize),
+        parts: Vec<Part>,
+    ) -> ChannelGrad {
+        let channel_stride = g.in_channels.next_multiple_of(isa.lanes());
         ChannelGrad {
             in_channels: g.in_channels,
             out_channels: g.out_channels,
@@ -222,7 +234,7 @@ impl ChannelGrad {
             row_stride,
             channel_stride,
             step: 1,
-            parts: vec![whole],
+            parts,
             init: vec![0.0; channel_stride],
             isa,
         }
@@ -285,23 +297,8 @@ impl ChannelGrad {
                 });
             }
         }
-        let channel_stride = g.in_channels.next_multiple_of(isa.lanes());
-        ChannelGrad {
-            in_channels: g.in_channels,
-            out_channels: g.out_channels,
-            in_h: g.in_h,
-            in_w: g.in_w,
-            out_h: g.out_h,
-            out_w: g.out_w,
-            in_place: false,
-            plane_len: planes.layout.plane_len(),
-            row_stride: planes.layout.row_stride,
-            channel_stride,
-            step: 1,
-            parts,
-            init: vec![0.0; channel_stride],
-            isa,
-        }
+        let layout = planes.layout;
+        Self::gradient(isa, g, (false, layout.plane_len(), layout.row_stride), parts)
     }
 
     /// The plan of a forward pass of stride `step` (channel_forward.rs), in the engine's
