@@ -65,7 +65,7 @@ use std::mem::MaybeUninit;
 /// 14 × 14, 3 × 3 and 5 × 5, 1.04–1.10×; 64 → 64 5 × 5 at 8 × 8, 1.00× and 1.16×), slower from
 /// 2,304 on (256 → 256 at 8 × 8 and up: 0.39–0.74×). Stride 2 (the thirty-ninth session): with
 /// AVX-512 `resnet18`'s 256 → 512 /2 at 8 × 8 1.5–1.65×, 128 → 256 /2 at 16 × 16 1.2×, 64 → 128
-/// /2 at 32 × 32 level; with AVX2 0.72–0.98× on the three, so AVX2 keeps stride 1. Either
+/// /2 at 32 × 32 level; with AVX2 0.71–0.99× on the three, so AVX2 keeps stride 1. Either
 /// engine gives the same bits (a −0 bias aside: the module's doc), so the rule may differ
 /// between instruction sets.
 pub(crate) fn chosen(isa: Isa, g: &ConvGeometry) -> bool {

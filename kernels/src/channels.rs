@@ -75,8 +75,8 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 /// on `madry-cnn`'s conv2 (1,600), and 0.5–0.9× as fast from 2,304 terms on (128 → 256 and
 /// 256 → 256 at 8 × 8, 512 → 512 at 4 × 4, the teacher's 320 and 640 channels). Stride 2, by
 /// phases ("Stride 2 on the channel engine"): with AVX-512 `resnet18`'s 256 → 512 /2 at 8 × 8
-/// 1.36–1.6× faster, 128 → 256 /2 at 16 × 16 1.2–1.26×, 64 → 128 /2 at 32 × 32 1.03×; with AVX2
-/// 0.72–1.0× on the three, so AVX2 keeps stride 1. Both engines give the same bits, so the
+/// 1.36–1.61× faster, 128 → 256 /2 at 16 × 16 1.19–1.27×, 64 → 128 /2 at 32 × 32 1.03×; with
+/// AVX2 0.72–1.0× on the three, so AVX2 keeps stride 1. Both engines give the same bits, so the
 /// rule may differ between instruction sets.
 pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
     match isa {
@@ -298,7 +298,12 @@ impl ChannelGrad {
             }
         }
         let layout = planes.layout;
-        Self::gradient(isa, g, (false, layout.plane_len(), layout.row_stride), parts)
+        Self::gradient(
+            isa,
+            g,
+            (false, layout.plane_len(), layout.row_stride),
+            parts,
+        )
     }
 
     /// The plan of a forward pass of stride `step` (channel_forward.rs), in the engine's

@@ -65,7 +65,7 @@ impl PhaseAxis {
 }
 
 /// The phases' rows and columns.
-pub(super) fn phase_axes(g: &ConvGeometry) -> (Vec<PhaseAxis>, Vec<PhaseAxis>) {
+fn phase_axes(g: &ConvGeometry) -> (Vec<PhaseAxis>, Vec<PhaseAxis>) {
     let [s_h, s_w] = g.stride;
     let axes_h = (0..s_h)
         .map(|a| PhaseAxis::new(a, s_h, g.pad_h.0, g.in_h))
