@@ -1,8 +1,8 @@
 //! The forward convolution: per image, its source planes (the input itself when the
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
 //! the extended grid copied out; 3 × 3 stride-1 layers of 16–320 channels, unpadded or padded
-//! by 1, by Winograd's F(2, 3) instead (winograd.rs), and stride-1 layers with many channels
-//! on small images on the input gradient's channel engine (channel_forward.rs).
+//! by 1, by Winograd's F(2, 3) instead (winograd.rs), and stride-1 and stride-2 layers with
+//! many channels on small images on the input gradient's channel engine (channel_forward.rs).
 
 use super::channel_forward::{self, ChannelForward};
 use super::correlate::{Correlation, DirectMap};
@@ -276,7 +276,7 @@ pub fn forward_normalised(
     run(isa, g, x, weight, bias, Epilogue::Norm(norm), Engine::Auto)
 }
 
-/// [`forward`] on the channel engine wherever it applies (stride 1, one group, a kernel
+/// [`forward`] on the channel engine wherever it applies (stride 1 or 2, one group, a kernel
 /// wider than 1 × 1, a vector of output channels), on the main engine elsewhere: for tests
 /// that the two give the same bits, and for measurements.
 #[doc(hidden)]

@@ -151,7 +151,8 @@ struct InputGradPlan {
     phases: Vec<Phase>,
     /// One input channel per group, stride 1 (a first layer, depthwise): the row engine.
     rows: Option<RowCorrelation>,
-    /// Stride 1, one group, many input channels, a kernel wider than 1 × 1: the channel engine.
+    /// Stride 1 (or 2, by phases), one group, many input channels, a kernel wider than 1 × 1:
+    /// the channel engine ([`channels::runs`]).
     channels: Option<ChannelGrad>,
     /// One input channel, stride 1, 3 × 3 or 5 × 5 (a first layer on grey images) that shrinks
     /// the image or keeps its size: the tap-sum engine instead of the row engine.
