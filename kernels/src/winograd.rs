@@ -1,7 +1,7 @@
 //! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1
-//! convolutions, unpadded or padded by 1, with even output sizes and 16–320 channels in and
-//! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s first two
-//! stages; the WideResNet-34-10 teacher's first two): 16 multiply-adds per 2 × 2 outputs and
+//! convolutions, unpadded or padded by 1, with even output sizes and 16–640 channels in and
+//! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s 3 × 3 stride-1
+//! layers; the WideResNet-34-10 teacher's): 16 multiply-adds per 2 × 2 outputs and
 //! channel pair where the direct convolution needs 36 (docs/performance.md, "Winograd's F(2, 3)
 //! for the forward pass and the input gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
 //! border of zeros into scratch, as the input gradient's output gradient is.
@@ -34,23 +34,32 @@ use std::ops::RangeInclusive;
 /// share grows as channels fall). Above 128 V and M outgrow L2, and still F(2, 3) was faster
 /// on the WideResNet-34-10 teacher's 16 → 160 and 160 → 160 at 32 × 32 and 320 → 320 at
 /// 16 × 16 with both instruction sets (forward 1.2–1.8×, level on 16 → 160 with AVX-512;
-/// input gradient 1.2–7×; docs/performance.md, "F(2, 3) for the teacher's wide layers"); 640
-/// channels were not measured (the teacher has them at 8 × 8 only, too small for a padded
-/// layer).
-const CHANNELS: RangeInclusive<usize> = 16..=320;
+/// input gradient 1.2–7×; docs/performance.md, "F(2, 3) for the teacher's wide layers"), and
+/// on its 640 → 640 at 8 × 8 and `resnet18`'s 512 → 512 at 4 × 4 once U was transformed in
+/// parallel, in blocks (AVX-512 2.2–2.8× and 1.7–2.2×, AVX2 1.6–2.7× and 2.1–3.0×; "F(2, 3) for
+/// the last stages").
+const CHANNELS: RangeInclusive<usize> = 16..=640;
 /// Tiles per image at most (`small-cnn`'s conv2 has 144). A chunk's V, 16 · c_in floats per
 /// tile, is 295 KB for that layer, inside L2; `resnet18`'s first stage (256 tiles, 64
 /// channels) has V and M of 1 MB each and still gains (1.25× on the Intel guest's AVX-512,
 /// 1.65× on AVX2); at the limits (256 tiles, 128 channels) they are 2 MB each, not measured.
 const MAX_TILES_PER_IMAGE: usize = 256;
-/// Output positions a padded layer's forward pass, and any input gradient, needs for F(2, 3)
-/// (16 × 16): measured faster at 16 × 16 and 32 × 32 (`resnet18`), slower with AVX-512 at
-/// 14 × 14 (`micro-cnn` at widths 2 and 4, 16 → 32 and 32 → 64 channels: forward 0.94 → 1.06
-/// and level, input gradient 1.1 → 1.35 and 3.35 → 4.0 ms), where AVX2 gained on the forward
-/// pass (1.6 → 1.1 ms) but not on the input gradient. One rule for every instruction set, so
-/// they keep giving the same bits. Unpadded forward passes were measured faster down to 8 × 8
-/// (`small-cnn`'s conv4) and have no floor.
+/// Output positions a padded layer's forward pass or input gradient, and an unpadded layer's
+/// input gradient, needs for F(2, 3) (16 × 16): measured faster at 16 × 16 and 32 × 32
+/// (`resnet18`), slower with AVX-512 at 14 × 14 (`micro-cnn` at widths 2 and 4, 16 → 32 and
+/// 32 → 64 channels: forward 0.94 → 1.06 and level, input gradient 1.1 → 1.35 and 3.35 → 4.0
+/// ms), where AVX2 gained on the forward pass (1.6 → 1.1 ms) but not on the input gradient.
+/// Padded layers with more channels take it below that ([`MIN_PADDED_WORK`]). One rule for
+/// every instruction set, so they keep giving the same bits. Unpadded forward passes were
+/// measured faster down to 8 × 8 (`small-cnn`'s conv4) and have no floor.
 const MIN_PADDED_POSITIONS: usize = 256;
+/// Or, for a padded layer, output positions × the smaller channel count: the product's share
+/// of the work grows with the channels, the transforms' does not. Measured with AVX-512 (batch
+/// 128, forward passes): faster at 4 × 4 with 256 and 512 channels (11.3–12.7 → 7.6–9.6 ms,
+/// 63–72 → 30–31), at 8 × 8 with 64, 128, 256 and 640 (2.8 → 2.6–2.7, 10.3–10.9 → 7.4–9.0,
+/// 40 → 27–28, 360–369 → 153–160) and at 14 × 14 with 32 → 64 (4.9–5.1 → 4.2); slower at
+/// 4 × 4 with 128 (2.5 → 2.9).
+const MIN_PADDED_WORK: usize = 4096;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
 
@@ -114,25 +123,48 @@ fn runs_of(tiles: usize, tiles_w: usize, per_image: usize, lanes: usize) -> Vec<
         .collect()
 }
 
-/// `G g Gᵀ` for every kernel of an OIHW 3 × 3 `weight`, laid out `[ξ][ci][co]`.
-fn transform_weights(weight: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
+/// Output channels per block of U: a block's row for one ξ and input channel is one cache
+/// line, and its rows for one ξ lie one after another (a multiple of every instruction set's
+/// register tile of output channels, so that no tile straddles two blocks).
+const U_BLOCK: usize = 16;
+
+/// `G g Gᵀ` for the 3 × 3 kernel `g = kernel(ci, co)` of every channel pair, in blocks of
+/// [`U_BLOCK`] output channels, each `[ξ][ci][co within the block]` (a narrower last block
+/// where `c_out` is not a multiple), the blocks in parallel.
+fn transform_weights(
+    c_in: usize,
+    c_out: usize,
+    kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
+) -> Vec<f32> {
     // G's rows: (1, 0, 0), (½, ½, ½), (½, −½, ½), (0, 0, 1).
     let g_times = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    let mut u = vec![0.0; 16 * c_in * c_out];
-    for co in 0..c_out {
+    let fill = |block: usize, u: &mut [MaybeUninit<f32>]| {
+        let width = u.len() / (16 * c_in);
+        // One input channel's 16 rows at a time, each written whole (the rows of one ξ lie
+        // 64 · c_in bytes apart: written value by value they evict each other from L1).
+        let mut rows = [[0.0; U_BLOCK]; 16];
         for ci in 0..c_in {
-            let g = &weight[(co * c_in + ci) * 9..][..9];
-            // G g, column by column of g; then each of its rows times Gᵀ.
-            let columns: [[f32; 4]; 3] = std::array::from_fn(|j| g_times(g[j], g[3 + j], g[6 + j]));
-            for i in 0..4 {
-                let row = g_times(columns[0][i], columns[1][i], columns[2][i]);
-                for (j, value) in row.into_iter().enumerate() {
-                    u[((i * 4 + j) * c_in + ci) * c_out + co] = value;
+            for j in 0..width {
+                let g = kernel(ci, block * U_BLOCK + j);
+                // G g, column by column of g; then each of its rows times Gᵀ.
+                let columns: [[f32; 4]; 3] =
+                    std::array::from_fn(|k| g_times(g[k], g[3 + k], g[6 + k]));
+                let transformed =
+                    (0..4).flat_map(|i| g_times(columns[0][i], columns[1][i], columns[2][i]));
+                for (row, value) in rows.iter_mut().zip(transformed) {
+                    row[j] = value;
+                }
+            }
+            for (xi, row) in rows.iter().enumerate() {
+                let at = (xi * c_in + ci) * width;
+                for (u, &value) in u[at..at + width].iter_mut().zip(row) {
+                    u.write(value);
                 }
             }
         }
-    }
-    u
+    };
+    // SAFETY: `fill` writes all 16 · c_in · width values of its block.
+    unsafe { par_blocks_written(16 * c_in * c_out, 16 * c_in * U_BLOCK, fill) }
 }
 
 /// The padding of a 3 × 3, stride-1 convolution F(2, 3) can take: the same on every side, 0 or
@@ -155,6 +187,12 @@ fn applies(g: &ConvGeometry, c_in: usize, c_out: usize, out_h: usize, out_w: usi
         && CHANNELS.contains(&c_in)
         && CHANNELS.contains(&c_out)
         && out_h * out_w / 4 <= MAX_TILES_PER_IMAGE
+}
+
+/// Whether a padded layer of `positions` output positions and these channels is large enough
+/// for F(2, 3) (see [`MIN_PADDED_WORK`]).
+fn padded_large_enough(positions: usize, c_in: usize, c_out: usize) -> bool {
+    positions >= MIN_PADDED_POSITIONS || positions * c_in.min(c_out) >= MIN_PADDED_WORK
 }
 
 /// Where a chunk's input images come from.
@@ -180,9 +218,13 @@ impl Winograd {
         weight: &[f32],
         bias: Option<&[f32]>,
     ) -> Option<Self> {
-        let large_enough = padding(g) == Some(0) || g.out_h * g.out_w >= MIN_PADDED_POSITIONS;
+        let large_enough = padding(g) == Some(0)
+            || padded_large_enough(g.out_h * g.out_w, g.in_channels, g.out_channels);
         (applies(g, g.in_channels, g.out_channels, g.out_h, g.out_w) && large_enough).then(|| {
-            let u = transform_weights(weight, g.in_channels, g.out_channels);
+            let c_in = g.in_channels;
+            let u = transform_weights(c_in, g.out_channels, |ci, co| {
+                std::array::from_fn(|k| weight[(co * c_in + ci) * 9 + k])
+            });
             let bias = bias.map_or_else(|| vec![0.0; g.out_channels], <[f32]>::to_vec);
             Winograd::new(
                 isa,
@@ -201,25 +243,25 @@ impl Winograd {
     /// padding), with the kernels turned by 180° and their channels' roles swapped.
     pub(crate) fn for_input_grad(isa: Isa, g: &ConvGeometry, weight: &[f32]) -> Option<Self> {
         let border = 2 - padding(g)?;
-        // Only where the border adds less than half the gradient's area (on `small-cnn`'s
-        // conv3 and conv4, 10 × 10 and 8 × 8 gradients with a border of 2, it was slower than
-        // the channel engine with both instruction sets, on its conv2, 24 × 24, faster or
-        // level) and the gradient is at least 16 × 16 (`MIN_PADDED_POSITIONS`).
-        let padded_area = (g.out_h + 2 * border) * (g.out_w + 2 * border);
-        let applies = applies(g, g.out_channels, g.in_channels, g.in_h, g.in_w)
-            && 2 * padded_area < 3 * g.out_h * g.out_w
-            && g.out_h * g.out_w >= MIN_PADDED_POSITIONS;
+        let positions = g.out_h * g.out_w;
+        // A padded layer's gradient gets a border of 1: the work of its forward pass, by the
+        // same rule. An unpadded layer's gets one of 2: only where that adds less than half the
+        // gradient's area (on `small-cnn`'s conv3 and conv4, 10 × 10 and 8 × 8 gradients, it
+        // was slower than the channel engine with both instruction sets, on its conv2, 24 × 24,
+        // faster or level) and the gradient is at least 16 × 16 (`MIN_PADDED_POSITIONS`).
+        let large_enough = if border == 1 {
+            padded_large_enough(positions, g.in_channels, g.out_channels)
+        } else {
+            let padded_area = (g.out_h + 2 * border) * (g.out_w + 2 * border);
+            2 * padded_area < 3 * positions && positions >= MIN_PADDED_POSITIONS
+        };
+        let applies = applies(g, g.out_channels, g.in_channels, g.in_h, g.in_w) && large_enough;
         applies.then(|| {
             let (c_in, c_out) = (g.in_channels, g.out_channels);
-            let mut turned = vec![0.0; weight.len()];
-            for co in 0..c_out {
-                for ci in 0..c_in {
-                    for k in 0..9 {
-                        turned[(ci * c_out + co) * 9 + 8 - k] = weight[(co * c_in + ci) * 9 + k];
-                    }
-                }
-            }
-            let u = transform_weights(&turned, c_out, c_in);
+            // Channel co of the gradient feeds input channel ci through the kernel turned.
+            let u = transform_weights(c_out, c_in, |co, ci| {
+                std::array::from_fn(|k| weight[(co * c_in + ci) * 9 + 8 - k])
+            });
             Winograd::new(
                 isa,
                 g.batch,
@@ -279,6 +321,15 @@ impl Winograd {
 
     fn tiles_per_image(&self) -> usize {
         self.tiles_h * self.tiles_w
+    }
+
+    /// Where `U[ξ][0][co]` lies, and the distance between its rows of input channels (the
+    /// width of `co`'s block; see [`transform_weights`]).
+    fn u_slice(&self, xi: usize, co: usize) -> (usize, usize) {
+        let block = co / U_BLOCK;
+        let width = (self.c_out - block * U_BLOCK).min(U_BLOCK);
+        let start = block * 16 * self.c_in * U_BLOCK;
+        (start + xi * self.c_in * width + co % U_BLOCK, width)
     }
 
     /// The length of V's rows: the chunk's tiles in whole vectors, and on instruction sets
@@ -718,10 +769,12 @@ impl Winograd {
         for xi in 0..16 {
             for t in (tiles.0..tiles.1).step_by(VECTORS * S::LANES) {
                 for co0 in (channels.0..channels.1).step_by(CO) {
-                    // SAFETY: t + VECTORS · LANES ≤ m_stride ≤ v_stride; co0 + CO ≤ c_out.
+                    // SAFETY: t + VECTORS · LANES ≤ m_stride ≤ v_stride; co0 + CO ≤ c_out
+                    // and within one block of U.
                     unsafe {
                         let vx = v.add(xi * self.c_in * v_stride + t);
-                        let ux = u.add(xi * self.c_in * self.c_out + co0);
+                        let (u_start, u_row) = self.u_slice(xi, co0);
+                        let ux = u.add(u_start);
                         let mut acc = [[S::splat(0.0); VECTORS]; CO];
                         for ci in 0..self.c_in {
                             let row = vx.add(ci * v_stride);
@@ -729,7 +782,7 @@ impl Winograd {
                             for (k, input) in inputs.iter_mut().enumerate() {
                                 *input = S::load(row.add(k * S::LANES));
                             }
-                            let weights = ux.add(ci * self.c_out);
+                            let weights = ux.add(ci * u_row);
                             for (c, acc) in acc.iter_mut().enumerate() {
                                 let weight = S::splat(*weights.add(c));
                                 for (a, input) in acc.iter_mut().zip(inputs) {
@@ -953,7 +1006,7 @@ mod tests {
     /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
     /// six, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an image;
     /// 136 → 160 channels, above the bound of 128 F(2, 3) had before the teacher's layers).
-    const SHAPES: [(usize, usize, usize, usize, usize, usize); 14] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 17] = [
         (3, 16, 20, 6, 8, 0),
         (2, 32, 32, 26, 26, 0),
         (11, 32, 64, 12, 12, 0),
@@ -969,6 +1022,11 @@ mod tests {
         (7, 24, 16, 16, 16, 1),
         // Over 128 channels, as the WideResNet teacher's 160 and 320.
         (1, 136, 160, 16, 16, 1),
+        // Padded, under 16 × 16 with many channels (`MIN_PADDED_WORK`), as `resnet18`'s last
+        // two stages; output channels that end in a narrow block of U.
+        (3, 256, 264, 4, 4, 1),
+        (4, 64, 72, 8, 8, 1),
+        (2, 40, 116, 12, 10, 1),
     ];
 
     /// Fills every thread's scratch buffers with NaN, so a value a kernel reads before it
@@ -1033,13 +1091,15 @@ mod tests {
     /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of
     /// 2 − padding adds less than half their area): (batch, the gradient's channels, the
     /// input's, the input's height and width, the padding).
-    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 6] = [
+    const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
         (2, 32, 32, 26, 26, 0),
         (3, 16, 20, 22, 20, 0),
         (5, 17, 33, 20, 30, 0),
         (2, 64, 64, 16, 16, 1),
         (3, 20, 16, 18, 16, 1),
         (1, 160, 136, 16, 16, 1),
+        (2, 264, 256, 4, 4, 1),
+        (3, 72, 64, 8, 8, 1),
     ];
 
     #[test]
@@ -1142,9 +1202,25 @@ mod tests {
             "resnet18's second stage: 16 × 16, a border of 1"
         );
         assert!(
-            !takes_gradient(padded(2, 32, 64, 14, 14, 1)),
-            "14 × 14 with a border of 1"
+            !takes_gradient(padded(2, 16, 32, 14, 14, 1)),
+            "14 × 14 with a border of 1 and 16 channels"
         );
+        assert!(
+            takes_gradient(padded(2, 32, 64, 14, 14, 1)),
+            "14 × 14 with a border of 1 and 32 channels"
+        );
+        for (channels, size) in [(256, 8), (512, 4), (640, 8)] {
+            let layer = padded(2, channels, channels, size, size, 1);
+            assert!(
+                takes(layer) && takes_gradient(layer),
+                "resnet18's last two stages, the WideResNet teacher's last: {layer:?}"
+            );
+        }
+        assert!(
+            !takes(padded(2, 128, 128, 4, 4, 1)) && !takes_gradient(padded(2, 128, 128, 4, 4, 1)),
+            "4 × 4 with 128 channels"
+        );
+        assert!(!takes(padded(2, 16, 16, 8, 8, 1)), "8 × 8 with 16 channels");
         let uneven = ConvGeometry::new(
             [2, 16, 17, 17],
             [16, 16, 3, 3],
@@ -1156,7 +1232,7 @@ mod tests {
         assert!(!takes(uneven.unwrap()), "padded on one side only");
         assert!(!takes(geometry(2, 16, 16, 11, 10)), "an odd output");
         assert!(!takes(geometry(2, 8, 16, 10, 10)), "8 input channels");
-        assert!(!takes(geometry(2, 16, 384, 10, 10)), "384 output channels");
+        assert!(!takes(geometry(2, 16, 648, 10, 10)), "648 output channels");
         assert!(
             takes(padded(1, 160, 160, 32, 32, 1)) && takes(padded(1, 320, 320, 16, 16, 1)),
             "the WideResNet teacher's 160 and 320 channels"

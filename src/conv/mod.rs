@@ -82,8 +82,11 @@ pub fn geometry(
 /// the tap-sum engine took the input gradient of 3 × 3 first layers that keep the size as well
 /// (`micro-cnn`'s conv1; the other zoo models' bits did not change), and one recorded on
 /// "rslad conv 6", before F(2, 3) took layers of up to 320 channels (the WideResNet-34-10
-/// teacher's first two stages; the other zoo models' bits did not change).
-pub const PATH_NAME: &str = "rslad conv 7";
+/// teacher's first two stages; the other zoo models' bits did not change), and one recorded
+/// on "rslad conv 7", before F(2, 3) took padded layers under 16 × 16 with many channels and
+/// up to 640 of them (`resnet18`'s last two stages, the WideResNet teacher's last; the MNIST
+/// models' bits did not change).
+pub const PATH_NAME: &str = "rslad conv 8";
 
 /// `conv.forward(x)`, on our kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
