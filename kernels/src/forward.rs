@@ -1,7 +1,8 @@
 //! The forward convolution: per image, its source planes (the input itself when the
 //! convolution is unpadded and of stride 1), one correlation per group, and the valid part of
 //! the extended grid copied out; 3 × 3 stride-1 layers of 16–640 channels, unpadded or padded
-//! by 1, by Winograd's F(2, 3) instead (winograd.rs), and stride-1 and stride-2 layers with
+//! by 1, with even output sizes and enough work, by Winograd's F(2, 3) instead (winograd.rs),
+//! and stride-1 and stride-2 layers with
 //! many channels on small images on the input gradient's channel engine (channel_forward.rs).
 
 use super::channel_forward::{self, ChannelForward};

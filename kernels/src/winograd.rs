@@ -1,7 +1,8 @@
 //! Winograd's F(2 × 2, 3 × 3) forward pass and input gradient, for the 3 × 3, stride-1
 //! convolutions, unpadded or padded by 1, with even output sizes and 16–640 channels in and
 //! out (`small-cnn`'s conv2–conv4, and so the TRADES teacher's; `resnet18`'s 3 × 3 stride-1
-//! layers; the WideResNet-34-10 teacher's): 16 multiply-adds per 2 × 2 outputs and
+//! layers but the stem; the WideResNet-34-10 teacher's but the stem), where the layer is large
+//! enough ([`MIN_PADDED_POSITIONS`], [`MIN_PADDED_WORK`]): 16 multiply-adds per 2 × 2 outputs and
 //! channel pair where the direct convolution needs 36 (docs/performance.md, "Winograd's F(2, 3)
 //! for the forward pass and the input gradient", and "… for layers padded by 1"). A padded layer's images are copied with their
 //! border of zeros into scratch, as the input gradient's output gradient is.
@@ -45,20 +46,26 @@ const CHANNELS: RangeInclusive<usize> = 16..=640;
 /// 1.65× on AVX2); at the limits (256 tiles, 128 channels) they are 2 MB each, not measured.
 const MAX_TILES_PER_IMAGE: usize = 256;
 /// Output positions a padded layer's forward pass or input gradient, and an unpadded layer's
-/// input gradient, needs for F(2, 3) (16 × 16): measured faster at 16 × 16 and 32 × 32
-/// (`resnet18`), slower with AVX-512 at 14 × 14 (`micro-cnn` at widths 2 and 4, 16 → 32 and
-/// 32 → 64 channels: forward 0.94 → 1.06 and level, input gradient 1.1 → 1.35 and 3.35 → 4.0
-/// ms), where AVX2 gained on the forward pass (1.6 → 1.1 ms) but not on the input gradient.
-/// Padded layers with more channels take it below that ([`MIN_PADDED_WORK`]). One rule for
-/// every instruction set, so they keep giving the same bits. Unpadded forward passes were
-/// measured faster down to 8 × 8 (`small-cnn`'s conv4) and have no floor.
+/// input gradient, needs for F(2, 3) (16 × 16) unless [`MIN_PADDED_WORK`] lets it in: measured
+/// faster at 16 × 16 and 32 × 32 (`resnet18`). Slower with AVX-512 at 14 × 14 before U was
+/// transformed in parallel (`micro-cnn` at widths 2 and 4, 16 → 32 and 32 → 64 channels:
+/// forward 0.94 → 1.06 and level, input gradient 1.1 → 1.35 and 3.35 → 4.0 ms, where AVX2
+/// gained on the forward pass, 1.6 → 1.1 ms, but not on the input gradient); since then
+/// 32 → 64 is faster there and takes it, 16 → 32 level and does not. One rule for every
+/// instruction set, so they keep giving the same bits. Unpadded forward passes were measured
+/// faster down to 8 × 8 (`small-cnn`'s conv4) and have no floor.
 const MIN_PADDED_POSITIONS: usize = 256;
 /// Or, for a padded layer, output positions × the smaller channel count: the product's share
 /// of the work grows with the channels, the transforms' does not. Measured with AVX-512 (batch
-/// 128, forward passes): faster at 4 × 4 with 256 and 512 channels (11.3–12.7 → 7.6–9.6 ms,
-/// 63–72 → 30–31), at 8 × 8 with 64, 128, 256 and 640 (2.8 → 2.6–2.7, 10.3–10.9 → 7.4–9.0,
-/// 40 → 27–28, 360–369 → 153–160) and at 14 × 14 with 32 → 64 (4.9–5.1 → 4.2); slower at
-/// 4 × 4 with 128 (2.5 → 2.9).
+/// 128, docs/experiments/cifar-layers/s40), forward passes: faster at 4 × 4 with 256 and 512
+/// channels (11.3–14.0 → 7.6–11.9 ms, 53–54 → 29–32), at 8 × 8 with 64, 128, 256 and 640
+/// (2.8–2.9 → 2.6–2.7, 10.3–10.9 → 7.4–9.0, 40–42 → 25–28, 360–381 → 153–167) and at 14 × 14
+/// with 32 → 64 (4.9–5.1 → 4.2, 8.5 and 5.4 → 4.4 and 4.5); slower at 4 × 4 with 128
+/// (2.5 → 2.85–2.93). Input gradients: 512 → 512 at 4 × 4 64–68 → 31–35, 256 → 256 at 8 × 8
+/// 40 → 25–26, 640 → 640 at 8 × 8 396–433 → 155–172, 32 → 64 at 14 × 14 4.9–5.1 → 4.6–4.9;
+/// with AVX2 faster on all of those. A padded layer's input gradient no longer asks that its
+/// border add less than half the area (an unpadded layer's still does), so elongated ones
+/// (16 channels at 2 × 128, say) take F(2, 3) too: not measured.
 const MIN_PADDED_WORK: usize = 4096;
 /// Tiles a chunk holds, about (whole images): V of 256 KB for 32 input channels.
 const CHUNK_TILES: usize = 128;
@@ -84,7 +91,8 @@ pub(crate) struct Winograd {
     /// Whether the input transform goes along tile rows (rows that fill most of their
     /// vectors) rather than by runs.
     by_rows: bool,
-    /// `G g Gᵀ`, `[ξ][ci][co]`.
+    /// `G g Gᵀ` in blocks of [`U_BLOCK`] output channels ([`transform_weights`]; read through
+    /// [`Winograd::u_slice`]).
     u: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -123,8 +131,9 @@ fn runs_of(tiles: usize, tiles_w: usize, per_image: usize, lanes: usize) -> Vec<
         .collect()
 }
 
-/// Output channels per block of U: a block's row for one ξ and input channel is one cache
-/// line, and its rows for one ξ lie one after another (a multiple of every instruction set's
+/// Output channels per block of U: a block's row for one ξ and input channel is 64 bytes (not
+/// aligned to a cache line; narrower in a last block), and its rows for one ξ lie one after
+/// another (a multiple of every instruction set's
 /// register tile of output channels, so that no tile straddles two blocks).
 const U_BLOCK: usize = 16;
 
@@ -756,7 +765,8 @@ impl Winograd {
     /// `M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t]`, the input channels in order, for the
     /// channels `channels` and tiles `tiles` (both whole blocks of `CO` and `VECTORS` vectors).
     /// Each ξ and block of tiles runs through all its channels before the next block, so that
-    /// its V (c_in × VECTORS vectors) and U (c_in × c_out) stay in L1.
+    /// its V (c_in × VECTORS vectors) stays in L1; a register tile reads U's c_in rows of its
+    /// block, `CO` values each, one after another.
     #[inline(always)]
     unsafe fn multiply<S: Simd, const CO: usize, const VECTORS: usize>(
         &self,
@@ -764,6 +774,8 @@ impl Winograd {
         channels: (usize, usize),
         tiles: (usize, usize),
     ) {
+        // A tile starting at a multiple of CO stays inside one block of U.
+        const { assert!(U_BLOCK.is_multiple_of(CO)) };
         let (v_stride, m_stride) = (self.v_stride::<S>(), self.chunk_stride);
         let (v, u, m) = (chunk.v.as_ptr(), self.u.as_ptr(), chunk.m.as_mut_ptr());
         for xi in 0..16 {
@@ -1005,7 +1017,8 @@ mod tests {
     /// input transform's paths (rows of 6 and 12 tiles go along rows on 8 lanes, rows of 4
     /// and 5 by runs), several images and tile rows a chunk, padded by 0 and 1 (the last
     /// six, rows of 5 to 16 tiles; `resnet18`'s first stage at full size, 256 tiles an image;
-    /// 136 → 160 channels, above the bound of 128 F(2, 3) had before the teacher's layers).
+    /// 136 → 160 channels, above the bound of 128 F(2, 3) had before the teacher's layers;
+    /// padded layers under 16 × 16 with many channels, one with its last block of U 8 wide).
     const SHAPES: [(usize, usize, usize, usize, usize, usize); 17] = [
         (3, 16, 20, 6, 8, 0),
         (2, 32, 32, 26, 26, 0),
@@ -1088,9 +1101,10 @@ mod tests {
         out
     }
 
-    /// Shapes whose input gradient F(2, 3) takes (gradients large enough that a border of
-    /// 2 − padding adds less than half their area): (batch, the gradient's channels, the
-    /// input's, the input's height and width, the padding).
+    /// Shapes whose input gradient F(2, 3) takes (unpadded layers' gradients large enough
+    /// that a border of 2 adds less than half their area; padded layers' by the forward pass's
+    /// rule, the last two under 16 × 16): (batch, the gradient's channels, the input's, the
+    /// input's height and width, the padding).
     const INPUT_GRAD_SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
         (2, 32, 32, 26, 26, 0),
         (3, 16, 20, 22, 20, 0),
