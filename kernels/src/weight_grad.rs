@@ -22,6 +22,30 @@ use rayon::prelude::*;
 /// Floats of a chunk's data (source planes and transposed gradients) aimed at: 640 KiB, well
 /// inside a 1–2 MiB L2.
 const CHUNK_BUDGET: usize = 160 * 1024;
+/// Output positions a chunk sums over at least, whatever its data: each chunk zeroes, fills
+/// and hands back a whole partial weight gradient, 9.4 MB for `resnet18`'s 512 → 512, which
+/// the budget alone gave 6 images of 16 positions (22 partials a batch: more memory traffic
+/// than the sums' own loads). Measured (`kernels/examples/layer.rs wgrad 10 … 128`, AVX-512,
+/// docs/performance.md, "Weight gradients of few positions"), with [`MIN_CHUNKS`] at 8: 512 →
+/// 512 at 4 × 4 123, 127 → 67, 69 ms; 256 → 512 /2 at 8 × 8 63, 60 → 34, 37; 256 → 256 at
+/// 8 × 8 (8 images of 64 positions) 64, 65 → 55, 55; the 1 × 1 256 → 512 /2 4.6, 4.5 → 4.4,
+/// 4.2 (with at least 4 chunks, 32 images: level with these). No MNIST model's layer has so
+/// few positions in its chunks.
+const MIN_CHUNK_POSITIONS: usize = 512;
+/// Chunks a batch keeps at least where [`MIN_CHUNK_POSITIONS`] would make them fewer: the
+/// chunks are what the threads share (8: a laptop's threads; 16 images of 16 positions a chunk
+/// for `resnet18`'s last stage at batch 128).
+const MIN_CHUNKS: usize = 8;
+
+/// Images a chunk of `g`'s batch holds, `per_image` floats of data each: as many as the
+/// budget allows, or as [`MIN_CHUNK_POSITIONS`] asks where the images have few positions, but
+/// never fewer than [`MIN_CHUNKS`] chunks (the shape alone decides, never the thread count).
+fn images_per_chunk(g: &ConvGeometry, per_image: usize) -> usize {
+    let by_budget = CHUNK_BUDGET / per_image.max(1);
+    let by_positions = MIN_CHUNK_POSITIONS / (g.out_h * g.out_w).max(1);
+    let by_batch = g.batch.div_ceil(MIN_CHUNKS);
+    by_budget.max(by_positions.min(by_batch)).clamp(1, g.batch)
+}
 
 struct WeightGradPlan {
     geometry: ConvGeometry,
@@ -77,7 +101,7 @@ impl WeightGradPlan {
             channel_stride: g.out_per_group().next_multiple_of(lanes),
             lanes,
             accumulators,
-            images_per_chunk: (CHUNK_BUDGET / per_image.max(1)).clamp(1, g.batch),
+            images_per_chunk: images_per_chunk(g, per_image),
             isa,
         }
     }
@@ -596,6 +620,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn chunks_of_few_positions_take_more_images_but_stay_eight_or_more() {
+        let layer = |batch, channels, size, pad| {
+            ConvGeometry::new(
+                [batch, channels, size, size],
+                [channels, channels, 3, 3],
+                [1, 1],
+                [(pad, pad); 2],
+                [1, 1],
+                1,
+            )
+            .unwrap()
+        };
+        let images = |g: ConvGeometry| {
+            let all: Vec<usize> = [Isa::Portable, Isa::Avx2, Isa::Avx512]
+                .into_iter()
+                .map(|isa| WeightGradPlan::new(isa, &g).images_per_chunk)
+                .collect();
+            assert!(
+                all.iter().all(|&n| n == all[0]),
+                "{all:?}: one size per shape"
+            );
+            all[0]
+        };
+        // `resnet18`'s 512 → 512 at 4 × 4: 6 images by the budget alone, 32 for 512 positions,
+        // 16 to keep 8 chunks; at batch 32 the budget's 6 (8 chunks would hold 4).
+        assert_eq!(images(layer(128, 512, 4, 1)), 16);
+        assert_eq!(images(layer(32, 512, 4, 1)), 6);
+        // `small-cnn`'s conv4 (64 → 64, 10 × 10 unpadded): the budget's 15 images of 64
+        // positions, over 512 already.
+        assert_eq!(images(layer(128, 64, 10, 0)), 15);
+        // A batch smaller than the chunk: one chunk of all of it.
+        assert_eq!(images(layer(3, 64, 10, 0)), 3);
     }
 
     #[test]

@@ -84,8 +84,9 @@ pub fn geometry(
 /// "rslad conv 6", before F(2, 3) took layers of up to 320 channels (the WideResNet-34-10
 /// teacher's first two stages; the other zoo models' bits did not change), and one recorded
 /// on "rslad conv 7", before F(2, 3) took padded layers under 16 × 16 with many channels and
-/// up to 640 of them (`resnet18`'s last two stages, the WideResNet teacher's last; the MNIST
-/// models' bits did not change).
+/// up to 640 of them (`resnet18`'s last two stages, the WideResNet teacher's last) and the
+/// weight gradients of outputs of 8 × 8 and smaller summed more images a chunk (`resnet18`,
+/// `mobilenet-v2`; the MNIST models' bits did not change).
 pub const PATH_NAME: &str = "rslad conv 8";
 
 /// `conv.forward(x)`, on our kernels where they apply.
