@@ -29,8 +29,9 @@ const CHUNK_BUDGET: usize = 160 * 1024;
 /// docs/performance.md, "Weight gradients of few positions"), with [`MIN_CHUNKS`] at 8: 512 →
 /// 512 at 4 × 4 123, 127 → 67, 69 ms; 256 → 512 /2 at 8 × 8 63, 60 → 34, 37; 256 → 256 at
 /// 8 × 8 (8 images of 64 positions) 64, 65 → 55, 55; the 1 × 1 256 → 512 /2 4.6, 4.5 → 4.4,
-/// 4.2 (with at least 4 chunks, 32 images: level with these). No MNIST model's layer has so
-/// few positions in its chunks.
+/// 4.2 (with at least 4 chunks, 32 images: level with these); with AVX2 178, 149 → 107, 101;
+/// 62, 66 → 44, 55; 69, 71 → 62, 63; level. No MNIST model's layer has so few positions in its
+/// chunks.
 const MIN_CHUNK_POSITIONS: usize = 512;
 /// Chunks a batch keeps at least where [`MIN_CHUNK_POSITIONS`] would make them fewer: the
 /// chunks are what the threads share (8: a laptop's threads; 16 images of 16 positions a chunk
