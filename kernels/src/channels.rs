@@ -221,19 +221,40 @@ impl ChannelGrad {
         (in_place, plane_len, row_stride): (bool, usize, usize),
         parts: Vec<Part>,
     ) -> ChannelGrad {
-        let channel_stride = g.in_channels.next_multiple_of(isa.lanes());
+        Self::with_parts(
+            isa,
+            [g.in_channels, g.out_channels],
+            [(g.in_h, g.in_w), (g.out_h, g.out_w)],
+            (in_place, plane_len, row_stride),
+            1,
+            parts,
+        )
+    }
+
+    /// A plan of `parts` in the engine's terms: `[result, summed]` channels, `[result, source]`
+    /// sizes (rows, columns), where the tiles read (in place, plane length, row stride), and
+    /// the `step` between neighbouring results' source positions; starting values zero.
+    fn with_parts(
+        isa: Isa,
+        [results, summed]: [usize; 2],
+        [(in_h, in_w), (out_h, out_w)]: [(usize, usize); 2],
+        (in_place, plane_len, row_stride): (bool, usize, usize),
+        step: usize,
+        parts: Vec<Part>,
+    ) -> ChannelGrad {
+        let channel_stride = results.next_multiple_of(isa.lanes());
         ChannelGrad {
-            in_channels: g.in_channels,
-            out_channels: g.out_channels,
-            in_h: g.in_h,
-            in_w: g.in_w,
-            out_h: g.out_h,
-            out_w: g.out_w,
+            in_channels: results,
+            out_channels: summed,
+            in_h,
+            in_w,
+            out_h,
+            out_w,
             in_place,
             plane_len,
             row_stride,
             channel_stride,
-            step: 1,
+            step,
             parts,
             init: vec![0.0; channel_stride],
             isa,
@@ -325,8 +346,7 @@ impl ChannelGrad {
         weight: impl Fn(usize, usize, usize) -> f32,
         padded: super::planes::PlaneLayout,
     ) -> ChannelGrad {
-        let (channel_stride, packed) =
-            pack_weights(isa, summed, results, kernel.0 * kernel.1, weight);
+        let (_, packed) = pack_weights(isa, summed, results, kernel.0 * kernel.1, weight);
         let whole = Part {
             kernel_h: kernel.0,
             kernel_w: kernel.1,
@@ -339,22 +359,14 @@ impl ChannelGrad {
             column_origin: kernel.1 - 1 + origin.1,
             packed,
         };
-        ChannelGrad {
-            in_channels: results,
-            out_channels: summed,
-            in_h: grid.0,
-            in_w: grid.1,
-            out_h: source.0,
-            out_w: source.1,
-            in_place: false,
-            plane_len: padded.plane_len(),
-            row_stride: padded.row_stride,
-            channel_stride,
-            step,
-            parts: vec![whole],
-            init: vec![0.0; channel_stride],
+        Self::with_parts(
             isa,
-        }
+            [results, summed],
+            [grid, source],
+            (false, padded.plane_len(), padded.row_stride),
+            step,
+            vec![whole],
+        )
     }
 
     /// The plan with each input channel's sum starting from `init` (one value per channel)

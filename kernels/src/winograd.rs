@@ -137,6 +137,11 @@ fn runs_of(tiles: usize, tiles_w: usize, per_image: usize, lanes: usize) -> Vec<
 /// register tile of output channels, so that no tile straddles two blocks).
 const U_BLOCK: usize = 16;
 
+/// Output channels in block `block` of U: [`U_BLOCK`], or fewer in the last.
+fn block_width(c_out: usize, block: usize) -> usize {
+    (c_out - block * U_BLOCK).min(U_BLOCK)
+}
+
 /// `G g Gᵀ` for the 3 × 3 kernel `g = kernel(ci, co)` of every channel pair, in blocks of
 /// [`U_BLOCK`] output channels, each `[ξ][ci][co within the block]` (a narrower last block
 /// where `c_out` is not a multiple), the blocks in parallel.
@@ -148,7 +153,7 @@ fn transform_weights(
     // G's rows: (1, 0, 0), (½, ½, ½), (½, −½, ½), (0, 0, 1).
     let g_times = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
     let fill = |block: usize, u: &mut [MaybeUninit<f32>]| {
-        let width = u.len() / (16 * c_in);
+        let width = block_width(c_out, block);
         // One input channel's 16 rows at a time, each written whole (the rows of one ξ lie
         // 64 · c_in bytes apart: written value by value they evict each other from L1).
         let mut rows = [[0.0; U_BLOCK]; 16];
@@ -336,7 +341,7 @@ impl Winograd {
     /// width of `co`'s block; see [`transform_weights`]).
     fn u_slice(&self, xi: usize, co: usize) -> (usize, usize) {
         let block = co / U_BLOCK;
-        let width = (self.c_out - block * U_BLOCK).min(U_BLOCK);
+        let width = block_width(self.c_out, block);
         let start = block * 16 * self.c_in * U_BLOCK;
         (start + xi * self.c_in * width + co % U_BLOCK, width)
     }
