@@ -15,6 +15,7 @@
 mod channel_forward;
 mod channels;
 mod correlate;
+mod depthwise_grad;
 mod first_layer;
 mod first_layer_grad;
 mod first_layer_taps;
@@ -43,4 +44,4 @@ pub use norm::{ChannelNorm, ChannelScalars};
 pub use output::map_planes;
 pub use pool::{PoolGeometry, max_pool_backward, max_pool_forward};
 pub use simd::{Isa, relu, relu_backward};
-pub use weight_grad::{bias_grad, weight_grad};
+pub use weight_grad::{bias_grad, weight_grad, weight_grad_on_tiles};

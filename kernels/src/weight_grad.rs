@@ -12,6 +12,7 @@
 //! partial sums are computed independently, in parallel, and added up in chunk order at the
 //! end. The result is therefore the same for any number of threads and on AVX2 and AVX-512.
 
+use super::depthwise_grad;
 use super::forward::source_planes;
 use super::geometry::ConvGeometry;
 use super::planes::{FILL_OVERRUN, PlaneSpec};
@@ -182,6 +183,7 @@ impl WeightGradPlan {
                 relu_output: relu_output.map(|o| o[first..].as_ptr()),
                 channels: per_group,
                 positions,
+                plane_len: positions,
                 channel_stride: self.channel_stride,
                 out: out[group * positions * self.channel_stride..].as_mut_ptr(),
             };
@@ -250,13 +252,18 @@ impl WeightGradPlan {
 /// channels of a block of positions at once missed the cache on nearly every load on a Zen 3
 /// (AVX2); on the Intel machine of 2026-12-05 the AVX-512 blocks were faster than the copy on
 /// every layer, with the ReLU's output too (`small-cnn` conv1, 32 streams: 1.22 → 0.95 ms).
-struct ToPositionRows {
-    grads: *const f32,
-    relu_output: Option<*const f32>,
-    channels: usize,
-    positions: usize,
-    channel_stride: usize,
-    out: *mut f32,
+///
+/// The depthwise weight gradient (depthwise_grad.rs) turns blocks of an image's input rows
+/// and of its gradient into such rows too: `plane_len` apart, a channel's row of `positions`.
+pub(super) struct ToPositionRows {
+    pub(super) grads: *const f32,
+    pub(super) relu_output: Option<*const f32>,
+    pub(super) channels: usize,
+    pub(super) positions: usize,
+    /// Floats from one channel's row to the next (`positions` for a whole gradient).
+    pub(super) plane_len: usize,
+    pub(super) channel_stride: usize,
+    pub(super) out: *mut f32,
 }
 
 impl ToPositionRows {
@@ -281,8 +288,8 @@ impl SimdKernel<()> for ToPositionRows {
     unsafe fn run<S: Simd>(&self, (): ()) {
         let lanes = S::LANES;
         // SAFETY (whole function): the caller checked that `grads` (and the ReLU output)
-        // hold `channels` rows of `positions` and `out` `positions` rows of the channel
-        // stride, a multiple of the vector; loads and stores stay inside those.
+        // hold `channels` rows of `positions`, `plane_len` apart, and `out` `positions` rows
+        // of the channel stride, a multiple of the vector; loads and stores stay inside those.
         unsafe {
             for c0 in (0..self.channel_stride).step_by(lanes) {
                 let rows = lanes.min(self.channels.saturating_sub(c0));
@@ -290,7 +297,7 @@ impl SimdKernel<()> for ToPositionRows {
                 if rows <= 1 {
                     for p in 0..self.positions {
                         let v = if rows == 1 {
-                            self.load::<S>(c0 * self.positions + p, 1)
+                            self.load::<S>(c0 * self.plane_len + p, 1)
                         } else {
                             S::splat(0.0)
                         };
@@ -302,7 +309,7 @@ impl SimdKernel<()> for ToPositionRows {
                     let n = lanes.min(self.positions - p0);
                     let mut block = [S::splat(0.0); 16];
                     for (r, v) in block.iter_mut().enumerate().take(rows) {
-                        *v = self.load::<S>((c0 + r) * self.positions + p0, n);
+                        *v = self.load::<S>((c0 + r) * self.plane_len + p0, n);
                     }
                     S::transpose(&mut block);
                     for (p, v) in block.iter().enumerate().take(n) {
@@ -439,6 +446,29 @@ pub fn weight_grad(
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
 ) -> Vec<f32> {
+    check_lengths(g, x, output_grad, relu_output);
+    let plan = WeightGradPlan::new(isa, g);
+    if depthwise_grad::applies(g) {
+        let images_per_chunk = plan.images_per_chunk;
+        return depthwise_grad::weight_grad(isa, g, x, output_grad, relu_output, images_per_chunk);
+    }
+    on_tiles(&plan, x, output_grad, relu_output)
+}
+
+/// [`weight_grad`] on the general engine's register tiles even where the depthwise engine
+/// would run (to check that it gives their bits, and to measure the two).
+pub fn weight_grad_on_tiles(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
+    check_lengths(g, x, output_grad, relu_output);
+    on_tiles(&WeightGradPlan::new(isa, g), x, output_grad, relu_output)
+}
+
+fn check_lengths(g: &ConvGeometry, x: &[f32], output_grad: &[f32], relu_output: Option<&[f32]>) {
     assert_eq!(x.len(), g.batch * g.in_image(), "input length");
     assert!(
         relu_output.is_none_or(|o| o.len() == output_grad.len()),
@@ -449,7 +479,15 @@ pub fn weight_grad(
         g.batch * g.out_image(),
         "gradient length"
     );
-    let plan = WeightGradPlan::new(isa, g);
+}
+
+fn on_tiles(
+    plan: &WeightGradPlan,
+    x: &[f32],
+    output_grad: &[f32],
+    relu_output: Option<&[f32]>,
+) -> Vec<f32> {
+    let g = &plan.geometry;
     let chunks: Vec<std::ops::Range<usize>> = (0..g.batch)
         .step_by(plan.images_per_chunk)
         .map(|start| start..(start + plan.images_per_chunk).min(g.batch))
@@ -458,7 +496,7 @@ pub fn weight_grad(
         .into_par_iter()
         .map(|images| plan.chunk(images, x, output_grad, relu_output))
         .collect();
-    sum_and_transpose(&plan, partials)
+    sum_and_transpose(plan, partials)
 }
 
 /// The chunks' partial sums added in chunk order, then `[group][term][channel]` → OIHW
