@@ -75,6 +75,26 @@ impl PlaneSpec {
             }
             return;
         }
+        if self.stride[1] == 2 {
+            // SAFETY: as above.
+            unsafe {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => fill_stride_2_avx512(self, image, relu_output, dst),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => fill_stride_2_avx2(self, image, relu_output, dst),
+                    _ => fill_column_stride_2::<Portable>(self, image, relu_output, dst),
+                }
+            }
+            return;
+        }
+        self.fill_element_by_element(image, relu_output, dst);
+    }
+
+    /// [`PlaneSpec::fill_masked`] one element at a time, for any stride (and, in the tests,
+    /// to check the vector copies against).
+    fn fill_element_by_element(&self, image: &[f32], relu_output: Option<&[f32]>, dst: &mut [f32]) {
+        let layout = self.layout;
         let [s_h, s_w] = self.stride;
         let plane_len = layout.plane_len();
         let masked;
@@ -146,6 +166,109 @@ unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: 
     unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, mask, dst) }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_stride_2_avx512(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    unsafe { fill_column_stride_2::<super::simd::Avx512>(spec, image, mask, dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_stride_2_avx2(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    unsafe { fill_column_stride_2::<super::simd::Avx2>(spec, image, mask, dst) }
+}
+
+/// `fill` for a column stride of 2, a vector at a time: vector `v` of phase `b`'s plane row
+/// holds padded columns `2(v·lanes + l) + b`, the even lanes of the two vectors of the image
+/// row from padded column `2·v·lanes + b` ([`Simd::deinterleave`]), each loaded with the
+/// image's columns and zeros elsewhere, as the unit stride's are. The element-by-element copy
+/// this replaced took 76% of a stride-2 depthwise forward pass (docs/performance.md, "Phase
+/// planes a vector at a time"). A copy: the values, and so the bits, are the same.
+#[inline(always)]
+unsafe fn fill_column_stride_2<S: Simd>(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let layout = spec.layout;
+    let (lanes, row_stride) = (S::LANES, layout.row_stride);
+    // The image's lanes (start..end) of a load from padded column j0.
+    let image_lanes = |j0: usize| {
+        let start = spec.left.saturating_sub(j0).min(lanes);
+        let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
+        (j0, start, end)
+    };
+    // Per phase, per vector of a plane row: its two loads.
+    let loads: Vec<Vec<[(usize, usize, usize); 2]>> = spec
+        .phases
+        .iter()
+        .map(|&(_, b)| {
+            (0..row_stride.div_ceil(lanes))
+                .map(|v| {
+                    let j0 = 2 * v * lanes + b;
+                    [image_lanes(j0), image_lanes(j0 + lanes)]
+                })
+                .collect()
+        })
+        .collect();
+    let base = dst.as_mut_ptr();
+    for c in 0..spec.channels {
+        let channel = image[c * spec.height * spec.width..].as_ptr();
+        let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
+        for (p, &(a, _)) in spec.phases.iter().enumerate() {
+            let plane = (c * spec.phases.len() + p) * layout.plane_len();
+            for i in 0..layout.rows {
+                // SAFETY: rows are written in order and each stores at most `lanes − 1`
+                // floats past its end, inside the next row or the FILL_OVERRUN floats;
+                // loads touch only lanes inside the image row.
+                unsafe {
+                    let row = base.add(plane + i * row_stride);
+                    let u = (spec.stride[0] * i + a)
+                        .checked_sub(spec.top)
+                        .filter(|&u| u < spec.height);
+                    let Some(u) = u else {
+                        for v in 0..loads[p].len() {
+                            S::store(row.add(v * lanes), S::splat(0.0));
+                        }
+                        continue;
+                    };
+                    // Padded column j is image column j − left.
+                    let source = channel.add(u * spec.width).wrapping_sub(spec.left);
+                    let mask_row =
+                        mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
+                    let load = |(j0, start, end): (usize, usize, usize)| {
+                        if start >= end {
+                            return S::splat(0.0);
+                        }
+                        let v = S::load_part(source.wrapping_add(j0), start, end);
+                        match mask_row {
+                            Some(m) => {
+                                S::relu_mask(v, S::load_part(m.wrapping_add(j0), start, end))
+                            }
+                            None => v,
+                        }
+                    };
+                    for (v, &[lo, hi]) in loads[p].iter().enumerate() {
+                        let (even, _) = S::deinterleave(load(lo), load(hi));
+                        S::store(row.add(v * lanes), even);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `fill` for a column stride of 1, a vector at a time: image rows are short (tens of
 /// floats), so per-row `memcpy`/`memset` calls would cost more than the copying. Each row is
 /// stored as whole vectors (the last one running into the next row, which is written after
@@ -208,6 +331,56 @@ unsafe fn fill_unit_stride<S: Simd>(
                         };
                         S::store(row.add(j0), v);
                     }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::forward::source_planes;
+    use crate::geometry::ConvGeometry;
+    use crate::planes::FILL_OVERRUN;
+    use crate::simd::Isa;
+
+    #[test]
+    fn vector_copies_give_the_element_by_element_copy() {
+        // (channels, [h, w], kernel, stride, padding): strides 2 and 1 with every padding the
+        // zoo uses, uneven padding, odd sizes, rows shorter and longer than a vector.
+        let cases = [
+            (3, [9, 9], 3, [2, 2], [(1, 1), (1, 1)]),
+            (2, [32, 32], 3, [2, 2], [(0, 1), (0, 1)]),
+            (4, [7, 13], 3, [1, 2], [(2, 0), (1, 2)]),
+            (1, [5, 40], 5, [2, 2], [(2, 2), (2, 2)]),
+            (2, [8, 8], 1, [2, 2], [(0, 0), (0, 0)]),
+            (3, [6, 11], 3, [1, 1], [(1, 1), (1, 1)]),
+        ];
+        for (channels, [h, w], kernel, stride, padding) in cases {
+            let g = ConvGeometry::new(
+                [1, channels, h, w],
+                [4, channels, kernel, kernel],
+                stride,
+                padding,
+                [1, 1],
+                1,
+            )
+            .unwrap();
+            let image: Vec<f32> = (0..g.in_image()).map(|i| i as f32 - 40.5).collect();
+            let relu: Vec<f32> = (0..g.in_image()).map(|i| (i % 3) as f32 - 1.0).collect();
+            for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                if !isa.is_available() {
+                    continue;
+                }
+                let spec = source_planes(isa, &g);
+                for mask in [None, Some(&relu[..])] {
+                    let len = spec.layout.total_len();
+                    let mut ours = vec![f32::NAN; len + FILL_OVERRUN];
+                    let mut expected = vec![f32::NAN; len + FILL_OVERRUN];
+                    spec.fill_masked(&image, mask, &mut ours);
+                    spec.fill_element_by_element(&image, mask, &mut expected);
+                    let bits = |v: &[f32]| v[..len].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&ours), bits(&expected), "{g:?} on {isa:?}");
                 }
             }
         }
