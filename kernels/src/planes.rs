@@ -62,33 +62,22 @@ impl PlaneSpec {
         assert_eq!(image.len(), self.channels * self.height * self.width);
         assert!(relu_output.is_none_or(|m| m.len() == image.len()));
         assert!(dst.len() >= layout.total_len() + FILL_OVERRUN);
-        if self.stride[1] == 1 {
-            // SAFETY: lengths checked above; each ISA only where the CPU has it.
-            unsafe {
-                match self.isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => fill_avx512(self, image, relu_output, dst),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => fill_avx2(self, image, relu_output, dst),
-                    _ => fill_unit_stride::<Portable>(self, image, relu_output, dst),
-                }
+        let lanes = self.isa.lanes();
+        // SAFETY: lengths checked above; each ISA only where the CPU has it, its vectors
+        // `lanes` wide.
+        unsafe {
+            match self.stride[1] {
+                1 => fill_rows(self, image, relu_output, dst, &UnitStride::new(self, lanes)),
+                2 => fill_rows(
+                    self,
+                    image,
+                    relu_output,
+                    dst,
+                    &ColumnStride2::new(self, lanes),
+                ),
+                _ => self.fill_element_by_element(image, relu_output, dst),
             }
-            return;
         }
-        if self.stride[1] == 2 {
-            // SAFETY: as above.
-            unsafe {
-                match self.isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => fill_stride_2_avx512(self, image, relu_output, dst),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => fill_stride_2_avx2(self, image, relu_output, dst),
-                    _ => fill_column_stride_2::<Portable>(self, image, relu_output, dst),
-                }
-            }
-            return;
-        }
-        self.fill_element_by_element(image, relu_output, dst);
     }
 
     /// [`PlaneSpec::fill_masked`] one element at a time, for any stride (and, in the tests,
@@ -154,116 +143,177 @@ impl PlaneSpec {
     }
 }
 
+/// [`fill_vectors`] compiled for the plane spec's instruction set.
+///
+/// # Safety
+/// `spec.isa` is available on this CPU, `rows` was built for its vector width, and the
+/// lengths are [`PlaneSpec::fill_masked`]'s.
+unsafe fn fill_rows<R: RowVectors>(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+    rows: &R,
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        match spec.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => fill_avx512(spec, image, mask, dst, rows),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => fill_avx2(spec, image, mask, dst, rows),
+            _ => fill_vectors::<Portable, R>(spec, image, mask, dst, rows),
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fill_avx512(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
-    unsafe { fill_unit_stride::<super::simd::Avx512>(spec, image, mask, dst) }
+unsafe fn fill_avx512<R: RowVectors>(
+    spec: &PlaneSpec,
+    image: &[f32],
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+    rows: &R,
+) {
+    unsafe { fill_vectors::<super::simd::Avx512, R>(spec, image, mask, dst, rows) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(spec: &PlaneSpec, image: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
-    unsafe { fill_unit_stride::<super::simd::Avx2>(spec, image, mask, dst) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fill_stride_2_avx512(
+unsafe fn fill_avx2<R: RowVectors>(
     spec: &PlaneSpec,
     image: &[f32],
     mask: Option<&[f32]>,
     dst: &mut [f32],
+    rows: &R,
 ) {
-    unsafe { fill_column_stride_2::<super::simd::Avx512>(spec, image, mask, dst) }
+    unsafe { fill_vectors::<super::simd::Avx2, R>(spec, image, mask, dst, rows) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_stride_2_avx2(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-) {
-    unsafe { fill_column_stride_2::<super::simd::Avx2>(spec, image, mask, dst) }
+/// How the vector fill builds each vector of a plane row from the image row it copies. Its
+/// methods are `#[inline(always)]` and take no closures: a closure is not compiled with its
+/// caller's target features, and the AVX2 build's stride-2 fill ran 3–5× slower than the
+/// element-by-element copy with one (docs/performance.md, "Phase planes a vector at a time").
+trait RowVectors {
+    /// Whole vectors a row of phase `phase` stores.
+    fn vectors(&self, phase: usize) -> usize;
+    /// Vector `v` of a row of phase `phase`, from the image row whose padded column `j` is
+    /// at `source + j` (and its ReLU output's at `mask_row + j`).
+    ///
+    /// # Safety
+    /// `S` runs on this CPU; `source` (and `mask_row`) point `left` floats before a whole
+    /// image row.
+    unsafe fn vector<S: Simd>(
+        &self,
+        phase: usize,
+        v: usize,
+        source: *const f32,
+        mask_row: Option<*const f32>,
+    ) -> S::V;
 }
 
-/// `fill` for a column stride of 2, a vector at a time: vector `v` of phase `b`'s plane row
-/// holds padded columns `2(v·lanes + l) + b`, the even lanes of the two vectors of the image
-/// row from padded column `2·v·lanes + b` ([`Simd::deinterleave`]), each loaded with the
-/// image's columns and zeros elsewhere, as the unit stride's are. The element-by-element copy
-/// this replaced took 76% of a stride-2 depthwise forward pass (docs/performance.md, "Phase
-/// planes a vector at a time"). A copy: the values, and so the bits, are the same.
-#[inline(always)]
-unsafe fn fill_column_stride_2<S: Simd>(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-) {
-    let layout = spec.layout;
-    let (lanes, row_stride) = (S::LANES, layout.row_stride);
-    // The image's lanes (start..end) of a load from padded column j0.
-    let image_lanes = |j0: usize| {
-        let start = spec.left.saturating_sub(j0).min(lanes);
-        let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
-        (j0, start, end)
-    };
-    // Per phase, per vector of a plane row: its two loads.
-    let loads: Vec<Vec<[(usize, usize, usize); 2]>> = spec
-        .phases
-        .iter()
-        .map(|&(_, b)| {
-            (0..row_stride.div_ceil(lanes))
-                .map(|v| {
-                    let j0 = 2 * v * lanes + b;
-                    [image_lanes(j0), image_lanes(j0 + lanes)]
-                })
-                .collect()
-        })
-        .collect();
-    let base = dst.as_mut_ptr();
-    for c in 0..spec.channels {
-        let channel = image[c * spec.height * spec.width..].as_ptr();
-        let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
-        for (p, &(a, _)) in spec.phases.iter().enumerate() {
-            let plane = (c * spec.phases.len() + p) * layout.plane_len();
-            for i in 0..layout.rows {
-                // SAFETY: rows are written in order and each stores at most `lanes − 1`
-                // floats past its end, inside the next row or the FILL_OVERRUN floats;
-                // loads touch only lanes inside the image row.
-                unsafe {
-                    let row = base.add(plane + i * row_stride);
-                    let u = (spec.stride[0] * i + a)
-                        .checked_sub(spec.top)
-                        .filter(|&u| u < spec.height);
-                    let Some(u) = u else {
-                        for v in 0..loads[p].len() {
-                            S::store(row.add(v * lanes), S::splat(0.0));
-                        }
-                        continue;
-                    };
-                    // Padded column j is image column j − left.
-                    let source = channel.add(u * spec.width).wrapping_sub(spec.left);
-                    let mask_row =
-                        mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
-                    for (v, &[lo, hi]) in loads[p].iter().enumerate() {
-                        let (even, _) = S::deinterleave(
-                            load_image_lanes::<S>(source, mask_row, lo),
-                            load_image_lanes::<S>(source, mask_row, hi),
-                        );
-                        S::store(row.add(v * lanes), even);
-                    }
-                }
-            }
+/// The lanes `start..end` of a load from padded column `j0` that hold image columns: `(j0,
+/// start, end)`. The same for every row; only the edges need a masked load (which AVX2 builds
+/// and runs at several times the cost of a plain one).
+fn image_lanes(spec: &PlaneSpec, lanes: usize, j0: usize) -> (usize, usize, usize) {
+    let start = spec.left.saturating_sub(j0).min(lanes);
+    let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
+    (j0, start, end)
+}
+
+/// A column stride of 1: vector `v` is the image row's lanes from padded column `v · lanes`,
+/// zeros elsewhere. Image rows are short (tens of floats), so per-row `memcpy`/`memset` calls
+/// would cost more than the copying.
+struct UnitStride {
+    loads: Vec<(usize, usize, usize)>,
+}
+
+impl UnitStride {
+    fn new(spec: &PlaneSpec, lanes: usize) -> UnitStride {
+        let vectors = spec.layout.row_stride.div_ceil(lanes);
+        UnitStride {
+            loads: (0..vectors)
+                .map(|v| image_lanes(spec, lanes, v * lanes))
+                .collect(),
+        }
+    }
+}
+
+impl RowVectors for UnitStride {
+    fn vectors(&self, _phase: usize) -> usize {
+        self.loads.len()
+    }
+
+    #[inline(always)]
+    unsafe fn vector<S: Simd>(
+        &self,
+        _phase: usize,
+        v: usize,
+        source: *const f32,
+        mask_row: Option<*const f32>,
+    ) -> S::V {
+        // SAFETY: the caller's; the lanes loaded are inside the image row.
+        unsafe { load_image_lanes::<S>(source, mask_row, self.loads[v]) }
+    }
+}
+
+/// A column stride of 2: vector `v` of phase `b`'s plane row holds padded columns
+/// `2(v·lanes + l) + b`, the even lanes of the two vectors of the image row from padded
+/// column `2·v·lanes + b` ([`Simd::deinterleave`]). The element-by-element copy this replaced
+/// took 76% of a stride-2 depthwise forward pass (docs/performance.md, "Phase planes a vector
+/// at a time").
+struct ColumnStride2 {
+    /// Per phase, per vector of a plane row: its two loads.
+    loads: Vec<Vec<[(usize, usize, usize); 2]>>,
+}
+
+impl ColumnStride2 {
+    fn new(spec: &PlaneSpec, lanes: usize) -> ColumnStride2 {
+        let vectors = spec.layout.row_stride.div_ceil(lanes);
+        let loads = spec
+            .phases
+            .iter()
+            .map(|&(_, b)| {
+                (0..vectors)
+                    .map(|v| {
+                        let j0 = 2 * v * lanes + b;
+                        [
+                            image_lanes(spec, lanes, j0),
+                            image_lanes(spec, lanes, j0 + lanes),
+                        ]
+                    })
+                    .collect()
+            })
+            .collect();
+        ColumnStride2 { loads }
+    }
+}
+
+impl RowVectors for ColumnStride2 {
+    fn vectors(&self, phase: usize) -> usize {
+        self.loads[phase].len()
+    }
+
+    #[inline(always)]
+    unsafe fn vector<S: Simd>(
+        &self,
+        phase: usize,
+        v: usize,
+        source: *const f32,
+        mask_row: Option<*const f32>,
+    ) -> S::V {
+        let [lo, hi] = self.loads[phase][v];
+        // SAFETY: the caller's; the lanes loaded are inside the image row.
+        unsafe {
+            let lo = load_image_lanes::<S>(source, mask_row, lo);
+            S::deinterleave(lo, load_image_lanes::<S>(source, mask_row, hi)).0
         }
     }
 }
 
 /// Lanes `start..end` of the row `source` (through the ReLU's mask `mask_row`) from column
-/// `j0`, zeros elsewhere. A function, not a closure: a closure is not compiled with its
-/// caller's target features, and the AVX2 build's stride-2 fill ran 3–5× slower than the
-/// element-by-element copy with one.
+/// `j0`, zeros elsewhere.
 ///
 /// # Safety
 /// Lanes `start..end` from `j0` lie inside the row (and the mask's).
@@ -286,30 +336,19 @@ unsafe fn load_image_lanes<S: Simd>(
     }
 }
 
-/// `fill` for a column stride of 1, a vector at a time: image rows are short (tens of
-/// floats), so per-row `memcpy`/`memset` calls would cost more than the copying. Each row is
-/// stored as whole vectors (the last one running into the next row, which is written after
-/// it), each loaded with the image's columns and zeros elsewhere.
+/// `fill` a vector at a time: every plane row, in order, as `rows` builds it from its image
+/// row, or zeros where the row is padding. Each row is stored as whole vectors, the last one
+/// running into the next row, which is written after it.
 #[inline(always)]
-unsafe fn fill_unit_stride<S: Simd>(
+unsafe fn fill_vectors<S: Simd, R: RowVectors>(
     spec: &PlaneSpec,
     image: &[f32],
     mask: Option<&[f32]>,
     dst: &mut [f32],
+    rows: &R,
 ) {
     let layout = spec.layout;
     let (lanes, row_stride) = (S::LANES, layout.row_stride);
-    // The image's lanes of each vector of a row, the same for every row: lanes start..end of
-    // chunk k hold image columns k·lanes + lane − left. Whole chunks take a plain load; only
-    // the edges need a masked one (which AVX2 builds and runs at several times the cost).
-    let chunks: Vec<(usize, usize)> = (0..row_stride.div_ceil(lanes))
-        .map(|chunk| {
-            let j0 = chunk * lanes;
-            let start = spec.left.saturating_sub(j0).min(lanes);
-            let end = (spec.left + spec.width).saturating_sub(j0).min(lanes);
-            (start, end)
-        })
-        .collect();
     let base = dst.as_mut_ptr();
     for c in 0..spec.channels {
         let channel = image[c * spec.height * spec.width..].as_ptr();
@@ -326,8 +365,8 @@ unsafe fn fill_unit_stride<S: Simd>(
                         .checked_sub(spec.top)
                         .filter(|&u| u < spec.height);
                     let Some(u) = u else {
-                        for chunk in 0..chunks.len() {
-                            S::store(row.add(chunk * lanes), S::splat(0.0));
+                        for v in 0..rows.vectors(p) {
+                            S::store(row.add(v * lanes), S::splat(0.0));
                         }
                         continue;
                     };
@@ -335,18 +374,8 @@ unsafe fn fill_unit_stride<S: Simd>(
                     let source = channel.add(u * spec.width).wrapping_sub(spec.left);
                     let mask_row =
                         mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
-                    for (chunk, &(start, end)) in chunks.iter().enumerate() {
-                        let j0 = chunk * lanes;
-                        let load = |p: *const f32| S::load_part(p, start, end);
-                        let v = match (start < end, mask_row) {
-                            (false, _) => S::splat(0.0),
-                            (true, None) => load(source.wrapping_add(j0)),
-                            (true, Some(mask)) => S::relu_mask(
-                                load(source.wrapping_add(j0)),
-                                load(mask.wrapping_add(j0)),
-                            ),
-                        };
-                        S::store(row.add(j0), v);
+                    for v in 0..rows.vectors(p) {
+                        S::store(row.add(v * lanes), rows.vector::<S>(p, v, source, mask_row));
                     }
                 }
             }
