@@ -30,22 +30,18 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
 }
 
 /// The weight gradient (OIHW, `[channel][kh][kw]`) of a depthwise 3 × 3 convolution, over
-/// chunks of `images_per_chunk` images (the general path's).
+/// the general path's `chunks` of images.
 pub(crate) fn weight_grad(
     isa: Isa,
     g: &ConvGeometry,
     x: &[f32],
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
-    images_per_chunk: usize,
+    chunks: Vec<Range<usize>>,
 ) -> Vec<f32> {
     // The caller (`super::weight_grad::weight_grad`) checked the lengths.
     assert!(applies(g), "not a depthwise 3 × 3 convolution: {g:?}");
     let plan = Plan::new(isa, g);
-    let chunks: Vec<Range<usize>> = (0..g.batch)
-        .step_by(images_per_chunk.max(1))
-        .map(|start| start..(start + images_per_chunk).min(g.batch))
-        .collect();
     let partials: Vec<Vec<f32>> = chunks
         .into_par_iter()
         .map(|images| plan.chunk(images, x, output_grad, relu_output))

@@ -6,7 +6,7 @@
 //! convolution of the padded image is then a stride-1 correlation of the phase planes: tap
 //! (kh, kw) reads plane (kh mod s_h, kw mod s_w) at row offset kh / s_h, column kw / s_w.
 
-use super::simd::{Isa, Portable, Simd, relu_backward};
+use super::simd::{Isa, Simd, SimdKernel, relu_backward, run_on};
 
 /// Floats past `layout.total_len()` that [`PlaneSpec::fill`] may write: it stores whole vectors,
 /// so the last row's last vector can run past the planes.
@@ -63,21 +63,31 @@ impl PlaneSpec {
         assert!(relu_output.is_none_or(|m| m.len() == image.len()));
         assert!(dst.len() >= layout.total_len() + FILL_OVERRUN);
         let lanes = self.isa.lanes();
-        // SAFETY: lengths checked above; each ISA only where the CPU has it, its vectors
-        // `lanes` wide.
-        unsafe {
-            match self.stride[1] {
-                1 => fill_rows(self, image, relu_output, dst, &UnitStride::new(self, lanes)),
-                2 => fill_rows(
-                    self,
-                    image,
-                    relu_output,
-                    dst,
-                    &ColumnStride2::new(self, lanes),
-                ),
-                _ => self.fill_element_by_element(image, relu_output, dst),
-            }
+        match self.stride[1] {
+            1 => self.fill_with(UnitStride::new(self, lanes), image, relu_output, dst),
+            2 => self.fill_with(ColumnStride2::new(self, lanes), image, relu_output, dst),
+            _ => self.fill_element_by_element(image, relu_output, dst),
         }
+    }
+
+    /// The vector fill, its rows built by `rows` (for this spec's vectors); the lengths are
+    /// [`PlaneSpec::fill_masked`]'s, checked there.
+    fn fill_with<R: RowVectors>(
+        &self,
+        rows: R,
+        image: &[f32],
+        mask: Option<&[f32]>,
+        dst: &mut [f32],
+    ) {
+        let fill = Fill {
+            spec: self,
+            image,
+            mask,
+            rows,
+        };
+        // SAFETY: the spec's ISA is available (it came from `Isa::detected` or a test that
+        // checked it); `dst` holds the planes and FILL_OVERRUN floats more.
+        unsafe { run_on(self.isa, &fill, dst.as_mut_ptr()) }
     }
 
     /// [`PlaneSpec::fill_masked`] one element at a time, for any stride (and, in the tests,
@@ -143,56 +153,8 @@ impl PlaneSpec {
     }
 }
 
-/// [`fill_vectors`] compiled for the plane spec's instruction set.
-///
-/// # Safety
-/// `spec.isa` is available on this CPU, `rows` was built for its vector width, and the
-/// lengths are [`PlaneSpec::fill_masked`]'s.
-unsafe fn fill_rows<R: RowVectors>(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-    rows: &R,
-) {
-    // SAFETY: the caller's.
-    unsafe {
-        match spec.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => fill_avx512(spec, image, mask, dst, rows),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => fill_avx2(spec, image, mask, dst, rows),
-            _ => fill_vectors::<Portable, R>(spec, image, mask, dst, rows),
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fill_avx512<R: RowVectors>(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-    rows: &R,
-) {
-    unsafe { fill_vectors::<super::simd::Avx512, R>(spec, image, mask, dst, rows) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_avx2<R: RowVectors>(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-    rows: &R,
-) {
-    unsafe { fill_vectors::<super::simd::Avx2, R>(spec, image, mask, dst, rows) }
-}
-
 /// How the vector fill builds each vector of a plane row from the image row it copies. Its
-/// methods are `#[inline(always)]` and take no closures: a closure is not compiled with its
+/// methods are `#[inline(always)]` (called from [`Fill`]'s kernel) and take no closures: a closure is not compiled with its
 /// caller's target features, and the AVX2 build's stride-2 fill ran 3–5× slower than the
 /// element-by-element copy with one (docs/performance.md, "Phase planes a vector at a time").
 trait RowVectors {
@@ -339,43 +301,52 @@ unsafe fn load_image_lanes<S: Simd>(
 /// `fill` a vector at a time: every plane row, in order, as `rows` builds it from its image
 /// row, or zeros where the row is padding. Each row is stored as whole vectors, the last one
 /// running into the next row, which is written after it.
-#[inline(always)]
-unsafe fn fill_vectors<S: Simd, R: RowVectors>(
-    spec: &PlaneSpec,
-    image: &[f32],
-    mask: Option<&[f32]>,
-    dst: &mut [f32],
-    rows: &R,
-) {
-    let layout = spec.layout;
-    let (lanes, row_stride) = (S::LANES, layout.row_stride);
-    let base = dst.as_mut_ptr();
-    for c in 0..spec.channels {
-        let channel = image[c * spec.height * spec.width..].as_ptr();
-        let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
-        for (p, &(a, _)) in spec.phases.iter().enumerate() {
-            let plane = (c * spec.phases.len() + p) * layout.plane_len();
-            for i in 0..layout.rows {
-                // SAFETY: rows are written in order and each stores at most `lanes − 1`
-                // floats past its end, inside the next row or the FILL_OVERRUN floats;
-                // loads touch only lanes inside the image row.
-                unsafe {
-                    let row = base.add(plane + i * row_stride);
-                    let u = (spec.stride[0] * i + a)
-                        .checked_sub(spec.top)
-                        .filter(|&u| u < spec.height);
-                    let Some(u) = u else {
+struct Fill<'a, R> {
+    spec: &'a PlaneSpec,
+    image: &'a [f32],
+    mask: Option<&'a [f32]>,
+    rows: R,
+}
+
+impl<R: RowVectors> SimdKernel<*mut f32> for Fill<'_, R> {
+    /// Into `base`, which holds the layout's planes and [`FILL_OVERRUN`] floats more.
+    #[inline(always)]
+    unsafe fn run<S: Simd>(&self, base: *mut f32) {
+        let Fill {
+            spec,
+            image,
+            mask,
+            ref rows,
+        } = *self;
+        let layout = spec.layout;
+        let (lanes, row_stride) = (S::LANES, layout.row_stride);
+        for c in 0..spec.channels {
+            let channel = image[c * spec.height * spec.width..].as_ptr();
+            let mask_channel = mask.map(|m| m[c * spec.height * spec.width..].as_ptr());
+            for (p, &(a, _)) in spec.phases.iter().enumerate() {
+                let plane = (c * spec.phases.len() + p) * layout.plane_len();
+                for i in 0..layout.rows {
+                    // SAFETY: rows are written in order and each stores at most `lanes − 1`
+                    // floats past its end, inside the next row or the FILL_OVERRUN floats;
+                    // loads touch only lanes inside the image row.
+                    unsafe {
+                        let row = base.add(plane + i * row_stride);
+                        let u = (spec.stride[0] * i + a)
+                            .checked_sub(spec.top)
+                            .filter(|&u| u < spec.height);
+                        let Some(u) = u else {
+                            for v in 0..rows.vectors(p) {
+                                S::store(row.add(v * lanes), S::splat(0.0));
+                            }
+                            continue;
+                        };
+                        // Column j holds image column j − left.
+                        let source = channel.add(u * spec.width).wrapping_sub(spec.left);
+                        let mask_row =
+                            mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
                         for v in 0..rows.vectors(p) {
-                            S::store(row.add(v * lanes), S::splat(0.0));
+                            S::store(row.add(v * lanes), rows.vector::<S>(p, v, source, mask_row));
                         }
-                        continue;
-                    };
-                    // Column j holds image column j − left.
-                    let source = channel.add(u * spec.width).wrapping_sub(spec.left);
-                    let mask_row =
-                        mask_channel.map(|m| m.add(u * spec.width).wrapping_sub(spec.left));
-                    for v in 0..rows.vectors(p) {
-                        S::store(row.add(v * lanes), rows.vector::<S>(p, v, source, mask_row));
                     }
                 }
             }

@@ -676,7 +676,7 @@ pub(crate) trait SimdKernel<A> {
 }
 
 /// Runs `kernel` on `isa`'s vectors: the one place a convolution engine's instruction set
-/// becomes code compiled for it (the plane fill, `planes.rs`, has wrappers of its own).
+/// becomes code compiled for it.
 ///
 /// # Safety
 /// `isa` is available on this CPU (as [`Isa::detected`] ensures), and `args` satisfy the

@@ -108,6 +108,15 @@ impl WeightGradPlan {
         }
     }
 
+    /// The batch's chunks of images, in order (the depthwise engine sums over the same ones).
+    fn chunks(&self) -> Vec<std::ops::Range<usize>> {
+        let (batch, per_chunk) = (self.geometry.batch, self.images_per_chunk);
+        (0..batch)
+            .step_by(per_chunk)
+            .map(|start| start..(start + per_chunk).min(batch))
+            .collect()
+    }
+
     fn transposed_len(&self) -> usize {
         let g = &self.geometry;
         g.groups * g.out_h * g.out_w * self.channel_stride
@@ -449,8 +458,7 @@ pub fn weight_grad(
     check_lengths(g, x, output_grad, relu_output);
     let plan = WeightGradPlan::new(isa, g);
     if depthwise_grad::applies(g) {
-        let images_per_chunk = plan.images_per_chunk;
-        return depthwise_grad::weight_grad(isa, g, x, output_grad, relu_output, images_per_chunk);
+        return depthwise_grad::weight_grad(isa, g, x, output_grad, relu_output, plan.chunks());
     }
     on_tiles(&plan, x, output_grad, relu_output)
 }
@@ -487,12 +495,8 @@ fn on_tiles(
     output_grad: &[f32],
     relu_output: Option<&[f32]>,
 ) -> Vec<f32> {
-    let g = &plan.geometry;
-    let chunks: Vec<std::ops::Range<usize>> = (0..g.batch)
-        .step_by(plan.images_per_chunk)
-        .map(|start| start..(start + plan.images_per_chunk).min(g.batch))
-        .collect();
-    let partials: Vec<Vec<f32>> = chunks
+    let partials: Vec<Vec<f32>> = plan
+        .chunks()
         .into_par_iter()
         .map(|images| plan.chunk(images, x, output_grad, relu_output))
         .collect();
