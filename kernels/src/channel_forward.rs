@@ -49,7 +49,7 @@ use super::norm::Epilogue;
 use super::output::par_images_written;
 use super::planes::{PlaneLayout, PlaneSpec};
 use super::scratch::with_gradient_scratch;
-use super::simd::Isa;
+use super::simd::{Isa, Vendor};
 use std::mem::MaybeUninit;
 
 /// Whether the channel engine runs `g`'s forward pass on `isa` by default (where F(2, 3) and
@@ -69,12 +69,17 @@ use std::mem::MaybeUninit;
 /// engine gives the same bits (a −0 bias aside: the module's doc), so the rule may differ
 /// between instruction sets. F(2, 3), asked first, now takes `resnet18`'s 512 → 512 at 4 × 4
 /// and 256 → 256 at 8 × 8 and the teacher's 640 → 640 at 8 × 8 (a fortieth session), and the
-/// teacher's 320 → 320 (a thirty-eighth).
+/// teacher's 320 → 320 (a thirty-eighth). Those AVX-512 measurements were a Zen 4's; on an Ice
+/// Lake (Intel, a forty-second session: docs/performance.md, "An Ice Lake guest") the engine
+/// was slower at stride 2 (0.4–0.9× on `resnet18`'s three and the WideResNet teacher's two)
+/// and from 800 terms on (`madry-cnn`'s conv2 0.7×, 64 → 64 5 × 5 at 8 × 8 0.8–1.0×), faster on
+/// `small-cnn`'s conv4 (576 terms, 1.1×): so on Intel's CPUs ([`Vendor`]) stride 1 up to 576.
 pub(crate) fn chosen(isa: Isa, g: &ConvGeometry) -> bool {
     let terms = g.in_channels * g.taps();
     let fits = g.out_h * g.out_w <= 256 && g.in_channels >= 32;
     match isa {
-        Isa::Avx512 => fits && terms <= 4608,
+        Isa::Avx512 if Vendor::detected() == Vendor::Amd => fits && terms <= 4608,
+        Isa::Avx512 => fits && terms <= 576 && g.stride == [1, 1],
         Isa::Avx2 => fits && terms <= 1600 && g.stride == [1, 1],
         Isa::Portable => false,
     }

@@ -37,7 +37,7 @@
 //! other position ([`ChannelGrad::stepped`]); the starting values ([`ChannelGrad::with_init`])
 //! are then the bias.
 
-use super::simd::{Isa, Simd, SimdKernel, run_on};
+use super::simd::{Isa, Simd, SimdKernel, Vendor, run_on};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{Ordering, compiler_fence};
 
@@ -65,7 +65,8 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 }
 
 /// Whether the engine takes the input gradient of `g` (one it [`runs`]) from the position
-/// engine: always with AVX-512; with AVX2, whose tiles hold half the positions, at stride 1
+/// engine: with AVX-512 always on AMD's CPUs, on Intel's at stride 1 up to 1,152 terms (below);
+/// with AVX2, whose tiles hold half the positions, at stride 1
 /// where each input value sums at most 1,600 terms (output channels × taps); with the
 /// portable code at stride 1 (stride 2 was not measured there).
 ///
@@ -77,10 +78,16 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 /// phases ("Stride 2 on the channel engine"): with AVX-512 `resnet18`'s 256 → 512 /2 at 8 × 8
 /// 1.36–1.61× faster, 128 → 256 /2 at 16 × 16 1.19–1.27×, 64 → 128 /2 at 32 × 32 1.03×; with
 /// AVX2 0.72–1.0× on the three, so AVX2 keeps stride 1. Both engines give the same bits, so the
-/// rule may differ between instruction sets.
+/// rule may differ between instruction sets, and between CPU makers: those AVX-512
+/// measurements were a Zen 4's; on an Ice Lake (Intel, a forty-second session:
+/// docs/performance.md, "An Ice Lake guest") the engine was slower at stride 2 (0.6–0.9× on
+/// `resnet18`'s three and the WideResNet teacher's two), on `madry-cnn`'s conv2 (1,600 terms,
+/// 0.7×) and 256 → 256 at 8 × 8 (0.65×), faster on `small-cnn`'s conv3 and conv4 (576 terms,
+/// 1.3–1.7×): so on Intel's CPUs ([`Vendor`]) stride 1 up to 1,152 terms.
 pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
     match isa {
-        Isa::Avx512 => true,
+        Isa::Avx512 if Vendor::detected() == Vendor::Amd => true,
+        Isa::Avx512 => g.stride == [1, 1] && g.out_channels * g.taps() <= 1152,
         Isa::Avx2 => g.stride == [1, 1] && g.out_channels * g.taps() <= 1600,
         Isa::Portable => g.stride == [1, 1],
     }

@@ -82,6 +82,62 @@ impl Isa {
     }
 }
 
+/// Who made this CPU, where the engines' rules follow measurements that differ between the
+/// two: the channel engine's with AVX-512 (`channel_forward::chosen`,
+/// `channels::chosen_for_input_grad`). On a Zen 4 (AMD, AVX-512 on 256-bit units) it
+/// was faster than the main and position engines on long reductions and at stride 2; on an Ice
+/// Lake (Intel, full-width AVX-512) slower on both, 1.1–2.2× (docs/performance.md, "An Ice
+/// Lake guest"). The engines give the same bits, so the rules change the speed only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    Amd,
+    /// Intel, and any other maker (none with AVX-512 measured).
+    Intel,
+}
+
+impl Vendor {
+    /// The maker CPUID names, or the one `RSLAD_TUI_CONV_VENDOR=amd` or `=intel` asks for (to
+    /// measure one rule against the other on one machine). Decided once per process.
+    pub fn detected() -> Vendor {
+        static CHOSEN: OnceLock<Vendor> = OnceLock::new();
+        *CHOSEN.get_or_init(|| match std::env::var("RSLAD_TUI_CONV_VENDOR").as_deref() {
+            Ok("amd") => Vendor::Amd,
+            Ok("intel") => Vendor::Intel,
+            Ok(other) => {
+                eprintln!("RSLAD_TUI_CONV_VENDOR={other} is neither `amd` nor `intel`; ignored");
+                Vendor::of_this_cpu()
+            }
+            Err(_) => Vendor::of_this_cpu(),
+        })
+    }
+
+    fn of_this_cpu() -> Vendor {
+        match cpuid_maker() {
+            Some(name) if &name == b"AuthenticAMD" => Vendor::Amd,
+            _ => Vendor::Intel,
+        }
+    }
+}
+
+/// The maker's name CPUID's leaf 0 spells in EBX, EDX, ECX ("AuthenticAMD", "GenuineIntel").
+fn cpuid_maker() -> Option<[u8; 12]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[allow(unused_unsafe)]
+        // SAFETY: every x86_64 CPU has CPUID and its leaf 0.
+        let id = unsafe { std::arch::x86_64::__cpuid(0) };
+        let mut name = [0; 12];
+        for (part, register) in name.chunks_exact_mut(4).zip([id.ebx, id.edx, id.ecx]) {
+            part.copy_from_slice(&register.to_le_bytes());
+        }
+        Some(name)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// One vector register's worth of f32 lanes and the operations the kernels need.
 ///
 /// # Safety
@@ -732,7 +788,27 @@ pub fn relu_backward(grad: f32, out: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Isa, Simd, SimdKernel, run_on};
+    use super::{Isa, Simd, SimdKernel, Vendor, cpuid_maker, run_on};
+
+    /// CPUID's maker as the kernels read it against the one Linux names.
+    #[test]
+    fn the_maker_is_the_one_the_operating_system_names() {
+        let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return;
+        };
+        let Some(line) = cpuinfo.lines().find(|l| l.starts_with("vendor_id")) else {
+            return;
+        };
+        let named = line.rsplit(' ').next().unwrap_or_default();
+        let read = cpuid_maker().expect("x86_64 has CPUID");
+        assert_eq!(std::str::from_utf8(&read).unwrap(), named);
+        let expected = if named == "AuthenticAMD" {
+            Vendor::Amd
+        } else {
+            Vendor::Intel
+        };
+        assert_eq!(Vendor::of_this_cpu(), expected);
+    }
 
     /// Transposes a `LANES` × `LANES` matrix of distinct values through [`Simd::transpose`].
     struct TransposeProbe;
