@@ -83,7 +83,9 @@ pub fn runs(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
 /// docs/performance.md, "An Ice Lake guest") the engine was slower at stride 2 (0.6–0.9× on
 /// `resnet18`'s three and the WideResNet teacher's two), on `madry-cnn`'s conv2 (1,600 terms,
 /// 0.7×) and 256 → 256 at 8 × 8 (0.65×), faster on `small-cnn`'s conv3 and conv4 (576 terms,
-/// 1.3–1.7×): so on Intel's CPUs ([`Vendor`]) stride 1 up to 1,152 terms.
+/// 1.3–1.7×): so on Intel's CPUs ([`Vendor`]) stride 1 up to 1,152 terms. (A 64 → 64 5 × 5 at
+/// 8 × 8, 1,600 terms and in no model of the zoo, was 1.2× faster on the engine there, and
+/// leaves it with `madry-cnn`'s conv2.)
 pub fn chosen_for_input_grad(isa: Isa, g: &super::geometry::ConvGeometry) -> bool {
     match isa {
         Isa::Avx512 if Vendor::detected() == Vendor::Amd => true,

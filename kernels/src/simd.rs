@@ -86,7 +86,7 @@ impl Isa {
 /// two: the channel engine's with AVX-512 (`channel_forward::chosen`,
 /// `channels::chosen_for_input_grad`). On a Zen 4 (AMD, AVX-512 on 256-bit units) it
 /// was faster than the main and position engines on long reductions and at stride 2; on an Ice
-/// Lake (Intel, full-width AVX-512) slower on both, 1.1–2.2× (docs/performance.md, "An Ice
+/// Lake (Intel, full-width AVX-512) 0.4–0.9× as fast on both (docs/performance.md, "An Ice
 /// Lake guest"). The engines give the same bits, so the rules change the speed only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Vendor {
